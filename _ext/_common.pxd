@@ -1,0 +1,84 @@
+# Shared inline helpers for the compiled kernels: fast exp, the mixture local
+# step (softmax / argmax / sample of a row of log-evidence) and the counter-based
+# random stream.  Everything here is `cdef inline ... noexcept nogil` and is
+# compiled into each kernel module that cimports it.
+from cython cimport floating
+from libc.math cimport log
+from libc.stdint cimport uint64_t
+
+cdef extern from "fv_math.h" nogil:
+    double fv_exp(double x)
+    float fv_expf(float x)
+
+# assignment modes of the local step (DESIGN.md: how q(T) is formed)
+cdef enum:
+    MODE_SOFT = 0      # responsibilities (softmax)
+    MODE_HARD = 1      # one-hot argmax (crisp)
+    MODE_SAMPLE = 2    # one-hot draw from the softmax (gibbs)
+
+
+cdef inline floating fexp(floating x) noexcept nogil:
+    if floating is float:
+        return fv_expf(x)
+    else:
+        return fv_exp(x)
+
+
+cdef inline uint64_t splitmix64(uint64_t z) noexcept nogil:
+    z = z + <uint64_t>0x9E3779B97F4A7C15
+    z = (z ^ (z >> 30)) * <uint64_t>0xBF58476D1CE4E5B9
+    z = (z ^ (z >> 27)) * <uint64_t>0x94D049BB133111EB
+    return z ^ (z >> 31)
+
+
+cdef inline double uniform01(uint64_t seed, uint64_t row) noexcept nogil:
+    """A uniform draw in [0, 1) keyed by (seed, global row index): the same
+    number whatever the chunking or the thread that handles the row."""
+    cdef uint64_t h = splitmix64(seed ^ splitmix64(row))
+    return (h >> 11) * (1.0 / 9007199254740992.0)
+
+
+cdef inline double local_step_row(floating* lp, Py_ssize_t K, int mode,
+                                  double weight, uint64_t seed,
+                                  uint64_t row) noexcept nogil:
+    """Turn one row of log-evidence lp[0:K] into q(z) in place, multiplied by
+    the row's weight, and return the row's objective term (unweighted):
+    log-sum-exp for MODE_SOFT, the largest entry for MODE_HARD, the entry of
+    the drawn component for MODE_SAMPLE."""
+    cdef Py_ssize_t k, best = 0
+    cdef floating mx = lp[0]
+    cdef floating s = 0
+    cdef double u, c, total
+    for k in range(1, K):
+        if lp[k] > mx:
+            mx = lp[k]
+            best = k
+    if mode == MODE_HARD:
+        for k in range(K):
+            lp[k] = 0
+        lp[best] = <floating>weight
+        return mx
+    for k in range(K):          # vectorised exp
+        lp[k] = fexp(lp[k] - mx)
+    for k in range(K):
+        s = s + lp[k]
+    if mode == MODE_SOFT:
+        c = weight / s
+        for k in range(K):
+            lp[k] = <floating>(lp[k] * c)
+        return mx + log(<double>s)
+    # MODE_SAMPLE: inverse-cdf draw from the normalised row
+    u = uniform01(seed, row) * s
+    total = 0
+    best = K - 1
+    for k in range(K):
+        total = total + lp[k]
+        if u < total:
+            best = k
+            break
+    # the returned term is log q-weighted joint of the drawn component
+    c = mx + log(<double>lp[best])
+    for k in range(K):
+        lp[k] = 0
+    lp[best] = <floating>weight
+    return c

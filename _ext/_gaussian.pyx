@@ -1,0 +1,458 @@
+# Gaussian kernels: one fused pass per chunk of rows computes the K
+# log-densities, forms q(z) (softmax / argmax / sample) and accumulates the
+# weighted sufficient statistics; a separate E-step-only entry serves predict,
+# predict_proba and score_samples.
+#
+# Conventions (DESIGN.md): inputs, outputs (overwritten), accumulators (added
+# to), scalars, n_threads.  Data are float32 or float64 (fused); statistics are
+# float64.  Rows are cut into partitions of PART_ROWS rows; each partition is
+# reduced sequentially, chunk by chunk, by one thread into its own float64
+# accumulator, and partitions are added into the result in index order, so the
+# result is bitwise identical for any n_threads.  Memory: O(threads * chunk * K
+# + statistics); no N x K array exists.
+#
+# Effective parameters (prepared by `prepare`):
+#   means  (K, D)          centres; also the shift of the centred statistics
+#   meansT (D, K)          transposed centres (diag / spherical E-step)
+#   fac    full: (D, K*D)  [U_1 ... U_K], precision_k = U_k U_k^T
+#          tied: (D, D)    U
+#          diag: (D, K)    precisions, transposed
+#          spherical: (K,) precisions
+#   bvec   full: (K*D,) b_k = mu_k U_k; tied: (D, K) (mu_k U)^T; else unused
+#   cst    (K,)            additive constants (log weights + log-normalisers)
+# so that  log p(x, z=k) = cst_k - 0.5 * (x - mu_k)^T P_k (x - mu_k).
+#
+# Statistics vector (float64), centred at mu_k:
+#   [ N_k (K) | S1_k = sum r (x - mu_k) (K*D) | S2 | objective (1) ]
+#   S2: full (K, D, D) lower triangle of sum r (x-mu_k)(x-mu_k)^T (row-major),
+#       diag (K, D) sum r (x-mu_k)^2, spherical (K,) sum r |x-mu_k|^2, tied: none.
+
+cimport cython
+from cython cimport floating
+from cython.parallel cimport prange, threadid
+from libc.stdint cimport uint64_t
+from libc.string cimport memset
+from libc.math cimport sqrt, log
+from scipy.linalg.cython_blas cimport dgemm, sgemm, dsyrk, ssyrk
+
+from _common cimport local_step_row, MODE_SOFT, MODE_HARD, MODE_SAMPLE
+
+import numpy as np
+
+cdef enum:
+    COV_FULL = 0
+    COV_TIED = 1
+    COV_DIAG = 2
+    COV_SPHERICAL = 3
+
+PART_ROWS = 4096
+COVARIANCE_TYPES = {"full": COV_FULL, "tied": COV_TIED, "diag": COV_DIAG,
+                    "spherical": COV_SPHERICAL}
+
+
+def s2_size(int cov, Py_ssize_t K, Py_ssize_t D):
+    if cov == COV_FULL:
+        return K * D * D
+    if cov == COV_DIAG:
+        return K * D
+    if cov == COV_SPHERICAL:
+        return K
+    return 0
+
+
+def stats_size(int cov, Py_ssize_t K, Py_ssize_t D):
+    return K + K * D + s2_size(cov, K, D) + 1
+
+
+def chunk_rows(int cov, Py_ssize_t K, Py_ssize_t D):
+    """Rows per chunk: the chunk's work buffers stay within ~256 KB."""
+    cdef Py_ssize_t width = K * D if cov == COV_FULL else (K + D)
+    cdef Py_ssize_t b = 32768 // max(width, 1)
+    return int(max(16, min(256, b)))
+
+
+def workspace_size(int cov, Py_ssize_t K, Py_ssize_t D, Py_ssize_t B):
+    """Per-thread scratch (in data dtype): logp/R, Y or dist, W, chunk stats."""
+    cdef Py_ssize_t n = B * K
+    if cov == COV_FULL:
+        n += B * K * D + B * D
+    elif cov == COV_TIED:
+        n += B * D
+    elif cov == COV_SPHERICAL:
+        n += B * K
+    return n + stats_size(cov, K, D)
+
+
+# --------------------------------------------------------------------------
+# chunk-level E-step: log p(x, z=k) for B rows into lp (B x K)
+# --------------------------------------------------------------------------
+
+cdef inline void _gemm_rowmajor(const floating* A, const floating* Bm, floating* C,
+                                int m, int n, int k) noexcept nogil:
+    """C (m x n) = A (m x k) @ Bm (k x n), all row-major and contiguous."""
+    cdef floating one = 1.0, zero = 0.0
+    cdef char tr = b'N'
+    # column-major view: C^T (n x m) = Bm^T (n x k) A^T (k x m)
+    if floating is float:
+        sgemm(&tr, &tr, &n, &m, &k, &one, <float*>Bm, &n, <float*>A, &k, &zero, C, &n)
+    else:
+        dgemm(&tr, &tr, &n, &m, &k, &one, <double*>Bm, &n, <double*>A, &k, &zero, C, &n)
+
+
+cdef void _logdens(int cov, const floating* X, Py_ssize_t B, Py_ssize_t D, Py_ssize_t K,
+                   const floating* means, const floating* meansT, const floating* fac,
+                   const floating* bvec, const floating* cst,
+                   floating* lp, floating* work) noexcept nogil:
+    cdef Py_ssize_t n, k, d, KD = K * D
+    cdef floating t, acc, xd
+    cdef floating* y
+    cdef floating* row
+    cdef const floating* x
+    if cov == COV_FULL:
+        # Y = X @ [U_1 .. U_K]  (B x KD) in one GEMM; work holds Y
+        _gemm_rowmajor(X, fac, work, <int>B, <int>KD, <int>D)
+        for n in range(B):
+            y = work + n * KD
+            row = lp + n * K
+            for k in range(K):
+                acc = 0
+                for d in range(D):
+                    t = y[k * D + d] - bvec[k * D + d]
+                    acc = acc + t * t
+                row[k] = cst[k] - <floating>0.5 * acc
+    elif cov == COV_TIED:
+        _gemm_rowmajor(X, fac, work, <int>B, <int>D, <int>D)
+        for n in range(B):
+            y = work + n * D
+            row = lp + n * K
+            for k in range(K):
+                row[k] = 0
+            for d in range(D):
+                xd = y[d]
+                for k in range(K):
+                    t = xd - bvec[d * K + k]
+                    row[k] = row[k] + t * t
+            for k in range(K):
+                row[k] = cst[k] - <floating>0.5 * row[k]
+    elif cov == COV_DIAG:
+        for n in range(B):
+            x = X + n * D
+            row = lp + n * K
+            for k in range(K):
+                row[k] = 0
+            for d in range(D):
+                xd = x[d]
+                for k in range(K):
+                    t = xd - meansT[d * K + k]
+                    row[k] = row[k] + t * t * fac[d * K + k]
+            for k in range(K):
+                row[k] = cst[k] - <floating>0.5 * row[k]
+    else:
+        # spherical: squared distances into work (kept for the M-step)
+        for n in range(B):
+            x = X + n * D
+            y = work + n * K
+            row = lp + n * K
+            for k in range(K):
+                y[k] = 0
+            for d in range(D):
+                xd = x[d]
+                for k in range(K):
+                    t = xd - meansT[d * K + k]
+                    y[k] = y[k] + t * t
+            for k in range(K):
+                row[k] = cst[k] - <floating>0.5 * fac[k] * y[k]
+
+
+# --------------------------------------------------------------------------
+# chunk-level accumulation of sum r, sum r (x - mu), second moments
+# --------------------------------------------------------------------------
+
+cdef void _accumulate(int cov, const floating* X, Py_ssize_t B, Py_ssize_t D, Py_ssize_t K,
+                      const floating* means, const floating* R, floating* work,
+                      floating* W, floating* nk, floating* s1, floating* s2) noexcept nogil:
+    cdef Py_ssize_t n, k, d, m
+    cdef floating r, t, sr
+    cdef const floating* x
+    cdef const floating* mu
+    cdef floating* s1k
+    cdef floating* s2k
+    cdef floating* wrow
+    cdef floating one = 1.0
+    cdef int iD = <int>D, im
+    cdef char up = b'U', notr = b'N'
+    if cov == COV_FULL:
+        for k in range(K):
+            mu = means + k * D
+            s1k = s1 + k * D
+            m = 0
+            for n in range(B):
+                r = R[n * K + k]
+                if r == 0:
+                    continue
+                x = X + n * D
+                wrow = W + m * D
+                sr = sqrt(r)
+                nk[k] = nk[k] + r
+                for d in range(D):
+                    t = x[d] - mu[d]
+                    s1k[d] = s1k[d] + r * t
+                    wrow[d] = sr * t
+                m = m + 1
+            if m > 0:
+                # column-major: S2_k (D x D, upper) += W^T-view  -> row-major lower
+                im = <int>m
+                if floating is float:
+                    ssyrk(&up, &notr, &iD, &im, &one, W, &iD, &one, s2 + k * D * D, &iD)
+                else:
+                    dsyrk(&up, &notr, &iD, &im, &one, W, &iD, &one, s2 + k * D * D, &iD)
+        return
+    for n in range(B):
+        x = X + n * D
+        for k in range(K):
+            r = R[n * K + k]
+            if r == 0:
+                continue
+            mu = means + k * D
+            s1k = s1 + k * D
+            nk[k] = nk[k] + r
+            if cov == COV_DIAG:
+                s2k = s2 + k * D
+                for d in range(D):
+                    t = x[d] - mu[d]
+                    s1k[d] = s1k[d] + r * t
+                    s2k[d] = s2k[d] + r * t * t
+            else:
+                for d in range(D):
+                    s1k[d] = s1k[d] + r * (x[d] - mu[d])
+                if cov == COV_SPHERICAL:
+                    s2[k] = s2[k] + r * work[n * K + k]
+
+
+# --------------------------------------------------------------------------
+# one partition: chunks in order, statistics into acc (float64)
+# --------------------------------------------------------------------------
+
+cdef void _partition(int cov, const floating* X, const double* w, bint weighted,
+                     Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t B, Py_ssize_t D, Py_ssize_t K,
+                     const floating* means, const floating* meansT, const floating* fac,
+                     const floating* bvec, const floating* cst,
+                     int mode, uint64_t seed, floating* ws, double* acc,
+                     Py_ssize_t S) noexcept nogil:
+    cdef Py_ssize_t c0, nb, n, j
+    cdef floating* lp = ws
+    cdef floating* work = ws + B * K
+    cdef floating* W = work
+    cdef floating* cs
+    cdef Py_ssize_t s2off = K + K * D
+    cdef double obj = 0, wt
+    if cov == COV_FULL:
+        W = work + B * K * D
+        cs = W + B * D
+    elif cov == COV_TIED or cov == COV_SPHERICAL:
+        cs = work + B * (D if cov == COV_TIED else K)
+    else:
+        cs = work
+    if floating is double:
+        cs = acc           # float64 data: accumulate straight into the partition sums
+    else:
+        memset(cs, 0, S * sizeof(float))
+    memset(acc, 0, S * sizeof(double))
+    c0 = r0
+    while c0 < r1:
+        nb = min(B, r1 - c0)
+        _logdens(cov, X + c0 * D, nb, D, K, means, meansT, fac, bvec, cst, lp, work)
+        for n in range(nb):
+            wt = w[c0 + n] if weighted else 1.0
+            obj = obj + wt * local_step_row(lp + n * K, K, mode, wt, seed, <uint64_t>(c0 + n))
+        _accumulate(cov, X + c0 * D, nb, D, K, means, lp, work, W,
+                    cs, cs + K, cs + s2off)
+        if floating is float:
+            for j in range(S - 1):
+                acc[j] = acc[j] + cs[j]
+            memset(cs, 0, S * sizeof(float))
+        c0 = c0 + nb
+    acc[S - 1] = obj
+
+
+def fit_pass(const floating[:, ::1] X, const double[::1] sample_weight,
+             const floating[:, ::1] means, const floating[:, ::1] meansT,
+             const floating[::1] fac, const floating[::1] bvec, const floating[::1] cst,
+             double[::1] stats,
+             str covariance_type, int mode, unsigned long long seed, int n_threads):
+    """One E+M-statistics pass over X (IN), adding into stats (INOUT).
+
+    sample_weight: length N, or length 0 for unit weights.  mode: 0 soft,
+    1 hard (argmax), 2 sample (draws keyed by (seed, row)).  The last entry of
+    stats receives sum_n w_n * objective_n."""
+    cdef int cov = COVARIANCE_TYPES[covariance_type]
+    cdef Py_ssize_t N = X.shape[0], D = X.shape[1], K = means.shape[0]
+    cdef Py_ssize_t B = chunk_rows(cov, K, D)
+    cdef Py_ssize_t S = stats_size(cov, K, D)
+    cdef Py_ssize_t P = PART_ROWS
+    cdef Py_ssize_t n_parts = (N + P - 1) // P
+    cdef int T = max(1, min(n_threads, <int>max(n_parts, 1)))
+    cdef Py_ssize_t wsz = workspace_size(cov, K, D, B)
+    cdef bint weighted = sample_weight.shape[0] > 0
+    if stats.shape[0] != S:
+        raise ValueError(f"stats must have length {S}, got {stats.shape[0]}")
+    if N == 0:
+        return
+    dtype = np.float32 if floating is float else np.float64
+    cdef floating[:, ::1] ws = np.empty((T, wsz), dtype=dtype)
+    cdef double[:, ::1] acc = np.empty((T, S), dtype=np.float64)
+    cdef const double* wptr = &sample_weight[0] if weighted else NULL
+    cdef Py_ssize_t wave, i, nw, p, j
+    with nogil:
+        wave = 0
+        while wave < n_parts:
+            nw = min(<Py_ssize_t>T, n_parts - wave)
+            for i in prange(nw, num_threads=T, schedule='static', chunksize=1):
+                p = wave + i
+                _partition(cov, &X[0, 0], wptr, weighted, p * P, min(N, (p + 1) * P), B, D, K,
+                           &means[0, 0], &meansT[0, 0], &fac[0], &bvec[0], &cst[0],
+                           mode, <uint64_t>seed, &ws[i, 0], &acc[i, 0], S)
+            for i in range(nw):           # partitions reduced in index order
+                for j in range(S):
+                    stats[j] = stats[j] + acc[i, j]
+            wave = wave + nw
+
+
+def estep(const floating[:, ::1] X,
+          const floating[:, ::1] means, const floating[:, ::1] meansT,
+          const floating[::1] fac, const floating[::1] bvec, const floating[::1] cst,
+          floating[:, ::1] out, double[::1] out_norm, Py_ssize_t[::1] out_label,
+          str covariance_type, bint responsibilities, int n_threads):
+    """E-step only, chunk by chunk (no statistics).
+
+    out (N x K, or 0 x K to skip): log p(x, z=k) or, with responsibilities,
+    p(z=k | x).  out_norm (N or 0): log p(x).  out_label (N or 0): argmax_k."""
+    cdef int cov = COVARIANCE_TYPES[covariance_type]
+    cdef Py_ssize_t N = X.shape[0], D = X.shape[1], K = means.shape[0]
+    cdef Py_ssize_t B = chunk_rows(cov, K, D)
+    cdef Py_ssize_t n_chunks = (N + B - 1) // B
+    cdef int T = max(1, min(n_threads, <int>max(n_chunks, 1)))
+    cdef Py_ssize_t wsz = workspace_size(cov, K, D, B)
+    cdef bint want_out = out.shape[0] > 0, want_norm = out_norm.shape[0] > 0
+    cdef bint want_label = out_label.shape[0] > 0
+    if N == 0:
+        return
+    dtype = np.float32 if floating is float else np.float64
+    cdef floating[:, ::1] ws = np.empty((T, wsz), dtype=dtype)
+    cdef Py_ssize_t c, tid
+    with nogil:
+        for c in prange(n_chunks, num_threads=T, schedule='static'):
+            tid = threadid()
+            _estep_chunk(cov, &X[0, 0], c * B, min(N, (c + 1) * B), D, K,
+                         &means[0, 0], &meansT[0, 0], &fac[0], &bvec[0], &cst[0],
+                         &ws[tid, 0], &out[0, 0] if want_out else NULL,
+                         &out_norm[0] if want_norm else NULL,
+                         &out_label[0] if want_label else NULL, responsibilities)
+
+
+cdef void _estep_chunk(int cov, const floating* X, Py_ssize_t r0, Py_ssize_t r1,
+                       Py_ssize_t D, Py_ssize_t K,
+                       const floating* means, const floating* meansT, const floating* fac,
+                       const floating* bvec, const floating* cst, floating* ws,
+                       floating* out, double* out_norm, Py_ssize_t* out_label,
+                       bint responsibilities) noexcept nogil:
+    cdef Py_ssize_t nb = r1 - r0, n, k, best
+    cdef floating* lp = ws
+    cdef floating* row
+    cdef floating* dst
+    cdef double lse
+    _logdens(cov, X + r0 * D, nb, D, K, means, meansT, fac, bvec, cst, lp, ws + nb * K)
+    for n in range(nb):
+        row = lp + n * K
+        if out_label != NULL:
+            best = 0
+            for k in range(1, K):
+                if row[k] > row[best]:
+                    best = k
+            out_label[r0 + n] = best
+        if out != NULL and not responsibilities:
+            dst = out + (r0 + n) * K
+            for k in range(K):
+                dst[k] = row[k]
+        if out_norm != NULL or (out != NULL and responsibilities):
+            lse = local_step_row(row, K, MODE_SOFT, 1.0, 0, 0)
+            if out_norm != NULL:
+                out_norm[r0 + n] = lse
+            if out != NULL and responsibilities:
+                dst = out + (r0 + n) * K
+                for k in range(K):
+                    dst[k] = row[k]
+
+
+cdef void _accumulate_partition(int cov, const floating* X, const floating* R,
+                                Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t B,
+                                Py_ssize_t D, Py_ssize_t K, const floating* shift,
+                                const floating* shiftT, const floating* ones,
+                                floating* ws, double* acc, Py_ssize_t S) noexcept nogil:
+    cdef Py_ssize_t c0, nb, j
+    cdef floating* lp = ws
+    cdef floating* work = ws + B * K
+    cdef floating* W = work
+    cdef floating* cs
+    if cov == COV_FULL:
+        W = work + B * K * D
+        cs = W + B * D
+    elif cov == COV_TIED or cov == COV_SPHERICAL:
+        cs = work + B * (D if cov == COV_TIED else K)
+    else:
+        cs = work
+    if floating is double:
+        cs = acc
+    else:
+        memset(cs, 0, S * sizeof(float))
+    memset(acc, 0, S * sizeof(double))
+    c0 = r0
+    while c0 < r1:
+        nb = min(B, r1 - c0)
+        if cov == COV_SPHERICAL:   # squared distances into work
+            _logdens(cov, X + c0 * D, nb, D, K, shift, shiftT, ones, ones, ones, lp, work)
+        _accumulate(cov, X + c0 * D, nb, D, K, shift, R + c0 * K, work, W,
+                    cs, cs + K, cs + K + K * D)
+        if floating is float:
+            for j in range(S - 1):
+                acc[j] = acc[j] + cs[j]
+            memset(cs, 0, S * sizeof(float))
+        c0 = c0 + nb
+
+
+def accumulate(const floating[:, ::1] X, const floating[:, ::1] R,
+               const floating[:, ::1] shift, double[::1] stats,
+               str covariance_type, int n_threads):
+    """Statistics of given (already weighted) responsibilities R (IN, N x K),
+    centred at shift (IN, K x D), added into stats (INOUT).  Deterministic for
+    any n_threads, like fit_pass; the objective entry is left untouched."""
+    cdef int cov = COVARIANCE_TYPES[covariance_type]
+    cdef Py_ssize_t N = X.shape[0], D = X.shape[1], K = shift.shape[0]
+    cdef Py_ssize_t B = chunk_rows(cov, K, D)
+    cdef Py_ssize_t S = stats_size(cov, K, D)
+    cdef Py_ssize_t P = PART_ROWS
+    cdef Py_ssize_t n_parts = (N + P - 1) // P
+    cdef int T = max(1, min(n_threads, <int>max(n_parts, 1)))
+    if stats.shape[0] != S or R.shape[0] != N or R.shape[1] != K or shift.shape[1] != D:
+        raise ValueError("accumulate: inconsistent shapes")
+    if N == 0:
+        return
+    dtype = np.float32 if floating is float else np.float64
+    cdef floating[:, ::1] shiftT = np.ascontiguousarray(np.asarray(shift).T)
+    cdef floating[::1] ones = np.ones(max(K * D, 1), dtype=dtype)
+    cdef floating[:, ::1] ws = np.empty((T, workspace_size(cov, K, D, B)), dtype=dtype)
+    cdef double[:, ::1] acc = np.empty((T, S), dtype=np.float64)
+    cdef Py_ssize_t wave, i, nw, p, j
+    with nogil:
+        wave = 0
+        while wave < n_parts:
+            nw = min(<Py_ssize_t>T, n_parts - wave)
+            for i in prange(nw, num_threads=T, schedule='static', chunksize=1):
+                p = wave + i
+                _accumulate_partition(cov, &X[0, 0], &R[0, 0], p * P, min(N, (p + 1) * P),
+                                      B, D, K, &shift[0, 0], &shiftT[0, 0], &ones[0],
+                                      &ws[i, 0], &acc[i, 0], S)
+            for i in range(nw):
+                for j in range(S - 1):
+                    stats[j] = stats[j] + acc[i, j]
+            wave = wave + nw

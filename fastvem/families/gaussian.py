@@ -1,0 +1,238 @@
+"""Gaussian observation family: full, tied, diag and spherical covariances.
+
+The family knows how to (DESIGN.md, axis 1)
+- turn parameters into the kernel's *effective* parameters (means, precision
+  factors, additive constants) -- point parameters here; the expected-log
+  parameters of q(theta) use the same layout;
+- run the fused kernel over a block of rows, adding centred sufficient
+  statistics (:class:`fastvem.stats.GaussianStats`);
+- turn statistics into a point estimate (the M-step, scikit-learn's formulas
+  including ``reg_covar`` and the ``10 * eps`` floor on N_k);
+- evaluate log p(x, z=k) chunk by chunk for predict / score.
+It never looks at the method's name: the engine tells it the assignment mode.
+"""
+import math
+import warnings
+
+import numpy as np
+from scipy import linalg
+
+from .._ext import _gaussian as _k
+from ..stats import GaussianStats
+
+COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
+_MODES = {"softmax": 0, "argmax": 1, "sample": 2}
+
+
+class KernelParams:
+    """Effective parameters in the kernel's layout, in the data's dtype."""
+
+    __slots__ = ("covariance_type", "means", "meansT", "fac", "bvec", "cst", "shift")
+
+    def __init__(self, covariance_type, means, prec_chol, const, dtype):
+        K, D = means.shape
+        self.covariance_type = covariance_type
+        self.shift = np.array(means, dtype=np.float64)
+        self.means = np.ascontiguousarray(means, dtype=dtype)
+        self.meansT = np.ascontiguousarray(self.means.T)
+        pc = np.asarray(prec_chol, dtype=np.float64)
+        if covariance_type == "full":
+            fac = np.ascontiguousarray(pc.transpose(1, 0, 2)).reshape(D, K * D)
+            bvec = np.einsum("kd,kde->ke", self.shift, pc).ravel()
+        elif covariance_type == "tied":
+            fac = pc.ravel()
+            bvec = np.ascontiguousarray((self.shift @ pc).T).ravel()
+        elif covariance_type == "diag":
+            fac = np.ascontiguousarray((pc ** 2).T).ravel()
+            bvec = np.zeros(1)
+        else:
+            fac = pc ** 2
+            bvec = np.zeros(1)
+        self.fac = np.ascontiguousarray(fac, dtype=dtype).ravel()
+        self.bvec = np.ascontiguousarray(bvec, dtype=dtype)
+        self.cst = np.ascontiguousarray(const, dtype=dtype)
+
+
+def log_det_cholesky(prec_chol, covariance_type, n_features):
+    """sum log diag(U_k): half the log-determinant of each precision."""
+    if covariance_type == "full":
+        return np.log(np.diagonal(prec_chol, axis1=1, axis2=2)).sum(axis=1)
+    if covariance_type == "tied":
+        return np.log(np.diag(prec_chol)).sum()
+    if covariance_type == "diag":
+        return np.log(prec_chol).sum(axis=1)
+    return n_features * np.log(prec_chol)
+
+
+def precision_cholesky(covariances, covariance_type):
+    """Upper-triangular U with U U^T = inverse covariance (scikit-learn's convention).
+
+    A covariance that is not positive definite (possible only with
+    reg_covar = 0 on collapsed data) gets a growing diagonal jitter and a
+    warning instead of an error."""
+    if covariance_type in ("full", "tied"):
+        covs = covariances[None] if covariance_type == "tied" else covariances
+        D = covs.shape[-1]
+        eye = np.eye(D)
+        out = np.empty_like(covs)
+        for k, cov in enumerate(covs):
+            jitter = 0.0
+            while True:
+                try:
+                    chol = linalg.cholesky(cov + jitter * eye, lower=True)
+                    break
+                except linalg.LinAlgError:
+                    scale = max(float(np.trace(cov)) / D, np.finfo(np.float64).tiny)
+                    jitter = max(jitter * 10, 1e-10 * scale)
+                    if jitter > 1e6 * scale:
+                        raise ValueError(
+                            "Fitting the mixture model failed because a component's covariance "
+                            "is not positive definite; increase reg_covar or scale the data.")
+            if jitter:
+                warnings.warn(f"component {k}: covariance not positive definite; "
+                              f"added {jitter:.3g} to its diagonal", RuntimeWarning)
+            out[k] = linalg.solve_triangular(chol, eye, lower=True).T
+        return out[0] if covariance_type == "tied" else out
+    covs = np.asarray(covariances, dtype=np.float64)
+    floor = np.finfo(np.float64).tiny
+    if np.any(covs <= floor):
+        warnings.warn("a variance is not positive; it was floored", RuntimeWarning)
+        covs = np.maximum(covs, floor)
+    return 1.0 / np.sqrt(covs)
+
+
+def precision_cholesky_from_precisions(precisions, covariance_type):
+    """U with U U^T = precision, upper triangular, from the precisions themselves."""
+    if covariance_type == "full":
+        return np.stack([np.flip(linalg.cholesky(np.flip(p), lower=True)) for p in precisions])
+    if covariance_type == "tied":
+        return np.flip(linalg.cholesky(np.flip(precisions), lower=True))
+    return np.sqrt(precisions)
+
+
+def covariances_from_precision_cholesky(prec_chol, covariance_type):
+    if covariance_type == "full":
+        return np.stack([linalg.inv(u @ u.T) for u in prec_chol])
+    if covariance_type == "tied":
+        return linalg.inv(prec_chol @ prec_chol.T)
+    return 1.0 / prec_chol ** 2
+
+
+def precisions_from_cholesky(prec_chol, covariance_type):
+    if covariance_type == "full":
+        return np.einsum("kij,klj->kil", prec_chol, prec_chol)
+    if covariance_type == "tied":
+        return prec_chol @ prec_chol.T
+    return prec_chol ** 2
+
+
+class GaussianFamily:
+    """One Gaussian observation family with a fixed covariance type."""
+
+    def __init__(self, covariance_type="full", reg_covar=1e-6):
+        if covariance_type not in COVARIANCE_TYPES:
+            raise ValueError(f"covariance_type must be one of {COVARIANCE_TYPES}, "
+                             f"got {covariance_type!r}")
+        self.covariance_type = covariance_type
+        self.reg_covar = float(reg_covar)
+        self._scatter = None   # tied: (weight, centre, scatter) of the data, set per fit
+
+    # ----- effective parameters -------------------------------------------------
+    def log_normaliser(self, prec_chol, n_features):
+        """log N(x | mu, P) = log_normaliser - 0.5 (x-mu)^T P (x-mu)."""
+        return (log_det_cholesky(prec_chol, self.covariance_type, n_features)
+                - 0.5 * n_features * math.log(2 * math.pi))
+
+    def kernel_params(self, means, prec_chol, const, dtype):
+        return KernelParams(self.covariance_type, means, prec_chol, const, dtype)
+
+    # ----- statistics -----------------------------------------------------------
+    def statistics(self, X, sample_weight, kp, mode, seed, n_threads):
+        """One fused pass over the rows of X: statistics centred at kp.means.
+
+        mode: 'softmax' | 'argmax' | 'sample' (how q(z) is formed)."""
+        K, D = kp.means.shape
+        flat = np.zeros(_k.stats_size(_k.COVARIANCE_TYPES[self.covariance_type], K, D))
+        w = _EMPTY if sample_weight is None else sample_weight
+        _k.fit_pass(X, w, kp.means, kp.meansT, kp.fac, kp.bvec, kp.cst, flat,
+                    self.covariance_type, _MODES[mode], int(seed) & 0xFFFFFFFFFFFFFFFF,
+                    int(n_threads))
+        weight = X.shape[0] if sample_weight is None else float(sample_weight.sum())
+        return GaussianStats.from_flat(self.covariance_type, flat, kp.shift, weight)
+
+    def statistics_from_labels(self, X, sample_weight, labels, shift, n_threads):
+        """Statistics of a hard assignment given as labels (used by initialisation),
+        one block of one-hot responsibilities at a time."""
+        stats = None
+        step = 1 << 16
+        K = shift.shape[0]
+        for start in range(0, X.shape[0], step):
+            stop = min(start + step, X.shape[0])
+            resp = np.zeros((stop - start, K))
+            resp[np.arange(stop - start), labels[start:stop]] = 1.0
+            part = self.statistics_from_resp(X[start:stop], None if sample_weight is None
+                                             else sample_weight[start:stop], resp, shift,
+                                             n_threads)
+            stats = part if stats is None else stats + part
+        return stats
+
+    def statistics_from_resp(self, X, sample_weight, resp, shift, n_threads):
+        """Statistics for given responsibilities of a block of rows."""
+        K, D = shift.shape
+        flat = np.zeros(_k.stats_size(_k.COVARIANCE_TYPES[self.covariance_type], K, D))
+        r = resp if sample_weight is None else resp * sample_weight[:, None]
+        r = np.ascontiguousarray(r, dtype=X.dtype)
+        _k.accumulate(X, r, np.ascontiguousarray(shift, dtype=X.dtype), flat,
+                      self.covariance_type, int(n_threads))
+        weight = X.shape[0] if sample_weight is None else float(sample_weight.sum())
+        return GaussianStats.from_flat(self.covariance_type, flat, shift, weight)
+
+    def prepare(self, X, sample_weight, n_threads):
+        """Per-fit, parameter-free statistics: the weighted data scatter (tied only)."""
+        self._scatter = None
+        if self.covariance_type == "tied":
+            self._scatter = data_scatter(X, sample_weight)
+
+    # ----- M-step ----------------------------------------------------------------
+    def point_estimate(self, stats, nk):
+        """Means and covariances from centred statistics (nk includes the eps floor)."""
+        cov_type = self.covariance_type
+        d = stats.s1 / nk[:, None]                  # new mean - shift
+        means = stats.shift + d
+        K, D = means.shape
+        reg = self.reg_covar
+        if cov_type == "full":
+            covs = stats.s2 / nk[:, None, None] - d[:, :, None] * d[:, None, :]
+            covs[:, np.arange(D), np.arange(D)] += reg
+        elif cov_type == "diag":
+            covs = stats.s2 / nk[:, None] - d ** 2 + reg
+        elif cov_type == "spherical":
+            covs = (stats.s2 / nk - np.einsum("kd,kd->k", d, d)) / D + reg
+        else:
+            if self._scatter is None:
+                raise RuntimeError("tied covariance needs prepare(X) first")
+            _, centre, scatter = self._scatter
+            dm = means - centre
+            covs = (scatter - np.einsum("k,ki,kj->ij", nk, dm, dm)) / nk.sum()
+            covs[np.arange(D), np.arange(D)] += reg
+        return means, covs
+
+
+_EMPTY = np.zeros(0)
+
+
+def data_scatter(X, sample_weight, step=1 << 16):
+    """Weighted total and centred scatter of X (two chunked passes, float64)."""
+    n, D = X.shape
+    w = None if sample_weight is None else sample_weight
+    total = float(n if w is None else w.sum())
+    acc = np.zeros(D)
+    for s in range(0, n, step):
+        blk = np.asarray(X[s:s + step], dtype=np.float64)
+        acc += blk.sum(0) if w is None else w[s:s + step] @ blk
+    centre = acc / total
+    scatter = np.zeros((D, D))
+    for s in range(0, n, step):
+        blk = np.asarray(X[s:s + step], dtype=np.float64) - centre
+        scatter += (blk.T @ blk) if w is None else (blk.T * w[s:s + step]) @ blk
+    return total, centre, scatter

@@ -1,0 +1,129 @@
+"""Additive sufficient statistics.
+
+Statistics form an additive group: ``a + b``, ``a - b`` and ``c * a`` are
+defined, so chunked kernels, thread-parallel reduction, mini-batch (stepwise)
+updates, memoized passes (``total - old + new``) and distributed map-reduce are
+all the same code.
+
+Gaussian statistics are *centred*: ``s1 = sum r (x - c_k)`` and
+``s2 = sum r (x - c_k)(x - c_k)^T`` about a reference point ``c_k`` per
+component (the component means the pass ran with).  Centring avoids the
+``E[x^2] - mu^2`` cancellation; two sets with different references are added
+after :meth:`GaussianStats.recentre`, which is exact.
+"""
+import numpy as np
+
+__all__ = ["GaussianStats"]
+
+
+class GaussianStats:
+    """Weighted sufficient statistics of a Gaussian family, per component.
+
+    Attributes
+    ----------
+    nk : (K,) sum of weights r_nk (times sample weights)
+    s1 : (K, D) sum r (x - shift_k)
+    s2 : full (K, D, D), diag (K, D), spherical (K,), tied None
+    shift : (K, D) the reference points
+    objective : float, sum over rows of the weighted per-row objective term
+    weight : float, total sample weight seen
+    """
+
+    __slots__ = ("covariance_type", "nk", "s1", "s2", "shift", "objective", "weight")
+
+    def __init__(self, covariance_type, nk, s1, s2, shift, objective=0.0, weight=0.0):
+        self.covariance_type = covariance_type
+        self.nk = nk
+        self.s1 = s1
+        self.s2 = s2
+        self.shift = shift
+        self.objective = float(objective)
+        self.weight = float(weight)
+
+    @classmethod
+    def zeros(cls, covariance_type, shift):
+        K, D = shift.shape
+        s2 = {"full": (K, D, D), "diag": (K, D), "spherical": (K,), "tied": None}[covariance_type]
+        return cls(covariance_type, np.zeros(K), np.zeros((K, D)),
+                   None if s2 is None else np.zeros(s2), np.array(shift, dtype=np.float64))
+
+    @classmethod
+    def from_flat(cls, covariance_type, flat, shift, weight):
+        """View the kernel's flat statistics vector (see _ext/_gaussian.pyx)."""
+        K, D = shift.shape
+        nk = flat[:K]
+        s1 = flat[K:K + K * D].reshape(K, D)
+        rest = flat[K + K * D:-1]
+        if covariance_type == "full":
+            s2 = rest.reshape(K, D, D)
+            # the kernel fills the lower triangle (row-major); mirror it
+            il = np.tril_indices(D, -1)
+            s2[:, il[1], il[0]] = s2[:, il[0], il[1]]
+        elif covariance_type == "diag":
+            s2 = rest.reshape(K, D)
+        elif covariance_type == "spherical":
+            s2 = rest
+        else:
+            s2 = None
+        return cls(covariance_type, nk, s1, s2, np.array(shift, dtype=np.float64),
+                   flat[-1], weight)
+
+    def copy(self):
+        return GaussianStats(self.covariance_type, self.nk.copy(), self.s1.copy(),
+                             None if self.s2 is None else self.s2.copy(),
+                             self.shift.copy(), self.objective, self.weight)
+
+    def recentre(self, shift):
+        """The same statistics about another reference point (exact)."""
+        shift = np.asarray(shift, dtype=np.float64)
+        delta = self.shift - shift                     # (K, D)
+        s1 = self.s1 + self.nk[:, None] * delta
+        s2 = self.s2
+        if self.covariance_type == "full":
+            s2 = (s2 + self.s1[:, :, None] * delta[:, None, :]
+                  + delta[:, :, None] * self.s1[:, None, :]
+                  + self.nk[:, None, None] * delta[:, :, None] * delta[:, None, :])
+        elif self.covariance_type == "diag":
+            s2 = s2 + 2 * self.s1 * delta + self.nk[:, None] * delta ** 2
+        elif self.covariance_type == "spherical":
+            s2 = (s2 + 2 * np.einsum("kd,kd->k", self.s1, delta)
+                  + self.nk * np.einsum("kd,kd->k", delta, delta))
+        return GaussianStats(self.covariance_type, self.nk.copy(), s1,
+                             None if s2 is None else np.array(s2, copy=True), shift.copy(),
+                             self.objective, self.weight)
+
+    def _aligned(self, other):
+        if not isinstance(other, GaussianStats) or other.covariance_type != self.covariance_type:
+            raise TypeError("can only combine GaussianStats of the same covariance_type")
+        if other.shift.shape != self.shift.shape:
+            raise ValueError("statistics of different shapes cannot be combined")
+        return other if np.array_equal(other.shift, self.shift) else other.recentre(self.shift)
+
+    def _combine(self, other, sign):
+        o = self._aligned(other)
+        return GaussianStats(self.covariance_type, self.nk + sign * o.nk, self.s1 + sign * o.s1,
+                             None if self.s2 is None else self.s2 + sign * o.s2,
+                             self.shift.copy(), self.objective + sign * o.objective,
+                             self.weight + sign * o.weight)
+
+    def __add__(self, other):
+        return self._combine(other, 1.0)
+
+    def __sub__(self, other):
+        return self._combine(other, -1.0)
+
+    def __mul__(self, c):
+        c = float(c)
+        return GaussianStats(self.covariance_type, c * self.nk, c * self.s1,
+                             None if self.s2 is None else c * self.s2, self.shift.copy(),
+                             c * self.objective, c * self.weight)
+
+    __rmul__ = __mul__
+
+    def means(self, eps=0.0):
+        """Weighted means sum r x / (N_k + eps)."""
+        return self.shift + self.s1 / (self.nk + eps)[:, None]
+
+    def __repr__(self):
+        K, D = self.shift.shape
+        return f"GaussianStats({self.covariance_type!r}, K={K}, D={D}, weight={self.weight:g})"

@@ -1,0 +1,82 @@
+"""Slow, obviously-correct NumPy references for the compiled kernels."""
+import numpy as np
+from scipy.special import logsumexp
+
+
+def log_prob(X, means, prec_chol, covariance_type):
+    """log N(x_n | mu_k, Sigma_k), shape (N, K), straight from the definition."""
+    X = np.asarray(X, dtype=np.float64)
+    N, D = X.shape
+    K = means.shape[0]
+    out = np.empty((N, K))
+    for k in range(K):
+        if covariance_type == "full":
+            U = prec_chol[k]
+        elif covariance_type == "tied":
+            U = prec_chol
+        elif covariance_type == "diag":
+            U = np.diag(prec_chol[k])
+        else:
+            U = np.eye(D) * prec_chol[k]
+        y = (X - means[k]) @ U
+        out[:, k] = -0.5 * (y ** 2).sum(1) + np.log(np.abs(np.diag(U))).sum() - 0.5 * D * np.log(2 * np.pi)
+    return out
+
+
+def responsibilities(X, weights, means, prec_chol, covariance_type):
+    lp = log_prob(X, means, prec_chol, covariance_type) + np.log(weights)
+    norm = logsumexp(lp, axis=1)
+    return np.exp(lp - norm[:, None]), norm, lp
+
+
+def centred_stats(X, R, shift, covariance_type):
+    """nk, sum r (x - c_k), and the centred second moments, by explicit loops over k."""
+    X = np.asarray(X, dtype=np.float64)
+    K = R.shape[1]
+    nk = R.sum(0)
+    s1 = np.stack([R[:, k] @ (X - shift[k]) for k in range(K)])
+    if covariance_type == "full":
+        s2 = np.stack([(X - shift[k]).T @ ((X - shift[k]) * R[:, k:k + 1]) for k in range(K)])
+    elif covariance_type == "diag":
+        s2 = np.stack([R[:, k] @ (X - shift[k]) ** 2 for k in range(K)])
+    elif covariance_type == "spherical":
+        s2 = np.array([R[:, k] @ ((X - shift[k]) ** 2).sum(1) for k in range(K)])
+    else:
+        s2 = None
+    return nk, s1, s2
+
+
+def em_step(X, weights, means, covariances, covariance_type, reg_covar):
+    """One textbook EM iteration from explicit covariances; returns the new
+    (weights, means, covariances) and the mean log-likelihood before the step."""
+    X = np.asarray(X, dtype=np.float64)
+    N, D = X.shape
+    K = means.shape[0]
+    full = {"full": lambda k: covariances[k], "tied": lambda k: covariances,
+            "diag": lambda k: np.diag(covariances[k]),
+            "spherical": lambda k: np.eye(D) * covariances[k]}[covariance_type]
+    lp = np.empty((N, K))
+    for k in range(K):
+        C = full(k)
+        diff = X - means[k]
+        sol = np.linalg.solve(C, diff.T).T
+        lp[:, k] = (np.log(weights[k]) - 0.5 * (diff * sol).sum(1)
+                    - 0.5 * np.linalg.slogdet(C)[1] - 0.5 * D * np.log(2 * np.pi))
+    norm = logsumexp(lp, axis=1)
+    R = np.exp(lp - norm[:, None])
+    nk = R.sum(0) + 10 * np.finfo(np.float64).eps
+    mu = (R.T @ X) / nk[:, None]
+    covs = []
+    for k in range(K):
+        diff = X - mu[k]
+        covs.append((diff * R[:, k:k + 1]).T @ diff / nk[k])
+    covs = np.array(covs)
+    if covariance_type == "full":
+        new = covs + reg_covar * np.eye(D)
+    elif covariance_type == "tied":
+        new = (covs * nk[:, None, None]).sum(0) / nk.sum() + reg_covar * np.eye(D)
+    elif covariance_type == "diag":
+        new = np.diagonal(covs, axis1=1, axis2=2) + reg_covar
+    else:
+        new = np.diagonal(covs, axis1=1, axis2=2).mean(1) + reg_covar
+    return nk / nk.sum(), mu, new, norm.mean()
