@@ -1,0 +1,9 @@
+"""fastvem: latent-variable models fitted by gibbs, meanfield, em, vem and crisp
+on one engine with compiled kernels.  See DESIGN.md for the spine."""
+__version__ = "0.1.0"
+
+from . import kernels, methods
+from .io import load
+from .models import GaussianMixture
+
+__all__ = ["GaussianMixture", "load", "kernels", "methods", "__version__"]

@@ -1,0 +1,216 @@
+"""The engine: one fit loop, convergence monitor, trace and restarts for every
+model, and the glue that runs family x structure x method for one iteration.
+
+    for each block of rows:                       # kernels: chunks, threads, nogil
+        stats += family.statistics(block, effective theta, assign mode)
+    theta = update(stats)                         # point / posterior / sample
+    objective = loglik (em) | ELBO (vem, meanfield) | log joint (crisp, gibbs)
+
+Convergence is declared when the change of the per-sample objective falls
+below ``tol`` (scikit-learn's rule).
+"""
+import os
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from threadpoolctl import ThreadpoolController
+
+from .methods import get_method
+
+__all__ = ["Trace", "FitResult", "run_iterations", "fit_restarts", "MixtureEngine",
+           "default_n_threads", "blas_single_thread"]
+
+_EPS = 10 * np.finfo(np.float64).eps
+_controller = None
+
+
+def default_n_threads(n_threads=None):
+    """n_threads as given, or the CPUs this process may use."""
+    if n_threads is None or n_threads == -1:
+        try:
+            return max(1, len(os.sched_getaffinity(0)))
+        except AttributeError:   # pragma: no cover - not Linux
+            return max(1, os.cpu_count() or 1)
+    if isinstance(n_threads, (bool, np.bool_)) or not isinstance(n_threads, (int, np.integer)):
+        raise TypeError(f"n_threads must be an int or None, got {n_threads!r}")
+    if n_threads < 1:
+        raise ValueError(f"n_threads must be >= 1 (or None / -1 for all CPUs), got {n_threads}")
+    return int(n_threads)
+
+
+def blas_single_thread():
+    """Context manager limiting BLAS to one thread (our kernels call BLAS from
+    their own threads).  The controller is built once per process."""
+    global _controller
+    if _controller is None:
+        _controller = ThreadpoolController()
+    return _controller.limit(limits=1, user_api="blas")
+
+
+@dataclass
+class Trace:
+    """Per-iteration record of a fit: objective (per sample) and seconds."""
+    objective: list = field(default_factory=list)
+    seconds: list = field(default_factory=list)
+    events: list = field(default_factory=list)   # (iteration, text), e.g. re-seeding
+
+    def append(self, objective, seconds):
+        self.objective.append(float(objective))
+        self.seconds.append(float(seconds))
+
+    def as_dict(self):
+        return {"objective": np.array(self.objective), "seconds": np.array(self.seconds),
+                "events": list(self.events)}
+
+    def __len__(self):
+        return len(self.objective)
+
+
+@dataclass
+class FitResult:
+    params: object
+    objective: float
+    n_iter: int
+    converged: bool
+    trace: Trace
+
+
+def run_iterations(step, params, max_iter, tol, start_objective=-np.inf, callback=None,
+                   progress=None):
+    """The fit loop.
+
+    step(params, iteration) -> (objective of params, new params, events); the
+    objective is the per-sample objective evaluated at the parameters the
+    step started from (the E-step's by-product), as scikit-learn reports it.
+    callback(iteration, objective, params) may return True to stop early.
+    """
+    trace = Trace()
+    objective = start_objective
+    converged = False
+    n_iter = 0
+    for n_iter in range(1, max_iter + 1):
+        t0 = time.perf_counter()
+        prev = objective
+        objective, params, events = step(params, n_iter)
+        trace.append(objective, time.perf_counter() - t0)
+        trace.events.extend((n_iter, e) for e in events)
+        if not np.isfinite(objective):
+            raise FloatingPointError(
+                f"the objective became {objective} at iteration {n_iter}; the data or the "
+                "initial parameters are degenerate (try a larger reg_covar)")
+        if progress is not None:
+            progress(n_iter, objective, objective - prev)
+        if callback is not None and callback(n_iter, objective, params):
+            break
+        if abs(objective - prev) < tol:
+            converged = True
+            break
+    return FitResult(params, objective, n_iter, converged, trace)
+
+
+def fit_restarts(initialise, step, n_init, max_iter, tol, start_objective=-np.inf,
+                 callback=None, progress=None, on_restart=None):
+    """n_init runs of run_iterations; keeps the run with the largest final objective."""
+    best = None
+    for init in range(n_init):
+        if on_restart is not None:
+            on_restart(init)
+        params = initialise()
+        if max_iter == 0:
+            res = FitResult(params, start_objective, 0, False, Trace())
+        else:
+            res = run_iterations(step, params, max_iter, tol, start_objective, callback, progress)
+        if best is None or res.objective > best.objective:
+            best = res
+    return best
+
+
+class MixtureEngine:
+    """family x mixture structure x method: one iteration of the spectrum.
+
+    Parameters are a dict with 'weights', 'means', 'covariances' and
+    'precisions_cholesky' (float64).  The data X is validated and C-contiguous
+    (float32 or float64); sample_weight is None or a float64 vector."""
+
+    def __init__(self, family, structure, method, n_threads, seed=0):
+        self.family = family
+        self.structure = structure
+        self.method = get_method(method)
+        self.n_threads = n_threads
+        self.seed = int(seed)
+
+    def kernel_params(self, params, dtype):
+        fam = self.family
+        D = params["means"].shape[1]
+        const = (fam.log_normaliser(params["precisions_cholesky"], D)
+                 + self.structure.log_weights(params["weights"]))
+        return fam.kernel_params(params["means"], params["precisions_cholesky"], const, dtype)
+
+    def statistics(self, X, sample_weight, params, iteration=0):
+        """Sum of the statistics of every block of X (an ndarray is one block)."""
+        kp = self.kernel_params(params, X.dtype)
+        return self.family.statistics(X, sample_weight, kp, self.method.assign,
+                                      self.seed * 1_000_003 + iteration, self.n_threads)
+
+    def update(self, stats):
+        """Parameters from statistics, by the method's update rule."""
+        if self.method.update != "point":
+            raise NotImplementedError(f"update {self.method.update!r} is not available yet")
+        from .families.gaussian import precision_cholesky
+        nk = stats.nk + _EPS
+        weights = self.structure.point_estimate(nk)
+        means, covs = self.family.point_estimate(stats, nk)
+        events = []
+        empty = self.structure.empty_components(stats.nk, stats.weight)
+        if len(empty):
+            weights, means, covs = split_widest(weights, means, covs, empty,
+                                                self.family.covariance_type)
+            events.append(f"re-seeded empty components {empty.tolist()}")
+        return {"weights": weights, "means": means, "covariances": covs,
+                "precisions_cholesky": precision_cholesky(covs, self.family.covariance_type)}, events
+
+    def step(self, X, sample_weight):
+        def _step(params, iteration):
+            stats = self.statistics(X, sample_weight, params, iteration)
+            new, events = self.update(stats)
+            return stats.objective / stats.weight, new, events
+        return _step
+
+
+def split_widest(weights, means, covs, empty, covariance_type):
+    """Re-seed each empty component by splitting the widest live component
+    along its principal axis (weights halved, covariance copied)."""
+    weights, means, covs = weights.copy(), means.copy(), np.array(covs, copy=True)
+    K, D = means.shape
+    for k in empty:
+        live = np.setdiff1d(np.arange(K), empty)
+        if covariance_type == "full":
+            spread = np.array([np.trace(covs[j]) for j in range(K)])
+        elif covariance_type == "tied":
+            spread = np.full(K, np.trace(covs))
+        elif covariance_type == "diag":
+            spread = covs.sum(1)
+        else:
+            spread = covs * D
+        score = np.where(np.isin(np.arange(K), live), weights * spread, -np.inf)
+        j = int(np.argmax(score))
+        if covariance_type in ("full", "tied"):
+            c = covs[j] if covariance_type == "full" else covs
+            vals, vecs = np.linalg.eigh(c)
+            axis = vecs[:, -1] * np.sqrt(max(vals[-1], 0.0))
+        elif covariance_type == "diag":
+            axis = np.zeros(D)
+            i = int(np.argmax(covs[j]))
+            axis[i] = np.sqrt(covs[j, i])
+        else:
+            axis = np.zeros(D)
+            axis[0] = np.sqrt(covs[j])
+        means[k] = means[j] + 0.5 * axis
+        means[j] = means[j] - 0.5 * axis
+        weights[j] *= 0.5
+        weights[k] = weights[j]
+        if covariance_type != "tied":
+            covs[k] = covs[j]
+        empty = empty[empty != k]
+    return weights / weights.sum(), means, covs

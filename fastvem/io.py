@@ -1,0 +1,107 @@
+"""Pickle-free persistence: ``est.save(path)`` / ``fastvem.load(path)``.
+
+The file is a NumPy .npz archive read with ``allow_pickle=False``: constructor
+parameters as JSON (array-valued ones as arrays), fitted attributes as arrays,
+plus a format name and version.  Pickling estimators also works (plain Python
+objects holding NumPy arrays).
+"""
+import json
+import zipfile
+
+import numpy as np
+
+FORMAT_NAME = "fastvem-model"
+FORMAT_VERSION = 1
+
+__all__ = ["load", "save_estimator", "FORMAT_VERSION"]
+
+
+def _registry():
+    from .models import GaussianMixture
+    return {"GaussianMixture": GaussianMixture}
+
+
+def save_estimator(est, path):
+    from sklearn.utils.validation import check_is_fitted
+    check_is_fitted(est)
+    name = type(est).__name__
+    if name not in _registry():
+        raise TypeError(f"cannot save a {name}")
+    arrays = {}
+    scalars = {}
+    for key, value in est.get_params(deep=False).items():
+        if value is None or isinstance(value, (bool, int, float, str)):
+            scalars[key] = value
+        elif isinstance(value, (np.integer, np.floating, np.bool_)):
+            scalars[key] = value.item()
+        elif isinstance(value, (np.ndarray, list, tuple)):
+            arrays["param__" + key] = np.asarray(value)
+        else:
+            raise TypeError(f"cannot save parameter {key}={value!r}: only None, numbers, "
+                            "strings and arrays can be stored without pickle")
+    for key, value in vars(est).items():
+        if not key.endswith("_") or key.startswith("_"):
+            continue
+        if key == "trace_":
+            arrays["trace__objective"] = np.asarray(value["objective"])
+            arrays["trace__seconds"] = np.asarray(value["seconds"])
+            arrays["trace__events"] = np.asarray([f"{i}\t{t}" for i, t in value["events"]],
+                                                 dtype=str)
+            continue
+        arr = np.asarray(value)
+        if arr.dtype == object:
+            arr = arr.astype(str)
+        arrays["attr__" + key] = arr
+    meta = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "class": name,
+            "params": scalars}
+    with open(path, "wb") as fh:
+        np.savez(fh, __meta__=np.array(json.dumps(meta)), **arrays)
+
+
+def load(path):
+    """Load an estimator written by ``save``; ValueError for a corrupt or foreign file."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            files = {k: data[k] for k in data.files}
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise
+        raise ValueError(f"{path!s} is not a readable fastvem model file ({exc})") from None
+    if not isinstance(files, dict) or "__meta__" not in files:
+        raise ValueError(f"{path!s} is not a fastvem model file (no metadata)")
+    try:
+        meta = json.loads(str(files.pop("__meta__")))
+        fmt, version, cls_name, params = (meta["format"], meta["version"], meta["class"],
+                                          meta["params"])
+    except (ValueError, KeyError, TypeError):
+        raise ValueError(f"{path!s}: corrupted fastvem metadata") from None
+    if fmt != FORMAT_NAME:
+        raise ValueError(f"{path!s} is not a fastvem model file (format {fmt!r})")
+    if not isinstance(version, int) or version > FORMAT_VERSION or version < 1:
+        raise ValueError(f"{path!s} has format version {version}; this fastvem reads "
+                         f"versions 1..{FORMAT_VERSION} (upgrade fastvem)")
+    registry = _registry()
+    if cls_name not in registry:
+        raise ValueError(f"{path!s}: unknown estimator class {cls_name!r}")
+    for key in [k for k in files if k.startswith("param__")]:
+        params[key[len("param__"):]] = files.pop(key)
+    est = registry[cls_name](**params)
+    trace = {}
+    for key, value in files.items():
+        if key.startswith("attr__"):
+            name = key[len("attr__"):]
+            setattr(est, name, value.item() if value.ndim == 0 else value)
+        elif key.startswith("trace__"):
+            trace[key[len("trace__"):]] = value
+    if trace:
+        est.trace_ = {"objective": trace.get("objective", np.zeros(0)),
+                      "seconds": trace.get("seconds", np.zeros(0)),
+                      "events": [(int(e.split("\t", 1)[0]), e.split("\t", 1)[1])
+                                 for e in trace.get("events", [])]}
+    if hasattr(est, "lower_bounds_"):
+        est.lower_bounds_ = list(np.asarray(est.lower_bounds_, dtype=np.float64))
+    try:
+        est._check_loaded()
+    except (ValueError, KeyError, AttributeError, IndexError) as exc:
+        raise ValueError(f"{path!s}: inconsistent fastvem model file ({exc})") from None
+    return est

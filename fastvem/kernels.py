@@ -1,0 +1,145 @@
+"""Public low-level kernel API: validated arrays in, arrays out.
+
+The stable backend face of fastvem for other libraries: the Gaussian E-step
+and sufficient statistics without any estimator.  Parameters follow
+scikit-learn's conventions: ``precisions_cholesky`` are upper-triangular U with
+U U^T = precision ('full': (K, D, D), 'tied': (D, D), 'diag': (K, D) of
+1/sigma, 'spherical': (K,) of 1/sigma).  Data are float32 or float64; the
+computation runs in the data's dtype and statistics accumulate in float64.
+Every function validates its input once and then runs the compiled kernel,
+multi-threaded, with results identical for any ``n_threads``.
+
+Example
+-------
+>>> import numpy as np, fastvem.kernels as fk
+>>> X = np.random.default_rng(0).normal(size=(1000, 2))
+>>> means, pc = np.array([[-1., 0.], [1., 0.]]), np.ones((2, 2))
+>>> st = fk.gaussian_statistics(X, means, pc, "diag", weights=[0.5, 0.5])
+>>> w, mu, cov, pc = fk.gaussian_m_step(st, reg_covar=1e-6)
+"""
+import numpy as np
+from sklearn.utils import check_array
+
+from ._ext import _gaussian as _k
+from .engine import blas_single_thread, default_n_threads
+from .families.gaussian import (COVARIANCE_TYPES, GaussianFamily, data_scatter,
+                                precision_cholesky)
+from .models._validation import check_array_param, check_sample_weight
+from .stats import GaussianStats
+
+__all__ = ["gaussian_log_prob", "gaussian_responsibilities", "gaussian_score_samples",
+           "gaussian_predict", "gaussian_statistics", "gaussian_m_step",
+           "gaussian_data_scatter", "GaussianStats"]
+
+_ASSIGN = ("softmax", "argmax", "sample")
+
+
+def _check(X, means, precisions_cholesky, covariance_type, weights):
+    if covariance_type not in COVARIANCE_TYPES:
+        raise ValueError(f"covariance_type must be one of {list(COVARIANCE_TYPES)}, "
+                         f"got {covariance_type!r}")
+    X = check_array(X, dtype=[np.float64, np.float32], order="C", ensure_min_samples=0,
+                    input_name="X")
+    D = X.shape[1]
+    means = np.asarray(means)
+    if means.ndim != 2 or means.shape[0] < 1:
+        raise ValueError(f"means must be a (K, D) array with K >= 1, got shape {means.shape}")
+    K = means.shape[0]
+    means = check_array_param(means, "means", (K, D))
+    shape = {"full": (K, D, D), "tied": (D, D), "diag": (K, D), "spherical": (K,)}[covariance_type]
+    pc = check_array_param(precisions_cholesky, "precisions_cholesky", shape)
+    if covariance_type in ("full", "tied"):
+        mats = pc if covariance_type == "full" else pc[None]
+        if np.any(np.tril(mats, -1) != 0):
+            raise ValueError("precisions_cholesky must be upper triangular")
+        if np.any(np.diagonal(mats, axis1=1, axis2=2) <= 0):
+            raise ValueError("precisions_cholesky must have a positive diagonal")
+    elif np.any(pc <= 0):
+        raise ValueError("precisions_cholesky must be positive")
+    if weights is None:
+        logw = np.zeros(K)
+    else:
+        w = check_array_param(weights, "weights", (K,))
+        if np.any(w < 0) or not np.isclose(w.sum(), 1.0, rtol=1e-6):
+            raise ValueError("weights must be non-negative and sum to 1")
+        with np.errstate(divide="ignore"):
+            logw = np.log(w)
+    fam = GaussianFamily(covariance_type)
+    kp = fam.kernel_params(means, pc, fam.log_normaliser(pc, D) + logw, X.dtype)
+    return X, kp, fam
+
+
+def _estep(X, kp, covariance_type, want, n_threads):
+    N, K = X.shape[0], kp.means.shape[0]
+    out = np.empty((N, K) if want in ("resp", "logprob") else (0, K), dtype=X.dtype)
+    norm = np.empty(N if want == "norm" else 0)
+    label = np.empty(N if want == "label" else 0, dtype=np.intp)
+    with blas_single_thread():
+        _k.estep(X, kp.means, kp.meansT, kp.fac, kp.bvec, kp.cst, out, norm, label,
+                 covariance_type, want == "resp", default_n_threads(n_threads))
+    return {"resp": out, "logprob": out, "norm": norm, "label": label}[want]
+
+
+def gaussian_log_prob(X, means, precisions_cholesky, covariance_type, weights=None,
+                      n_threads=None):
+    """log N(x_n | mu_k, Sigma_k) + log weights_k, shape (N, K), in X's dtype."""
+    X, kp, _ = _check(X, means, precisions_cholesky, covariance_type, weights)
+    return _estep(X, kp, covariance_type, "logprob", n_threads)
+
+
+def gaussian_responsibilities(X, means, precisions_cholesky, covariance_type, weights=None,
+                              n_threads=None):
+    """Posterior p(z=k | x_n), shape (N, K), in X's dtype."""
+    X, kp, _ = _check(X, means, precisions_cholesky, covariance_type, weights)
+    return _estep(X, kp, covariance_type, "resp", n_threads)
+
+
+def gaussian_score_samples(X, means, precisions_cholesky, covariance_type, weights=None,
+                           n_threads=None):
+    """log p(x_n) = logsumexp_k (log w_k + log N(x_n | k)), shape (N,), float64."""
+    X, kp, _ = _check(X, means, precisions_cholesky, covariance_type, weights)
+    return _estep(X, kp, covariance_type, "norm", n_threads)
+
+
+def gaussian_predict(X, means, precisions_cholesky, covariance_type, weights=None,
+                     n_threads=None):
+    """argmax_k p(z=k | x_n), shape (N,)."""
+    X, kp, _ = _check(X, means, precisions_cholesky, covariance_type, weights)
+    return _estep(X, kp, covariance_type, "label", n_threads)
+
+
+def gaussian_statistics(X, means, precisions_cholesky, covariance_type, weights=None,
+                        sample_weight=None, assign="softmax", seed=0, n_threads=None):
+    """One fused pass: q(z) by `assign` ('softmax' | 'argmax' | 'sample') and the
+    weighted statistics centred at `means`, as a :class:`GaussianStats` whose
+    ``objective`` is sum_n w_n * (log p(x_n) | max_k log p(x_n, k) | log p(x_n, z_n))."""
+    if assign not in _ASSIGN:
+        raise ValueError(f"assign must be one of {list(_ASSIGN)}, got {assign!r}")
+    X, kp, fam = _check(X, means, precisions_cholesky, covariance_type, weights)
+    sw = check_sample_weight(sample_weight, X.shape[0])
+    with blas_single_thread():
+        return fam.statistics(X, sw, kp, assign, int(seed), default_n_threads(n_threads))
+
+
+def gaussian_data_scatter(X, sample_weight=None):
+    """(total weight, weighted mean, centred scatter) of X: what a tied M-step needs."""
+    X = check_array(X, dtype=[np.float64, np.float32], input_name="X")
+    return data_scatter(X, check_sample_weight(sample_weight, X.shape[0]))
+
+
+def gaussian_m_step(stats, reg_covar=1e-6, scatter=None):
+    """(weights, means, covariances, precisions_cholesky) from statistics, with
+    scikit-learn's reg_covar and 10*eps count floor.  A tied M-step needs
+    ``scatter=gaussian_data_scatter(X, sample_weight)``."""
+    if not isinstance(stats, GaussianStats):
+        raise TypeError("stats must be a GaussianStats (from gaussian_statistics)")
+    if not np.isfinite(reg_covar) or reg_covar < 0:
+        raise ValueError(f"reg_covar must be finite and >= 0, got {reg_covar}")
+    fam = GaussianFamily(stats.covariance_type, reg_covar)
+    if stats.covariance_type == "tied":
+        if scatter is None:
+            raise ValueError("a tied M-step needs scatter=gaussian_data_scatter(X)")
+        fam._scatter = scatter
+    nk = stats.nk + 10 * np.finfo(np.float64).eps
+    means, covs = fam.point_estimate(stats, nk)
+    return nk / nk.sum(), means, covs, precision_cholesky(covs, stats.covariance_type)

@@ -1,0 +1,78 @@
+"""Input validation shared by the estimators (run once, before any kernel)."""
+import numbers
+import sys
+
+import numpy as np
+
+
+def check_array_param(value, name, shape):
+    """A finite float64 array of exactly `shape`, or a ValueError/TypeError naming `name`."""
+    try:
+        arr = np.asarray(value)
+    except Exception as exc:  # ragged lists and the like
+        raise ValueError(f"{name} could not be converted to an array: {exc}") from None
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be numeric, got dtype {arr.dtype}")
+    arr = arr.astype(np.float64)
+    if arr.shape != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)}, got {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains NaN or infinity")
+    return arr
+
+
+def check_sample_weight(sample_weight, n_samples):
+    """None, or a finite, non-negative float64 vector of length n_samples with a positive sum."""
+    if sample_weight is None:
+        return None
+    if isinstance(sample_weight, numbers.Number) and not isinstance(sample_weight, (bool, np.bool_)):
+        if not np.isfinite(sample_weight) or sample_weight <= 0:
+            raise ValueError(f"sample_weight must be positive and finite, got {sample_weight}")
+        return np.full(n_samples, float(sample_weight))
+    arr = np.asarray(sample_weight)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"sample_weight must be numeric, got dtype {arr.dtype}")
+    arr = np.ascontiguousarray(arr, dtype=np.float64)
+    if arr.ndim != 1:
+        raise ValueError(f"sample_weight must be 1D array or scalar, got shape {arr.shape}")
+    if arr.shape[0] != n_samples:
+        raise ValueError(f"sample_weight.shape == ({arr.shape[0]},), expected ({n_samples},)!")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError("sample_weight contains NaN or infinity")
+    if np.any(arr < 0):
+        raise ValueError("Negative values in data passed to sample_weight")
+    if arr.sum() <= 0:
+        raise ValueError("sample_weight must have a positive sum")
+    return arr
+
+
+class _Report:
+    def __init__(self, estimator, bar, label):
+        self.est = estimator
+        self.bar = bar
+        self.label = label
+
+    def restart(self, init):
+        if self.est.verbose >= 1 and self.bar is None:
+            print(f"Initialization {init}")
+        if self.bar is not None:
+            self.bar.reset()
+            self.bar.set_description(f"{self.label} init {init}")
+
+    def iteration(self, n_iter, objective, change):
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix(objective=f"{objective:.6g}", change=f"{change:.2e}")
+        if self.est.verbose >= 2 and n_iter % self.est.verbose_interval == 0:
+            print(f"  Iteration {n_iter}\t objective {objective:.6f}\t change {change:.5g}",
+                  file=sys.stderr)
+
+
+def progress_reporter(estimator, label):
+    """(reporter, close): a tqdm bar with the objective when verbose > 0."""
+    bar = None
+    if estimator.verbose > 0:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=estimator.max_iter, desc=label, leave=False, file=sys.stderr)
+    rep = _Report(estimator, bar, label)
+    return rep, (bar.close if bar is not None else (lambda: None))

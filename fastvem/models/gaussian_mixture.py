@@ -1,0 +1,405 @@
+"""fastvem.GaussianMixture: scikit-learn's GaussianMixture API on fastvem's engine."""
+import numbers
+import warnings
+
+import numpy as np
+from sklearn.base import BaseEstimator, DensityMixin
+from sklearn.cluster import KMeans, kmeans_plusplus
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ..engine import (MixtureEngine, blas_single_thread, default_n_threads, fit_restarts)
+from ..families.gaussian import (COVARIANCE_TYPES, GaussianFamily,
+                                 covariances_from_precision_cholesky,
+                                 precision_cholesky, precision_cholesky_from_precisions,
+                                 precisions_from_cholesky)
+from ..methods import PRESETS, get_method
+from ..structures.mixture import Mixture
+from ._validation import check_array_param, check_sample_weight, progress_reporter
+
+__all__ = ["GaussianMixture"]
+
+_IMPLEMENTED = ("em", "vem", "crisp")
+_INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
+
+
+class GaussianMixture(DensityMixin, BaseEstimator):
+    """Gaussian mixture fitted by em (default), vem or crisp EM.
+
+    Accepts every constructor parameter of
+    :class:`sklearn.mixture.GaussianMixture` and exposes the same fitted
+    attributes, plus ``method``, ``n_threads`` and ``trace_``.
+
+    Parameters
+    ----------
+    n_components, covariance_type, tol, reg_covar, max_iter, n_init,
+    init_params, weights_init, means_init, precisions_init, random_state,
+    warm_start, verbose, verbose_interval :
+        As in scikit-learn.  ``verbose > 0`` shows a progress bar with the
+        objective; ``verbose >= 2`` also prints scikit-learn's per-iteration lines.
+    method : {'em', 'vem', 'crisp'}, default='em'
+        'em': exact posterior responsibilities, ML parameters.  'vem':
+        variational EM with a factorised q(z) -- for a mixture the exact
+        posterior already factorises over rows, so vem and em coincide.
+        'crisp': hard (argmax) assignments and ML parameters (classification
+        EM); its objective is the complete-data log joint per sample.
+        'meanfield' and 'gibbs' are not available in this version.
+    n_threads : int or None, default=None
+        Threads for the compiled kernels (None: all CPUs of the process).
+        Results are bitwise identical for any value.
+
+    Attributes
+    ----------
+    weights_, means_, covariances_, precisions_, precisions_cholesky_,
+    converged_, n_iter_, lower_bound_, lower_bounds_, n_features_in_ :
+        As in scikit-learn (lower_bound_ is the per-sample objective of the
+        method: mean log-likelihood for em/vem, mean complete-data log joint
+        for crisp).
+    trace_ : dict
+        'objective' and 'seconds' per iteration of the best run, and 'events'
+        (e.g. re-seeded empty components).
+    """
+
+    def __init__(self, n_components=1, *, covariance_type="full", tol=1e-3, reg_covar=1e-6,
+                 max_iter=100, n_init=1, init_params="kmeans", weights_init=None,
+                 means_init=None, precisions_init=None, random_state=None,
+                 warm_start=False, verbose=0, verbose_interval=10, method="em",
+                 n_threads=None):
+        self.n_components = n_components
+        self.covariance_type = covariance_type
+        self.tol = tol
+        self.reg_covar = reg_covar
+        self.max_iter = max_iter
+        self.n_init = n_init
+        self.init_params = init_params
+        self.weights_init = weights_init
+        self.means_init = means_init
+        self.precisions_init = precisions_init
+        self.random_state = random_state
+        self.warm_start = warm_start
+        self.verbose = verbose
+        self.verbose_interval = verbose_interval
+        self.method = method
+        self.n_threads = n_threads
+
+    # ------------------------------------------------------------------ checks
+    def _check_hyper(self):
+        def integer(name, low):
+            v = getattr(self, name)
+            if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral):
+                raise TypeError(f"{name} must be an int, got {type(v).__name__}")
+            if v < low:
+                raise ValueError(f"{name} must be >= {low}, got {v}")
+
+        def real(name, low, strict):
+            v = getattr(self, name)
+            if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real):
+                raise TypeError(f"{name} must be a real number, got {type(v).__name__}")
+            if not np.isfinite(v) or v < low or (strict and v == low):
+                raise ValueError(f"{name} must be {'>' if strict else '>='} {low} and "
+                                 f"finite, got {v}")
+
+        integer("n_components", 1)
+        integer("max_iter", 0)
+        integer("n_init", 1)
+        integer("verbose", 0)
+        integer("verbose_interval", 1)
+        real("tol", 0.0, False)
+        real("reg_covar", 0.0, False)
+        if self.covariance_type not in COVARIANCE_TYPES:
+            raise ValueError(f"covariance_type must be one of {list(COVARIANCE_TYPES)}, "
+                             f"got {self.covariance_type!r}")
+        if self.init_params not in _INIT_PARAMS:
+            raise ValueError(f"init_params must be one of {list(_INIT_PARAMS)}, "
+                             f"got {self.init_params!r}")
+        method = get_method(self.method)
+        if method.name not in _IMPLEMENTED:
+            raise NotImplementedError(
+                f"method={method.name!r} for GaussianMixture is not available in this "
+                f"version of fastvem; use one of {list(_IMPLEMENTED)}")
+        if not isinstance(self.warm_start, (bool, np.bool_)):
+            raise TypeError(f"warm_start must be a bool, got {self.warm_start!r}")
+        return method, default_n_threads(self.n_threads)
+
+    def _check_inits(self, n_features):
+        K, D, ct = self.n_components, n_features, self.covariance_type
+        weights = means = prec = None
+        if self.weights_init is not None:
+            weights = check_array_param(self.weights_init, "weights_init", (K,))
+            if np.any(weights < 0) or np.any(weights > 1):
+                raise ValueError("weights_init must lie in [0, 1], got min %.5f, max %.5f"
+                                 % (weights.min(), weights.max()))
+            if not np.allclose(weights.sum(), 1.0, rtol=1e-6, atol=0):
+                raise ValueError(f"weights_init must sum to 1, got {weights.sum():.8f}")
+        if self.means_init is not None:
+            means = check_array_param(self.means_init, "means_init", (K, D))
+        if self.precisions_init is not None:
+            shape = {"full": (K, D, D), "tied": (D, D), "diag": (K, D), "spherical": (K,)}[ct]
+            prec = check_array_param(self.precisions_init, "precisions_init", shape)
+            mats = prec if ct == "full" else (prec[None] if ct == "tied" else None)
+            if mats is not None:
+                for i, p in enumerate(mats):
+                    if not np.allclose(p, p.T, rtol=1e-8, atol=1e-12 * np.abs(p).max()):
+                        raise ValueError(f"precisions_init[{i}] is not symmetric")
+                    if np.linalg.eigvalsh(p).min() <= 0:
+                        raise ValueError(f"precisions_init[{i}] is not positive definite")
+            elif np.any(prec <= 0):
+                raise ValueError("precisions_init must be positive")
+        return weights, means, prec
+
+    def _validate_X(self, X, reset):
+        X = validate_data(self, X, dtype=[np.float64, np.float32], order="C",
+                          ensure_min_samples=2 if reset else 1, reset=reset)
+        return X
+
+    # ---------------------------------------------------------------- fitting
+    def fit(self, X, y=None, sample_weight=None):
+        """Estimate the parameters; returns self."""
+        self._fit(X, sample_weight)
+        return self
+
+    def fit_predict(self, X, y=None, sample_weight=None):
+        """Fit, then return the most probable component of each row of X."""
+        X = self._fit(X, sample_weight)
+        return self._estep(X, want="label")
+
+    def _fit(self, X, sample_weight):
+        method, n_threads = self._check_hyper()
+        X = self._validate_X(X, reset=True)
+        N, D = X.shape
+        if N < self.n_components:
+            raise ValueError(f"Expected n_samples >= n_components but got n_components = "
+                             f"{self.n_components}, n_samples = {N}")
+        sw = check_sample_weight(sample_weight, N)
+        inits = self._check_inits(D)
+        family = GaussianFamily(self.covariance_type, self.reg_covar)
+        engine = MixtureEngine(family, Mixture(self.n_components), method, n_threads)
+        random_state = check_random_state(self.random_state)
+        engine.seed = int(random_state.randint(np.iinfo(np.int32).max)) if method.assign == "sample" else 0
+
+        do_init = not (self.warm_start and hasattr(self, "converged_"))
+        n_init = self.n_init if do_init else 1
+        start = -np.inf if do_init else self.lower_bound_
+        warm = None if do_init else self._get_params()
+
+        def initialise():
+            if warm is not None:
+                return warm
+            return self._initial_params(X, sw, family, inits, random_state, n_threads)
+
+        report, close = progress_reporter(self, method.name)
+        try:
+            with blas_single_thread():
+                family.prepare(X, sw, n_threads)
+                best = fit_restarts(initialise, engine.step(X, sw), n_init, self.max_iter,
+                                    self.tol, start, progress=report.iteration,
+                                    on_restart=report.restart)
+        finally:
+            close()
+        self.converged_ = best.converged
+        if not best.converged and self.max_iter > 0:
+            warnings.warn("Best performing initialization did not converge. Try different init "
+                          "parameters, or increase max_iter, tol, or check for degenerate data.",
+                          ConvergenceWarning)
+        self._set_params(best.params, X.dtype)
+        self.n_iter_ = best.n_iter
+        self.lower_bound_ = best.objective
+        self.lower_bounds_ = list(best.trace.objective)
+        self.trace_ = best.trace.as_dict()
+        return X
+
+    def _initial_params(self, X, sw, family, inits, random_state, n_threads):
+        """Initial parameters, as scikit-learn: responsibilities from init_params,
+        then any of weights_init / means_init / precisions_init override."""
+        weights_init, means_init, prec_init = inits
+        K, ct = self.n_components, self.covariance_type
+        N, D = X.shape
+        weights = means = covs = None
+        if weights_init is None or means_init is None or prec_init is None:
+            stats = self._initial_statistics(X, sw, family, random_state, n_threads)
+            nk = stats.nk + 10 * np.finfo(np.float64).eps
+            means, covs = family.point_estimate(stats, nk)
+            weights = nk / nk.sum()
+        if weights_init is not None:
+            weights = weights_init
+        if means_init is not None:
+            means = means_init
+        if prec_init is not None:
+            pc = precision_cholesky_from_precisions(prec_init, ct)
+            covs = covariances_from_precision_cholesky(pc, ct)
+        else:
+            pc = precision_cholesky(covs, ct)
+        return {"weights": np.array(weights, dtype=np.float64),
+                "means": np.array(means, dtype=np.float64),
+                "covariances": np.array(covs, dtype=np.float64), "precisions_cholesky": pc}
+
+    def _initial_statistics(self, X, sw, family, random_state, n_threads):
+        K = self.n_components
+        N = X.shape[0]
+        if self.init_params in ("kmeans", "k-means++", "random_from_data"):
+            if self.init_params == "kmeans":
+                labels = KMeans(n_clusters=K, n_init=1, random_state=random_state).fit(
+                    X, sample_weight=sw).labels_
+                members = np.arange(N)
+            elif self.init_params == "k-means++":
+                _, members = kmeans_plusplus(X, K, random_state=random_state, sample_weight=sw)
+                labels = np.arange(K)
+            else:
+                members = random_state.choice(N, size=K, replace=False)
+                labels = np.arange(K)
+            Xs = X if self.init_params == "kmeans" else np.ascontiguousarray(X[members])
+            ws = sw if (sw is None or self.init_params == "kmeans") else sw[members]
+            # centred at the means: a first pass finds them, a second centres
+            zero = family.statistics_from_labels(Xs, ws, labels, np.zeros((K, X.shape[1])),
+                                                 n_threads)
+            shift = zero.means()
+            return family.statistics_from_labels(Xs, ws, labels, shift, n_threads)
+        # 'random': uniform responsibilities drawn block by block in row order (the
+        # same stream as scikit-learn's single (N, K) draw).  Two passes: the first
+        # finds the means, the second replays the same draws to centre at them.
+        D = X.shape[1]
+        step = 1 << 16
+        state = random_state.get_state()
+        shift = np.zeros((K, D))
+        for _ in range(2):
+            random_state.set_state(state)
+            stats = None
+            for s in range(0, N, step):
+                r = random_state.uniform(size=(min(step, N - s), K))
+                r /= r.sum(1, keepdims=True)
+                part = family.statistics_from_resp(
+                    X[s:s + step], None if sw is None else sw[s:s + step], r, shift, n_threads)
+                stats = part if stats is None else stats + part
+            shift = stats.means()
+        return stats
+
+    # ------------------------------------------------------------- parameters
+    def _get_params(self):
+        return {"weights": np.asarray(self.weights_, dtype=np.float64),
+                "means": np.asarray(self.means_, dtype=np.float64),
+                "covariances": np.asarray(self.covariances_, dtype=np.float64),
+                "precisions_cholesky": np.asarray(self.precisions_cholesky_, dtype=np.float64)}
+
+    def _set_params(self, params, dtype):
+        ct = self.covariance_type
+        self.weights_ = params["weights"].astype(dtype)
+        self.means_ = params["means"].astype(dtype)
+        self.covariances_ = params["covariances"].astype(dtype)
+        self.precisions_cholesky_ = params["precisions_cholesky"].astype(dtype)
+        self.precisions_ = precisions_from_cholesky(params["precisions_cholesky"], ct).astype(dtype)
+
+    def _engine(self):
+        return MixtureEngine(GaussianFamily(self.covariance_type, self.reg_covar),
+                             Mixture(self.n_components), PRESETS["em"],
+                             default_n_threads(self.n_threads))
+
+    # ------------------------------------------------------------- inference
+    def _estep(self, X, want):
+        """Chunked E-step: 'label' (N,), 'norm' log p(x) (N,), 'resp' or
+        'logprob' (N, K) -- the last two are the only N x K outputs, by request."""
+        from .._ext import _gaussian as _k
+        engine = self._engine()
+        kp = engine.kernel_params(self._get_params(), X.dtype)
+        N = X.shape[0]
+        K = self.n_components
+        out = np.empty((N, K) if want in ("resp", "logprob") else (0, K), dtype=X.dtype)
+        norm = np.empty(N if want == "norm" else 0)
+        label = np.empty(N if want == "label" else 0, dtype=np.intp)
+        with blas_single_thread():
+            _k.estep(X, kp.means, kp.meansT, kp.fac, kp.bvec, kp.cst, out, norm, label,
+                     self.covariance_type, want == "resp", engine.n_threads)
+        return {"label": label, "norm": norm, "resp": out, "logprob": out}[want]
+
+    def predict(self, X):
+        """Most probable component of each row of X."""
+        check_is_fitted(self)
+        return self._estep(self._validate_X(X, reset=False), "label")
+
+    def predict_proba(self, X):
+        """Posterior probability of each component for each row of X, (N, K)."""
+        check_is_fitted(self)
+        return self._estep(self._validate_X(X, reset=False), "resp")
+
+    def score_samples(self, X):
+        """log p(x) of each row of X under the fitted mixture."""
+        check_is_fitted(self)
+        return self._estep(self._validate_X(X, reset=False), "norm")
+
+    def score(self, X, y=None):
+        """Mean log-likelihood per sample."""
+        return float(np.mean(self.score_samples(X)))
+
+    def _estimate_weighted_log_prob(self, X):
+        """log p(x, z=k), (N, K), as scikit-learn's private method of that name."""
+        check_is_fitted(self)
+        return self._estep(self._validate_X(X, reset=False), "logprob")
+
+    def sample(self, n_samples=1):
+        """Draw n_samples points; returns (X, y) as scikit-learn."""
+        check_is_fitted(self)
+        if isinstance(n_samples, (bool, np.bool_)) or not isinstance(n_samples, numbers.Integral):
+            raise TypeError(f"n_samples must be an int, got {n_samples!r}")
+        if n_samples < 1:
+            raise ValueError(f"Invalid value for 'n_samples': {n_samples}. The sampling "
+                             "requires at least one sample.")
+        rng = check_random_state(self.random_state)
+        D = self.means_.shape[1]
+        counts = rng.multinomial(n_samples, np.asarray(self.weights_, dtype=np.float64)
+                                 / np.sum(self.weights_, dtype=np.float64))
+        ct = self.covariance_type
+        parts = []
+        for k, (mean, c) in enumerate(zip(self.means_, counts)):
+            if ct == "full":
+                parts.append(rng.multivariate_normal(mean, self.covariances_[k], int(c)))
+            elif ct == "tied":
+                parts.append(rng.multivariate_normal(mean, self.covariances_, int(c)))
+            else:
+                parts.append(mean + rng.standard_normal(size=(c, D))
+                             * np.sqrt(self.covariances_[k]))
+        X = np.vstack(parts)
+        y = np.concatenate([np.full(int(c), k, dtype=np.int64) for k, c in enumerate(counts)])
+        return X, y
+
+    def _n_parameters(self):
+        K, D = self.means_.shape
+        cov = {"full": K * D * (D + 1) / 2.0, "diag": K * D, "tied": D * (D + 1) / 2.0,
+               "spherical": K}[self.covariance_type]
+        return int(cov + K * D + K - 1)
+
+    def _total_loglik(self, X):
+        check_is_fitted(self)
+        X = self._validate_X(X, reset=False)
+        return float(self._estep(X, "norm").sum()), X.shape[0]
+
+    def bic(self, X):
+        """Bayesian information criterion (lower is better)."""
+        ll, n = self._total_loglik(X)
+        return -2 * ll + self._n_parameters() * np.log(n)
+
+    def aic(self, X):
+        """Akaike information criterion (lower is better)."""
+        ll, _ = self._total_loglik(X)
+        return -2 * ll + 2 * self._n_parameters()
+
+    # ------------------------------------------------------------ persistence
+    def save(self, path):
+        """Write the fitted model to `path` (.npz, pickle-free, versioned)."""
+        from ..io import save_estimator
+        save_estimator(self, path)
+
+    def _check_loaded(self):
+        """Shapes of a loaded model agree with its parameters (see fastvem.io)."""
+        K, D = self.n_components, int(self.n_features_in_)
+        ct = self.covariance_type
+        shape = {"full": (K, D, D), "tied": (D, D), "diag": (K, D), "spherical": (K,)}[ct]
+        for name, want in (("weights_", (K,)), ("means_", (K, D)), ("covariances_", shape),
+                           ("precisions_cholesky_", shape), ("precisions_", shape)):
+            got = np.shape(getattr(self, name))
+            if got != want:
+                raise ValueError(f"{name} has shape {got}, expected {want}")
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = False
+        return tags
