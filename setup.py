@@ -18,12 +18,15 @@ from setuptools import Extension, setup
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def _compiler_accepts(flags):
-    """True when the C compiler compiles and links a tiny OpenMP program with flags."""
+def _compiler_accepts(flags, openmp=False):
+    """True when the C compiler compiles and links a tiny program with flags."""
     cc = os.environ.get("CC", "cc")
     if shutil.which(cc) is None:
         return False
-    src = "#include <omp.h>\nint main(void){return omp_get_max_threads() < 1;}\n"
+    if openmp:
+        src = "#include <omp.h>\nint main(void){return omp_get_max_threads() < 1;}\n"
+    else:
+        src = "int main(void){return 0;}\n"
     with tempfile.TemporaryDirectory() as tmp:
         c = os.path.join(tmp, "t.c")
         with open(c, "w") as f:
@@ -42,7 +45,7 @@ def _flags():
         return ["/O2", "/openmp"], []
     if os.environ.get("FASTVEM_PORTABLE", "0") != "1" and _compiler_accepts(["-march=native"]):
         compile_args.append("-march=native")
-    if os.environ.get("FASTVEM_NO_OPENMP", "0") != "1" and _compiler_accepts(["-fopenmp"]):
+    if os.environ.get("FASTVEM_NO_OPENMP", "0") != "1" and _compiler_accepts(["-fopenmp"], openmp=True):
         compile_args.append("-fopenmp")
         link_args.append("-fopenmp")
     else:

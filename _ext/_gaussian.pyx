@@ -13,16 +13,20 @@
 #
 # Effective parameters (prepared by `prepare`):
 #   means  (K, D)          centres; also the shift of the centred statistics
-#   meansT (D, K)          transposed centres (diag / spherical E-step)
 #   fac    full: (D, K*D)  [U_1 ... U_K], precision_k = U_k U_k^T
 #          tied: (D, D)    U
-#          diag: (D, K)    precisions, transposed
-#          spherical: (K,) precisions
-#   bvec   full: (K*D,) b_k = mu_k U_k; tied: (D, K) (mu_k U)^T; else unused
-#   cst    (K,)            additive constants (log weights + log-normalisers)
+#          diag: (2D, K)   [-0.5 P^T ; (P * (mu - ref))^T]
+#          spherical: (D+1, K) [-0.5 p ; (p_k (mu_k - ref))^T]
+#   bvec   full: (K*D,) b_k = mu_k U_k; tied: (D, K) (mu_k U)^T;
+#          diag / spherical: (D,) the reference point ref
+#   cst    (K,)            additive constants (log weights + log-normalisers;
+#                          diag / spherical: minus 0.5 (mu-ref)^T P (mu-ref))
 # so that  log p(x, z=k) = cst_k - 0.5 * (x - mu_k)^T P_k (x - mu_k).
+# Diag and spherical run as GEMMs on Z = [(x-ref)^2, x-ref] (the E-step Z A and
+# the statistics R^T Z); their statistics are centred at ref, a point near the
+# data (the mean of the means), which keeps the one-pass moments accurate.
 #
-# Statistics vector (float64), centred at mu_k:
+# Statistics vector (float64), centred at mu_k (full, tied) or ref (diag, spherical):
 #   [ N_k (K) | S1_k = sum r (x - mu_k) (K*D) | S2 | objective (1) ]
 #   S2: full (K, D, D) lower triangle of sum r (x-mu_k)(x-mu_k)^T (row-major),
 #       diag (K, D) sum r (x-mu_k)^2, spherical (K,) sum r |x-mu_k|^2, tied: none.
@@ -66,7 +70,7 @@ def stats_size(int cov, Py_ssize_t K, Py_ssize_t D):
 
 def chunk_rows(int cov, Py_ssize_t K, Py_ssize_t D):
     """Rows per chunk: the chunk's work buffers stay within ~256 KB."""
-    cdef Py_ssize_t width = K * D if cov == COV_FULL else (K + D)
+    cdef Py_ssize_t width = K * D if cov == COV_FULL else (K + 2 * D)
     cdef Py_ssize_t b = 32768 // max(width, 1)
     return int(max(16, min(256, b)))
 
@@ -78,9 +82,13 @@ def workspace_size(int cov, Py_ssize_t K, Py_ssize_t D, Py_ssize_t B):
         n += B * K * D + B * D
     elif cov == COV_TIED:
         n += B * D
-    elif cov == COV_SPHERICAL:
-        n += B * K
+    else:   # Z (B x zw) and the chunk's R^T Z (K x zw)
+        n += (B + K) * _zwidth(cov, D)
     return n + stats_size(cov, K, D)
+
+
+cdef inline Py_ssize_t _zwidth(int cov, Py_ssize_t D) noexcept nogil:
+    return 2 * D if cov == COV_DIAG else D + 1
 
 
 # --------------------------------------------------------------------------
@@ -100,10 +108,10 @@ cdef inline void _gemm_rowmajor(const floating* A, const floating* Bm, floating*
 
 
 cdef void _logdens(int cov, const floating* X, Py_ssize_t B, Py_ssize_t D, Py_ssize_t K,
-                   const floating* means, const floating* meansT, const floating* fac,
+                   const floating* means, const floating* fac,
                    const floating* bvec, const floating* cst,
                    floating* lp, floating* work) noexcept nogil:
-    cdef Py_ssize_t n, k, d, KD = K * D
+    cdef Py_ssize_t n, k, d, KD = K * D, zw
     cdef floating t, acc, xd
     cdef floating* y
     cdef floating* row
@@ -134,34 +142,30 @@ cdef void _logdens(int cov, const floating* X, Py_ssize_t B, Py_ssize_t D, Py_ss
                     row[k] = row[k] + t * t
             for k in range(K):
                 row[k] = cst[k] - <floating>0.5 * row[k]
-    elif cov == COV_DIAG:
-        for n in range(B):
-            x = X + n * D
-            row = lp + n * K
-            for k in range(K):
-                row[k] = 0
-            for d in range(D):
-                xd = x[d]
-                for k in range(K):
-                    t = xd - meansT[d * K + k]
-                    row[k] = row[k] + t * t * fac[d * K + k]
-            for k in range(K):
-                row[k] = cst[k] - <floating>0.5 * row[k]
     else:
-        # spherical: squared distances into work (kept for the M-step)
+        # diag / spherical: lp = Z @ A + cst with Z = [(x-ref)^2 | x-ref] (diag)
+        # or [|x-ref|^2 | x-ref] (spherical), built in work
+        zw = _zwidth(cov, D)
         for n in range(B):
             x = X + n * D
-            y = work + n * K
+            y = work + n * zw
+            if cov == COV_DIAG:
+                for d in range(D):
+                    t = x[d] - bvec[d]
+                    y[d] = t * t
+                    y[D + d] = t
+            else:
+                acc = 0
+                for d in range(D):
+                    t = x[d] - bvec[d]
+                    y[1 + d] = t
+                    acc = acc + t * t
+                y[0] = acc
+        _gemm_rowmajor(work, fac, lp, <int>B, <int>K, <int>zw)
+        for n in range(B):
             row = lp + n * K
             for k in range(K):
-                y[k] = 0
-            for d in range(D):
-                xd = x[d]
-                for k in range(K):
-                    t = xd - meansT[d * K + k]
-                    y[k] = y[k] + t * t
-            for k in range(K):
-                row[k] = cst[k] - <floating>0.5 * fac[k] * y[k]
+                row[k] = row[k] + cst[k]
 
 
 # --------------------------------------------------------------------------
@@ -223,10 +227,60 @@ cdef void _accumulate(int cov, const floating* X, Py_ssize_t B, Py_ssize_t D, Py
                     s1k[d] = s1k[d] + r * t
                     s2k[d] = s2k[d] + r * t * t
             else:
+                sr = 0
                 for d in range(D):
-                    s1k[d] = s1k[d] + r * (x[d] - mu[d])
+                    t = x[d] - mu[d]
+                    s1k[d] = s1k[d] + r * t
+                    sr = sr + t * t
                 if cov == COV_SPHERICAL:
-                    s2[k] = s2[k] + r * work[n * K + k]
+                    s2[k] = s2[k] + r * sr
+
+
+cdef void _accumulate_z(int cov, Py_ssize_t B, Py_ssize_t D, Py_ssize_t K, int mode,
+                        const floating* Z, const floating* R, floating* G,
+                        floating* nk, floating* s1, floating* s2) noexcept nogil:
+    """Diag / spherical statistics about ref from Z = [(x-ref)^2 | x-ref]:
+    soft R by one GEMM (G = R^T Z), one-hot R by direct adds of each row."""
+    cdef Py_ssize_t zw = _zwidth(cov, D), n, k, d, j
+    cdef floating r, one = 1.0, zero = 0.0
+    cdef const floating* z
+    cdef const floating* row
+    cdef floating* g
+    cdef int izw = <int>zw, iK = <int>K, iB = <int>B
+    cdef char nt = b'N', tr = b'T'
+    cdef Py_ssize_t sq = D if cov == COV_DIAG else 1      # width of the squared part
+    if mode == MODE_SOFT:
+        # column-major: G^T (zw x K) = Z^T-view (zw x B) @ R (B x K)
+        if floating is float:
+            sgemm(&nt, &tr, &izw, &iK, &iB, &one, <float*>Z, &izw, <float*>R, &iK, &zero, G, &izw)
+        else:
+            dgemm(&nt, &tr, &izw, &iK, &iB, &one, <double*>Z, &izw, <double*>R, &iK, &zero, G, &izw)
+        for n in range(B):
+            row = R + n * K
+            for k in range(K):
+                nk[k] = nk[k] + row[k]
+        for k in range(K):
+            g = G + k * zw
+            for d in range(sq):
+                s2[k * sq + d] = s2[k * sq + d] + g[d]
+            for d in range(D):
+                s1[k * D + d] = s1[k * D + d] + g[sq + d]
+        return
+    for n in range(B):              # one-hot rows: add the row to its component
+        row = R + n * K
+        j = 0
+        for k in range(K):
+            if row[k] != 0:
+                j = k
+        r = row[j]
+        if r == 0:
+            continue
+        z = Z + n * zw
+        nk[j] = nk[j] + r
+        for d in range(sq):
+            s2[j * sq + d] = s2[j * sq + d] + r * z[d]
+        for d in range(D):
+            s1[j * D + d] = s1[j * D + d] + r * z[sq + d]
 
 
 # --------------------------------------------------------------------------
@@ -235,7 +289,7 @@ cdef void _accumulate(int cov, const floating* X, Py_ssize_t B, Py_ssize_t D, Py
 
 cdef void _partition(int cov, const floating* X, const double* w, bint weighted,
                      Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t B, Py_ssize_t D, Py_ssize_t K,
-                     const floating* means, const floating* meansT, const floating* fac,
+                     const floating* means, const floating* fac,
                      const floating* bvec, const floating* cst,
                      int mode, uint64_t seed, floating* ws, double* acc,
                      Py_ssize_t S) noexcept nogil:
@@ -249,10 +303,11 @@ cdef void _partition(int cov, const floating* X, const double* w, bint weighted,
     if cov == COV_FULL:
         W = work + B * K * D
         cs = W + B * D
-    elif cov == COV_TIED or cov == COV_SPHERICAL:
-        cs = work + B * (D if cov == COV_TIED else K)
+    elif cov == COV_TIED:
+        cs = work + B * D
     else:
-        cs = work
+        W = work + B * _zwidth(cov, D)          # G = R^T Z
+        cs = W + K * _zwidth(cov, D)
     if floating is double:
         cs = acc           # float64 data: accumulate straight into the partition sums
     else:
@@ -261,12 +316,15 @@ cdef void _partition(int cov, const floating* X, const double* w, bint weighted,
     c0 = r0
     while c0 < r1:
         nb = min(B, r1 - c0)
-        _logdens(cov, X + c0 * D, nb, D, K, means, meansT, fac, bvec, cst, lp, work)
+        _logdens(cov, X + c0 * D, nb, D, K, means, fac, bvec, cst, lp, work)
         for n in range(nb):
             wt = w[c0 + n] if weighted else 1.0
             obj = obj + wt * local_step_row(lp + n * K, K, mode, wt, seed, <uint64_t>(c0 + n))
-        _accumulate(cov, X + c0 * D, nb, D, K, means, lp, work, W,
-                    cs, cs + K, cs + s2off)
+        if cov == COV_DIAG or cov == COV_SPHERICAL:
+            _accumulate_z(cov, nb, D, K, mode, work, lp, W, cs, cs + K, cs + s2off)
+        else:
+            _accumulate(cov, X + c0 * D, nb, D, K, means, lp, work, W,
+                        cs, cs + K, cs + s2off)
         if floating is float:
             for j in range(S - 1):
                 acc[j] = acc[j] + cs[j]
@@ -276,7 +334,7 @@ cdef void _partition(int cov, const floating* X, const double* w, bint weighted,
 
 
 def fit_pass(const floating[:, ::1] X, const double[::1] sample_weight,
-             const floating[:, ::1] means, const floating[:, ::1] meansT,
+             const floating[:, ::1] means,
              const floating[::1] fac, const floating[::1] bvec, const floating[::1] cst,
              double[::1] stats,
              str covariance_type, int mode, unsigned long long seed, int n_threads):
@@ -310,7 +368,7 @@ def fit_pass(const floating[:, ::1] X, const double[::1] sample_weight,
             for i in prange(nw, num_threads=T, schedule='static', chunksize=1):
                 p = wave + i
                 _partition(cov, &X[0, 0], wptr, weighted, p * P, min(N, (p + 1) * P), B, D, K,
-                           &means[0, 0], &meansT[0, 0], &fac[0], &bvec[0], &cst[0],
+                           &means[0, 0], &fac[0], &bvec[0], &cst[0],
                            mode, <uint64_t>seed, &ws[i, 0], &acc[i, 0], S)
             for i in range(nw):           # partitions reduced in index order
                 for j in range(S):
@@ -319,7 +377,7 @@ def fit_pass(const floating[:, ::1] X, const double[::1] sample_weight,
 
 
 def estep(const floating[:, ::1] X,
-          const floating[:, ::1] means, const floating[:, ::1] meansT,
+          const floating[:, ::1] means,
           const floating[::1] fac, const floating[::1] bvec, const floating[::1] cst,
           floating[:, ::1] out, double[::1] out_norm, Py_ssize_t[::1] out_label,
           str covariance_type, bint responsibilities, int n_threads):
@@ -344,7 +402,7 @@ def estep(const floating[:, ::1] X,
         for c in prange(n_chunks, num_threads=T, schedule='static'):
             tid = threadid()
             _estep_chunk(cov, &X[0, 0], c * B, min(N, (c + 1) * B), D, K,
-                         &means[0, 0], &meansT[0, 0], &fac[0], &bvec[0], &cst[0],
+                         &means[0, 0], &fac[0], &bvec[0], &cst[0],
                          &ws[tid, 0], &out[0, 0] if want_out else NULL,
                          &out_norm[0] if want_norm else NULL,
                          &out_label[0] if want_label else NULL, responsibilities)
@@ -352,7 +410,7 @@ def estep(const floating[:, ::1] X,
 
 cdef void _estep_chunk(int cov, const floating* X, Py_ssize_t r0, Py_ssize_t r1,
                        Py_ssize_t D, Py_ssize_t K,
-                       const floating* means, const floating* meansT, const floating* fac,
+                       const floating* means, const floating* fac,
                        const floating* bvec, const floating* cst, floating* ws,
                        floating* out, double* out_norm, Py_ssize_t* out_label,
                        bint responsibilities) noexcept nogil:
@@ -361,7 +419,7 @@ cdef void _estep_chunk(int cov, const floating* X, Py_ssize_t r0, Py_ssize_t r1,
     cdef floating* row
     cdef floating* dst
     cdef double lse
-    _logdens(cov, X + r0 * D, nb, D, K, means, meansT, fac, bvec, cst, lp, ws + nb * K)
+    _logdens(cov, X + r0 * D, nb, D, K, means, fac, bvec, cst, lp, ws + nb * K)
     for n in range(nb):
         row = lp + n * K
         if out_label != NULL:
@@ -387,7 +445,6 @@ cdef void _estep_chunk(int cov, const floating* X, Py_ssize_t r0, Py_ssize_t r1,
 cdef void _accumulate_partition(int cov, const floating* X, const floating* R,
                                 Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t B,
                                 Py_ssize_t D, Py_ssize_t K, const floating* shift,
-                                const floating* shiftT, const floating* ones,
                                 floating* ws, double* acc, Py_ssize_t S) noexcept nogil:
     cdef Py_ssize_t c0, nb, j
     cdef floating* lp = ws
@@ -397,8 +454,8 @@ cdef void _accumulate_partition(int cov, const floating* X, const floating* R,
     if cov == COV_FULL:
         W = work + B * K * D
         cs = W + B * D
-    elif cov == COV_TIED or cov == COV_SPHERICAL:
-        cs = work + B * (D if cov == COV_TIED else K)
+    elif cov == COV_TIED:
+        cs = work + B * D
     else:
         cs = work
     if floating is double:
@@ -409,8 +466,6 @@ cdef void _accumulate_partition(int cov, const floating* X, const floating* R,
     c0 = r0
     while c0 < r1:
         nb = min(B, r1 - c0)
-        if cov == COV_SPHERICAL:   # squared distances into work
-            _logdens(cov, X + c0 * D, nb, D, K, shift, shiftT, ones, ones, ones, lp, work)
         _accumulate(cov, X + c0 * D, nb, D, K, shift, R + c0 * K, work, W,
                     cs, cs + K, cs + K + K * D)
         if floating is float:
@@ -438,8 +493,6 @@ def accumulate(const floating[:, ::1] X, const floating[:, ::1] R,
     if N == 0:
         return
     dtype = np.float32 if floating is float else np.float64
-    cdef floating[:, ::1] shiftT = np.ascontiguousarray(np.asarray(shift).T)
-    cdef floating[::1] ones = np.ones(max(K * D, 1), dtype=dtype)
     cdef floating[:, ::1] ws = np.empty((T, workspace_size(cov, K, D, B)), dtype=dtype)
     cdef double[:, ::1] acc = np.empty((T, S), dtype=np.float64)
     cdef Py_ssize_t wave, i, nw, p, j
@@ -450,7 +503,7 @@ def accumulate(const floating[:, ::1] X, const floating[:, ::1] R,
             for i in prange(nw, num_threads=T, schedule='static', chunksize=1):
                 p = wave + i
                 _accumulate_partition(cov, &X[0, 0], &R[0, 0], p * P, min(N, (p + 1) * P),
-                                      B, D, K, &shift[0, 0], &shiftT[0, 0], &ones[0],
+                                      B, D, K, &shift[0, 0],
                                       &ws[i, 0], &acc[i, 0], S)
             for i in range(nw):
                 for j in range(S - 1):

@@ -75,7 +75,7 @@ def _estep(X, kp, covariance_type, want, n_threads):
     norm = np.empty(N if want == "norm" else 0)
     label = np.empty(N if want == "label" else 0, dtype=np.intp)
     with blas_single_thread():
-        _k.estep(X, kp.means, kp.meansT, kp.fac, kp.bvec, kp.cst, out, norm, label,
+        _k.estep(X, kp.means, kp.fac, kp.bvec, kp.cst, out, norm, label,
                  covariance_type, want == "resp", default_n_threads(n_threads))
     return {"resp": out, "logprob": out, "norm": norm, "label": label}[want]
 

@@ -27,27 +27,36 @@ _MODES = {"softmax": 0, "argmax": 1, "sample": 2}
 class KernelParams:
     """Effective parameters in the kernel's layout, in the data's dtype."""
 
-    __slots__ = ("covariance_type", "means", "meansT", "fac", "bvec", "cst", "shift")
+    __slots__ = ("covariance_type", "means", "fac", "bvec", "cst", "shift")
 
     def __init__(self, covariance_type, means, prec_chol, const, dtype):
         K, D = means.shape
         self.covariance_type = covariance_type
-        self.shift = np.array(means, dtype=np.float64)
-        self.means = np.ascontiguousarray(means, dtype=dtype)
-        self.meansT = np.ascontiguousarray(self.means.T)
+        mu = np.asarray(means, dtype=np.float64)
+        self.means = np.ascontiguousarray(mu, dtype=dtype)
         pc = np.asarray(prec_chol, dtype=np.float64)
+        const = np.asarray(const, dtype=np.float64)
+        self.shift = mu.copy()          # where the pass centres its statistics
         if covariance_type == "full":
             fac = np.ascontiguousarray(pc.transpose(1, 0, 2)).reshape(D, K * D)
-            bvec = np.einsum("kd,kde->ke", self.shift, pc).ravel()
+            bvec = np.einsum("kd,kde->ke", mu, pc).ravel()
         elif covariance_type == "tied":
             fac = pc.ravel()
-            bvec = np.ascontiguousarray((self.shift @ pc).T).ravel()
-        elif covariance_type == "diag":
-            fac = np.ascontiguousarray((pc ** 2).T).ravel()
-            bvec = np.zeros(1)
+            bvec = np.ascontiguousarray((mu @ pc).T).ravel()
         else:
-            fac = pc ** 2
-            bvec = np.zeros(1)
+            # GEMM form about a reference point near the data (mean of the means)
+            ref = mu.mean(axis=0)
+            dm = mu - ref
+            if covariance_type == "diag":
+                prec = pc ** 2                                   # (K, D)
+                fac = np.vstack([-0.5 * prec.T, (prec * dm).T])  # (2D, K)
+                const = const - 0.5 * np.einsum("kd,kd->k", prec, dm * dm)
+            else:
+                prec = pc ** 2                                   # (K,)
+                fac = np.vstack([-0.5 * prec[None, :], (prec[:, None] * dm).T])  # (D+1, K)
+                const = const - 0.5 * prec * np.einsum("kd,kd->k", dm, dm)
+            bvec = ref
+            self.shift = np.broadcast_to(ref, (K, D)).copy()
         self.fac = np.ascontiguousarray(fac, dtype=dtype).ravel()
         self.bvec = np.ascontiguousarray(bvec, dtype=dtype)
         self.cst = np.ascontiguousarray(const, dtype=dtype)
@@ -154,7 +163,7 @@ class GaussianFamily:
         K, D = kp.means.shape
         flat = np.zeros(_k.stats_size(_k.COVARIANCE_TYPES[self.covariance_type], K, D))
         w = _EMPTY if sample_weight is None else sample_weight
-        _k.fit_pass(X, w, kp.means, kp.meansT, kp.fac, kp.bvec, kp.cst, flat,
+        _k.fit_pass(X, w, kp.means, kp.fac, kp.bvec, kp.cst, flat,
                     self.covariance_type, _MODES[mode], int(seed) & 0xFFFFFFFFFFFFFFFF,
                     int(n_threads))
         weight = X.shape[0] if sample_weight is None else float(sample_weight.sum())

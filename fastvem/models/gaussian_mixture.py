@@ -307,7 +307,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         norm = np.empty(N if want == "norm" else 0)
         label = np.empty(N if want == "label" else 0, dtype=np.intp)
         with blas_single_thread():
-            _k.estep(X, kp.means, kp.meansT, kp.fac, kp.bvec, kp.cst, out, norm, label,
+            _k.estep(X, kp.means, kp.fac, kp.bvec, kp.cst, out, norm, label,
                      self.covariance_type, want == "resp", engine.n_threads)
         return {"label": label, "norm": norm, "resp": out, "logprob": out}[want]
 
