@@ -9,6 +9,8 @@ from libc.stdint cimport uint64_t
 cdef extern from "fv_math.h" nogil:
     double fv_exp(double x)
     float fv_expf(float x)
+    double fv_sqdist_d(const double* y, const double* b, long n)
+    float fv_sqdist_f(const float* y, const float* b, long n)
 
 # assignment modes of the local step (DESIGN.md: how q(T) is formed)
 cdef enum:
@@ -22,6 +24,13 @@ cdef inline floating fexp(floating x) noexcept nogil:
         return fv_expf(x)
     else:
         return fv_exp(x)
+
+
+cdef inline floating sqdist(const floating* y, const floating* b, long n) noexcept nogil:
+    if floating is float:
+        return fv_sqdist_f(y, b, n)
+    else:
+        return fv_sqdist_d(y, b, n)
 
 
 cdef inline uint64_t splitmix64(uint64_t z) noexcept nogil:

@@ -17,18 +17,21 @@
 #          tied: (D, D)    U
 #          diag: (2D, K)   [-0.5 P^T ; (P * (mu - ref))^T]
 #          spherical: (D+1, K) [-0.5 p ; (p_k (mu_k - ref))^T]
-#   bvec   full: (K*D,) b_k = mu_k U_k; tied: (D, K) (mu_k U)^T;
+#   bvec   full: (K*D + D,) b_k = (mu_k - ref) U_k, then ref; tied: (D, K) (mu_k U)^T;
 #          diag / spherical: (D,) the reference point ref
 #   cst    (K,)            additive constants (log weights + log-normalisers;
 #                          diag / spherical: minus 0.5 (mu-ref)^T P (mu-ref))
 # so that  log p(x, z=k) = cst_k - 0.5 * (x - mu_k)^T P_k (x - mu_k).
-# Diag and spherical run as GEMMs on Z = [(x-ref)^2, x-ref] (the E-step Z A and
-# the statistics R^T Z); their statistics are centred at ref, a point near the
-# data (the mean of the means), which keeps the one-pass moments accurate.
+# Full, diag and spherical run as GEMMs on per-row features Z about a reference
+# point ref near the data (the mean of the means): full Z = [x-ref, packed
+# (x-ref)(x-ref)^T upper triangle], diag Z = [(x-ref)^2, x-ref], spherical
+# Z = [|x-ref|^2, x-ref].  The E-step is a GEMM on Z, the soft statistics are
+# one GEMM R^T Z per chunk; statistics are centred at ref, which keeps the
+# one-pass moments accurate.
 #
 # Statistics vector (float64), centred at mu_k (full, tied) or ref (diag, spherical):
 #   [ N_k (K) | S1_k = sum r (x - mu_k) (K*D) | S2 | objective (1) ]
-#   S2: full (K, D, D) lower triangle of sum r (x-mu_k)(x-mu_k)^T (row-major),
+#   S2: full (K, D, D) lower triangle of sum r (x-c)(x-c)^T (row-major),
 #       diag (K, D) sum r (x-mu_k)^2, spherical (K,) sum r |x-mu_k|^2, tied: none.
 
 cimport cython
@@ -39,7 +42,7 @@ from libc.string cimport memset
 from libc.math cimport sqrt, log
 from scipy.linalg.cython_blas cimport dgemm, sgemm, dsyrk, ssyrk
 
-from _common cimport local_step_row, MODE_SOFT, MODE_HARD, MODE_SAMPLE
+from _common cimport local_step_row, sqdist, MODE_SOFT, MODE_HARD, MODE_SAMPLE
 
 import numpy as np
 
@@ -70,7 +73,7 @@ def stats_size(int cov, Py_ssize_t K, Py_ssize_t D):
 
 def chunk_rows(int cov, Py_ssize_t K, Py_ssize_t D):
     """Rows per chunk: the chunk's work buffers stay within ~256 KB."""
-    cdef Py_ssize_t width = K * D if cov == COV_FULL else (K + 2 * D)
+    cdef Py_ssize_t width = K * D + _zwidth(cov, D) if cov == COV_FULL else (K + 2 * D)
     cdef Py_ssize_t b = 32768 // max(width, 1)
     return int(max(16, min(256, b)))
 
@@ -78,8 +81,8 @@ def chunk_rows(int cov, Py_ssize_t K, Py_ssize_t D):
 def workspace_size(int cov, Py_ssize_t K, Py_ssize_t D, Py_ssize_t B):
     """Per-thread scratch (in data dtype): logp/R, Y or dist, W, chunk stats."""
     cdef Py_ssize_t n = B * K
-    if cov == COV_FULL:
-        n += B * K * D + B * D
+    if cov == COV_FULL:   # Y (B x KD), Z (B x zw), G (K x zw)
+        n += B * K * D + (B + K) * _zwidth(cov, D)
     elif cov == COV_TIED:
         n += B * D
     else:   # Z (B x zw) and the chunk's R^T Z (K x zw)
@@ -88,6 +91,8 @@ def workspace_size(int cov, Py_ssize_t K, Py_ssize_t D, Py_ssize_t B):
 
 
 cdef inline Py_ssize_t _zwidth(int cov, Py_ssize_t D) noexcept nogil:
+    if cov == COV_FULL:
+        return D + D * (D + 1) // 2
     return 2 * D if cov == COV_DIAG else D + 1
 
 
@@ -96,40 +101,52 @@ cdef inline Py_ssize_t _zwidth(int cov, Py_ssize_t D) noexcept nogil:
 # --------------------------------------------------------------------------
 
 cdef inline void _gemm_rowmajor(const floating* A, const floating* Bm, floating* C,
-                                int m, int n, int k) noexcept nogil:
-    """C (m x n) = A (m x k) @ Bm (k x n), all row-major and contiguous."""
+                                int m, int n, int k, int lda) noexcept nogil:
+    """C (m x n) = A (m x k, row stride lda) @ Bm (k x n), row-major."""
     cdef floating one = 1.0, zero = 0.0
     cdef char tr = b'N'
     # column-major view: C^T (n x m) = Bm^T (n x k) A^T (k x m)
     if floating is float:
-        sgemm(&tr, &tr, &n, &m, &k, &one, <float*>Bm, &n, <float*>A, &k, &zero, C, &n)
+        sgemm(&tr, &tr, &n, &m, &k, &one, <float*>Bm, &n, <float*>A, &lda, &zero, C, &n)
     else:
-        dgemm(&tr, &tr, &n, &m, &k, &one, <double*>Bm, &n, <double*>A, &k, &zero, C, &n)
+        dgemm(&tr, &tr, &n, &m, &k, &one, <double*>Bm, &n, <double*>A, &lda, &zero, C, &n)
 
 
 cdef void _logdens(int cov, const floating* X, Py_ssize_t B, Py_ssize_t D, Py_ssize_t K,
                    const floating* means, const floating* fac,
                    const floating* bvec, const floating* cst,
-                   floating* lp, floating* work) noexcept nogil:
-    cdef Py_ssize_t n, k, d, KD = K * D, zw
+                   floating* lp, floating* work, bint products) noexcept nogil:
+    cdef Py_ssize_t n, k, d, e, j, KD = K * D, zw
     cdef floating t, acc, xd
+    cdef floating* z
     cdef floating* y
     cdef floating* row
     cdef const floating* x
     if cov == COV_FULL:
-        # Y = X @ [U_1 .. U_K]  (B x KD) in one GEMM; work holds Y
-        _gemm_rowmajor(X, fac, work, <int>B, <int>KD, <int>D)
+        # Z = [x-ref | (x-ref)(x-ref)^T packed] in work after Y; the products only
+        # when statistics follow (products != 0).  Y = (x-ref) @ [U_1..U_K] (B x KD)
+        zw = _zwidth(cov, D)
+        z = work + B * KD
+        for n in range(B):
+            x = X + n * D
+            y = z + n * zw
+            for d in range(D):
+                y[d] = x[d] - bvec[KD + d]
+            if products:
+                j = D
+                for d in range(D):
+                    xd = y[d]
+                    for e in range(d, D):
+                        y[j + e - d] = xd * y[e]
+                    j = j + D - d
+        _gemm_rowmajor(z, fac, work, <int>B, <int>KD, <int>D, <int>zw)
         for n in range(B):
             y = work + n * KD
             row = lp + n * K
             for k in range(K):
-                acc = 0
-                for d in range(D):
-                    t = y[k * D + d] - bvec[k * D + d]
-                    acc = acc + t * t
-                row[k] = cst[k] - <floating>0.5 * acc
+                row[k] = cst[k] - <floating>0.5 * sqdist(y + k * D, bvec + k * D, D)
     elif cov == COV_TIED:
-        _gemm_rowmajor(X, fac, work, <int>B, <int>D, <int>D)
+        _gemm_rowmajor(X, fac, work, <int>B, <int>D, <int>D, <int>D)
         for n in range(B):
             y = work + n * D
             row = lp + n * K
@@ -161,7 +178,7 @@ cdef void _logdens(int cov, const floating* X, Py_ssize_t B, Py_ssize_t D, Py_ss
                     y[1 + d] = t
                     acc = acc + t * t
                 y[0] = acc
-        _gemm_rowmajor(work, fac, lp, <int>B, <int>K, <int>zw)
+        _gemm_rowmajor(work, fac, lp, <int>B, <int>K, <int>zw, <int>zw)
         for n in range(B):
             row = lp + n * K
             for k in range(K):
@@ -239,16 +256,21 @@ cdef void _accumulate(int cov, const floating* X, Py_ssize_t B, Py_ssize_t D, Py
 cdef void _accumulate_z(int cov, Py_ssize_t B, Py_ssize_t D, Py_ssize_t K, int mode,
                         const floating* Z, const floating* R, floating* G,
                         floating* nk, floating* s1, floating* s2) noexcept nogil:
-    """Diag / spherical statistics about ref from Z = [(x-ref)^2 | x-ref]:
-    soft R by one GEMM (G = R^T Z), one-hot R by direct adds of each row."""
-    cdef Py_ssize_t zw = _zwidth(cov, D), n, k, d, j
+    """Statistics about ref from the features Z of the chunk: G = R^T Z by one
+    GEMM (soft R) or by adding each one-hot row to its component; then G is
+    added into N_k, S1 and S2 (full: the packed products unpacked into the
+    lower triangle of the row-major (D, D) block)."""
+    cdef Py_ssize_t zw = _zwidth(cov, D), n, k, d, e, j, p
+    cdef Py_ssize_t off1 = 0 if cov == COV_FULL else (D if cov == COV_DIAG else 1)
+    cdef Py_ssize_t off2 = D if cov == COV_FULL else 0
+    cdef Py_ssize_t sq = D if cov == COV_DIAG else 1      # diag / spherical squared part
     cdef floating r, one = 1.0, zero = 0.0
     cdef const floating* z
     cdef const floating* row
     cdef floating* g
+    cdef floating* s2k
     cdef int izw = <int>zw, iK = <int>K, iB = <int>B
     cdef char nt = b'N', tr = b'T'
-    cdef Py_ssize_t sq = D if cov == COV_DIAG else 1      # width of the squared part
     if mode == MODE_SOFT:
         # column-major: G^T (zw x K) = Z^T-view (zw x B) @ R (B x K)
         if floating is float:
@@ -259,28 +281,36 @@ cdef void _accumulate_z(int cov, Py_ssize_t B, Py_ssize_t D, Py_ssize_t K, int m
             row = R + n * K
             for k in range(K):
                 nk[k] = nk[k] + row[k]
-        for k in range(K):
-            g = G + k * zw
-            for d in range(sq):
-                s2[k * sq + d] = s2[k * sq + d] + g[d]
-            for d in range(D):
-                s1[k * D + d] = s1[k * D + d] + g[sq + d]
-        return
-    for n in range(B):              # one-hot rows: add the row to its component
-        row = R + n * K
-        j = 0
-        for k in range(K):
-            if row[k] != 0:
-                j = k
-        r = row[j]
-        if r == 0:
-            continue
-        z = Z + n * zw
-        nk[j] = nk[j] + r
-        for d in range(sq):
-            s2[j * sq + d] = s2[j * sq + d] + r * z[d]
+    else:
+        memset(G, 0, K * zw * sizeof(floating))
+        for n in range(B):          # one-hot rows: add the row to its component
+            row = R + n * K
+            j = 0
+            for k in range(K):
+                if row[k] != 0:
+                    j = k
+            r = row[j]
+            if r == 0:
+                continue
+            z = Z + n * zw
+            g = G + j * zw
+            nk[j] = nk[j] + r
+            for d in range(zw):
+                g[d] = g[d] + r * z[d]
+    for k in range(K):
+        g = G + k * zw
         for d in range(D):
-            s1[j * D + d] = s1[j * D + d] + r * z[sq + d]
+            s1[k * D + d] = s1[k * D + d] + g[off1 + d]
+        if cov == COV_FULL:
+            s2k = s2 + k * D * D
+            p = off2
+            for d in range(D):
+                for e in range(d, D):
+                    s2k[e * D + d] = s2k[e * D + d] + g[p]
+                    p = p + 1
+        else:
+            for d in range(sq):
+                s2[k * sq + d] = s2[k * sq + d] + g[off2 + d]
 
 
 # --------------------------------------------------------------------------
@@ -300,13 +330,11 @@ cdef void _partition(int cov, const floating* X, const double* w, bint weighted,
     cdef floating* cs
     cdef Py_ssize_t s2off = K + K * D
     cdef double obj = 0, wt
-    if cov == COV_FULL:
-        W = work + B * K * D
-        cs = W + B * D
-    elif cov == COV_TIED:
+    cdef Py_ssize_t yw = B * K * D if cov == COV_FULL else 0   # full: Y before Z
+    if cov == COV_TIED:
         cs = work + B * D
     else:
-        W = work + B * _zwidth(cov, D)          # G = R^T Z
+        W = work + yw + B * _zwidth(cov, D)     # G = R^T Z
         cs = W + K * _zwidth(cov, D)
     if floating is double:
         cs = acc           # float64 data: accumulate straight into the partition sums
@@ -316,12 +344,13 @@ cdef void _partition(int cov, const floating* X, const double* w, bint weighted,
     c0 = r0
     while c0 < r1:
         nb = min(B, r1 - c0)
-        _logdens(cov, X + c0 * D, nb, D, K, means, fac, bvec, cst, lp, work)
+        _logdens(cov, X + c0 * D, nb, D, K, means, fac, bvec, cst, lp, work, True)
         for n in range(nb):
             wt = w[c0 + n] if weighted else 1.0
             obj = obj + wt * local_step_row(lp + n * K, K, mode, wt, seed, <uint64_t>(c0 + n))
-        if cov == COV_DIAG or cov == COV_SPHERICAL:
-            _accumulate_z(cov, nb, D, K, mode, work, lp, W, cs, cs + K, cs + s2off)
+        if cov != COV_TIED:
+            _accumulate_z(cov, nb, D, K, mode, work + (nb * K * D if cov == COV_FULL else 0),
+                          lp, W, cs, cs + K, cs + s2off)
         else:
             _accumulate(cov, X + c0 * D, nb, D, K, means, lp, work, W,
                         cs, cs + K, cs + s2off)
@@ -419,7 +448,7 @@ cdef void _estep_chunk(int cov, const floating* X, Py_ssize_t r0, Py_ssize_t r1,
     cdef floating* row
     cdef floating* dst
     cdef double lse
-    _logdens(cov, X + r0 * D, nb, D, K, means, fac, bvec, cst, lp, ws + nb * K)
+    _logdens(cov, X + r0 * D, nb, D, K, means, fac, bvec, cst, lp, ws + nb * K, False)
     for n in range(nb):
         row = lp + n * K
         if out_label != NULL:

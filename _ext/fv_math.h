@@ -69,4 +69,29 @@ static inline float fv_expf(float x)
     return x < -87.0f ? 0.0f : y;
 }
 
+/* Squared distance sum (y - b)^2 over n entries.  The OpenMP simd reduction
+ * lets the compiler vectorise the sum (a fixed order for a given n, so the
+ * result is the same whatever thread calls it); without OpenMP it is a plain loop. */
+static inline double fv_sqdist_d(const double *y, const double *b, long n)
+{
+    double acc = 0.0;
+#pragma omp simd reduction(+:acc)
+    for (long i = 0; i < n; i++) {
+        double t = y[i] - b[i];
+        acc += t * t;
+    }
+    return acc;
+}
+
+static inline float fv_sqdist_f(const float *y, const float *b, long n)
+{
+    float acc = 0.0f;
+#pragma omp simd reduction(+:acc)
+    for (long i = 0; i < n; i++) {
+        float t = y[i] - b[i];
+        acc += t * t;
+    }
+    return acc;
+}
+
 #endif

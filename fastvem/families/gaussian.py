@@ -37,25 +37,26 @@ class KernelParams:
         pc = np.asarray(prec_chol, dtype=np.float64)
         const = np.asarray(const, dtype=np.float64)
         self.shift = mu.copy()          # where the pass centres its statistics
-        if covariance_type == "full":
-            fac = np.ascontiguousarray(pc.transpose(1, 0, 2)).reshape(D, K * D)
-            bvec = np.einsum("kd,kde->ke", mu, pc).ravel()
-        elif covariance_type == "tied":
+        if covariance_type == "tied":
             fac = pc.ravel()
             bvec = np.ascontiguousarray((mu @ pc).T).ravel()
         else:
-            # GEMM form about a reference point near the data (mean of the means)
+            # GEMM forms about a reference point near the data (mean of the means)
             ref = mu.mean(axis=0)
             dm = mu - ref
-            if covariance_type == "diag":
+            if covariance_type == "full":
+                fac = np.ascontiguousarray(pc.transpose(1, 0, 2)).reshape(D, K * D)
+                bvec = np.concatenate([np.einsum("kd,kde->ke", dm, pc).ravel(), ref])
+            elif covariance_type == "diag":
                 prec = pc ** 2                                   # (K, D)
                 fac = np.vstack([-0.5 * prec.T, (prec * dm).T])  # (2D, K)
                 const = const - 0.5 * np.einsum("kd,kd->k", prec, dm * dm)
+                bvec = ref
             else:
                 prec = pc ** 2                                   # (K,)
                 fac = np.vstack([-0.5 * prec[None, :], (prec[:, None] * dm).T])  # (D+1, K)
                 const = const - 0.5 * prec * np.einsum("kd,kd->k", dm, dm)
-            bvec = ref
+                bvec = ref
             self.shift = np.broadcast_to(ref, (K, D)).copy()
         self.fac = np.ascontiguousarray(fac, dtype=dtype).ravel()
         self.bvec = np.ascontiguousarray(bvec, dtype=dtype)
