@@ -41,7 +41,7 @@ def check_sample_weight(sample_weight, n_samples):
         raise ValueError("sample_weight contains NaN or infinity")
     if np.any(arr < 0):
         raise ValueError("Negative values in data passed to sample_weight")
-    if arr.sum() <= 0:
+    if n_samples > 0 and arr.sum() <= 0:
         raise ValueError("sample_weight must have a positive sum")
     return arr
 
