@@ -2,8 +2,8 @@
 on one engine with compiled kernels.  See DESIGN.md for the spine."""
 __version__ = "0.1.0"
 
-from . import kernels, methods
+from . import datasets, kernels, methods
 from .io import load
 from .models import GaussianMixture
 
-__all__ = ["GaussianMixture", "load", "kernels", "methods", "__version__"]
+__all__ = ["GaussianMixture", "load", "datasets", "kernels", "methods", "__version__"]

@@ -61,7 +61,10 @@ def save_estimator(est, path):
 def load(path):
     """Load an estimator written by ``save``; ValueError for a corrupt or foreign file."""
     try:
-        with np.load(path, allow_pickle=False) as data:
+        data = np.load(path, allow_pickle=False)
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise ValueError("not an .npz archive")
+        with data:
             files = {k: data[k] for k in data.files}
     except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
         if isinstance(exc, FileNotFoundError):
@@ -73,23 +76,32 @@ def load(path):
         meta = json.loads(str(files.pop("__meta__")))
         fmt, version, cls_name, params = (meta["format"], meta["version"], meta["class"],
                                           meta["params"])
+        if not isinstance(params, dict):
+            raise TypeError("params is not a mapping")
     except (ValueError, KeyError, TypeError):
         raise ValueError(f"{path!s}: corrupted fastvem metadata") from None
     if fmt != FORMAT_NAME:
         raise ValueError(f"{path!s} is not a fastvem model file (format {fmt!r})")
     if not isinstance(version, int) or version > FORMAT_VERSION or version < 1:
-        raise ValueError(f"{path!s} has format version {version}; this fastvem reads "
+        raise ValueError(f"{path!s} has format version {version!r}; this fastvem reads "
                          f"versions 1..{FORMAT_VERSION} (upgrade fastvem)")
     registry = _registry()
     if cls_name not in registry:
         raise ValueError(f"{path!s}: unknown estimator class {cls_name!r}")
     for key in [k for k in files if k.startswith("param__")]:
         params[key[len("param__"):]] = files.pop(key)
-    est = registry[cls_name](**params)
+    cls = registry[cls_name]
+    unknown = sorted(set(params) - set(cls().get_params(deep=False)))
+    if unknown:
+        raise ValueError(f"{path!s}: unknown parameters {unknown} for {cls_name}")
+    est = cls(**params)
+    allowed = set(getattr(cls, "_fitted_attributes", ()))
     trace = {}
     for key, value in files.items():
         if key.startswith("attr__"):
             name = key[len("attr__"):]
+            if name not in allowed:
+                raise ValueError(f"{path!s}: unexpected attribute {name!r} for {cls_name}")
             setattr(est, name, value.item() if value.ndim == 0 else value)
         elif key.startswith("trace__"):
             trace[key[len("trace__"):]] = value

@@ -38,6 +38,8 @@ def _check(X, means, precisions_cholesky, covariance_type, weights):
     if covariance_type not in COVARIANCE_TYPES:
         raise ValueError(f"covariance_type must be one of {list(COVARIANCE_TYPES)}, "
                          f"got {covariance_type!r}")
+    if getattr(getattr(X, "dtype", None), "kind", None) in ("U", "S", "V"):
+        raise TypeError(f"X must be numeric, got dtype {X.dtype}")
     X = check_array(X, dtype=[np.float64, np.float32], order="C", ensure_min_samples=0,
                     input_name="X")
     D = X.shape[1]
@@ -139,7 +141,16 @@ def gaussian_m_step(stats, reg_covar=1e-6, scatter=None):
     if stats.covariance_type == "tied":
         if scatter is None:
             raise ValueError("a tied M-step needs scatter=gaussian_data_scatter(X)")
-        fam._scatter = scatter
+        D = stats.shift.shape[1]
+        try:
+            total, centre, S = scatter
+            total = float(total)
+            centre = check_array_param(centre, "scatter[1] (centre)", (D,))
+            S = check_array_param(S, "scatter[2] (scatter matrix)", (D, D))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"scatter must be (total, centre (D,), scatter (D, D)) from "
+                             f"gaussian_data_scatter: {exc}") from None
+        fam._scatter = (total, centre, S)
     nk = stats.nk + 10 * np.finfo(np.float64).eps
     means, covs = fam.point_estimate(stats, nk)
     return nk / nk.sum(), means, covs, precision_cholesky(covs, stats.covariance_type)

@@ -206,17 +206,17 @@ NON_PD = np.array([[1.0, 2.0], [2.0, 1.0]])       # symmetric, eigenvalues 3 and
 
 
 @pytest.mark.parametrize("ct,prec,match", [
-    ("full", np.stack([np.eye(2), NON_PD]), "positive definite"),
-    ("full", np.stack([np.eye(2), -np.eye(2)]), "positive definite"),
-    ("full", np.stack([np.eye(2), np.zeros((2, 2))]), "positive definite"),
-    ("full", np.stack([np.eye(2), [[1.0, 0.5], [0.0, 1.0]]]), "symmetric"),
-    ("tied", NON_PD, "positive definite"),
-    ("tied", -np.eye(2), "positive definite"),
-    ("tied", [[1.0, 0.5], [0.0, 1.0]], "symmetric"),
-    ("diag", np.array([[1.0, 1.0], [1.0, -1.0]]), "positive"),
-    ("diag", np.array([[1.0, 0.0], [1.0, 1.0]]), "positive"),
-    ("spherical", np.array([1.0, -2.0]), "positive"),
-    ("spherical", np.array([0.0, 1.0]), "positive"),
+    ("full", np.stack([np.eye(2), NON_PD]), r"precisions_init\[1\] is not positive definite"),
+    ("full", np.stack([np.eye(2), -np.eye(2)]), r"precisions_init.*positive definite"),
+    ("full", np.stack([np.eye(2), np.zeros((2, 2))]), r"precisions_init.*positive definite"),
+    ("full", np.stack([np.eye(2), [[1.0, 0.5], [0.0, 1.0]]]), r"precisions_init.*symmetric"),
+    ("tied", NON_PD, r"precisions_init.*positive definite"),
+    ("tied", -np.eye(2), r"precisions_init.*positive definite"),
+    ("tied", [[1.0, 0.5], [0.0, 1.0]], r"precisions_init.*symmetric"),
+    ("diag", np.array([[1.0, 1.0], [1.0, -1.0]]), "precisions_init must be positive"),
+    ("diag", np.array([[1.0, 0.0], [1.0, 1.0]]), "precisions_init must be positive"),
+    ("spherical", np.array([1.0, -2.0]), "precisions_init must be positive"),
+    ("spherical", np.array([0.0, 1.0]), "precisions_init must be positive"),
 ])
 def test_bad_precisions_init_values(X, ct, prec, match):
     est = GaussianMixture(2, covariance_type=ct, precisions_init=prec)
@@ -224,20 +224,20 @@ def test_bad_precisions_init_values(X, ct, prec, match):
         est.fit(X)
 
 
-@pytest.mark.parametrize("ct", COV_TYPES)
-@pytest.mark.parametrize("which", ["K+1", "D+1", "ndim"])
-def test_bad_precisions_init_shape(X, ct, which):
-    shape = list(_shape(ct, 2, 2))
-    if which == "K+1":
-        if ct == "tied":
-            pytest.skip("tied precisions have no K axis")
-        shape[0] += 1
-    elif which == "D+1":
-        if ct == "spherical":
-            pytest.skip("spherical precisions have no D axis")
-        shape[-1] += 1
-    else:
-        shape = shape + [1]
+def _wrong_precision_shapes():
+    for ct in COV_TYPES:
+        shape = _shape(ct, 2, 2)
+        if ct != "tied":                                   # one component too many
+            yield ct, (shape[0] + 1,) + shape[1:]
+        if ct != "spherical":                              # one feature too many
+            yield ct, shape[:-1] + (shape[-1] + 1,)
+        yield ct, shape + (1,)                             # one axis too many
+        yield ct, shape[1:] if ct != "spherical" else ()   # one axis too few
+
+
+@pytest.mark.parametrize("ct,shape", list(_wrong_precision_shapes()),
+                         ids=[f"{c}-{s}" for c, s in _wrong_precision_shapes()])
+def test_bad_precisions_init_shape(X, ct, shape):
     with pytest.raises(ValueError, match="precisions_init must have shape"):
         GaussianMixture(2, covariance_type=ct, precisions_init=np.ones(shape)).fit(X)
 

@@ -10,8 +10,8 @@ import warnings
 
 import numpy as np
 import pytest
-from sklearn.utils import shuffle
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import shuffle
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from fastvem import GaussianMixture
@@ -53,7 +53,7 @@ def test_sklearn_compatible_estimator(estimator, check):
 
 
 def test_checks_are_collected():
-    """Guard: the parametrisation really produced the usual checks for each setting."""
+    """Guard: the estimator's tags do not switch off the checks that matter here."""
     try:
         from sklearn.utils.estimator_checks import _yield_all_checks
     except ImportError:   # private helper of scikit-learn; moved in some version
@@ -100,3 +100,26 @@ def test_sample_weight_equivalence_fixed_init(ct, method):
     # and the weights matter: ignoring them gives another fit
     unw = GaussianMixture(**params).fit(X_weighted)
     assert not np.allclose(unw.means_, rep.means_)
+
+
+@pytest.mark.parametrize("ct", ["full", "tied", "diag", "spherical"])
+@pytest.mark.parametrize("init_params", ["kmeans", "random"])
+def test_initialisation_honours_sample_weight(ct, init_params):
+    """The initial parameters (max_iter=0) of one component are the weighted
+    mean and covariance: integer weights == repeated rows.  (k-means++ and
+    random_from_data start a component at one drawn row, so they have no
+    weighted-moment form to compare with.)"""
+    rng = np.random.RandomState(1)
+    X = rng.rand(20, 3)
+    sw = rng.randint(0, 4, size=20)
+    sw[0] = 9
+    params = dict(n_components=1, covariance_type=ct, init_params=init_params, max_iter=0,
+                  random_state=0)
+    rep = GaussianMixture(**params).fit(X.repeat(sw, axis=0))
+    wei = GaussianMixture(**params).fit(X, sample_weight=sw)
+    # all rows start in the one component: the init is the weighted moments
+    np.testing.assert_allclose(wei.means_, rep.means_, rtol=1e-10)
+    np.testing.assert_allclose(wei.covariances_, rep.covariances_, rtol=1e-8)
+    np.testing.assert_allclose(wei.means_[0], np.average(X, axis=0, weights=sw), rtol=1e-10)
+    unw = GaussianMixture(**params).fit(X)
+    assert not np.allclose(unw.means_, wei.means_)

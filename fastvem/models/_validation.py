@@ -42,7 +42,7 @@ def check_sample_weight(sample_weight, n_samples):
     if np.any(arr < 0):
         raise ValueError("Negative values in data passed to sample_weight")
     if n_samples > 0 and arr.sum() <= 0:
-        raise ValueError("sample_weight must have a positive sum")
+        raise ValueError("sample_weight must contain at least one non-zero weight (all are zero)")
     return arr
 
 

@@ -21,6 +21,9 @@ from ._validation import check_array_param, check_sample_weight, progress_report
 __all__ = ["GaussianMixture"]
 
 _IMPLEMENTED = ("em", "vem", "crisp")
+_FITTED = ("weights_", "means_", "covariances_", "precisions_", "precisions_cholesky_",
+           "converged_", "n_iter_", "lower_bound_", "lower_bounds_", "n_features_in_",
+           "feature_names_in_")
 _INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
 
 
@@ -82,6 +85,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.verbose_interval = verbose_interval
         self.method = method
         self.n_threads = n_threads
+
+    _fitted_attributes = _FITTED
 
     # ------------------------------------------------------------------ checks
     def _check_hyper(self):
@@ -149,6 +154,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         return weights, means, prec
 
     def _validate_X(self, X, reset):
+        kind = getattr(getattr(X, "dtype", None), "kind", None)
+        if kind in ("U", "S", "V"):
+            raise TypeError(f"X must be numeric, got dtype {X.dtype}; convert it explicitly")
         X = validate_data(self, X, dtype=[np.float64, np.float32], order="C",
                           ensure_min_samples=2 if reset else 1, reset=reset)
         return X
@@ -181,6 +189,10 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         do_init = not (self.warm_start and hasattr(self, "converged_"))
         n_init = self.n_init if do_init else 1
         start = -np.inf if do_init else self.lower_bound_
+        if not do_init and np.shape(self.means_) != (self.n_components, D):
+            raise ValueError(f"warm_start: the fitted model has {np.shape(self.means_)[1]} "
+                             f"features and {np.shape(self.means_)[0]} components; X has {D} "
+                             f"features and n_components is {self.n_components}")
         warm = None if do_init else self._get_params()
 
         def initialise():
@@ -253,7 +265,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             # centred at the means: a first pass finds them, a second centres
             zero = family.statistics_from_labels(Xs, ws, labels, np.zeros((K, X.shape[1])),
                                                  n_threads)
-            shift = zero.means()
+            shift = zero.means(eps=10 * np.finfo(np.float64).eps)   # empty k-means cluster: 0
             return family.statistics_from_labels(Xs, ws, labels, shift, n_threads)
         # 'random': uniform responsibilities drawn block by block in row order (the
         # same stream as scikit-learn's single (N, K) draw).  Two passes: the first
