@@ -39,7 +39,7 @@ def _check(X, means, precisions_cholesky, covariance_type, weights):
         raise ValueError(f"covariance_type must be one of {list(COVARIANCE_TYPES)}, "
                          f"got {covariance_type!r}")
     if getattr(getattr(X, "dtype", None), "kind", None) in ("U", "S", "V"):
-        raise TypeError(f"X must be numeric, got dtype {X.dtype}")
+        raise TypeError(f"X must be numeric, got string dtype {X.dtype}")
     X = check_array(X, dtype=[np.float64, np.float32], order="C", ensure_min_samples=0,
                     input_name="X")
     D = X.shape[1]

@@ -156,7 +156,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     def _validate_X(self, X, reset):
         kind = getattr(getattr(X, "dtype", None), "kind", None)
         if kind in ("U", "S", "V"):
-            raise TypeError(f"X must be numeric, got dtype {X.dtype}; convert it explicitly")
+            raise TypeError(f"X must be numeric, got string dtype {X.dtype}; convert it explicitly")
         X = validate_data(self, X, dtype=[np.float64, np.float32], order="C",
                           ensure_min_samples=2 if reset else 1, reset=reset)
         return X
