@@ -13,11 +13,11 @@
 #
 # Effective parameters (prepared by `prepare`):
 #   means  (K, D)          centres; also the shift of the centred statistics
-#   fac    full: (D, K*D)  [U_1 ... U_K], precision_k = U_k U_k^T
+#   fac    full: (D, D*K)  column d*K+k = column d of U_k, precision_k = U_k U_k^T
 #          tied: (D, D)    U
 #          diag: (2D, K)   [-0.5 P^T ; (P * (mu - ref))^T]
 #          spherical: (D+1, K) [-0.5 p ; (p_k (mu_k - ref))^T]
-#   bvec   full: (K*D + D,) b_k = (mu_k - ref) U_k, then ref; tied: (D, K) (mu_k U)^T;
+#   bvec   full: (D*K + D,) b = ((mu_k - ref) U_k)^T (D x K), then ref; tied: (D, K) (mu_k U)^T;
 #          diag / spherical: (D,) the reference point ref
 #   cst    (K,)            additive constants (log weights + log-normalisers;
 #                          diag / spherical: minus 0.5 (mu-ref)^T P (mu-ref))
@@ -42,7 +42,7 @@ from libc.string cimport memset
 from libc.math cimport sqrt, log
 from scipy.linalg.cython_blas cimport dgemm, sgemm, dsyrk, ssyrk
 
-from _common cimport local_step_row, sqdist, MODE_SOFT, MODE_HARD, MODE_SAMPLE
+from _common cimport local_step_row, MODE_SOFT, MODE_HARD, MODE_SAMPLE
 
 import numpy as np
 
@@ -139,12 +139,20 @@ cdef void _logdens(int cov, const floating* X, Py_ssize_t B, Py_ssize_t D, Py_ss
                     for e in range(d, D):
                         y[j + e - d] = xd * y[e]
                     j = j + D - d
+        # columns of Y are d-major (d * K + k): the sum over d runs over
+        # contiguous K-vectors, so it vectorises across components
         _gemm_rowmajor(z, fac, work, <int>B, <int>KD, <int>D, <int>zw)
         for n in range(B):
             y = work + n * KD
             row = lp + n * K
             for k in range(K):
-                row[k] = cst[k] - <floating>0.5 * sqdist(y + k * D, bvec + k * D, D)
+                row[k] = 0
+            for d in range(D):
+                for k in range(K):
+                    t = y[d * K + k] - bvec[d * K + k]
+                    row[k] = row[k] + t * t
+            for k in range(K):
+                row[k] = cst[k] - <floating>0.5 * row[k]
     elif cov == COV_TIED:
         _gemm_rowmajor(X, fac, work, <int>B, <int>D, <int>D, <int>D)
         for n in range(B):

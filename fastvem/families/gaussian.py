@@ -45,8 +45,8 @@ class KernelParams:
             ref = mu.mean(axis=0)
             dm = mu - ref
             if covariance_type == "full":
-                fac = np.ascontiguousarray(pc.transpose(1, 0, 2)).reshape(D, K * D)
-                bvec = np.concatenate([np.einsum("kd,kde->ke", dm, pc).ravel(), ref])
+                fac = np.ascontiguousarray(pc.transpose(1, 2, 0)).reshape(D, D * K)
+                bvec = np.concatenate([np.einsum("kd,kde->ek", dm, pc).ravel(), ref])
             elif covariance_type == "diag":
                 prec = pc ** 2                                   # (K, D)
                 fac = np.vstack([-0.5 * prec.T, (prec * dm).T])  # (2D, K)
