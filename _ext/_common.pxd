@@ -11,6 +11,10 @@ cdef extern from "fv_math.h" nogil:
     float fv_expf(float x)
     double fv_sqdist_d(const double* y, const double* b, long n)
     float fv_sqdist_f(const float* y, const float* b, long n)
+    double fv_max_d(const double* x, long n)
+    float fv_max_f(const float* x, long n)
+    double fv_sum_d(const double* x, long n)
+    float fv_sum_f(const float* x, long n)
 
 # assignment modes of the local step (DESIGN.md: how q(T) is formed)
 cdef enum:
@@ -33,6 +37,20 @@ cdef inline floating sqdist(const floating* y, const floating* b, long n) noexce
         return fv_sqdist_d(y, b, n)
 
 
+cdef inline floating rowmax(const floating* x, long n) noexcept nogil:
+    if floating is float:
+        return fv_max_f(x, n)
+    else:
+        return fv_max_d(x, n)
+
+
+cdef inline floating rowsum(const floating* x, long n) noexcept nogil:
+    if floating is float:
+        return fv_sum_f(x, n)
+    else:
+        return fv_sum_d(x, n)
+
+
 cdef inline uint64_t splitmix64(uint64_t z) noexcept nogil:
     z = z + <uint64_t>0x9E3779B97F4A7C15
     z = (z ^ (z >> 30)) * <uint64_t>0xBF58476D1CE4E5B9
@@ -49,32 +67,32 @@ cdef inline double uniform01(uint64_t seed, uint64_t row) noexcept nogil:
 
 cdef inline double local_step_row(floating* lp, Py_ssize_t K, int mode,
                                   double weight, uint64_t seed,
-                                  uint64_t row) noexcept nogil:
+                                  uint64_t row, Py_ssize_t* label) noexcept nogil:
     """Turn one row of log-evidence lp[0:K] into q(z) in place, multiplied by
     the row's weight, and return the row's objective term (unweighted):
     log-sum-exp for MODE_SOFT, the largest entry for MODE_HARD, the entry of
-    the drawn component for MODE_SAMPLE."""
+    the drawn component for MODE_SAMPLE.  label receives the one-hot index
+    (MODE_HARD, MODE_SAMPLE)."""
     cdef Py_ssize_t k, best = 0
-    cdef floating mx = lp[0]
+    cdef floating mx = rowmax(lp, K)
     cdef floating s = 0
     cdef double u, c, total
-    for k in range(1, K):
-        if lp[k] > mx:
-            mx = lp[k]
-            best = k
     if mode == MODE_HARD:
+        while best < K - 1 and lp[best] != mx:       # first index of the maximum
+            best = best + 1
         for k in range(K):
             lp[k] = 0
         lp[best] = <floating>weight
+        label[0] = best
         return mx
     for k in range(K):          # vectorised exp
         lp[k] = fexp(lp[k] - mx)
-    for k in range(K):
-        s = s + lp[k]
+    s = rowsum(lp, K)
+    cdef floating cf
     if mode == MODE_SOFT:
-        c = weight / s
+        cf = <floating>(weight / s)
         for k in range(K):
-            lp[k] = <floating>(lp[k] * c)
+            lp[k] = lp[k] * cf
         return mx + log(<double>s)
     # MODE_SAMPLE: inverse-cdf draw from the normalised row
     u = uniform01(seed, row) * s
@@ -90,4 +108,33 @@ cdef inline double local_step_row(floating* lp, Py_ssize_t K, int mode,
     for k in range(K):
         lp[k] = 0
     lp[best] = <floating>weight
+    label[0] = best
     return c
+
+
+cdef inline double local_step_chunk(floating* lp, Py_ssize_t B, Py_ssize_t K, int mode,
+                                    const double* w, uint64_t seed, uint64_t row0,
+                                    Py_ssize_t* labels) noexcept nogil:
+    """local_step_row over the B rows of a chunk (w: row weights or NULL);
+    returns sum_n w_n * objective_n.  The mode test is hoisted out of the rows."""
+    cdef Py_ssize_t n
+    cdef double obj = 0, wt = 1.0
+    if mode == MODE_SOFT:
+        for n in range(B):
+            if w != NULL:
+                wt = w[n]
+            obj = obj + wt * local_step_row(lp + n * K, K, MODE_SOFT, wt, seed, row0 + n,
+                                            labels + n)
+    elif mode == MODE_HARD:
+        for n in range(B):
+            if w != NULL:
+                wt = w[n]
+            obj = obj + wt * local_step_row(lp + n * K, K, MODE_HARD, wt, seed, row0 + n,
+                                            labels + n)
+    else:
+        for n in range(B):
+            if w != NULL:
+                wt = w[n]
+            obj = obj + wt * local_step_row(lp + n * K, K, MODE_SAMPLE, wt, seed, row0 + n,
+                                            labels + n)
+    return obj

@@ -42,7 +42,7 @@ from libc.string cimport memset
 from libc.math cimport sqrt, log
 from scipy.linalg.cython_blas cimport dgemm, sgemm, dsyrk, ssyrk
 
-from _common cimport local_step_row, MODE_SOFT, MODE_HARD, MODE_SAMPLE
+from _common cimport local_step_row, local_step_chunk, MODE_SOFT, MODE_HARD, MODE_SAMPLE
 
 import numpy as np
 
@@ -262,7 +262,8 @@ cdef void _accumulate(int cov, const floating* X, Py_ssize_t B, Py_ssize_t D, Py
 
 
 cdef void _accumulate_z(int cov, Py_ssize_t B, Py_ssize_t D, Py_ssize_t K, int mode,
-                        const floating* Z, const floating* R, floating* G,
+                        const floating* Z, const floating* R, const Py_ssize_t* labels,
+                        floating* G,
                         floating* nk, floating* s1, floating* s2) noexcept nogil:
     """Statistics about ref from the features Z of the chunk: G = R^T Z by one
     GEMM (soft R) or by adding each one-hot row to its component; then G is
@@ -292,12 +293,8 @@ cdef void _accumulate_z(int cov, Py_ssize_t B, Py_ssize_t D, Py_ssize_t K, int m
     else:
         memset(G, 0, K * zw * sizeof(floating))
         for n in range(B):          # one-hot rows: add the row to its component
-            row = R + n * K
-            j = 0
-            for k in range(K):
-                if row[k] != 0:
-                    j = k
-            r = row[j]
+            j = labels[n]
+            r = R[n * K + j]
             if r == 0:
                 continue
             z = Z + n * zw
@@ -329,8 +326,8 @@ cdef void _partition(int cov, const floating* X, const double* w, bint weighted,
                      Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t B, Py_ssize_t D, Py_ssize_t K,
                      const floating* means, const floating* fac,
                      const floating* bvec, const floating* cst,
-                     int mode, uint64_t seed, floating* ws, double* acc,
-                     Py_ssize_t S) noexcept nogil:
+                     int mode, uint64_t seed, floating* ws, Py_ssize_t* labels,
+                     double* acc, Py_ssize_t S) noexcept nogil:
     cdef Py_ssize_t c0, nb, n, j
     cdef floating* lp = ws
     cdef floating* work = ws + B * K
@@ -353,12 +350,11 @@ cdef void _partition(int cov, const floating* X, const double* w, bint weighted,
     while c0 < r1:
         nb = min(B, r1 - c0)
         _logdens(cov, X + c0 * D, nb, D, K, means, fac, bvec, cst, lp, work, True)
-        for n in range(nb):
-            wt = w[c0 + n] if weighted else 1.0
-            obj = obj + wt * local_step_row(lp + n * K, K, mode, wt, seed, <uint64_t>(c0 + n))
+        obj = obj + local_step_chunk(lp, nb, K, mode, w + c0 if weighted else NULL, seed,
+                                     <uint64_t>c0, labels)
         if cov != COV_TIED:
             _accumulate_z(cov, nb, D, K, mode, work + (nb * K * D if cov == COV_FULL else 0),
-                          lp, W, cs, cs + K, cs + s2off)
+                          lp, labels, W, cs, cs + K, cs + s2off)
         else:
             _accumulate(cov, X + c0 * D, nb, D, K, means, lp, work, W,
                         cs, cs + K, cs + s2off)
@@ -396,6 +392,7 @@ def fit_pass(const floating[:, ::1] X, const double[::1] sample_weight,
     dtype = np.float32 if floating is float else np.float64
     cdef floating[:, ::1] ws = np.empty((T, wsz), dtype=dtype)
     cdef double[:, ::1] acc = np.empty((T, S), dtype=np.float64)
+    cdef Py_ssize_t[:, ::1] labels = np.zeros((T, B), dtype=np.intp)
     cdef const double* wptr = &sample_weight[0] if weighted else NULL
     cdef Py_ssize_t wave, i, nw, p, j
     with nogil:
@@ -406,7 +403,7 @@ def fit_pass(const floating[:, ::1] X, const double[::1] sample_weight,
                 p = wave + i
                 _partition(cov, &X[0, 0], wptr, weighted, p * P, min(N, (p + 1) * P), B, D, K,
                            &means[0, 0], &fac[0], &bvec[0], &cst[0],
-                           mode, <uint64_t>seed, &ws[i, 0], &acc[i, 0], S)
+                           mode, <uint64_t>seed, &ws[i, 0], &labels[i, 0], &acc[i, 0], S)
             for i in range(nw):           # partitions reduced in index order
                 for j in range(S):
                     stats[j] = stats[j] + acc[i, j]
@@ -451,7 +448,7 @@ cdef void _estep_chunk(int cov, const floating* X, Py_ssize_t r0, Py_ssize_t r1,
                        const floating* bvec, const floating* cst, floating* ws,
                        floating* out, double* out_norm, Py_ssize_t* out_label,
                        bint responsibilities) noexcept nogil:
-    cdef Py_ssize_t nb = r1 - r0, n, k, best
+    cdef Py_ssize_t nb = r1 - r0, n, k, best, dummy
     cdef floating* lp = ws
     cdef floating* row
     cdef floating* dst
@@ -470,7 +467,7 @@ cdef void _estep_chunk(int cov, const floating* X, Py_ssize_t r0, Py_ssize_t r1,
             for k in range(K):
                 dst[k] = row[k]
         if out_norm != NULL or (out != NULL and responsibilities):
-            lse = local_step_row(row, K, MODE_SOFT, 1.0, 0, 0)
+            lse = local_step_row(row, K, MODE_SOFT, 1.0, 0, 0, &dummy)
             if out_norm != NULL:
                 out_norm[r0 + n] = lse
             if out != NULL and responsibilities:

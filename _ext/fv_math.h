@@ -8,7 +8,7 @@
 #include <stdint.h>
 #include <string.h>
 
-static inline double fv_exp(double x)
+static inline __attribute__((always_inline)) double fv_exp(double x)
 {
     const double log2e = 1.4426950408889634074;
     const double ln2_hi = 6.93147180369123816490e-01;
@@ -42,7 +42,7 @@ static inline double fv_exp(double x)
     return x < -708.0 ? 0.0 : y;
 }
 
-static inline float fv_expf(float x)
+static inline __attribute__((always_inline)) float fv_expf(float x)
 {
     const float log2e = 1.44269504088896341f;
     const float ln2_hi = 0.693145751953125f;
@@ -72,7 +72,7 @@ static inline float fv_expf(float x)
 /* Squared distance sum (y - b)^2 over n entries.  The OpenMP simd reduction
  * lets the compiler vectorise the sum (a fixed order for a given n, so the
  * result is the same whatever thread calls it); without OpenMP it is a plain loop. */
-static inline double fv_sqdist_d(const double *y, const double *b, long n)
+static inline __attribute__((always_inline)) double fv_sqdist_d(const double *y, const double *b, long n)
 {
     double acc = 0.0;
 #pragma omp simd reduction(+:acc)
@@ -83,7 +83,7 @@ static inline double fv_sqdist_d(const double *y, const double *b, long n)
     return acc;
 }
 
-static inline float fv_sqdist_f(const float *y, const float *b, long n)
+static inline __attribute__((always_inline)) float fv_sqdist_f(const float *y, const float *b, long n)
 {
     float acc = 0.0f;
 #pragma omp simd reduction(+:acc)
@@ -92,6 +92,44 @@ static inline float fv_sqdist_f(const float *y, const float *b, long n)
         acc += t * t;
     }
     return acc;
+}
+
+/* Max and sum of a row, vectorised through OpenMP simd reductions (a fixed
+ * order for a given n, independent of the calling thread). */
+static inline __attribute__((always_inline)) double fv_max_d(const double *x, long n)
+{
+    double m = x[0];
+#pragma omp simd reduction(max:m)
+    for (long i = 1; i < n; i++)
+        m = x[i] > m ? x[i] : m;
+    return m;
+}
+
+static inline __attribute__((always_inline)) float fv_max_f(const float *x, long n)
+{
+    float m = x[0];
+#pragma omp simd reduction(max:m)
+    for (long i = 1; i < n; i++)
+        m = x[i] > m ? x[i] : m;
+    return m;
+}
+
+static inline __attribute__((always_inline)) double fv_sum_d(const double *x, long n)
+{
+    double s = 0.0;
+#pragma omp simd reduction(+:s)
+    for (long i = 0; i < n; i++)
+        s += x[i];
+    return s;
+}
+
+static inline __attribute__((always_inline)) float fv_sum_f(const float *x, long n)
+{
+    float s = 0.0f;
+#pragma omp simd reduction(+:s)
+    for (long i = 0; i < n; i++)
+        s += x[i];
+    return s;
 }
 
 #endif
