@@ -1,4 +1,4 @@
-/* Branch-free exp for double and float, written so that gcc vectorises the
+/* Branch-free exp and log for double and float, written so that gcc vectorises the
  * loops that call it (no libm call, no errno).  Accuracy: a few ulp over the
  * whole range; arguments below the underflow limit return exactly 0, which is
  * what a softmax needs (exp(x - max) with x - max <= 0).  The same code runs
@@ -69,67 +69,55 @@ static inline __attribute__((always_inline)) float fv_expf(float x)
     return x < -87.0f ? 0.0f : y;
 }
 
-/* Squared distance sum (y - b)^2 over n entries.  The OpenMP simd reduction
- * lets the compiler vectorise the sum (a fixed order for a given n, so the
- * result is the same whatever thread calls it); without OpenMP it is a plain loop. */
-static inline __attribute__((always_inline)) double fv_sqdist_d(const double *y, const double *b, long n)
+/* Natural log for positive normal arguments (the local step takes it of row
+ * sums >= 1), branch-free so that loops over rows vectorise: x = 2^e m with
+ * m in [sqrt(1/2), sqrt(2)), log m = 2 atanh(s), s = (m-1)/(m+1). */
+static inline __attribute__((always_inline)) double fv_log(double x)
 {
-    double acc = 0.0;
-#pragma omp simd reduction(+:acc)
-    for (long i = 0; i < n; i++) {
-        double t = y[i] - b[i];
-        acc += t * t;
-    }
-    return acc;
+    int64_t bits;
+    memcpy(&bits, &x, sizeof bits);
+    int64_t e = ((bits >> 52) & 0x7ff) - 1023;
+    int64_t mb = (bits & 0x000fffffffffffffLL) | 0x3ff0000000000000LL;
+    double m;
+    memcpy(&m, &mb, sizeof m);
+    int big = m > 1.4142135623730951;
+    m = big ? 0.5 * m : m;
+    double ed = (double)(e + big);
+    double s = (m - 1.0) / (m + 1.0);
+    double z = s * s;
+    double p = 1.0 / 19.0;
+    p = p * z + 1.0 / 17.0;
+    p = p * z + 1.0 / 15.0;
+    p = p * z + 1.0 / 13.0;
+    p = p * z + 1.0 / 11.0;
+    p = p * z + 1.0 / 9.0;
+    p = p * z + 1.0 / 7.0;
+    p = p * z + 1.0 / 5.0;
+    p = p * z + 1.0 / 3.0;
+    p = p * z + 1.0;
+    return ed * 6.93147180559945286227e-01 + 2.0 * s * p;
 }
 
-static inline __attribute__((always_inline)) float fv_sqdist_f(const float *y, const float *b, long n)
+static inline __attribute__((always_inline)) float fv_logf(float x)
 {
-    float acc = 0.0f;
-#pragma omp simd reduction(+:acc)
-    for (long i = 0; i < n; i++) {
-        float t = y[i] - b[i];
-        acc += t * t;
-    }
-    return acc;
-}
-
-/* Max and sum of a row, vectorised through OpenMP simd reductions (a fixed
- * order for a given n, independent of the calling thread). */
-static inline __attribute__((always_inline)) double fv_max_d(const double *x, long n)
-{
-    double m = x[0];
-#pragma omp simd reduction(max:m)
-    for (long i = 1; i < n; i++)
-        m = x[i] > m ? x[i] : m;
-    return m;
-}
-
-static inline __attribute__((always_inline)) float fv_max_f(const float *x, long n)
-{
-    float m = x[0];
-#pragma omp simd reduction(max:m)
-    for (long i = 1; i < n; i++)
-        m = x[i] > m ? x[i] : m;
-    return m;
-}
-
-static inline __attribute__((always_inline)) double fv_sum_d(const double *x, long n)
-{
-    double s = 0.0;
-#pragma omp simd reduction(+:s)
-    for (long i = 0; i < n; i++)
-        s += x[i];
-    return s;
-}
-
-static inline __attribute__((always_inline)) float fv_sum_f(const float *x, long n)
-{
-    float s = 0.0f;
-#pragma omp simd reduction(+:s)
-    for (long i = 0; i < n; i++)
-        s += x[i];
-    return s;
+    int32_t bits;
+    memcpy(&bits, &x, sizeof bits);
+    int32_t e = ((bits >> 23) & 0xff) - 127;
+    int32_t mb = (bits & 0x007fffff) | 0x3f800000;
+    float m;
+    memcpy(&m, &mb, sizeof m);
+    int big = m > 1.41421356f;
+    m = big ? 0.5f * m : m;
+    float ed = (float)(e + big);
+    float s = (m - 1.0f) / (m + 1.0f);
+    float z = s * s;
+    float p = 1.0f / 11.0f;
+    p = p * z + 1.0f / 9.0f;
+    p = p * z + 1.0f / 7.0f;
+    p = p * z + 1.0f / 5.0f;
+    p = p * z + 1.0f / 3.0f;
+    p = p * z + 1.0f;
+    return ed * 0.693147180559945f + 2.0f * s * p;
 }
 
 #endif

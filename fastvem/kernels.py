@@ -72,12 +72,12 @@ def _check(X, means, precisions_cholesky, covariance_type, weights):
 
 
 def _estep(X, kp, covariance_type, want, n_threads):
-    N, K = X.shape[0], kp.means.shape[0]
+    N, K = X.shape[0], kp.cst.shape[0]
     out = np.empty((N, K) if want in ("resp", "logprob") else (0, K), dtype=X.dtype)
     norm = np.empty(N if want == "norm" else 0)
     label = np.empty(N if want == "label" else 0, dtype=np.intp)
     with blas_single_thread():
-        _k.estep(X, kp.means, kp.fac, kp.bvec, kp.cst, out, norm, label,
+        _k.estep(X, kp.fac, kp.bvec, kp.ref, kp.cst, out, norm, label,
                  covariance_type, want == "resp", default_n_threads(n_threads))
     return {"resp": out, "logprob": out, "norm": norm, "label": label}[want]
 

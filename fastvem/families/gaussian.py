@@ -25,42 +25,42 @@ _MODES = {"softmax": 0, "argmax": 1, "sample": 2}
 
 
 class KernelParams:
-    """Effective parameters in the kernel's layout, in the data's dtype."""
+    """Effective parameters in the kernel's layout (see _ext/_gaussian.pyx), in
+    the data's dtype.  The pass centres its statistics at ``ref``, the mean of
+    the means (a point near the data); ``shift`` is ref broadcast to (K, D)."""
 
-    __slots__ = ("covariance_type", "means", "fac", "bvec", "cst", "shift")
+    __slots__ = ("covariance_type", "fac", "bvec", "ref", "cst", "shift")
 
-    def __init__(self, covariance_type, means, prec_chol, const, dtype):
+    def __init__(self, covariance_type, means, prec_chol, const, dtype, ref=None):
         K, D = means.shape
         self.covariance_type = covariance_type
         mu = np.asarray(means, dtype=np.float64)
-        self.means = np.ascontiguousarray(mu, dtype=dtype)
         pc = np.asarray(prec_chol, dtype=np.float64)
         const = np.asarray(const, dtype=np.float64)
-        self.shift = mu.copy()          # where the pass centres its statistics
-        if covariance_type == "tied":
-            fac = pc.ravel()
-            bvec = np.ascontiguousarray((mu @ pc).T).ravel()
+        ref = mu.mean(axis=0) if ref is None else np.asarray(ref, dtype=np.float64)
+        dm = mu - ref
+        if covariance_type == "full":
+            fac = pc.transpose(1, 2, 0).reshape(D, D * K)         # [i, d*K + k] = U_k[i, d]
+            bvec = np.einsum("kd,kde->ek", dm, pc)                # (D, K)
+        elif covariance_type == "tied":
+            fac = pc
+            bvec = (dm @ pc).T                                     # (D, K)
+        elif covariance_type == "diag":
+            prec = pc ** 2                                         # (K, D)
+            fac = np.vstack([(prec * dm).T, -0.5 * prec.T])        # (2D, K)
+            const = const - 0.5 * np.einsum("kd,kd->k", prec, dm * dm)
+            bvec = np.zeros(1)
         else:
-            # GEMM forms about a reference point near the data (mean of the means)
-            ref = mu.mean(axis=0)
-            dm = mu - ref
-            if covariance_type == "full":
-                fac = np.ascontiguousarray(pc.transpose(1, 2, 0)).reshape(D, D * K)
-                bvec = np.concatenate([np.einsum("kd,kde->ek", dm, pc).ravel(), ref])
-            elif covariance_type == "diag":
-                prec = pc ** 2                                   # (K, D)
-                fac = np.vstack([-0.5 * prec.T, (prec * dm).T])  # (2D, K)
-                const = const - 0.5 * np.einsum("kd,kd->k", prec, dm * dm)
-                bvec = ref
-            else:
-                prec = pc ** 2                                   # (K,)
-                fac = np.vstack([-0.5 * prec[None, :], (prec[:, None] * dm).T])  # (D+1, K)
-                const = const - 0.5 * prec * np.einsum("kd,kd->k", dm, dm)
-                bvec = ref
-            self.shift = np.broadcast_to(ref, (K, D)).copy()
+            prec = pc ** 2                                         # (K,)
+            fac = np.vstack([(prec[:, None] * dm).T, -0.5 * prec[None, :]])  # (D+1, K)
+            const = const - 0.5 * prec * np.einsum("kd,kd->k", dm, dm)
+            bvec = np.zeros(1)
         self.fac = np.ascontiguousarray(fac, dtype=dtype).ravel()
-        self.bvec = np.ascontiguousarray(bvec, dtype=dtype)
+        self.bvec = np.ascontiguousarray(bvec, dtype=dtype).ravel()
+        self.ref = np.ascontiguousarray(ref, dtype=dtype)
         self.cst = np.ascontiguousarray(const, dtype=dtype)
+        # the statistics are centred at the ref the kernel actually used
+        self.shift = np.broadcast_to(self.ref.astype(np.float64), (K, D)).copy()
 
 
 def log_det_cholesky(prec_chol, covariance_type, n_features):
@@ -158,44 +158,46 @@ class GaussianFamily:
 
     # ----- statistics -----------------------------------------------------------
     def statistics(self, X, sample_weight, kp, mode, seed, n_threads):
-        """One fused pass over the rows of X: statistics centred at kp.means.
+        """One fused pass over the rows of X: statistics centred at kp.ref.
 
         mode: 'softmax' | 'argmax' | 'sample' (how q(z) is formed)."""
-        K, D = kp.means.shape
+        K, D = kp.shift.shape
         flat = np.zeros(_k.stats_size(_k.COVARIANCE_TYPES[self.covariance_type], K, D))
         w = _EMPTY if sample_weight is None else sample_weight
-        _k.fit_pass(X, w, kp.means, kp.fac, kp.bvec, kp.cst, flat,
+        _k.fit_pass(X, w, kp.fac, kp.bvec, kp.ref, kp.cst, flat,
                     self.covariance_type, _MODES[mode], int(seed) & 0xFFFFFFFFFFFFFFFF,
                     int(n_threads))
         weight = X.shape[0] if sample_weight is None else float(sample_weight.sum())
         return GaussianStats.from_flat(self.covariance_type, flat, kp.shift, weight)
 
-    def statistics_from_labels(self, X, sample_weight, labels, shift, n_threads):
-        """Statistics of a hard assignment given as labels (used by initialisation),
-        one block of one-hot responsibilities at a time."""
+    def statistics_from_labels(self, X, sample_weight, labels, n_components, ref, n_threads):
+        """Statistics of a hard assignment given as labels (initialisation), about
+        ref, one block of one-hot responsibilities at a time."""
         stats = None
         step = 1 << 16
-        K = shift.shape[0]
+        K = n_components
         for start in range(0, X.shape[0], step):
             stop = min(start + step, X.shape[0])
             resp = np.zeros((stop - start, K))
             resp[np.arange(stop - start), labels[start:stop]] = 1.0
             part = self.statistics_from_resp(X[start:stop], None if sample_weight is None
-                                             else sample_weight[start:stop], resp, shift,
+                                             else sample_weight[start:stop], resp, ref,
                                              n_threads)
             stats = part if stats is None else stats + part
         return stats
 
-    def statistics_from_resp(self, X, sample_weight, resp, shift, n_threads):
-        """Statistics for given responsibilities of a block of rows."""
-        K, D = shift.shape
+    def statistics_from_resp(self, X, sample_weight, resp, ref, n_threads):
+        """Statistics of given responsibilities for a block of rows, about ref (D,)."""
+        K = resp.shape[1]
+        D = X.shape[1]
         flat = np.zeros(_k.stats_size(_k.COVARIANCE_TYPES[self.covariance_type], K, D))
         r = resp if sample_weight is None else resp * sample_weight[:, None]
         r = np.ascontiguousarray(r, dtype=X.dtype)
-        _k.accumulate(X, r, np.ascontiguousarray(shift, dtype=X.dtype), flat,
-                      self.covariance_type, int(n_threads))
+        ref = np.ascontiguousarray(ref, dtype=X.dtype)
+        _k.accumulate(X, r, ref, flat, self.covariance_type, int(n_threads))
         weight = X.shape[0] if sample_weight is None else float(sample_weight.sum())
-        return GaussianStats.from_flat(self.covariance_type, flat, shift, weight)
+        return GaussianStats.from_flat(self.covariance_type, flat,
+                                       np.broadcast_to(ref.astype(np.float64), (K, D)), weight)
 
     def prepare(self, X, sample_weight, n_threads):
         """Per-fit, parameter-free statistics: the weighted data scatter (tied only)."""

@@ -27,6 +27,12 @@ _FITTED = ("weights_", "means_", "covariances_", "precisions_", "precisions_chol
 _INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
 
 
+def _centre(X, rows=65536):
+    """A point near the data (mean of the first rows): the reference the
+    initial statistics are centred at."""
+    return np.asarray(X[:rows], dtype=np.float64).mean(axis=0)
+
+
 class GaussianMixture(DensityMixin, BaseEstimator):
     """Gaussian mixture fitted by em (default), vem or crisp EM.
 
@@ -262,28 +268,18 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 labels = np.arange(K)
             Xs = X if self.init_params == "kmeans" else np.ascontiguousarray(X[members])
             ws = sw if (sw is None or self.init_params == "kmeans") else sw[members]
-            # centred at the means: a first pass finds them, a second centres
-            zero = family.statistics_from_labels(Xs, ws, labels, np.zeros((K, X.shape[1])),
-                                                 n_threads)
-            shift = zero.means(eps=10 * np.finfo(np.float64).eps)   # empty k-means cluster: 0
-            return family.statistics_from_labels(Xs, ws, labels, shift, n_threads)
+            return family.statistics_from_labels(Xs, ws, labels, K, _centre(Xs), n_threads)
         # 'random': uniform responsibilities drawn block by block in row order (the
-        # same stream as scikit-learn's single (N, K) draw).  Two passes: the first
-        # finds the means, the second replays the same draws to centre at them.
-        D = X.shape[1]
+        # same stream as scikit-learn's single (N, K) draw)
         step = 1 << 16
-        state = random_state.get_state()
-        shift = np.zeros((K, D))
-        for _ in range(2):
-            random_state.set_state(state)
-            stats = None
-            for s in range(0, N, step):
-                r = random_state.uniform(size=(min(step, N - s), K))
-                r /= r.sum(1, keepdims=True)
-                part = family.statistics_from_resp(
-                    X[s:s + step], None if sw is None else sw[s:s + step], r, shift, n_threads)
-                stats = part if stats is None else stats + part
-            shift = stats.means()
+        ref = _centre(X)
+        stats = None
+        for s in range(0, N, step):
+            r = random_state.uniform(size=(min(step, N - s), K))
+            r /= r.sum(1, keepdims=True)
+            part = family.statistics_from_resp(
+                X[s:s + step], None if sw is None else sw[s:s + step], r, ref, n_threads)
+            stats = part if stats is None else stats + part
         return stats
 
     # ------------------------------------------------------------- parameters
@@ -319,7 +315,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         norm = np.empty(N if want == "norm" else 0)
         label = np.empty(N if want == "label" else 0, dtype=np.intp)
         with blas_single_thread():
-            _k.estep(X, kp.means, kp.fac, kp.bvec, kp.cst, out, norm, label,
+            _k.estep(X, kp.fac, kp.bvec, kp.ref, kp.cst, out, norm, label,
                      self.covariance_type, want == "resp", engine.n_threads)
         return {"label": label, "norm": norm, "resp": out, "logprob": out}[want]
 
