@@ -64,6 +64,27 @@ def peak_mb(make, X, n):
     return peak / 2 ** 20
 
 
+def _vm(field):
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(field):
+                return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
+def rss_above_data(make, X, n):
+    """Peak resident memory a fit adds above what the process held before it
+    (Linux: the peak counter is reset through /proc/self/clear_refs)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+    except OSError:
+        return float("nan")
+    before = _vm("VmRSS:")
+    make(n).fit(X)
+    return _vm("VmHWM:") - before
+
+
 def gm_pair(K, ct, X, method="em"):
     init = initial_params(X, K, ct)
 
@@ -136,9 +157,12 @@ def main(argv=None):
             t_peer = per_iteration(theirs, X, n_lo, n_hi, args.repeat)
             m_ours = peak_mb(ours, X, 2)
             m_peer = peak_mb(theirs, X, 2)
+            r_ours = rss_above_data(ours, X, 2)
+            r_peer = rss_above_data(theirs, X, 2)
             line = (f"{name:16s} N={N:>9,} D={D} K={K} {method}: fastvem {t_ours * 1e3:8.1f} ms/it,"
                     f" {peer} {t_peer * 1e3:8.1f} ms/it -> ratio x{t_peer / t_ours:.1f};"
-                    f" peak traced memory above data {m_ours:.1f} MB vs {m_peer:.1f} MB")
+                    f" memory above data: traced {m_ours:.1f} vs {m_peer:.1f} MB,"
+                    f" peak RSS {r_ours:.1f} vs {r_peer:.1f} MB")
         rows.append(line)
         print(line, flush=True)
     return rows
