@@ -20,7 +20,6 @@ Example
 import numpy as np
 from sklearn.utils import check_array
 
-from ._ext import _gaussian as _k
 from .engine import blas_single_thread, default_n_threads
 from .families.gaussian import (COVARIANCE_TYPES, GaussianFamily, data_scatter,
                                 precision_cholesky)
@@ -71,43 +70,37 @@ def _check(X, means, precisions_cholesky, covariance_type, weights):
     return X, kp, fam
 
 
-def _estep(X, kp, covariance_type, want, n_threads):
-    N, K = X.shape[0], kp.cst.shape[0]
-    out = np.empty((N, K) if want in ("resp", "logprob") else (0, K), dtype=X.dtype)
-    norm = np.empty(N if want == "norm" else 0)
-    label = np.empty(N if want == "label" else 0, dtype=np.intp)
+def _estep(X, kp, fam, want, n_threads):
     with blas_single_thread():
-        _k.estep(X, kp.fac, kp.bvec, kp.ref, kp.cst, out, norm, label,
-                 covariance_type, want == "resp", default_n_threads(n_threads))
-    return {"resp": out, "logprob": out, "norm": norm, "label": label}[want]
+        return fam.estep(X, kp, want, default_n_threads(n_threads))
 
 
 def gaussian_log_prob(X, means, precisions_cholesky, covariance_type, weights=None,
                       n_threads=None):
     """log N(x_n | mu_k, Sigma_k) + log weights_k, shape (N, K), in X's dtype."""
-    X, kp, _ = _check(X, means, precisions_cholesky, covariance_type, weights)
-    return _estep(X, kp, covariance_type, "logprob", n_threads)
+    X, kp, fam = _check(X, means, precisions_cholesky, covariance_type, weights)
+    return _estep(X, kp, fam, "logprob", n_threads)
 
 
 def gaussian_responsibilities(X, means, precisions_cholesky, covariance_type, weights=None,
                               n_threads=None):
     """Posterior p(z=k | x_n), shape (N, K), in X's dtype."""
-    X, kp, _ = _check(X, means, precisions_cholesky, covariance_type, weights)
-    return _estep(X, kp, covariance_type, "resp", n_threads)
+    X, kp, fam = _check(X, means, precisions_cholesky, covariance_type, weights)
+    return _estep(X, kp, fam, "resp", n_threads)
 
 
 def gaussian_score_samples(X, means, precisions_cholesky, covariance_type, weights=None,
                            n_threads=None):
     """log p(x_n) = logsumexp_k (log w_k + log N(x_n | k)), shape (N,), float64."""
-    X, kp, _ = _check(X, means, precisions_cholesky, covariance_type, weights)
-    return _estep(X, kp, covariance_type, "norm", n_threads)
+    X, kp, fam = _check(X, means, precisions_cholesky, covariance_type, weights)
+    return _estep(X, kp, fam, "norm", n_threads)
 
 
 def gaussian_predict(X, means, precisions_cholesky, covariance_type, weights=None,
                      n_threads=None):
     """argmax_k p(z=k | x_n), shape (N,)."""
-    X, kp, _ = _check(X, means, precisions_cholesky, covariance_type, weights)
-    return _estep(X, kp, covariance_type, "label", n_threads)
+    X, kp, fam = _check(X, means, precisions_cholesky, covariance_type, weights)
+    return _estep(X, kp, fam, "label", n_threads)
 
 
 def gaussian_statistics(X, means, precisions_cholesky, covariance_type, weights=None,

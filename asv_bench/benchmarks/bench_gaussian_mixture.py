@@ -114,11 +114,28 @@ class _Base:
         self.n_components = data["n_components"]
         self.max_iter = data["max_iter"]
 
+
+
+class _FitBase(_Base):
+    """time / peakmem / track of one fit; subclasses say what `make` builds."""
+
     def make(self, covariance_type, method):
         raise NotImplementedError
 
+    def time_fit(self, data, covariance_type, dtype, method):
+        _fit(self.make(covariance_type, method), self.X)
 
-class FastvemGaussianMixture(_Base):
+    def peakmem_fit(self, data, covariance_type, dtype, method):
+        _fit(self.make(covariance_type, method), self.X)
+
+    def track_loglik(self, data, covariance_type, dtype, method):
+        est = _fit(self.make(covariance_type, method), self.X)
+        return float(est.score(self.X_test))
+
+    track_loglik.unit = "log-likelihood per sample"
+
+
+class FastvemGaussianMixture(_FitBase):
     """fastvem.GaussianMixture.fit, MAX_ITER iterations from fixed inits."""
 
     params = [COVARIANCE_TYPES, DTYPES, ["em", "crisp"]]
@@ -128,20 +145,8 @@ class FastvemGaussianMixture(_Base):
                                        max_iter=self.max_iter, tol=0, method=method,
                                        **self.init)
 
-    def time_fit(self, data, covariance_type, dtype, method):
-        _fit(self.make(covariance_type, method), self.X)
 
-    def peakmem_fit(self, data, covariance_type, dtype, method):
-        _fit(self.make(covariance_type, method), self.X)
-
-    def track_loglik(self, data, covariance_type, dtype, method):
-        est = _fit(self.make(covariance_type, method), self.X)
-        return float(est.score(self.X_test))
-
-    track_loglik.unit = "log-likelihood per sample"
-
-
-class SklearnPeer(_Base):
+class SklearnPeer(_FitBase):
     """sklearn.mixture.GaussianMixture.fit on the same data, inits and
     iterations (method 'em' only: scikit-learn has no crisp EM)."""
 
@@ -150,18 +155,6 @@ class SklearnPeer(_Base):
     def make(self, covariance_type, method):
         return SkGaussianMixture(self.n_components, covariance_type=covariance_type,
                                  max_iter=self.max_iter, tol=0, **self.init)
-
-    def time_fit(self, data, covariance_type, dtype, method):
-        _fit(self.make(covariance_type, method), self.X)
-
-    def peakmem_fit(self, data, covariance_type, dtype, method):
-        _fit(self.make(covariance_type, method), self.X)
-
-    def track_loglik(self, data, covariance_type, dtype, method):
-        est = _fit(self.make(covariance_type, method), self.X)
-        return float(est.score(self.X_test))
-
-    track_loglik.unit = "log-likelihood per sample"
 
 
 class FastvemInference(_Base):

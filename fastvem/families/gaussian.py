@@ -199,6 +199,17 @@ class GaussianFamily:
         return GaussianStats.from_flat(self.covariance_type, flat,
                                        np.broadcast_to(ref.astype(np.float64), (K, D)), weight)
 
+    def estep(self, X, kp, want, n_threads):
+        """E-step only, chunked: 'label' (N,), 'norm' log p(x) (N,), 'resp' or
+        'logprob' (N, K) -- the last two are the only N x K outputs, by request."""
+        N, K = X.shape[0], kp.cst.shape[0]
+        out = np.empty((N, K) if want in ("resp", "logprob") else (0, K), dtype=X.dtype)
+        norm = np.empty(N if want == "norm" else 0)
+        label = np.empty(N if want == "label" else 0, dtype=np.intp)
+        _k.estep(X, kp.fac, kp.bvec, kp.ref, kp.cst, out, norm, label,
+                 self.covariance_type, want == "resp", int(n_threads))
+        return {"label": label, "norm": norm, "resp": out, "logprob": out}[want]
+
     def prepare(self, X, sample_weight, n_threads):
         """Per-fit, parameter-free statistics: the weighted data scatter (tied only)."""
         self._scatter = None

@@ -304,20 +304,11 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     # ------------------------------------------------------------- inference
     def _estep(self, X, want):
-        """Chunked E-step: 'label' (N,), 'norm' log p(x) (N,), 'resp' or
-        'logprob' (N, K) -- the last two are the only N x K outputs, by request."""
-        from .._ext import _gaussian as _k
+        """Chunked E-step under the fitted parameters (see GaussianFamily.estep)."""
         engine = self._engine()
         kp = engine.kernel_params(self._get_params(), X.dtype)
-        N = X.shape[0]
-        K = self.n_components
-        out = np.empty((N, K) if want in ("resp", "logprob") else (0, K), dtype=X.dtype)
-        norm = np.empty(N if want == "norm" else 0)
-        label = np.empty(N if want == "label" else 0, dtype=np.intp)
         with blas_single_thread():
-            _k.estep(X, kp.fac, kp.bvec, kp.ref, kp.cst, out, norm, label,
-                     self.covariance_type, want == "resp", engine.n_threads)
-        return {"label": label, "norm": norm, "resp": out, "logprob": out}[want]
+            return engine.family.estep(X, kp, want, engine.n_threads)
 
     def predict(self, X):
         """Most probable component of each row of X."""
