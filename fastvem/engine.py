@@ -154,21 +154,19 @@ class MixtureEngine:
                                       self.seed * 1_000_003 + iteration, self.n_threads)
 
     def update(self, stats):
-        """Parameters from statistics, by the method's update rule."""
+        """Parameters from statistics by the method's update rule: the structure
+        gives the weights, the family the rest; empty components are re-seeded."""
         if self.method.update != "point":
             raise NotImplementedError(f"update {self.method.update!r} is not available yet")
-        from .families.gaussian import precision_cholesky
         nk = stats.nk + _EPS
         weights = self.structure.point_estimate(nk)
-        means, covs = self.family.point_estimate(stats, nk)
+        theta = self.family.point_estimate(stats, nk)
         events = []
         empty = self.structure.empty_components(stats.nk, stats.weight)
         if len(empty):
-            weights, means, covs = split_widest(weights, means, covs, empty,
-                                                self.family.covariance_type)
+            weights, theta = self.family.reseed(weights, theta, empty)
             events.append(f"re-seeded empty components {empty.tolist()}")
-        return {"weights": weights, "means": means, "covariances": covs,
-                "precisions_cholesky": precision_cholesky(covs, self.family.covariance_type)}, events
+        return {"weights": weights, **theta}, events
 
     def step(self, X, sample_weight):
         def _step(params, iteration):
@@ -176,41 +174,3 @@ class MixtureEngine:
             new, events = self.update(stats)
             return stats.objective / stats.weight, new, events
         return _step
-
-
-def split_widest(weights, means, covs, empty, covariance_type):
-    """Re-seed each empty component by splitting the widest live component
-    along its principal axis (weights halved, covariance copied)."""
-    weights, means, covs = weights.copy(), means.copy(), np.array(covs, copy=True)
-    K, D = means.shape
-    for k in empty:
-        live = np.setdiff1d(np.arange(K), empty)
-        if covariance_type == "full":
-            spread = np.array([np.trace(covs[j]) for j in range(K)])
-        elif covariance_type == "tied":
-            spread = np.full(K, np.trace(covs))
-        elif covariance_type == "diag":
-            spread = covs.sum(1)
-        else:
-            spread = covs * D
-        score = np.where(np.isin(np.arange(K), live), weights * spread, -np.inf)
-        j = int(np.argmax(score))
-        if covariance_type in ("full", "tied"):
-            c = covs[j] if covariance_type == "full" else covs
-            vals, vecs = np.linalg.eigh(c)
-            axis = vecs[:, -1] * np.sqrt(max(vals[-1], 0.0))
-        elif covariance_type == "diag":
-            axis = np.zeros(D)
-            i = int(np.argmax(covs[j]))
-            axis[i] = np.sqrt(covs[j, i])
-        else:
-            axis = np.zeros(D)
-            axis[0] = np.sqrt(covs[j])
-        means[k] = means[j] + 0.5 * axis
-        means[j] = means[j] - 0.5 * axis
-        weights[j] *= 0.5
-        weights[k] = weights[j]
-        if covariance_type != "tied":
-            covs[k] = covs[j]
-        empty = empty[empty != k]
-    return weights / weights.sum(), means, covs

@@ -21,8 +21,7 @@ import numpy as np
 from sklearn.utils import check_array
 
 from .engine import blas_single_thread, default_n_threads
-from .families.gaussian import (COVARIANCE_TYPES, GaussianFamily, data_scatter,
-                                precision_cholesky)
+from .families.gaussian import COVARIANCE_TYPES, GaussianFamily, data_scatter
 from .models._validation import check_array_param, check_sample_weight
 from .stats import GaussianStats
 
@@ -145,5 +144,5 @@ def gaussian_m_step(stats, reg_covar=1e-6, scatter=None):
                              f"gaussian_data_scatter: {exc}") from None
         fam._scatter = (total, centre, S)
     nk = stats.nk + 10 * np.finfo(np.float64).eps
-    means, covs = fam.point_estimate(stats, nk)
-    return nk / nk.sum(), means, covs, precision_cholesky(covs, stats.covariance_type)
+    theta = fam.point_estimate(stats, nk)
+    return nk / nk.sum(), theta["means"], theta["covariances"], theta["precisions_cholesky"]

@@ -218,7 +218,13 @@ class GaussianFamily:
 
     # ----- M-step ----------------------------------------------------------------
     def point_estimate(self, stats, nk):
-        """Means and covariances from centred statistics (nk includes the eps floor)."""
+        """ML parameters from centred statistics (nk includes the 10*eps floor):
+        a dict with 'means', 'covariances' and 'precisions_cholesky'."""
+        means, covs = self._moments(stats, nk)
+        return {"means": means, "covariances": covs,
+                "precisions_cholesky": precision_cholesky(covs, self.covariance_type)}
+
+    def _moments(self, stats, nk):
         cov_type = self.covariance_type
         d = stats.s1 / nk[:, None]                  # new mean - shift
         means = stats.shift + d
@@ -239,6 +245,44 @@ class GaussianFamily:
             covs = (scatter - np.einsum("k,ki,kj->ij", nk, dm, dm)) / nk.sum()
             covs[np.arange(D), np.arange(D)] += reg
         return means, covs
+
+    def reseed(self, weights, theta, empty):
+        """Re-seed each empty component by splitting the widest live one along
+        its principal axis (weights halved, covariance copied)."""
+        ct = self.covariance_type
+        weights = weights.copy()
+        means = theta["means"].copy()
+        covs = np.array(theta["covariances"], copy=True)
+        K, D = means.shape
+        dead = set(int(k) for k in empty)
+        for k in sorted(dead):
+            if ct == "full":
+                spread = np.trace(covs, axis1=1, axis2=2)
+            elif ct == "tied":
+                spread = np.full(K, np.trace(covs))
+            elif ct == "diag":
+                spread = covs.sum(1)
+            else:
+                spread = covs * D
+            score = np.where([j not in dead for j in range(K)], weights * spread, -np.inf)
+            j = int(np.argmax(score))
+            if ct in ("full", "tied"):
+                vals, vecs = np.linalg.eigh(covs[j] if ct == "full" else covs)
+                axis = vecs[:, -1] * np.sqrt(max(vals[-1], 0.0))
+            else:
+                axis = np.zeros(D)
+                i = int(np.argmax(covs[j])) if ct == "diag" else 0
+                axis[i] = np.sqrt(covs[j, i] if ct == "diag" else covs[j])
+            means[k] = means[j] + 0.5 * axis
+            means[j] = means[j] - 0.5 * axis
+            weights[j] *= 0.5
+            weights[k] = weights[j]
+            if ct != "tied":
+                covs[k] = covs[j]
+            dead.discard(k)
+        return weights / weights.sum(), {
+            "means": means, "covariances": covs,
+            "precisions_cholesky": precision_cholesky(covs, ct)}
 
 
 _EMPTY = np.zeros(0)

@@ -12,7 +12,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from ..engine import (MixtureEngine, blas_single_thread, default_n_threads, fit_restarts)
 from ..families.gaussian import (COVARIANCE_TYPES, GaussianFamily,
                                  covariances_from_precision_cholesky,
-                                 precision_cholesky, precision_cholesky_from_precisions,
+                                 precision_cholesky_from_precisions,
                                  precisions_from_cholesky)
 from ..methods import PRESETS, get_method
 from ..structures.mixture import Mixture
@@ -188,9 +188,10 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         sw = check_sample_weight(sample_weight, N)
         inits = self._check_inits(D)
         family = GaussianFamily(self.covariance_type, self.reg_covar)
-        engine = MixtureEngine(family, Mixture(self.n_components), method, n_threads)
         random_state = check_random_state(self.random_state)
-        engine.seed = int(random_state.randint(np.iinfo(np.int32).max)) if method.assign == "sample" else 0
+        # draws (gibbs) get their own seed; the other methods leave the stream alone
+        seed = random_state.randint(np.iinfo(np.int32).max) if method.assign == "sample" else 0
+        engine = MixtureEngine(family, Mixture(self.n_components), method, n_threads, seed)
 
         do_init = not (self.warm_start and hasattr(self, "converged_"))
         n_init = self.n_init if do_init else 1
@@ -231,13 +232,13 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         """Initial parameters, as scikit-learn: responsibilities from init_params,
         then any of weights_init / means_init / precisions_init override."""
         weights_init, means_init, prec_init = inits
-        K, ct = self.n_components, self.covariance_type
-        N, D = X.shape
+        ct = self.covariance_type
         weights = means = covs = None
         if weights_init is None or means_init is None or prec_init is None:
             stats = self._initial_statistics(X, sw, family, random_state, n_threads)
             nk = stats.nk + 10 * np.finfo(np.float64).eps
-            means, covs = family.point_estimate(stats, nk)
+            theta = family.point_estimate(stats, nk)
+            means, covs, pc = theta["means"], theta["covariances"], theta["precisions_cholesky"]
             weights = nk / nk.sum()
         if weights_init is not None:
             weights = weights_init
@@ -246,8 +247,6 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         if prec_init is not None:
             pc = precision_cholesky_from_precisions(prec_init, ct)
             covs = covariances_from_precision_cholesky(pc, ct)
-        else:
-            pc = precision_cholesky(covs, ct)
         return {"weights": np.array(weights, dtype=np.float64),
                 "means": np.array(means, dtype=np.float64),
                 "covariances": np.array(covs, dtype=np.float64), "precisions_cholesky": pc}
