@@ -209,3 +209,20 @@ def test_meanfield_and_gibbs_not_yet():
     for m in ("meanfield", "gibbs"):
         with pytest.raises(NotImplementedError, match=m):
             fastvem.GaussianMixture(2, method=m).fit(X)
+
+
+def test_callback_sees_every_iteration_and_can_stop():
+    X = load_old_faithful()[0]
+    seen = []
+
+    def cb(it, objective, params):
+        seen.append((it, objective, params["means"].copy()))
+        return it == 3
+
+    gm = fastvem.GaussianMixture(2, random_state=0, tol=0, max_iter=50).fit(X, callback=cb)
+    assert [s[0] for s in seen] == [1, 2, 3]
+    assert gm.n_iter_ == 3
+    assert [s[1] for s in seen] == gm.lower_bounds_
+    np.testing.assert_array_equal(seen[-1][2], gm.means_)
+    with pytest.raises(TypeError, match="callback"):
+        fastvem.GaussianMixture(2).fit(X, callback=3)

@@ -168,17 +168,25 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         return X
 
     # ---------------------------------------------------------------- fitting
-    def fit(self, X, y=None, sample_weight=None):
-        """Estimate the parameters; returns self."""
-        self._fit(X, sample_weight)
+    def fit(self, X, y=None, sample_weight=None, callback=None):
+        """Estimate the parameters; returns self.
+
+        sample_weight : frequency weights, shape (n_samples,).
+        callback : called as ``callback(iteration, objective, params)`` after
+            each iteration (params: dict of float64 'weights', 'means',
+            'covariances', 'precisions_cholesky'); returning True stops the run.
+        """
+        self._fit(X, sample_weight, callback)
         return self
 
-    def fit_predict(self, X, y=None, sample_weight=None):
+    def fit_predict(self, X, y=None, sample_weight=None, callback=None):
         """Fit, then return the most probable component of each row of X."""
-        X = self._fit(X, sample_weight)
+        X = self._fit(X, sample_weight, callback)
         return self._estep(X, want="label")
 
-    def _fit(self, X, sample_weight):
+    def _fit(self, X, sample_weight, callback=None):
+        if callback is not None and not callable(callback):
+            raise TypeError(f"callback must be callable, got {type(callback).__name__}")
         method, n_threads = self._check_hyper()
         X = self._validate_X(X, reset=True)
         N, D = X.shape
@@ -212,7 +220,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             with blas_single_thread():
                 family.prepare(X, sw, n_threads)
                 best = fit_restarts(initialise, engine.step(X, sw), n_init, self.max_iter,
-                                    self.tol, start, progress=report.iteration,
+                                    self.tol, start, callback=callback,
+                                    progress=report.iteration,
                                     on_restart=report.restart)
         finally:
             close()
