@@ -50,7 +50,7 @@ def _flags():
         link_args.append("-fopenmp")
     else:
         warnings.warn(
-            "fastvem: the C compiler has no OpenMP support; the kernels are built "
+            "fastvem: OpenMP is unavailable (or FASTVEM_NO_OPENMP=1); the kernels are built "
             "single-threaded (n_threads is ignored)."
         )
     return compile_args, link_args
