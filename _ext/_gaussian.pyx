@@ -35,7 +35,8 @@
 #                         log p(x, z=k) = cst_k - 0.5 (x - mu_k)^T P_k (x - mu_k)
 #
 # Statistics vector (float64), centred at ref:
-#   [ N_k (K) | S1_k = sum r (x - ref) (K*D) | S2 | objective (1) ]
+#   [ N_k (K) | S1_k = sum r (x - ref) (K*D) | S2 | objective (1) | entropy (1) ]
+#   entropy: sum_n w_n H[q(z_n)] (soft mode; 0 otherwise).
 #   S2: full (K, D, D) lower triangle of sum r (x-ref)(x-ref)^T (row-major),
 #       diag (K, D) sum r (x-ref)^2, spherical (K,) sum r |x-ref|^2, tied: none.
 
@@ -82,7 +83,7 @@ def s2_size(int cov, Py_ssize_t K, Py_ssize_t D):
 
 
 def stats_size(int cov, Py_ssize_t K, Py_ssize_t D):
-    return K + K * D + s2_size(cov, K, D) + 1
+    return K + K * D + s2_size(cov, K, D) + 2
 
 
 def chunk_rows(int cov, Py_ssize_t K, Py_ssize_t D):
@@ -95,10 +96,10 @@ def chunk_rows(int cov, Py_ssize_t K, Py_ssize_t D):
 
 def workspace_size(int cov, Py_ssize_t K, Py_ssize_t D, Py_ssize_t B):
     """Per-thread scratch in the data dtype: lpT (K x B), Z (B x zw), Y^T
-    (full K*D x B, tied D x B), G (K x zw), three row vectors, chunk stats."""
+    (full K*D x B, tied D x B), G (K x zw), four row vectors, chunk stats."""
     cdef Py_ssize_t zw = D + _sqwidth(cov, D)
     cdef Py_ssize_t ny = K * D * B if cov == COV_FULL else (D * B if cov == COV_TIED else 0)
-    return K * B + B * zw + ny + K * zw + 3 * B + stats_size(cov, K, D)
+    return K * B + B * zw + ny + K * zw + 4 * B + stats_size(cov, K, D)
 
 
 cdef inline void _gemm(char ta, char tb, int m, int n, int k,
@@ -189,14 +190,15 @@ cdef void _logdens_t(int cov, Py_ssize_t nb, Py_ssize_t B, Py_ssize_t D, Py_ssiz
 cdef double _local_step_t(int mode, floating* lpT, Py_ssize_t nb, Py_ssize_t B,
                           Py_ssize_t K, const double* w, uint64_t seed, uint64_t row0,
                           Py_ssize_t* labels, floating* mx, floating* sm,
-                          floating* aux) noexcept nogil:
+                          floating* aux, floating* ea, double* entropy) noexcept nogil:
     """q(z) for the nb rows of lpT, column by column; returns sum_n w_n obj_n.
 
-    MODE_SOFT: lpT becomes w_n p(z=k | x_n); obj = log p(x_n).
+    MODE_SOFT: lpT becomes w_n p(z=k | x_n); obj = log p(x_n); entropy[0]
+    receives sum_n w_n H[p(z | x_n)].
     MODE_HARD: labels = argmax_k (first on ties); obj = max_k log p(x_n, k).
     MODE_SAMPLE: labels drawn from p(z | x_n) with uniforms keyed by (seed,
     row); obj = log p(x_n, z_n).  lpT is left exponentiated (unnormalised).
-    mx, sm, aux: scratch rows of length >= nb."""
+    mx, sm, aux, ea: scratch rows of length >= nb."""
     cdef Py_ssize_t n, k
     cdef floating* lk
     cdef double obj = 0
@@ -221,19 +223,28 @@ cdef double _local_step_t(int mode, floating* lpT, Py_ssize_t nb, Py_ssize_t B,
         for n in range(nb):
             v = lk[n]
             mx[n] = v if v > mx[n] else mx[n]
+    cdef floating t, e
+    cdef double ent = 0
     for n in range(nb):
         sm[n] = 0
+        ea[n] = 0
     for k in range(K):
         lk = lpT + k * B
         for n in range(nb):
-            lk[n] = fexp(lk[n] - mx[n])
-            sm[n] = sm[n] + lk[n]
+            t = lk[n] - mx[n]
+            e = fexp(t)
+            lk[n] = e
+            sm[n] = sm[n] + e
+            ea[n] = ea[n] + e * t
     if mode == MODE_SOFT:
         for n in range(nb):
             aux[n] = flog(sm[n])
         for n in range(nb):
+            # H = log s - sum_k e_k t_k / s  (t = lp - max, e = exp t, s = sum e)
+            ent = ent + (w[n] if w != NULL else 1.0) * (<double>aux[n] - <double>ea[n] / sm[n])
             obj = obj + (w[n] if w != NULL else 1.0) * (<double>mx[n] + aux[n])
             sm[n] = <floating>((w[n] if w != NULL else 1.0) / sm[n])
+        entropy[0] = entropy[0] + ent
         for k in range(K):
             lk = lpT + k * B
             for n in range(nb):
@@ -316,6 +327,7 @@ cdef struct Scratch:
     void* mx
     void* sm
     void* aux
+    void* ea
     void* cs
 
 
@@ -331,7 +343,8 @@ cdef inline Scratch _scratch(int cov, floating* ws, Py_ssize_t B, Py_ssize_t D,
     s.mx = ws + K * B + B * zw + ny + K * zw
     s.sm = ws + K * B + B * zw + ny + K * zw + B
     s.aux = ws + K * B + B * zw + ny + K * zw + 2 * B
-    s.cs = ws + K * B + B * zw + ny + K * zw + 3 * B
+    s.ea = ws + K * B + B * zw + ny + K * zw + 3 * B
+    s.cs = ws + K * B + B * zw + ny + K * zw + 4 * B
     return s
 
 
@@ -349,7 +362,7 @@ cdef void _partition(int cov, const floating* X, const double* w,
     cdef floating* Z = <floating*>s.Z
     cdef floating* cs = <floating*>s.cs
     cdef Py_ssize_t s2off = K + K * D
-    cdef double obj = 0
+    cdef double obj = 0, ent = 0
     cdef const double* wc
     cdef int m
     if floating is double:
@@ -365,7 +378,8 @@ cdef void _partition(int cov, const floating* X, const double* w,
         if R == NULL:
             _logdens_t(cov, nb, B, D, K, Z, fac, bvec, cst, lpT, <floating*>s.YT)
             obj = obj + _local_step_t(mode, lpT, nb, B, K, wc, seed, <uint64_t>c0, labels,
-                                      <floating*>s.mx, <floating*>s.sm, <floating*>s.aux)
+                                      <floating*>s.mx, <floating*>s.sm, <floating*>s.aux,
+                                      <floating*>s.ea, &ent)
             m = MODE_SOFT if mode == MODE_SOFT else MODE_HARD
         else:
             for k in range(K):          # given responsibilities, transposed
@@ -375,11 +389,12 @@ cdef void _partition(int cov, const floating* X, const double* w,
         _accumulate_t(cov, m, nb, B, D, K, Z, lpT, labels, wc, <floating*>s.G,
                       cs, cs + K, cs + s2off)
         if floating is float:
-            for j in range(S - 1):
+            for j in range(S - 2):
                 acc[j] = acc[j] + cs[j]
             memset(cs, 0, S * sizeof(float))
         c0 = c0 + nb
-    acc[S - 1] = obj
+    acc[S - 2] = obj
+    acc[S - 1] = ent
 
 
 cdef void _reduce_passes(int cov, const floating* X, const double* w, Py_ssize_t N,
@@ -417,7 +432,7 @@ def fit_pass(const floating[:, ::1] X, const double[::1] sample_weight,
 
     sample_weight: length N, or length 0 for unit weights.  mode: 0 soft,
     1 hard (argmax), 2 sample (draws keyed by (seed, row)).  The last entry of
-    stats receives sum_n w_n * objective_n."""
+    stats receives sum_n w_n * objective_n, the last sum_n w_n H[q(z_n)] (soft)."""
     cdef int cov = COVARIANCE_TYPES[covariance_type]
     cdef Py_ssize_t N = X.shape[0], D = X.shape[1], K = cst.shape[0]
     cdef Py_ssize_t B = chunk_rows(cov, K, D)
@@ -441,7 +456,7 @@ def accumulate(const floating[:, ::1] X, const floating[:, ::1] R, const floatin
                double[::1] stats, str covariance_type, int n_threads):
     """Statistics of given, already weighted, responsibilities R (IN, N x K)
     about ref (IN, D), added into stats (INOUT); deterministic like fit_pass.
-    The objective entry is left untouched."""
+    The objective and entropy entries are left untouched."""
     cdef int cov = COVARIANCE_TYPES[covariance_type]
     cdef Py_ssize_t N = X.shape[0], D = X.shape[1], K = R.shape[1]
     cdef Py_ssize_t B = chunk_rows(cov, K, D)
@@ -456,11 +471,12 @@ def accumulate(const floating[:, ::1] X, const floating[:, ::1] R, const floatin
     cdef double[:, ::1] acc = np.empty((T, S), dtype=np.float64)
     cdef Py_ssize_t[:, ::1] labels = np.zeros((T, B), dtype=np.intp)
     cdef floating[::1] dummy = np.zeros(max(K, 1), dtype=dtype)
-    cdef double obj = stats[S - 1]
+    cdef double obj = stats[S - 2], ent = stats[S - 1]
     with nogil:
         _reduce_passes(cov, &X[0, 0], NULL, N, D, K, &dummy[0], &dummy[0], &ref[0], &dummy[0],
                        &R[0, 0], MODE_SOFT, 0, ws, labels, acc, &stats[0], S, B, T)
-    stats[S - 1] = obj
+    stats[S - 2] = obj
+    stats[S - 1] = ent
 
 
 cdef void _estep_chunk(int cov, const floating* X, Py_ssize_t r0, Py_ssize_t r1,
@@ -475,6 +491,7 @@ cdef void _estep_chunk(int cov, const floating* X, Py_ssize_t r0, Py_ssize_t r1,
     cdef floating* mx = <floating*>s.mx
     cdef floating* sm = <floating*>s.sm
     cdef floating* aux = <floating*>s.aux
+    cdef double ent = 0
     _features(cov, X + r0 * D, nb, D, ref, <floating*>s.Z, False)
     _logdens_t(cov, nb, B, D, K, <floating*>s.Z, fac, bvec, cst, lpT, <floating*>s.YT)
     if out != NULL and not responsibilities:
@@ -483,7 +500,7 @@ cdef void _estep_chunk(int cov, const floating* X, Py_ssize_t r0, Py_ssize_t r1,
                 out[(r0 + n) * K + k] = lpT[k * B + n]
     if out_label != NULL or out_norm != NULL or (out != NULL and responsibilities):
         _local_step_t(MODE_SOFT if (out_norm != NULL or responsibilities) else MODE_HARD,
-                      lpT, nb, B, K, NULL, 0, 0, labels, mx, sm, aux)
+                      lpT, nb, B, K, NULL, 0, 0, labels, mx, sm, aux, <floating*>s.ea, &ent)
         for n in range(nb):
             if out_label != NULL:
                 out_label[r0 + n] = labels[n]

@@ -27,11 +27,14 @@ class GaussianStats:
     shift : (K, D) the reference points
     objective : float, sum over rows of the weighted per-row objective term
     weight : float, total sample weight seen
+    entropy : float, sum over rows of w_n H[q(z_n)] (soft assignments; else 0)
     """
 
-    __slots__ = ("covariance_type", "nk", "s1", "s2", "shift", "objective", "weight")
+    __slots__ = ("covariance_type", "nk", "s1", "s2", "shift", "objective", "weight",
+                 "entropy")
 
-    def __init__(self, covariance_type, nk, s1, s2, shift, objective=0.0, weight=0.0):
+    def __init__(self, covariance_type, nk, s1, s2, shift, objective=0.0, weight=0.0,
+                 entropy=0.0):
         self.covariance_type = covariance_type
         self.nk = nk
         self.s1 = s1
@@ -39,6 +42,7 @@ class GaussianStats:
         self.shift = shift
         self.objective = float(objective)
         self.weight = float(weight)
+        self.entropy = float(entropy)
 
     @classmethod
     def zeros(cls, covariance_type, shift):
@@ -53,7 +57,7 @@ class GaussianStats:
         K, D = shift.shape
         nk = flat[:K]
         s1 = flat[K:K + K * D].reshape(K, D)
-        rest = flat[K + K * D:-1]
+        rest = flat[K + K * D:-2]
         if covariance_type == "full":
             s2 = rest.reshape(K, D, D)
             # the kernel fills the lower triangle (row-major); mirror it
@@ -66,12 +70,12 @@ class GaussianStats:
         else:
             s2 = None
         return cls(covariance_type, nk, s1, s2, np.array(shift, dtype=np.float64),
-                   flat[-1], weight)
+                   flat[-2], weight, flat[-1])
 
     def copy(self):
         return GaussianStats(self.covariance_type, self.nk.copy(), self.s1.copy(),
                              None if self.s2 is None else self.s2.copy(),
-                             self.shift.copy(), self.objective, self.weight)
+                             self.shift.copy(), self.objective, self.weight, self.entropy)
 
     def recentre(self, shift):
         """The same statistics about another reference point (exact)."""
@@ -90,7 +94,7 @@ class GaussianStats:
                   + self.nk * np.einsum("kd,kd->k", delta, delta))
         return GaussianStats(self.covariance_type, self.nk.copy(), s1,
                              None if s2 is None else np.array(s2, copy=True), shift.copy(),
-                             self.objective, self.weight)
+                             self.objective, self.weight, self.entropy)
 
     def _aligned(self, other):
         if not isinstance(other, GaussianStats) or other.covariance_type != self.covariance_type:
@@ -104,7 +108,7 @@ class GaussianStats:
         return GaussianStats(self.covariance_type, self.nk + sign * o.nk, self.s1 + sign * o.s1,
                              None if self.s2 is None else self.s2 + sign * o.s2,
                              self.shift.copy(), self.objective + sign * o.objective,
-                             self.weight + sign * o.weight)
+                             self.weight + sign * o.weight, self.entropy + sign * o.entropy)
 
     def __add__(self, other):
         return self._combine(other, 1.0)
@@ -116,7 +120,7 @@ class GaussianStats:
         c = float(c)
         return GaussianStats(self.covariance_type, c * self.nk, c * self.s1,
                              None if self.s2 is None else c * self.s2, self.shift.copy(),
-                             c * self.objective, c * self.weight)
+                             c * self.objective, c * self.weight, c * self.entropy)
 
     __rmul__ = __mul__
 

@@ -67,6 +67,12 @@ def test_statistics_against_oracle(covariance_type, dtype, assign):
             if s2 is not None:
                 np.testing.assert_allclose(got.s2, s2, atol=tol * max(1, np.abs(s2).max()) * 10)
             assert got.objective == pytest.approx(float(sw @ obj), rel=tol, abs=tol * (1 + N))
+            if assign == "softmax":      # sum_n w_n H[q(z_n)] = -sum w r log r
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    H = -np.where(R > 0, R * np.log(R), 0.0).sum(1)
+                assert got.entropy == pytest.approx(float(sw @ H), rel=tol * 10, abs=tol * (1 + N))
+            else:
+                assert got.entropy == 0.0
             assert got.weight == pytest.approx(sw.sum())
 
 
