@@ -4,6 +4,6 @@ __version__ = "0.1.0"
 
 from . import datasets, kernels, methods
 from .io import load
-from .models import GaussianMixture
+from .models import BayesianGaussianMixture, GaussianMixture
 
-__all__ = ["GaussianMixture", "load", "datasets", "kernels", "methods", "__version__"]
+__all__ = ["GaussianMixture", "BayesianGaussianMixture", "load", "datasets", "kernels", "methods", "__version__"]

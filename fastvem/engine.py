@@ -133,18 +133,28 @@ class MixtureEngine:
     'precisions_cholesky' (float64).  The data X is validated and C-contiguous
     (float32 or float64); sample_weight is None or a float64 vector."""
 
-    def __init__(self, family, structure, method, n_threads, seed=0):
+    def __init__(self, family, structure, method, n_threads, seed=0, prior=None,
+                 weight_prior=None):
         self.family = family
         self.structure = structure
         self.method = get_method(method)
         self.n_threads = n_threads
         self.seed = int(seed)
+        self.prior = prior                  # family prior (update 'posterior')
+        self.weight_prior = weight_prior    # structure prior, e.g. DirichletWeights
 
     def kernel_params(self, params, dtype):
+        """Effective parameters of the E-step: the point parameters, or under
+        q(theta) the expected-log ones (the same kernel then returns
+        E_q[log p(x, z=k)])."""
         fam = self.family
         D = params["means"].shape[1]
-        const = (fam.log_normaliser(params["precisions_cholesky"], D)
-                 + self.structure.log_weights(params["weights"]))
+        if "weight_concentration" in params:
+            const = (fam.expected_log_normaliser(params, D)
+                     + self.weight_prior.expected_log_weights(params["weight_concentration"]))
+        else:
+            const = (fam.log_normaliser(params["precisions_cholesky"], D)
+                     + self.structure.log_weights(params["weights"]))
         return fam.kernel_params(params["means"], params["precisions_cholesky"], const, dtype)
 
     def statistics(self, X, sample_weight, params, iteration=0):
@@ -155,7 +165,13 @@ class MixtureEngine:
 
     def update(self, stats):
         """Parameters from statistics by the method's update rule: the structure
-        gives the weights, the family the rest; empty components are re-seeded."""
+        gives the weights, the family the rest; empty components are re-seeded
+        (point updates: a posterior keeps its prior mass instead)."""
+        if self.method.update == "posterior":
+            nk = stats.nk + _EPS
+            q = self.family.posterior(stats, nk, self.prior)
+            q["weight_concentration"] = self.weight_prior.posterior(nk)
+            return q, []
         if self.method.update != "point":
             raise NotImplementedError(f"update {self.method.update!r} is not available yet")
         nk = stats.nk + _EPS
@@ -168,9 +184,22 @@ class MixtureEngine:
             events.append(f"re-seeded empty components {empty.tolist()}")
         return {"weights": weights, **theta}, events
 
+    def bound(self, stats, q):
+        """scikit-learn's variational lower bound (total), right after the update:
+        H[q(z)] + the q(theta) terms of the family and the structure."""
+        K, D = q["means"].shape
+        return (stats.entropy + self.family.posterior_bound_terms(q, K, D)
+                + self.weight_prior.bound_term(q["weight_concentration"]))
+
     def step(self, X, sample_weight):
+        """step(params, iteration) -> (per-sample objective, new params, events).
+        The objective is the method's: mean log-likelihood at the parameters the
+        E-step used (em, vem), mean complete-data log joint (crisp, gibbs), the
+        variational bound after the update per unit weight (meanfield)."""
         def _step(params, iteration):
             stats = self.statistics(X, sample_weight, params, iteration)
             new, events = self.update(stats)
+            if self.method.update == "posterior":
+                return self.bound(stats, new) / stats.weight, new, events
             return stats.objective / stats.weight, new, events
         return _step

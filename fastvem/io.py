@@ -17,8 +17,9 @@ __all__ = ["load", "save_estimator", "FORMAT_VERSION"]
 
 
 def _registry():
-    from .models import GaussianMixture
-    return {"GaussianMixture": GaussianMixture}
+    from .models import BayesianGaussianMixture, GaussianMixture
+    return {"GaussianMixture": GaussianMixture,
+            "BayesianGaussianMixture": BayesianGaussianMixture}
 
 
 def save_estimator(est, path):

@@ -14,7 +14,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import shuffle
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from fastvem import GaussianMixture
+from fastvem import BayesianGaussianMixture, GaussianMixture
 
 ESTIMATORS = [
     GaussianMixture(),
@@ -23,6 +23,9 @@ ESTIMATORS = [
     GaussianMixture(covariance_type="spherical", init_params="random", method="vem"),
     GaussianMixture(method="crisp"),
     GaussianMixture(n_threads=1, random_state=0),
+    BayesianGaussianMixture(),
+    BayesianGaussianMixture(n_components=2, covariance_type="diag", random_state=0,
+                            weight_concentration_prior_type="dirichlet_distribution"),
 ]
 
 
@@ -38,7 +41,7 @@ _SW_EQUIVALENCE_REASON = (
 def _expected_failed_checks(estimator):
     """{check name: reason} for the checks that cannot apply to `estimator`."""
     failed = {}
-    if estimator.n_components > 1 and estimator.means_init is None:
+    if estimator.n_components > 1 and getattr(estimator, "means_init", None) is None:
         failed["check_sample_weight_equivalence_on_dense_data"] = _SW_EQUIVALENCE_REASON
     return failed
 

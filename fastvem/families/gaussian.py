@@ -284,6 +284,59 @@ class GaussianFamily:
             "means": means, "covariances": covs,
             "precisions_cholesky": precision_cholesky(covs, ct)}
 
+    # ----- mean field: q(theta) -------------------------------------------------
+    def posterior(self, stats, nk, prior):
+        """q(mean, Lambda) per component from statistics (nk with its eps floor),
+        scikit-learn's update: the normalised covariances (W^-1 / dof) and their
+        precision Cholesky factors, the mean precisions and degrees of freedom."""
+        ct = self.covariance_type
+        xk, sk = self._moments(stats, nk)
+        K, D = xk.shape
+        b0, m0, v0, c0 = (prior.mean_precision_prior, prior.mean_prior,
+                          prior.degrees_of_freedom_prior, prior.covariance_prior)
+        beta = b0 + nk
+        means = (b0 * m0 + nk[:, None] * xk) / beta[:, None]
+        diff = xk - m0
+        if ct == "full":
+            dof = v0 + nk
+            covs = (c0 + nk[:, None, None] * sk
+                    + (nk * b0 / beta)[:, None, None] * diff[:, :, None] * diff[:, None, :])
+            covs /= dof[:, None, None]
+        elif ct == "tied":
+            dof = v0 + nk.sum() / K
+            covs = c0 + sk * nk.sum() / K + b0 / K * ((nk / beta) * diff.T) @ diff
+            covs /= dof
+        elif ct == "diag":
+            dof = v0 + nk
+            covs = c0 + nk[:, None] * (sk + (b0 / beta)[:, None] * diff ** 2)
+            covs /= dof[:, None]
+        else:
+            dof = v0 + nk
+            covs = c0 + nk * (sk + b0 / beta * np.mean(diff ** 2, 1))
+            covs /= dof
+        return {"means": means, "mean_precision": beta, "degrees_of_freedom": dof,
+                "covariances": covs, "precisions_cholesky": precision_cholesky(covs, ct)}
+
+    def expected_log_normaliser(self, q, n_features):
+        """Per-component constant of E_q[log N(x | mean, Lambda)] when the
+        quadratic form uses q's precision factor: the kernel then returns the
+        expected log-density (DESIGN.md: one kernel for every method)."""
+        D = n_features
+        dof = q["degrees_of_freedom"]
+        return (self.log_normaliser(q["precisions_cholesky"], D) - 0.5 * D * np.log(dof)
+                + 0.5 * (_log_lambda(dof, D) - D / q["mean_precision"]))
+
+    def posterior_bound_terms(self, q, n_components, n_features):
+        """The q(theta)-dependent part of scikit-learn's variational lower bound
+        (evaluated right after the update): -log Wishart norm - D/2 sum log beta."""
+        D = n_features
+        dof = q["degrees_of_freedom"]
+        ldc = (log_det_cholesky(q["precisions_cholesky"], self.covariance_type, D)
+               - 0.5 * D * np.log(dof))
+        lw = _log_wishart_norm(dof, ldc, D)
+        log_wishart = float(np.sum(lw)) * (n_components if self.covariance_type == "tied" else 1)
+        return -log_wishart - 0.5 * D * float(np.sum(np.log(q["mean_precision"])))
+
 
 _EMPTY = np.zeros(0)
 
@@ -303,3 +356,33 @@ def data_scatter(X, sample_weight, step=1 << 16):
         blk = np.asarray(X[s:s + step], dtype=np.float64) - centre
         scatter += (blk.T @ blk) if w is None else (blk.T * w[s:s + step]) @ blk
     return total, centre, scatter
+
+
+class GaussianWishartPrior:
+    """Conjugate prior of a Gaussian component (scikit-learn's
+    BayesianGaussianMixture parameterisation): mean ~ N(mean_prior,
+    (mean_precision_prior * Lambda)^-1), Lambda ~ Wishart(degrees_of_freedom_prior,
+    covariance_prior^-1) -- diagonal / spherical variants per covariance type."""
+
+    def __init__(self, mean_prior, mean_precision_prior, degrees_of_freedom_prior,
+                 covariance_prior):
+        self.mean_prior = np.asarray(mean_prior, dtype=np.float64)
+        self.mean_precision_prior = float(mean_precision_prior)
+        self.degrees_of_freedom_prior = float(degrees_of_freedom_prior)
+        self.covariance_prior = np.asarray(covariance_prior, dtype=np.float64)
+
+
+def _log_lambda(dof, n_features):
+    """E[log |Lambda|] of a Wishart(dof) with a normalised scale, less log |W|."""
+    from scipy.special import digamma
+    dof = np.asarray(dof, dtype=np.float64)
+    return n_features * math.log(2.0) + np.sum(
+        digamma(0.5 * (dof - np.arange(n_features)[:, None])), 0)
+
+
+def _log_wishart_norm(dof, log_det_prec_chol, n_features):
+    """log normaliser of the Wishart, without the constant log(pi) term."""
+    from scipy.special import gammaln
+    dof = np.asarray(dof, dtype=np.float64)
+    return -(dof * log_det_prec_chol + dof * n_features * 0.5 * math.log(2.0)
+             + np.sum(gammaln(0.5 * (dof - np.arange(n_features)[:, None])), 0))

@@ -1,4 +1,5 @@
 """scikit-learn-compatible estimators."""
+from .bayesian_mixture import BayesianGaussianMixture
 from .gaussian_mixture import GaussianMixture
 
-__all__ = ["GaussianMixture"]
+__all__ = ["GaussianMixture", "BayesianGaussianMixture"]

@@ -124,14 +124,26 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         if self.init_params not in _INIT_PARAMS:
             raise ValueError(f"init_params must be one of {list(_INIT_PARAMS)}, "
                              f"got {self.init_params!r}")
+        method = self._method()
+        if not isinstance(self.warm_start, (bool, np.bool_)):
+            raise TypeError(f"warm_start must be a bool, got {self.warm_start!r}")
+        return method, default_n_threads(self.n_threads)
+
+    def _method(self):
         method = get_method(self.method)
         if method.name not in _IMPLEMENTED:
             raise NotImplementedError(
                 f"method={method.name!r} for GaussianMixture is not available in this "
                 f"version of fastvem; use one of {list(_IMPLEMENTED)}")
-        if not isinstance(self.warm_start, (bool, np.bool_)):
-            raise TypeError(f"warm_start must be a bool, got {self.warm_start!r}")
-        return method, default_n_threads(self.n_threads)
+        return method
+
+    def _make_engine(self, family, method, n_threads, seed, X, sw):
+        return MixtureEngine(family, Mixture(self.n_components), method, n_threads, seed)
+
+    def _objective_scale(self, total_weight):
+        """lower_bound_ = per-sample objective x this (1: scikit-learn's
+        GaussianMixture reports a mean log-likelihood)."""
+        return 1.0
 
     def _check_inits(self, n_features):
         K, D, ct = self.n_components, n_features, self.covariance_type
@@ -199,11 +211,12 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         random_state = check_random_state(self.random_state)
         # draws (gibbs) get their own seed; the other methods leave the stream alone
         seed = random_state.randint(np.iinfo(np.int32).max) if method.assign == "sample" else 0
-        engine = MixtureEngine(family, Mixture(self.n_components), method, n_threads, seed)
+        engine = self._make_engine(family, method, n_threads, seed, X, sw)
+        scale = self._objective_scale(float(N if sw is None else sw.sum()))
 
         do_init = not (self.warm_start and hasattr(self, "converged_"))
         n_init = self.n_init if do_init else 1
-        start = -np.inf if do_init else self.lower_bound_
+        start = -np.inf if do_init else self.lower_bound_ / scale
         if not do_init and np.shape(self.means_) != (self.n_components, D):
             raise ValueError(f"warm_start: the fitted model has {np.shape(self.means_)[1]} "
                              f"features and {np.shape(self.means_)[0]} components; X has {D} "
@@ -213,14 +226,14 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         def initialise():
             if warm is not None:
                 return warm
-            return self._initial_params(X, sw, family, inits, random_state, n_threads)
+            return self._initial_params(X, sw, family, inits, random_state, n_threads, engine)
 
         report, close = progress_reporter(self, method.name)
         try:
             with blas_single_thread():
                 family.prepare(X, sw, n_threads)
                 best = fit_restarts(initialise, engine.step(X, sw), n_init, self.max_iter,
-                                    self.tol, start, callback=callback,
+                                    self.tol / scale, start, callback=callback,
                                     progress=report.iteration,
                                     on_restart=report.restart)
         finally:
@@ -232,12 +245,12 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                           ConvergenceWarning)
         self._set_params(best.params, X.dtype)
         self.n_iter_ = best.n_iter
-        self.lower_bound_ = best.objective
-        self.lower_bounds_ = list(best.trace.objective)
+        self.lower_bound_ = best.objective * scale
+        self.lower_bounds_ = [v * scale for v in best.trace.objective]
         self.trace_ = best.trace.as_dict()
         return X
 
-    def _initial_params(self, X, sw, family, inits, random_state, n_threads):
+    def _initial_params(self, X, sw, family, inits, random_state, n_threads, engine):
         """Initial parameters, as scikit-learn: responsibilities from init_params,
         then any of weights_init / means_init / precisions_init override."""
         weights_init, means_init, prec_init = inits

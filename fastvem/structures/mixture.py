@@ -27,3 +27,47 @@ class Mixture:
     def empty_components(nk, total_weight, rel=1e-10):
         """Components whose weighted count is (numerically) zero."""
         return np.flatnonzero(nk <= rel * total_weight)
+
+
+class DirichletWeights:
+    """q(pi) for mean field: a Dirichlet ('dirichlet_distribution') or a
+    truncated stick-breaking process ('dirichlet_process') with concentration
+    prior alpha0, scikit-learn's parameterisation."""
+
+    TYPES = ("dirichlet_process", "dirichlet_distribution")
+
+    def __init__(self, prior_type, alpha0):
+        if prior_type not in self.TYPES:
+            raise ValueError(f"weight_concentration_prior_type must be one of {list(self.TYPES)}, "
+                             f"got {prior_type!r}")
+        self.prior_type = prior_type
+        self.alpha0 = float(alpha0)
+
+    def posterior(self, nk):
+        """Concentration of q(pi): an array, or (a, b) of the stick fractions."""
+        if self.prior_type == "dirichlet_process":
+            return (1.0 + nk, self.alpha0 + np.hstack((np.cumsum(nk[::-1])[-2::-1], 0)))
+        return self.alpha0 + nk
+
+    def expected_log_weights(self, conc):
+        from scipy.special import digamma
+        if self.prior_type == "dirichlet_process":
+            a, b = conc
+            ds = digamma(a + b)
+            return digamma(a) - ds + np.hstack((0, np.cumsum(digamma(b) - ds)[:-1]))
+        return digamma(conc) - digamma(np.sum(conc))
+
+    def bound_term(self, conc):
+        """-log normaliser of q(pi), the weights' part of the variational bound."""
+        from scipy.special import betaln, gammaln
+        if self.prior_type == "dirichlet_process":
+            return float(np.sum(betaln(conc[0], conc[1])))
+        return -float(gammaln(np.sum(conc)) - np.sum(gammaln(conc)))
+
+    def mean_weights(self, conc):
+        """E_q[pi], normalised."""
+        if self.prior_type == "dirichlet_process":
+            a, b = conc
+            w = a / (a + b) * np.hstack((1, np.cumprod(b / (a + b))[:-1]))
+            return w / w.sum()
+        return conc / np.sum(conc)
