@@ -113,3 +113,19 @@ def test_save_load_round_trip(tmp_path, prior_type):
     np.testing.assert_array_equal(back.predict(X), gm.predict(X))
     np.testing.assert_allclose(back.score_samples(X), gm.score_samples(X), rtol=0, atol=0)
     assert back.lower_bound_ == gm.lower_bound_
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_gaussian_mixture_meanfield_is_the_same_fit(covariance_type):
+    """GaussianMixture(method='meanfield') takes the same priors and runs the same
+    fit; its bound is reported per sample (like its other methods' objectives)."""
+    X = load_iris().data
+    kw = dict(covariance_type=covariance_type, random_state=0, max_iter=15, tol=0,
+              weight_concentration_prior_type="dirichlet_distribution",
+              weight_concentration_prior=0.2)
+    a = fastvem.BayesianGaussianMixture(n_components=3, **kw).fit(X)
+    b = fastvem.GaussianMixture(3, method="meanfield", **kw).fit(X)
+    np.testing.assert_array_equal(a.means_, b.means_)
+    np.testing.assert_array_equal(a.weight_concentration_, b.weight_concentration_)
+    assert b.lower_bound_ * X.shape[0] == pytest.approx(a.lower_bound_, rel=1e-12)
+    np.testing.assert_array_equal(a.predict(X), b.predict(X))

@@ -24,6 +24,7 @@ ESTIMATORS = [
     GaussianMixture(method="crisp"),
     GaussianMixture(n_threads=1, random_state=0),
     BayesianGaussianMixture(),
+    GaussianMixture(method="meanfield", covariance_type="spherical", random_state=0),
     BayesianGaussianMixture(n_components=2, covariance_type="diag", random_state=0,
                             weight_concentration_prior_type="dirichlet_distribution"),
 ]

@@ -10,20 +10,25 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ..engine import (MixtureEngine, blas_single_thread, default_n_threads, fit_restarts)
-from ..families.gaussian import (COVARIANCE_TYPES, GaussianFamily,
+from ..families.gaussian import (COVARIANCE_TYPES, GaussianFamily, GaussianWishartPrior,
+                                 data_scatter,
                                  covariances_from_precision_cholesky,
                                  precision_cholesky_from_precisions,
                                  precisions_from_cholesky)
 from ..methods import PRESETS, get_method
-from ..structures.mixture import Mixture
+from ..structures.mixture import DirichletWeights, Mixture
 from ._validation import check_array_param, check_sample_weight, progress_reporter
 
 __all__ = ["GaussianMixture"]
 
-_IMPLEMENTED = ("em", "vem", "crisp")
+_IMPLEMENTED = ("em", "vem", "crisp", "meanfield")
 _FITTED = ("weights_", "means_", "covariances_", "precisions_", "precisions_cholesky_",
            "converged_", "n_iter_", "lower_bound_", "lower_bounds_", "n_features_in_",
-           "feature_names_in_")
+           "feature_names_in_",
+           # mean field: q(theta) and the priors, as scikit-learn's BayesianGaussianMixture
+           "weight_concentration_prior_", "weight_concentration_",
+           "mean_precision_prior_", "mean_precision_", "mean_prior_",
+           "degrees_of_freedom_prior_", "degrees_of_freedom_", "covariance_prior_")
 _INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
 
 
@@ -47,13 +52,21 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     warm_start, verbose, verbose_interval :
         As in scikit-learn.  ``verbose > 0`` shows a progress bar with the
         objective; ``verbose >= 2`` also prints scikit-learn's per-iteration lines.
-    method : {'em', 'vem', 'crisp'}, default='em'
+    method : {'em', 'vem', 'crisp', 'meanfield'}, default='em'
         'em': exact posterior responsibilities, ML parameters.  'vem':
         variational EM with a factorised q(z) -- for a mixture the exact
         posterior already factorises over rows, so vem and em coincide.
         'crisp': hard (argmax) assignments and ML parameters (classification
         EM); its objective is the complete-data log joint per sample.
-        'meanfield' and 'gibbs' are not available in this version.
+        'meanfield': q(z) q(pi) q(mu, Lambda) under the priors below, exactly
+        as :class:`fastvem.BayesianGaussianMixture` (objective: the variational
+        bound per sample; q(theta) starts from the initial responsibilities,
+        so weights_init / means_init / precisions_init are not used).
+        'gibbs' is not available in this version.
+    weight_concentration_prior_type, weight_concentration_prior,
+    mean_precision_prior, mean_prior, degrees_of_freedom_prior, covariance_prior :
+        The priors of method='meanfield', as in scikit-learn's
+        BayesianGaussianMixture (ignored by the point-estimate methods).
     n_threads : int or None, default=None
         Threads for the compiled kernels (None: all CPUs of the process).
         Results are bitwise identical for any value.
@@ -74,7 +87,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                  max_iter=100, n_init=1, init_params="kmeans", weights_init=None,
                  means_init=None, precisions_init=None, random_state=None,
                  warm_start=False, verbose=0, verbose_interval=10, method="em",
-                 n_threads=None):
+                 weight_concentration_prior_type="dirichlet_process",
+                 weight_concentration_prior=None, mean_precision_prior=None, mean_prior=None,
+                 degrees_of_freedom_prior=None, covariance_prior=None, n_threads=None):
         self.n_components = n_components
         self.covariance_type = covariance_type
         self.tol = tol
@@ -90,6 +105,12 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.verbose = verbose
         self.verbose_interval = verbose_interval
         self.method = method
+        self.weight_concentration_prior_type = weight_concentration_prior_type
+        self.weight_concentration_prior = weight_concentration_prior
+        self.mean_precision_prior = mean_precision_prior
+        self.mean_prior = mean_prior
+        self.degrees_of_freedom_prior = degrees_of_freedom_prior
+        self.covariance_prior = covariance_prior
         self.n_threads = n_threads
 
     _fitted_attributes = _FITTED
@@ -138,7 +159,59 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         return method
 
     def _make_engine(self, family, method, n_threads, seed, X, sw):
-        return MixtureEngine(family, Mixture(self.n_components), method, n_threads, seed)
+        if method.update != "posterior":
+            return MixtureEngine(family, Mixture(self.n_components), method, n_threads, seed)
+        weights, prior = self._priors(X, sw)
+        self.weight_concentration_prior_ = weights.alpha0
+        self.mean_precision_prior_ = prior.mean_precision_prior
+        self.mean_prior_ = prior.mean_prior
+        self.degrees_of_freedom_prior_ = prior.degrees_of_freedom_prior
+        self.covariance_prior_ = prior.covariance_prior
+        return MixtureEngine(family, Mixture(self.n_components), method, n_threads, seed,
+                             prior=prior, weight_prior=weights)
+
+    # ----------------------------------------------------------------- priors
+    def _priors(self, X, sw):
+        """Validated priors, scikit-learn's defaults from the data where None."""
+        K, D, ct = self.n_components, X.shape[1], self.covariance_type
+
+        def positive(name, default):
+            v = getattr(self, name)
+            if v is None:
+                return float(default)
+            if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real):
+                raise TypeError(f"{name} must be a positive number or None, got {v!r}")
+            if not np.isfinite(v) or v <= 0:
+                raise ValueError(f"{name} must be positive and finite, got {v}")
+            return float(v)
+
+        weights = DirichletWeights(self.weight_concentration_prior_type,
+                                   positive("weight_concentration_prior", 1.0 / K))
+        beta0 = positive("mean_precision_prior", 1.0)
+        total, centre, scatter = data_scatter(X, sw)
+        m0 = centre if self.mean_prior is None else check_array_param(
+            self.mean_prior, "mean_prior", (D,))
+        if self.degrees_of_freedom_prior is None:
+            nu0 = float(D)
+        else:
+            nu0 = positive("degrees_of_freedom_prior", D)
+            if nu0 <= D - 1:
+                raise ValueError(f"degrees_of_freedom_prior must be greater than {D - 1}, "
+                                 f"got {nu0}")
+        if self.covariance_prior is None:
+            cov = scatter / max(total - 1.0, np.finfo(np.float64).tiny)
+            c0 = {"full": cov, "tied": cov, "diag": np.diag(cov).copy(),
+                  "spherical": np.diag(cov).mean()}[ct]
+        else:
+            shape = {"full": (D, D), "tied": (D, D), "diag": (D,), "spherical": ()}[ct]
+            c0 = check_array_param(self.covariance_prior, "covariance_prior", shape)
+            if ct in ("full", "tied"):
+                if not np.allclose(c0, c0.T) or np.linalg.eigvalsh(c0).min() <= 0:
+                    raise ValueError("covariance_prior must be symmetric positive definite")
+            elif np.any(c0 <= 0):
+                raise ValueError("covariance_prior must be positive")
+            c0 = c0 if ct != "spherical" else float(c0)
+        return weights, GaussianWishartPrior(m0, beta0, nu0, c0)
 
     def _objective_scale(self, total_weight):
         """lower_bound_ = per-sample objective x this (1: scikit-learn's
@@ -252,7 +325,12 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     def _initial_params(self, X, sw, family, inits, random_state, n_threads, engine):
         """Initial parameters, as scikit-learn: responsibilities from init_params,
-        then any of weights_init / means_init / precisions_init override."""
+        then any of weights_init / means_init / precisions_init override.  Mean
+        field: q(theta) from the initial responsibilities (scikit-learn's
+        BayesianGaussianMixture._initialize)."""
+        if engine.method.update == "posterior":
+            q, _ = engine.update(self._initial_statistics(X, sw, family, random_state, n_threads))
+            return q
         weights_init, means_init, prec_init = inits
         ct = self.covariance_type
         weights = means = covs = None
@@ -304,7 +382,13 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         return stats
 
     # ------------------------------------------------------------- parameters
+    def _posterior(self):
+        """True when the fitted parameters are q(theta) (mean field)."""
+        return self._method().update == "posterior"
+
     def _get_params(self):
+        if self._posterior():
+            return self._get_posterior()
         return {"weights": np.asarray(self.weights_, dtype=np.float64),
                 "means": np.asarray(self.means_, dtype=np.float64),
                 "covariances": np.asarray(self.covariances_, dtype=np.float64),
@@ -312,16 +396,44 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     def _set_params(self, params, dtype):
         ct = self.covariance_type
-        self.weights_ = params["weights"].astype(dtype)
+        if "weight_concentration" in params:
+            conc = params["weight_concentration"]
+            self.weight_concentration_ = conc
+            self.weights_ = self._weight_prior().mean_weights(conc).astype(dtype)
+            self.mean_precision_ = params["mean_precision"]
+            self.degrees_of_freedom_ = params["degrees_of_freedom"]
+        else:
+            self.weights_ = params["weights"].astype(dtype)
         self.means_ = params["means"].astype(dtype)
         self.covariances_ = params["covariances"].astype(dtype)
         self.precisions_cholesky_ = params["precisions_cholesky"].astype(dtype)
         self.precisions_ = precisions_from_cholesky(params["precisions_cholesky"], ct).astype(dtype)
 
     def _engine(self):
+        """The E-step of predict / score: under q(theta) the expected-log
+        parameters (as scikit-learn's BayesianGaussianMixture), else the point ones."""
+        post = self._posterior()
         return MixtureEngine(GaussianFamily(self.covariance_type, self.reg_covar),
-                             Mixture(self.n_components), PRESETS["em"],
-                             default_n_threads(self.n_threads))
+                             Mixture(self.n_components), PRESETS["meanfield" if post else "em"],
+                             default_n_threads(self.n_threads),
+                             weight_prior=self._weight_prior() if post else None)
+
+    def _weight_prior(self):
+        return DirichletWeights(self.weight_concentration_prior_type,
+                                self.weight_concentration_prior_)
+
+    def _get_posterior(self):
+        conc = self.weight_concentration_
+        if self.weight_concentration_prior_type == "dirichlet_process":
+            conc = (np.asarray(conc[0], dtype=np.float64), np.asarray(conc[1], dtype=np.float64))
+        else:
+            conc = np.asarray(conc, dtype=np.float64)
+        return {"weight_concentration": conc,
+                "means": np.asarray(self.means_, dtype=np.float64),
+                "mean_precision": np.asarray(self.mean_precision_, dtype=np.float64),
+                "degrees_of_freedom": np.asarray(self.degrees_of_freedom_, dtype=np.float64),
+                "covariances": np.asarray(self.covariances_, dtype=np.float64),
+                "precisions_cholesky": np.asarray(self.precisions_cholesky_, dtype=np.float64)}
 
     # ------------------------------------------------------------- inference
     def _estep(self, X, want):
@@ -418,6 +530,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             got = np.shape(getattr(self, name))
             if got != want:
                 raise ValueError(f"{name} has shape {got}, expected {want}")
+        if (getattr(self, "weight_concentration_", None) is not None
+                and self.weight_concentration_prior_type == "dirichlet_process"):
+            self.weight_concentration_ = tuple(np.asarray(self.weight_concentration_))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
