@@ -36,6 +36,7 @@ import warnings
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.mixture import BayesianGaussianMixture as SkBayesianGaussianMixture
 from sklearn.mixture import GaussianMixture as SkGaussianMixture
 
 import fastvem
@@ -136,23 +137,32 @@ class _FitBase(_Base):
 
 
 class FastvemGaussianMixture(_FitBase):
-    """fastvem.GaussianMixture.fit, MAX_ITER iterations from fixed inits."""
+    """fastvem.GaussianMixture.fit, MAX_ITER iterations from fixed inits (mean
+    field: from the k-means responsibilities of random_state=0, as its peer)."""
 
-    params = [COVARIANCE_TYPES, DTYPES, ["em", "crisp"]]
+    params = [COVARIANCE_TYPES, DTYPES, ["em", "crisp", "meanfield"]]
 
     def make(self, covariance_type, method):
+        if method == "meanfield":
+            return fastvem.BayesianGaussianMixture(
+                n_components=self.n_components, covariance_type=covariance_type,
+                max_iter=self.max_iter, tol=0, random_state=0)
         return fastvem.GaussianMixture(self.n_components, covariance_type=covariance_type,
                                        max_iter=self.max_iter, tol=0, method=method,
                                        **self.init)
 
 
 class SklearnPeer(_FitBase):
-    """sklearn.mixture.GaussianMixture.fit on the same data, inits and
-    iterations (method 'em' only: scikit-learn has no crisp EM)."""
+    """scikit-learn on the same data, inits and iterations: GaussianMixture for
+    'em', BayesianGaussianMixture for 'meanfield' (it has no crisp EM)."""
 
-    params = [COVARIANCE_TYPES, DTYPES, ["em"]]
+    params = [COVARIANCE_TYPES, DTYPES, ["em", "meanfield"]]
 
     def make(self, covariance_type, method):
+        if method == "meanfield":
+            return SkBayesianGaussianMixture(
+                n_components=self.n_components, covariance_type=covariance_type,
+                max_iter=self.max_iter, tol=0, random_state=0)
         return SkGaussianMixture(self.n_components, covariance_type=covariance_type,
                                  max_iter=self.max_iter, tol=0, **self.init)
 
