@@ -1,4 +1,6 @@
 """Each compiled kernel against the NumPy oracle, at chunk-boundary sizes and random shapes."""
+import zlib
+
 import numpy as np
 import pytest
 
@@ -38,12 +40,21 @@ def sizes(covariance_type, K, D):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("assign", ["softmax", "argmax", "sample"])
 def test_statistics_against_oracle(covariance_type, dtype, assign):
-    rng = np.random.default_rng(hash((covariance_type, assign)) % 2 ** 32)
+    # a seed that is the same in every process (str hashes are salted per process)
+    rng = np.random.default_rng(zlib.crc32(f"{covariance_type}-{assign}-{dtype.__name__}".encode()))
     for trial in range(2):
         K, D = (int(rng.integers(1, 7)), int(rng.integers(1, 6))) if trial else (3, 4)
         w, means, pc = random_params(rng, K, D, covariance_type, offset=5.0)
         for N in sizes(covariance_type, K, D):
-            X = rng.normal(size=(N, D)) * 2 + 5.0
+            X = rng.normal(size=(2 * N + 8, D)) * 2 + 5.0
+            if assign == "argmax":
+                # keep rows whose best component wins clearly: a float32 argmax may
+                # legitimately flip a near-tie that float64 resolves the other way
+                lp = oracle.responsibilities(X, w, means, pc, covariance_type)[2]
+                top2 = np.sort(lp, axis=1)[:, -2:] if K > 1 else np.c_[lp - 1, lp]
+                X = X[top2[:, 1] - top2[:, 0] > 1e-2]
+            X = X[:N]
+            assert X.shape[0] == N
             sw = rng.uniform(0.1, 2.0, size=N)
             st = fk.gaussian_statistics(X.astype(dtype), means, pc, covariance_type, weights=w,
                                         sample_weight=sw, assign=assign, seed=11, n_threads=2)
