@@ -15,7 +15,7 @@ from ..families.gaussian import (COVARIANCE_TYPES, GaussianFamily, GaussianWisha
                                  covariances_from_precision_cholesky,
                                  precision_cholesky_from_precisions,
                                  precisions_from_cholesky)
-from ..methods import PRESETS, get_method
+from ..methods import PRESETS, check_supported
 from ..structures.mixture import DirichletWeights, Mixture
 from ._validation import check_array_param, check_sample_weight, progress_reporter
 
@@ -151,7 +151,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         return method, default_n_threads(self.n_threads)
 
     def _method(self):
-        method = get_method(self.method)
+        method = check_supported(self.method, Mixture.name)
         if method.name not in _IMPLEMENTED:
             raise NotImplementedError(
                 f"method={method.name!r} for GaussianMixture is not available in this "

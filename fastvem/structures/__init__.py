@@ -1,0 +1,4 @@
+"""Latent structures (DESIGN.md axis 2): how evidence becomes q(T), and their globals."""
+from .mixture import DirichletWeights, Mixture
+
+__all__ = ["Mixture", "DirichletWeights"]
