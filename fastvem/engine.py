@@ -163,10 +163,16 @@ class MixtureEngine:
         return self.family.statistics(X, sample_weight, kp, self.method.assign,
                                       self.seed * 1_000_003 + iteration, self.n_threads)
 
-    def update(self, stats):
+    def update(self, stats, iteration=0):
         """Parameters from statistics by the method's update rule: the structure
         gives the weights, the family the rest; empty components are re-seeded
-        (point updates: a posterior keeps its prior mass instead)."""
+        (point updates: a posterior keeps its prior mass instead; a draw comes
+        from the prior when its component is empty)."""
+        if self.method.update == "sample":
+            rng = np.random.default_rng([self.seed, iteration])
+            theta = self.family.sample_posterior(stats, self.prior, rng)
+            weights = self.weight_prior.sample(self.weight_prior.posterior(stats.nk), rng)
+            return {"weights": weights, **theta}, []
         if self.method.update == "posterior":
             nk = stats.nk + _EPS
             q = self.family.posterior(stats, nk, self.prior)
@@ -198,7 +204,7 @@ class MixtureEngine:
         variational bound after the update per unit weight (meanfield)."""
         def _step(params, iteration):
             stats = self.statistics(X, sample_weight, params, iteration)
-            new, events = self.update(stats)
+            new, events = self.update(stats, iteration)
             if self.method.update == "posterior":
                 return self.bound(stats, new) / stats.weight, new, events
             return stats.objective / stats.weight, new, events

@@ -49,6 +49,10 @@ def save_estimator(est, path):
             arrays["trace__events"] = np.asarray([f"{i}\t{t}" for i, t in value["events"]],
                                                  dtype=str)
             continue
+        if isinstance(value, dict):
+            for sub_key, sub_value in value.items():
+                arrays[f"dict__{key}.{sub_key}"] = np.asarray(sub_value)
+            continue
         arr = np.asarray(value)
         if arr.dtype == object:
             arr = arr.astype(str)
@@ -106,6 +110,13 @@ def load(path):
             setattr(est, name, value.item() if value.ndim == 0 else value)
         elif key.startswith("trace__"):
             trace[key[len("trace__"):]] = value
+        elif key.startswith("dict__"):
+            name, sub_key = key[len("dict__"):].rsplit(".", 1)
+            if name not in allowed:
+                raise ValueError(f"{path!s}: unexpected attribute {name!r} for {cls_name}")
+            if not isinstance(getattr(est, name, None), dict):
+                setattr(est, name, {})
+            getattr(est, name)[sub_key] = value
     if trace:
         est.trace_ = {"objective": trace.get("objective", np.zeros(0)),
                       "seconds": trace.get("seconds", np.zeros(0)),

@@ -168,12 +168,6 @@ def test_fit_rejects_bad_hyperparameters(X, kwargs, exc, match):
     assert _not_fitted(est)
 
 
-@pytest.mark.parametrize("method", ["gibbs"])
-def test_unimplemented_methods(X, method):
-    with pytest.raises(NotImplementedError, match=method):
-        GaussianMixture(2, method=method).fit(X)
-
-
 @pytest.mark.parametrize("method", ["em", "vem", "crisp"])
 def test_implemented_methods_fit(X, method):
     est = GaussianMixture(2, method=method, random_state=0).fit(X)

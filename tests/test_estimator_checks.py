@@ -24,6 +24,7 @@ ESTIMATORS = [
     GaussianMixture(method="crisp"),
     GaussianMixture(n_threads=1, random_state=0),
     BayesianGaussianMixture(),
+    GaussianMixture(method="gibbs", n_samples=4, burn_in=2, random_state=0),
     GaussianMixture(method="meanfield", covariance_type="spherical", random_state=0),
     BayesianGaussianMixture(n_components=2, covariance_type="diag", random_state=0,
                             weight_concentration_prior_type="dirichlet_distribution"),
@@ -39,9 +40,18 @@ _SW_EQUIVALENCE_REASON = (
     "repeated fits agree to machine precision: test_sample_weight_equivalence_fixed_init.")
 
 
+_SW_GIBBS_REASON = (
+    "method='gibbs' draws labels keyed by (seed, iteration, row): repeating a row and "
+    "giving it weight 2 are the same model but not the same random stream, so the draws "
+    "(and their posterior means) differ by Monte-Carlo error, not by a bug.")
+
+
 def _expected_failed_checks(estimator):
     """{check name: reason} for the checks that cannot apply to `estimator`."""
     failed = {}
+    if getattr(estimator, "method", None) == "gibbs":
+        failed["check_sample_weight_equivalence_on_dense_data"] = _SW_GIBBS_REASON
+        return failed
     if estimator.n_components > 1 and getattr(estimator, "means_init", None) is None:
         failed["check_sample_weight_equivalence_on_dense_data"] = _SW_EQUIVALENCE_REASON
     return failed

@@ -204,13 +204,6 @@ def test_empty_component_is_reseeded():
     assert np.all(gm.weights_ > 0)
 
 
-def test_gibbs_not_yet():
-    X = load_old_faithful()[0]
-    for m in ("gibbs",):
-        with pytest.raises(NotImplementedError, match=m):
-            fastvem.GaussianMixture(2, method=m).fit(X)
-
-
 def test_callback_sees_every_iteration_and_can_stop():
     X = load_old_faithful()[0]
     seen = []

@@ -337,6 +337,73 @@ class GaussianFamily:
         log_wishart = float(np.sum(lw)) * (n_components if self.covariance_type == "tied" else 1)
         return -log_wishart - 0.5 * D * float(np.sum(np.log(q["mean_precision"])))
 
+    # ----- gibbs: draws of theta | z ---------------------------------------------
+    def sample_posterior(self, stats, prior, rng):
+        """One draw of (means, precisions) from the conjugate posterior given a
+        hard assignment's statistics (exact counts; empty components draw from
+        the prior).  Full / tied: Normal-Wishart; diag: Normal-Gamma per
+        dimension; spherical: Normal-Gamma with one shared precision."""
+        ct = self.covariance_type
+        nk = stats.nk
+        K, D = stats.s1.shape
+        safe = np.maximum(nk, np.finfo(np.float64).tiny)
+        d = stats.s1 / safe[:, None]
+        xk = stats.shift + d
+        b0, m0, v0, c0 = (prior.mean_precision_prior, prior.mean_prior,
+                          prior.degrees_of_freedom_prior, prior.covariance_prior)
+        beta = b0 + nk
+        m = (b0 * m0 + nk[:, None] * xk) / beta[:, None]
+        diff = xk - m0
+        shrink = b0 * nk / beta
+        if ct in ("full", "tied"):
+            if ct == "full":
+                scatter = stats.s2 - nk[:, None, None] * d[:, :, None] * d[:, None, :]
+                winv = (c0 + scatter + shrink[:, None, None] * diff[:, :, None] * diff[:, None, :])
+                dof = v0 + nk
+                lam = np.stack([_wishart(dof[k], winv[k], rng) for k in range(K)])
+            else:
+                _, centre, total_scatter = self._scatter
+                dm = xk - centre
+                within = total_scatter - np.einsum("k,ki,kj->ij", nk, dm, dm)
+                winv = c0 + within + np.einsum("k,ki,kj->ij", shrink, diff, diff)
+                lam1 = _wishart(v0 + nk.sum(), winv, rng)
+                lam = np.broadcast_to(lam1, (K, D, D))
+            # mean | Lambda ~ N(m, (beta Lambda)^-1): m + C^-T z with C C^T = beta Lambda
+            means = np.stack([m[k] + linalg.solve_triangular(
+                linalg.cholesky(beta[k] * lam[k], lower=True).T, rng.standard_normal(D),
+                lower=False) for k in range(K)])
+            prec = lam if ct == "full" else lam1
+            pc = precision_cholesky_from_precisions(prec, ct)
+            covs = covariances_from_precision_cholesky(pc, ct)
+        elif ct == "diag":
+            s2 = stats.s2 - nk[:, None] * d ** 2
+            rate = 0.5 * (c0 + s2 + shrink[:, None] * diff ** 2)
+            lam = rng.gamma(0.5 * (v0 + nk)[:, None], 1.0 / rate)
+            means = m + rng.standard_normal((K, D)) / np.sqrt(beta[:, None] * lam)
+            covs = 1.0 / lam
+            pc = np.sqrt(lam)
+        else:
+            s2 = stats.s2 - nk * np.einsum("kd,kd->k", d, d)
+            rate = 0.5 * (D * c0 + s2 + shrink * np.einsum("kd,kd->k", diff, diff))
+            lam = rng.gamma(0.5 * D * (v0 + nk), 1.0 / rate)
+            means = m + rng.standard_normal((K, D)) / np.sqrt(beta * lam)[:, None]
+            covs = 1.0 / lam
+            pc = np.sqrt(lam)
+        return {"means": means, "covariances": covs, "precisions_cholesky": pc}
+
+
+def _wishart(dof, scale_inv, rng):
+    """A Wishart(dof, scale) draw with scale = inv(scale_inv), by Bartlett's
+    decomposition (E = dof * scale)."""
+    D = scale_inv.shape[0]
+    # any L with L L^T = scale will do: with scale_inv = C C^T, L = C^-T (no inverse formed)
+    C = linalg.cholesky(scale_inv, lower=True)
+    L = linalg.solve_triangular(C, np.eye(D), lower=True).T
+    A = np.tril(rng.standard_normal((D, D)), -1)
+    A[np.diag_indices(D)] = np.sqrt(rng.chisquare(dof - np.arange(D)))
+    LA = L @ A
+    return LA @ LA.T
+
 
 _EMPTY = np.zeros(0)
 

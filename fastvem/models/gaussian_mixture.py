@@ -9,11 +9,12 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ..engine import (MixtureEngine, blas_single_thread, default_n_threads, fit_restarts)
+from ..engine import (MixtureEngine, blas_single_thread, default_n_threads, fit_restarts,
+                      run_iterations)
 from ..families.gaussian import (COVARIANCE_TYPES, GaussianFamily, GaussianWishartPrior,
                                  data_scatter,
                                  covariances_from_precision_cholesky,
-                                 precision_cholesky_from_precisions,
+                                 precision_cholesky, precision_cholesky_from_precisions,
                                  precisions_from_cholesky)
 from ..methods import PRESETS, check_supported
 from ..structures.mixture import DirichletWeights, Mixture
@@ -21,14 +22,16 @@ from ._validation import check_array_param, check_sample_weight, progress_report
 
 __all__ = ["GaussianMixture"]
 
-_IMPLEMENTED = ("em", "vem", "crisp", "meanfield")
+_IMPLEMENTED = ("em", "vem", "crisp", "meanfield", "gibbs")
 _FITTED = ("weights_", "means_", "covariances_", "precisions_", "precisions_cholesky_",
            "converged_", "n_iter_", "lower_bound_", "lower_bounds_", "n_features_in_",
            "feature_names_in_",
            # mean field: q(theta) and the priors, as scikit-learn's BayesianGaussianMixture
            "weight_concentration_prior_", "weight_concentration_",
            "mean_precision_prior_", "mean_precision_", "mean_prior_",
-           "degrees_of_freedom_prior_", "degrees_of_freedom_", "covariance_prior_")
+           "degrees_of_freedom_prior_", "degrees_of_freedom_", "covariance_prior_",
+           # gibbs: the kept draws (aligned) and the chains' diagnostics
+           "posterior_samples_", "log_joint_", "rhat_", "ess_")
 _INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
 
 
@@ -89,7 +92,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                  warm_start=False, verbose=0, verbose_interval=10, method="em",
                  weight_concentration_prior_type="dirichlet_process",
                  weight_concentration_prior=None, mean_precision_prior=None, mean_prior=None,
-                 degrees_of_freedom_prior=None, covariance_prior=None, n_threads=None):
+                 degrees_of_freedom_prior=None, covariance_prior=None, n_samples=200,
+                 burn_in=100, thin=1, n_chains=2, n_threads=None):
         self.n_components = n_components
         self.covariance_type = covariance_type
         self.tol = tol
@@ -111,6 +115,10 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.mean_prior = mean_prior
         self.degrees_of_freedom_prior = degrees_of_freedom_prior
         self.covariance_prior = covariance_prior
+        self.n_samples = n_samples
+        self.burn_in = burn_in
+        self.thin = thin
+        self.n_chains = n_chains
         self.n_threads = n_threads
 
     _fitted_attributes = _FITTED
@@ -159,7 +167,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         return method
 
     def _make_engine(self, family, method, n_threads, seed, X, sw):
-        if method.update != "posterior":
+        if method.update == "point":
             return MixtureEngine(family, Mixture(self.n_components), method, n_threads, seed)
         weights, prior = self._priors(X, sw)
         self.weight_concentration_prior_ = weights.alpha0
@@ -286,6 +294,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         seed = random_state.randint(np.iinfo(np.int32).max) if method.assign == "sample" else 0
         engine = self._make_engine(family, method, n_threads, seed, X, sw)
         scale = self._objective_scale(float(N if sw is None else sw.sum()))
+        if method.update == "sample":
+            return self._fit_gibbs(X, sw, family, engine, inits, random_state, n_threads,
+                                   callback)
 
         do_init = not (self.warm_start and hasattr(self, "converged_"))
         n_init = self.n_init if do_init else 1
@@ -321,6 +332,62 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.lower_bound_ = best.objective * scale
         self.lower_bounds_ = [v * scale for v in best.trace.objective]
         self.trace_ = best.trace.as_dict()
+        return X
+
+    def _fit_gibbs(self, X, sw, family, engine, inits, random_state, n_threads, callback):
+        """Blocked Gibbs: z | theta drawn by the kernel in sample mode, theta | z
+        from the conjugate posteriors; n_chains chains of burn_in + n_samples *
+        thin sweeps, every thin-th draw after burn-in kept.  Components are
+        aligned across draws (label switching) before the posterior means."""
+        from ..diagnostics import align_draws, effective_sample_size, split_rhat
+        for name, low in (("n_samples", 1), ("burn_in", 0), ("thin", 1), ("n_chains", 1)):
+            v = getattr(self, name)
+            if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral):
+                raise TypeError(f"{name} must be an int, got {type(v).__name__}")
+            if v < low:
+                raise ValueError(f"{name} must be >= {low}, got {v}")
+        n_sweeps = self.burn_in + self.n_samples * self.thin
+        draws, log_joint = [], []
+        report, close = progress_reporter(self, "gibbs")
+        try:
+            with blas_single_thread():
+                family.prepare(X, sw, n_threads)
+                for chain in range(self.n_chains):
+                    report.restart(chain)
+                    engine.seed = int(random_state.randint(np.iinfo(np.int32).max))
+                    params = self._initial_params(X, sw, family, inits, random_state,
+                                                  n_threads, engine)
+                    kept = []
+
+                    def keep(it, objective, p, kept=kept):
+                        if it > self.burn_in and (it - self.burn_in) % self.thin == 0:
+                            kept.append(p)
+                        return callback(it, objective, p) if callback is not None else False
+
+                    res = run_iterations(engine.step(X, sw), params, n_sweeps, -1.0,
+                                         callback=keep, progress=report.iteration)
+                    draws.extend(kept)
+                    log_joint.append(res.trace.objective)
+        finally:
+            close()
+        aligned = align_draws(draws, tied=self.covariance_type == "tied")
+        stack = {k: np.stack([d[k] for d in aligned]) for k in ("weights", "means", "covariances")}
+        self.posterior_samples_ = stack
+        mean = {"weights": stack["weights"].mean(0), "means": stack["means"].mean(0),
+                "covariances": stack["covariances"].mean(0)}
+        mean["weights"] = mean["weights"] / mean["weights"].sum()
+        mean["precisions_cholesky"] = precision_cholesky(mean["covariances"], self.covariance_type)
+        self._set_params(mean, X.dtype)
+        lj = np.array(log_joint)                      # (n_chains, n_sweeps), per sample
+        self.log_joint_ = lj
+        post = lj[:, self.burn_in:]
+        self.rhat_ = split_rhat(post)
+        self.ess_ = effective_sample_size(post)
+        self.converged_ = bool(np.isfinite(self.rhat_) and self.rhat_ < 1.1) if self.n_chains > 1 else True
+        self.n_iter_ = n_sweeps
+        self.lower_bounds_ = list(lj[int(np.argmax(lj[:, -1]))])
+        self.lower_bound_ = float(post.mean())
+        self.trace_ = {"objective": lj.mean(0), "seconds": np.zeros(n_sweeps), "events": []}
         return X
 
     def _initial_params(self, X, sw, family, inits, random_state, n_threads, engine):
@@ -437,11 +504,29 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     # ------------------------------------------------------------- inference
     def _estep(self, X, want):
-        """Chunked E-step under the fitted parameters (see GaussianFamily.estep)."""
+        """Chunked E-step under the fitted parameters (see GaussianFamily.estep).
+        gibbs: log p(x) is the log of the mean density over the kept draws."""
+        if want == "norm" and self._method().update == "sample":
+            return self._log_mean_over_draws(X)
         engine = self._engine()
         kp = engine.kernel_params(self._get_params(), X.dtype)
         with blas_single_thread():
             return engine.family.estep(X, kp, want, engine.n_threads)
+
+    def _log_mean_over_draws(self, X):
+        engine = self._engine()
+        ps = self.posterior_samples_
+        ct = self.covariance_type
+        S = ps["weights"].shape[0]
+        acc = np.full(X.shape[0], -np.inf)
+        with blas_single_thread():
+            for s in range(S):
+                covs = ps["covariances"][s]
+                params = {"weights": ps["weights"][s], "means": ps["means"][s], "covariances": covs,
+                          "precisions_cholesky": precision_cholesky(covs, ct)}
+                kp = engine.kernel_params(params, X.dtype)
+                acc = np.logaddexp(acc, engine.family.estep(X, kp, "norm", engine.n_threads))
+        return acc - np.log(S)
 
     def predict(self, X):
         """Most probable component of each row of X."""

@@ -64,6 +64,15 @@ class DirichletWeights:
             return float(np.sum(betaln(conc[0], conc[1])))
         return -float(gammaln(np.sum(conc)) - np.sum(gammaln(conc)))
 
+    def sample(self, conc, rng):
+        """A draw of pi from q(pi) (the conditional posterior given counts)."""
+        if self.prior_type == "dirichlet_process":
+            a, b = conc
+            v = rng.beta(a, b)
+            v[-1] = 1.0                      # truncation: the last stick takes the rest
+            return v * np.hstack((1.0, np.cumprod(1.0 - v[:-1])))
+        return rng.dirichlet(conc)
+
     def mean_weights(self, conc):
         """E_q[pi], normalised."""
         if self.prior_type == "dirichlet_process":
