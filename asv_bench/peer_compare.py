@@ -140,6 +140,7 @@ def main(argv=None):
         ("crisp-vs-kmeans", 1_000_000, 16, 32, "diag", "crisp", np.float64),
         ("diag-float32", 1_000_000, 16, 32, "diag", "em", np.float32),
         ("meanfield-full", 200_000, 16, 16, "full", "meanfield", np.float64),
+        ("gibbs-vs-meanfield", 200_000, 16, 16, "full", "gibbs", np.float64),
     ]
     only = set(filter(None, args.only.split(",")))
     data_cache = {}
@@ -157,6 +158,13 @@ def main(argv=None):
         if name == "crisp-vs-kmeans":
             ours, theirs = kmeans_pair(K, X)
             peer = "sklearn KMeans(lloyd)"
+        elif method == "gibbs":
+            def ours(n, K=K, ct=ct):   # one chain, n sweeps, no burn-in
+                return fastvem.GaussianMixture(K, covariance_type=ct, method="gibbs",
+                                               n_samples=n, burn_in=0, n_chains=1,
+                                               random_state=0)
+            theirs = bgm_pair(K, ct, X)[0]
+            peer = "fastvem meanfield"
         elif method == "meanfield":
             ours, theirs = bgm_pair(K, ct, X)
             peer = "sklearn BayesianGaussianMixture"
