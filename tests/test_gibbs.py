@@ -104,3 +104,31 @@ def test_save_load_keeps_draws(tmp_path):
     np.testing.assert_array_equal(back.posterior_samples_["means"], g.posterior_samples_["means"])
     np.testing.assert_array_equal(back.score_samples(X), g.score_samples(X))
     assert back.rhat_ == g.rhat_
+
+
+def test_simulation_based_calibration():
+    """SBC (Talts et al. 2018): theta drawn from the prior, data from the model, the
+    rank of a label-invariant functional of the true theta (the mixture mean
+    sum_k pi_k mu_k) among posterior draws must be uniform."""
+    from scipy import stats
+    rng = np.random.default_rng(12345)
+    K, N, L, reps = 2, 25, 19, 150
+    a0, b0, v0, c0 = 1.0, 1.0, 3.0, 1.0
+    ranks = []
+    for rep in range(reps):
+        pi = rng.dirichlet(np.full(K, a0))
+        lam = rng.gamma(v0 / 2, 2.0 / c0, size=K)            # Wishart(v0, 1/c0) in 1-D
+        mu = rng.normal(0.0, 1.0 / np.sqrt(b0 * lam))
+        z = rng.choice(K, size=N, p=pi)
+        X = (mu[z] + rng.normal(size=N) / np.sqrt(lam[z]))[:, None]
+        g = fastvem.GaussianMixture(
+            K, method="gibbs", covariance_type="full", n_samples=L, burn_in=20, thin=3,
+            n_chains=1, random_state=rep, reg_covar=0.0, init_params="random",
+            weight_concentration_prior_type="dirichlet_distribution",
+            weight_concentration_prior=a0, mean_prior=[0.0], mean_precision_prior=b0,
+            degrees_of_freedom_prior=v0, covariance_prior=[[c0]]).fit(X)
+        ps = g.posterior_samples_
+        f_draws = (ps["weights"] * ps["means"][:, :, 0]).sum(1)
+        ranks.append(int((f_draws < float(pi @ mu)).sum()))
+    counts = np.bincount(ranks, minlength=L + 1).reshape(5, 4).sum(1)   # 5 bins of 4 ranks
+    assert stats.chisquare(counts).pvalue > 1e-3, counts
