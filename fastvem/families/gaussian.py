@@ -337,6 +337,38 @@ class GaussianFamily:
         log_wishart = float(np.sum(lw)) * (n_components if self.covariance_type == "tied" else 1)
         return -log_wishart - 0.5 * D * float(np.sum(np.log(q["mean_precision"])))
 
+    def predictive_student_t(self, q):
+        """Posterior predictive of each component under q(mean, Lambda): a
+        Student-t with (dof, means, precision Cholesky of the scale).  Full /
+        tied: Wishart, dof = nu + 1 - D; diag: per-dimension Normal-Gamma,
+        dof = nu; spherical: shared-precision Normal-Gamma, dof = D nu (the same
+        models the Gibbs sampler draws from; cov: q's normalised covariance)."""
+        ct = self.covariance_type
+        D = q["means"].shape[1]
+        beta, nu = q["mean_precision"], np.asarray(q["degrees_of_freedom"], dtype=np.float64)
+        nu = np.broadcast_to(nu, beta.shape)
+        if ct in ("full", "tied"):
+            dof = nu + 1.0 - D
+        elif ct == "diag":
+            dof = nu.copy()
+        else:
+            dof = D * nu
+        # Wishart: scale = W^-1 (1 + beta) / (beta dof) with W^-1 = nu cov; Normal-Gamma:
+        # scale^2 = rate (1 + beta) / (shape beta) = cov (1 + beta) / beta
+        factor = ((1.0 + beta) * nu / (beta * dof) if ct in ("full", "tied")
+                  else (1.0 + beta) / beta)
+        # precision Cholesky of the scale: U / sqrt(factor) (tied: per component)
+        pc = q["precisions_cholesky"]
+        if ct == "full":
+            u = pc / np.sqrt(factor)[:, None, None]
+        elif ct == "tied":
+            u = pc[None] / np.sqrt(factor)[:, None, None]
+        elif ct == "diag":
+            u = pc / np.sqrt(factor)[:, None]
+        else:
+            u = pc / np.sqrt(factor)
+        return dof, u
+
     # ----- gibbs: draws of theta | z ---------------------------------------------
     def sample_posterior(self, stats, prior, rng):
         """One draw of (means, precisions) from the conjugate posterior given a

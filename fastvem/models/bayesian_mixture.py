@@ -44,6 +44,7 @@ class BayesianGaussianMixture(GaussianMixture):
         self.n_threads = n_threads
 
     method = "meanfield"      # read-only: the method this estimator runs
+    _predictive_t = False     # score_samples as scikit-learn: the expected-log density
 
     def _method(self):
         return PRESETS["meanfield"]

@@ -508,10 +508,49 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         gibbs: log p(x) is the log of the mean density over the kept draws."""
         if want == "norm" and self._method().update == "sample":
             return self._log_mean_over_draws(X)
+        if want == "norm" and self._method().update == "posterior" and self._predictive_t:
+            return self._log_student_t_predictive(X)
         engine = self._engine()
         kp = engine.kernel_params(self._get_params(), X.dtype)
         with blas_single_thread():
             return engine.family.estep(X, kp, want, engine.n_threads)
+
+    # GaussianMixture(method='meanfield') scores with the posterior predictive;
+    # BayesianGaussianMixture keeps scikit-learn's expected-log density.
+    _predictive_t = True
+
+    def _log_student_t_predictive(self, X, step=1 << 16):
+        """log p(x | X) under q(theta): sum_k E[pi_k] St(x | m_k, scale_k, dof_k)
+        (diag: a product of univariate t's, one per dimension)."""
+        from scipy.special import gammaln, logsumexp
+        q = self._get_posterior()
+        fam = GaussianFamily("full" if self.covariance_type == "tied" else self.covariance_type)
+        dof, u = GaussianFamily(self.covariance_type).predictive_student_t(q)
+        K, D = q["means"].shape
+        logw = np.log(self._weight_prior().mean_weights(q["weight_concentration"]))
+        logdet = fam.log_normaliser(u, D) + 0.5 * D * np.log(2 * np.pi)   # log|scale|^-1/2
+        const = (logw + gammaln(0.5 * (dof + D)) - gammaln(0.5 * dof)
+                 - 0.5 * D * np.log(dof * np.pi) + logdet)
+        # the kernel gives -0.5 * Mahalanobis with cst = 0: run it per block of rows
+        out = np.empty(X.shape[0])
+        if self.covariance_type == "diag":
+            # independent precisions per dimension: a product of univariate t's
+            c1 = (gammaln(0.5 * (dof + 1)) - gammaln(0.5 * dof) - 0.5 * np.log(dof * np.pi))
+            cst = logw + D * c1 + np.log(u).sum(1)
+            rows = max(1, (1 << 22) // (K * D))
+            for s in range(0, X.shape[0], rows):
+                z2 = ((X[s:s + rows, None, :] - q["means"][None]) * u[None]) ** 2   # (b, K, D)
+                out[s:s + rows] = logsumexp(
+                    cst - 0.5 * (dof + 1) * np.log1p(z2 / dof[None, :, None]).sum(-1), axis=1)
+            return out
+        kp = fam.kernel_params(q["means"], u, np.zeros(K), X.dtype)
+        with blas_single_thread():
+            for s in range(0, X.shape[0], step):
+                maha = -2.0 * fam.estep(X[s:s + step], kp, "logprob",
+                                        default_n_threads(self.n_threads)).astype(np.float64)
+                out[s:s + step] = logsumexp(
+                    const - 0.5 * (dof + D) * np.log1p(maha / dof), axis=1)
+        return out
 
     def _log_mean_over_draws(self, X):
         engine = self._engine()
