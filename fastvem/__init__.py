@@ -3,7 +3,8 @@ on one engine with compiled kernels.  See DESIGN.md for the spine."""
 __version__ = "0.1.0"
 
 from . import datasets, kernels, methods
+from .review import review
 from .io import load
 from .models import BayesianGaussianMixture, GaussianMixture
 
-__all__ = ["GaussianMixture", "BayesianGaussianMixture", "load", "datasets", "kernels", "methods", "__version__"]
+__all__ = ["GaussianMixture", "BayesianGaussianMixture", "load", "datasets", "kernels", "methods", "review", "__version__"]

@@ -1,0 +1,182 @@
+"""The methods review: every method on one model and data set, speed against
+accuracy, measured.
+
+For each seed the data are split into train and test rows; each method is fitted
+on the train rows and scored on the test rows with the held-out log predictive
+density per sample (plug-in for em / vem / crisp, the Student-t posterior
+predictive for meanfield, the log mean density over draws for gibbs).  Output: a
+table on the terminal, ``review.csv`` and ``review.json`` (one row per seed and
+method), and ``review.png`` (held-out accuracy against wall time, log scale).
+"""
+import csv
+import json
+import os
+import time
+import warnings
+
+import numpy as np
+
+from .methods import METHOD_NAMES
+
+__all__ = ["review"]
+
+_COLUMNS = ("method", "seed", "seconds", "iterations", "train_objective",
+            "heldout_log_predictive", "ari")
+
+
+def _load_data(data):
+    if data is None:
+        from .datasets import load_old_faithful
+        return load_old_faithful()[0], None, "Old Faithful"
+    if isinstance(data, str):
+        if data.endswith(".npy"):
+            X = np.load(data, allow_pickle=False)
+        elif data.endswith(".csv"):
+            X = np.loadtxt(data, delimiter=",", skiprows=_has_header(data))
+        else:
+            raise ValueError(f"data must be a .npy or .csv file, got {data!r}")
+        return np.atleast_2d(np.asarray(X, dtype=np.float64)), None, os.path.basename(data)
+    return np.asarray(data, dtype=np.float64), None, "array"
+
+
+def _has_header(path):
+    with open(path) as fh:
+        first = fh.readline().split(",")
+    try:
+        [float(v) for v in first]
+        return 0
+    except ValueError:
+        return 1
+
+
+def _estimator(method, n_components, covariance_type, seed, max_iter, tol):
+    from .models import GaussianMixture
+    extra = {}
+    if method == "gibbs":
+        extra = dict(n_samples=100, burn_in=50, n_chains=2)
+    return GaussianMixture(n_components, covariance_type=covariance_type, method=method,
+                           random_state=seed, max_iter=max_iter, tol=tol, **extra)
+
+
+def review(data=None, labels=None, *, model="gmm", methods=METHOD_NAMES, n_components=2,
+           covariance_type="full", seeds=(0, 1, 2), test_size=0.3, out="fastvem_review",
+           max_iter=300, tol=1e-6, progress=True, plot=True):
+    """Fit every method in `methods` to one data set over `seeds`; write the
+    table, CSV, JSON and PNG into `out`; return the list of result rows.
+
+    data: None (the shipped Old Faithful data), an array, or a .npy / .csv path.
+    labels: optional true labels (for the adjusted Rand index on the test rows)."""
+    from sklearn.metrics import adjusted_rand_score
+    if model != "gmm":
+        raise ValueError(f"model must be 'gmm' (the models available so far), got {model!r}")
+    methods = [methods] if isinstance(methods, str) else list(methods)
+    bad = [m for m in methods if m not in METHOD_NAMES]
+    if bad or not methods:
+        raise ValueError(f"methods must be a non-empty subset of {list(METHOD_NAMES)}, got {bad}")
+    seeds = [int(s) for s in seeds]
+    if not seeds:
+        raise ValueError("seeds must not be empty")
+    if not 0.0 < float(test_size) < 1.0:
+        raise ValueError(f"test_size must be in (0, 1), got {test_size}")
+    X, _, name = _load_data(data)
+    if X.ndim != 2 or X.shape[0] < 4 or not np.all(np.isfinite(X)):
+        raise ValueError("data must be a finite 2-D array with at least 4 rows")
+    y = None if labels is None else np.asarray(labels)
+    if y is not None and y.shape[0] != X.shape[0]:
+        raise ValueError(f"labels has {y.shape[0]} entries, data has {X.shape[0]} rows")
+    os.makedirs(out, exist_ok=True)
+
+    rows = []
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=len(seeds) * len(methods), desc="review", leave=False)
+    for seed in seeds:
+        perm = np.random.default_rng(seed).permutation(X.shape[0])
+        n_test = max(1, int(round(test_size * X.shape[0])))
+        test, train = perm[:n_test], perm[n_test:]
+        for method in methods:
+            est = _estimator(method, n_components, covariance_type, seed, max_iter, tol)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                t0 = time.perf_counter()
+                est.fit(X[train])
+                seconds = time.perf_counter() - t0
+            ari = (float(adjusted_rand_score(y[test], est.predict(X[test])))
+                   if y is not None else None)
+            rows.append({"method": method, "seed": seed, "seconds": seconds,
+                         "iterations": int(est.n_iter_),
+                         "train_objective": float(est.lower_bound_),
+                         "heldout_log_predictive": float(est.score(X[test])), "ari": ari})
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(method=method, seed=seed)
+    if bar is not None:
+        bar.close()
+
+    summary = _summary(rows, methods)
+    table = _table(summary, name, X.shape, n_components, covariance_type, len(seeds))
+    with open(os.path.join(out, "review.csv"), "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=_COLUMNS)
+        w.writeheader()
+        w.writerows(rows)
+    with open(os.path.join(out, "review.json"), "w") as fh:
+        json.dump({"data": name, "shape": list(X.shape), "n_components": n_components,
+                   "covariance_type": covariance_type, "seeds": seeds, "rows": rows,
+                   "summary": summary}, fh, indent=1)
+    with open(os.path.join(out, "review.txt"), "w") as fh:
+        fh.write(table + "\n")
+    if plot:
+        _plot(summary, rows, os.path.join(out, "review.png"), name)
+    print(table)
+    return rows
+
+
+def _summary(rows, methods):
+    out = []
+    for m in methods:
+        r = [x for x in rows if x["method"] == m]
+        med = {k: float(np.median([x[k] for x in r]))
+               for k in ("seconds", "iterations", "train_objective", "heldout_log_predictive")}
+        aris = [x["ari"] for x in r if x["ari"] is not None]
+        med["ari"] = float(np.median(aris)) if aris else None
+        held = [x["heldout_log_predictive"] for x in r]
+        med["heldout_se"] = float(np.std(held) / np.sqrt(len(held)))
+        out.append({"method": m, **med})
+    return out
+
+
+def _table(summary, name, shape, K, cov, n_seeds):
+    head = (f"fastvem review: {name} ({shape[0]} x {shape[1]}), GaussianMixture K={K} "
+            f"covariance_type={cov}, median of {n_seeds} seeds")
+    cols = f"{'method':10s} {'seconds':>9s} {'iters':>6s} {'train objective':>16s} " \
+           f"{'held-out lpd':>13s} {'ARI':>6s}"
+    lines = [head, cols, "-" * len(cols)]
+    for s in summary:
+        ari = "-" if s["ari"] is None else f"{s['ari']:.3f}"
+        lines.append(f"{s['method']:10s} {s['seconds']:9.4f} {s['iterations']:6.0f} "
+                     f"{s['train_objective']:16.5f} {s['heldout_log_predictive']:13.5f} {ari:>6s}")
+    return "\n".join(lines)
+
+
+def _plot(summary, rows, path, name):
+    import matplotlib
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=100)
+    for i, s in enumerate(summary):
+        r = [x for x in rows if x["method"] == s["method"]]
+        ax.scatter([x["seconds"] for x in r], [x["heldout_log_predictive"] for x in r],
+                   s=12, alpha=0.35)
+        ax.errorbar(s["seconds"], s["heldout_log_predictive"], yerr=s["heldout_se"], fmt="o",
+                    color=ax.collections[-1].get_facecolor()[0][:3], capsize=3)
+        ax.annotate(s["method"], (s["seconds"], s["heldout_log_predictive"]),
+                    textcoords="offset points", xytext=(8, 14 - 9 * i), fontsize=9)
+    ax.set_xscale("log")
+    ax.set_xlabel("wall time of the fit (s, log scale)")
+    ax.set_ylabel("held-out log predictive density per sample\n(median of seeds, bar: s.e.)")
+    ax.set_title(f"accurate and slow <-> inaccurate and fast: {name}")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
