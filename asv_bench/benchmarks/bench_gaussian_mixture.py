@@ -138,11 +138,16 @@ class _FitBase(_Base):
 
 class FastvemGaussianMixture(_FitBase):
     """fastvem.GaussianMixture.fit, MAX_ITER iterations from fixed inits (mean
-    field: from the k-means responsibilities of random_state=0, as its peer)."""
+    field: from the k-means responsibilities of random_state=0, as its peer;
+    gibbs: MAX_ITER sweeps, held-out score = log mean density over the draws)."""
 
-    params = [COVARIANCE_TYPES, DTYPES, ["em", "crisp", "meanfield"]]
+    params = [COVARIANCE_TYPES, DTYPES, ["em", "crisp", "meanfield", "gibbs"]]
 
     def make(self, covariance_type, method):
+        if method == "gibbs":       # MAX_ITER sweeps of one chain, every draw kept
+            return fastvem.GaussianMixture(
+                self.n_components, covariance_type=covariance_type, method="gibbs",
+                n_samples=self.max_iter, burn_in=0, n_chains=1, random_state=0)
         if method == "meanfield":
             return fastvem.BayesianGaussianMixture(
                 n_components=self.n_components, covariance_type=covariance_type,
