@@ -52,6 +52,7 @@ def test_recovers_separated_truth(covariance_type):
     np.testing.assert_allclose(g.weights_[order], truth["weights"], atol=0.03)
     assert g.posterior_samples_["means"].shape == (2 * 60, 3, 2)
     assert g.log_joint_.shape == (2, 90)
+    assert g.trace_["seconds"].shape == (90,) and np.all(g.trace_["seconds"] > 0)
     assert g.rhat_ < 1.1 and g.ess_ > 10
     # held-out: log of the mean density over draws is close to the truth's plug-in
     Xt, _, _ = make_gaussian_mixture(2000, 2, 3, covariance_type, separation=6.0,

@@ -347,7 +347,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             if v < low:
                 raise ValueError(f"{name} must be >= {low}, got {v}")
         n_sweeps = self.burn_in + self.n_samples * self.thin
-        draws, log_joint = [], []
+        draws, log_joint, seconds = [], [], []
         report, close = progress_reporter(self, "gibbs")
         try:
             with blas_single_thread():
@@ -368,6 +368,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                                          callback=keep, progress=report.iteration)
                     draws.extend(kept)
                     log_joint.append(res.trace.objective)
+                    seconds.append(res.trace.seconds)
         finally:
             close()
         aligned = align_draws(draws, tied=self.covariance_type == "tied")
@@ -387,7 +388,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.n_iter_ = n_sweeps
         self.lower_bounds_ = list(lj[int(np.argmax(lj[:, -1]))])
         self.lower_bound_ = float(post.mean())
-        self.trace_ = {"objective": lj.mean(0), "seconds": np.zeros(n_sweeps), "events": []}
+        self.trace_ = {"objective": lj.mean(0), "seconds": np.mean(seconds, axis=0),
+                       "events": []}
         return X
 
     def _initial_params(self, X, sw, family, inits, random_state, n_threads, engine):
