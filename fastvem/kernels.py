@@ -142,7 +142,7 @@ def gaussian_m_step(stats, reg_covar=1e-6, scatter=None):
         except (TypeError, ValueError) as exc:
             raise ValueError(f"scatter must be (total, centre (D,), scatter (D, D)) from "
                              f"gaussian_data_scatter: {exc}") from None
-        fam._scatter = (total, centre, S)
+        fam.scatter = (total, centre, S)
     nk = stats.nk + 10 * np.finfo(np.float64).eps
     theta = fam.point_estimate(stats, nk)
     return nk / nk.sum(), theta["means"], theta["covariances"], theta["precisions_cholesky"]

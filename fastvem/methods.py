@@ -22,11 +22,6 @@ class Method:
     local: str       # 'exact' | 'fixed_point'
     objective: str   # what the trace records: 'loglik' | 'elbo' | 'log_joint'
 
-    @property
-    def is_bayesian(self):
-        """True when theta gets a distribution (posterior or samples), not a point."""
-        return self.update != "point"
-
 
 PRESETS = {
     "gibbs": Method("gibbs", "sample", "sample", "exact", "log_joint"),

@@ -145,7 +145,7 @@ class GaussianFamily:
                              f"got {covariance_type!r}")
         self.covariance_type = covariance_type
         self.reg_covar = float(reg_covar)
-        self._scatter = None   # tied: (weight, centre, scatter) of the data, set per fit
+        self.scatter = None   # (weight, centre, centred scatter) of the data, set per fit
 
     # ----- effective parameters -------------------------------------------------
     def log_normaliser(self, prec_chol, n_features):
@@ -210,11 +210,12 @@ class GaussianFamily:
                  self.covariance_type, want == "resp", int(n_threads))
         return {"label": label, "norm": norm, "resp": out, "logprob": out}[want]
 
-    def prepare(self, X, sample_weight, n_threads):
-        """Per-fit, parameter-free statistics: the weighted data scatter (tied only)."""
-        self._scatter = None
-        if self.covariance_type == "tied":
-            self._scatter = data_scatter(X, sample_weight)
+    def prepare(self, X, sample_weight, n_threads, need_scatter=False):
+        """Per-fit, parameter-free statistics, computed once: the weighted data
+        scatter (tied M-steps need it; priors set from the data read it too)."""
+        self.scatter = None
+        if self.covariance_type == "tied" or need_scatter:
+            self.scatter = data_scatter(X, sample_weight)
 
     # ----- M-step ----------------------------------------------------------------
     def point_estimate(self, stats, nk):
@@ -238,9 +239,9 @@ class GaussianFamily:
         elif cov_type == "spherical":
             covs = (stats.s2 / nk - np.einsum("kd,kd->k", d, d)) / D + reg
         else:
-            if self._scatter is None:
+            if self.scatter is None:
                 raise RuntimeError("tied covariance needs prepare(X) first")
-            _, centre, scatter = self._scatter
+            _, centre, scatter = self.scatter
             dm = means - centre
             covs = (scatter - np.einsum("k,ki,kj->ij", nk, dm, dm)) / nk.sum()
             covs[np.arange(D), np.arange(D)] += reg
@@ -394,7 +395,7 @@ class GaussianFamily:
                 dof = v0 + nk
                 lam = np.stack([_wishart(dof[k], winv[k], rng) for k in range(K)])
             else:
-                _, centre, total_scatter = self._scatter
+                _, centre, total_scatter = self.scatter
                 dm = xk - centre
                 within = total_scatter - np.einsum("k,ki,kj->ij", nk, dm, dm)
                 winv = c0 + within + np.einsum("k,ki,kj->ij", shrink, diff, diff)

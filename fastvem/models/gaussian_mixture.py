@@ -12,7 +12,6 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from ..engine import (MixtureEngine, blas_single_thread, default_n_threads, fit_restarts,
                       run_iterations)
 from ..families.gaussian import (COVARIANCE_TYPES, GaussianFamily, GaussianWishartPrior,
-                                 data_scatter,
                                  covariances_from_precision_cholesky,
                                  precision_cholesky, precision_cholesky_from_precisions,
                                  precisions_from_cholesky)
@@ -169,7 +168,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     def _make_engine(self, family, method, n_threads, seed, X, sw):
         if method.update == "point":
             return MixtureEngine(family, Mixture(self.n_components), method, n_threads, seed)
-        weights, prior = self._priors(X, sw)
+        weights, prior = self._priors(X, family.scatter)
         self.weight_concentration_prior_ = weights.alpha0
         self.mean_precision_prior_ = prior.mean_precision_prior
         self.mean_prior_ = prior.mean_prior
@@ -179,7 +178,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                              prior=prior, weight_prior=weights)
 
     # ----------------------------------------------------------------- priors
-    def _priors(self, X, sw):
+    def _priors(self, X, scatter):
         """Validated priors, scikit-learn's defaults from the data where None."""
         K, D, ct = self.n_components, X.shape[1], self.covariance_type
 
@@ -196,7 +195,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         weights = DirichletWeights(self.weight_concentration_prior_type,
                                    positive("weight_concentration_prior", 1.0 / K))
         beta0 = positive("mean_precision_prior", 1.0)
-        total, centre, scatter = data_scatter(X, sw)
+        total, centre, scatter = scatter      # from family.prepare: one pass for all
         m0 = centre if self.mean_prior is None else check_array_param(
             self.mean_prior, "mean_prior", (D,))
         if self.degrees_of_freedom_prior is None:
@@ -292,6 +291,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         random_state = check_random_state(self.random_state)
         # draws (gibbs) get their own seed; the other methods leave the stream alone
         seed = random_state.randint(np.iinfo(np.int32).max) if method.assign == "sample" else 0
+        family.prepare(X, sw, n_threads, need_scatter=method.update != "point")
         engine = self._make_engine(family, method, n_threads, seed, X, sw)
         scale = self._objective_scale(float(N if sw is None else sw.sum()))
         if method.update == "sample":
@@ -315,7 +315,6 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         report, close = progress_reporter(self, method.name)
         try:
             with blas_single_thread():
-                family.prepare(X, sw, n_threads)
                 best = fit_restarts(initialise, engine.step(X, sw), n_init, self.max_iter,
                                     self.tol / scale, start, callback=callback,
                                     progress=report.iteration,
@@ -351,7 +350,6 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         report, close = progress_reporter(self, "gibbs")
         try:
             with blas_single_thread():
-                family.prepare(X, sw, n_threads)
                 for chain in range(self.n_chains):
                     report.restart(chain)
                     engine.seed = int(random_state.randint(np.iinfo(np.int32).max))
