@@ -5,6 +5,6 @@ __version__ = "0.1.0"
 from . import datasets, kernels, methods
 from .review import review
 from .io import load
-from .models import BayesianGaussianMixture, GaussianMixture
+from .models import BayesianGaussianMixture, GaussianMixture, LatentDirichletAllocation
 
-__all__ = ["GaussianMixture", "BayesianGaussianMixture", "load", "datasets", "kernels", "methods", "review", "__version__"]
+__all__ = ["GaussianMixture", "BayesianGaussianMixture", "LatentDirichletAllocation", "load", "datasets", "kernels", "methods", "review", "__version__"]

@@ -17,9 +17,10 @@ __all__ = ["load", "save_estimator", "FORMAT_VERSION"]
 
 
 def _registry():
-    from .models import BayesianGaussianMixture, GaussianMixture
+    from .models import BayesianGaussianMixture, GaussianMixture, LatentDirichletAllocation
     return {"GaussianMixture": GaussianMixture,
-            "BayesianGaussianMixture": BayesianGaussianMixture}
+            "BayesianGaussianMixture": BayesianGaussianMixture,
+            "LatentDirichletAllocation": LatentDirichletAllocation}
 
 
 def save_estimator(est, path):

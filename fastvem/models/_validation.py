@@ -63,7 +63,7 @@ class _Report:
         if self.bar is not None:
             self.bar.update(1)
             self.bar.set_postfix(objective=f"{objective:.6g}", change=f"{change:.2e}")
-        if self.est.verbose >= 2 and n_iter % self.est.verbose_interval == 0:
+        if self.est.verbose >= 2 and n_iter % getattr(self.est, "verbose_interval", 1) == 0:
             print(f"  Iteration {n_iter}\t objective {objective:.6f}\t change {change:.5g}",
                   file=sys.stderr)
 

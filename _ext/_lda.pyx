@@ -1,0 +1,487 @@
+# Kernels of the topic-model structure over the categorical family (LDA).
+#
+# 1. `doc_fixed_point`: the per-document fixed point of the factorised q(theta_d) q(z_d)
+#    (vem and meanfield: soft, digamma), or its crisp version (one topic per distinct
+#    word of a document: argmax).  Documents are cut into partitions of PART_DOCS
+#    documents; partitions run in waves of n_threads, each into its own sparse
+#    word x topic accumulator, and the accumulators are added into the V x K total in
+#    partition order, so the statistics are bitwise identical for any n_threads.
+#    Layout: the effective topic-word matrix `eb` is word-major (V x K, a word's K
+#    values contiguous), so the per-token dot product and axpy run down contiguous
+#    memory; the statistics are word-major too.
+# 2. `gibbs_sweep`: collapsed Gibbs sampling with the SparseLDA bucket decomposition
+#    (smoothing s, document r, word q), over a snapshot of the word-topic counts that
+#    is refreshed after every block of BLOCK_DOCS documents.  Within a block documents
+#    run in parallel against the same snapshot (each token's own count removed
+#    exactly); the counts are then updated serially in token order.  Draws are keyed
+#    by (seed, sweep, document, token), so the chain is identical for any n_threads.
+#
+# Conventions (DESIGN.md): inputs, outputs (overwritten), accumulators (added to),
+# scalars, n_threads.  Validation happens in Python (fastvem/models/lda.py).
+from cython cimport floating
+from cython.parallel cimport prange, parallel, threadid
+from libc.math cimport log, lgamma, fabs
+from libc.stdint cimport uint64_t, int64_t, int32_t
+from libc.stdlib cimport malloc, free, calloc
+from libc.string cimport memset
+
+cimport numpy as cnp
+import numpy as np
+
+from _common cimport fexp, splitmix64
+
+cnp.import_array()
+
+cdef enum:
+    PART_DOCS = 256     # documents per partition of the fixed point (fixed: thread-invariant)
+    BLOCK_DOCS = 256    # documents per snapshot block of the Gibbs sweep
+
+PARTITION_DOCS = PART_DOCS
+GIBBS_BLOCK_DOCS = BLOCK_DOCS
+
+
+cdef inline double digamma(double x) noexcept nogil:
+    """psi(x) for x > 0: recurrence up to x >= 10, then the asymptotic series
+    (absolute error below 1e-14 there)."""
+    cdef double r = 0.0, f, f2
+    while x < 10.0:
+        r -= 1.0 / x
+        x += 1.0
+    f = 1.0 / x
+    f2 = f * f
+    return (r + log(x) - 0.5 * f
+            - f2 * (1.0 / 12 - f2 * (1.0 / 120 - f2 * (1.0 / 252 - f2 * (1.0 / 240 - f2 * (1.0 / 132))))))
+
+
+def digamma_array(const double[::1] x, double[::1] out):
+    """psi elementwise (exposed for the tests against scipy)."""
+    cdef Py_ssize_t i
+    for i in range(x.shape[0]):
+        out[i] = digamma(x[i])
+
+
+cdef inline double _expect_log(floating *gamma, const double *alpha, floating *e, double *elog,
+                               Py_ssize_t K, int hard) noexcept nogil:
+    """e = exp(E log theta) (soft) or theta = gamma / sum (hard); elog = E log theta or
+    log theta.  Returns sum(gamma)."""
+    cdef Py_ssize_t k
+    cdef double s = 0.0, ps
+    for k in range(K):
+        s += gamma[k]
+    if hard:
+        ps = log(s)
+        for k in range(K):
+            elog[k] = log(<double>gamma[k]) - ps
+            e[k] = <floating>(gamma[k] / s)
+    else:
+        ps = digamma(s)
+        for k in range(K):
+            elog[k] = digamma(<double>gamma[k]) - ps
+            e[k] = fexp(<floating>elog[k])
+    return s
+
+
+cdef int _one_doc(const int32_t *idx, const floating *cnt, Py_ssize_t n,
+                  const floating *eb, const double *alpha, floating *gamma, Py_ssize_t K,
+                  int hard, int max_iter, double tol, floating eps,
+                  floating *e, floating *t, double *elog,
+                  double *out) noexcept nogil:
+    """The fixed point of one document; gamma (K) is the start and is overwritten.
+    out[0] += word term, out[1] += Dirichlet term; elog holds E log theta at exit.
+    Returns the number of inner iterations."""
+    cdef Py_ssize_t j, k, it, best
+    cdef const floating *row
+    cdef floating norm, r, bv, v
+    cdef double change, sg, acc, g
+    _expect_log(gamma, alpha, e, elog, K, hard)
+    it = 0
+    while it < max_iter:
+        it += 1
+        for k in range(K):
+            t[k] = 0
+        if hard:
+            for j in range(n):
+                row = eb + idx[j] * K
+                best = 0
+                bv = e[0] * row[0]
+                for k in range(1, K):
+                    v = e[k] * row[k]
+                    if v > bv:
+                        bv = v
+                        best = k
+                t[best] += cnt[j]
+            change = 0.0
+            for k in range(K):
+                g = alpha[k] + t[k]
+                change += fabs(g - gamma[k])
+                gamma[k] = <floating>g
+        else:
+            for j in range(n):
+                row = eb + idx[j] * K
+                norm = 0
+                for k in range(K):
+                    norm = norm + e[k] * row[k]
+                r = cnt[j] / (norm + eps)
+                for k in range(K):
+                    t[k] = t[k] + r * row[k]
+            change = 0.0
+            for k in range(K):
+                g = alpha[k] + e[k] * t[k]
+                change += fabs(g - gamma[k])
+                gamma[k] = <floating>g
+        _expect_log(gamma, alpha, e, elog, K, hard)
+        if change / K < tol:
+            break
+    # objective terms at the final gamma (phi optimal for it)
+    acc = 0.0
+    if hard:
+        for j in range(n):
+            row = eb + idx[j] * K
+            bv = e[0] * row[0]
+            for k in range(1, K):
+                v = e[k] * row[k]
+                if v > bv:
+                    bv = v
+            acc += cnt[j] * log(<double>bv)
+        out[0] += acc
+        acc = 0.0
+        for k in range(K):
+            acc += alpha[k] * elog[k]
+        out[1] += acc
+    else:
+        for j in range(n):
+            row = eb + idx[j] * K
+            norm = 0
+            for k in range(K):
+                norm = norm + e[k] * row[k]
+            acc += cnt[j] * log(<double>norm + eps)
+        out[0] += acc
+        sg = 0.0
+        acc = 0.0
+        for k in range(K):
+            sg += gamma[k]
+            acc += (alpha[k] - gamma[k]) * elog[k] + lgamma(<double>gamma[k])
+        out[1] += acc - lgamma(sg)
+    return <int>it
+
+
+cdef void _doc_stats(const int32_t *idx, const floating *cnt, Py_ssize_t n,
+                     const floating *eb, Py_ssize_t K, int hard, floating eps,
+                     const floating *e, int32_t *slot, double *buf) noexcept nogil:
+    """Add one document's statistics (before the final elementwise product with eb for
+    the soft mode) into the partition buffer, rows addressed through slot[word]."""
+    cdef Py_ssize_t j, k, best
+    cdef const floating *row
+    cdef floating norm, bv, v
+    cdef double r
+    cdef double *b
+    for j in range(n):
+        row = eb + idx[j] * K
+        b = buf + slot[idx[j]] * K
+        if hard:
+            best = 0
+            bv = e[0] * row[0]
+            for k in range(1, K):
+                v = e[k] * row[k]
+                if v > bv:
+                    bv = v
+                    best = k
+            b[best] += cnt[j]
+        else:
+            norm = 0
+            for k in range(K):
+                norm = norm + e[k] * row[k]
+            r = cnt[j] / (<double>norm + eps)
+            for k in range(K):
+                b[k] += r * e[k]
+
+
+def doc_fixed_point(const cnp.int64_t[::1] indptr, const cnp.int32_t[::1] indices,
+                    const floating[::1] data, const floating[:, ::1] eb,
+                    const double[::1] alpha,
+                    floating[:, ::1] gamma,
+                    double[:, ::1] sstats, double[::1] totals,
+                    int hard, int max_iter, double tol, bint need_stats, int n_threads):
+    """The per-document fixed point over every document of a CSR corpus.
+
+    IN    indptr (D+1), indices (nnz, int32 < V), data (nnz counts), eb (V x K: exp E log
+          beta for meanfield, beta for vem/crisp, word-major), alpha (K)
+    INOUT gamma (D x K): the starting values, overwritten with the fixed point
+    INOUT sstats (V x K, float64): += sum_d phi_dw c_dw (soft: before the product with eb,
+          which the caller applies; hard: the counts of the argmax topics)
+    INOUT totals (3 + K): [word term, Dirichlet term, inner iterations, sum_d E log theta_d]
+    hard: 0 soft (digamma fixed point), 1 crisp (argmax / relative frequencies)
+    """
+    cdef Py_ssize_t D = gamma.shape[0], K = gamma.shape[1], V = eb.shape[0]
+    cdef Py_ssize_t n_parts = (D + PART_DOCS - 1) // PART_DOCS
+    cdef int T = max(1, min(n_threads, n_parts))
+    cdef Py_ssize_t wave, wave_i, p, t, d, d0, d1, j, k, w, nw, max_slots = 0
+    cdef floating eps = <floating>(np.finfo(np.float32).eps if floating is float
+                                   else np.finfo(np.float64).eps)
+    cdef int64_t nnz_p
+    # per thread: partition totals (3 + K) and a sparse row buffer
+    cdef double[:, ::1] ptot = np.zeros((T, 3 + K))
+    for p in range(n_parts):
+        d0 = p * PART_DOCS
+        d1 = min(D, d0 + PART_DOCS)
+        nnz_p = indptr[d1] - indptr[d0]
+        if nnz_p > max_slots:
+            max_slots = nnz_p
+    if max_slots > V:
+        max_slots = V
+    if not need_stats:
+        max_slots = 1
+    cdef double[:, ::1] pbuf = np.zeros((T, max(max_slots, 1) * K))
+    cdef int32_t[:, ::1] slot = np.full((T, V), -1, dtype=np.int32)
+    cdef int32_t[:, ::1] words = np.zeros((T, max(max_slots, 1)), dtype=np.int32)
+    cdef int32_t[::1] n_words = np.zeros(T, dtype=np.int32)
+    cdef floating *e
+    cdef floating *tt
+    cdef double *elog
+    cdef double *pt
+    cdef int32_t *sl
+    cdef int32_t *wl
+    cdef double *bf
+    with nogil:
+        for wave_i in range((n_parts + T - 1) // T):
+            wave = wave_i * T
+            with parallel(num_threads=T):
+                e = <floating *>malloc(K * sizeof(floating))
+                tt = <floating *>malloc(K * sizeof(floating))
+                elog = <double *>malloc(K * sizeof(double))
+                for t in prange(T, schedule='static', chunksize=1):
+                    p = wave + t
+                    if p >= n_parts:
+                        continue
+                    pt = &ptot[t, 0]
+                    sl = &slot[t, 0]
+                    wl = &words[t, 0]
+                    bf = &pbuf[t, 0]
+                    memset(pt, 0, (3 + K) * sizeof(double))
+                    n_words[t] = 0
+                    for d in range(p * PART_DOCS, min(D, (p + 1) * PART_DOCS)):
+                        pt[2] += _one_doc(&indices[indptr[d]], &data[indptr[d]],
+                                          indptr[d + 1] - indptr[d], &eb[0, 0], &alpha[0],
+                                          &gamma[d, 0], K, hard, max_iter, tol, eps,
+                                          e, tt, elog, pt)
+                        for k in range(K):
+                            pt[3 + k] += elog[k]
+                        if need_stats:
+                            for j in range(indptr[d], indptr[d + 1]):
+                                w = indices[j]
+                                if sl[w] < 0:
+                                    sl[w] = n_words[t]
+                                    wl[n_words[t]] = <int32_t>w
+                                    memset(bf + n_words[t] * K, 0, K * sizeof(double))
+                                    n_words[t] += 1
+                            _doc_stats(&indices[indptr[d]], &data[indptr[d]],
+                                       indptr[d + 1] - indptr[d], &eb[0, 0], K, hard, eps,
+                                       e, sl, bf)
+                free(e)
+                free(tt)
+                free(elog)
+            # reduce the wave's partitions in partition order
+            for t in range(T):
+                if wave + t >= n_parts:
+                    break
+                for k in range(3 + K):
+                    totals[k] += ptot[t, k]
+                if need_stats:
+                    nw = n_words[t]
+                    for j in prange(nw, num_threads=T, schedule='static'):
+                        w = words[t, j]
+                        for k in range(K):
+                            sstats[w, k] += pbuf[t, j * K + k]
+                        slot[t, w] = -1
+
+
+cdef inline double _u01(uint64_t key, uint64_t i) noexcept nogil:
+    cdef uint64_t h = splitmix64(key + splitmix64(i))
+    return (h >> 11) * (1.0 / 9007199254740992.0)
+
+
+cdef double _sample_doc(const int32_t *words, int32_t *z, Py_ssize_t n, Py_ssize_t K,
+                        const int32_t *nwk, const int32_t *wlist, const int32_t *wlen,
+                        const double *alpha, double eta, double alpha_sum,
+                        const double *denom, const double *inv, const double *s, double s_sum,
+                        const double *cbase, uint64_t key,
+                        int32_t *ndk, int32_t *dlist, int32_t *dpos, double *qv) noexcept nogil:
+    """One document's tokens, in order, against the block's count snapshot; returns the
+    document's term of the collapsed log joint (its Dirichlet-multinomial)."""
+    cdef Py_ssize_t i, j, k, ko, kn, nd = 0, m
+    cdef const int32_t *wl
+    cdef const int32_t *cw
+    cdef int32_t w
+    cdef double r_sum = 0.0, q_sum, p_o, s_ex, r_ex, total, u, v, ll
+    # document counts and their nonzero list
+    for i in range(n):
+        k = z[i]
+        if ndk[k] == 0:
+            dpos[k] = <int32_t>nd
+            dlist[nd] = <int32_t>k
+            nd += 1
+        ndk[k] += 1
+    for j in range(nd):
+        k = dlist[j]
+        r_sum += ndk[k] * eta * inv[k]
+    for i in range(n):
+        w = words[i]
+        ko = z[i]
+        cw = nwk + <Py_ssize_t>w * K
+        # remove the token from its document
+        ndk[ko] -= 1
+        r_sum -= eta * inv[ko]
+        if ndk[ko] == 0:
+            nd -= 1
+            m = dpos[ko]
+            dlist[m] = dlist[nd]
+            dpos[dlist[m]] = <int32_t>m
+        # the old topic's exact conditional (the snapshot still counts this token)
+        p_o = (alpha[ko] + ndk[ko]) * (eta + cw[ko] - 1) / (denom[ko] - 1.0)
+        s_ex = s_sum - s[ko]
+        r_ex = r_sum - ndk[ko] * eta * inv[ko]
+        q_sum = 0.0
+        wl = wlist + <Py_ssize_t>w * K
+        for j in range(wlen[w]):
+            k = wl[j]
+            if k == ko:
+                qv[j] = 0.0
+            else:
+                v = (cbase[k] + ndk[k] * inv[k]) * cw[k]
+                qv[j] = v
+                q_sum += v
+        total = p_o + q_sum + r_ex + s_ex
+        u = _u01(key, <uint64_t>i) * total
+        kn = -1
+        if u < p_o:
+            kn = ko
+        else:
+            u -= p_o
+            if u < q_sum:
+                for j in range(wlen[w]):
+                    u -= qv[j]
+                    if u < 0 and qv[j] > 0:
+                        kn = wl[j]
+                        break
+            else:
+                u -= q_sum
+                if u < r_ex:
+                    for j in range(nd):
+                        k = dlist[j]
+                        if k != ko:
+                            u -= ndk[k] * eta * inv[k]
+                            if u < 0:
+                                kn = k
+                                break
+                else:
+                    u -= r_ex
+                    for k in range(K):
+                        if k != ko:
+                            u -= s[k]
+                            if u < 0:
+                                kn = k
+                                break
+        if kn < 0:      # round-off at the end of a bucket: its last topic
+            kn = ko
+        z[i] = <int32_t>kn
+        ndk[kn] += 1
+        r_sum += eta * inv[kn]
+        if ndk[kn] == 1:
+            dpos[kn] = <int32_t>nd
+            dlist[nd] = <int32_t>kn
+            nd += 1
+    ll = lgamma(alpha_sum) - lgamma(alpha_sum + n)
+    for j in range(nd):
+        k = dlist[j]
+        ll += lgamma(alpha[k] + ndk[k]) - lgamma(alpha[k])
+        ndk[k] = 0
+    return ll
+
+
+def gibbs_sweep(const cnp.int64_t[::1] doc_ptr, const cnp.int32_t[::1] words,
+                cnp.int32_t[::1] z, cnp.int32_t[:, ::1] nwk, cnp.int64_t[::1] nk,
+                cnp.int32_t[:, ::1] wlist, cnp.int32_t[::1] wlen, cnp.int32_t[:, ::1] wpos,
+                double[::1] doc_ll,
+                const double[::1] alpha, double eta, cnp.uint64_t seed, cnp.int64_t sweep,
+                int n_threads):
+    """One collapsed Gibbs sweep over every token.
+
+    IN    doc_ptr (D+1, token offsets), words (N tokens), alpha (K), eta
+    INOUT z (N topics); nwk (V x K counts), nk (K), and the nonzero topic list of each
+          word: wlist (V x K, first wlen[w] entries valid), wlen (V), wpos (V x K, -1 absent)
+    OUT   doc_ll (D): each document's log p(z_d | alpha) (Dirichlet-multinomial)
+    """
+    cdef Py_ssize_t D = doc_ptr.shape[0] - 1, K = nwk.shape[1], V = nwk.shape[0]
+    cdef Py_ssize_t n_blocks = (D + BLOCK_DOCS - 1) // BLOCK_DOCS
+    cdef int T = max(1, n_threads)
+    cdef Py_ssize_t b, d, d0, d1, i, k, w, ko, kn, m, t0, t1, max_tok = 0
+    cdef double alpha_sum = 0.0, s_sum, Veta = V * eta
+    cdef uint64_t skey = splitmix64(<uint64_t>seed ^ splitmix64(<uint64_t>sweep + 0x5bd1e995))
+    for k in range(K):
+        alpha_sum += alpha[k]
+    for b in range(n_blocks):
+        d0 = b * BLOCK_DOCS
+        d1 = min(D, d0 + BLOCK_DOCS)
+        if doc_ptr[d1] - doc_ptr[d0] > max_tok:
+            max_tok = doc_ptr[d1] - doc_ptr[d0]
+    cdef cnp.int32_t[::1] zold = np.empty(max(max_tok, 1), dtype=np.int32)
+    cdef double[::1] denom = np.empty(K)
+    cdef double[::1] inv = np.empty(K)
+    cdef double[::1] s = np.empty(K)
+    cdef double[::1] cbase = np.empty(K)
+    cdef int32_t *ndk
+    cdef int32_t *dlist
+    cdef int32_t *dpos
+    cdef double *qv
+    with nogil:
+        for b in range(n_blocks):
+            d0 = b * BLOCK_DOCS
+            d1 = min(D, d0 + BLOCK_DOCS)
+            t0 = doc_ptr[d0]
+            t1 = doc_ptr[d1]
+            s_sum = 0.0
+            for k in range(K):
+                denom[k] = Veta + nk[k]
+                inv[k] = 1.0 / denom[k]
+                s[k] = alpha[k] * eta * inv[k]
+                cbase[k] = alpha[k] * inv[k]
+                s_sum += s[k]
+            for i in range(t0, t1):
+                zold[i - t0] = z[i]
+            with parallel(num_threads=T):
+                ndk = <int32_t *>calloc(K, sizeof(int32_t))
+                dlist = <int32_t *>malloc(K * sizeof(int32_t))
+                dpos = <int32_t *>malloc(K * sizeof(int32_t))
+                qv = <double *>malloc(K * sizeof(double))
+                for d in prange(d0, d1, schedule='dynamic', chunksize=4):
+                    doc_ll[d] = _sample_doc(&words[doc_ptr[d]], &z[doc_ptr[d]],
+                                            doc_ptr[d + 1] - doc_ptr[d], K, &nwk[0, 0],
+                                            &wlist[0, 0], &wlen[0], &alpha[0], eta, alpha_sum,
+                                            &denom[0], &inv[0], &s[0], s_sum, &cbase[0],
+                                            splitmix64(skey ^ splitmix64(<uint64_t>d)),
+                                            ndk, dlist, dpos, qv)
+                free(ndk)
+                free(dlist)
+                free(dpos)
+                free(qv)
+            # apply the block's moves to the counts, serially in token order
+            for i in range(t0, t1):
+                ko = zold[i - t0]
+                kn = z[i]
+                if ko == kn:
+                    continue
+                w = words[i]
+                nwk[w, ko] -= 1
+                nk[ko] -= 1
+                if nwk[w, ko] == 0:
+                    wlen[w] -= 1
+                    m = wpos[w, ko]
+                    wlist[w, m] = wlist[w, wlen[w]]
+                    wpos[w, wlist[w, m]] = <int32_t>m
+                    wpos[w, ko] = -1
+                nwk[w, kn] += 1
+                nk[kn] += 1
+                if nwk[w, kn] == 1:
+                    wpos[w, kn] = wlen[w]
+                    wlist[w, wlen[w]] = <int32_t>kn
+                    wlen[w] += 1

@@ -1,0 +1,164 @@
+"""Document-term corpora: validated once, in Python, before any kernel runs.
+
+Accepted: scipy.sparse matrices (CSR, CSC, COO, ...), dense array-likes of
+counts (int or float), and gensim-style bag-of-words lists (one list of
+``(word_id, count)`` pairs per document).  The kernels read one layout: CSR
+with int64 row pointers, int32 word ids and float32 or float64 counts.
+"""
+import numbers
+
+import numpy as np
+import scipy.sparse as sp
+
+__all__ = ["Corpus", "check_corpus", "is_bag_of_words"]
+
+
+class Corpus:
+    """A validated CSR corpus: indptr (int64), indices (int32), data (float32/64)."""
+
+    def __init__(self, indptr, indices, data, n_words):
+        self.indptr = indptr
+        self.indices = indices
+        self.data = data
+        self.n_docs = indptr.shape[0] - 1
+        self.n_words = int(n_words)
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    @property
+    def total(self):
+        return float(self.data.sum(dtype=np.float64))
+
+    def csr(self):
+        return sp.csr_matrix((self.data, self.indices, self.indptr),
+                             shape=(self.n_docs, self.n_words))
+
+    def rows(self, start, stop):
+        """Documents start..stop-1 as a Corpus (views, offsets rebased)."""
+        a, b = self.indptr[start], self.indptr[stop]
+        return Corpus(np.ascontiguousarray(self.indptr[start:stop + 1] - a),
+                      self.indices[a:b], self.data[a:b], self.n_words)
+
+    def tokens(self):
+        """(doc_ptr, words): every token in document order (integer counts only)."""
+        counts = self.data.astype(np.int64)
+        per_doc = np.add.reduceat(counts, self.indptr[:-1]) if self.data.size else \
+            np.zeros(self.n_docs, np.int64)
+        per_doc[np.diff(self.indptr) == 0] = 0
+        doc_ptr = np.zeros(self.n_docs + 1, np.int64)
+        np.cumsum(per_doc, out=doc_ptr[1:])
+        words = np.repeat(self.indices, counts).astype(np.int32)
+        return doc_ptr, words
+
+
+def is_bag_of_words(X):
+    """True for a gensim-style corpus: a list/tuple of documents, each a list of
+    (word_id, count) pairs (an empty document is an empty list)."""
+    if not isinstance(X, (list, tuple)) or len(X) == 0:
+        return False
+    for doc in X:
+        if not isinstance(doc, (list, tuple)):
+            return False
+        if len(doc):
+            first = doc[0]
+            return isinstance(first, (list, tuple)) and len(first) == 2
+    return True   # every document empty
+
+
+def _from_bag_of_words(X, n_words, name):
+    lengths = np.fromiter((len(d) for d in X), dtype=np.int64, count=len(X))
+    pairs = [p for d in X for p in d]
+    if pairs:
+        try:
+            arr = np.asarray(pairs, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{name}: each document must be a list of (word_id, count) "
+                             f"pairs ({exc})") from None
+        if arr.ndim != 2 or arr.shape[1] != 2:
+            raise ValueError(f"{name}: each document must be a list of (word_id, count) pairs")
+        ids, counts = arr[:, 0], arr[:, 1]
+        if not np.all(np.isfinite(ids)) or np.any(ids != np.round(ids)) or np.any(ids < 0):
+            raise ValueError(f"{name}: word ids must be non-negative integers")
+        ids = ids.astype(np.int64)
+    else:
+        ids = np.zeros(0, np.int64)
+        counts = np.zeros(0)
+    V = int(ids.max()) + 1 if ids.size else 0
+    if n_words is not None:
+        if V > n_words:
+            raise ValueError(f"{name}: word id {V - 1} is out of range for a vocabulary of "
+                             f"{n_words} words (n_features_in_)")
+        V = n_words
+    rows = np.repeat(np.arange(len(X)), lengths)
+    return sp.csr_matrix((counts, (rows, ids)), shape=(len(X), max(V, 1) if n_words is None
+                                                         else V))
+
+
+def check_corpus(X, *, name="X", n_words=None, dtype=None, integer=False, fitting=False):
+    """A Corpus from X, or a ValueError / TypeError naming the problem.
+
+    n_words: the vocabulary size X must have (transform after fit).
+    integer: counts must be whole numbers (collapsed Gibbs works on tokens).
+    fitting: the corpus must hold at least one token.
+    """
+    if X is None:
+        raise ValueError(f"{name} is None; expected a document-term matrix")
+    if is_bag_of_words(X):
+        X = _from_bag_of_words(X, n_words, name)
+    if sp.issparse(X):
+        X = sp.csr_matrix(X)          # copies COO/CSC; CSR stays a view-like matrix
+        if X.dtype.kind not in "biuf":
+            raise TypeError(f"{name} must hold numeric counts, got dtype {X.dtype}")
+        X.sum_duplicates()
+    else:
+        try:
+            arr = np.asarray(X)
+        except Exception as exc:
+            raise ValueError(f"{name} could not be converted to an array: {exc}") from None
+        if arr.dtype.kind not in "biuf":
+            raise TypeError(f"{name} must hold numeric counts, got dtype {arr.dtype}")
+        if arr.ndim != 2:
+            raise ValueError(f"{name} must be 2D (documents x words), got shape {arr.shape}")
+        X = sp.csr_matrix(arr)
+    D, V = X.shape
+    if D == 0:
+        raise ValueError(f"{name} holds no documents (0 rows)")
+    if V == 0:
+        raise ValueError(f"{name} has an empty vocabulary (0 columns)")
+    if n_words is not None and V != n_words:
+        raise ValueError(f"{name} has {V} words (columns) but the model was fitted with "
+                         f"{n_words} (n_features_in_)")
+    if V >= 2**31:
+        raise ValueError(f"{name} has {V} words; at most 2**31 - 1 are supported")
+    want = dtype
+    if want is None:
+        want = X.dtype if X.dtype in (np.float32, np.float64) else np.float64
+    data = np.asarray(X.data)
+    if data.size:
+        if not np.all(np.isfinite(data)):
+            raise ValueError(f"{name} contains NaN or infinity")
+        if data.min() < 0:
+            raise ValueError(f"{name} contains negative counts")
+        if integer and np.any(data != np.round(data)):
+            raise ValueError(f"{name} contains non-integer counts; method='gibbs' samples one "
+                             "topic per token and needs whole-number counts")
+    keep = data != 0
+    if not np.all(keep):
+        X = X.copy()
+        X.eliminate_zeros()
+        data = X.data
+    if fitting and data.size == 0:
+        raise ValueError(f"{name} is an all-zero corpus: there is no word to fit topics to")
+    return Corpus(np.ascontiguousarray(X.indptr, dtype=np.int64),
+                  np.ascontiguousarray(X.indices, dtype=np.int32),
+                  np.ascontiguousarray(data, dtype=want), V)
+
+
+def check_positive_int(value, name, minimum=1):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)

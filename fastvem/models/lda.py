@@ -1,0 +1,542 @@
+"""fastvem.LatentDirichletAllocation: scikit-learn's LDA API on fastvem's engine.
+
+Model: topic-model structure (theta_d ~ Dirichlet(alpha), a topic per token) x
+categorical family (K topics over V words), fitted by any method of the spectrum
+but 'em' (the exact E-step over (theta_d, z_d) is intractable):
+
+- 'vem'       factorised q(theta_d) q(z_d), point topics (Blei, Ng & Jordan 2003),
+              alpha learned by Newton steps by default;
+- 'meanfield' also q(beta) = Dirichlet(components_) (scikit-learn's model); batch,
+              or online / stochastic (Hoffman et al. 2010) with learning_method='online'
+              and partial_fit;
+- 'gibbs'     collapsed Gibbs sampling (SparseLDA buckets), averaged topics after burn-in;
+- 'crisp'     one topic per distinct word of a document, point theta_d and topics.
+"""
+import numbers
+import time
+
+import numpy as np
+from scipy.special import gammaln
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted
+
+from .._ext import _lda
+from ..corpus import check_corpus
+from ..engine import Trace, default_n_threads, run_iterations
+from ..families.categorical import CategoricalFamily, dirichlet_expectation
+from ..methods import PRESETS, check_supported
+from ..structures.topic_model import TopicModel
+from ._validation import progress_reporter
+
+__all__ = ["LatentDirichletAllocation"]
+
+_FITTED = ("components_", "exp_dirichlet_component_", "n_batch_iter_", "n_iter_", "bound_",
+           "doc_topic_prior_", "topic_word_prior_", "n_features_in_", "feature_names_in_")
+
+
+class _LazyTopics:
+    """components_ under online updates, touched only at a mini-batch's words.
+
+    True value: lambda = a * S + b (S word-major, V x K).  A step
+    lambda <- (1 - rho) lambda + rho (eta + ratio * stats) changes the scalars
+    (a, b) for every word at once and S only at the batch's words."""
+
+    def __init__(self, components):
+        self.S = np.array(components.T, dtype=np.float64, order="C")
+        self.a, self.b = 1.0, 0.0
+        self.colsum = self.S.sum(axis=0)
+        self.V = self.S.shape[0]
+
+    def values(self, words):
+        return self.a * self.S[words] + self.b
+
+    def totals(self):
+        return self.a * self.colsum + self.V * self.b
+
+    def effective(self, words, update, dtype):
+        lam = self.values(words)
+        tot = self.totals()
+        if update == "posterior":
+            from scipy.special import psi
+            eb = np.exp(psi(lam) - psi(tot))
+        else:
+            eb = lam / tot
+        return np.ascontiguousarray(eb, dtype=dtype)
+
+    def step(self, words, stats, rho, ratio, eta):
+        a = (1.0 - rho) * self.a
+        self.b = (1.0 - rho) * self.b + rho * eta
+        inc = stats * (rho * ratio / a)
+        self.S[words] += inc
+        self.colsum += inc.sum(axis=0)
+        self.a = a
+        if a < 1e-150:            # fold the scale back in (rare: a shrinks geometrically)
+            self.S *= a
+            self.colsum = self.S.sum(axis=0)
+            self.a = 1.0
+
+    def materialise(self):
+        return (self.a * self.S + self.b).T.copy()
+
+
+class LatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    """Latent Dirichlet allocation by variational EM, mean field (batch and online),
+    collapsed Gibbs sampling or crisp EM.
+
+    Accepts every constructor parameter of
+    :class:`sklearn.decomposition.LatentDirichletAllocation` and exposes the same
+    fitted attributes (components_, exp_dirichlet_component_, n_batch_iter_,
+    n_iter_, bound_, doc_topic_prior_, topic_word_prior_), plus ``trace_``.
+    The default, method='meanfield' with learning_method='batch', is
+    scikit-learn's model.
+
+    Parameters (beyond scikit-learn's)
+    ----------------------------------
+    method : {'meanfield', 'vem', 'gibbs', 'crisp'}, default='meanfield'
+        'em' raises a ValueError: the exact E-step is intractable for LDA.
+    learn_doc_topic_prior : {None, False, True, 'symmetric', 'asymmetric'}, default=None
+        Learn alpha (Newton steps; Minka's fixed point for gibbs).  None means
+        'symmetric' for vem and False otherwise (as in scikit-learn).  True means
+        'symmetric'.  An asymmetric alpha is stored as a vector in doc_topic_prior_.
+    learn_topic_word_prior : bool, default=False
+        Learn a symmetric eta (meanfield, vem, crisp; batch only).
+    warm_doc_topic : bool, default=True
+        Batch fits keep each document's gamma from one pass to the next (exact
+        coordinate ascent: the bound never decreases, and later passes need fewer
+        inner iterations).  False restarts every document from ones each pass,
+        as scikit-learn's batch learning does (from random values there).
+    burn_in : int or None, default=None
+        gibbs: sweeps discarded before the topic-word counts are averaged
+        (None: max_iter // 2).  ``max_iter`` is the number of sweeps.
+    thin : int, default=1
+        gibbs: keep every thin-th sweep after burn-in.
+    n_threads : int or None, default=None
+        Threads of the kernels (None: n_jobs if given, else all CPUs).  Results
+        are identical for any value.
+
+    Notes
+    -----
+    The per-document fixed point starts from gamma = 1 (scikit-learn draws it from
+    Gamma(100, 0.01) when fitting), so fits are deterministic given random_state.
+    ``exp_dirichlet_component_`` is exp(E log beta) for meanfield and the point
+    topics (rows of components_ normalised) for the other methods: in both cases
+    the topic matrix the E-step and transform use.
+    """
+
+    _fitted_attributes = _FITTED
+
+    def __init__(self, n_components=10, *, doc_topic_prior=None, topic_word_prior=None,
+                 learning_method="batch", learning_decay=0.7, learning_offset=10.0,
+                 max_iter=10, batch_size=128, evaluate_every=-1, total_samples=1e6,
+                 perp_tol=1e-1, mean_change_tol=1e-3, max_doc_update_iter=100, n_jobs=None,
+                 verbose=0, random_state=None, method="meanfield", learn_doc_topic_prior=None,
+                 learn_topic_word_prior=False, warm_doc_topic=True, burn_in=None, thin=1,
+                 n_threads=None):
+        self.n_components = n_components
+        self.doc_topic_prior = doc_topic_prior
+        self.topic_word_prior = topic_word_prior
+        self.learning_method = learning_method
+        self.learning_decay = learning_decay
+        self.learning_offset = learning_offset
+        self.max_iter = max_iter
+        self.batch_size = batch_size
+        self.evaluate_every = evaluate_every
+        self.total_samples = total_samples
+        self.perp_tol = perp_tol
+        self.mean_change_tol = mean_change_tol
+        self.max_doc_update_iter = max_doc_update_iter
+        self.n_jobs = n_jobs
+        self.verbose = verbose
+        self.random_state = random_state
+        self.method = method
+        self.learn_doc_topic_prior = learn_doc_topic_prior
+        self.learn_topic_word_prior = learn_topic_word_prior
+        self.warm_doc_topic = warm_doc_topic
+        self.burn_in = burn_in
+        self.thin = thin
+        self.n_threads = n_threads
+
+    # ------------------------------------------------------------ validation
+    def _check_params(self):
+        def _int(name, minimum):
+            v = getattr(self, name)
+            if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral):
+                raise TypeError(f"{name} must be an int, got {v!r}")
+            if v < minimum:
+                raise ValueError(f"{name} must be >= {minimum}, got {v}")
+
+        def _real(name, low, low_open=False, high=None):
+            v = getattr(self, name)
+            if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real):
+                raise TypeError(f"{name} must be a number, got {v!r}")
+            if not np.isfinite(v) or v < low or (low_open and v == low) or \
+                    (high is not None and v > high):
+                raise ValueError(f"{name} must be in {'(' if low_open else '['}{low}, "
+                                 f"{high if high is not None else 'inf'}], got {v}")
+
+        _int("n_components", 1)
+        _int("max_iter", 0)
+        _int("batch_size", 1)
+        _int("evaluate_every", -10**9)
+        _int("max_doc_update_iter", 1)
+        _int("thin", 1)
+        if self.burn_in is not None:
+            _int("burn_in", 0)
+        _real("learning_decay", 0.0, True, 1.0)
+        _real("learning_offset", 1.0)
+        _real("total_samples", 0.0, True)
+        _real("perp_tol", 0.0)
+        _real("mean_change_tol", 0.0)
+        if self.learning_method not in ("batch", "online"):
+            raise ValueError("learning_method must be 'batch' or 'online', got "
+                             f"{self.learning_method!r}")
+        if self.method not in PRESETS:
+            raise ValueError(f"method must be one of {list(PRESETS)}, got {self.method!r}")
+        m = check_supported(self.method, "topic_model")
+        if self.learn_doc_topic_prior not in (None, False, True, "symmetric", "asymmetric"):
+            raise ValueError("learn_doc_topic_prior must be None, False, True, 'symmetric' or "
+                             f"'asymmetric', got {self.learn_doc_topic_prior!r}")
+        if not isinstance(self.learn_topic_word_prior, (bool, np.bool_)):
+            raise TypeError("learn_topic_word_prior must be a bool")
+        if m.assign == "sample" and self.learning_method == "online":
+            raise ValueError("learning_method='online' is not available for method='gibbs' "
+                             "(collapsed Gibbs sweeps the whole corpus)")
+        self._n_threads = default_n_threads(self.n_threads if self.n_threads is not None
+                                            else self.n_jobs)
+        return m
+
+    def _priors(self, K):
+        """(alpha vector, eta) from the constructor, validated."""
+        if self.doc_topic_prior is None:
+            alpha = np.full(K, 1.0 / K)
+        else:
+            alpha = np.asarray(self.doc_topic_prior, dtype=np.float64)
+            if alpha.ndim == 0:
+                alpha = np.full(K, float(alpha))
+            elif alpha.shape != (K,):
+                raise ValueError(f"doc_topic_prior must be a positive number or a vector of "
+                                 f"n_components={K} values, got shape {alpha.shape}")
+        if not np.all(np.isfinite(alpha)) or np.any(alpha <= 0):
+            raise ValueError("doc_topic_prior must be positive and finite")
+        eta = 1.0 / K if self.topic_word_prior is None else self.topic_word_prior
+        if isinstance(eta, (bool, np.bool_)) or not isinstance(eta, numbers.Real):
+            raise ValueError(f"topic_word_prior must be a positive number, got {eta!r}")
+        if not np.isfinite(eta) or eta <= 0:
+            raise ValueError(f"topic_word_prior must be positive and finite, got {eta}")
+        return alpha, float(eta)
+
+    def _learn_alpha(self, m):
+        v = self.learn_doc_topic_prior
+        if v is None:
+            v = "symmetric" if m.name == "vem" else False
+        if v is True:
+            v = "symmetric"
+        return v
+
+    def _alpha(self):
+        a = np.asarray(self.doc_topic_prior_, dtype=np.float64)
+        return np.full(self.n_components, float(a)) if a.ndim == 0 else a
+
+    def _store_priors(self, alpha, eta):
+        sym = np.all(alpha == alpha[0])
+        self.doc_topic_prior_ = float(alpha[0]) if sym else alpha.copy()
+        self.topic_word_prior_ = float(eta)
+
+    # ------------------------------------------------------------ fitting
+    def fit(self, X, y=None):
+        """Fit the topics to the document-term counts X (sparse, dense or
+        gensim-style bag of words)."""
+        m = self._check_params()
+        corpus = check_corpus(X, integer=m.assign == "sample", fitting=True)
+        self._set_n_features(X, corpus)
+        K = self.n_components
+        alpha, eta = self._priors(K)
+        rng = check_random_state(self.random_state)
+        self.n_batch_iter_ = 1
+        self.n_iter_ = 0
+        if m.assign == "sample":
+            seed = int(rng.randint(np.iinfo(np.int32).max))
+            comp, alpha = self._fit_gibbs(corpus, alpha, eta, seed)
+        else:
+            comp = rng.gamma(100.0, 0.01, (K, corpus.n_words))
+            if self.learning_method == "online":
+                comp, alpha = self._fit_online(corpus, comp, alpha, eta, m, corpus.n_docs,
+                                               passes=self.max_iter)
+            else:
+                comp, alpha, eta = self._fit_batch(corpus, comp, alpha, eta, m)
+        self._finish(comp, alpha, eta, m, corpus.dtype)
+        self.bound_ = self._perplexity(corpus)
+        return self
+
+    def _set_n_features(self, X, corpus):
+        self.n_features_in_ = corpus.n_words
+        cols = getattr(X, "columns", None)
+        if cols is not None and all(isinstance(c, str) for c in cols):
+            self.feature_names_in_ = np.asarray(cols, dtype=object)
+        elif hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
+
+    def _finish(self, comp, alpha, eta, m, dtype):
+        self.components_ = np.asarray(comp, dtype=dtype)
+        self._store_priors(alpha, eta)
+        self.exp_dirichlet_component_ = np.ascontiguousarray(
+            CategoricalFamily.effective_topics(np.asarray(comp, np.float64), m.update,
+                                               dtype).T)
+
+    def _fit_batch(self, corpus, comp, alpha, eta, m):
+        hard = m.assign == "argmax"
+        learn_alpha = self._learn_alpha(m)
+        D, K = corpus.n_docs, self.n_components
+        dtype = corpus.dtype
+        gamma = np.ones((D, K), dtype=dtype)
+        words = corpus.total
+        state = {"alpha": alpha, "eta": eta, "last_perp": None}
+        report, close = progress_reporter(self, f"LDA {m.name}")
+
+        def step(comp, it):
+            if not self.warm_doc_topic:
+                gamma.fill(1.0)
+            eb = CategoricalFamily.effective_topics(comp, m.update, dtype)
+            a = state["alpha"]
+            stats, tot = TopicModel.local_step(corpus, eb, a, gamma, hard,
+                                               self.max_doc_update_iter, self.mean_change_tol,
+                                               True, self._n_threads)
+            objective = (TopicModel.documents_term(tot, a, D, hard)
+                         + CategoricalFamily.bound_term(comp, state["eta"], m.update)) / words
+            new = CategoricalFamily.components_from_stats(stats, state["eta"])
+            if learn_alpha:
+                state["alpha"] = TopicModel.update_alpha(tot[3:], D, a, hard,
+                                                         learn_alpha == "symmetric")
+            if self.learn_topic_word_prior:
+                state["eta"] = CategoricalFamily.update_eta(new, state["eta"], m.update)
+                new = CategoricalFamily.components_from_stats(stats, state["eta"])
+            return objective, new, []
+
+        def callback(it, objective, params):
+            self.n_iter_ = it
+            if self.evaluate_every > 0 and it % self.evaluate_every == 0:
+                perp = float(np.exp(-objective))
+                last = state["last_perp"]
+                state["last_perp"] = perp
+                if self.verbose:
+                    print(f"iteration: {it} of max_iter: {self.max_iter}, perplexity: {perp:.4f}")
+                return last is not None and abs(last - perp) < self.perp_tol
+            return False
+
+        try:
+            res = run_iterations(step, comp, self.max_iter, tol=-1.0, callback=callback,
+                                 progress=report.iteration)
+        finally:
+            close()
+        self.trace_ = res.trace.as_dict()
+        return res.params, state["alpha"], state["eta"]
+
+    def _online_step(self, lazy, batch, alpha, eta, m, total_samples):
+        """One mini-batch step: E-step on the batch's words only, then the lazy update."""
+        words, local = np.unique(batch.indices, return_inverse=True)
+        from ..corpus import Corpus
+        sub = Corpus(batch.indptr, local.astype(np.int32).reshape(-1), batch.data, words.size)
+        eb = lazy.effective(words, m.update, batch.dtype)
+        gamma = np.ones((batch.n_docs, self.n_components), dtype=batch.dtype)
+        stats, tot = TopicModel.local_step(sub, eb, alpha, gamma, m.assign == "argmax",
+                                           self.max_doc_update_iter, self.mean_change_tol,
+                                           True, self._n_threads)
+        rho = (self.learning_offset + self.n_batch_iter_) ** (-self.learning_decay)
+        lazy.step(words, stats, rho, float(total_samples) / batch.n_docs, eta)
+        self.n_batch_iter_ += 1
+        return tot
+
+    def _fit_online(self, corpus, comp, alpha, eta, m, total_samples, passes):
+        lazy = _LazyTopics(comp)
+        learn_alpha = self._learn_alpha(m)
+        trace = Trace()
+        report, close = progress_reporter(self, f"LDA {m.name} online")
+        try:
+            for it in range(1, passes + 1):
+                t0 = time.perf_counter()
+                for start in range(0, corpus.n_docs, self.batch_size):
+                    batch = corpus.rows(start, min(corpus.n_docs, start + self.batch_size))
+                    tot = self._online_step(lazy, batch, alpha, eta, m, total_samples)
+                    if learn_alpha:
+                        rho = (self.learning_offset + self.n_batch_iter_) ** (-self.learning_decay)
+                        target = TopicModel.update_alpha(tot[3:], batch.n_docs, alpha,
+                                                         m.assign == "argmax",
+                                                         learn_alpha == "symmetric")
+                        alpha = (1 - rho) * alpha + rho * target
+                self.n_iter_ = it
+                trace.append(np.nan, time.perf_counter() - t0)
+                report.iteration(it, np.nan, np.nan)
+                if self.evaluate_every > 0 and it % self.evaluate_every == 0:
+                    comp_now = lazy.materialise()
+                    self._finish(comp_now, alpha, eta, m, corpus.dtype)
+                    perp = self._perplexity(corpus)
+                    trace.objective[-1] = -np.log(perp)
+                    if self.verbose:
+                        print(f"iteration: {it} of max_iter: {passes}, perplexity: {perp:.4f}")
+                    last = getattr(self, "_last_perp", None)
+                    self._last_perp = perp
+                    if last is not None and abs(last - perp) < self.perp_tol:
+                        break
+        finally:
+            close()
+        self.__dict__.pop("_last_perp", None)
+        self.trace_ = trace.as_dict()
+        return lazy.materialise(), alpha
+
+    def partial_fit(self, X, y=None):
+        """One online pass over X in mini-batches of batch_size (total_samples
+        documents in the whole stream).  Each step touches only its batch's words."""
+        m = self._check_params()
+        if m.assign == "sample":
+            raise ValueError("partial_fit is not available for method='gibbs'")
+        first = not hasattr(self, "components_")
+        corpus = check_corpus(X, n_words=None if first else self.n_features_in_,
+                              integer=False, fitting=first)
+        K = self.n_components
+        if first:
+            self._set_n_features(X, corpus)
+            alpha, eta = self._priors(K)
+            rng = check_random_state(self.random_state)
+            comp = rng.gamma(100.0, 0.01, (K, corpus.n_words))
+            self.n_batch_iter_ = 1
+            self.n_iter_ = 0
+        else:
+            alpha, eta = self._alpha(), self.topic_word_prior_
+            comp = np.asarray(self.components_, dtype=np.float64)
+        comp, alpha = self._fit_online(corpus, comp, alpha, eta, m, self.total_samples, 1)
+        self._finish(comp, alpha, eta, m, corpus.dtype)
+        return self
+
+    def _fit_gibbs(self, corpus, alpha, eta, seed):
+        K, V = self.n_components, corpus.n_words
+        burn_in = self.max_iter // 2 if self.burn_in is None else self.burn_in
+        if self.max_iter > 0 and burn_in >= self.max_iter:
+            raise ValueError(f"burn_in={burn_in} leaves no sweep to average out of "
+                             f"max_iter={self.max_iter}")
+        learn_alpha = self._learn_alpha(PRESETS["gibbs"])
+        doc_ptr, words = corpus.tokens()
+        rng = np.random.default_rng(seed)
+        z = rng.integers(0, K, size=words.shape[0], dtype=np.int32)
+        nwk = np.bincount(words.astype(np.int64) * K + z, minlength=V * K).astype(np.int32)
+        nwk = nwk.reshape(V, K)
+        nk = nwk.sum(axis=0, dtype=np.int64)
+        nz = nwk > 0
+        wlen = nz.sum(axis=1).astype(np.int32)
+        wlist = np.ascontiguousarray(np.argsort(~nz, axis=1, kind="stable"), dtype=np.int32)
+        wpos = np.full((V, K), -1, dtype=np.int32)
+        rows, cols = np.nonzero(np.arange(K)[None, :] < wlen[:, None])
+        wpos[rows, wlist[rows, cols]] = cols
+        doc_ll = np.zeros(corpus.n_docs)
+        acc = np.zeros((V, K))
+        kept = 0
+        trace = Trace()
+        self.log_joint_ = []
+        doc_of = None
+        report, close = progress_reporter(self, "LDA gibbs")
+        try:
+            for sweep in range(1, self.max_iter + 1):
+                t0 = time.perf_counter()
+                _lda.gibbs_sweep(doc_ptr, words, z, nwk, nk, wlist, wlen, wpos, doc_ll,
+                                 alpha, eta, seed, sweep, self._n_threads)
+                if sweep > burn_in and (sweep - burn_in) % self.thin == 0:
+                    acc += nwk
+                    kept += 1
+                if learn_alpha:
+                    import scipy.sparse as sp
+                    if doc_of is None:
+                        doc_of = np.repeat(np.arange(corpus.n_docs), np.diff(doc_ptr))
+                    ndk = sp.csr_matrix((np.ones(z.shape[0]), (doc_of, z)),
+                                        shape=(corpus.n_docs, K))
+                    alpha = TopicModel.update_alpha_counts(ndk, np.diff(doc_ptr).astype(float),
+                                                           alpha, learn_alpha == "symmetric")
+                lj = float(doc_ll.sum() + _word_log_joint(nwk, nk, eta))
+                self.log_joint_.append(lj)
+                trace.append(lj / max(words.shape[0], 1), time.perf_counter() - t0)
+                report.iteration(sweep, lj, np.nan)
+                self.n_iter_ = sweep
+        finally:
+            close()
+        self.log_joint_ = np.asarray(self.log_joint_)
+        self.trace_ = trace.as_dict()
+        if kept == 0:
+            acc, kept = nwk.astype(np.float64), 1
+        return eta + (acc / kept).T, alpha
+
+    # ------------------------------------------------------------ inference
+    def _check_fitted_corpus(self, X):
+        check_is_fitted(self)
+        return check_corpus(X, n_words=self.n_features_in_, dtype=self.components_.dtype)
+
+    def _doc_topic(self, corpus):
+        """(gamma, totals) of the fixed point from gamma = 1 with the fitted topics."""
+        gamma = np.ones((corpus.n_docs, self.n_components), dtype=corpus.dtype)
+        eb = np.ascontiguousarray(self.exp_dirichlet_component_.T, dtype=corpus.dtype)
+        _, tot = TopicModel.local_step(corpus, eb, self._alpha(), gamma, False,
+                                       self.max_doc_update_iter, self.mean_change_tol, False,
+                                       self._threads())
+        return gamma, tot
+
+    def _threads(self):
+        return default_n_threads(self.n_threads if self.n_threads is not None else self.n_jobs)
+
+    def transform(self, X, *, normalize=True):
+        """Document-topic distribution of X (rows sum to 1 when normalize)."""
+        gamma, _ = self._doc_topic(self._check_fitted_corpus(X))
+        if normalize:
+            gamma /= gamma.sum(axis=1, keepdims=True)
+        return gamma
+
+    def fit_transform(self, X, y=None, *, normalize=True):
+        return self.fit(X, y).transform(X, normalize=normalize)
+
+    def _score_corpus(self, corpus):
+        gamma, tot = self._doc_topic(corpus)
+        update = PRESETS[self.method].update
+        score = TopicModel.documents_term(tot, self._alpha(), corpus.n_docs, False)
+        if update == "posterior":
+            score += CategoricalFamily.bound_term(np.asarray(self.components_, np.float64),
+                                                  self.topic_word_prior_, update)
+        return score
+
+    def score(self, X, y=None):
+        """The approximate log-likelihood of X (the variational bound, as scikit-learn)."""
+        return self._score_corpus(self._check_fitted_corpus(X))
+
+    def _perplexity(self, corpus):
+        return float(np.exp(-self._score_corpus(corpus) / corpus.total))
+
+    def perplexity(self, X, sub_sampling=False):
+        """exp(-bound / number of words), as scikit-learn."""
+        return self._perplexity(self._check_fitted_corpus(X))
+
+    @property
+    def _n_features_out(self):
+        return self.components_.shape[0]
+
+    # ------------------------------------------------------------ persistence
+    def save(self, path):
+        from ..io import save_estimator
+        save_estimator(self, path)
+
+    def _check_loaded(self):
+        K, V = self.n_components, int(self.n_features_in_)
+        for name in ("components_", "exp_dirichlet_component_"):
+            if np.shape(getattr(self, name)) != (K, V):
+                raise ValueError(f"{name} has shape {np.shape(getattr(self, name))}, "
+                                 f"expected {(K, V)}")
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        tags.input_tags.positive_only = True
+        tags.input_tags.allow_nan = False
+        return tags
+
+
+def _word_log_joint(nwk, nk, eta):
+    """log p(w | z, eta) of the collapsed model (the topics' Dirichlet-multinomials)."""
+    V = nwk.shape[0]
+    c = nwk[nwk > 0]
+    return (np.sum(gammaln(c + eta)) - c.size * gammaln(eta)
+            + nk.shape[0] * gammaln(V * eta) - np.sum(gammaln(nk + V * eta)))

@@ -1,0 +1,84 @@
+"""The topic-model latent structure (LDA admixture).
+
+Each document d has its own topic proportions theta_d ~ Dirichlet(alpha) and a
+topic per token.  The structure turns the effective topics into q(T) by the
+per-document fixed point (compiled, `_ext/_lda.pyx`): soft under the method's
+'softmax' assignment (q(theta_d) = Dirichlet(gamma_d), q(z_dn) by digamma), crisp
+under 'argmax' (one topic per distinct word of a document, theta_d the smoothed
+relative frequencies), and collapsed Gibbs draws under 'sample'.  It owns alpha.
+"""
+import numpy as np
+from scipy.special import gammaln, psi
+
+from .._ext import _lda
+from ..families.categorical import dirichlet_newton
+
+__all__ = ["TopicModel"]
+
+
+class TopicModel:
+    """Per-document fixed point, objective terms and alpha updates."""
+
+    name = "topic_model"
+
+    def __init__(self, n_components):
+        self.n_components = n_components
+
+    @staticmethod
+    def local_step(corpus, eb, alpha, gamma, hard, max_iter, tol, need_stats, n_threads):
+        """Run the fixed point of every document from gamma (overwritten).
+        Returns (stats word-major V x K or None, totals: [word, dirichlet, inner
+        iterations, sum_d E log theta_d (K)])."""
+        K = eb.shape[1]
+        stats = np.zeros((corpus.n_words, K) if need_stats else (1, K))
+        totals = np.zeros(3 + K)
+        _lda.doc_fixed_point(corpus.indptr, corpus.indices, corpus.data, eb,
+                             np.ascontiguousarray(alpha, dtype=np.float64), gamma, stats, totals,
+                             int(hard), int(max_iter), float(tol), bool(need_stats),
+                             int(n_threads))
+        if need_stats and not hard:
+            stats *= eb          # phi = e_k eb_wk c / norm: the eb factor is applied once here
+        return (stats if need_stats else None), totals
+
+    @staticmethod
+    def documents_term(totals, alpha, n_docs, hard):
+        """The documents' part of the objective from the kernel's totals: the data
+        term plus E[log p(theta | alpha) - log q(theta)] (soft), or the data term plus
+        log Dirichlet(theta | alpha + 1) (crisp)."""
+        K = alpha.shape[0]
+        if hard:
+            const = gammaln(alpha.sum() + K) - gammaln(alpha + 1).sum()
+        else:
+            const = gammaln(alpha.sum()) - gammaln(alpha).sum()
+        return float(totals[0] + totals[1] + n_docs * const)
+
+    @staticmethod
+    def update_alpha(ss, n_docs, alpha, hard, symmetric):
+        """alpha maximising the documents' term, given sum_d E log theta_d."""
+        return dirichlet_newton(ss, n_docs, alpha, 1.0 if hard else 0.0, symmetric)
+
+    @staticmethod
+    def update_alpha_counts(doc_topic_csr, doc_len, alpha, symmetric, n_iter=20):
+        """alpha from sampled document-topic counts (Minka's fixed point for the
+        Dirichlet-multinomial), used by collapsed Gibbs."""
+        a = np.array(alpha, dtype=np.float64)
+        D = doc_len.shape[0]
+        rows = doc_topic_csr.tocsc()
+        for _ in range(n_iter):
+            a0 = a.sum()
+            den = np.sum(psi(doc_len + a0) - psi(a0))
+            num = np.zeros_like(a)
+            for k in range(a.shape[0]):
+                cnt = rows.data[rows.indptr[k]:rows.indptr[k + 1]]
+                num[k] = np.sum(psi(cnt + a[k]) - psi(a[k]))
+            if symmetric:
+                new = np.full_like(a, a.mean() * num.sum() / (a.shape[0] * den) if den > 0 else a[0])
+            else:
+                new = a * num / den if den > 0 else a
+            new = np.maximum(new, 1e-6)
+            if np.max(np.abs(new - a) / a) < 1e-8:
+                a = new
+                break
+            a = new
+        del D
+        return a
