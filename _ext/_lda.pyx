@@ -132,7 +132,22 @@ cdef int _one_doc(const int32_t *idx, const floating *cnt, Py_ssize_t n,
         _expect_log(gamma, alpha, e, elog, K, hard)
         if change / K < tol:
             break
-    # objective terms at the final gamma (phi optimal for it)
+    _doc_terms(idx, cnt, n, eb, alpha, gamma, K, hard, eps, e, elog, out, 0)
+    return <int>it
+
+
+cdef void _doc_terms(const int32_t *idx, const floating *cnt, Py_ssize_t n,
+                     const floating *eb, const double *alpha, floating *gamma, Py_ssize_t K,
+                     int hard, floating eps, floating *e, double *elog, double *out,
+                     int refresh) noexcept nogil:
+    """out[0] += the word term, out[1] += the Dirichlet term of one document at gamma,
+    with phi optimal for gamma (e, elog must hold gamma's expectations unless refresh)."""
+    cdef Py_ssize_t j, k
+    cdef const floating *row
+    cdef floating norm, bv, v
+    cdef double sg, acc
+    if refresh:
+        _expect_log(gamma, alpha, e, elog, K, hard)
     acc = 0.0
     if hard:
         for j in range(n):
@@ -162,7 +177,6 @@ cdef int _one_doc(const int32_t *idx, const floating *cnt, Py_ssize_t n,
             sg += gamma[k]
             acc += (alpha[k] - gamma[k]) * elog[k] + lgamma(<double>gamma[k])
         out[1] += acc - lgamma(sg)
-    return <int>it
 
 
 cdef void _doc_stats(const int32_t *idx, const floating *cnt, Py_ssize_t n,
@@ -201,7 +215,7 @@ def doc_fixed_point(const cnp.int64_t[::1] indptr, const cnp.int32_t[::1] indice
                     const double[::1] alpha,
                     floating[:, ::1] gamma,
                     double[:, ::1] sstats, double[::1] totals,
-                    int hard, int max_iter, double tol, bint need_stats, int n_threads):
+                    int hard, int max_iter, double tol, bint need_stats, int restart, int n_threads):
     """The per-document fixed point over every document of a CSR corpus.
 
     IN    indptr (D+1), indices (nnz, int32 < V), data (nnz counts), eb (V x K: exp E log
@@ -211,6 +225,8 @@ def doc_fixed_point(const cnp.int64_t[::1] indptr, const cnp.int32_t[::1] indice
           which the caller applies; hard: the counts of the argmax topics)
     INOUT totals (3 + K): [word term, Dirichlet term, inner iterations, sum_d E log theta_d]
     hard: 0 soft (digamma fixed point), 1 crisp (argmax / relative frequencies)
+    restart: 0 iterate from the given gamma; 1 iterate from gamma = 1 and keep the given
+          gamma where its bound is higher (the bound then never decreases across passes)
     """
     cdef Py_ssize_t D = gamma.shape[0], K = gamma.shape[1], V = eb.shape[0]
     cdef Py_ssize_t n_parts = (D + PART_DOCS - 1) // PART_DOCS
@@ -238,6 +254,8 @@ def doc_fixed_point(const cnp.int64_t[::1] indptr, const cnp.int32_t[::1] indice
     cdef floating *e
     cdef floating *tt
     cdef double *elog
+    cdef floating *g0
+    cdef double *tmp
     cdef double *pt
     cdef int32_t *sl
     cdef int32_t *wl
@@ -249,6 +267,8 @@ def doc_fixed_point(const cnp.int64_t[::1] indptr, const cnp.int32_t[::1] indice
                 e = <floating *>malloc(K * sizeof(floating))
                 tt = <floating *>malloc(K * sizeof(floating))
                 elog = <double *>malloc(K * sizeof(double))
+                g0 = <floating *>malloc(K * sizeof(floating))
+                tmp = <double *>malloc(4 * sizeof(double))
                 for t in prange(T, schedule='static', chunksize=1):
                     p = wave + t
                     if p >= n_parts:
@@ -260,10 +280,36 @@ def doc_fixed_point(const cnp.int64_t[::1] indptr, const cnp.int32_t[::1] indice
                     memset(pt, 0, (3 + K) * sizeof(double))
                     n_words[t] = 0
                     for d in range(p * PART_DOCS, min(D, (p + 1) * PART_DOCS)):
-                        pt[2] += _one_doc(&indices[indptr[d]], &data[indptr[d]],
-                                          indptr[d + 1] - indptr[d], &eb[0, 0], &alpha[0],
-                                          &gamma[d, 0], K, hard, max_iter, tol, eps,
-                                          e, tt, elog, pt)
+                        if restart:
+                            # from gamma = 1, unless the given gamma has the higher bound
+                            for k in range(K):
+                                g0[k] = gamma[d, k]
+                                gamma[d, k] = 1
+                            tmp[0] = 0.0
+                            tmp[1] = 0.0
+                            tmp[2] = 0.0
+                            tmp[3] = 0.0
+                            pt[2] += _one_doc(&indices[indptr[d]], &data[indptr[d]],
+                                              indptr[d + 1] - indptr[d], &eb[0, 0], &alpha[0],
+                                              &gamma[d, 0], K, hard, max_iter, tol, eps,
+                                              e, tt, elog, tmp)
+                            _doc_terms(&indices[indptr[d]], &data[indptr[d]],
+                                       indptr[d + 1] - indptr[d], &eb[0, 0], &alpha[0],
+                                       g0, K, hard, eps, e, elog, tmp + 2, 1)
+                            if tmp[2] + tmp[3] > tmp[0] + tmp[1]:
+                                for k in range(K):
+                                    gamma[d, k] = g0[k]
+                                pt[0] += tmp[2]
+                                pt[1] += tmp[3]
+                            else:
+                                _expect_log(&gamma[d, 0], &alpha[0], e, elog, K, hard)
+                                pt[0] += tmp[0]
+                                pt[1] += tmp[1]
+                        else:
+                            pt[2] += _one_doc(&indices[indptr[d]], &data[indptr[d]],
+                                              indptr[d + 1] - indptr[d], &eb[0, 0], &alpha[0],
+                                              &gamma[d, 0], K, hard, max_iter, tol, eps,
+                                              e, tt, elog, pt)
                         for k in range(K):
                             pt[3 + k] += elog[k]
                         if need_stats:
@@ -280,6 +326,8 @@ def doc_fixed_point(const cnp.int64_t[::1] indptr, const cnp.int32_t[::1] indice
                 free(e)
                 free(tt)
                 free(elog)
+                free(g0)
+                free(tmp)
             # reduce the wave's partitions in partition order
             for t in range(T):
                 if wave + t >= n_parts:

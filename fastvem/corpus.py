@@ -44,9 +44,9 @@ class Corpus:
     def tokens(self):
         """(doc_ptr, words): every token in document order (integer counts only)."""
         counts = self.data.astype(np.int64)
-        per_doc = np.add.reduceat(counts, self.indptr[:-1]) if self.data.size else \
-            np.zeros(self.n_docs, np.int64)
-        per_doc[np.diff(self.indptr) == 0] = 0
+        cum = np.zeros(counts.shape[0] + 1, np.int64)
+        np.cumsum(counts, out=cum[1:])
+        per_doc = cum[self.indptr[1:]] - cum[self.indptr[:-1]]
         doc_ptr = np.zeros(self.n_docs + 1, np.int64)
         np.cumsum(per_doc, out=doc_ptr[1:])
         words = np.repeat(self.indices, counts).astype(np.int32)

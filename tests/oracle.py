@@ -80,3 +80,63 @@ def em_step(X, weights, means, covariances, covariance_type, reg_covar):
     else:
         new = np.diagonal(covs, axis1=1, axis2=2).mean(1) + reg_covar
     return nk / nk.sum(), mu, new, norm.mean()
+
+
+# ---------------------------------------------------------------- LDA (Blei, Ng & Jordan 2003)
+def lda_vem_oracle(X, topics0, alpha, eta, n_iter, max_inner=100, tol=1e-3, learn_alpha=True):
+    """Variational EM for LDA, written out per document with an explicit phi matrix.
+
+    X dense counts (D x V); topics0 (K x V) pseudo-counts (point topics = rows
+    normalised); each pass starts every document from gamma = 1; the M-step sets
+    the topics to eta + expected counts (normalised for the point estimate) and, if
+    learn_alpha, a symmetric alpha maximising sum_d E log p(theta_d | alpha) (by a
+    bounded scalar search, not Newton).  Returns (components per pass, alpha per pass,
+    bound per pass), the bound being evaluated at each pass's E-step as the model's."""
+    from scipy.optimize import minimize_scalar
+    from scipy.special import gammaln, psi
+    X = np.asarray(X, dtype=np.float64)
+    D, V = X.shape
+    comp = np.asarray(topics0, dtype=np.float64)
+    K = comp.shape[0]
+    comps, alphas, bounds = [], [], []
+    for _ in range(n_iter):
+        beta = comp / comp.sum(axis=1, keepdims=True)
+        stats = np.zeros((K, V))
+        elog_sum = np.zeros(K)
+        bound = 0.0
+        for d in range(D):
+            ids = np.nonzero(X[d])[0]
+            c = X[d, ids]
+            gamma = np.ones(K)
+            for _inner in range(max_inner):
+                elog = psi(gamma) - psi(gamma.sum())
+                phi = np.exp(elog)[:, None] * beta[:, ids]          # K x n, unnormalised
+                phi /= phi.sum(axis=0, keepdims=True)
+                new = alpha + phi @ c
+                change = np.mean(np.abs(new - gamma))
+                gamma = new
+                if change < tol:
+                    break
+            elog = psi(gamma) - psi(gamma.sum())
+            phi = np.exp(elog)[:, None] * beta[:, ids]
+            norm = phi.sum(axis=0)
+            phi /= norm
+            stats[:, ids] += phi * c
+            elog_sum += elog
+            # E log p(w, z | theta, beta) - E log q(z) at phi optimal = sum c log norm
+            bound += np.dot(c, np.log(norm))
+            bound += (gammaln(K * alpha) - K * gammaln(alpha) + np.dot(alpha - 1, elog)
+                      - gammaln(gamma.sum()) + np.sum(gammaln(gamma)) - np.dot(gamma - 1, elog))
+        # point topics: log Dirichlet(beta | eta + 1)
+        bound += np.sum(eta * np.log(beta)) + K * (gammaln(V * (eta + 1)) - V * gammaln(eta + 1))
+        bounds.append(bound)
+        comp = eta + stats
+        if learn_alpha:
+            def neg(log_a):
+                a = np.exp(log_a)
+                return -(D * (gammaln(K * a) - K * gammaln(a)) + (a - 1) * elog_sum.sum())
+            alpha = float(np.exp(minimize_scalar(neg, bounds=(-12, 6), method="bounded",
+                                                 options={"xatol": 1e-12}).x))
+        comps.append(comp.copy())
+        alphas.append(alpha)
+    return comps, alphas, bounds

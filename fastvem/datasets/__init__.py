@@ -3,7 +3,7 @@ import os
 
 import numpy as np
 
-__all__ = ["load_old_faithful", "make_gaussian_mixture"]
+__all__ = ["load_old_faithful", "make_gaussian_mixture", "make_lda_corpus"]
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -54,3 +54,29 @@ def make_gaussian_mixture(n_samples, n_features, n_components, covariance_type="
         z = rng.standard_normal(size=(len(lab), D))
         X[s:s + step] = means[lab] + np.einsum("nij,nj->ni", chol[lab], z)
     return X, labels, {"weights": weights, "means": means, "covariances": covs}
+
+
+def make_lda_corpus(n_docs, n_words, n_topics, doc_length=100, doc_topic_prior=0.1,
+                    topic_word_prior=0.05, random_state=0):
+    """Seeded synthetic corpus from the LDA generative process.
+
+    topics beta_k ~ Dirichlet(topic_word_prior), theta_d ~ Dirichlet(doc_topic_prior),
+    document lengths ~ Poisson(doc_length), counts ~ Multinomial(n_d, theta_d beta).
+    Returns (X, truth): X a scipy.sparse CSR matrix of int64 counts (n_docs x n_words);
+    truth has 'topics' (K x V, rows sum to 1), 'doc_topic' (D x K), 'doc_topic_prior'
+    and 'topic_word_prior'."""
+    import scipy.sparse as sp
+    rng = np.random.default_rng(random_state)
+    K, V, D = n_topics, n_words, n_docs
+    topics = rng.dirichlet(np.full(V, topic_word_prior), size=K)
+    theta = rng.dirichlet(np.full(K, doc_topic_prior), size=D)
+    lengths = rng.poisson(doc_length, size=D)
+    blocks = []
+    step = max(1, 2_000_000 // V)
+    for s in range(0, D, step):
+        p = theta[s:s + step] @ topics
+        p /= p.sum(axis=1, keepdims=True)
+        blocks.append(sp.csr_matrix(rng.multinomial(lengths[s:s + step], p)))
+    X = sp.vstack(blocks, format="csr").astype(np.int64)
+    return X, {"topics": topics, "doc_topic": theta, "doc_topic_prior": doc_topic_prior,
+               "topic_word_prior": topic_word_prior}

@@ -25,13 +25,15 @@ def dirichlet_expectation(params):
     return psi(params) - psi(params.sum(axis=1, keepdims=True))
 
 
-def dirichlet_newton(ss, n, a0, shift=0.0, symmetric=True, max_iter=100, tol=1e-10):
+def dirichlet_newton(ss, n, a0, shift=0.0, symmetric=True, max_iter=100, tol=1e-10,
+                     floor=1e-8):
     """Maximise f(a) = n [lgamma(sum(a + s)) - sum lgamma(a_k + s)] + sum (a_k + s - 1) ss_k
     over a > 0 by Newton's method (s = shift; ss = sum over n draws of E log p_k).
 
     Asymmetric a: the Hessian is diagonal plus rank one and is inverted in O(K)
     (Minka 2000; Blei et al. 2003, appendix A.4.2).  Symmetric a: Newton on log a.
-    Each step is halved until f increases, so the result never lowers f."""
+    Each step is halved until f increases, so the result never lowers f; a is kept
+    above `floor` (the maximum can lie at a -> 0 when the draws are very sparse)."""
     ss = np.asarray(ss, dtype=np.float64)
     K = ss.shape[0]
 
@@ -55,7 +57,7 @@ def dirichlet_newton(ss, n, a0, shift=0.0, symmetric=True, max_iter=100, tol=1e-
             step = -gx / hx if hx < 0 else np.sign(gx) * 1.0
             new = None
             for _half in range(40):
-                cand = np.full_like(a, np.exp(x + step))
+                cand = np.full_like(a, max(np.exp(x + step), floor))
                 fc = f(cand)
                 if fc >= fa:
                     new = cand
@@ -70,8 +72,8 @@ def dirichlet_newton(ss, n, a0, shift=0.0, symmetric=True, max_iter=100, tol=1e-
             step = -(g - c) / q            # the Newton step H^{-1} g, negated
             new = None
             for _half in range(40):
-                cand = a + step
-                if np.all(cand > 0):
+                cand = np.maximum(a + step, floor)
+                if True:
                     fc = f(cand)
                     if fc >= fa:
                         new = cand
@@ -81,6 +83,8 @@ def dirichlet_newton(ss, n, a0, shift=0.0, symmetric=True, max_iter=100, tol=1e-
             break
         change = np.max(np.abs(new - a) / a)
         a, fa = new, fc
+        if change == 0:
+            break
         if change < tol:
             break
     return a

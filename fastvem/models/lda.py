@@ -101,16 +101,22 @@ class LatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMixi
         'symmetric'.  An asymmetric alpha is stored as a vector in doc_topic_prior_.
     learn_topic_word_prior : bool, default=False
         Learn a symmetric eta (meanfield, vem, crisp; batch only).
-    warm_doc_topic : bool, default=True
-        Batch fits keep each document's gamma from one pass to the next (exact
-        coordinate ascent: the bound never decreases, and later passes need fewer
-        inner iterations).  False restarts every document from ones each pass,
-        as scikit-learn's batch learning does (from random values there).
+    doc_topic_init : {'best', 'ones', 'warm'}, default='best'
+        Where a batch pass starts each document's fixed point.  'ones': from
+        gamma = 1 every pass, as scikit-learn's batch learning (which starts from
+        random values).  'warm': from the document's gamma of the previous pass
+        (exact coordinate ascent, but it tends to lock into the first pass's poor
+        topics).  'best': from gamma = 1, keeping the previous pass's gamma for a
+        document whose bound it makes higher: the restarts of 'ones' with the
+        guarantee of 'warm' that the bound never decreases from pass to pass.
     burn_in : int or None, default=None
         gibbs: sweeps discarded before the topic-word counts are averaged
         (None: max_iter // 2).  ``max_iter`` is the number of sweeps.
     thin : int, default=1
         gibbs: keep every thin-th sweep after burn-in.
+    n_init : int, default=1
+        Batch fits: the number of initialisations; the fit with the highest final
+        objective is kept (crisp, like k-means, profits from restarts).
     n_threads : int or None, default=None
         Threads of the kernels (None: n_jobs if given, else all CPUs).  Results
         are identical for any value.
@@ -131,8 +137,8 @@ class LatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMixi
                  max_iter=10, batch_size=128, evaluate_every=-1, total_samples=1e6,
                  perp_tol=1e-1, mean_change_tol=1e-3, max_doc_update_iter=100, n_jobs=None,
                  verbose=0, random_state=None, method="meanfield", learn_doc_topic_prior=None,
-                 learn_topic_word_prior=False, warm_doc_topic=True, burn_in=None, thin=1,
-                 n_threads=None):
+                 learn_topic_word_prior=False, doc_topic_init="best", burn_in=None, thin=1,
+                 n_init=1, n_threads=None):
         self.n_components = n_components
         self.doc_topic_prior = doc_topic_prior
         self.topic_word_prior = topic_word_prior
@@ -152,9 +158,10 @@ class LatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMixi
         self.method = method
         self.learn_doc_topic_prior = learn_doc_topic_prior
         self.learn_topic_word_prior = learn_topic_word_prior
-        self.warm_doc_topic = warm_doc_topic
+        self.doc_topic_init = doc_topic_init
         self.burn_in = burn_in
         self.thin = thin
+        self.n_init = n_init
         self.n_threads = n_threads
 
     # ------------------------------------------------------------ validation
@@ -181,6 +188,7 @@ class LatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMixi
         _int("evaluate_every", -10**9)
         _int("max_doc_update_iter", 1)
         _int("thin", 1)
+        _int("n_init", 1)
         if self.burn_in is not None:
             _int("burn_in", 0)
         _real("learning_decay", 0.0, True, 1.0)
@@ -197,6 +205,9 @@ class LatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMixi
         if self.learn_doc_topic_prior not in (None, False, True, "symmetric", "asymmetric"):
             raise ValueError("learn_doc_topic_prior must be None, False, True, 'symmetric' or "
                              f"'asymmetric', got {self.learn_doc_topic_prior!r}")
+        if self.doc_topic_init not in ("best", "ones", "warm"):
+            raise ValueError("doc_topic_init must be 'best', 'ones' or 'warm', got "
+                             f"{self.doc_topic_init!r}")
         if not isinstance(self.learn_topic_word_prior, (bool, np.bool_)):
             raise TypeError("learn_topic_word_prior must be a bool")
         if m.assign == "sample" and self.learning_method == "online":
@@ -259,12 +270,19 @@ class LatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMixi
             seed = int(rng.randint(np.iinfo(np.int32).max))
             comp, alpha = self._fit_gibbs(corpus, alpha, eta, seed)
         else:
-            comp = rng.gamma(100.0, 0.01, (K, corpus.n_words))
             if self.learning_method == "online":
+                comp = rng.gamma(100.0, 0.01, (K, corpus.n_words))
                 comp, alpha = self._fit_online(corpus, comp, alpha, eta, m, corpus.n_docs,
                                                passes=self.max_iter)
             else:
-                comp, alpha, eta = self._fit_batch(corpus, comp, alpha, eta, m)
+                best = None
+                for _ in range(self.n_init):       # keep the run with the highest objective
+                    comp0 = rng.gamma(100.0, 0.01, (K, corpus.n_words))
+                    run = self._fit_batch(corpus, comp0, alpha.copy(), eta, m)
+                    final = self.trace_["objective"][-1] if len(self.trace_["objective"]) else 0
+                    if best is None or final > best[0]:
+                        best = (final, run, self.trace_, self.n_iter_)
+                _, (comp, alpha, eta), self.trace_, self.n_iter_ = best
         self._finish(comp, alpha, eta, m, corpus.dtype)
         self.bound_ = self._perplexity(corpus)
         return self
@@ -295,13 +313,14 @@ class LatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMixi
         report, close = progress_reporter(self, f"LDA {m.name}")
 
         def step(comp, it):
-            if not self.warm_doc_topic:
+            if self.doc_topic_init == "ones":
                 gamma.fill(1.0)
             eb = CategoricalFamily.effective_topics(comp, m.update, dtype)
             a = state["alpha"]
             stats, tot = TopicModel.local_step(corpus, eb, a, gamma, hard,
                                                self.max_doc_update_iter, self.mean_change_tol,
-                                               True, self._n_threads)
+                                               True, self._n_threads,
+                                               restart=self.doc_topic_init == "best")
             objective = (TopicModel.documents_term(tot, a, D, hard)
                          + CategoricalFamily.bound_term(comp, state["eta"], m.update)) / words
             new = CategoricalFamily.components_from_stats(stats, state["eta"])
@@ -315,6 +334,7 @@ class LatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMixi
 
         def callback(it, objective, params):
             self.n_iter_ = it
+            self.n_batch_iter_ = it + 1
             if self.evaluate_every > 0 and it % self.evaluate_every == 0:
                 perp = float(np.exp(-objective))
                 last = state["last_perp"]
@@ -455,6 +475,7 @@ class LatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMixi
                 trace.append(lj / max(words.shape[0], 1), time.perf_counter() - t0)
                 report.iteration(sweep, lj, np.nan)
                 self.n_iter_ = sweep
+                self.n_batch_iter_ = sweep + 1
         finally:
             close()
         self.log_joint_ = np.asarray(self.log_joint_)

@@ -25,7 +25,8 @@ class TopicModel:
         self.n_components = n_components
 
     @staticmethod
-    def local_step(corpus, eb, alpha, gamma, hard, max_iter, tol, need_stats, n_threads):
+    def local_step(corpus, eb, alpha, gamma, hard, max_iter, tol, need_stats, n_threads,
+                   restart=False):
         """Run the fixed point of every document from gamma (overwritten).
         Returns (stats word-major V x K or None, totals: [word, dirichlet, inner
         iterations, sum_d E log theta_d (K)])."""
@@ -35,7 +36,7 @@ class TopicModel:
         _lda.doc_fixed_point(corpus.indptr, corpus.indices, corpus.data, eb,
                              np.ascontiguousarray(alpha, dtype=np.float64), gamma, stats, totals,
                              int(hard), int(max_iter), float(tol), bool(need_stats),
-                             int(n_threads))
+                             int(restart), int(n_threads))
         if need_stats and not hard:
             stats *= eb          # phi = e_k eb_wk c / norm: the eb factor is applied once here
         return (stats if need_stats else None), totals

@@ -1,0 +1,357 @@
+"""LatentDirichletAllocation: equality with scikit-learn and with a NumPy oracle,
+monotone objectives, ground-truth recovery, real data, determinism, bad input."""
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from scipy.optimize import linear_sum_assignment
+from sklearn.decomposition import LatentDirichletAllocation as SkLDA
+from sklearn.utils import check_random_state
+
+import fastvem
+from fastvem import LatentDirichletAllocation as LDA
+from fastvem.datasets import make_lda_corpus
+from fastvem.topics import (document_completion_perplexity, split_documents, top_words,
+                            topic_coherence)
+
+from oracle import lda_vem_oracle
+
+
+class SkLDAOnes(SkLDA):
+    """scikit-learn's LDA with its documents' fixed point started from gamma = 1 when
+    fitting (it draws Gamma(100, 0.01) values there), as fastvem does: the only
+    difference between the two algorithms, removed so iterates can be compared."""
+
+    def _e_step(self, X, cal_sstats, random_init, parallel=None):
+        return super()._e_step(X, cal_sstats, False, parallel)
+
+
+@pytest.fixture
+def exact_digamma_sklearn(monkeypatch):
+    """scikit-learn's LDA with scipy's digamma in place of its truncated series
+    (accurate to ~1e-9 only), so that its iterates can be compared tightly."""
+    import sklearn.decomposition._lda as sk_lda
+    from scipy.special import psi
+
+    def expect_1d(doc_topic, prior, out):
+        doc_topic += prior
+        out[:] = np.exp(psi(doc_topic) - psi(doc_topic.sum()))
+
+    def expect_2d(arr):
+        return psi(arr) - psi(arr.sum(axis=1))[:, None]
+
+    monkeypatch.setattr(sk_lda, "cy_dirichlet_expectation_1d",
+                        {"float": expect_1d, "double": expect_1d})
+    monkeypatch.setattr(sk_lda, "_dirichlet_expectation_2d", expect_2d)
+
+
+@pytest.fixture(scope="module")
+def small_corpus():
+    X = sp.random(300, 200, density=0.05, random_state=0, format="csr")
+    X.data = np.ceil(X.data * 5)
+    return X
+
+
+@pytest.fixture(scope="module")
+def synthetic():
+    X, truth = make_lda_corpus(2500, 400, 5, doc_length=100, doc_topic_prior=0.2,
+                               topic_word_prior=0.05, random_state=2)
+    return X[:2000], X[2000:], truth
+
+
+@pytest.fixture(scope="module")
+def reuters():
+    lda_datasets = pytest.importorskip("lda.datasets")
+    return sp.csr_matrix(lda_datasets.load_reuters())
+
+
+def _matched_cosines(components, truth_topics):
+    B = components / np.linalg.norm(components, axis=1, keepdims=True)
+    T = truth_topics / np.linalg.norm(truth_topics, axis=1, keepdims=True)
+    cos = B @ T.T
+    r, c = linear_sum_assignment(-cos)
+    return cos[r, c]
+
+
+# ---------------------------------------------------------------- equality with references
+@pytest.mark.parametrize("dense", [False, True])
+def test_batch_meanfield_equals_sklearn(small_corpus, dense, exact_digamma_sklearn):
+    X = small_corpus.toarray() if dense else small_corpus
+    sk = SkLDAOnes(n_components=6, max_iter=8, random_state=3).fit(X)
+    fv = LDA(n_components=6, max_iter=8, random_state=3, doc_topic_init="ones").fit(X)
+    np.testing.assert_allclose(fv.components_, sk.components_, rtol=1e-7, atol=1e-10)
+    np.testing.assert_allclose(fv.exp_dirichlet_component_, sk.exp_dirichlet_component_,
+                               rtol=1e-7)
+    assert fv.bound_ == pytest.approx(sk.bound_, rel=1e-7)
+    assert fv.score(X) == pytest.approx(sk.score(X), rel=1e-7)
+    assert fv.perplexity(X) == pytest.approx(sk.perplexity(X), rel=1e-7)
+    np.testing.assert_allclose(fv.transform(X), sk.transform(X), atol=1e-5)
+    assert fv.n_iter_ == sk.n_iter_ and fv.n_batch_iter_ == sk.n_batch_iter_
+    assert fv.doc_topic_prior_ == sk.doc_topic_prior_
+    assert fv.topic_word_prior_ == sk.topic_word_prior_
+
+
+def test_online_meanfield_equals_sklearn_and_partial_fit(small_corpus, exact_digamma_sklearn):
+    X = small_corpus
+    kw = dict(n_components=5, learning_method="online", batch_size=64, max_iter=3,
+              random_state=1)
+    sk = SkLDAOnes(**kw).fit(X)
+    fv = LDA(**kw).fit(X)      # lazy updates: only the batch's words are touched
+    np.testing.assert_allclose(fv.components_, sk.components_, rtol=1e-7, atol=1e-10)
+    assert fv.n_batch_iter_ == sk.n_batch_iter_
+    # partial_fit over a stream: the same steps as one online pass
+    one = LDA(n_components=5, learning_method="online", batch_size=64, max_iter=1,
+              random_state=1).fit(X)
+    pf = LDA(n_components=5, batch_size=64, random_state=1, total_samples=X.shape[0])
+    for s in range(0, X.shape[0], 64):
+        pf.partial_fit(X[s:s + 64])
+    np.testing.assert_allclose(pf.components_, one.components_, rtol=1e-12)
+    sk_pf = SkLDAOnes(n_components=5, batch_size=64, random_state=1, total_samples=X.shape[0])
+    for s in range(0, X.shape[0], 64):
+        sk_pf.partial_fit(X[s:s + 64])
+    np.testing.assert_allclose(pf.components_, sk_pf.components_, rtol=1e-7, atol=1e-10)
+
+
+def test_vem_equals_blei_oracle(small_corpus):
+    X = small_corpus[:120]
+    K, eta, alpha0, n_iter = 4, 0.1, 0.25, 5
+    fv = LDA(n_components=K, method="vem", max_iter=n_iter, random_state=7, doc_topic_init="ones",
+             doc_topic_prior=alpha0, topic_word_prior=eta, mean_change_tol=1e-3).fit(X)
+    topics0 = check_random_state(7).gamma(100.0, 0.01, (K, X.shape[1]))
+    comps, alphas, bounds = lda_vem_oracle(X.toarray(), topics0, alpha0, eta, n_iter)
+    np.testing.assert_allclose(fv.components_, comps[-1], rtol=1e-6, atol=1e-9)
+    assert fv.doc_topic_prior_ == pytest.approx(alphas[-1], rel=1e-6)
+    words = X.sum()
+    np.testing.assert_allclose(fv.trace_["objective"] * words, bounds, rtol=1e-9)
+    # step for step: every pass of the oracle against a fit of that many passes
+    for i in (0, 2):
+        f = LDA(n_components=K, method="vem", max_iter=i + 1, random_state=7,
+                doc_topic_init="ones", doc_topic_prior=alpha0, topic_word_prior=eta).fit(X)
+        np.testing.assert_allclose(f.components_, comps[i], rtol=1e-6, atol=1e-9)
+
+
+def test_digamma_kernel_accuracy():
+    from scipy.special import psi
+    from fastvem._ext import _lda
+    x = np.logspace(-6, 4, 3000)
+    out = np.empty_like(x)
+    _lda.digamma_array(x, out)
+    np.testing.assert_allclose(out, psi(x), rtol=1e-13, atol=1e-13)
+
+
+# ---------------------------------------------------------------- monotone objectives
+@pytest.mark.parametrize("method,kw", [
+    ("vem", {}), ("vem", {"learn_doc_topic_prior": "asymmetric"}),
+    ("meanfield", {}), ("meanfield", {"learn_doc_topic_prior": True,
+                                      "learn_topic_word_prior": True}),
+    ("crisp", {}), ("crisp", {"learn_doc_topic_prior": True}),
+    ("vem", {"doc_topic_init": "warm"})])
+def test_objective_never_decreases(synthetic, method, kw):
+    Xtr, _, _ = synthetic
+    fv = LDA(n_components=5, method=method, max_iter=25, random_state=0, **kw).fit(Xtr)
+    obj = fv.trace_["objective"]
+    assert len(obj) == 25
+    assert np.all(np.diff(obj) >= -1e-12 * np.abs(obj[1:])), np.diff(obj).min()
+
+
+def test_restarting_from_ones_alone_can_decrease_the_bound(synthetic):
+    """Why doc_topic_init='best' exists: scikit-learn's restart of every document
+    each pass does not guarantee a monotone bound."""
+    Xtr, _, _ = synthetic
+    diffs = [np.diff(LDA(n_components=5, method="vem", max_iter=40, random_state=s,
+                         doc_topic_init="ones").fit(Xtr).trace_["objective"]).min()
+             for s in range(3)]
+    assert min(diffs) < 0
+
+
+# ---------------------------------------------------------------- ground truth
+@pytest.mark.parametrize("method,kw", [
+    ("vem", {}), ("meanfield", {}), ("meanfield", {"learning_method": "online"}),
+    ("gibbs", {"max_iter": 120}), ("crisp", {"n_init": 4})])
+def test_recovers_true_topics(synthetic, method, kw):
+    Xtr, Xte, truth = synthetic
+    args = dict(n_components=5, max_iter=60, random_state=0, method=method)
+    args.update(kw)
+    fv = LDA(**args).fit(Xtr)
+    cos = _matched_cosines(fv.components_, truth["topics"])
+    assert cos.min() >= 0.9, cos
+    true_perp = document_completion_perplexity((truth["topics"], truth["doc_topic_prior"]), Xte)
+    perp = document_completion_perplexity(fv, Xte)
+    assert perp <= 1.05 * true_perp, (perp, true_perp)
+
+
+# ---------------------------------------------------------------- real data
+@pytest.mark.parametrize("method", ["meanfield", "vem", "gibbs", "crisp"])
+def test_reuters(reuters, method):
+    X = reuters
+    train, test = X[:320], X[320:]
+    fv = LDA(n_components=10, method=method, max_iter=40 if method != "gibbs" else 150,
+             random_state=0).fit(train)
+    perp = document_completion_perplexity(fv, test)
+    freq = np.asarray(train.sum(axis=0)).ravel() + 0.01
+    unigram = document_completion_perplexity((freq[None, :], 1.0), test)
+    assert np.isfinite(perp) and perp < unigram, (perp, unigram)
+    assert np.isfinite(fv.perplexity(test))
+    # coherent top words: more coherent than random sets of equally frequent words
+    coh = topic_coherence(fv.components_, train, top_n=10, measure="npmi").mean()
+    rng = np.random.default_rng(0)
+    rand = rng.permuted(np.tile(freq, (10, 1)) * rng.random((10, freq.size)), axis=1)
+    coh_rand = topic_coherence(rand, train, top_n=10, measure="npmi").mean()
+    assert coh > coh_rand + 0.05, (coh, coh_rand)
+
+
+# ---------------------------------------------------------------- determinism, dtypes, inputs
+@pytest.mark.parametrize("method", ["gibbs", "vem", "meanfield", "crisp"])
+def test_identical_for_any_thread_count(synthetic, method):
+    Xtr, _, _ = synthetic
+    fits = [LDA(n_components=5, method=method, max_iter=6, random_state=4,
+                n_threads=t).fit(Xtr) for t in (1, 2, 3)]
+    for f in fits[1:]:
+        np.testing.assert_array_equal(f.components_, fits[0].components_)
+        np.testing.assert_array_equal(f.trace_["objective"], fits[0].trace_["objective"])
+        np.testing.assert_array_equal(f.transform(Xtr[:50]), fits[0].transform(Xtr[:50]))
+
+
+def test_gibbs_log_joint_rises_and_learns_alpha(synthetic):
+    Xtr, _, truth = synthetic
+    fv = LDA(n_components=5, method="gibbs", max_iter=60, random_state=0,
+             learn_doc_topic_prior=True).fit(Xtr)
+    assert fv.log_joint_[-1] > fv.log_joint_[0]
+    assert fv.doc_topic_prior_ == pytest.approx(truth["doc_topic_prior"], rel=0.3)
+
+
+def test_vem_learns_alpha_near_truth(synthetic):
+    Xtr, _, truth = synthetic
+    fv = LDA(n_components=5, method="vem", max_iter=60, random_state=0).fit(Xtr)
+    assert fv.doc_topic_prior_ == pytest.approx(truth["doc_topic_prior"], rel=0.3)
+    fa = LDA(n_components=5, method="vem", max_iter=30, random_state=0,
+             learn_doc_topic_prior="asymmetric").fit(Xtr)
+    assert np.shape(fa.doc_topic_prior_) == (5,)
+
+
+def test_float32_and_input_forms(small_corpus):
+    X = small_corpus
+    f64 = LDA(n_components=4, max_iter=5, random_state=0).fit(X)
+    f32 = LDA(n_components=4, max_iter=5, random_state=0).fit(X.astype(np.float32))
+    assert f32.components_.dtype == np.float32
+    np.testing.assert_allclose(f32.components_, f64.components_, rtol=2e-3, atol=1e-3)
+    for other in (X.tocsc(), X.tocoo(), X.toarray().astype(np.int64)):
+        f = LDA(n_components=4, max_iter=5, random_state=0).fit(other)
+        np.testing.assert_allclose(f.components_, f64.components_, rtol=1e-12)
+    coo = X.tocoo()
+    bow = [[] for _ in range(X.shape[0])]
+    for r, c, v in zip(coo.row, coo.col, coo.data):
+        bow[r].append((int(c), float(v)))
+    last_word = X.shape[1] - 1
+    bow[0].append((last_word, 0.0))        # keep the vocabulary size
+    f = LDA(n_components=4, max_iter=5, random_state=0).fit(bow)
+    np.testing.assert_allclose(f.components_, f64.components_, rtol=1e-12)
+    np.testing.assert_allclose(f.transform(bow), f64.transform(X), rtol=1e-12)
+
+
+def test_transform_score_perplexity_relations(small_corpus):
+    X = small_corpus
+    fv = LDA(n_components=4, max_iter=5, random_state=0).fit(X)
+    th = fv.transform(X)
+    np.testing.assert_allclose(th.sum(axis=1), 1.0)
+    assert fv.perplexity(X) == pytest.approx(np.exp(-fv.score(X) / X.sum()), rel=1e-12)
+    assert fv.bound_ == pytest.approx(fv.perplexity(X), rel=1e-12)
+    np.testing.assert_allclose(fv.fit_transform(X), th, rtol=1e-12)
+    assert fv.get_feature_names_out().shape == (4,)
+
+
+def test_empty_documents_are_allowed(small_corpus):
+    X = sp.vstack([small_corpus, sp.csr_matrix((3, small_corpus.shape[1]))]).tocsr()
+    for method in ("meanfield", "vem", "gibbs", "crisp"):
+        fv = LDA(n_components=3, max_iter=4, method=method, random_state=0).fit(X)
+        th = fv.transform(X)
+        np.testing.assert_allclose(th[-3:], 1.0 / 3)
+        assert np.all(np.isfinite(fv.components_))
+
+
+def test_save_load_roundtrip(tmp_path, small_corpus):
+    fv = LDA(n_components=4, max_iter=5, random_state=0, method="vem").fit(small_corpus)
+    path = tmp_path / "lda.npz"
+    fv.save(path)
+    back = fastvem.load(path)
+    np.testing.assert_array_equal(back.components_, fv.components_)
+    np.testing.assert_array_equal(back.transform(small_corpus), fv.transform(small_corpus))
+
+
+# ---------------------------------------------------------------- evaluation helpers
+def test_split_documents_partitions_the_tokens(reuters):
+    obs, held = split_documents(reuters[:50], random_state=0)
+    np.testing.assert_array_equal((obs + held).toarray(), reuters[:50].toarray())
+    lengths = np.asarray(reuters[:50].sum(axis=1)).ravel()
+    np.testing.assert_array_equal(np.asarray(obs.sum(axis=1)).ravel(), (lengths + 1) // 2)
+
+
+def test_coherence_matches_brute_force():
+    rng = np.random.default_rng(0)
+    X = (rng.random((60, 12)) < 0.3) * rng.integers(1, 4, (60, 12))
+    comp = rng.random((3, 12))
+    B = X > 0
+    for measure in ("umass", "npmi"):
+        got = topic_coherence(comp, X, top_n=4, measure=measure)
+        for k, top in enumerate(top_words(comp, 4)):
+            vals = []
+            for i in range(1, 4):
+                for j in range(i):
+                    wi, wj = top[i], top[j]
+                    dij = np.sum(B[:, wi] & B[:, wj])
+                    if measure == "umass":
+                        vals.append(np.log((dij + 1) / B[:, wj].sum()))
+                    else:
+                        pij, pi, pj = dij / 60, B[:, wi].mean(), B[:, wj].mean()
+                        vals.append(np.log(pij / (pi * pj)) / -np.log(pij) if pij > 0 else -1.0)
+            assert got[k] == pytest.approx(np.mean(vals), rel=1e-12)
+
+
+# ---------------------------------------------------------------- bad input
+def test_em_is_refused_with_the_reason(small_corpus):
+    with pytest.raises(ValueError, match="intractable.*vem"):
+        LDA(method="em").fit(small_corpus)
+
+
+@pytest.mark.parametrize("make,match", [
+    (lambda X: X.multiply(-1).tocsr(), "negative"),
+    (lambda X: X.toarray() * np.where(np.arange(X.shape[1]) == 3, np.nan, 1.0), "NaN"),
+    (lambda X: sp.csr_matrix(X.shape), "all-zero"),
+    (lambda X: np.zeros((0, 5)), "no documents"),
+    (lambda X: [[(0, 1.0), (1, 2.0, 3.0)]], "pairs"),
+    (lambda X: np.array(["a", "b"]).reshape(1, 2), "numeric"),
+])
+def test_bad_corpus(small_corpus, make, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        LDA(n_components=2, max_iter=2).fit(make(small_corpus))
+
+
+def test_gibbs_needs_whole_counts(small_corpus):
+    X = small_corpus.copy()
+    X.data = X.data + 0.5
+    with pytest.raises(ValueError, match="non-integer"):
+        LDA(n_components=2, max_iter=2, method="gibbs").fit(X)
+    LDA(n_components=2, max_iter=2, method="vem").fit(X)   # fractional counts are fine there
+
+
+def test_vocabulary_mismatch_and_bad_priors(small_corpus):
+    fv = LDA(n_components=3, max_iter=2).fit(small_corpus)
+    with pytest.raises(ValueError, match="n_features_in_"):
+        fv.transform(small_corpus[:, :-1])
+    with pytest.raises(ValueError, match="n_features_in_"):
+        fv.transform([[(small_corpus.shape[1] + 5, 1.0)]])
+    with pytest.raises(ValueError, match="doc_topic_prior"):
+        LDA(n_components=3, doc_topic_prior=[0.1, 0.2]).fit(small_corpus)
+    with pytest.raises(ValueError, match="doc_topic_prior"):
+        LDA(n_components=3, doc_topic_prior=-1.0).fit(small_corpus)
+    with pytest.raises(ValueError, match="topic_word_prior"):
+        LDA(n_components=3, topic_word_prior=0.0).fit(small_corpus)
+    with pytest.raises(ValueError, match="learning_method"):
+        LDA(learning_method="stochastic").fit(small_corpus)
+    with pytest.raises(ValueError, match="online"):
+        LDA(method="gibbs", learning_method="online").fit(small_corpus)
+    with pytest.raises(ValueError, match="burn_in"):
+        LDA(method="gibbs", max_iter=5, burn_in=5).fit(small_corpus)
+    with pytest.raises(TypeError, match="n_components"):
+        LDA(n_components=2.5).fit(small_corpus)
+    with pytest.raises(ValueError, match="doc_topic_init"):
+        LDA(doc_topic_init="random").fit(small_corpus)
