@@ -125,7 +125,7 @@ def lda_vem_oracle(X, topics0, alpha, eta, n_iter, max_inner=100, tol=1e-3, lear
             elog_sum += elog
             # E log p(w, z | theta, beta) - E log q(z) at phi optimal = sum c log norm
             bound += np.dot(c, np.log(norm))
-            bound += (gammaln(K * alpha) - K * gammaln(alpha) + np.dot(alpha - 1, elog)
+            bound += (gammaln(K * alpha) - K * gammaln(alpha) + np.sum((alpha - 1) * elog)
                       - gammaln(gamma.sum()) + np.sum(gammaln(gamma)) - np.dot(gamma - 1, elog))
         # point topics: log Dirichlet(beta | eta + 1)
         bound += np.sum(eta * np.log(beta)) + K * (gammaln(V * (eta + 1)) - V * gammaln(eta + 1))
