@@ -109,6 +109,8 @@ def check_corpus(X, *, name="X", n_words=None, dtype=None, integer=False, fittin
         X = _from_bag_of_words(X, n_words, name)
     if sp.issparse(X):
         X = sp.csr_matrix(X)          # copies COO/CSC; CSR stays a view-like matrix
+        if X.dtype.kind == "c":
+            raise ValueError(f"Complex data not supported: {name} has dtype {X.dtype}")
         if X.dtype.kind not in "biuf":
             raise TypeError(f"{name} must hold numeric counts, got dtype {X.dtype}")
         X.sum_duplicates()
@@ -117,19 +119,27 @@ def check_corpus(X, *, name="X", n_words=None, dtype=None, integer=False, fittin
             arr = np.asarray(X)
         except Exception as exc:
             raise ValueError(f"{name} could not be converted to an array: {exc}") from None
+        if arr.dtype.kind == "c":
+            raise ValueError(f"Complex data not supported: {name} has dtype {arr.dtype}")
+        if arr.dtype.kind == "O":
+            arr = arr.astype(np.float64)      # numbers held as objects; TypeError otherwise
         if arr.dtype.kind not in "biuf":
             raise TypeError(f"{name} must hold numeric counts, got dtype {arr.dtype}")
         if arr.ndim != 2:
-            raise ValueError(f"{name} must be 2D (documents x words), got shape {arr.shape}")
+            raise ValueError(f"{name} must be 2D (documents x words), got shape {arr.shape}. "
+                             "Reshape your data: one row per document.")
         X = sp.csr_matrix(arr)
     D, V = X.shape
     if D == 0:
-        raise ValueError(f"{name} holds no documents (0 rows)")
+        raise ValueError(f"Found array with 0 sample(s) (shape=({D}, {V})) while a minimum of "
+                         f"1 is required: {name} holds no documents")
     if V == 0:
-        raise ValueError(f"{name} has an empty vocabulary (0 columns)")
+        raise ValueError(f"Found array with 0 feature(s) (shape=({D}, 0)) while a minimum of "
+                         f"1 is required: {name} has an empty vocabulary")
     if n_words is not None and V != n_words:
-        raise ValueError(f"{name} has {V} words (columns) but the model was fitted with "
-                         f"{n_words} (n_features_in_)")
+        raise ValueError(f"{name} has {V} features, but LatentDirichletAllocation is "
+                         f"expecting {n_words} features as input (n_features_in_: words the "
+                         "model was fitted with)")
     if V >= 2**31:
         raise ValueError(f"{name} has {V} words; at most 2**31 - 1 are supported")
     want = dtype
@@ -140,7 +150,7 @@ def check_corpus(X, *, name="X", n_words=None, dtype=None, integer=False, fittin
         if not np.all(np.isfinite(data)):
             raise ValueError(f"{name} contains NaN or infinity")
         if data.min() < 0:
-            raise ValueError(f"{name} contains negative counts")
+            raise ValueError(f"Negative values in data passed to {name}: counts must be >= 0")
         if integer and np.any(data != np.round(data)):
             raise ValueError(f"{name} contains non-integer counts; method='gibbs' samples one "
                              "topic per token and needs whole-number counts")

@@ -14,7 +14,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import shuffle
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from fastvem import BayesianGaussianMixture, GaussianMixture
+from fastvem import BayesianGaussianMixture, GaussianMixture, LatentDirichletAllocation
 
 ESTIMATORS = [
     GaussianMixture(),
@@ -137,3 +137,20 @@ def test_initialisation_honours_sample_weight(ct, init_params):
     np.testing.assert_allclose(wei.means_[0], np.average(X, axis=0, weights=sw), rtol=1e-10)
     unw = GaussianMixture(**params).fit(X)
     assert not np.allclose(unw.means_, wei.means_)
+
+
+# ---------------------------------------------------------------- LatentDirichletAllocation
+# method='gibbs' is left out on purpose: scikit-learn's checks fit random real-valued
+# data, and collapsed Gibbs refuses non-integer counts by design (one topic per token);
+# tests/test_lda.py covers its API on count data.
+LDA_ESTIMATORS = [
+    LatentDirichletAllocation(max_iter=5),
+    LatentDirichletAllocation(method="vem", max_iter=5),
+    LatentDirichletAllocation(method="crisp", max_iter=5),
+    LatentDirichletAllocation(learning_method="online", max_iter=3, n_threads=1),
+]
+
+
+@parametrize_with_checks(LDA_ESTIMATORS)
+def test_lda_sklearn_compatible(estimator, check):
+    check(estimator)

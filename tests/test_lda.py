@@ -313,10 +313,13 @@ def test_em_is_refused_with_the_reason(small_corpus):
 
 
 @pytest.mark.parametrize("make,match", [
-    (lambda X: X.multiply(-1).tocsr(), "negative"),
+    (lambda X: X.multiply(-1).tocsr(), "Negative values"),
     (lambda X: X.toarray() * np.where(np.arange(X.shape[1]) == 3, np.nan, 1.0), "NaN"),
     (lambda X: sp.csr_matrix(X.shape), "all-zero"),
     (lambda X: np.zeros((0, 5)), "no documents"),
+    (lambda X: np.zeros((5, 0)), "empty vocabulary"),
+    (lambda X: np.ones(5), "Reshape"),
+    (lambda X: np.ones((3, 3), dtype=complex), "Complex"),
     (lambda X: [[(0, 1.0), (1, 2.0, 3.0)]], "pairs"),
     (lambda X: np.array(["a", "b"]).reshape(1, 2), "numeric"),
 ])
