@@ -32,6 +32,13 @@ from _common cimport fexp, splitmix64
 
 cnp.import_array()
 
+cdef extern from "fv_lda.h" nogil:
+    double fv_digamma(double x)
+    double fv_dot_d(const double *a, const double *b, long n)
+    float fv_dot_f(const float *a, const float *b, long n)
+    double fv_expect_log_d(const double *gamma, double *e, double *elog, long K)
+    double fv_expect_log_f(const float *gamma, float *e, double *elog, long K)
+
 cdef enum:
     PART_DOCS = 256     # documents per partition of the fixed point (fixed: thread-invariant)
     BLOCK_DOCS = 256    # documents per snapshot block of the Gibbs sweep
@@ -41,16 +48,14 @@ GIBBS_BLOCK_DOCS = BLOCK_DOCS
 
 
 cdef inline double digamma(double x) noexcept nogil:
-    """psi(x) for x > 0: recurrence up to x >= 10, then the asymptotic series
-    (absolute error below 1e-14 there)."""
-    cdef double r = 0.0, f, f2
-    while x < 10.0:
-        r -= 1.0 / x
-        x += 1.0
-    f = 1.0 / x
-    f2 = f * f
-    return (r + log(x) - 0.5 * f
-            - f2 * (1.0 / 12 - f2 * (1.0 / 120 - f2 * (1.0 / 252 - f2 * (1.0 / 240 - f2 * (1.0 / 132))))))
+    return fv_digamma(x)
+
+
+cdef inline floating fdot(const floating *a, const floating *b, Py_ssize_t n) noexcept nogil:
+    if floating is float:
+        return fv_dot_f(a, b, n)
+    else:
+        return fv_dot_d(a, b, n)
 
 
 def digamma_array(const double[::1] x, double[::1] out):
@@ -66,18 +71,17 @@ cdef inline double _expect_log(floating *gamma, const double *alpha, floating *e
     log theta.  Returns sum(gamma)."""
     cdef Py_ssize_t k
     cdef double s = 0.0, ps
+    if not hard:
+        if floating is float:
+            return fv_expect_log_f(gamma, e, elog, K)
+        else:
+            return fv_expect_log_d(gamma, e, elog, K)
     for k in range(K):
         s += gamma[k]
-    if hard:
-        ps = log(s)
-        for k in range(K):
-            elog[k] = log(<double>gamma[k]) - ps
-            e[k] = <floating>(gamma[k] / s)
-    else:
-        ps = digamma(s)
-        for k in range(K):
-            elog[k] = digamma(<double>gamma[k]) - ps
-            e[k] = fexp(<floating>elog[k])
+    ps = log(s)
+    for k in range(K):
+        elog[k] = log(<double>gamma[k]) - ps
+        e[k] = <floating>(gamma[k] / s)
     return s
 
 
@@ -118,9 +122,7 @@ cdef int _one_doc(const int32_t *idx, const floating *cnt, Py_ssize_t n,
         else:
             for j in range(n):
                 row = eb + idx[j] * K
-                norm = 0
-                for k in range(K):
-                    norm = norm + e[k] * row[k]
+                norm = fdot(e, row, K)
                 r = cnt[j] / (norm + eps)
                 for k in range(K):
                     t[k] = t[k] + r * row[k]
@@ -166,9 +168,7 @@ cdef void _doc_terms(const int32_t *idx, const floating *cnt, Py_ssize_t n,
     else:
         for j in range(n):
             row = eb + idx[j] * K
-            norm = 0
-            for k in range(K):
-                norm = norm + e[k] * row[k]
+            norm = fdot(e, row, K)
             acc += cnt[j] * log(<double>norm + eps)
         out[0] += acc
         sg = 0.0
@@ -202,9 +202,7 @@ cdef void _doc_stats(const int32_t *idx, const floating *cnt, Py_ssize_t n,
                     best = k
             b[best] += cnt[j]
         else:
-            norm = 0
-            for k in range(K):
-                norm = norm + e[k] * row[k]
+            norm = fdot(e, row, K)
             r = cnt[j] / (<double>norm + eps)
             for k in range(K):
                 b[k] += r * e[k]

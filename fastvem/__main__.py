@@ -38,7 +38,10 @@ def _review(args):
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     labels = np.load(args.labels, allow_pickle=False) if args.labels else None
-    review(args.data, labels, model=args.model, methods=methods, n_components=args.n_components,
+    k = args.n_components if args.n_components is not None else (10 if args.model == "lda" else 2)
+    if args.model == "lda" and args.methods == "gibbs,meanfield,em,vem,crisp":
+        methods = ["gibbs", "meanfield", "vem", "crisp"]
+    review(args.data, labels, model=args.model, methods=methods, n_components=k,
            covariance_type=args.covariance_type, seeds=seeds, out=args.out,
            progress=not args.no_progress)
     print(f"wrote review.txt, review.csv, review.json and review.png to {args.out}/")
@@ -56,11 +59,14 @@ def main(argv=None):
                    choices=["gibbs", "meanfield", "em", "vem", "crisp"])
     p.add_argument("--seed", type=int, default=0)
     r = sub.add_parser("review", help="every method on one data set: speed against accuracy")
-    r.add_argument("--model", default="gmm", choices=["gmm"])
-    r.add_argument("--data", default=None, help=".npy or .csv file (default: Old Faithful)")
+    r.add_argument("--model", default="gmm", choices=["gmm", "lda"],
+                   help="gmm: Gaussian mixture; lda: topic model (Reuters via the lda package)")
+    r.add_argument("--data", default=None, help=".npy or .csv file (default: Old Faithful); "
+                   "for lda a scipy.sparse .npz or .npy of counts (default: Reuters)")
     r.add_argument("--labels", default=None, help=".npy file of true labels (for the ARI)")
     r.add_argument("--methods", default="gibbs,meanfield,em,vem,crisp")
-    r.add_argument("-k", "--n-components", type=int, default=2)
+    r.add_argument("-k", "--n-components", type=int, default=None,
+                   help="components (default: 2 for gmm, 10 topics for lda)")
     r.add_argument("--covariance-type", default="full",
                    choices=["full", "tied", "diag", "spherical"])
     r.add_argument("--seeds", default="0,1,2,3,4")

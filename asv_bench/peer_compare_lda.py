@@ -1,0 +1,156 @@
+"""LDA side by side with its peers, in one process, on the same corpus.
+
+Corpus: make_lda_corpus(22,000 docs, V=5,000, K=50, ~100 tokens/doc); 20,000 train,
+2,000 test (the issue's workload), and the `lda` package's Reuters corpus.
+Per-pass cost = (t(3 passes) - t(1 pass)) / 2, median of --repeat runs, which
+removes set-up and scikit-learn's final perplexity pass.  Accuracy = held-out
+document-completion perplexity (fastvem.topics) after --passes passes, every model
+scored by the same code from its topics and alpha.  Gibbs: tokens per second over
+sweeps 2..N.  Threads: fastvem n_threads=2; gensim LdaMulticore workers=2; tomotopy
+workers=2; scikit-learn n_jobs=None (one process, as its default); lda: one thread.
+
+    PYTHONPATH=. python asv_bench/peer_compare_lda.py [--only a,b] [--repeat 3] [--small]
+"""
+import argparse
+import time
+
+import numpy as np
+import scipy.sparse as sp
+
+import fastvem
+from fastvem.datasets import make_lda_corpus
+from fastvem.topics import document_completion_perplexity as dcp
+
+
+def timed(fn):
+    t = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t, out
+
+
+def per_pass(make_fit, repeat):
+    """Median over repeats of (t(3) - t(1)) / 2."""
+    vals = []
+    for _ in range(repeat):
+        t1, _ = timed(lambda: make_fit(1))
+        t3, _ = timed(lambda: make_fit(3))
+        vals.append((t3 - t1) / 2)
+    return float(np.median(vals))
+
+
+def to_bow(X):
+    X = sp.csr_matrix(X)
+    return [list(zip(X.indices[X.indptr[d]:X.indptr[d + 1]].tolist(),
+                     X.data[X.indptr[d]:X.indptr[d + 1]].tolist())) for d in range(X.shape[0])]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--only", default="")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--passes", type=int, default=10)
+    ap.add_argument("--small", action="store_true", help="a 5x smaller corpus (smoke run)")
+    args = ap.parse_args()
+    only = set(filter(None, args.only.split(",")))
+    D = 4000 if args.small else 20000
+    X, truth = make_lda_corpus(D + D // 10, 5000, 50, doc_length=100, random_state=0)
+    X = X.astype(np.float64)
+    Xtr, Xte = X[:D], X[D:]
+    K = 50
+    ntok = int(Xtr.sum())
+    print(f"corpus: {Xtr.shape[0]} docs, V={Xtr.shape[1]}, {ntok} tokens, K={K}; "
+          f"true-model perplexity {dcp((truth['topics'], truth['doc_topic_prior']), Xte):.1f}")
+    rows = []
+
+    def report(name, t_fv, t_peer, p_fv, p_peer, unit="s/pass"):
+        ratio = t_peer / t_fv
+        rows.append((name, t_fv, t_peer, ratio, p_fv, p_peer))
+        print(f"{name:34s} fastvem {t_fv:8.3f} {unit}  peer {t_peer:8.3f} {unit}  "
+              f"speed-up {ratio:6.2f}x  held-out perplexity fastvem {p_fv:8.1f} peer {p_peer:8.1f}",
+              flush=True)
+
+    def fv(method, n, **kw):
+        return fastvem.LatentDirichletAllocation(K, method=method, max_iter=n, random_state=0,
+                                                 n_threads=2, **kw).fit(Xtr)
+
+    if not only or "batch" in only:
+        from sklearn.decomposition import LatentDirichletAllocation as Sk
+        for method in ("meanfield", "vem"):
+            t_fv = per_pass(lambda n: fv(method, n), args.repeat)
+            t_sk = per_pass(lambda n: Sk(K, max_iter=n, learning_method="batch",
+                                         random_state=0).fit(Xtr), 1)
+            p_fv = dcp(fv(method, args.passes), Xte)
+            p_sk = dcp(Sk(K, max_iter=args.passes, learning_method="batch",
+                          random_state=0).fit(Xtr), Xte)
+            report(f"{method} vs sklearn batch", t_fv, t_sk, p_fv, p_sk)
+    if not only or "online" in only:
+        from sklearn.decomposition import LatentDirichletAllocation as Sk
+        t_fv = per_pass(lambda n: fv("meanfield", n, learning_method="online"), args.repeat)
+        t_sk = per_pass(lambda n: Sk(K, max_iter=n, learning_method="online",
+                                     random_state=0).fit(Xtr), 1)
+        p_fv = dcp(fv("meanfield", args.passes, learning_method="online"), Xte)
+        p_sk = dcp(Sk(K, max_iter=args.passes, learning_method="online",
+                      random_state=0).fit(Xtr), Xte)
+        report("online meanfield vs sklearn online", t_fv, t_sk, p_fv, p_sk)
+    if not only or "gensim" in only:
+        from gensim.models import LdaMulticore
+        bow = to_bow(Xtr)
+
+        def gs(n):
+            return LdaMulticore(bow, num_topics=K, id2word=None, workers=2, passes=n,
+                                chunksize=2000, random_state=0, iterations=100,
+                                eval_every=None)
+        for method in ("vem", "meanfield"):
+            t_fv = per_pass(lambda n: fv(method, n), args.repeat)
+            t_gs = per_pass(gs, 1)
+            p_fv = dcp(fv(method, args.passes), Xte)
+            g = gs(args.passes)
+            p_gs = dcp((g.get_topics(), g.alpha), Xte)
+            report(f"{method} vs gensim LdaMulticore(2)", t_fv, t_gs, p_fv, p_gs)
+    if not only or "gibbs" in only:
+        sweeps = 30
+
+        def fv_g():
+            return fv("gibbs", sweeps)
+        t_g, m = timed(fv_g)
+        per = np.median(m.trace_["seconds"][1:])
+        tok_fv = ntok / per
+        p_fv = dcp(m, Xte)
+        try:
+            import tomotopy as tp
+            mdl = tp.LDAModel(k=K, alpha=1.0 / K, eta=1.0 / K, seed=0)
+            coo = Xtr.tocsr()
+            for d in range(coo.shape[0]):
+                idx = coo.indices[coo.indptr[d]:coo.indptr[d + 1]]
+                cnt = coo.data[coo.indptr[d]:coo.indptr[d + 1]].astype(int)
+                mdl.add_doc([str(w) for w in np.repeat(idx, cnt)] or ["0"])
+            mdl.train(1, workers=2)
+            t_tp, _ = timed(lambda: mdl.train(sweeps - 1, workers=2))
+            tok_tp = ntok * (sweeps - 1) / t_tp
+            vocab = [int(w) for w in mdl.used_vocabs]
+            tw = np.zeros((K, Xtr.shape[1]))
+            for k in range(K):
+                tw[k, vocab] = mdl.get_topic_word_dist(k)[:len(vocab)]
+            p_tp = dcp((tw + 1e-12, 1.0 / K), Xte)
+            report("gibbs vs tomotopy LDAModel(2)", 1 / tok_fv * 1e6, 1 / tok_tp * 1e6, p_fv,
+                   p_tp, unit="us/tok")
+        except ImportError:
+            print("tomotopy not installed")
+        try:
+            import lda as lda_pkg
+            import logging
+            logging.getLogger("lda").setLevel(logging.WARNING)
+            Xi = Xtr.astype(np.int64)
+            t1, _ = timed(lambda: lda_pkg.LDA(K, n_iter=2, random_state=0, refresh=10**6).fit(Xi))
+            t2, lm = timed(lambda: lda_pkg.LDA(K, n_iter=12, random_state=0,
+                                               refresh=10**6).fit(Xi))
+            tok_lda = ntok * 10 / (t2 - t1)
+            report("gibbs vs lda package", 1 / tok_fv * 1e6, 1 / tok_lda * 1e6, p_fv,
+                   dcp((lm.topic_word_, 1.0 / K), Xte), unit="us/tok")
+        except ImportError:
+            print("lda not installed")
+        print(f"fastvem gibbs: {tok_fv / 1e6:.2f} M tokens/s")
+
+
+if __name__ == "__main__":
+    main()
