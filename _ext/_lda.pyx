@@ -23,7 +23,7 @@ from cython.parallel cimport prange, parallel, threadid
 from libc.math cimport log, lgamma, fabs
 from libc.stdint cimport uint64_t, int64_t, int32_t
 from libc.stdlib cimport malloc, free, calloc
-from libc.string cimport memset
+from libc.string cimport memset, memcpy
 
 cimport numpy as cnp
 import numpy as np
@@ -38,6 +38,14 @@ cdef extern from "fv_lda.h" nogil:
     float fv_dot_f(const float *a, const float *b, long n)
     double fv_expect_log_d(const double *gamma, double *e, double *elog, long K)
     double fv_expect_log_f(const float *gamma, float *e, double *elog, long K)
+    void fv_lda_pass_d(const double *G, const double *GT, const double *c, const double *e,
+                       double *t, double *r, long n, long K, double eps)
+    void fv_lda_pass_f(const float *G, const float *GT, const float *c, const float *e,
+                       float *t, float *r, long n, long K, float eps)
+    void fv_lda_gather_d(const double *eb, const int32_t *idx, long n, long K, double *G,
+                         double *GT)
+    void fv_lda_gather_f(const float *eb, const int32_t *idx, long n, long K, float *G,
+                         float *GT)
 
 cdef enum:
     PART_DOCS = 256     # documents per partition of the fixed point (fixed: thread-invariant)
@@ -88,7 +96,7 @@ cdef inline double _expect_log(floating *gamma, const double *alpha, floating *e
 cdef int _one_doc(const int32_t *idx, const floating *cnt, Py_ssize_t n,
                   const floating *eb, const double *alpha, floating *gamma, Py_ssize_t K,
                   int hard, int max_iter, double tol, floating eps,
-                  floating *e, floating *t, double *elog,
+                  floating *e, floating *t, double *elog, floating *G, floating *rb,
                   double *out) noexcept nogil:
     """The fixed point of one document; gamma (K) is the start and is overwritten.
     out[0] += word term, out[1] += Dirichlet term; elog holds E log theta at exit.
@@ -98,6 +106,11 @@ cdef int _one_doc(const int32_t *idx, const floating *cnt, Py_ssize_t n,
     cdef floating norm, r, bv, v
     cdef double change, sg, acc, g
     _expect_log(gamma, alpha, e, elog, K, hard)
+    if not hard:        # the document's topic rows, gathered once (both layouts)
+        if floating is float:
+            fv_lda_gather_f(eb, idx, n, K, G, G + n * K)
+        else:
+            fv_lda_gather_d(eb, idx, n, K, G, G + n * K)
     it = 0
     while it < max_iter:
         it += 1
@@ -120,12 +133,10 @@ cdef int _one_doc(const int32_t *idx, const floating *cnt, Py_ssize_t n,
                 change += fabs(g - gamma[k])
                 gamma[k] = <floating>g
         else:
-            for j in range(n):
-                row = eb + idx[j] * K
-                norm = fdot(e, row, K)
-                r = cnt[j] / (norm + eps)
-                for k in range(K):
-                    t[k] = t[k] + r * row[k]
+            if floating is float:
+                fv_lda_pass_f(G, G + n * K, cnt, e, t, rb, n, K, eps)
+            else:
+                fv_lda_pass_d(G, G + n * K, cnt, e, t, rb, n, K, eps)
             change = 0.0
             for k in range(K):
                 g = alpha[k] + e[k] * t[k]
@@ -233,6 +244,7 @@ def doc_fixed_point(const cnp.int64_t[::1] indptr, const cnp.int32_t[::1] indice
     cdef floating eps = <floating>(np.finfo(np.float32).eps if floating is float
                                    else np.finfo(np.float64).eps)
     cdef int64_t nnz_p
+    cdef Py_ssize_t max_n = int(np.max(np.diff(indptr))) if D > 0 else 0
     # per thread: partition totals (3 + K) and a sparse row buffer
     cdef double[:, ::1] ptot = np.zeros((T, 3 + K))
     for p in range(n_parts):
@@ -253,6 +265,8 @@ def doc_fixed_point(const cnp.int64_t[::1] indptr, const cnp.int32_t[::1] indice
     cdef floating *tt
     cdef double *elog
     cdef floating *g0
+    cdef floating *G
+    cdef floating *rb
     cdef double *tmp
     cdef double *pt
     cdef int32_t *sl
@@ -267,6 +281,8 @@ def doc_fixed_point(const cnp.int64_t[::1] indptr, const cnp.int32_t[::1] indice
                 elog = <double *>malloc(K * sizeof(double))
                 g0 = <floating *>malloc(K * sizeof(floating))
                 tmp = <double *>malloc(4 * sizeof(double))
+                G = <floating *>malloc((2 * max_n * K + 1) * sizeof(floating))
+                rb = <floating *>malloc((max_n + 1) * sizeof(floating))
                 for t in prange(T, schedule='static', chunksize=1):
                     p = wave + t
                     if p >= n_parts:
@@ -290,13 +306,24 @@ def doc_fixed_point(const cnp.int64_t[::1] indptr, const cnp.int32_t[::1] indice
                             pt[2] += _one_doc(&indices[indptr[d]], &data[indptr[d]],
                                               indptr[d + 1] - indptr[d], &eb[0, 0], &alpha[0],
                                               &gamma[d, 0], K, hard, max_iter, tol, eps,
-                                              e, tt, elog, tmp)
+                                              e, tt, elog, G, rb, tmp)
                             _doc_terms(&indices[indptr[d]], &data[indptr[d]],
                                        indptr[d + 1] - indptr[d], &eb[0, 0], &alpha[0],
                                        g0, K, hard, eps, e, elog, tmp + 2, 1)
                             if tmp[2] + tmp[3] > tmp[0] + tmp[1]:
+                                # the restart stopped short of the previous bound: iterate
+                                # it on (tolerance 0), and only if that still falls short
+                                # keep the previous gamma
+                                tmp[0] = 0.0
+                                tmp[1] = 0.0
+                                pt[2] += _one_doc(&indices[indptr[d]], &data[indptr[d]],
+                                                  indptr[d + 1] - indptr[d], &eb[0, 0],
+                                                  &alpha[0], &gamma[d, 0], K, hard, max_iter,
+                                                  0.0, eps, e, tt, elog, G, rb, tmp)
+                            if tmp[2] + tmp[3] > tmp[0] + tmp[1]:
                                 for k in range(K):
                                     gamma[d, k] = g0[k]
+                                _expect_log(&gamma[d, 0], &alpha[0], e, elog, K, hard)
                                 pt[0] += tmp[2]
                                 pt[1] += tmp[3]
                             else:
@@ -307,7 +334,7 @@ def doc_fixed_point(const cnp.int64_t[::1] indptr, const cnp.int32_t[::1] indice
                             pt[2] += _one_doc(&indices[indptr[d]], &data[indptr[d]],
                                               indptr[d + 1] - indptr[d], &eb[0, 0], &alpha[0],
                                               &gamma[d, 0], K, hard, max_iter, tol, eps,
-                                              e, tt, elog, pt)
+                                              e, tt, elog, G, rb, pt)
                         for k in range(K):
                             pt[3 + k] += elog[k]
                         if need_stats:
@@ -326,6 +353,8 @@ def doc_fixed_point(const cnp.int64_t[::1] indptr, const cnp.int32_t[::1] indice
                 free(elog)
                 free(g0)
                 free(tmp)
+                free(G)
+                free(rb)
             # reduce the wave's partitions in partition order
             for t in range(T):
                 if wave + t >= n_parts:

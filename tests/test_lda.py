@@ -143,24 +143,32 @@ def test_digamma_kernel_accuracy():
     ("vem", {}), ("vem", {"learn_doc_topic_prior": "asymmetric"}),
     ("meanfield", {}), ("meanfield", {"learn_doc_topic_prior": True,
                                       "learn_topic_word_prior": True}),
-    ("crisp", {}), ("crisp", {"learn_doc_topic_prior": True}),
-    ("vem", {"doc_topic_init": "warm"})])
-def test_objective_never_decreases(synthetic, method, kw):
+    ("crisp", {}), ("crisp", {"learn_doc_topic_prior": True})])
+@pytest.mark.parametrize("init", ["best", "warm"])
+def test_objective_never_decreases(synthetic, method, kw, init):
+    """Exact coordinate ascent: the bound (vem, meanfield) and the crisp objective
+    never decrease when each pass starts from, or keeps, the previous gamma."""
     Xtr, _, _ = synthetic
-    fv = LDA(n_components=5, method=method, max_iter=25, random_state=0, **kw).fit(Xtr)
+    fv = LDA(n_components=5, method=method, max_iter=25, random_state=0, doc_topic_init=init,
+             **kw).fit(Xtr)
     obj = fv.trace_["objective"]
     assert len(obj) == 25
     assert np.all(np.diff(obj) >= -1e-12 * np.abs(obj[1:])), np.diff(obj).min()
 
 
-def test_restarting_from_ones_alone_can_decrease_the_bound(synthetic):
-    """Why doc_topic_init='best' exists: scikit-learn's restart of every document
-    each pass does not guarantee a monotone bound."""
+@pytest.mark.parametrize("method", ["vem", "meanfield"])
+def test_restarted_documents_bound_dips_at_most_by_the_inner_tolerance(synthetic, method):
+    """The default (scikit-learn's restart of every document from gamma = 1) gives up
+    the exact guarantee; what it can lose is set by mean_change_tol: with a tight
+    inner tolerance the bound is monotone again."""
     Xtr, _, _ = synthetic
-    diffs = [np.diff(LDA(n_components=5, method="vem", max_iter=40, random_state=s,
-                         doc_topic_init="ones").fit(Xtr).trace_["objective"]).min()
-             for s in range(3)]
-    assert min(diffs) < 0
+    loose = LDA(n_components=5, method=method, max_iter=30, random_state=1).fit(Xtr)
+    d = np.diff(loose.trace_["objective"])
+    assert d.min() > -1e-4, d.min()
+    tight = LDA(n_components=5, method=method, max_iter=30, random_state=1,
+                mean_change_tol=1e-7, max_doc_update_iter=2000).fit(Xtr)
+    d = np.diff(tight.trace_["objective"])
+    assert d.min() >= -1e-9, d.min()
 
 
 # ---------------------------------------------------------------- ground truth
@@ -233,7 +241,9 @@ def test_float32_and_input_forms(small_corpus):
     f64 = LDA(n_components=4, max_iter=5, random_state=0).fit(X)
     f32 = LDA(n_components=4, max_iter=5, random_state=0).fit(X.astype(np.float32))
     assert f32.components_.dtype == np.float32
-    np.testing.assert_allclose(f32.components_, f64.components_, rtol=2e-3, atol=1e-3)
+    # float32 arithmetic in the fixed point (tolerance 1e-3) moves the iterates slightly
+    rel = np.abs(f32.components_ - f64.components_) / np.abs(f64.components_)
+    assert np.median(rel) < 1e-4 and rel.max() < 2e-2, (np.median(rel), rel.max())
     for other in (X.tocsc(), X.tocoo(), X.toarray().astype(np.int64)):
         f = LDA(n_components=4, max_iter=5, random_state=0).fit(other)
         np.testing.assert_allclose(f.components_, f64.components_, rtol=1e-12)
