@@ -32,6 +32,9 @@ from _common cimport fexp, splitmix64
 
 cnp.import_array()
 
+cdef extern from *:
+    void __builtin_prefetch(const void *p) noexcept nogil
+
 cdef extern from "fv_lda.h" nogil:
     double fv_digamma(double x)
     double fv_dot_d(const double *a, const double *b, long n)
@@ -48,7 +51,7 @@ cdef extern from "fv_lda.h" nogil:
                          float *GT)
 
 cdef enum:
-    PART_DOCS = 256     # documents per partition of the fixed point (fixed: thread-invariant)
+    PART_DOCS = 32      # documents per partition of the fixed point (fixed: thread-invariant)
     BLOCK_DOCS = 256    # documents per snapshot block of the Gibbs sweep
 
 PARTITION_DOCS = PART_DOCS
@@ -375,17 +378,44 @@ cdef inline double _u01(uint64_t key, uint64_t i) noexcept nogil:
     return (h >> 11) * (1.0 / 9007199254740992.0)
 
 
+cdef inline void _move(int32_t *wl, int32_t *wc, int32_t *wp, int32_t *ln,
+                       Py_ssize_t ko, Py_ssize_t kn) noexcept nogil:
+    """One token of a word moves from topic ko to kn: the word's nonzero topics and
+    their counts (unordered; an emptied topic is swapped out with the last entry)."""
+    cdef Py_ssize_t m, last
+    m = wp[ko]
+    wc[m] -= 1
+    if wc[m] == 0:
+        ln[0] -= 1
+        last = ln[0]
+        if m != last:
+            wl[m] = wl[last]
+            wc[m] = wc[last]
+            wp[wl[m]] = <int32_t>m
+        wp[ko] = -1
+    m = wp[kn]
+    if m < 0:
+        m = ln[0]
+        wl[m] = <int32_t>kn
+        wc[m] = 0
+        wp[kn] = <int32_t>m
+        ln[0] += 1
+    wc[m] += 1
+
+
 cdef double _sample_doc(const int32_t *words, int32_t *z, Py_ssize_t n, Py_ssize_t K,
-                        const int32_t *nwk, const int32_t *wlist, const int32_t *wlen,
+                        const int32_t *wcnt, const int32_t *wlist, const int32_t *wlen,
                         const double *alpha, double eta, double alpha_sum,
                         const double *denom, const double *inv, const double *s, double s_sum,
                         const double *cbase, uint64_t key,
-                        int32_t *ndk, int32_t *dlist, int32_t *dpos, double *qv) noexcept nogil:
+                        const int32_t *wpos,
+                        int32_t *ndk, int32_t *dlist, int32_t *dpos, double *qv,
+                        double *coef) noexcept nogil:
     """One document's tokens, in order, against the block's count snapshot; returns the
     document's term of the collapsed log joint (its Dirichlet-multinomial)."""
-    cdef Py_ssize_t i, j, k, ko, kn, nd = 0, m
+    cdef Py_ssize_t i, j, k, ko, kn, nd = 0, m, jo
     cdef const int32_t *wl
-    cdef const int32_t *cw
+    cdef const int32_t *wc
     cdef int32_t w
     cdef double r_sum = 0.0, q_sum, p_o, s_ex, r_ex, total, u, v, ll
     # document counts and their nonzero list
@@ -396,35 +426,45 @@ cdef double _sample_doc(const int32_t *words, int32_t *z, Py_ssize_t n, Py_ssize
             dlist[nd] = <int32_t>k
             nd += 1
         ndk[k] += 1
+    # coef[k] = (alpha_k + n_dk) / (V eta + n_k): the word bucket's per-topic factor
+    for k in range(K):
+        coef[k] = cbase[k]
     for j in range(nd):
         k = dlist[j]
         r_sum += ndk[k] * eta * inv[k]
+        coef[k] = cbase[k] + ndk[k] * inv[k]
     for i in range(n):
         w = words[i]
         ko = z[i]
-        cw = nwk + <Py_ssize_t>w * K
+        wl = wlist + <Py_ssize_t>w * K
+        wc = wcnt + <Py_ssize_t>w * K
+        jo = wpos[<Py_ssize_t>w * K + ko]       # the old topic is in the word's list
         # remove the token from its document
         ndk[ko] -= 1
         r_sum -= eta * inv[ko]
+        coef[ko] = cbase[ko] + ndk[ko] * inv[ko]
         if ndk[ko] == 0:
             nd -= 1
             m = dpos[ko]
             dlist[m] = dlist[nd]
             dpos[dlist[m]] = <int32_t>m
         # the old topic's exact conditional (the snapshot still counts this token)
-        p_o = (alpha[ko] + ndk[ko]) * (eta + cw[ko] - 1) / (denom[ko] - 1.0)
+        p_o = (alpha[ko] + ndk[ko]) * (eta + wc[jo] - 1) / (denom[ko] - 1.0)
         s_ex = s_sum - s[ko]
         r_ex = r_sum - ndk[ko] * eta * inv[ko]
+        if i + 1 < n:                            # the next token's word rows
+            __builtin_prefetch(wlist + <Py_ssize_t>words[i + 1] * K)
+            __builtin_prefetch(wcnt + <Py_ssize_t>words[i + 1] * K)
+            __builtin_prefetch(wpos + <Py_ssize_t>words[i + 1] * K + z[i + 1])
+        # the word's bucket over its nonzero topics, as running
+        # sums; the old topic is excluded by zeroing its factor for the loop
+        v = coef[ko]
+        coef[ko] = 0.0
         q_sum = 0.0
-        wl = wlist + <Py_ssize_t>w * K
         for j in range(wlen[w]):
-            k = wl[j]
-            if k == ko:
-                qv[j] = 0.0
-            else:
-                v = (cbase[k] + ndk[k] * inv[k]) * cw[k]
-                qv[j] = v
-                q_sum += v
+            q_sum += coef[wl[j]] * wc[j]
+            qv[j] = q_sum
+        coef[ko] = v
         total = p_o + q_sum + r_ex + s_ex
         u = _u01(key, <uint64_t>i) * total
         kn = -1
@@ -434,8 +474,7 @@ cdef double _sample_doc(const int32_t *words, int32_t *z, Py_ssize_t n, Py_ssize
             u -= p_o
             if u < q_sum:
                 for j in range(wlen[w]):
-                    u -= qv[j]
-                    if u < 0 and qv[j] > 0:
+                    if u < qv[j]:
                         kn = wl[j]
                         break
             else:
@@ -461,6 +500,7 @@ cdef double _sample_doc(const int32_t *words, int32_t *z, Py_ssize_t n, Py_ssize
         z[i] = <int32_t>kn
         ndk[kn] += 1
         r_sum += eta * inv[kn]
+        coef[kn] = cbase[kn] + ndk[kn] * inv[kn]
         if ndk[kn] == 1:
             dpos[kn] = <int32_t>nd
             dlist[nd] = <int32_t>kn
@@ -474,22 +514,23 @@ cdef double _sample_doc(const int32_t *words, int32_t *z, Py_ssize_t n, Py_ssize
 
 
 def gibbs_sweep(const cnp.int64_t[::1] doc_ptr, const cnp.int32_t[::1] words,
-                cnp.int32_t[::1] z, cnp.int32_t[:, ::1] nwk, cnp.int64_t[::1] nk,
-                cnp.int32_t[:, ::1] wlist, cnp.int32_t[::1] wlen, cnp.int32_t[:, ::1] wpos,
-                double[::1] doc_ll,
+                cnp.int32_t[::1] z, cnp.int64_t[::1] nk,
+                cnp.int32_t[:, ::1] wlist, cnp.int32_t[:, ::1] wcnt, cnp.int32_t[::1] wlen,
+                cnp.int32_t[:, ::1] wpos, double[::1] doc_ll,
                 const double[::1] alpha, double eta, cnp.uint64_t seed, cnp.int64_t sweep,
                 int n_threads):
     """One collapsed Gibbs sweep over every token.
 
     IN    doc_ptr (D+1, token offsets), words (N tokens), alpha (K), eta
-    INOUT z (N topics); nwk (V x K counts), nk (K), and the nonzero topic list of each
-          word: wlist (V x K, first wlen[w] entries valid), wlen (V), wpos (V x K, -1 absent)
+    INOUT z (N topics); nk (K topic totals), and each word's nonzero topics: wlist
+          (V x K topics, first wlen[w] valid), wcnt (their counts), wlen (V), wpos (V x K:
+          a topic's place in the list, -1 absent)
     OUT   doc_ll (D): each document's log p(z_d | alpha) (Dirichlet-multinomial)
     """
-    cdef Py_ssize_t D = doc_ptr.shape[0] - 1, K = nwk.shape[1], V = nwk.shape[0]
+    cdef Py_ssize_t D = doc_ptr.shape[0] - 1, K = wlist.shape[1], V = wlist.shape[0]
     cdef Py_ssize_t n_blocks = (D + BLOCK_DOCS - 1) // BLOCK_DOCS
     cdef int T = max(1, n_threads)
-    cdef Py_ssize_t b, d, d0, d1, i, k, w, ko, kn, m, t0, t1, max_tok = 0
+    cdef Py_ssize_t b, d, d0, d1, i, k, w, w2, ko, kn, m, t0, t1, max_tok = 0
     cdef double alpha_sum = 0.0, s_sum, Veta = V * eta
     cdef uint64_t skey = splitmix64(<uint64_t>seed ^ splitmix64(<uint64_t>sweep + 0x5bd1e995))
     for k in range(K):
@@ -504,10 +545,13 @@ def gibbs_sweep(const cnp.int64_t[::1] doc_ptr, const cnp.int32_t[::1] words,
     cdef double[::1] inv = np.empty(K)
     cdef double[::1] s = np.empty(K)
     cdef double[::1] cbase = np.empty(K)
+    cdef cnp.int64_t[:, ::1] dnk = np.zeros((T, K), dtype=np.int64)
+    cdef Py_ssize_t t
     cdef int32_t *ndk
     cdef int32_t *dlist
     cdef int32_t *dpos
     cdef double *qv
+    cdef double *coef
     with nogil:
         for b in range(n_blocks):
             d0 = b * BLOCK_DOCS
@@ -528,35 +572,42 @@ def gibbs_sweep(const cnp.int64_t[::1] doc_ptr, const cnp.int32_t[::1] words,
                 dlist = <int32_t *>malloc(K * sizeof(int32_t))
                 dpos = <int32_t *>malloc(K * sizeof(int32_t))
                 qv = <double *>malloc(K * sizeof(double))
+                coef = <double *>malloc(K * sizeof(double))
                 for d in prange(d0, d1, schedule='dynamic', chunksize=4):
                     doc_ll[d] = _sample_doc(&words[doc_ptr[d]], &z[doc_ptr[d]],
-                                            doc_ptr[d + 1] - doc_ptr[d], K, &nwk[0, 0],
+                                            doc_ptr[d + 1] - doc_ptr[d], K, &wcnt[0, 0],
                                             &wlist[0, 0], &wlen[0], &alpha[0], eta, alpha_sum,
                                             &denom[0], &inv[0], &s[0], s_sum, &cbase[0],
                                             splitmix64(skey ^ splitmix64(<uint64_t>d)),
-                                            ndk, dlist, dpos, qv)
+                                            &wpos[0, 0], ndk, dlist, dpos, qv, coef)
                 free(ndk)
                 free(dlist)
                 free(dpos)
                 free(qv)
-            # apply the block's moves to the counts, serially in token order
-            for i in range(t0, t1):
-                ko = zold[i - t0]
-                kn = z[i]
-                if ko == kn:
-                    continue
-                w = words[i]
-                nwk[w, ko] -= 1
-                nk[ko] -= 1
-                if nwk[w, ko] == 0:
-                    wlen[w] -= 1
-                    m = wpos[w, ko]
-                    wlist[w, m] = wlist[w, wlen[w]]
-                    wpos[w, wlist[w, m]] = <int32_t>m
-                    wpos[w, ko] = -1
-                nwk[w, kn] += 1
-                nk[kn] += 1
-                if nwk[w, kn] == 1:
-                    wpos[w, kn] = wlen[w]
-                    wlist[w, wlen[w]] = <int32_t>kn
-                    wlen[w] += 1
+                free(coef)
+            # apply the block's moves to the counts in token order; thread t owns the
+            # words w with w % T == t, so each word's row sees the same sequence of
+            # updates whatever T is (integer totals are summed after)
+            with parallel(num_threads=T):
+                for t in prange(T, schedule='static', chunksize=1):
+                    for k in range(K):
+                        dnk[t, k] = 0
+                    for i in range(t0, t1):
+                        ko = zold[i - t0]
+                        kn = z[i]
+                        if ko == kn:
+                            continue
+                        w = words[i]
+                        if w % T != t:
+                            continue
+                        if i + 16 < t1:          # rows of a word a few moves ahead
+                            w2 = words[i + 16]
+                            __builtin_prefetch(&wpos[w2, 0])
+                            __builtin_prefetch(&wcnt[w2, 0])
+                            __builtin_prefetch(&wlist[w2, 0])
+                        dnk[t, ko] -= 1
+                        dnk[t, kn] += 1
+                        _move(&wlist[w, 0], &wcnt[w, 0], &wpos[w, 0], &wlen[w], ko, kn)
+            for t in range(T):
+                for k in range(K):
+                    nk[k] += dnk[t, k]

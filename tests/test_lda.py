@@ -368,3 +368,39 @@ def test_vocabulary_mismatch_and_bad_priors(small_corpus):
         LDA(n_components=2.5).fit(small_corpus)
     with pytest.raises(ValueError, match="doc_topic_init"):
         LDA(doc_topic_init="random").fit(small_corpus)
+
+
+def test_gibbs_sweep_keeps_its_count_structures_consistent(small_corpus):
+    """The kernel's bookkeeping after sweeps: each word's topic list holds exactly the
+    nonzero counts of the tokens' topics, positions agree, totals agree."""
+    from fastvem._ext import _lda
+    from fastvem.corpus import check_corpus
+    corpus = check_corpus(small_corpus, integer=True)
+    doc_ptr, words = corpus.tokens()
+    K, V = 7, corpus.n_words
+    z = np.random.default_rng(0).integers(0, K, words.shape[0], dtype=np.int32)
+    nwk = np.zeros((V, K), np.int64)
+    np.add.at(nwk, (words, z), 1)
+    wlen = (nwk > 0).sum(axis=1).astype(np.int32)
+    wlist = np.ascontiguousarray(np.argsort(-nwk, axis=1, kind="stable"), dtype=np.int32)
+    wcnt = np.ascontiguousarray(np.take_along_axis(nwk, wlist, axis=1), dtype=np.int32)
+    wpos = np.full((V, K), -1, np.int32)
+    for w in range(V):
+        wpos[w, wlist[w, :wlen[w]]] = np.arange(wlen[w])
+    nk = nwk.sum(axis=0)
+    doc_ll = np.zeros(corpus.n_docs)
+    alpha = np.full(K, 0.3)
+    for sweep in range(4):
+        _lda.gibbs_sweep(doc_ptr, words, z, nk, wlist, wcnt, wlen, wpos, doc_ll, alpha, 0.1,
+                         5, sweep, 2)
+    truth = np.zeros((V, K), np.int64)
+    np.add.at(truth, (words, z), 1)
+    np.testing.assert_array_equal(nk, truth.sum(axis=0))
+    for w in range(V):
+        n = wlen[w]
+        topics = wlist[w, :n]
+        assert set(topics.tolist()) == set(np.nonzero(truth[w])[0].tolist())
+        np.testing.assert_array_equal(wcnt[w, :n], truth[w, topics])
+        np.testing.assert_array_equal(wpos[w, topics], np.arange(n))
+        assert np.all(np.delete(wpos[w], topics) == -1)
+    assert np.all(np.isfinite(doc_ll)) and np.all(doc_ll <= 0)

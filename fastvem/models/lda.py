@@ -444,9 +444,10 @@ class LatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMixi
         nwk = np.bincount(words.astype(np.int64) * K + z, minlength=V * K).astype(np.int32)
         nwk = nwk.reshape(V, K)
         nk = nwk.sum(axis=0, dtype=np.int64)
-        nz = nwk > 0
-        wlen = nz.sum(axis=1).astype(np.int32)
-        wlist = np.ascontiguousarray(np.argsort(~nz, axis=1, kind="stable"), dtype=np.int32)
+        wlen = (nwk > 0).sum(axis=1).astype(np.int32)
+        # each word's topics sorted by count, largest first (the sampler walks them so)
+        wlist = np.ascontiguousarray(np.argsort(-nwk, axis=1, kind="stable"), dtype=np.int32)
+        wcnt = np.ascontiguousarray(np.take_along_axis(nwk, wlist, axis=1), dtype=np.int32)
         wpos = np.full((V, K), -1, dtype=np.int32)
         rows, cols = np.nonzero(np.arange(K)[None, :] < wlen[:, None])
         wpos[rows, wlist[rows, cols]] = cols
@@ -460,10 +461,11 @@ class LatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMixi
         try:
             for sweep in range(1, self.max_iter + 1):
                 t0 = time.perf_counter()
-                _lda.gibbs_sweep(doc_ptr, words, z, nwk, nk, wlist, wlen, wpos, doc_ll,
+                _lda.gibbs_sweep(doc_ptr, words, z, nk, wlist, wcnt, wlen, wpos, doc_ll,
                                  alpha, eta, seed, sweep, self._n_threads)
                 if sweep > burn_in and (sweep - burn_in) % self.thin == 0:
-                    acc += nwk
+                    rows, cols = np.nonzero(np.arange(K)[None, :] < wlen[:, None])
+                    acc[rows, wlist[rows, cols]] += wcnt[rows, cols]   # (word, topic) unique
                     kept += 1
                 if learn_alpha:
                     import scipy.sparse as sp
@@ -473,7 +475,7 @@ class LatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMixi
                                         shape=(corpus.n_docs, K))
                     alpha = TopicModel.update_alpha_counts(ndk, np.diff(doc_ptr).astype(float),
                                                            alpha, learn_alpha == "symmetric")
-                lj = float(doc_ll.sum() + _word_log_joint(nwk, nk, eta))
+                lj = float(doc_ll.sum() + _word_log_joint(wcnt, wlen, nk, eta))
                 self.log_joint_.append(lj)
                 trace.append(lj / max(words.shape[0], 1), time.perf_counter() - t0)
                 report.iteration(sweep, lj, np.nan)
@@ -484,7 +486,9 @@ class LatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMixi
         self.log_joint_ = np.asarray(self.log_joint_)
         self.trace_ = trace.as_dict()
         if kept == 0:
-            acc, kept = nwk.astype(np.float64), 1
+            rows, cols = np.nonzero(np.arange(K)[None, :] < wlen[:, None])
+            acc[rows, wlist[rows, cols]] += wcnt[rows, cols]
+            kept = 1
         return eta + (acc / kept).T, alpha
 
     # ------------------------------------------------------------ inference
@@ -558,9 +562,10 @@ class LatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMixi
         return tags
 
 
-def _word_log_joint(nwk, nk, eta):
-    """log p(w | z, eta) of the collapsed model (the topics' Dirichlet-multinomials)."""
-    V = nwk.shape[0]
-    c = nwk[nwk > 0]
+def _word_log_joint(wcnt, wlen, nk, eta):
+    """log p(w | z, eta) of the collapsed model (the topics' Dirichlet-multinomials),
+    from each word's nonzero counts."""
+    V, K = wcnt.shape
+    c = wcnt[np.arange(K)[None, :] < wlen[:, None]]
     return (np.sum(gammaln(c + eta)) - c.size * gammaln(eta)
             + nk.shape[0] * gammaln(V * eta) - np.sum(gammaln(nk + V * eta)))
