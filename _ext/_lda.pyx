@@ -28,7 +28,7 @@ from libc.string cimport memset, memcpy
 cimport numpy as cnp
 import numpy as np
 
-from _common cimport fexp, splitmix64
+from _common cimport fexp, fv_exp, splitmix64
 
 cnp.import_array()
 
@@ -611,3 +611,24 @@ def gibbs_sweep(const cnp.int64_t[::1] doc_ptr, const cnp.int32_t[::1] words,
             for t in range(T):
                 for k in range(K):
                     nk[k] += dnk[t, k]
+
+
+def effective_topics(const double[:, ::1] lam, const double[::1] total, floating[:, ::1] out,
+                     bint posterior, int n_threads):
+    """The kernel's topic rows from Dirichlet parameters, word-major.
+
+    IN  lam (n x K): lambda at n words; total (K): each topic's sum over all V words
+    OUT out (n x K): exp(psi(lam) - psi(total)) if posterior, else lam / total
+    """
+    cdef Py_ssize_t n = lam.shape[0], K = lam.shape[1], i, k
+    cdef double[::1] ps = np.empty(K)
+    for k in range(K):
+        ps[k] = fv_digamma(total[k]) if posterior else 1.0 / total[k]
+    with nogil:
+        for i in prange(n, num_threads=max(1, n_threads), schedule='static'):
+            if posterior:
+                for k in range(K):
+                    out[i, k] = <floating>fv_exp(fv_digamma(lam[i, k]) - ps[k])
+            else:
+                for k in range(K):
+                    out[i, k] = <floating>(lam[i, k] * ps[k])

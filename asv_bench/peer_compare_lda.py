@@ -8,8 +8,11 @@ document-completion perplexity (fastvem.topics) after --passes passes, every mod
 scored by the same code from its topics and alpha.  Gibbs: tokens per second over
 sweeps 2..N.  Threads: fastvem n_threads=2; gensim LdaMulticore workers=2; tomotopy
 workers=2; scikit-learn n_jobs=None (one process, as its default); lda: one thread.
+Run it with OPENBLAS_NUM_THREADS=1: no peer here gains from BLAS threads at these sizes, and
+idle OpenBLAS threads spinning after a call steal the second core from the others.
 
-    PYTHONPATH=. python asv_bench/peer_compare_lda.py [--only a,b] [--repeat 3] [--small]
+    OPENBLAS_NUM_THREADS=1 PYTHONPATH=. python asv_bench/peer_compare_lda.py \
+        [--only batch,online,gensim,gibbs] [--repeat 3] [--dtype float32] [--small]
 """
 import argparse
 import time
@@ -50,15 +53,17 @@ def main():
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--passes", type=int, default=10)
     ap.add_argument("--small", action="store_true", help="a 5x smaller corpus (smoke run)")
+    ap.add_argument("--dtype", default="float64", choices=["float64", "float32"],
+                    help="dtype of the corpus given to fastvem and scikit-learn alike")
     args = ap.parse_args()
     only = set(filter(None, args.only.split(",")))
     D = 4000 if args.small else 20000
     X, truth = make_lda_corpus(D + D // 10, 5000, 50, doc_length=100, random_state=0)
-    X = X.astype(np.float64)
+    X = X.astype(args.dtype)
     Xtr, Xte = X[:D], X[D:]
     K = 50
     ntok = int(Xtr.sum())
-    print(f"corpus: {Xtr.shape[0]} docs, V={Xtr.shape[1]}, {ntok} tokens, K={K}; "
+    print(f"corpus ({args.dtype}): {Xtr.shape[0]} docs, V={Xtr.shape[1]}, {ntok} tokens, K={K}; "
           f"true-model perplexity {dcp((truth['topics'], truth['doc_topic_prior']), Xte):.1f}")
     rows = []
 

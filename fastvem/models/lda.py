@@ -54,15 +54,11 @@ class _LazyTopics:
     def totals(self):
         return self.a * self.colsum + self.V * self.b
 
-    def effective(self, words, update, dtype):
+    def effective(self, words, update, dtype, n_threads):
         lam = self.values(words)
-        tot = self.totals()
-        if update == "posterior":
-            from scipy.special import psi
-            eb = np.exp(psi(lam) - psi(tot))
-        else:
-            eb = lam / tot
-        return np.ascontiguousarray(eb, dtype=dtype)
+        out = np.empty(lam.shape, dtype=dtype)
+        _lda.effective_topics(lam, self.totals(), out, update == "posterior", n_threads)
+        return out
 
     def step(self, words, stats, rho, ratio, eta):
         a = (1.0 - rho) * self.a
@@ -360,7 +356,7 @@ class LatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMixi
         words, local = np.unique(batch.indices, return_inverse=True)
         from ..corpus import Corpus
         sub = Corpus(batch.indptr, local.astype(np.int32).reshape(-1), batch.data, words.size)
-        eb = lazy.effective(words, m.update, batch.dtype)
+        eb = lazy.effective(words, m.update, batch.dtype, self._n_threads)
         gamma = np.ones((batch.n_docs, self.n_components), dtype=batch.dtype)
         stats, tot = TopicModel.local_step(sub, eb, alpha, gamma, m.assign == "argmax",
                                            self.max_doc_update_iter, self.mean_change_tol,
