@@ -96,6 +96,20 @@ cdef inline double _expect_log(floating *gamma, const double *alpha, floating *e
     return s
 
 
+cdef inline Py_ssize_t _argmax(const floating *e, const floating *row, Py_ssize_t K,
+                               floating *value) noexcept nogil:
+    """The topic k maximising e_k row_k (crisp assignment of one word), and that value."""
+    cdef Py_ssize_t k, best = 0
+    cdef floating bv = e[0] * row[0], v
+    for k in range(1, K):
+        v = e[k] * row[k]
+        if v > bv:
+            bv = v
+            best = k
+    value[0] = bv
+    return best
+
+
 cdef int _one_doc(const int32_t *idx, const floating *cnt, Py_ssize_t n,
                   const floating *eb, const double *alpha, floating *gamma, Py_ssize_t K,
                   int hard, int max_iter, double tol, floating eps,
@@ -121,14 +135,7 @@ cdef int _one_doc(const int32_t *idx, const floating *cnt, Py_ssize_t n,
             t[k] = 0
         if hard:
             for j in range(n):
-                row = eb + idx[j] * K
-                best = 0
-                bv = e[0] * row[0]
-                for k in range(1, K):
-                    v = e[k] * row[k]
-                    if v > bv:
-                        bv = v
-                        best = k
+                best = _argmax(e, eb + idx[j] * K, K, &bv)
                 t[best] += cnt[j]
             change = 0.0
             for k in range(K):
@@ -167,12 +174,7 @@ cdef void _doc_terms(const int32_t *idx, const floating *cnt, Py_ssize_t n,
     acc = 0.0
     if hard:
         for j in range(n):
-            row = eb + idx[j] * K
-            bv = e[0] * row[0]
-            for k in range(1, K):
-                v = e[k] * row[k]
-                if v > bv:
-                    bv = v
+            _argmax(e, eb + idx[j] * K, K, &bv)
             acc += cnt[j] * log(<double>bv)
         out[0] += acc
         acc = 0.0
@@ -207,14 +209,7 @@ cdef void _doc_stats(const int32_t *idx, const floating *cnt, Py_ssize_t n,
         row = eb + idx[j] * K
         b = buf + slot[idx[j]] * K
         if hard:
-            best = 0
-            bv = e[0] * row[0]
-            for k in range(1, K):
-                v = e[k] * row[k]
-                if v > bv:
-                    bv = v
-                    best = k
-            b[best] += cnt[j]
+            b[_argmax(e, row, K, &bv)] += cnt[j]
         else:
             norm = fdot(e, row, K)
             r = cnt[j] / (<double>norm + eps)

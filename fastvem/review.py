@@ -75,11 +75,7 @@ def review(data=None, labels=None, *, model="gmm", methods=METHOD_NAMES, n_compo
     bad = [m for m in methods if m not in METHOD_NAMES]
     if bad or not methods:
         raise ValueError(f"methods must be a non-empty subset of {list(METHOD_NAMES)}, got {bad}")
-    seeds = [int(s) for s in seeds]
-    if not seeds:
-        raise ValueError("seeds must not be empty")
-    if not 0.0 < float(test_size) < 1.0:
-        raise ValueError(f"test_size must be in (0, 1), got {test_size}")
+    seeds = _check_seeds(seeds, test_size)
     X, _, name = _load_data(data)
     if X.ndim != 2 or X.shape[0] < 4 or not np.all(np.isfinite(X)):
         raise ValueError("data must be a finite 2-D array with at least 4 rows")
@@ -89,14 +85,9 @@ def review(data=None, labels=None, *, model="gmm", methods=METHOD_NAMES, n_compo
     os.makedirs(out, exist_ok=True)
 
     rows = []
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=len(seeds) * len(methods), desc="review", leave=False)
+    bar = _bar(progress, len(seeds) * len(methods), "review")
     for seed in seeds:
-        perm = np.random.default_rng(seed).permutation(X.shape[0])
-        n_test = max(1, int(round(test_size * X.shape[0])))
-        test, train = perm[:n_test], perm[n_test:]
+        test, train = _split(seed, X.shape[0], test_size)
         for method in methods:
             est = _estimator(method, n_components, covariance_type, seed, max_iter, tol)
             with warnings.catch_warnings():
@@ -110,28 +101,60 @@ def review(data=None, labels=None, *, model="gmm", methods=METHOD_NAMES, n_compo
                          "iterations": int(est.n_iter_),
                          "train_objective": float(est.lower_bound_),
                          "heldout_log_predictive": float(est.score(X[test])), "ari": ari})
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(method=method, seed=seed)
+            _tick(bar, method, seed)
     if bar is not None:
         bar.close()
 
     summary = _summary(rows, methods)
     table = _table(summary, name, X.shape, n_components, covariance_type, len(seeds))
+    meta = {"data": name, "shape": list(X.shape), "n_components": n_components,
+            "covariance_type": covariance_type, "seeds": seeds}
+    _write(out, rows, _COLUMNS, meta, summary, table, name if plot else None)
+    return rows
+
+
+def _write(out, rows, columns, meta, summary, table, plot_title):
+    """review.csv, .json, .txt (and .png unless plot_title is None); print the table."""
     with open(os.path.join(out, "review.csv"), "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=_COLUMNS)
+        w = csv.DictWriter(fh, fieldnames=columns)
         w.writeheader()
         w.writerows(rows)
     with open(os.path.join(out, "review.json"), "w") as fh:
-        json.dump({"data": name, "shape": list(X.shape), "n_components": n_components,
-                   "covariance_type": covariance_type, "seeds": seeds, "rows": rows,
-                   "summary": summary}, fh, indent=1)
+        json.dump({**meta, "rows": rows, "summary": summary}, fh, indent=1)
     with open(os.path.join(out, "review.txt"), "w") as fh:
         fh.write(table + "\n")
-    if plot:
-        _plot(summary, rows, os.path.join(out, "review.png"), name)
+    if plot_title is not None:
+        _plot(summary, rows, os.path.join(out, "review.png"), plot_title)
     print(table)
-    return rows
+
+
+def _check_seeds(seeds, test_size):
+    seeds = [int(s) for s in seeds]
+    if not seeds:
+        raise ValueError("seeds must not be empty")
+    if not 0.0 < float(test_size) < 1.0:
+        raise ValueError(f"test_size must be in (0, 1), got {test_size}")
+    return seeds
+
+
+def _split(seed, n, test_size):
+    """(test rows, train rows) of a seeded random split."""
+    perm = np.random.default_rng(seed).permutation(n)
+    n_test = max(1, int(round(test_size * n)))
+    return perm[:n_test], perm[n_test:]
+
+
+def _tick(bar, method, seed):
+    if bar is not None:
+        bar.update(1)
+        bar.set_postfix(method=method, seed=seed)
+
+
+def _bar(progress, total, desc):
+    if not progress:
+        return None
+    from tqdm.auto import tqdm
+    return tqdm(total=total, desc=desc, leave=False)
 
 
 def _summary(rows, methods):
@@ -218,22 +241,13 @@ def _review_lda(data, methods, n_components, seeds, test_size, out, progress, pl
     if bad or not methods:
         raise ValueError(f"methods for model='lda' must be a non-empty subset of "
                          f"{list(LDA_METHODS)} (em is intractable for LDA), got {bad}")
-    seeds = [int(s) for s in seeds]
-    if not seeds:
-        raise ValueError("seeds must not be empty")
-    if not 0.0 < float(test_size) < 1.0:
-        raise ValueError(f"test_size must be in (0, 1), got {test_size}")
+    seeds = _check_seeds(seeds, test_size)
     X, name = _load_corpus(data)
     os.makedirs(out, exist_ok=True)
     rows = []
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=len(seeds) * len(methods), desc="review lda", leave=False)
+    bar = _bar(progress, len(seeds) * len(methods), "review lda")
     for seed in seeds:
-        perm = np.random.default_rng(seed).permutation(X.shape[0])
-        n_test = max(1, int(round(test_size * X.shape[0])))
-        test, train = np.sort(perm[:n_test]), np.sort(perm[n_test:])
+        test, train = (np.sort(i) for i in _split(seed, X.shape[0], test_size))
         for method in methods:
             est = LatentDirichletAllocation(n_components, method=method, random_state=seed,
                                             max_iter=200 if method == "gibbs" else 50)
@@ -246,9 +260,7 @@ def _review_lda(data, methods, n_components, seeds, test_size, out, progress, pl
                          "train_objective": float(est.trace_["objective"][-1]),
                          "heldout_log_predictive": float(-np.log(perp)), "ari": None,
                          "perplexity": float(perp)})
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(method=method, seed=seed)
+            _tick(bar, method, seed)
     if bar is not None:
         bar.close()
     summary = _summary(rows, methods)
@@ -265,19 +277,8 @@ def _review_lda(data, methods, n_components, seeds, test_size, out, progress, pl
                      f"{srow['train_objective']:16.5f} {srow['perplexity']:20.2f}")
     lines.append("held-out perplexity: document completion (theta from half of each test "
                  "document, the other half scored); lower is better")
-    table = "\n".join(lines)
-    with open(os.path.join(out, "review.csv"), "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    with open(os.path.join(out, "review.json"), "w") as fh:
-        json.dump({"data": name, "shape": list(X.shape), "n_components": n_components,
-                   "model": "lda", "seeds": seeds, "rows": rows, "summary": summary}, fh,
-                  indent=1)
-    with open(os.path.join(out, "review.txt"), "w") as fh:
-        fh.write(table + "\n")
-    if plot:
-        _plot(summary, rows, os.path.join(out, "review.png"),
-              name + " (y: -log perplexity per held-out token)")
-    print(table)
+    meta = {"data": name, "shape": list(X.shape), "n_components": n_components,
+            "model": "lda", "seeds": seeds}
+    _write(out, rows, list(rows[0]), meta, summary, "\n".join(lines),
+           name + " (y: -log perplexity per held-out token)" if plot else None)
     return rows

@@ -366,6 +366,8 @@ def test_vocabulary_mismatch_and_bad_priors(small_corpus):
         LDA(method="gibbs", max_iter=5, burn_in=5).fit(small_corpus)
     with pytest.raises(TypeError, match="n_components"):
         LDA(n_components=2.5).fit(small_corpus)
+    with pytest.raises(ValueError, match="learn_topic_word_prior"):
+        LDA(learning_method="online", learn_topic_word_prior=True).fit(small_corpus)
     with pytest.raises(ValueError, match="doc_topic_init"):
         LDA(doc_topic_init="random").fit(small_corpus)
 

@@ -58,3 +58,33 @@ def test_review_bad_arguments(tmp_path, kw, match):
     data = kw.pop("data")
     with pytest.raises(ValueError, match=match):
         fastvem.review(data, out=str(tmp_path), progress=False, plot=False, **kw)
+
+
+def test_review_lda_command_on_a_corpus_file(tmp_path, capsys):
+    import scipy.sparse as sp
+    from fastvem.datasets import make_lda_corpus
+    X, _ = make_lda_corpus(300, 200, 4, doc_length=60, random_state=0)
+    path = str(tmp_path / "corpus.npz")
+    sp.save_npz(path, X)
+    out = str(tmp_path / "rev")
+    assert main(["review", "--model", "lda", "--data", path, "-k", "4", "--seeds", "0",
+                 "--methods", "vem,crisp,gibbs", "--out", out, "--no-progress"]) == 0
+    text = capsys.readouterr().out
+    assert "held-out perplexity" in text and "LatentDirichletAllocation K=4" in text
+    with open(os.path.join(out, "review.csv")) as fh:
+        rows = list(csv.DictReader(fh))
+    assert {r["method"] for r in rows} == {"vem", "crisp", "gibbs"}
+    perps = [float(r["perplexity"]) for r in rows]
+    # better than a uniform model over the 200 words, and finite
+    assert all(np.isfinite(p) and 1 < p < 200 for p in perps), perps
+    with open(os.path.join(out, "review.png"), "rb") as fh:
+        assert fh.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_review_lda_default_corpus_and_refusals(tmp_path):
+    pytest.importorskip("lda")
+    rows = fastvem.review(model="lda", methods=["vem"], n_components=5, seeds=[0],
+                          out=str(tmp_path), progress=False, plot=False)
+    assert len(rows) == 1 and np.isfinite(rows[0]["perplexity"])
+    with pytest.raises(ValueError, match="em is intractable"):
+        fastvem.review(model="lda", methods=["em"], out=str(tmp_path), progress=False)

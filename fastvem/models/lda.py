@@ -24,7 +24,7 @@ from sklearn.utils.validation import check_is_fitted
 from .._ext import _lda
 from ..corpus import check_corpus
 from ..engine import Trace, default_n_threads, run_iterations
-from ..families.categorical import CategoricalFamily, dirichlet_expectation
+from ..families.categorical import CategoricalFamily
 from ..methods import PRESETS, check_supported
 from ..structures.topic_model import TopicModel
 from ._validation import progress_reporter
@@ -209,6 +209,10 @@ class LatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMixi
                              f"{self.doc_topic_init!r}")
         if not isinstance(self.learn_topic_word_prior, (bool, np.bool_)):
             raise TypeError("learn_topic_word_prior must be a bool")
+        if self.learn_topic_word_prior and (m.assign == "sample"
+                                            or self.learning_method == "online"):
+            raise ValueError("learn_topic_word_prior=True is available for batch vem, "
+                             "meanfield and crisp fits only")
         if m.assign == "sample" and self.learning_method == "online":
             raise ValueError("learning_method='online' is not available for method='gibbs' "
                              "(collapsed Gibbs sweeps the whole corpus)")
