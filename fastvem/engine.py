@@ -19,7 +19,7 @@ from threadpoolctl import ThreadpoolController
 from .methods import get_method
 
 __all__ = ["Trace", "FitResult", "run_iterations", "fit_restarts", "MixtureEngine",
-           "default_n_threads", "blas_single_thread"]
+           "default_n_threads", "blas_single_thread", "squarem"]
 
 _EPS = 10 * np.finfo(np.float64).eps
 _controller = None
@@ -209,3 +209,38 @@ class MixtureEngine:
                 return self.bound(stats, new) / stats.weight, new, events
             return stats.objective / stats.weight, new, events
         return _step
+
+
+def squarem(step, to_vec, from_vec, counter):
+    """SQUAREM (Varadhan & Roland 2008, scheme S3) around a monotone fixed-point step.
+
+    One accelerated step: two plain steps theta0 -> theta1 -> theta2, the
+    extrapolation theta' = theta0 - 2 a r + a^2 v (r = theta1 - theta0,
+    v = theta2 - 2 theta1 + theta0, a = -|r| / |v|, at most -1) in the unconstrained
+    coordinates of to_vec / from_vec, then a plain step from theta'.  Safeguard: if
+    the objective at theta' is below the objective at theta1, a is moved halfway to
+    -1 and tried again; a = -1 is theta' = theta2, where the plain steps guarantee it.
+    So the objective sequence never decreases.  counter['steps'] counts plain steps
+    (E-steps), the cost that matters."""
+    def _step(params, iteration):
+        L0, p1, ev = step(params, iteration)
+        L1, p2, ev2 = step(p1, iteration)
+        counter["steps"] += 2
+        x0, x1, x2 = to_vec(params), to_vec(p1), to_vec(p2)
+        r = x1 - x0
+        v = x2 - 2 * x1 + x0
+        vv = float(v @ v)
+        a = -np.sqrt(float(r @ r) / vv) if vv > 0 else -1.0
+        a = min(a, -1.0)
+        while True:
+            cand = p2 if a == -1.0 else from_vec(x0 - 2 * a * r + a * a * v)
+            if cand is not None:
+                try:
+                    Lc, p3, ev3 = step(cand, iteration)
+                except (FloatingPointError, ValueError, np.linalg.LinAlgError):
+                    Lc = -np.inf
+                counter["steps"] += 1
+                if a == -1.0 or (np.isfinite(Lc) and Lc >= L1):
+                    return L0, p3, ev + ev2 + ev3
+            a = (a - 1.0) / 2.0 if a < -1.5 else -1.0
+    return _step

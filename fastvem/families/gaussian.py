@@ -286,6 +286,48 @@ class GaussianFamily:
             "precisions_cholesky": precision_cholesky(covs, ct)}
 
     # ----- mean field: q(theta) -------------------------------------------------
+    def to_unconstrained(self, params):
+        """Point parameters as one unconstrained vector (for extrapolation, e.g.
+        SQUAREM): log weights, means, the precision Cholesky factors' upper triangles
+        with the log of their diagonals."""
+        u = np.asarray(params["precisions_cholesky"], dtype=np.float64)
+        if self.covariance_type in ("full", "tied"):
+            D = u.shape[-1]
+            iu = np.triu_indices(D)
+            uu = u[..., iu[0], iu[1]].copy()
+            diag = iu[0] == iu[1]
+            uu[..., diag] = np.log(uu[..., diag])
+            chol = uu.ravel()
+        else:
+            chol = np.log(u).ravel()
+        return np.concatenate([np.log(params["weights"]), params["means"].ravel(), chol])
+
+    def from_unconstrained(self, vec, K, D):
+        """The inverse of to_unconstrained: a parameter dict (None if not finite)."""
+        if not np.all(np.isfinite(vec)):
+            return None
+        logw = vec[:K]
+        w = np.exp(logw - logw.max())
+        means = vec[K:K + K * D].reshape(K, D)
+        rest = vec[K + K * D:]
+        ct = self.covariance_type
+        if ct in ("full", "tied"):
+            iu = np.triu_indices(D)
+            diag = iu[0] == iu[1]
+            n = 1 if ct == "tied" else K
+            uu = rest.reshape(n, -1).copy()
+            uu[:, diag] = np.exp(uu[:, diag])
+            u = np.zeros((n, D, D))
+            u[:, iu[0], iu[1]] = uu
+            u = u[0] if ct == "tied" else u
+        else:
+            u = np.exp(rest).reshape((K, D) if ct == "diag" else (K,))
+        if not (np.all(np.isfinite(u)) and np.all(np.isfinite(w))):
+            return None
+        return {"weights": w / w.sum(), "means": means,
+                "covariances": covariances_from_precision_cholesky(u, ct),
+                "precisions_cholesky": u}
+
     def posterior(self, stats, nk, prior):
         """q(mean, Lambda) per component from statistics (nk with its eps floor),
         scikit-learn's update: the normalised covariances (W^-1 / dof) and their

@@ -10,7 +10,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ..engine import (MixtureEngine, blas_single_thread, default_n_threads, fit_restarts,
-                      run_iterations)
+                      run_iterations, squarem)
 from ..families.gaussian import (COVARIANCE_TYPES, GaussianFamily, GaussianWishartPrior,
                                  covariances_from_precision_cholesky,
                                  precision_cholesky, precision_cholesky_from_precisions,
@@ -23,7 +23,8 @@ __all__ = ["GaussianMixture"]
 
 _IMPLEMENTED = ("em", "vem", "crisp", "meanfield", "gibbs")
 _FITTED = ("weights_", "means_", "covariances_", "precisions_", "precisions_cholesky_",
-           "converged_", "n_iter_", "lower_bound_", "lower_bounds_", "n_features_in_",
+           "converged_", "n_iter_", "n_e_steps_", "lower_bound_", "lower_bounds_",
+           "n_features_in_",
            "feature_names_in_",
            # mean field: q(theta) and the priors, as scikit-learn's BayesianGaussianMixture
            "weight_concentration_prior_", "weight_concentration_",
@@ -69,6 +70,13 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     mean_precision_prior, mean_prior, degrees_of_freedom_prior, covariance_prior :
         The priors of method='meanfield', as in scikit-learn's
         BayesianGaussianMixture (ignored by the point-estimate methods).
+    accelerate : {None, 'squarem'}, default=None
+        'squarem' extrapolates the em / vem iterates (Varadhan & Roland 2008, scheme
+        S3) in unconstrained coordinates, safeguarded: an extrapolation whose
+        objective falls below the plain step's is pulled back, down to the plain
+        step itself, so lower_bounds_ never decreases.  An iteration then runs three
+        E-steps or more (n_e_steps_ counts them) and has converged when its gain
+        falls below 3 * tol: tol per E-step, as for plain em.
     n_threads : int or None, default=None
         Threads for the compiled kernels (None: all CPUs of the process).
         Results are bitwise identical for any value.
@@ -92,7 +100,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                  weight_concentration_prior_type="dirichlet_process",
                  weight_concentration_prior=None, mean_precision_prior=None, mean_prior=None,
                  degrees_of_freedom_prior=None, covariance_prior=None, n_samples=200,
-                 burn_in=100, thin=1, n_chains=2, n_threads=None):
+                 burn_in=100, thin=1, n_chains=2, accelerate=None, n_threads=None):
         self.n_components = n_components
         self.covariance_type = covariance_type
         self.tol = tol
@@ -118,6 +126,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.burn_in = burn_in
         self.thin = thin
         self.n_chains = n_chains
+        self.accelerate = accelerate
         self.n_threads = n_threads
 
     _fitted_attributes = _FITTED
@@ -153,6 +162,13 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             raise ValueError(f"init_params must be one of {list(_INIT_PARAMS)}, "
                              f"got {self.init_params!r}")
         method = self._method()
+        accelerate = getattr(self, "accelerate", None)
+        if accelerate not in (None, "squarem"):
+            raise ValueError(f"accelerate must be None or 'squarem', got {accelerate!r}")
+        if accelerate is not None and not (method.update == "point"
+                                           and method.assign == "softmax"):
+            raise ValueError(f"accelerate='squarem' extrapolates em / vem iterates; it is not "
+                             f"available for method={method.name!r}")
         if not isinstance(self.warm_start, (bool, np.bool_)):
             raise TypeError(f"warm_start must be a bool, got {self.warm_start!r}")
         return method, default_n_threads(self.n_threads)
@@ -312,11 +328,20 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 return warm
             return self._initial_params(X, sw, family, inits, random_state, n_threads, engine)
 
+        step = engine.step(X, sw)
+        counter = {"steps": 0}
+        if getattr(self, "accelerate", None) == "squarem":
+            K = self.n_components
+            step = squarem(step, family.to_unconstrained,
+                           lambda v: family.from_unconstrained(v, K, D), counter)
         report, close = progress_reporter(self, method.name)
         try:
             with blas_single_thread():
-                best = fit_restarts(initialise, engine.step(X, sw), n_init, self.max_iter,
-                                    self.tol / scale, start, callback=callback,
+                # an accelerated iteration runs three E-steps: its gain is compared
+                # with tol per E-step
+                tol_it = self.tol / scale * (3 if getattr(self, "accelerate", None) else 1)
+                best = fit_restarts(initialise, step, n_init, self.max_iter,
+                                    tol_it, start, callback=callback,
                                     progress=report.iteration,
                                     on_restart=report.restart)
         finally:
@@ -328,6 +353,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                           ConvergenceWarning)
         self._set_params(best.params, X.dtype)
         self.n_iter_ = best.n_iter
+        # E-steps over all restarts (an accelerated iteration runs several)
+        self.n_e_steps_ = counter["steps"] if counter["steps"] else int(best.n_iter)
         self.lower_bound_ = best.objective * scale
         self.lower_bounds_ = [v * scale for v in best.trace.objective]
         self.trace_ = best.trace.as_dict()
