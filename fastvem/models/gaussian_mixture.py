@@ -7,6 +7,7 @@ from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.cluster import KMeans, kmeans_plusplus
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
+from sklearn.utils._available_if import available_if
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ..engine import (MixtureEngine, blas_single_thread, default_n_threads, fit_restarts,
@@ -287,12 +288,85 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self._fit(X, sample_weight, callback)
         return self
 
+    @available_if(lambda self: getattr(self, "method", "em") != "gibbs")
+    def partial_fit(self, X, y=None, sample_weight=None):
+        """One stochastic step on the chunk X (stepwise EM for em / vem / crisp,
+        stochastic variational inference for meanfield); returns self.
+
+        The running statistics are s <- (1 - rho) s + rho * scale * stats(X) with
+        rho = (learning_offset + t) ** -learning_decay (t = 0, 1, ... counts calls,
+        so the first call, with the default offset 1, takes the chunk's statistics
+        whole); scale makes them per sample for point estimates, and per
+        total_samples samples for meanfield (None: the samples seen so far).  The
+        first call initialises the parameters from its chunk as fit does."""
+        method, n_threads = self._check_hyper()
+        if method.update == "sample":
+            raise ValueError("partial_fit is not available for method='gibbs'")
+        decay = getattr(self, "learning_decay", 0.7)
+        offset = getattr(self, "learning_offset", 1.0)
+        total = getattr(self, "total_samples", None)
+        if not (isinstance(decay, (int, float)) and 0.5 < decay <= 1.0):
+            raise ValueError(f"learning_decay must be in (0.5, 1], got {decay!r}")
+        if not (isinstance(offset, (int, float)) and offset >= 1.0):
+            raise ValueError(f"learning_offset must be >= 1, got {offset!r}")
+        if total is not None and not (isinstance(total, (int, float)) and total > 0):
+            raise ValueError(f"total_samples must be None or positive, got {total!r}")
+        stream = getattr(self, "_stream", None)
+        first = stream is None or stream["covariance_type"] != self.covariance_type
+        X = self._validate_X(X, reset=first)
+        N, D = X.shape
+        sw = check_sample_weight(sample_weight, N)
+        family = GaussianFamily(self.covariance_type, self.reg_covar)
+        family.prepare(X, sw, n_threads, need_scatter=method.update != "point")
+        batch_scatter = family.scatter
+        weight = float(N if sw is None else sw.sum())
+        if first:
+            if N < self.n_components:
+                raise ValueError(f"the first chunk must hold at least n_components="
+                                 f"{self.n_components} rows, got {N}")
+            engine = self._make_engine(family, method, n_threads, 0, X, sw)
+            random_state = check_random_state(self.random_state)
+            with blas_single_thread():
+                params = self._initial_params(X, sw, family, self._check_inits(D),
+                                              random_state, n_threads, engine)
+            stream = {"engine": engine, "stats": None, "scatter": None, "t": 0, "seen": 0.0,
+                      "covariance_type": self.covariance_type}
+            self._stream = stream
+            self.n_iter_ = 0
+        else:
+            engine = stream["engine"]
+            engine.family = family
+            params = self._get_params()
+        stream["seen"] += weight
+        rho = 1.0 if stream["stats"] is None else (offset + stream["t"]) ** (-decay)
+        scale = ((total if total is not None else stream["seen"]) / weight
+                 if method.update == "posterior" else 1.0 / weight)
+        with blas_single_thread():
+            stats = engine.statistics(X, sw, params, stream["t"])
+        s = stats * (rho * scale)
+        if stream["stats"] is not None:
+            s = stream["stats"] * (1.0 - rho) + s
+        stream["stats"] = s
+        if batch_scatter is not None:
+            stream["scatter"] = _mix_scatter(stream["scatter"], batch_scatter, 1.0 - rho,
+                                             rho * scale)
+            family.scatter = stream["scatter"]
+        new, events = engine.update(s, stream["t"])
+        stream["t"] += 1
+        self._set_params(new, X.dtype)
+        self.n_iter_ += 1
+        self.converged_ = False
+        self.lower_bound_ = float(stats.objective / max(stats.weight, 1e-300))
+        self.lower_bounds_ = getattr(self, "lower_bounds_", [])[:0] + [self.lower_bound_]
+        return self
+
     def fit_predict(self, X, y=None, sample_weight=None, callback=None):
         """Fit, then return the most probable component of each row of X."""
         X = self._fit(X, sample_weight, callback)
         return self._estep(X, want="label")
 
     def _fit(self, X, sample_weight, callback=None):
+        self._stream = None          # a fit starts any later partial_fit afresh
         if callback is not None and not callable(callback):
             raise TypeError(f"callback must be callable, got {type(callback).__name__}")
         method, n_threads = self._check_hyper()
@@ -689,3 +763,15 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = False
         return tags
+
+
+def _mix_scatter(old, new, a, b):
+    """(weight, centre, centred scatter) of a * old + b * new, pooled exactly."""
+    wn, cn, sn = new
+    if old is None or a == 0.0:
+        return (b * wn, cn.copy(), b * sn)
+    wo, co, so = old
+    w = a * wo + b * wn
+    c = (a * wo * co + b * wn * cn) / w
+    do, dn = co - c, cn - c
+    return (w, c, a * so + b * sn + a * wo * np.outer(do, do) + b * wn * np.outer(dn, dn))

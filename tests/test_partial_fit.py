@@ -1,0 +1,72 @@
+"""GaussianMixture.partial_fit: stepwise EM (em, crisp) and stochastic variational
+inference (meanfield) over a stream of chunks converge to the batch fit."""
+import numpy as np
+import pytest
+
+import fastvem
+from fastvem.datasets import make_gaussian_mixture
+
+
+def _inits(truth, ct):
+    covs = np.asarray(truth["covariances"])
+    prec = {"full": lambda c: np.linalg.inv(c), "tied": lambda c: np.linalg.inv(c),
+            "diag": lambda c: 1.0 / c, "spherical": lambda c: 1.0 / c}[ct](covs)
+    return dict(weights_init=truth["weights"], means_init=truth["means"], precisions_init=prec)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
+@pytest.mark.parametrize("method", ["em", "crisp", "meanfield"])
+def test_stream_of_chunks_converges_to_the_batch_fit(covariance_type, method):
+    X, _, truth = make_gaussian_mixture(20000, 3, 4, covariance_type, separation=8.0,
+                                        random_state=0)
+    kw = dict(n_components=4, covariance_type=covariance_type, method=method, random_state=0)
+    if method != "meanfield":          # both from the true parameters: the same optimum
+        kw.update(_inits(truth, covariance_type))
+    # mean field starts from k-means responsibilities: restarts find the global optimum
+    ref = fastvem.GaussianMixture(**kw, n_init=1 if method != "meanfield" else 5).fit(X)
+    stream = fastvem.GaussianMixture(**kw)
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        perm = rng.permutation(X.shape[0])
+        for s in range(0, X.shape[0], 1000):
+            stream.partial_fit(X[perm[s:s + 1000]])
+    assert stream.n_iter_ == 60
+    # stated tolerance: means within 0.1, weights within 0.01, covariances within 0.1
+    from scipy.optimize import linear_sum_assignment
+    cost = ((ref.means_[:, None] - stream.means_[None]) ** 2).sum(-1)
+    r, c = linear_sum_assignment(cost)
+    np.testing.assert_allclose(stream.means_[c], ref.means_[r], atol=0.1)
+    np.testing.assert_allclose(stream.weights_[c], ref.weights_[r], atol=0.01)
+    if covariance_type == "tied":
+        np.testing.assert_allclose(stream.covariances_, ref.covariances_, atol=0.1)
+    else:
+        np.testing.assert_allclose(np.asarray(stream.covariances_)[c],
+                                   np.asarray(ref.covariances_)[r], atol=0.1)
+    assert abs(stream.score(X) - ref.score(X)) < 0.01
+
+
+def test_partial_fit_bad_input():
+    X, _, _ = make_gaussian_mixture(500, 2, 2, random_state=0)
+    g = fastvem.GaussianMixture(3)
+    with pytest.raises(ValueError, match="at least n_components"):
+        g.partial_fit(X[:2])
+    g.partial_fit(X[:100])
+    with pytest.raises(ValueError, match="features"):
+        g.partial_fit(np.ones((10, 3)))
+    with pytest.raises(ValueError):
+        g.partial_fit(np.zeros((0, 2)))
+    assert not hasattr(fastvem.GaussianMixture(2, method="gibbs"), "partial_fit")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_memmap_fit_equals_in_memory_fit(tmp_path, dtype):
+    X, _, _ = make_gaussian_mixture(30000, 4, 3, "diag", random_state=2, dtype=dtype)
+    path = tmp_path / "x.npy"
+    np.save(path, X)
+    Xm = np.load(path, mmap_mode="r")
+    assert isinstance(Xm, np.memmap)
+    a = fastvem.GaussianMixture(3, covariance_type="diag", random_state=0).fit(X)
+    b = fastvem.GaussianMixture(3, covariance_type="diag", random_state=0).fit(Xm)
+    np.testing.assert_array_equal(a.means_, b.means_)
+    np.testing.assert_array_equal(a.covariances_, b.covariances_)
+    assert a.lower_bound_ == b.lower_bound_
