@@ -160,8 +160,12 @@ class MixtureEngine:
     def statistics(self, X, sample_weight, params, iteration=0):
         """Sum of the statistics of every block of X (an ndarray is one block)."""
         kp = self.kernel_params(params, X.dtype)
-        return self.family.statistics(X, sample_weight, kp, self.method.assign,
-                                      self.seed * 1_000_003 + iteration, self.n_threads)
+        seed = self.seed * 1_000_003 + iteration
+        if hasattr(X, "map_sum"):          # a distributed source: per block, summed in order
+            return X.map_sum(_block_statistics, self.family, kp, self.method.assign, seed,
+                             self.n_threads)
+        return self.family.statistics(X, sample_weight, kp, self.method.assign, seed,
+                                      self.n_threads)
 
     def update(self, stats, iteration=0):
         """Parameters from statistics by the method's update rule: the structure
@@ -209,6 +213,12 @@ class MixtureEngine:
                 return self.bound(stats, new) / stats.weight, new, events
             return stats.objective / stats.weight, new, events
         return _step
+
+
+def _block_statistics(block, family, kp, mode, seed, n_threads):
+    """The statistics of one block of rows (runs on a Dask worker)."""
+    block = np.ascontiguousarray(block, dtype=kp.fac.dtype if hasattr(kp, "fac") else None)
+    return family.statistics(block, None, kp, mode, seed, n_threads)
 
 
 def squarem(step, to_vec, from_vec, counter):

@@ -18,6 +18,7 @@ from ..families.gaussian import (COVARIANCE_TYPES, GaussianFamily, GaussianWisha
                                  precisions_from_cholesky)
 from ..methods import PRESETS, check_supported
 from ..structures.mixture import DirichletWeights, Mixture
+from ..sources import DaskSource, is_dask_array
 from ._validation import check_array_param, check_sample_weight, progress_reporter
 
 __all__ = ["GaussianMixture"]
@@ -34,6 +35,7 @@ _FITTED = ("weights_", "means_", "covariances_", "precisions_", "precisions_chol
            # gibbs: the kept draws (aligned) and the chains' diagnostics
            "posterior_samples_", "log_joint_", "rhat_", "ess_")
 _INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
+_DASK_INIT_ROWS = 200_000   # rows of a dask array that the initialisation reads
 
 
 def _centre(X, rows=65536):
@@ -370,7 +372,20 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         if callback is not None and not callable(callback):
             raise TypeError(f"callback must be callable, got {type(callback).__name__}")
         method, n_threads = self._check_hyper()
-        X = self._validate_X(X, reset=True)
+        dask_source = None
+        if is_dask_array(X):
+            # the E-step runs on the Dask blocks where they live; see fastvem.sources
+            if method.assign == "sample":
+                raise ValueError("method='gibbs' does not run on a dask array; use em, vem, "
+                                 "crisp or meanfield")
+            if sample_weight is not None:
+                raise ValueError("sample_weight is not supported with a dask array X")
+            X = dask_source = DaskSource(X)
+            self.n_features_in_ = X.shape[1]
+            self.__dict__.pop("feature_names_in_", None)
+            n_threads = 1 if self.n_threads is None else n_threads   # per block task
+        else:
+            X = self._validate_X(X, reset=True)
         N, D = X.shape
         if N < self.n_components:
             raise ValueError(f"Expected n_samples >= n_components but got n_components = "
@@ -381,7 +396,12 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         random_state = check_random_state(self.random_state)
         # draws (gibbs) get their own seed; the other methods leave the stream alone
         seed = random_state.randint(np.iinfo(np.int32).max) if method.assign == "sample" else 0
-        family.prepare(X, sw, n_threads, need_scatter=method.update != "point")
+        if dask_source is not None:
+            family.scatter = (dask_source.scatter()
+                              if self.covariance_type == "tied" or method.update != "point"
+                              else None)
+        else:
+            family.prepare(X, sw, n_threads, need_scatter=method.update != "point")
         engine = self._make_engine(family, method, n_threads, seed, X, sw)
         scale = self._objective_scale(float(N if sw is None else sw.sum()))
         if method.update == "sample":
@@ -400,6 +420,10 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         def initialise():
             if warm is not None:
                 return warm
+            if dask_source is not None:       # initialised from the first rows
+                head = dask_source.head(min(N, _DASK_INIT_ROWS))
+                return self._initial_params(head, None, family, inits, random_state,
+                                            n_threads, engine)
             return self._initial_params(X, sw, family, inits, random_state, n_threads, engine)
 
         step = engine.step(X, sw)

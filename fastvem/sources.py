@@ -1,0 +1,108 @@
+"""Data sources: where the engine's chunks come from.
+
+An in-memory array or a memmap is one block that the kernels stream through in
+chunks of rows (a memmap is read, never copied).  A Dask array is many blocks: the
+E-step kernel runs on each block where the block lives (a dask.distributed Client's
+workers when one is active, Dask's local scheduler otherwise), each returns its
+statistics, and the statistics are summed on the client in block order by a fixed
+pairwise tree -- so the result is the same whatever the number of workers and
+whichever worker ran a block, and equals the in-memory fit to round-off.  A worker
+lost in the middle of an iteration only costs Dask a recomputation of its blocks.
+"""
+import numpy as np
+
+__all__ = ["is_dask_array", "DaskSource", "tree_sum"]
+
+
+def is_dask_array(X):
+    return type(X).__module__.split(".")[0] == "dask" and hasattr(X, "to_delayed")
+
+
+def tree_sum(parts):
+    """Sum in a fixed pairwise order: ((p0 + p1) + (p2 + p3)) + ..."""
+    parts = list(parts)
+    if not parts:
+        raise ValueError("nothing to sum")
+    while len(parts) > 1:
+        nxt = [parts[i] + parts[i + 1] for i in range(0, len(parts) - 1, 2)]
+        if len(parts) % 2:
+            nxt.append(parts[-1])
+        parts = nxt
+    return parts[0]
+
+
+class _Pooled:
+    """(weight, centre, centred scatter) that adds by exact pooling."""
+
+    def __init__(self, triple):
+        self.triple = triple
+
+    def __add__(self, other):
+        from .models.gaussian_mixture import _mix_scatter
+        return _Pooled(_mix_scatter(self.triple, other.triple, 1.0, 1.0))
+
+
+def _block_scatter(block):
+    from .families.gaussian import data_scatter
+    return _Pooled(data_scatter(np.asarray(block, dtype=np.float64), None))
+
+
+def _block_check(block):
+    block = np.asarray(block)
+    return np.array([block.shape[0], float(np.all(np.isfinite(block)))])
+
+
+class DaskSource:
+    """A validated 2-D Dask array of float32 / float64 rows, chunked by rows only."""
+
+    def __init__(self, X, name="X"):
+        import dask.array as da
+        if X.ndim != 2:
+            raise ValueError(f"{name} must be a 2-D dask array, got {X.ndim} dimensions")
+        if any(np.isnan(c) for c in X.chunks[0]) or any(np.isnan(c) for c in X.chunks[1]):
+            raise ValueError(f"{name} has unknown chunk sizes (NaN in {name}.chunks); call "
+                             f"{name}.compute_chunk_sizes() first")
+        if X.dtype.kind not in "biuf":
+            raise TypeError(f"{name} must be numeric, got dtype {X.dtype}")
+        if X.dtype not in (np.float32, np.float64):
+            X = X.astype(np.float64)
+        if len(X.chunks[1]) > 1:
+            X = X.rechunk({1: -1})
+        if X.shape[1] == 0:
+            raise ValueError(f"{name} has 0 features")
+        if X.shape[0] == 0 or any(c == 0 for c in X.chunks[0]):
+            X = X[:, :]   # keep as is; empty blocks are dropped below
+        self.X = X
+        self.dtype = X.dtype
+        self.shape = X.shape
+        self.blocks = [b for b, n in zip(X.to_delayed().ravel(), X.chunks[0]) if n > 0]
+        if not self.blocks:
+            raise ValueError(f"{name} holds no rows")
+        checks = self.compute([self._delayed(_block_check)(b) for b in self.blocks])
+        if not all(c[1] for c in checks):
+            raise ValueError(f"{name} contains NaN or infinity")
+        del da
+
+    @staticmethod
+    def _delayed(fn):
+        import dask
+        return dask.delayed(fn, pure=True)
+
+    @staticmethod
+    def compute(tasks):
+        import dask
+        return list(dask.compute(*tasks))
+
+    def map_sum(self, fn, *args):
+        """tree_sum over blocks of fn(block, *args), fn running where the block lives."""
+        import dask
+        f = dask.delayed(fn, pure=True)
+        return tree_sum(self.compute([f(b, *args) for b in self.blocks]))
+
+    def scatter(self):
+        """(weight, centre, centred scatter) of the rows, pooled exactly over blocks."""
+        return self.map_sum(_block_scatter).triple
+
+    def head(self, n_rows):
+        """The first n_rows rows as an ndarray (for initialisation)."""
+        return np.ascontiguousarray(self.X[:n_rows].compute())

@@ -1,0 +1,103 @@
+"""Dask arrays as a data source: the E-step runs per block (on a LocalCluster's worker
+processes, or Dask's local scheduler) and the fit equals the in-memory one; a worker
+killed in the middle of a fit does not change the result; bad sources are refused."""
+import os
+import warnings
+
+import numpy as np
+import pytest
+
+import fastvem
+from fastvem.datasets import make_gaussian_mixture
+
+da = pytest.importorskip("dask.array")
+
+
+def _data():
+    X, _, _ = make_gaussian_mixture(30000, 4, 3, "full", random_state=0)
+    start = fastvem.GaussianMixture(3, max_iter=2, random_state=0).fit(X)
+    return X, dict(weights_init=start.weights_, means_init=start.means_)
+
+
+def _fit(X, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return fastvem.GaussianMixture(3, random_state=0, max_iter=15, tol=0, **kw).fit(X)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
+@pytest.mark.parametrize("method", ["em", "crisp", "meanfield"])
+def test_dask_local_scheduler_equals_in_memory(covariance_type, method):
+    X, inits = _data()
+    kw = dict(covariance_type=covariance_type, method=method)
+    if method != "meanfield":
+        kw.update(inits)
+    a = _fit(X, **kw)
+    b = _fit(da.from_array(X, chunks=(4000, 2)), **kw)       # column chunks are merged
+    np.testing.assert_allclose(b.means_, a.means_, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(b.covariances_, a.covariances_, rtol=1e-12, atol=1e-12)
+    assert b.lower_bound_ == pytest.approx(a.lower_bound_, rel=1e-12, abs=1e-12)
+    assert b.n_features_in_ == 4
+
+
+@pytest.fixture(scope="module")
+def client():
+    distributed = pytest.importorskip("distributed")
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                       dashboard_address=None, silence_logs=40)
+    c = distributed.Client(cluster)
+    yield c
+    c.close()
+    cluster.close()
+
+
+def test_local_cluster_fit_equals_in_memory_and_survives_a_killed_worker(client):
+    X, inits = _data()
+    a = _fit(X, **inits)
+    Xd = da.from_array(X, chunks=(3000, 4))
+    b = _fit(Xd, **inits)
+    np.testing.assert_allclose(b.means_, a.means_, rtol=1e-12, atol=1e-12)
+    assert b.lower_bound_ == pytest.approx(a.lower_bound_, rel=1e-12)
+    # a worker dies after the third iteration: Dask recomputes its lost tasks
+    killed = []
+
+    def kill_one(iteration, objective, params):
+        if iteration == 3 and not killed:
+            worker = sorted(client.scheduler_info()["workers"])[0]
+            try:
+                client.run(os._exit, 1, workers=[worker])
+            except Exception:
+                pass
+            killed.append(worker)
+        return False
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        c = fastvem.GaussianMixture(3, random_state=0, max_iter=15, tol=0, **inits).fit(
+            Xd, callback=kill_one)
+    assert killed
+    np.testing.assert_allclose(c.means_, a.means_, rtol=1e-12, atol=1e-12)
+    assert c.lower_bound_ == pytest.approx(a.lower_bound_, rel=1e-12)
+
+
+def test_bad_dask_sources():
+    X, inits = _data()
+    Xd = da.from_array(X, chunks=(5000, 4))
+    unknown = Xd[Xd[:, 0] > -1e9]            # boolean indexing: unknown chunk sizes
+    with pytest.raises(ValueError, match="unknown chunk sizes"):
+        fastvem.GaussianMixture(3).fit(unknown)
+    bad = da.from_array(np.where(np.arange(X.shape[0])[:, None] == 7, np.nan, X),
+                        chunks=(5000, 4))
+    with pytest.raises(ValueError, match="NaN"):
+        fastvem.GaussianMixture(3).fit(bad)
+    with pytest.raises(ValueError, match="gibbs"):
+        fastvem.GaussianMixture(3, method="gibbs").fit(Xd)
+    with pytest.raises(ValueError, match="sample_weight"):
+        fastvem.GaussianMixture(3).fit(Xd, sample_weight=np.ones(X.shape[0]))
+    with pytest.raises(ValueError, match="2-D"):
+        fastvem.GaussianMixture(3).fit(da.ones(10, chunks=5))
+    # empty blocks are skipped
+    Xe = da.concatenate([Xd[:0], Xd, Xd[:0]])
+    a = _fit(Xd, **inits)
+    b = _fit(Xe, **inits)
+    np.testing.assert_allclose(b.means_, a.means_, rtol=1e-12, atol=1e-12)
