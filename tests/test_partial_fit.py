@@ -70,3 +70,19 @@ def test_memmap_fit_equals_in_memory_fit(tmp_path, dtype):
     np.testing.assert_array_equal(a.means_, b.means_)
     np.testing.assert_array_equal(a.covariances_, b.covariances_)
     assert a.lower_bound_ == b.lower_bound_
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
+def test_large_data_initialisation_reads_a_subsample(monkeypatch, covariance_type):
+    """Above _KMEANS_MAX_ROWS rows, k-means runs on evenly spaced rows and every row
+    goes to its nearest centre in one kernel pass (no N-sized array)."""
+    import fastvem.models.gaussian_mixture as gm_mod
+    from sklearn.metrics import adjusted_rand_score
+    X, y, _ = make_gaussian_mixture(40000, 3, 4, covariance_type, separation=8.0,
+                                    random_state=0)
+    full = fastvem.GaussianMixture(4, covariance_type=covariance_type, random_state=0).fit(X)
+    monkeypatch.setattr(gm_mod, "_KMEANS_MAX_ROWS", 3000)
+    gm = fastvem.GaussianMixture(4, covariance_type=covariance_type, random_state=0).fit(X)
+    assert gm.converged_
+    assert adjusted_rand_score(y, gm.predict(X)) > 0.99
+    assert gm.score(X) >= full.score(X) - 1e-3     # as good as k-means on every row

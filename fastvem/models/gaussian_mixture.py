@@ -36,6 +36,7 @@ _FITTED = ("weights_", "means_", "covariances_", "precisions_", "precisions_chol
            "posterior_samples_", "log_joint_", "rhat_", "ess_")
 _INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
 _DASK_INIT_ROWS = 200_000   # rows of a dask array that the initialisation reads
+_KMEANS_MAX_ROWS = 1_000_000   # k-means initialisation on at most this many rows
 
 
 def _centre(X, rows=65536):
@@ -546,6 +547,19 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     def _initial_statistics(self, X, sw, family, random_state, n_threads):
         K = self.n_components
         N = X.shape[0]
+        if self.init_params == "kmeans" and N > _KMEANS_MAX_ROWS:
+            # large data (a memmap, say): k-means on evenly spaced rows, then every row
+            # to its nearest centre in one kernel pass -- no N-sized array
+            rows = np.linspace(0, N - 1, _KMEANS_MAX_ROWS).astype(np.int64)
+            sub = np.ascontiguousarray(X[rows])
+            centres = KMeans(n_clusters=K, n_init=1, random_state=random_state).fit(
+                sub, sample_weight=None if sw is None else sw[rows]).cluster_centers_
+            D = X.shape[1]
+            ident = {"full": np.broadcast_to(np.eye(D), (K, D, D)), "tied": np.eye(D),
+                     "diag": np.ones((K, D)), "spherical": np.ones(K)}[self.covariance_type]
+            kp = family.kernel_params(centres, np.ascontiguousarray(ident), np.zeros(K),
+                                      X.dtype)
+            return family.statistics(X, sw, kp, "argmax", 0, n_threads)
         if self.init_params in ("kmeans", "k-means++", "random_from_data"):
             if self.init_params == "kmeans":
                 labels = KMeans(n_clusters=K, n_init=1, random_state=random_state).fit(
