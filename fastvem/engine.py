@@ -19,7 +19,7 @@ from threadpoolctl import ThreadpoolController
 from .methods import get_method
 
 __all__ = ["Trace", "FitResult", "run_iterations", "fit_restarts", "MixtureEngine",
-           "default_n_threads", "blas_single_thread", "squarem"]
+           "default_n_threads", "blas_single_thread", "squarem", "memoized"]
 
 _EPS = 10 * np.finfo(np.float64).eps
 _controller = None
@@ -253,4 +253,40 @@ def squarem(step, to_vec, from_vec, counter):
                 if a == -1.0 or (np.isfinite(Lc) and Lc >= L1):
                     return L0, p3, ev + ev2 + ev3
             a = (a - 1.0) / 2.0 if a < -1.5 else -1.0
+    return _step
+
+
+def memoized(engine, X, sample_weight, n_batches):
+    """Memoized passes for mean field (Hughes & Sudderth 2013): the rows are cut into
+    n_batches contiguous batches; each batch's statistics are kept, and visiting a
+    batch replaces them (total <- total - old + new) before q(theta) is updated from
+    the total.  Every visit and every update is an exact coordinate ascent step of
+    the ELBO, so after the first pass (which builds the total batch by batch) the
+    ELBO never decreases.  step(q, iteration) runs one pass and returns the ELBO per
+    unit weight at its end."""
+    N = X.shape[0]
+    edges = np.linspace(0, N, n_batches + 1).astype(np.int64)
+    kept = [None] * n_batches
+    state = {"total": None}
+
+    def _step(q, iteration):
+        for b in range(n_batches):
+            lo, hi = int(edges[b]), int(edges[b + 1])
+            if hi <= lo:
+                continue
+            sw = None if sample_weight is None else sample_weight[lo:hi]
+            new = engine.statistics(X[lo:hi], sw, q, iteration)
+            total = state["total"]
+            if total is None:
+                total = new
+            elif kept[b] is None:
+                total = total + new
+            else:
+                total = total - kept[b] + new
+            kept[b] = new
+            state["total"] = total
+            q, _ = engine.update(total, iteration)
+        total = state["total"]
+        return engine.bound(total, q) / total.weight, q, []
+
     return _step

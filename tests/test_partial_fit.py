@@ -86,3 +86,43 @@ def test_large_data_initialisation_reads_a_subsample(monkeypatch, covariance_typ
     assert gm.converged_
     assert adjusted_rand_score(y, gm.predict(X)) > 0.99
     assert gm.score(X) >= full.score(X) - 1e-3     # as good as k-means on every row
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
+def test_memoized_meanfield_elbo_is_monotone_after_the_first_pass(covariance_type):
+    X, _, _ = make_gaussian_mixture(6000, 3, 5, covariance_type, separation=2.0,
+                                    random_state=1)
+    gm = fastvem.GaussianMixture(5, covariance_type=covariance_type, method="meanfield",
+                                 n_batches=7, max_iter=40, tol=0, random_state=0)
+    with pytest.warns(Warning):           # tol=0: it runs all passes
+        gm.fit(X)
+    elbo = np.asarray(gm.lower_bounds_)
+    assert len(elbo) == 40
+    assert np.all(np.diff(elbo[1:]) >= -1e-10 * np.abs(elbo[2:])), np.diff(elbo).min()
+    # and it ends where the batch mean-field fit ends
+    ref = fastvem.GaussianMixture(5, covariance_type=covariance_type, method="meanfield",
+                                  max_iter=500, tol=1e-9, random_state=0).fit(X)
+    assert gm.score(X) == pytest.approx(ref.score(X), abs=0.02)
+
+
+def test_memoized_needs_meanfield():
+    X, _, _ = make_gaussian_mixture(300, 2, 2, random_state=0)
+    with pytest.raises(ValueError, match="meanfield"):
+        fastvem.GaussianMixture(2, n_batches=3).fit(X)
+    with pytest.raises(ValueError, match="n_batches"):
+        fastvem.GaussianMixture(2, method="meanfield", n_batches=0).fit(X)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
+def test_float32_single_point_components_do_not_give_negative_variances(covariance_type):
+    """Regression: components started at single data points (random_from_data) have
+    a variance of exactly 0; float32 sums about a distant reference used to make it
+    negative (NaN precisions).  It is floored at 0 before reg_covar."""
+    rng = np.random.default_rng(0)
+    X = (rng.normal(size=(200000, 8)) * 3 + 5).astype(np.float32)
+    gm = fastvem.GaussianMixture(16, covariance_type=covariance_type, max_iter=2,
+                                 init_params="random_from_data", random_state=0)
+    with pytest.warns(Warning):
+        gm.fit(X)
+    assert np.all(np.isfinite(gm.weights_)) and np.all(np.isfinite(gm.covariances_))
+    assert np.isfinite(gm.score(X))

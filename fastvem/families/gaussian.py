@@ -231,13 +231,16 @@ class GaussianFamily:
         means = stats.shift + d
         K, D = means.shape
         reg = self.reg_covar
+        # a variance cannot be negative: round-off (float32 sums of a component that
+        # holds one point, say) is floored at 0 before reg_covar is added
         if cov_type == "full":
             covs = stats.s2 / nk[:, None, None] - d[:, :, None] * d[:, None, :]
-            covs[:, np.arange(D), np.arange(D)] += reg
+            diag = np.arange(D)
+            covs[:, diag, diag] = np.maximum(covs[:, diag, diag], 0.0) + reg
         elif cov_type == "diag":
-            covs = stats.s2 / nk[:, None] - d ** 2 + reg
+            covs = np.maximum(stats.s2 / nk[:, None] - d ** 2, 0.0) + reg
         elif cov_type == "spherical":
-            covs = (stats.s2 / nk - np.einsum("kd,kd->k", d, d)) / D + reg
+            covs = np.maximum((stats.s2 / nk - np.einsum("kd,kd->k", d, d)) / D, 0.0) + reg
         else:
             if self.scatter is None:
                 raise RuntimeError("tied covariance needs prepare(X) first")

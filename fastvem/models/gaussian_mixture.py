@@ -11,7 +11,7 @@ from sklearn.utils._available_if import available_if
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ..engine import (MixtureEngine, blas_single_thread, default_n_threads, fit_restarts,
-                      run_iterations, squarem)
+                      memoized, run_iterations, squarem)
 from ..families.gaussian import (COVARIANCE_TYPES, GaussianFamily, GaussianWishartPrior,
                                  covariances_from_precision_cholesky,
                                  precision_cholesky, precision_cholesky_from_precisions,
@@ -81,6 +81,10 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         step itself, so lower_bounds_ never decreases.  An iteration then runs three
         E-steps or more (n_e_steps_ counts them) and has converged when its gain
         falls below 3 * tol: tol per E-step, as for plain em.
+    n_batches : int or None, default=None
+        meanfield: memoized passes over n_batches contiguous batches of rows
+        (per-batch statistics kept, total - old + new, q(theta) updated after every
+        batch); the ELBO never decreases after the first pass.
     n_threads : int or None, default=None
         Threads for the compiled kernels (None: all CPUs of the process).
         Results are bitwise identical for any value.
@@ -104,7 +108,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                  weight_concentration_prior_type="dirichlet_process",
                  weight_concentration_prior=None, mean_precision_prior=None, mean_prior=None,
                  degrees_of_freedom_prior=None, covariance_prior=None, n_samples=200,
-                 burn_in=100, thin=1, n_chains=2, accelerate=None, n_threads=None):
+                 burn_in=100, thin=1, n_chains=2, accelerate=None, n_batches=None,
+                 n_threads=None):
         self.n_components = n_components
         self.covariance_type = covariance_type
         self.tol = tol
@@ -131,6 +136,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.thin = thin
         self.n_chains = n_chains
         self.accelerate = accelerate
+        self.n_batches = n_batches
         self.n_threads = n_threads
 
     _fitted_attributes = _FITTED
@@ -173,6 +179,12 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                                            and method.assign == "softmax"):
             raise ValueError(f"accelerate='squarem' extrapolates em / vem iterates; it is not "
                              f"available for method={method.name!r}")
+        n_batches = getattr(self, "n_batches", None)
+        if n_batches is not None:
+            integer("n_batches", 1)
+            if method.update != "posterior":
+                raise ValueError(f"n_batches (memoized passes) is for method='meanfield', "
+                                 f"got method={method.name!r}")
         if not isinstance(self.warm_start, (bool, np.bool_)):
             raise TypeError(f"warm_start must be a bool, got {self.warm_start!r}")
         return method, default_n_threads(self.n_threads)
@@ -429,6 +441,10 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
         step = engine.step(X, sw)
         counter = {"steps": 0}
+        if getattr(self, "n_batches", None) is not None:
+            if dask_source is not None:
+                raise ValueError("n_batches (memoized passes) needs an in-memory or memmap X")
+            step = memoized(engine, X, sw, self.n_batches)
         if getattr(self, "accelerate", None) == "squarem":
             K = self.n_components
             step = squarem(step, family.to_unconstrained,
