@@ -1,7 +1,9 @@
 """Data sources: where the engine's chunks come from.
 
 An in-memory array or a memmap is one block that the kernels stream through in
-chunks of rows (a memmap is read, never copied).  A Dask array is many blocks: the
+chunks of rows (a memmap is read, never copied).  A re-iterable of chunks (a list
+of arrays, or an object that reads them again from files) is streamed chunk by
+chunk every iteration.  A Dask array is many blocks: the
 E-step kernel runs on each block where the block lives (a dask.distributed Client's
 workers when one is active, Dask's local scheduler otherwise), each returns its
 statistics, and the statistics are summed on the client in block order by a fixed
@@ -11,7 +13,7 @@ lost in the middle of an iteration only costs Dask a recomputation of its blocks
 """
 import numpy as np
 
-__all__ = ["is_dask_array", "DaskSource", "tree_sum"]
+__all__ = ["is_dask_array", "is_chunk_iterable", "DaskSource", "ChunkSource", "tree_sum"]
 
 
 def is_dask_array(X):
@@ -106,3 +108,70 @@ class DaskSource:
     def head(self, n_rows):
         """The first n_rows rows as an ndarray (for initialisation)."""
         return np.ascontiguousarray(self.X[:n_rows].compute())
+
+
+def is_chunk_iterable(X):
+    """A list / tuple of arrays, or any re-iterable (not an array) of 2-D chunks."""
+    if isinstance(X, (list, tuple)):       # a list of rows (1-D) is ordinary 2-D data
+        return len(X) > 0 and all(getattr(c, "ndim", None) == 2 for c in X)
+    return (hasattr(X, "__iter__") and not hasattr(X, "shape") and not isinstance(X, (str, bytes))
+            and not isinstance(X, dict))
+
+
+class ChunkSource:
+    """A re-iterable of 2-D chunks of rows (a list of arrays or memmaps, or an object
+    whose __iter__ reads the chunks again, e.g. from files): validated in one pass,
+    then streamed chunk by chunk every iteration; statistics tree-summed in chunk
+    order."""
+
+    def __init__(self, chunks, name="X"):
+        if iter(chunks) is chunks:
+            raise ValueError(f"{name} is a one-shot iterator; the fit reads the chunks once per "
+                             "iteration: pass a list, or an object whose __iter__ starts over")
+        self.chunks = chunks
+        width, rows, dtypes, n_chunks = None, 0, set(), 0
+        for i, c in enumerate(chunks):
+            c = np.asarray(c)
+            if c.dtype.kind not in "biuf":
+                raise TypeError(f"{name}: chunk {i} must be numeric, got dtype {c.dtype}")
+            if c.ndim != 2:
+                raise ValueError(f"{name}: chunk {i} must be 2-D, got shape {c.shape}")
+            if width is None:
+                width = c.shape[1]
+            elif c.shape[1] != width:
+                raise ValueError(f"{name}: chunk {i} has {c.shape[1]} columns, the first chunk "
+                                 f"has {width} (chunks of inconsistent width)")
+            if c.shape[0] == 0:
+                continue
+            if not np.all(np.isfinite(c)):
+                raise ValueError(f"{name}: chunk {i} contains NaN or infinity")
+            rows += c.shape[0]
+            dtypes.add(c.dtype)
+            n_chunks += 1
+        if width is None or rows == 0:
+            raise ValueError(f"{name} holds no rows (no chunks, or only empty ones)")
+        if width == 0:
+            raise ValueError(f"{name} has 0 features")
+        self.dtype = np.dtype(np.float32) if dtypes == {np.dtype(np.float32)} else np.dtype(np.float64)
+        self.shape = (rows, width)
+
+    def _blocks(self):
+        for c in self.chunks:
+            c = np.asarray(c)
+            if c.shape[0]:
+                yield np.ascontiguousarray(c, dtype=self.dtype)
+
+    def map_sum(self, fn, *args):
+        return tree_sum(fn(b, *args) for b in self._blocks())
+
+    def scatter(self):
+        return self.map_sum(_block_scatter).triple
+
+    def head(self, n_rows):
+        out, got = [], 0
+        for b in self._blocks():
+            out.append(b[:n_rows - got])
+            got += out[-1].shape[0]
+            if got >= n_rows:
+                break
+        return np.ascontiguousarray(np.concatenate(out))

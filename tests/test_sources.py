@@ -101,3 +101,64 @@ def test_bad_dask_sources():
     a = _fit(Xd, **inits)
     b = _fit(Xe, **inits)
     np.testing.assert_allclose(b.means_, a.means_, rtol=1e-12, atol=1e-12)
+
+
+class _Files:
+    """Chunks read again from .npy files every time (a re-iterable)."""
+
+    def __init__(self, paths):
+        self.paths = paths
+
+    def __iter__(self):
+        return (np.load(p, mmap_mode="r") for p in self.paths)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
+@pytest.mark.parametrize("method", ["em", "meanfield"])
+def test_iterable_of_chunks_equals_in_memory(tmp_path, covariance_type, method):
+    X, inits = _data()
+    kw = dict(covariance_type=covariance_type, method=method)
+    if method != "meanfield":
+        kw.update(inits)
+    a = _fit(X, **kw)
+    edges = [0, 7000, 7000, 15001, 22000, X.shape[0]]          # one empty chunk
+    chunks = [X[lo:hi] for lo, hi in zip(edges[:-1], edges[1:])]
+    b = _fit(chunks, **kw)
+    paths = []
+    for i, c in enumerate(chunks):
+        paths.append(str(tmp_path / f"c{i}.npy"))
+        np.save(paths[-1], c)
+    c = _fit(_Files(paths), **kw)
+    for f in (b, c):
+        np.testing.assert_allclose(f.means_, a.means_, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(f.covariances_, a.covariances_, rtol=1e-12, atol=1e-12)
+        assert f.lower_bound_ == pytest.approx(a.lower_bound_, rel=1e-12, abs=1e-12)
+
+
+def test_bad_iterables_of_chunks():
+    X, _ = _data()
+    with pytest.raises(ValueError, match="inconsistent width"):
+        fastvem.GaussianMixture(3).fit([X[:100], X[100:200, :3]])
+    with pytest.raises(ValueError, match="no rows"):
+        fastvem.GaussianMixture(3).fit([X[:0], X[:0]])
+    with pytest.raises(ValueError, match="one-shot"):
+        fastvem.GaussianMixture(3).fit(iter([X[:100], X[100:]]))
+    with pytest.raises(ValueError, match="NaN"):
+        bad = X[:100].copy()
+        bad[3, 1] = np.inf
+        fastvem.GaussianMixture(3).fit([X[100:], bad])
+    with pytest.raises(ValueError, match="2-D"):
+        fastvem.GaussianMixture(3).fit(_Chunks([X[:100], X[100:200, 0]]))
+    # a list of 1-D rows stays ordinary data, as in scikit-learn
+    rows = [np.asarray(r) for r in X[:300]]
+    a = fastvem.GaussianMixture(2, random_state=0).fit(rows)
+    b = fastvem.GaussianMixture(2, random_state=0).fit(X[:300])
+    np.testing.assert_array_equal(a.means_, b.means_)
+
+
+class _Chunks:
+    def __init__(self, chunks):
+        self.chunks = chunks
+
+    def __iter__(self):
+        return iter(self.chunks)

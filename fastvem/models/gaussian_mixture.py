@@ -18,7 +18,7 @@ from ..families.gaussian import (COVARIANCE_TYPES, GaussianFamily, GaussianWisha
                                  precisions_from_cholesky)
 from ..methods import PRESETS, check_supported
 from ..structures.mixture import DirichletWeights, Mixture
-from ..sources import DaskSource, is_dask_array
+from ..sources import ChunkSource, DaskSource, is_chunk_iterable, is_dask_array
 from ._validation import check_array_param, check_sample_weight, progress_reporter
 
 __all__ = ["GaussianMixture"]
@@ -386,17 +386,22 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             raise TypeError(f"callback must be callable, got {type(callback).__name__}")
         method, n_threads = self._check_hyper()
         dask_source = None
-        if is_dask_array(X):
-            # the E-step runs on the Dask blocks where they live; see fastvem.sources
+        if is_dask_array(X) or is_chunk_iterable(X):
+            # blocks of a Dask array run where they live; chunks of an iterable are
+            # streamed one by one (see fastvem.sources)
+            kind = "a dask array" if is_dask_array(X) else "an iterable of chunks"
             if method.assign == "sample":
-                raise ValueError("method='gibbs' does not run on a dask array; use em, vem, "
-                                 "crisp or meanfield")
+                raise ValueError(f"method='gibbs' does not run on {kind}; use em, vem, crisp "
+                                 "or meanfield")
             if sample_weight is not None:
-                raise ValueError("sample_weight is not supported with a dask array X")
-            X = dask_source = DaskSource(X)
+                raise ValueError(f"sample_weight is not supported with {kind} X")
+            if is_dask_array(X):
+                X = dask_source = DaskSource(X)
+                n_threads = 1 if self.n_threads is None else n_threads   # per block task
+            else:
+                X = dask_source = ChunkSource(X)
             self.n_features_in_ = X.shape[1]
             self.__dict__.pop("feature_names_in_", None)
-            n_threads = 1 if self.n_threads is None else n_threads   # per block task
         else:
             X = self._validate_X(X, reset=True)
         N, D = X.shape
@@ -443,7 +448,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         counter = {"steps": 0}
         if getattr(self, "n_batches", None) is not None:
             if dask_source is not None:
-                raise ValueError("n_batches (memoized passes) needs an in-memory or memmap X")
+                raise ValueError("n_batches (memoized passes) needs an in-memory or memmap X "
+                                 "(a dask array or an iterable of chunks is not sliced)")
             step = memoized(engine, X, sw, self.n_batches)
         if getattr(self, "accelerate", None) == "squarem":
             K = self.n_components
