@@ -96,12 +96,14 @@ def _from_bag_of_words(X, n_words, name):
                                                          else V))
 
 
-def check_corpus(X, *, name="X", n_words=None, dtype=None, integer=False, fitting=False):
+def check_corpus(X, *, name="X", n_words=None, dtype=None, integer=False, fitting=False,
+                 allow_empty=False):
     """A Corpus from X, or a ValueError / TypeError naming the problem.
 
     n_words: the vocabulary size X must have (transform after fit).
     integer: counts must be whole numbers (collapsed Gibbs works on tokens).
     fitting: the corpus must hold at least one token.
+    allow_empty: zero documents are allowed (an empty block of a larger corpus).
     """
     if X is None:
         raise ValueError(f"{name} is None; expected a document-term matrix")
@@ -130,7 +132,7 @@ def check_corpus(X, *, name="X", n_words=None, dtype=None, integer=False, fittin
                              "Reshape your data: one row per document.")
         X = sp.csr_matrix(arr)
     D, V = X.shape
-    if D == 0:
+    if D == 0 and not allow_empty:
         raise ValueError(f"Found array with 0 sample(s) (shape=({D}, {V})) while a minimum of "
                          f"1 is required: {name} holds no documents")
     if V == 0:
@@ -172,3 +174,84 @@ def check_positive_int(value, name, minimum=1):
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
     return int(value)
+
+
+class _EStep:
+    """A block's E-step result; adds (statistics and totals) for tree sums."""
+
+    def __init__(self, stats, totals):
+        self.stats = stats
+        self.totals = totals
+
+    def __add__(self, other):
+        stats = None if self.stats is None else self.stats + other.stats
+        return _EStep(stats, self.totals + other.totals)
+
+
+def _block_summary(block):
+    c = check_corpus(block, name="a block of X", allow_empty=True)
+    return np.array([c.n_docs, c.n_words, c.total, c.data.size, c.dtype == np.float32])
+
+
+def block_estep(block, eb, alpha, hard, max_iter, tol, need_stats, n_threads):
+    """The per-document fixed point on one block of documents, from gamma = 1."""
+    from .structures.topic_model import TopicModel
+    c = check_corpus(block, name="a block of X", dtype=eb.dtype, allow_empty=True)
+    K = eb.shape[1]
+    if c.n_docs == 0:
+        return _EStep(np.zeros((c.n_words, K)) if need_stats else None, np.zeros(3 + K))
+    gamma = np.ones((c.n_docs, K), dtype=eb.dtype)
+    stats, tot = TopicModel.local_step(c, eb, alpha, gamma, hard, max_iter, tol, need_stats,
+                                       n_threads)
+    return _EStep(stats, tot)
+
+
+class CorpusSource:
+    """A corpus in blocks of documents: a Dask array (dense or scipy.sparse blocks),
+    or a re-iterable of document-term chunks (CSR, dense).  Validated in one pass;
+    each iteration runs the E-step per block (on the Dask workers where a block
+    lives) and sums the blocks' statistics in block order."""
+
+    def __init__(self, X, name="X"):
+        from .sources import is_dask_array
+        self.dask = is_dask_array(X)
+        if self.dask:
+            if X.ndim != 2:
+                raise ValueError(f"{name} must be a 2-D dask array")
+            if any(np.isnan(c) for c in X.chunks[0] + X.chunks[1]):
+                raise ValueError(f"{name} has unknown chunk sizes (NaN in {name}.chunks); "
+                                 f"call {name}.compute_chunk_sizes() first")
+            if len(X.chunks[1]) > 1:
+                X = X.rechunk({1: -1})
+            self.blocks = [b for b, n in zip(X.to_delayed().ravel(), X.chunks[0]) if n > 0]
+        else:
+            if iter(X) is X:
+                raise ValueError(f"{name} is a one-shot iterator; the fit reads the chunks "
+                                 "once per pass: pass a list, or an object whose __iter__ "
+                                 "starts over")
+            self.blocks = X
+        summaries = self._map(_block_summary)
+        widths = {int(s[1]) for s in summaries}
+        if len(widths) != 1:
+            raise ValueError(f"{name}: blocks have different numbers of words (columns): "
+                             f"{sorted(widths)}")
+        self.n_words = widths.pop()
+        self.n_docs = int(sum(s[0] for s in summaries))
+        self.total = float(sum(s[2] for s in summaries))
+        if self.n_docs == 0:
+            raise ValueError(f"{name} holds no documents")
+        if sum(s[3] for s in summaries) == 0:
+            raise ValueError(f"{name} is an all-zero corpus: there is no word to fit topics to")
+        self.dtype = np.dtype(np.float32) if all(s[4] for s in summaries) else np.dtype(np.float64)
+
+    def _map(self, fn, *args):
+        if self.dask:
+            import dask
+            f = dask.delayed(fn, pure=True)
+            return list(dask.compute(*[f(b, *args) for b in self.blocks]))
+        return [fn(b, *args) for b in self.blocks]
+
+    def estep(self, eb, alpha, hard, max_iter, tol, need_stats, n_threads):
+        from .sources import tree_sum
+        return tree_sum(self._map(block_estep, eb, alpha, hard, max_iter, tol, need_stats,
+                                  n_threads))

@@ -162,3 +162,42 @@ class _Chunks:
 
     def __iter__(self):
         return iter(self.chunks)
+
+
+# ---------------------------------------------------------------- LDA: a corpus in blocks
+@pytest.mark.parametrize("method", ["meanfield", "vem", "crisp"])
+def test_lda_corpus_in_blocks_equals_in_memory(method):
+    import scipy.sparse as sp
+    from fastvem.datasets import make_lda_corpus
+    X, _ = make_lda_corpus(1200, 300, 5, doc_length=60, random_state=0)
+    X = sp.csr_matrix(X, dtype=np.float64)
+    kw = dict(n_components=5, method=method, max_iter=8, random_state=0)
+    a = fastvem.LatentDirichletAllocation(**kw).fit(X)
+    chunks = [X[:400], X[400:400], X[400:1000], X[1000:].toarray()]     # mixed, one empty
+    b = fastvem.LatentDirichletAllocation(**kw).fit(chunks)
+    c = fastvem.LatentDirichletAllocation(**kw).fit(da.from_array(X.toarray(),
+                                                                  chunks=(300, 100)))
+    # sums in another order: round-off, amplified a little over passes (vem learns alpha)
+    for f in (b, c):
+        np.testing.assert_allclose(f.components_, a.components_, rtol=1e-7, atol=1e-10)
+        np.testing.assert_allclose(f.trace_["objective"], a.trace_["objective"], rtol=1e-10)
+        assert f.bound_ == pytest.approx(a.bound_, rel=1e-9)
+        assert f.n_features_in_ == 300
+
+
+def test_lda_bad_corpus_blocks():
+    import scipy.sparse as sp
+    X = sp.random(100, 50, density=0.1, format="csr", random_state=0)
+    X.data = np.ceil(X.data * 3)
+    with pytest.raises(ValueError, match="different numbers of words"):
+        fastvem.LatentDirichletAllocation(2).fit([X[:50], X[50:, :40]])
+    with pytest.raises(ValueError, match="one-shot"):
+        fastvem.LatentDirichletAllocation(2).fit(iter([X[:50], X[50:]]))
+    with pytest.raises(ValueError, match="gibbs"):
+        fastvem.LatentDirichletAllocation(2, method="gibbs").fit([X[:50], X[50:]])
+    with pytest.raises(ValueError, match="doc_topic_init"):
+        fastvem.LatentDirichletAllocation(2, doc_topic_init="best").fit([X[:50], X[50:]])
+    with pytest.raises(ValueError, match="all-zero"):
+        fastvem.LatentDirichletAllocation(2).fit([X[:50] * 0, X[50:] * 0])
+    with pytest.raises(ValueError, match="Negative"):
+        fastvem.LatentDirichletAllocation(2).fit([X[:50], -X[50:]])

@@ -22,7 +22,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from .._ext import _lda
-from ..corpus import check_corpus
+from ..corpus import CorpusSource, check_corpus, is_bag_of_words
 from ..engine import Trace, default_n_threads, run_iterations
 from ..families.categorical import CategoricalFamily
 from ..methods import PRESETS, check_supported
@@ -262,7 +262,18 @@ class LatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMixi
         """Fit the topics to the document-term counts X (sparse, dense or
         gensim-style bag of words)."""
         m = self._check_params()
-        corpus = check_corpus(X, integer=m.assign == "sample", fitting=True)
+        if _is_corpus_blocks(X):
+            # a Dask array or an iterable of document blocks: batch E-steps per block
+            if m.assign == "sample" or self.learning_method == "online":
+                raise ValueError("a corpus in blocks (dask array or iterable of chunks) is "
+                                 "fitted by batch vem, meanfield or crisp; gibbs and "
+                                 "learning_method='online' need the corpus in memory")
+            if self.doc_topic_init != "ones":
+                raise ValueError("a corpus in blocks keeps no per-document state: use "
+                                 "doc_topic_init='ones'")
+            corpus = CorpusSource(X)
+        else:
+            corpus = check_corpus(X, integer=m.assign == "sample", fitting=True)
         self._set_n_features(X, corpus)
         K = self.n_components
         alpha, eta = self._priors(K)
@@ -310,20 +321,26 @@ class LatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMixi
         learn_alpha = self._learn_alpha(m)
         D, K = corpus.n_docs, self.n_components
         dtype = corpus.dtype
-        gamma = np.ones((D, K), dtype=dtype)
+        blocks = isinstance(corpus, CorpusSource)
+        gamma = None if blocks else np.ones((D, K), dtype=dtype)
         words = corpus.total
         state = {"alpha": alpha, "eta": eta, "last_perp": None}
         report, close = progress_reporter(self, f"LDA {m.name}")
 
         def step(comp, it):
-            if self.doc_topic_init == "ones":
-                gamma.fill(1.0)
             eb = CategoricalFamily.effective_topics(comp, m.update, dtype)
             a = state["alpha"]
-            stats, tot = TopicModel.local_step(corpus, eb, a, gamma, hard,
-                                               self.max_doc_update_iter, self.mean_change_tol,
-                                               True, self._n_threads,
-                                               restart=self.doc_topic_init == "best")
+            if blocks:
+                res = corpus.estep(eb, a, hard, self.max_doc_update_iter,
+                                   self.mean_change_tol, True, self._n_threads)
+                stats, tot = res.stats, res.totals
+            else:
+                if self.doc_topic_init == "ones":
+                    gamma.fill(1.0)
+                stats, tot = TopicModel.local_step(corpus, eb, a, gamma, hard,
+                                                   self.max_doc_update_iter,
+                                                   self.mean_change_tol, True, self._n_threads,
+                                                   restart=self.doc_topic_init == "best")
             objective = (TopicModel.documents_term(tot, a, D, hard)
                          + CategoricalFamily.bound_term(comp, state["eta"], m.update)) / words
             new = CategoricalFamily.components_from_stats(stats, state["eta"])
@@ -497,9 +514,14 @@ class LatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMixi
         return check_corpus(X, n_words=self.n_features_in_, dtype=self.components_.dtype)
 
     def _doc_topic(self, corpus):
-        """(gamma, totals) of the fixed point from gamma = 1 with the fitted topics."""
-        gamma = np.ones((corpus.n_docs, self.n_components), dtype=corpus.dtype)
+        """(gamma, totals) of the fixed point from gamma = 1 with the fitted topics
+        (gamma None for a corpus in blocks)."""
         eb = np.ascontiguousarray(self.exp_dirichlet_component_.T, dtype=corpus.dtype)
+        if isinstance(corpus, CorpusSource):
+            res = corpus.estep(eb, self._alpha(), False, self.max_doc_update_iter,
+                               self.mean_change_tol, False, self._threads())
+            return None, res.totals
+        gamma = np.ones((corpus.n_docs, self.n_components), dtype=corpus.dtype)
         _, tot = TopicModel.local_step(corpus, eb, self._alpha(), gamma, False,
                                        self.max_doc_update_iter, self.mean_change_tol, False,
                                        self._threads())
@@ -560,6 +582,21 @@ class LatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMixi
         tags.input_tags.positive_only = True
         tags.input_tags.allow_nan = False
         return tags
+
+
+def _is_corpus_blocks(X):
+    """A Dask array, a list / tuple of 2-D document blocks (sparse or dense), or a
+    re-iterable of such blocks -- not a single matrix nor a bag-of-words list."""
+    import scipy.sparse as sp
+    from ..sources import is_dask_array
+    if is_dask_array(X):
+        return True
+    if sp.issparse(X) or hasattr(X, "shape") or isinstance(X, (str, bytes, dict)):
+        return False
+    if isinstance(X, (list, tuple)):
+        return (len(X) > 0 and not is_bag_of_words(X)
+                and all(sp.issparse(c) or getattr(c, "ndim", None) == 2 for c in X))
+    return hasattr(X, "__iter__")
 
 
 def _word_log_joint(wcnt, wlen, nk, eta):
