@@ -406,3 +406,17 @@ def test_gibbs_sweep_keeps_its_count_structures_consistent(small_corpus):
         np.testing.assert_array_equal(wpos[w, topics], np.arange(n))
         assert np.all(np.delete(wpos[w], topics) == -1)
     assert np.all(np.isfinite(doc_ll)) and np.all(doc_ll <= 0)
+
+
+def test_memoized_meanfield_elbo_monotone_after_first_pass(synthetic):
+    Xtr, Xte, truth = synthetic
+    fv = LDA(n_components=5, learning_method="memoized", batch_size=250, max_iter=20,
+             random_state=0).fit(Xtr)
+    elbo = fv.trace_["objective"]
+    assert len(elbo) == 20
+    assert np.all(np.diff(elbo[1:]) >= -1e-12 * np.abs(elbo[2:])), np.diff(elbo).min()
+    assert _matched_cosines(fv.components_, truth["topics"]).min() >= 0.9
+    true_perp = document_completion_perplexity((truth["topics"], truth["doc_topic_prior"]), Xte)
+    assert document_completion_perplexity(fv, Xte) <= 1.05 * true_perp
+    with pytest.raises(ValueError, match="memoized"):
+        LDA(method="vem", learning_method="memoized").fit(Xtr)

@@ -195,9 +195,11 @@ class LatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMixi
         _real("total_samples", 0.0, True)
         _real("perp_tol", 0.0)
         _real("mean_change_tol", 0.0)
-        if self.learning_method not in ("batch", "online"):
-            raise ValueError("learning_method must be 'batch' or 'online', got "
+        if self.learning_method not in ("batch", "online", "memoized"):
+            raise ValueError("learning_method must be 'batch', 'online' or 'memoized', got "
                              f"{self.learning_method!r}")
+        if self.learning_method == "memoized" and self.method != "meanfield":
+            raise ValueError("learning_method='memoized' is for method='meanfield'")
         if self.method not in PRESETS:
             raise ValueError(f"method must be one of {list(PRESETS)}, got {self.method!r}")
         m = check_supported(self.method, "topic_model")
@@ -288,6 +290,11 @@ class LatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMixi
                 comp = rng.gamma(100.0, 0.01, (K, corpus.n_words))
                 comp, alpha = self._fit_online(corpus, comp, alpha, eta, m, corpus.n_docs,
                                                passes=self.max_iter)
+            elif self.learning_method == "memoized":
+                if isinstance(corpus, CorpusSource):
+                    raise ValueError("learning_method='memoized' needs the corpus in memory")
+                comp = rng.gamma(100.0, 0.01, (K, corpus.n_words))
+                comp = self._fit_memoized(corpus, comp, alpha, eta, m)
             else:
                 best = None
                 for _ in range(self.n_init):       # keep the run with the highest objective
@@ -371,6 +378,57 @@ class LatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMixi
             close()
         self.trace_ = res.trace.as_dict()
         return res.params, state["alpha"], state["eta"]
+
+    def _fit_memoized(self, corpus, comp, alpha, eta, m):
+        """Memoized mean field over batches of batch_size documents: each batch's
+        word-topic statistics and its fixed terms are kept; a visit replaces them
+        (total - old + new) and q(beta) = Dirichlet(eta + total) is updated after every
+        batch.  The ELBO at the end of a pass is exact for the kept q(z), q(theta)
+        and the current q(beta): the per-batch terms that do not involve beta are
+        kept as numbers, the beta terms are <total, E log beta> plus the topics' KL.
+        Every step is an exact coordinate ascent step, so after the first pass the
+        ELBO never decreases."""
+        from ..families.categorical import dirichlet_expectation
+        D, K, V = corpus.n_docs, self.n_components, corpus.n_words
+        edges = list(range(0, D, self.batch_size)) + [D]
+        kept_stats = [None] * (len(edges) - 1)
+        kept_const = np.zeros(len(edges) - 1)
+        total = np.zeros((V, K))
+        trace = Trace()
+        report, close = progress_reporter(self, "LDA meanfield memoized")
+        try:
+            for it in range(1, self.max_iter + 1):
+                t0 = time.perf_counter()
+                for b in range(len(edges) - 1):
+                    batch = corpus.rows(edges[b], edges[b + 1])
+                    if batch.n_docs == 0:
+                        continue
+                    elog = dirichlet_expectation(comp)                 # K x V
+                    eb = np.ascontiguousarray(np.exp(elog).T, dtype=corpus.dtype)
+                    gamma = np.ones((batch.n_docs, K), dtype=corpus.dtype)
+                    stats, tot = TopicModel.local_step(batch, eb, alpha, gamma, False,
+                                                       self.max_doc_update_iter,
+                                                       self.mean_change_tol, True,
+                                                       self._n_threads)
+                    # the batch's terms without beta: its bound minus <stats, E log beta>
+                    kept_const[b] = (TopicModel.documents_term(tot, alpha, batch.n_docs, False)
+                                     - float(np.sum(stats * elog.T)))
+                    if kept_stats[b] is not None:
+                        total -= kept_stats[b]
+                    total += stats
+                    kept_stats[b] = stats
+                    comp = CategoricalFamily.components_from_stats(total, eta)
+                elog = dirichlet_expectation(comp)
+                elbo = (kept_const.sum() + float(np.sum(total * elog.T))
+                        + CategoricalFamily.bound_term(comp, eta, m.update))
+                trace.append(elbo / corpus.total, time.perf_counter() - t0)
+                report.iteration(it, elbo / corpus.total, np.nan)
+                self.n_iter_ = it
+                self.n_batch_iter_ = it + 1
+        finally:
+            close()
+        self.trace_ = trace.as_dict()
+        return comp
 
     def _online_step(self, lazy, batch, alpha, eta, m, total_samples):
         """One mini-batch step: E-step on the batch's words only, then the lazy update."""
