@@ -105,6 +105,16 @@ def test_memoized_meanfield_elbo_is_monotone_after_the_first_pass(covariance_typ
     assert gm.score(X) == pytest.approx(ref.score(X), abs=0.02)
 
 
+def test_memoized_bayesian_gaussian_mixture():
+    X, _, _ = make_gaussian_mixture(4000, 2, 3, "diag", separation=3.0, random_state=0)
+    bgm = fastvem.BayesianGaussianMixture(n_components=4, covariance_type="diag", n_batches=5,
+                                          max_iter=30, tol=0, random_state=0)
+    with pytest.warns(Warning):
+        bgm.fit(X)
+    lb = np.asarray(bgm.lower_bounds_)
+    assert np.all(np.diff(lb[1:]) >= -1e-10 * np.abs(lb[2:]))
+
+
 def test_memoized_needs_meanfield():
     X, _, _ = make_gaussian_mixture(300, 2, 2, random_state=0)
     with pytest.raises(ValueError, match="meanfield"):

@@ -12,8 +12,9 @@ class BayesianGaussianMixture(GaussianMixture):
     """Variational Bayesian Gaussian mixture (method 'meanfield').
 
     Accepts every constructor parameter of
-    :class:`sklearn.mixture.BayesianGaussianMixture` (plus ``n_threads``) and
-    exposes the same fitted attributes; ``lower_bound_`` and ``lower_bounds_``
+    :class:`sklearn.mixture.BayesianGaussianMixture` (plus ``n_threads`` and
+    ``n_batches``: memoized passes, see GaussianMixture) and exposes the same fitted
+    attributes; ``lower_bound_`` and ``lower_bounds_``
     are scikit-learn's total variational lower bound, ``trace_['objective']``
     the same per unit of sample weight.
     """
@@ -23,7 +24,8 @@ class BayesianGaussianMixture(GaussianMixture):
                  weight_concentration_prior_type="dirichlet_process",
                  weight_concentration_prior=None, mean_precision_prior=None, mean_prior=None,
                  degrees_of_freedom_prior=None, covariance_prior=None, random_state=None,
-                 warm_start=False, verbose=0, verbose_interval=10, n_threads=None):
+                 warm_start=False, verbose=0, verbose_interval=10, n_batches=None,
+                 n_threads=None):
         self.n_components = n_components
         self.covariance_type = covariance_type
         self.tol = tol
@@ -41,6 +43,7 @@ class BayesianGaussianMixture(GaussianMixture):
         self.warm_start = warm_start
         self.verbose = verbose
         self.verbose_interval = verbose_interval
+        self.n_batches = n_batches
         self.n_threads = n_threads
 
     method = "meanfield"      # read-only: the method this estimator runs
