@@ -276,7 +276,9 @@ def _review_lda(data, methods, n_components, seeds, test_size, out, progress, pl
         lines.append(f"{srow['method']:10s} {srow['seconds']:9.4f} {srow['iterations']:6.0f} "
                      f"{srow['train_objective']:16.5f} {srow['perplexity']:20.2f}")
     lines.append("held-out perplexity: document completion (theta from half of each test "
-                 "document, the other half scored); lower is better")
+                 "document, the other half scored); lower is better.  train objective: each "
+                 "method's own per token (ELBO; vem and crisp include log p(beta), gibbs the "
+                 "collapsed log joint), not comparable across methods")
     meta = {"data": name, "shape": list(X.shape), "n_components": n_components,
             "model": "lda", "seeds": seeds}
     _write(out, rows, list(rows[0]), meta, summary, "\n".join(lines),
