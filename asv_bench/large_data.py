@@ -51,6 +51,16 @@ class PeakAnon:
         return self.peak - self.base
 
 
+def start_params(head, K, iters):
+    """Constructor arguments of a diag em fit of `iters` iterations from parameters
+    fitted (one iteration) on the first rows: both fits of a pair start from them."""
+    start = fastvem.GaussianMixture(K, covariance_type="diag", max_iter=1, random_state=0,
+                                    init_params="random_from_data").fit(head)
+    return dict(n_components=K, covariance_type="diag", max_iter=iters, tol=0,
+                weights_init=start.weights_, means_init=start.means_,
+                precisions_init=1.0 / start.covariances_)
+
+
 def make_file(path, n, d, k, seed=0):
     if os.path.exists(path) and np.load(path, mmap_mode="r").shape == (n, d):
         return
@@ -73,11 +83,7 @@ def memmap_case(args):
     _ = float(np.asarray(Xm[::1000]).sum())       # touch the file: page cache warm
     for s in range(0, Xm.shape[0], 1 << 24):
         _ = float(np.asarray(Xm[s:s + (1 << 24)]).sum())
-    start = fastvem.GaussianMixture(K, covariance_type="diag", max_iter=1, random_state=0,
-                                    init_params="random_from_data").fit(Xm[:1_000_000])
-    kw = dict(n_components=K, covariance_type="diag", max_iter=args.iters, tol=0,
-              weights_init=start.weights_, means_init=start.means_,
-              precisions_init=1.0 / start.covariances_, n_threads=2)
+    kw = dict(start_params(Xm[:1_000_000], K, args.iters), n_threads=2)
     with PeakAnon() as mem_m:
         fm = fastvem.GaussianMixture(**kw).fit(Xm)
     t_m = float(np.median(fm.trace_["seconds"]))
@@ -103,11 +109,7 @@ def dask_case(args):
     for s in range(0, N, step):
         m = min(step, N - s)
         X[s:s + m] = means[rng.integers(0, K, m)] + rng.standard_normal((m, D))
-    start = fastvem.GaussianMixture(K, covariance_type="diag", max_iter=1, random_state=0,
-                                    init_params="random_from_data").fit(X[:500_000])
-    kw = dict(n_components=K, covariance_type="diag", max_iter=args.iters, tol=0,
-              weights_init=start.weights_, means_init=start.means_,
-              precisions_init=1.0 / start.covariances_)
+    kw = start_params(X[:500_000], K, args.iters)
     fi = fastvem.GaussianMixture(n_threads=2, **kw).fit(X)
     t_i = float(np.median(fi.trace_["seconds"]))
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,

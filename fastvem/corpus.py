@@ -197,11 +197,7 @@ def block_estep(block, eb, alpha, hard, max_iter, tol, need_stats, n_threads):
     """The per-document fixed point on one block of documents, from gamma = 1."""
     from .structures.topic_model import TopicModel
     c = check_corpus(block, name="a block of X", dtype=eb.dtype, allow_empty=True)
-    K = eb.shape[1]
-    if c.n_docs == 0:
-        return _EStep(np.zeros((c.n_words, K)) if need_stats else None, np.zeros(3 + K))
-    gamma = np.ones((c.n_docs, K), dtype=eb.dtype)
-    stats, tot = TopicModel.local_step(c, eb, alpha, gamma, hard, max_iter, tol, need_stats,
+    stats, tot = TopicModel.local_step(c, eb, alpha, None, hard, max_iter, tol, need_stats,
                                        n_threads)
     return _EStep(stats, tot)
 

@@ -40,8 +40,8 @@ class _Pooled:
         self.triple = triple
 
     def __add__(self, other):
-        from .models.gaussian_mixture import _mix_scatter
-        return _Pooled(_mix_scatter(self.triple, other.triple, 1.0, 1.0))
+        from .families.gaussian import pool_scatter
+        return _Pooled(pool_scatter(self.triple, other.triple, 1.0, 1.0))
 
 
 def _block_scatter(block):

@@ -420,3 +420,20 @@ def test_memoized_meanfield_elbo_monotone_after_first_pass(synthetic):
     assert document_completion_perplexity(fv, Xte) <= 1.05 * true_perp
     with pytest.raises(ValueError, match="memoized"):
         LDA(method="vem", learning_method="memoized").fit(Xtr)
+
+
+def test_blocked_pass_from_ones_equals_one_call(monkeypatch, synthetic):
+    """A pass from gamma = 1 runs in blocks of documents (no documents x topics array);
+    the sums run in the same order, so the statistics are bitwise those of one call."""
+    import fastvem.structures.topic_model as tm
+    from fastvem.corpus import check_corpus
+    from fastvem.structures.topic_model import TopicModel
+    Xtr, _, _ = synthetic
+    c = check_corpus(Xtr)
+    eb = np.ascontiguousarray(np.random.default_rng(0).dirichlet(np.ones(c.n_words), 5).T)
+    alpha = np.full(5, 0.2)
+    one = TopicModel.local_step(c, eb, alpha, np.ones((c.n_docs, 5)), False, 100, 1e-3, True, 2)
+    monkeypatch.setattr(tm, "BLOCK_DOCS", 96)          # 3 partitions; 21 blocks here
+    blk = TopicModel.local_step(c, eb, alpha, None, False, 100, 1e-3, True, 2)
+    np.testing.assert_array_equal(blk[0], one[0])
+    np.testing.assert_array_equal(blk[1], one[1])

@@ -503,6 +503,18 @@ def data_scatter(X, sample_weight, step=1 << 16):
     return total, centre, scatter
 
 
+def pool_scatter(old, new, a, b):
+    """(weight, centre, centred scatter) of a * old + b * new, pooled exactly."""
+    wn, cn, sn = new
+    if old is None or a == 0.0:
+        return (b * wn, cn.copy(), b * sn)
+    wo, co, so = old
+    w = a * wo + b * wn
+    c = (a * wo * co + b * wn * cn) / w
+    do, dn = co - c, cn - c
+    return (w, c, a * so + b * sn + a * wo * np.outer(do, do) + b * wn * np.outer(dn, dn))
+
+
 class GaussianWishartPrior:
     """Conjugate prior of a Gaussian component (scikit-learn's
     BayesianGaussianMixture parameterisation): mean ~ N(mean_prior,

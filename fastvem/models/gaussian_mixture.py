@@ -13,6 +13,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from ..engine import (MixtureEngine, blas_single_thread, default_n_threads, fit_restarts,
                       memoized, run_iterations, squarem)
 from ..families.gaussian import (COVARIANCE_TYPES, GaussianFamily, GaussianWishartPrior,
+                                 pool_scatter,
                                  covariances_from_precision_cholesky,
                                  precision_cholesky, precision_cholesky_from_precisions,
                                  precisions_from_cholesky)
@@ -363,7 +364,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             s = stream["stats"] * (1.0 - rho) + s
         stream["stats"] = s
         if batch_scatter is not None:
-            stream["scatter"] = _mix_scatter(stream["scatter"], batch_scatter, 1.0 - rho,
+            stream["scatter"] = pool_scatter(stream["scatter"], batch_scatter, 1.0 - rho,
                                              rho * scale)
             family.scatter = stream["scatter"]
         new, events = engine.update(s, stream["t"])
@@ -824,14 +825,3 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         tags.input_tags.allow_nan = False
         return tags
 
-
-def _mix_scatter(old, new, a, b):
-    """(weight, centre, centred scatter) of a * old + b * new, pooled exactly."""
-    wn, cn, sn = new
-    if old is None or a == 0.0:
-        return (b * wn, cn.copy(), b * sn)
-    wo, co, so = old
-    w = a * wo + b * wn
-    c = (a * wo * co + b * wn * cn) / w
-    do, dn = co - c, cn - c
-    return (w, c, a * so + b * sn + a * wo * np.outer(do, do) + b * wn * np.outer(dn, dn))

@@ -22,7 +22,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from .._ext import _lda
-from ..corpus import CorpusSource, check_corpus, is_bag_of_words
+from ..corpus import Corpus, CorpusSource, check_corpus, is_bag_of_words
 from ..engine import Trace, default_n_threads, run_iterations
 from ..families.categorical import CategoricalFamily
 from ..methods import PRESETS, check_supported
@@ -329,7 +329,9 @@ class LatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMixi
         D, K = corpus.n_docs, self.n_components
         dtype = corpus.dtype
         blocks = isinstance(corpus, CorpusSource)
-        gamma = None if blocks else np.ones((D, K), dtype=dtype)
+        # the documents' gamma is kept between passes only where a pass starts from it
+        gamma = (np.ones((D, K), dtype=dtype) if self.doc_topic_init != "ones" and not blocks
+                 else None)
         words = corpus.total
         state = {"alpha": alpha, "eta": eta, "last_perp": None}
         report, close = progress_reporter(self, f"LDA {m.name}")
@@ -342,8 +344,6 @@ class LatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMixi
                                    self.mean_change_tol, True, self._n_threads)
                 stats, tot = res.stats, res.totals
             else:
-                if self.doc_topic_init == "ones":
-                    gamma.fill(1.0)
                 stats, tot = TopicModel.local_step(corpus, eb, a, gamma, hard,
                                                    self.max_doc_update_iter,
                                                    self.mean_change_tol, True, self._n_threads,
@@ -405,8 +405,7 @@ class LatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMixi
                         continue
                     elog = dirichlet_expectation(comp)                 # K x V
                     eb = np.ascontiguousarray(np.exp(elog).T, dtype=corpus.dtype)
-                    gamma = np.ones((batch.n_docs, K), dtype=corpus.dtype)
-                    stats, tot = TopicModel.local_step(batch, eb, alpha, gamma, False,
+                    stats, tot = TopicModel.local_step(batch, eb, alpha, None, False,
                                                        self.max_doc_update_iter,
                                                        self.mean_change_tol, True,
                                                        self._n_threads)
@@ -433,11 +432,9 @@ class LatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMixi
     def _online_step(self, lazy, batch, alpha, eta, m, total_samples):
         """One mini-batch step: E-step on the batch's words only, then the lazy update."""
         words, local = np.unique(batch.indices, return_inverse=True)
-        from ..corpus import Corpus
         sub = Corpus(batch.indptr, local.astype(np.int32).reshape(-1), batch.data, words.size)
         eb = lazy.effective(words, m.update, batch.dtype, self._n_threads)
-        gamma = np.ones((batch.n_docs, self.n_components), dtype=batch.dtype)
-        stats, tot = TopicModel.local_step(sub, eb, alpha, gamma, m.assign == "argmax",
+        stats, tot = TopicModel.local_step(sub, eb, alpha, None, m.assign == "argmax",
                                            self.max_doc_update_iter, self.mean_change_tol,
                                            True, self._n_threads)
         rho = (self.learning_offset + self.n_batch_iter_) ** (-self.learning_decay)
@@ -571,15 +568,16 @@ class LatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMixi
         check_is_fitted(self)
         return check_corpus(X, n_words=self.n_features_in_, dtype=self.components_.dtype)
 
-    def _doc_topic(self, corpus):
+    def _doc_topic(self, corpus, keep_gamma=True):
         """(gamma, totals) of the fixed point from gamma = 1 with the fitted topics
-        (gamma None for a corpus in blocks)."""
+        (gamma None for a corpus in blocks, or when only the totals are wanted)."""
         eb = np.ascontiguousarray(self.exp_dirichlet_component_.T, dtype=corpus.dtype)
         if isinstance(corpus, CorpusSource):
             res = corpus.estep(eb, self._alpha(), False, self.max_doc_update_iter,
                                self.mean_change_tol, False, self._threads())
             return None, res.totals
-        gamma = np.ones((corpus.n_docs, self.n_components), dtype=corpus.dtype)
+        gamma = (np.ones((corpus.n_docs, self.n_components), dtype=corpus.dtype)
+                 if keep_gamma else None)
         _, tot = TopicModel.local_step(corpus, eb, self._alpha(), gamma, False,
                                        self.max_doc_update_iter, self.mean_change_tol, False,
                                        self._threads())
@@ -599,7 +597,7 @@ class LatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMixi
         return self.fit(X, y).transform(X, normalize=normalize)
 
     def _score_corpus(self, corpus):
-        gamma, tot = self._doc_topic(corpus)
+        _, tot = self._doc_topic(corpus, keep_gamma=False)
         update = PRESETS[self.method].update
         score = TopicModel.documents_term(tot, self._alpha(), corpus.n_docs, False)
         if update == "posterior":

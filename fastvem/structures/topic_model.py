@@ -15,6 +15,10 @@ from ..families.categorical import dirichlet_newton
 
 __all__ = ["TopicModel"]
 
+# documents per block of a pass from gamma = 1: a multiple of the kernel's partition
+# size, so that the sums run in the same order as over the whole corpus at once
+BLOCK_DOCS = 64 * _lda.PARTITION_DOCS
+
 
 class TopicModel:
     """Per-document fixed point, objective terms and alpha updates."""
@@ -27,16 +31,31 @@ class TopicModel:
     @staticmethod
     def local_step(corpus, eb, alpha, gamma, hard, max_iter, tol, need_stats, n_threads,
                    restart=False):
-        """Run the fixed point of every document from gamma (overwritten).
-        Returns (stats word-major V x K or None, totals: [word, dirichlet, inner
-        iterations, sum_d E log theta_d (K)])."""
+        """Run the fixed point of every document from gamma (overwritten), or, with
+        gamma None, from gamma = 1 in blocks of BLOCK_DOCS documents so that no
+        documents x topics array exists.  The blocks add into the same accumulators
+        in document order, exactly as one call would.  Returns (stats word-major
+        V x K or None, totals: [word, dirichlet, inner iterations, sum_d E log
+        theta_d (K)])."""
         K = eb.shape[1]
         stats = np.zeros((corpus.n_words, K) if need_stats else (1, K))
         totals = np.zeros(3 + K)
-        _lda.doc_fixed_point(corpus.indptr, corpus.indices, corpus.data, eb,
-                             np.ascontiguousarray(alpha, dtype=np.float64), gamma, stats, totals,
-                             int(hard), int(max_iter), float(tol), bool(need_stats),
-                             int(restart), int(n_threads))
+        alpha = np.ascontiguousarray(alpha, dtype=np.float64)
+        args = (int(hard), int(max_iter), float(tol), bool(need_stats), int(restart),
+                int(n_threads))
+        if gamma is not None:
+            _lda.doc_fixed_point(corpus.indptr, corpus.indices, corpus.data, eb, alpha, gamma,
+                                 stats, totals, *args)
+        else:
+            if restart:
+                raise ValueError("restart needs the previous gamma")
+            buf = np.empty((min(BLOCK_DOCS, corpus.n_docs), K), dtype=eb.dtype)
+            for lo in range(0, corpus.n_docs, BLOCK_DOCS):
+                block = corpus.rows(lo, min(corpus.n_docs, lo + BLOCK_DOCS))
+                g = buf[:block.n_docs]
+                g.fill(1.0)
+                _lda.doc_fixed_point(block.indptr, block.indices, block.data, eb, alpha, g,
+                                     stats, totals, *args)
         if need_stats and not hard:
             stats *= eb          # phi = e_k eb_wk c / norm: the eb factor is applied once here
         return (stats if need_stats else None), totals
@@ -63,7 +82,6 @@ class TopicModel:
         """alpha from sampled document-topic counts (Minka's fixed point for the
         Dirichlet-multinomial), used by collapsed Gibbs."""
         a = np.array(alpha, dtype=np.float64)
-        D = doc_len.shape[0]
         rows = doc_topic_csr.tocsc()
         for _ in range(n_iter):
             a0 = a.sum()
@@ -81,5 +99,4 @@ class TopicModel:
                 a = new
                 break
             a = new
-        del D
         return a
