@@ -22,7 +22,7 @@ from cython cimport floating
 from cython.parallel cimport prange, parallel, threadid
 from libc.math cimport log, lgamma, fabs
 from libc.stdint cimport uint64_t, int64_t, int32_t
-from libc.stdlib cimport malloc, free, calloc
+from libc.stdlib cimport malloc, free, calloc, qsort
 from libc.string cimport memset, memcpy
 
 cimport numpy as cnp
@@ -49,12 +49,44 @@ cdef extern from "fv_lda.h" nogil:
                          double *GT)
     void fv_lda_gather_f(const float *eb, const int32_t *idx, long n, long K, float *G,
                          float *GT)
+    void fv_lda_gather_t_d(const double *eb, const int32_t *idx, long n, long K, double *GT,
+                           double *S, double *mx, double *lmax)
+    void fv_lda_gather_t_f(const float *eb, const int32_t *idx, long n, long K, float *GT,
+                           float *S, float *mx, double *lmax)
+    double fv_lda_norm_act_d(const double *GT, const double *c, const double *eA,
+                             const int *act, double *r, double *nrm, long n, long nA,
+                             double eps)
+    double fv_lda_norm_act_f(const float *GT, const float *c, const float *eA, const int *act,
+                             float *r, float *nrm, long n, long nA, float eps)
+    void fv_lda_effective_row_d(const double *S, double a, double b, const double *ps,
+                                double *out, long K, int posterior)
+    void fv_lda_effective_row_f(const double *S, double a, double b, const double *ps,
+                                float *out, long K, int posterior)
+    long fv_lda_sparse_d(const double *GT, const double *c, long n, long K,
+                         const double *alpha, const double *psa, const double *lmax,
+                         double *gamma, long max_iter, double tol, double eps, double *vA,
+                         double *r, double *dw, int *act, int *on, int *dl, long *n_active)
+    long fv_lda_sparse_f(const float *GT, const float *c, long n, long K,
+                         const double *alpha, const double *psa, const double *lmax,
+                         float *gamma, long max_iter, double tol, float eps, float *vA,
+                         float *r, double *dw, int *act, int *on, int *dl, long *n_active)
 
 cdef enum:
     PART_DOCS = 32      # documents per partition of the fixed point (fixed: thread-invariant)
     BLOCK_DOCS = 256    # documents per snapshot block of the Gibbs sweep
 
 PARTITION_DOCS = PART_DOCS
+
+cdef int _dense_sweeps = 0
+
+
+def set_dense_sweeps(bint flag):
+    """Make the soft fixed point sweep every topic (the reference the active-topic
+    sweeps are tested against); returns the previous setting."""
+    global _dense_sweeps
+    old = bool(_dense_sweeps)
+    _dense_sweeps = flag
+    return old
 GIBBS_BLOCK_DOCS = BLOCK_DOCS
 
 
@@ -114,16 +146,56 @@ cdef int _one_doc(const int32_t *idx, const floating *cnt, Py_ssize_t n,
                   const floating *eb, const double *alpha, floating *gamma, Py_ssize_t K,
                   int hard, int max_iter, double tol, floating eps,
                   floating *e, floating *t, double *elog, floating *G, floating *rb,
+                  const double *psa, const double *lga, double *dw, int *ia, long *nact,
                   double *out) noexcept nogil:
     """The fixed point of one document; gamma (K) is the start and is overwritten.
     out[0] += word term, out[1] += Dirichlet term; elog holds E log theta at exit.
-    Returns the number of inner iterations."""
+    Soft: sweeps over the document's active topics only (fv_lda_sparse_*, equal to the
+    dense sweep up to round-off); at exit the active topics are ia[0..nact), and
+    G + n K holds norm_j + eps over them (for _doc_stats_active).  Otherwise nact = -1.
+    Workspace: t (3K), G (2 n K + 1), dw (6K), ia (3K); psa[k] = psi(alpha_k),
+    lga[k] = lgamma(alpha_k).  Returns the number of inner iterations."""
     cdef Py_ssize_t j, k, it, best
     cdef const floating *row
     cdef floating norm, r, bv, v
     cdef double change, sg, acc, g
+    cdef floating *nrm = G + n * K
+    cdef floating *eA = t + K
+    nact[0] = -1
+    if not hard and not _dense_sweeps:
+        # the document's topic rows (K x n) and log max_j, gathered once
+        if floating is float:
+            fv_lda_gather_t_f(eb, idx, n, K, G, nrm, t, dw + 4 * K)
+            it = fv_lda_sparse_f(G, cnt, n, K, alpha, psa, dw + 4 * K, gamma, max_iter, tol,
+                                 eps, eA, rb, dw, ia, ia + K, ia + 2 * K, nact)
+        else:
+            fv_lda_gather_t_d(eb, idx, n, K, G, nrm, t, dw + 4 * K)
+            it = fv_lda_sparse_d(G, cnt, n, K, alpha, psa, dw + 4 * K, gamma, max_iter, tol,
+                                 eps, eA, rb, dw, ia, ia + K, ia + 2 * K, nact)
+        _expect_log(gamma, alpha, e, elog, K, hard)
+        # the bound terms at the final gamma, the word term over the active topics
+        for j in range(nact[0]):
+            eA[j] = e[ia[j]]
+        if floating is float:
+            fv_lda_norm_act_f(G, cnt, eA, ia, rb, nrm, n, nact[0], eps)
+        else:
+            fv_lda_norm_act_d(G, cnt, eA, ia, rb, nrm, n, nact[0], eps)
+        acc = 0.0
+        for j in range(n):
+            acc += cnt[j] * log(<double>nrm[j])
+        out[0] += acc
+        sg = 0.0
+        acc = 0.0
+        for k in range(K):
+            sg += gamma[k]
+            if gamma[k] == <floating>alpha[k]:
+                acc += (alpha[k] - gamma[k]) * elog[k] + lga[k]
+            else:
+                acc += (alpha[k] - gamma[k]) * elog[k] + lgamma(<double>gamma[k])
+        out[1] += acc - lgamma(sg)
+        return <int>it
     _expect_log(gamma, alpha, e, elog, K, hard)
-    if not hard:        # the document's topic rows, gathered once (both layouts)
+    if not hard:        # the dense sweep (reference for the tests)
         if floating is float:
             fv_lda_gather_f(eb, idx, n, K, G, G + n * K)
         else:
@@ -217,6 +289,21 @@ cdef void _doc_stats(const int32_t *idx, const floating *cnt, Py_ssize_t n,
                 b[k] += r * e[k]
 
 
+cdef void _doc_stats_active(const int32_t *idx, const floating *cnt, Py_ssize_t n,
+                            Py_ssize_t K, const floating *e, const floating *nrm,
+                            const int *act, Py_ssize_t n_act, int32_t *slot,
+                            double *buf) noexcept nogil:
+    """_doc_stats over the active topics of the sparse fixed point (nrm from _one_doc)."""
+    cdef Py_ssize_t j, q
+    cdef double r
+    cdef double *b
+    for j in range(n):
+        b = buf + slot[idx[j]] * K
+        r = cnt[j] / <double>nrm[j]
+        for q in range(n_act):
+            b[act[q]] += r * e[act[q]]
+
+
 def doc_fixed_point(const cnp.int64_t[::1] indptr, const cnp.int32_t[::1] indices,
                     const floating[::1] data, const floating[:, ::1] eb,
                     const double[::1] alpha,
@@ -243,8 +330,7 @@ def doc_fixed_point(const cnp.int64_t[::1] indptr, const cnp.int32_t[::1] indice
                                    else np.finfo(np.float64).eps)
     cdef int64_t nnz_p
     cdef Py_ssize_t max_n = int(np.max(np.diff(indptr))) if D > 0 else 0
-    # per thread: partition totals (3 + K) and a sparse row buffer
-    cdef double[:, ::1] ptot = np.zeros((T, 3 + K))
+    cdef Py_ssize_t P, per_part
     for p in range(n_parts):
         d0 = p * PART_DOCS
         d1 = min(D, d0 + PART_DOCS)
@@ -255,10 +341,15 @@ def doc_fixed_point(const cnp.int64_t[::1] indptr, const cnp.int32_t[::1] indice
         max_slots = V
     if not need_stats:
         max_slots = 1
-    cdef double[:, ::1] pbuf = np.zeros((T, max(max_slots, 1) * K))
-    cdef int32_t[:, ::1] slot = np.full((T, V), -1, dtype=np.int32)
-    cdef int32_t[:, ::1] words = np.zeros((T, max(max_slots, 1)), dtype=np.int32)
-    cdef int32_t[::1] n_words = np.zeros(T, dtype=np.int32)
+    # a wave is P partitions (up to 4 per thread, for balance: taken dynamically), each
+    # with its own totals (3 + K) and sparse row buffer, within 64 MB of buffers
+    per_part = (V if need_stats else 1) * 4 + max(max_slots, 1) * (K * 8 + 4) + (3 + K) * 8
+    P = max(T, min(n_parts, 4 * T, (64 << 20) // per_part))
+    cdef double[:, ::1] ptot = np.zeros((P, 3 + K))
+    cdef double[:, ::1] pbuf = np.empty((P, max(max_slots, 1) * K))   # rows zeroed on first use
+    cdef int32_t[:, ::1] slot = np.full((P, V if need_stats else 1), -1, dtype=np.int32)
+    cdef int32_t[:, ::1] words = np.zeros((P, max(max_slots, 1)), dtype=np.int32)
+    cdef int32_t[::1] n_words = np.zeros(P, dtype=np.int32)
     cdef floating *e
     cdef floating *tt
     cdef double *elog
@@ -270,18 +361,28 @@ def doc_fixed_point(const cnp.int64_t[::1] indptr, const cnp.int32_t[::1] indice
     cdef int32_t *sl
     cdef int32_t *wl
     cdef double *bf
+    cdef double *dw
+    cdef int *ia
+    cdef double[::1] psa = np.empty(max(K, 1))
+    cdef double[::1] lga = np.empty(max(K, 1))
+    cdef long nact
+    for k in range(K):
+        psa[k] = digamma(alpha[k])
+        lga[k] = lgamma(<double>(<floating>alpha[k]))
     with nogil:
-        for wave_i in range((n_parts + T - 1) // T):
-            wave = wave_i * T
+        for wave_i in range((n_parts + P - 1) // P):
+            wave = wave_i * P
             with parallel(num_threads=T):
                 e = <floating *>malloc(K * sizeof(floating))
-                tt = <floating *>malloc(K * sizeof(floating))
+                tt = <floating *>malloc(3 * K * sizeof(floating))
+                dw = <double *>malloc(6 * K * sizeof(double))
+                ia = <int *>malloc(3 * K * sizeof(int))
                 elog = <double *>malloc(K * sizeof(double))
                 g0 = <floating *>malloc(K * sizeof(floating))
                 tmp = <double *>malloc(4 * sizeof(double))
                 G = <floating *>malloc((2 * max_n * K + 1) * sizeof(floating))
                 rb = <floating *>malloc((max_n + 1) * sizeof(floating))
-                for t in prange(T, schedule='static', chunksize=1):
+                for t in prange(P, schedule='dynamic', chunksize=1):
                     p = wave + t
                     if p >= n_parts:
                         continue
@@ -304,7 +405,8 @@ def doc_fixed_point(const cnp.int64_t[::1] indptr, const cnp.int32_t[::1] indice
                             pt[2] += _one_doc(&indices[indptr[d]], &data[indptr[d]],
                                               indptr[d + 1] - indptr[d], &eb[0, 0], &alpha[0],
                                               &gamma[d, 0], K, hard, max_iter, tol, eps,
-                                              e, tt, elog, G, rb, tmp)
+                                              e, tt, elog, G, rb, &psa[0], &lga[0], dw, ia,
+                                              &nact, tmp)
                             _doc_terms(&indices[indptr[d]], &data[indptr[d]],
                                        indptr[d + 1] - indptr[d], &eb[0, 0], &alpha[0],
                                        g0, K, hard, eps, e, elog, tmp + 2, 1)
@@ -317,7 +419,8 @@ def doc_fixed_point(const cnp.int64_t[::1] indptr, const cnp.int32_t[::1] indice
                                 pt[2] += _one_doc(&indices[indptr[d]], &data[indptr[d]],
                                                   indptr[d + 1] - indptr[d], &eb[0, 0],
                                                   &alpha[0], &gamma[d, 0], K, hard, max_iter,
-                                                  0.0, eps, e, tt, elog, G, rb, tmp)
+                                                  0.0, eps, e, tt, elog, G, rb, &psa[0],
+                                                  &lga[0], dw, ia, &nact, tmp)
                             if tmp[2] + tmp[3] > tmp[0] + tmp[1]:
                                 for k in range(K):
                                     gamma[d, k] = g0[k]
@@ -328,11 +431,13 @@ def doc_fixed_point(const cnp.int64_t[::1] indptr, const cnp.int32_t[::1] indice
                                 _expect_log(&gamma[d, 0], &alpha[0], e, elog, K, hard)
                                 pt[0] += tmp[0]
                                 pt[1] += tmp[1]
+                            nact = -1       # the statistics at the chosen gamma: dense
                         else:
                             pt[2] += _one_doc(&indices[indptr[d]], &data[indptr[d]],
                                               indptr[d + 1] - indptr[d], &eb[0, 0], &alpha[0],
                                               &gamma[d, 0], K, hard, max_iter, tol, eps,
-                                              e, tt, elog, G, rb, pt)
+                                              e, tt, elog, G, rb, &psa[0], &lga[0], dw, ia,
+                                              &nact, pt)
                         for k in range(K):
                             pt[3 + k] += elog[k]
                         if need_stats:
@@ -343,18 +448,26 @@ def doc_fixed_point(const cnp.int64_t[::1] indptr, const cnp.int32_t[::1] indice
                                     wl[n_words[t]] = <int32_t>w
                                     memset(bf + n_words[t] * K, 0, K * sizeof(double))
                                     n_words[t] += 1
-                            _doc_stats(&indices[indptr[d]], &data[indptr[d]],
-                                       indptr[d + 1] - indptr[d], &eb[0, 0], K, hard, eps,
-                                       e, sl, bf)
+                            if nact >= 0:
+                                _doc_stats_active(&indices[indptr[d]], &data[indptr[d]],
+                                                  indptr[d + 1] - indptr[d], K, e,
+                                                  G + (indptr[d + 1] - indptr[d]) * K, ia,
+                                                  nact, sl, bf)
+                            else:
+                                _doc_stats(&indices[indptr[d]], &data[indptr[d]],
+                                           indptr[d + 1] - indptr[d], &eb[0, 0], K, hard,
+                                           eps, e, sl, bf)
                 free(e)
                 free(tt)
+                free(dw)
+                free(ia)
                 free(elog)
                 free(g0)
                 free(tmp)
                 free(G)
                 free(rb)
             # reduce the wave's partitions in partition order
-            for t in range(T):
+            for t in range(P):
                 if wave + t >= n_parts:
                     break
                 for k in range(3 + K):
@@ -608,22 +721,87 @@ def gibbs_sweep(const cnp.int64_t[::1] doc_ptr, const cnp.int32_t[::1] words,
                     nk[k] += dnk[t, k]
 
 
-def effective_topics(const double[:, ::1] lam, const double[::1] total, floating[:, ::1] out,
-                     bint posterior, int n_threads):
-    """The kernel's topic rows from Dirichlet parameters, word-major.
+cdef int _cmp_i32(const void *a, const void *b) noexcept nogil:
+    cdef int32_t x = (<const int32_t *>a)[0], y = (<const int32_t *>b)[0]
+    return (x > y) - (x < y)
 
-    IN  lam (n x K): lambda at n words; total (K): each topic's sum over all V words
-    OUT out (n x K): exp(psi(lam) - psi(total)) if posterior, else lam / total
-    """
-    cdef Py_ssize_t n = lam.shape[0], K = lam.shape[1], i, k
+
+def local_vocabulary(const cnp.int32_t[::1] indices, cnp.int32_t[::1] scratch,
+                     cnp.int32_t[::1] words, cnp.int32_t[::1] local):
+    """A mini-batch's distinct words, sorted, and its indices renumbered into them
+    (np.unique(indices, return_inverse=True) in O(nnz + u log u)).
+
+    IN    indices (nnz, each < V)
+    INOUT scratch (V): -1 on entry, and again on exit
+    OUT   words (>= u): the u distinct words, ascending; local (nnz): their places
+    Returns u."""
+    cdef Py_ssize_t nnz = indices.shape[0], V = scratch.shape[0], j, u = 0
+    cdef int32_t w
+    with nogil:
+        for j in range(nnz):
+            w = indices[j]
+            if scratch[w] < 0:
+                scratch[w] = 0
+                words[u] = w
+                u += 1
+        if V <= 16 * nnz:       # a scan of the vocabulary is cheaper than a sort
+            u = 0
+            for j in range(V):
+                if scratch[j] == 0:
+                    words[u] = <int32_t>j
+                    u += 1
+        else:
+            qsort(&words[0], u, sizeof(int32_t), _cmp_i32)
+        for j in range(u):
+            scratch[words[j]] = <int32_t>j
+        for j in range(nnz):
+            local[j] = scratch[indices[j]]
+        for j in range(u):
+            scratch[words[j]] = -1
+    return u
+
+
+def lazy_effective(const double[:, ::1] S, double a, double b, const cnp.int32_t[::1] words,
+                   const double[::1] total, floating[:, ::1] out, bint posterior,
+                   int n_threads):
+    """effective_topics at lambda = a S[words] + b, without forming lambda.
+
+    IN  S (V x K), words (n), total (K): each topic's sum of lambda over all V words
+    OUT out (n x K)"""
+    cdef Py_ssize_t n = words.shape[0], K = S.shape[1], i, k
     cdef double[::1] ps = np.empty(K)
     for k in range(K):
         ps[k] = fv_digamma(total[k]) if posterior else 1.0 / total[k]
     with nogil:
         for i in prange(n, num_threads=max(1, n_threads), schedule='static'):
-            if posterior:
-                for k in range(K):
-                    out[i, k] = <floating>fv_exp(fv_digamma(lam[i, k]) - ps[k])
+            if floating is float:
+                fv_lda_effective_row_f(&S[words[i], 0], a, b, &ps[0], &out[i, 0], K, posterior)
             else:
-                for k in range(K):
-                    out[i, k] = <floating>(lam[i, k] * ps[k])
+                fv_lda_effective_row_d(&S[words[i], 0], a, b, &ps[0], &out[i, 0], K, posterior)
+
+
+def lazy_add(double[:, ::1] S, double[::1] colsum, const cnp.int32_t[::1] words,
+             const double[:, ::1] stats, const floating[:, ::1] eb, double coef, bint soft,
+             int n_threads):
+    """S[words] += coef * stats (* eb, soft) and colsum += the column sums of what was
+    added (summed over the words in order, whatever n_threads).
+
+    IN    words (n, distinct), stats (n x K), eb (n x K)
+    INOUT S (V x K), colsum (K)"""
+    cdef Py_ssize_t n = words.shape[0], K = S.shape[1], i, k
+    cdef double v
+    cdef double *row
+    with nogil:
+        for i in prange(n, num_threads=max(1, n_threads), schedule='static'):
+            row = &S[words[i], 0]
+            for k in range(K):
+                v = coef * stats[i, k]
+                if soft:
+                    v = v * eb[i, k]
+                row[k] += v
+        for i in range(n):
+            for k in range(K):
+                v = coef * stats[i, k]
+                if soft:
+                    v = v * eb[i, k]
+                colsum[k] += v

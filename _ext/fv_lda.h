@@ -5,6 +5,7 @@
  * so results do not depend on the number of threads. */
 #ifndef FV_LDA_H
 #define FV_LDA_H
+#include <math.h>
 #include "fv_math.h"
 
 static inline __attribute__((always_inline)) double fv_digamma(double x)
@@ -127,4 +128,276 @@ static inline void NAME(const T *__restrict eb, const int *__restrict idx, long 
 }
 FV_LDA_GATHER(fv_lda_gather_d, double)
 FV_LDA_GATHER(fv_lda_gather_f, float)
+/* Sweeps over the active topics act[0..nA) only, from GT (K x n) alone.
+ * fv_lda_norm_act: nrm_j = sum_q eA_q GT[act_q, j] + eps and r_j = c_j / nrm_j, over
+ * blocks of tokens with their partial sums in registers (nrm may be NULL); returns
+ * sum_j r_j.
+ * fv_lda_pass_act: r as above (returns its sum), then tA_q = sum_j r_j GT[act_q, j], four topics at a
+ * time (contiguous in j).  Every sum runs in one fixed order whatever the thread. */
+typedef double fv_vd __attribute__((vector_size(64)));
+typedef float fv_vf __attribute__((vector_size(64)));
+/* Written with GCC vector types: left to itself gcc vectorises the loop over q with
+ * gathers (act[q] is an indirection) and spills the block's sums. */
+#define FV_ACT_NORM_VEC(VT, T, NV)                                                        \
+    for (; jb + (NV) * L <= n; jb += (NV) * L) {                                          \
+        VT a[NV];                                                                         \
+        for (int u = 0; u < (NV); u++) a[u] = zero;                                       \
+        for (long q = 0; q < nA; q++) {                                                   \
+            const T *g = GT + (long)act[q] * n + jb;                                      \
+            VT ek = zero + eA[q];                                                         \
+            for (int u = 0; u < (NV); u++) {                                              \
+                VT gv;                                                                    \
+                memcpy(&gv, g + u * L, sizeof gv);                                        \
+                a[u] += ek * gv;                                                          \
+            }                                                                             \
+        }                                                                                 \
+        for (int u = 0; u < (NV); u++) {                                                  \
+            VT cv, d = a[u] + eps;                                                        \
+            memcpy(&cv, c + jb + u * L, sizeof cv);                                       \
+            cv = cv / d;                                                                  \
+            rs += cv;                                                                     \
+            memcpy(r + jb + u * L, &cv, sizeof cv);                                       \
+            if (nrm) memcpy(nrm + jb + u * L, &d, sizeof d);                              \
+        }                                                                                 \
+    }
+#define FV_LDA_NORM_ACT(NAME, T, VT)                                                      \
+static inline double NAME(const T *__restrict GT, const T *__restrict c,                  \
+                          const T *__restrict eA, const int *__restrict act,              \
+                          T *__restrict r, T *__restrict nrm, long n, long nA, T eps)     \
+{                                                                                         \
+    const long L = (long)(sizeof(VT) / sizeof(T));                                        \
+    const VT zero = {0};                                                                  \
+    VT rs = zero;                                                                         \
+    double R = 0.0;                                                                       \
+    long jb = 0;                                                                          \
+    FV_ACT_NORM_VEC(VT, T, 4)                                                             \
+    FV_ACT_NORM_VEC(VT, T, 1)                                                             \
+    for (; jb < n; jb++) {                                                                \
+        T a = 0;                                                                          \
+        for (long q = 0; q < nA; q++) a += eA[q] * GT[(long)act[q] * n + jb];             \
+        if (nrm) nrm[jb] = a + eps;                                                       \
+        r[jb] = c[jb] / (a + eps);                                                        \
+        R += r[jb];                                                                       \
+    }                                                                                     \
+    for (long i = 0; i < L; i++) R += rs[i];                                              \
+    return R;                                                                             \
+}
+FV_LDA_NORM_ACT(fv_lda_norm_act_d, double, fv_vd)
+FV_LDA_NORM_ACT(fv_lda_norm_act_f, float, fv_vf)
+#define FV_LDA_PASS_ACT(NAME, T, NORM)                                                    \
+static inline double NAME(const T *__restrict GT, const T *__restrict c,                  \
+                          const T *__restrict eA, const int *__restrict act,              \
+                          T *__restrict tA, T *__restrict r, long n, long nA, T eps)      \
+{                                                                                         \
+    long q = 0;                                                                           \
+    double R = NORM(GT, c, eA, act, r, (T *)0, n, nA, eps);                               \
+    for (; q + 4 <= nA; q += 4) {                                                         \
+        const T *g0 = GT + (long)act[q] * n, *g1 = GT + (long)act[q + 1] * n;             \
+        const T *g2 = GT + (long)act[q + 2] * n, *g3 = GT + (long)act[q + 3] * n;         \
+        T s0 = 0, s1 = 0, s2 = 0, s3 = 0;                                                 \
+        _Pragma("omp simd reduction(+:s0,s1,s2,s3)")                                      \
+        for (long j = 0; j < n; j++) {                                                    \
+            s0 += r[j] * g0[j];                                                           \
+            s1 += r[j] * g1[j];                                                           \
+            s2 += r[j] * g2[j];                                                           \
+            s3 += r[j] * g3[j];                                                           \
+        }                                                                                 \
+        tA[q] = s0;                                                                       \
+        tA[q + 1] = s1;                                                                   \
+        tA[q + 2] = s2;                                                                   \
+        tA[q + 3] = s3;                                                                   \
+    }                                                                                     \
+    for (; q < nA; q++) {                                                                 \
+        const T *g0 = GT + (long)act[q] * n;                                              \
+        T s0 = 0;                                                                         \
+        _Pragma("omp simd reduction(+:s0)")                                               \
+        for (long j = 0; j < n; j++) s0 += r[j] * g0[j];                                  \
+        tA[q] = s0;                                                                       \
+    }                                                                                     \
+    return R;                                                                             \
+}
+FV_LDA_PASS_ACT(fv_lda_pass_act_d, double, fv_lda_norm_act_d)
+FV_LDA_PASS_ACT(fv_lda_pass_act_f, float, fv_lda_norm_act_f)
+
+/* GT (K x n): the document's topic rows, gathered from eb (V x K), and
+ * lmax[k] = log max_j GT[k, j].  The rows are copied whole into S (n x K scratch),
+ * streaming, a few rows ahead prefetched, and then transposed in tiles of 8 x 8. */
+#define FV_LDA_GATHER_T(NAME, T)                                                          \
+static inline void NAME(const T *__restrict eb, const int *__restrict idx, long n, long K,\
+                        T *__restrict GT, T *__restrict S, T *__restrict mx,              \
+                        double *__restrict lmax)                                          \
+{                                                                                         \
+    const long ahead = 4, line = 64 / (long)sizeof(T);                                    \
+    for (long k = 0; k < K; k++) mx[k] = 0;                                               \
+    for (long j = 0; j < n && j < ahead; j++)                                             \
+        for (long k = 0; k < K; k += line) __builtin_prefetch(eb + (long)idx[j] * K + k); \
+    for (long j = 0; j < n; j++) {                                                        \
+        if (j + ahead < n)                                                                \
+            for (long k = 0; k < K; k += line)                                            \
+                __builtin_prefetch(eb + (long)idx[j + ahead] * K + k);                    \
+        const T *row = eb + (long)idx[j] * K;                                             \
+        T *dst = S + j * K;                                                               \
+        _Pragma("omp simd")                                                               \
+        for (long k = 0; k < K; k++) {                                                    \
+            T v = row[k];                                                                 \
+            dst[k] = v;                                                                   \
+            mx[k] = v > mx[k] ? v : mx[k];                                                \
+        }                                                                                 \
+    }                                                                                     \
+    for (long j0 = 0; j0 < n; j0 += 8)                                                    \
+        for (long k0 = 0; k0 < K; k0 += 8) {                                              \
+            long j1 = j0 + 8 < n ? j0 + 8 : n, k1 = k0 + 8 < K ? k0 + 8 : K;              \
+            for (long k = k0; k < k1; k++)                                                \
+                for (long j = j0; j < j1; j++) GT[k * n + j] = S[j * K + k];              \
+        }                                                                                 \
+    for (long k = 0; k < K; k++) lmax[k] = log((double)mx[k]);                            \
+}
+FV_LDA_GATHER_T(fv_lda_gather_t_d, double)
+FV_LDA_GATHER_T(fv_lda_gather_t_f, float)
+
+/* The soft fixed point of one document over its active topics only.
+ *
+ * A topic k whose whole contribution to gamma_k in a sweep, e_k sum_j r_j G_jk, is
+ * below half an ulp of alpha_k leaves gamma_k at alpha_k bitwise, exactly as the dense
+ * sweep would; its share of every norm_j is then below 2^-ULP relative as well.  With
+ * M_k = max_j G_jk and R = sum_j r_j (r_j = c_j / (norm_j + eps) from the active
+ * topics: an upper bound on the dense r_j) that contribution is at most e_k M_k R,
+ * so topic k may be skipped while
+ *     log e_k + log M_k + log R < log tau_k,  tau_k = 2^-ULP min(alpha_k, c_min / K).
+ * Active topics are dropped once they satisfy this with a margin of 2^-4 (state 2:
+ * gamma_k is set to alpha_k in the next sweep, state 0 after).  Skipped topics are
+ * checked against the bound after every sweep with that sweep's R, in O(1) through
+ * H >= max over them of log e_k + ps + log M_k - log tau_k, and put back (the sweep
+ * redone) when it fails.  So every sweep costs O(n nA + nA), and the result equals
+ * the dense fixed point up to round-off (sums of gamma and |change| are taken in
+ * another order).
+ *
+ * GT (K x n) and lmax (K): from the gather; vA: 2K; r: n; dw: 4K doubles; act, on,
+ * dl: K ints each; psa[k] = psi(alpha_k).  gamma (K) is the start and is overwritten;
+ * act[0..*n_active) are the active topics at exit.  Returns the number of sweeps. */
+#define FV_LDA_SPARSE(NAME, T, PASS, ULP)                                                 \
+static inline long NAME(const T *__restrict GT, const T *__restrict c, long n, long K,    \
+                        const double *__restrict alpha, const double *__restrict psa,     \
+                        const double *__restrict lmax,                                    \
+                        T *__restrict gamma, long max_iter, double tol, T eps,            \
+                        T *__restrict vA, T *__restrict r, double *__restrict dw,         \
+                        int *__restrict act, int *__restrict on, int *__restrict dl,      \
+                        long *n_active)                                                   \
+{                                                                                         \
+    T *eA = vA, *tA = vA + K;                                                             \
+    double *elogA = dw, *pin = dw + K, *ltau = dw + 2 * K, *gA = dw + 3 * K;              \
+    const double margin = 2.772588722239781;   /* log 16 */                               \
+    double cmin = HUGE_VAL, s, ps, change, R, logR, soff = 0.0, H = -HUGE_VAL, g;         \
+    long nA = K, nd = 0, it = 0, i, j, k, m, added;                                       \
+    for (j = 0; j < n; j++) if (c[j] > 0 && c[j] < cmin) cmin = c[j];                     \
+    for (k = 0; k < K; k++) {                                                             \
+        double tk = cmin / (double)K;                                                     \
+        ltau[k] = log(alpha[k] < tk ? alpha[k] : tk) - (ULP) * 0.6931471805599453;        \
+        act[k] = (int)k;                                                                  \
+        on[k] = 1;                                                                        \
+    }                                                                                     \
+    s = 0.0;                                                                              \
+    for (k = 0; k < K; k++) s += gamma[k];                                                \
+    ps = fv_digamma(s);                                                                   \
+    for (i = 0; i < nA; i++) gA[i] = gamma[act[i]];                                       \
+    _Pragma("omp simd")                                                                   \
+    for (i = 0; i < nA; i++) elogA[i] = fv_digamma(gA[i]) - ps;                           \
+    _Pragma("omp simd")                                                                   \
+    for (i = 0; i < nA; i++) eA[i] = (T)fv_exp(elogA[i]);                                 \
+    while (it < max_iter) {                                                               \
+        it++;                                                                             \
+        for (;;) {                                                                        \
+            R = PASS(GT, c, eA, act, tA, r, n, nA, eps);                                  \
+            logR = log(R);                                                                \
+            if (nA == K || H - ps + logR < 0) break;                                      \
+            added = 0;                                                                    \
+            H = -HUGE_VAL;                                                                \
+            for (k = 0; k < K; k++) {                                                     \
+                if (on[k] == 1) continue;                                                 \
+                double h = pin[k] + lmax[k] - ltau[k];                                    \
+                if (h - ps + logR < 0) {                                                  \
+                    H = h > H ? h : H;                                                    \
+                    continue;                                                             \
+                }                                                                         \
+                on[k] = 1;                                                                \
+                act[nA] = (int)k;                                                         \
+                elogA[nA] = pin[k] - ps;                                                  \
+                eA[nA] = (T)fv_exp(elogA[nA]);                                            \
+                nA++;                                                                     \
+                added++;                                                                  \
+            }                                                                             \
+            if (!added) break;                                                            \
+            soff = 0.0;                                                                   \
+            for (k = 0; k < K; k++) if (on[k] == 0) soff += alpha[k];                     \
+        }                                                                                 \
+        change = 0.0;                                                                     \
+        for (i = 0; i < nd; i++) {                                                        \
+            k = dl[i];                                                                    \
+            if (on[k] != 2) continue;                                                     \
+            change += fabs(alpha[k] - (double)gamma[k]);                                  \
+            gamma[k] = (T)alpha[k];                                                       \
+            pin[k] = psa[k];                                                              \
+            on[k] = 0;                                                                    \
+            soff += alpha[k];                                                             \
+        }                                                                                 \
+        nd = 0;                                                                           \
+        s = soff;                                                                         \
+        for (i = 0; i < nA; i++) {                                                        \
+            k = act[i];                                                                   \
+            g = alpha[k] + eA[i] * tA[i];                                                 \
+            change += fabs(g - gamma[k]);                                                 \
+            gamma[k] = (T)g;                                                              \
+            gA[i] = gamma[k];                                                             \
+            s += gA[i];                                                                   \
+        }                                                                                 \
+        ps = fv_digamma(s);                                                               \
+        _Pragma("omp simd")                                                               \
+        for (i = 0; i < nA; i++) elogA[i] = fv_digamma(gA[i]) - ps;                       \
+        _Pragma("omp simd")                                                               \
+        for (i = 0; i < nA; i++) eA[i] = (T)fv_exp(elogA[i]);                             \
+        if (change / K < tol) break;                                                      \
+        m = 0;                                                                            \
+        for (i = 0; i < nA; i++) {                                                        \
+            k = act[i];                                                                   \
+            if (elogA[i] + lmax[k] + logR < ltau[k] - margin) {                           \
+                on[k] = 2;                                                                \
+                dl[nd++] = (int)k;                                                        \
+                pin[k] = elogA[i] + ps;                                                   \
+                double h = pin[k] + lmax[k] - ltau[k];                                    \
+                H = h > H ? h : H;                                                        \
+            } else {                                                                      \
+                act[m] = (int)k;                                                          \
+                eA[m] = eA[i];                                                            \
+                elogA[m] = elogA[i];                                                      \
+                m++;                                                                      \
+            }                                                                             \
+        }                                                                                 \
+        nA = m;                                                                           \
+    }                                                                                     \
+    /* topics dropped by the last sweep (its tolerance test failed, max_iter reached)     \
+       stay active for the caller's final terms */                                        \
+    for (i = 0; i < nd; i++) if (on[dl[i]] == 2) { on[dl[i]] = 1; act[nA++] = dl[i]; }   \
+    *n_active = nA;                                                                       \
+    return it;                                                                            \
+}
+FV_LDA_SPARSE(fv_lda_sparse_d, double, fv_lda_pass_act_d, 54)
+FV_LDA_SPARSE(fv_lda_sparse_f, float, fv_lda_pass_act_f, 25)
+
+/* A topic row of the online mini-batch: out_k = exp(psi(a S_k + b) - ps_k) (posterior)
+ * or (a S_k + b) ps_k with ps_k = 1 / total_k. */
+#define FV_LDA_EFFECTIVE_ROW(NAME, T)                                                     \
+static inline void NAME(const double *__restrict S, double a, double b,                   \
+                        const double *__restrict ps, T *__restrict out, long K,           \
+                        int posterior)                                                    \
+{                                                                                         \
+    if (posterior) {                                                                      \
+        _Pragma("omp simd")                                                               \
+        for (long k = 0; k < K; k++) out[k] = (T)fv_exp(fv_digamma(a * S[k] + b) - ps[k]);\
+    } else {                                                                              \
+        _Pragma("omp simd")                                                               \
+        for (long k = 0; k < K; k++) out[k] = (T)((a * S[k] + b) * ps[k]);                \
+    }                                                                                     \
+}
+FV_LDA_EFFECTIVE_ROW(fv_lda_effective_row_d, double)
+FV_LDA_EFFECTIVE_ROW(fv_lda_effective_row_f, float)
 #endif

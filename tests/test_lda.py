@@ -437,3 +437,78 @@ def test_blocked_pass_from_ones_equals_one_call(monkeypatch, synthetic):
     blk = TopicModel.local_step(c, eb, alpha, None, False, 100, 1e-3, True, 2)
     np.testing.assert_array_equal(blk[0], one[0])
     np.testing.assert_array_equal(blk[1], one[1])
+
+
+@pytest.fixture
+def dense_sweeps():
+    """Run the soft fixed point over every topic (the reference) inside a test."""
+    from fastvem._ext import _lda
+
+    def use(flag):
+        _lda.set_dense_sweeps(flag)
+    yield use
+    _lda.set_dense_sweeps(False)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("case", ["sharp", "flat", "asymmetric", "fractional", "long"])
+def test_active_topic_sweeps_equal_dense_sweeps(dense_sweeps, case, dtype):
+    """The fixed point sweeps only each document's active topics (a topic whose whole
+    contribution is below half an ulp of its alpha is skipped, and put back when the
+    bound fails).  Its gamma, statistics, bound terms and inner-iteration counts equal
+    those of sweeping every topic up to round-off, on sharp and flat topics, small and
+    large alpha, an asymmetric alpha, fractional counts and long documents."""
+    from fastvem.corpus import check_corpus
+    from fastvem.structures.topic_model import TopicModel
+    rng = np.random.default_rng(3)
+    K, V = 20, 300
+    conc = {"sharp": 0.02, "flat": 5.0, "asymmetric": 0.05, "fractional": 0.05,
+            "long": 0.05}[case]
+    topics = rng.dirichlet(np.full(V, conc), K)
+    alpha = {"asymmetric": np.geomspace(1e-3, 2.0, K), "flat": np.full(K, 1.0)}.get(
+        case, np.full(K, 0.05))
+    length = 2000 if case == "long" else 60
+    theta = rng.dirichlet(np.full(K, 0.1), 150)
+    X = np.vstack([rng.multinomial(length, t @ topics) for t in theta]).astype(dtype)
+    if case == "fractional":
+        X = X * rng.uniform(0.01, 1.0, X.shape).astype(dtype)
+    c = check_corpus(sp.csr_matrix(X))
+    eb = np.ascontiguousarray(topics.T, dtype=dtype)
+    out = {}
+    for dense in (True, False):
+        dense_sweeps(dense)
+        g = np.ones((c.n_docs, K), dtype=dtype)
+        stats, tot = TopicModel.local_step(c, eb, alpha, g, False, 200, 1e-6, True, 2)
+        out[dense] = g, stats, tot
+    rtol = 1e-10 if dtype == np.float64 else 2e-4
+    np.testing.assert_allclose(out[False][0], out[True][0], rtol=rtol, atol=1e-300)
+    np.testing.assert_allclose(out[False][1], out[True][1], rtol=rtol,
+                               atol=rtol * out[True][1].max())
+    np.testing.assert_allclose(out[False][2][:2], out[True][2][:2], rtol=rtol)
+    assert abs(out[False][2][2] - out[True][2][2]) <= 0.01 * out[True][2][2]
+
+
+def test_active_topic_sweeps_equal_dense_in_a_fit(dense_sweeps, small_corpus):
+    """Whole fits (batch meanfield, vem, online) agree with the dense sweeps."""
+    for kw in ({}, {"method": "vem"}, {"learning_method": "online", "batch_size": 50}):
+        fits = []
+        for dense in (True, False):
+            dense_sweeps(dense)
+            fits.append(LDA(6, max_iter=4, random_state=0, n_threads=2, **kw).fit(small_corpus))
+        np.testing.assert_allclose(fits[1].components_, fits[0].components_, rtol=1e-9)
+        np.testing.assert_allclose(fits[1].bound_, fits[0].bound_, rtol=1e-10)
+
+
+@pytest.mark.parametrize("V,nnz", [(50, 400), (100000, 300)])
+def test_local_vocabulary_is_unique_with_inverse(V, nnz):
+    """The mini-batch vocabulary kernel (a scan of V, or a sort) = np.unique."""
+    from fastvem._ext import _lda
+    idx = np.random.default_rng(0).integers(0, V, nnz).astype(np.int32)
+    scratch = np.full(V, -1, dtype=np.int32)
+    words = np.empty(nnz, dtype=np.int32)
+    local = np.empty(nnz, dtype=np.int32)
+    u = _lda.local_vocabulary(idx, scratch, words, local)
+    ref, inv = np.unique(idx, return_inverse=True)
+    np.testing.assert_array_equal(words[:u], ref)
+    np.testing.assert_array_equal(local, inv)
+    assert (scratch == -1).all()

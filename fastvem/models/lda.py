@@ -47,25 +47,29 @@ class _LazyTopics:
         self.a, self.b = 1.0, 0.0
         self.colsum = self.S.sum(axis=0)
         self.V = self.S.shape[0]
-
-    def values(self, words):
-        return self.a * self.S[words] + self.b
+        self._scratch = np.full(self.V, -1, dtype=np.int32)
 
     def totals(self):
         return self.a * self.colsum + self.V * self.b
 
+    def vocabulary(self, indices):
+        """The batch's distinct words (sorted) and its indices renumbered into them."""
+        words = np.empty(min(indices.size, self.V), dtype=np.int32)
+        local = np.empty(indices.size, dtype=np.int32)
+        u = _lda.local_vocabulary(indices, self._scratch, words, local)
+        return words[:u], local
+
     def effective(self, words, update, dtype, n_threads):
-        lam = self.values(words)
-        out = np.empty(lam.shape, dtype=dtype)
-        _lda.effective_topics(lam, self.totals(), out, update == "posterior", n_threads)
+        out = np.empty((words.size, self.S.shape[1]), dtype=dtype)
+        _lda.lazy_effective(self.S, self.a, self.b, words, self.totals(), out,
+                            update == "posterior", n_threads)
         return out
 
-    def step(self, words, stats, rho, ratio, eta):
+    def step(self, words, stats, eb, soft, rho, ratio, eta, n_threads):
+        """lambda <- (1 - rho) lambda + rho (eta + ratio * stats * (eb if soft))."""
         a = (1.0 - rho) * self.a
         self.b = (1.0 - rho) * self.b + rho * eta
-        inc = stats * (rho * ratio / a)
-        self.S[words] += inc
-        self.colsum += inc.sum(axis=0)
+        _lda.lazy_add(self.S, self.colsum, words, stats, eb, rho * ratio / a, soft, n_threads)
         self.a = a
         if a < 1e-150:            # fold the scale back in (rare: a shrinks geometrically)
             self.S *= a
@@ -431,14 +435,16 @@ class LatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMixi
 
     def _online_step(self, lazy, batch, alpha, eta, m, total_samples):
         """One mini-batch step: E-step on the batch's words only, then the lazy update."""
-        words, local = np.unique(batch.indices, return_inverse=True)
-        sub = Corpus(batch.indptr, local.astype(np.int32).reshape(-1), batch.data, words.size)
+        words, local = lazy.vocabulary(batch.indices)
+        sub = Corpus(batch.indptr, local, batch.data, words.size)
         eb = lazy.effective(words, m.update, batch.dtype, self._n_threads)
-        stats, tot = TopicModel.local_step(sub, eb, alpha, None, m.assign == "argmax",
+        hard = m.assign == "argmax"
+        stats, tot = TopicModel.local_step(sub, eb, alpha, None, hard,
                                            self.max_doc_update_iter, self.mean_change_tol,
-                                           True, self._n_threads)
+                                           True, self._n_threads, apply_eb=False)
         rho = (self.learning_offset + self.n_batch_iter_) ** (-self.learning_decay)
-        lazy.step(words, stats, rho, float(total_samples) / batch.n_docs, eta)
+        lazy.step(words, stats, eb, not hard, rho, float(total_samples) / batch.n_docs, eta,
+                  self._n_threads)
         self.n_batch_iter_ += 1
         return tot
 

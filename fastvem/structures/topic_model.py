@@ -30,13 +30,14 @@ class TopicModel:
 
     @staticmethod
     def local_step(corpus, eb, alpha, gamma, hard, max_iter, tol, need_stats, n_threads,
-                   restart=False):
+                   restart=False, apply_eb=True):
         """Run the fixed point of every document from gamma (overwritten), or, with
         gamma None, from gamma = 1 in blocks of BLOCK_DOCS documents so that no
         documents x topics array exists.  The blocks add into the same accumulators
         in document order, exactly as one call would.  Returns (stats word-major
         V x K or None, totals: [word, dirichlet, inner iterations, sum_d E log
-        theta_d (K)])."""
+        theta_d (K)]).  apply_eb=False leaves the soft statistics before their
+        elementwise product with eb (for a caller that fuses it into its update)."""
         K = eb.shape[1]
         stats = np.zeros((corpus.n_words, K) if need_stats else (1, K))
         totals = np.zeros(3 + K)
@@ -56,7 +57,7 @@ class TopicModel:
                 g.fill(1.0)
                 _lda.doc_fixed_point(block.indptr, block.indices, block.data, eb, alpha, g,
                                      stats, totals, *args)
-        if need_stats and not hard:
+        if need_stats and not hard and apply_eb:
             stats *= eb          # phi = e_k eb_wk c / norm: the eb factor is applied once here
         return (stats if need_stats else None), totals
 
