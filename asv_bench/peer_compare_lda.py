@@ -6,7 +6,7 @@ Per-pass cost = (t(3 passes) - t(1 pass)) / 2, median of --repeat runs, which
 removes set-up and scikit-learn's final perplexity pass.  Accuracy = held-out
 document-completion perplexity (fastvem.topics) after --passes passes, every model
 scored by the same code from its topics and alpha.  Gibbs: tokens per second over
-sweeps 2..N.  Threads: fastvem n_threads=2; gensim LdaMulticore workers=2; tomotopy
+sweeps 2..N, fastvem and tomotopy alternating --repeat times (medians).  Threads: fastvem n_threads=2; gensim LdaMulticore workers=2; tomotopy
 workers=2; scikit-learn n_jobs=None (one process, as its default); lda: one thread.
 Run it with OPENBLAS_NUM_THREADS=1: no peer here gains from BLAS threads at these sizes, and
 idle OpenBLAS threads spinning after a call steal the second core from the others.
@@ -116,22 +116,39 @@ def main():
         sweeps = 30
 
         def fv_g():
-            return fv("gibbs", sweeps)
-        t_g, m = timed(fv_g)
-        per = np.median(m.trace_["seconds"][1:])
-        tok_fv = ntok / per
-        p_fv = dcp(m, Xte)
+            m = fv("gibbs", sweeps)
+            return ntok / np.median(m.trace_["seconds"][1:]), m
         try:
             import tomotopy as tp
+        except ImportError:
+            tp = None
+            print("tomotopy not installed")
+
+        def tp_g():
             mdl = tp.LDAModel(k=K, alpha=1.0 / K, eta=1.0 / K, seed=0)
-            coo = Xtr.tocsr()
-            for d in range(coo.shape[0]):
-                idx = coo.indices[coo.indptr[d]:coo.indptr[d + 1]]
-                cnt = coo.data[coo.indptr[d]:coo.indptr[d + 1]].astype(int)
+            csr = Xtr.tocsr()
+            for d in range(csr.shape[0]):
+                idx = csr.indices[csr.indptr[d]:csr.indptr[d + 1]]
+                cnt = csr.data[csr.indptr[d]:csr.indptr[d + 1]].astype(int)
                 mdl.add_doc([str(w) for w in np.repeat(idx, cnt)] or ["0"])
             mdl.train(1, workers=2)
-            t_tp, _ = timed(lambda: mdl.train(sweeps - 1, workers=2))
-            tok_tp = ntok * (sweeps - 1) / t_tp
+            t, _ = timed(lambda: mdl.train(sweeps - 1, workers=2))
+            return ntok * (sweeps - 1) / t, mdl
+        # fastvem and tomotopy alternate, --repeat times each; medians of tokens/s
+        tok_fv, tok_tp = [], []
+        for _ in range(args.repeat):
+            r, m = fv_g()
+            tok_fv.append(r)
+            if tp is not None:
+                r, mdl = tp_g()
+                tok_tp.append(r)
+        print("gibbs M tokens/s, run by run: fastvem",
+              " ".join(f"{r / 1e6:.1f}" for r in tok_fv),
+              "| tomotopy", " ".join(f"{r / 1e6:.1f}" for r in tok_tp))
+        tok_fv = float(np.median(tok_fv))
+        p_fv = dcp(m, Xte)
+        if tp is not None:
+            tok_tp = float(np.median(tok_tp))
             vocab = [int(w) for w in mdl.used_vocabs]
             tw = np.zeros((K, Xtr.shape[1]))
             for k in range(K):
@@ -139,8 +156,6 @@ def main():
             p_tp = dcp((tw + 1e-12, 1.0 / K), Xte)
             report("gibbs vs tomotopy LDAModel(2)", 1 / tok_fv * 1e6, 1 / tok_tp * 1e6, p_fv,
                    p_tp, unit="us/tok")
-        except ImportError:
-            print("tomotopy not installed")
         try:
             import lda as lda_pkg
             import logging
