@@ -805,3 +805,36 @@ def lazy_add(double[:, ::1] S, double[::1] colsum, const cnp.int32_t[::1] words,
                 if soft:
                     v = v * eb[i, k]
                 colsum[k] += v
+
+
+def gibbs_word_terms(const cnp.int32_t[:, ::1] wlist, const cnp.int32_t[:, ::1] wcnt,
+                     const cnp.int32_t[::1] wlen, double[:, ::1] acc, bint add, double eta,
+                     int n_threads):
+    """After a Gibbs sweep, over each word's nonzero topics: sum lgamma(n_wk + eta) and
+    the number of nonzero counts (the word part of the collapsed log joint), and, if
+    add, acc[w, k] += n_wk (the running sum of the counts after burn-in).  Per-word
+    sums are added in word order, whatever n_threads.
+
+    IN    wlist, wcnt (V x K), wlen (V), eta
+    INOUT acc (V x K) when add
+    Returns (sum lgamma(n_wk + eta), number of nonzero n_wk)."""
+    cdef Py_ssize_t V = wlist.shape[0], w, j, c, n_table = 4096
+    cdef double[::1] table = np.empty(n_table)
+    cdef double[::1] per_word = np.empty(V)
+    cdef double s, total = 0.0
+    cdef int64_t nnz = 0
+    for c in range(n_table):
+        table[c] = lgamma(c + eta)
+    with nogil:
+        for w in prange(V, num_threads=max(1, n_threads), schedule='static'):
+            s = 0.0
+            for j in range(wlen[w]):
+                c = wcnt[w, j]
+                s = s + (table[c] if c < n_table else lgamma(c + eta))
+                if add:
+                    acc[w, wlist[w, j]] += c
+            per_word[w] = s
+        for w in range(V):
+            total += per_word[w]
+            nnz += wlen[w]
+    return total, nnz

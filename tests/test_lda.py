@@ -512,3 +512,25 @@ def test_local_vocabulary_is_unique_with_inverse(V, nnz):
     np.testing.assert_array_equal(words[:u], ref)
     np.testing.assert_array_equal(local, inv)
     assert (scratch == -1).all()
+
+
+def test_gibbs_word_terms_kernel_matches_numpy():
+    """The Gibbs word terms (sum of lgamma(n_wk + eta) over the nonzero counts, their
+    number, and acc += counts) equal NumPy's, counts past the kernel's table included."""
+    from scipy.special import gammaln
+    from fastvem._ext import _lda
+    rng = np.random.default_rng(0)
+    V, K, eta = 40, 6, 0.05
+    nwk = rng.integers(0, 3, (V, K)) * rng.integers(1, 9000, (V, K))
+    wlen = (nwk > 0).sum(axis=1).astype(np.int32)
+    wlist = np.ascontiguousarray(np.argsort(-nwk, axis=1, kind="stable"), dtype=np.int32)
+    wcnt = np.ascontiguousarray(np.take_along_axis(nwk, wlist, axis=1), dtype=np.int32)
+    acc = np.ones((V, K))
+    lg, nnz = _lda.gibbs_word_terms(wlist, wcnt, wlen, acc, True, eta, 2)
+    c = nwk[nwk > 0]
+    assert nnz == c.size and (c > 4096).any()
+    np.testing.assert_allclose(lg, gammaln(c + eta).sum(), rtol=1e-13)
+    np.testing.assert_array_equal(acc, 1 + nwk)
+    lg2, _ = _lda.gibbs_word_terms(wlist, wcnt, wlen, acc, False, eta, 1)
+    assert lg2 == lg
+    np.testing.assert_array_equal(acc, 1 + nwk)

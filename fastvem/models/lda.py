@@ -541,10 +541,11 @@ class LatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMixi
                 t0 = time.perf_counter()
                 _lda.gibbs_sweep(doc_ptr, words, z, nk, wlist, wcnt, wlen, wpos, doc_ll,
                                  alpha, eta, seed, sweep, self._n_threads)
-                if sweep > burn_in and (sweep - burn_in) % self.thin == 0:
-                    rows, cols = np.nonzero(np.arange(K)[None, :] < wlen[:, None])
-                    acc[rows, wlist[rows, cols]] += wcnt[rows, cols]   # (word, topic) unique
-                    kept += 1
+                keep = sweep > burn_in and (sweep - burn_in) % self.thin == 0
+                # the word part of the log joint, and the running sum of the counts
+                lg, nnz = _lda.gibbs_word_terms(wlist, wcnt, wlen, acc, keep, eta,
+                                                self._n_threads)
+                kept += keep
                 if learn_alpha:
                     import scipy.sparse as sp
                     if doc_of is None:
@@ -553,7 +554,7 @@ class LatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMixi
                                         shape=(corpus.n_docs, K))
                     alpha = TopicModel.update_alpha_counts(ndk, np.diff(doc_ptr).astype(float),
                                                            alpha, learn_alpha == "symmetric")
-                lj = float(doc_ll.sum() + _word_log_joint(wcnt, wlen, nk, eta))
+                lj = float(doc_ll.sum() + _word_log_joint(lg, nnz, V, nk, eta))
                 self.log_joint_.append(lj)
                 trace.append(lj / max(words.shape[0], 1), time.perf_counter() - t0)
                 report.iteration(sweep, lj, np.nan)
@@ -661,10 +662,9 @@ def _is_corpus_blocks(X):
     return hasattr(X, "__iter__")
 
 
-def _word_log_joint(wcnt, wlen, nk, eta):
+def _word_log_joint(lg, nnz, V, nk, eta):
     """log p(w | z, eta) of the collapsed model (the topics' Dirichlet-multinomials),
-    from each word's nonzero counts."""
-    V, K = wcnt.shape
-    c = wcnt[np.arange(K)[None, :] < wlen[:, None]]
-    return (np.sum(gammaln(c + eta)) - c.size * gammaln(eta)
-            + nk.shape[0] * gammaln(V * eta) - np.sum(gammaln(nk + V * eta)))
+    from lg = sum over the nonzero word-topic counts of lgamma(n_wk + eta), and their
+    number nnz."""
+    return (lg - nnz * gammaln(eta) + nk.shape[0] * gammaln(V * eta)
+            - np.sum(gammaln(nk + V * eta)))
