@@ -76,6 +76,7 @@ cdef enum:
     BLOCK_DOCS = 256    # documents per snapshot block of the Gibbs sweep
 
 PARTITION_DOCS = PART_DOCS
+GIBBS_BLOCK_DOCS = BLOCK_DOCS
 
 cdef int _dense_sweeps = 0
 
@@ -87,7 +88,6 @@ def set_dense_sweeps(bint flag):
     old = bool(_dense_sweeps)
     _dense_sweeps = flag
     return old
-GIBBS_BLOCK_DOCS = BLOCK_DOCS
 
 
 cdef inline double digamma(double x) noexcept nogil:
@@ -142,6 +142,24 @@ cdef inline Py_ssize_t _argmax(const floating *e, const floating *row, Py_ssize_
     return best
 
 
+cdef inline double _dirichlet_term(const floating *gamma, const double *alpha,
+                                   const double *elog, Py_ssize_t K,
+                                   const double *lga) noexcept nogil:
+    """The soft Dirichlet term of one document: sum_k (alpha_k - gamma_k) E log theta_k
+    + lgamma(gamma_k), - lgamma(sum gamma).  lga (or NULL): lgamma(alpha_k), used where
+    gamma_k is alpha_k (the topics the active-topic sweep left at their prior)."""
+    cdef Py_ssize_t k
+    cdef double sg = 0.0, acc = 0.0
+    for k in range(K):
+        sg += gamma[k]
+        acc += (alpha[k] - gamma[k]) * elog[k]
+        if lga != NULL and gamma[k] == <floating>alpha[k]:
+            acc += lga[k]
+        else:
+            acc += lgamma(<double>gamma[k])
+    return acc - lgamma(sg)
+
+
 cdef int _one_doc(const int32_t *idx, const floating *cnt, Py_ssize_t n,
                   const floating *eb, const double *alpha, floating *gamma, Py_ssize_t K,
                   int hard, int max_iter, double tol, floating eps,
@@ -158,7 +176,7 @@ cdef int _one_doc(const int32_t *idx, const floating *cnt, Py_ssize_t n,
     cdef Py_ssize_t j, k, it, best
     cdef const floating *row
     cdef floating norm, r, bv, v
-    cdef double change, sg, acc, g
+    cdef double change, acc, g
     cdef floating *nrm = G + n * K
     cdef floating *eA = t + K
     nact[0] = -1
@@ -184,15 +202,7 @@ cdef int _one_doc(const int32_t *idx, const floating *cnt, Py_ssize_t n,
         for j in range(n):
             acc += cnt[j] * log(<double>nrm[j])
         out[0] += acc
-        sg = 0.0
-        acc = 0.0
-        for k in range(K):
-            sg += gamma[k]
-            if gamma[k] == <floating>alpha[k]:
-                acc += (alpha[k] - gamma[k]) * elog[k] + lga[k]
-            else:
-                acc += (alpha[k] - gamma[k]) * elog[k] + lgamma(<double>gamma[k])
-        out[1] += acc - lgamma(sg)
+        out[1] += _dirichlet_term(gamma, alpha, elog, K, lga)
         return <int>it
     _expect_log(gamma, alpha, e, elog, K, hard)
     if not hard:        # the dense sweep (reference for the tests)
@@ -240,7 +250,7 @@ cdef void _doc_terms(const int32_t *idx, const floating *cnt, Py_ssize_t n,
     cdef Py_ssize_t j, k
     cdef const floating *row
     cdef floating norm, bv, v
-    cdef double sg, acc
+    cdef double acc
     if refresh:
         _expect_log(gamma, alpha, e, elog, K, hard)
     acc = 0.0
@@ -259,12 +269,7 @@ cdef void _doc_terms(const int32_t *idx, const floating *cnt, Py_ssize_t n,
             norm = fdot(e, row, K)
             acc += cnt[j] * log(<double>norm + eps)
         out[0] += acc
-        sg = 0.0
-        acc = 0.0
-        for k in range(K):
-            sg += gamma[k]
-            acc += (alpha[k] - gamma[k]) * elog[k] + lgamma(<double>gamma[k])
-        out[1] += acc - lgamma(sg)
+        out[1] += _dirichlet_term(gamma, alpha, elog, K, NULL)
 
 
 cdef void _doc_stats(const int32_t *idx, const floating *cnt, Py_ssize_t n,
@@ -784,7 +789,8 @@ def lazy_add(double[:, ::1] S, double[::1] colsum, const cnp.int32_t[::1] words,
              const double[:, ::1] stats, const floating[:, ::1] eb, double coef, bint soft,
              int n_threads):
     """S[words] += coef * stats (* eb, soft) and colsum += the column sums of what was
-    added (summed over the words in order, whatever n_threads).
+    added.  The rows are updated in parallel; the column sums are a second, serial
+    pass in word order, so that they do not depend on n_threads.
 
     IN    words (n, distinct), stats (n x K), eb (n x K)
     INOUT S (V x K), colsum (K)"""

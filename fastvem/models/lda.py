@@ -564,9 +564,8 @@ class LatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMixi
             close()
         self.log_joint_ = np.asarray(self.log_joint_)
         self.trace_ = trace.as_dict()
-        if kept == 0:
-            rows, cols = np.nonzero(np.arange(K)[None, :] < wlen[:, None])
-            acc[rows, wlist[rows, cols]] += wcnt[rows, cols]
+        if kept == 0:       # no sweep kept (max_iter 0): the initial counts
+            _lda.gibbs_word_terms(wlist, wcnt, wlen, acc, True, eta, self._n_threads)
             kept = 1
         return eta + (acc / kept).T, alpha
 
