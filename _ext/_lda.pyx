@@ -654,11 +654,15 @@ def gibbs_sweep(const cnp.int64_t[::1] doc_ptr, const cnp.int32_t[::1] words,
         if doc_ptr[d1] - doc_ptr[d0] > max_tok:
             max_tok = doc_ptr[d1] - doc_ptr[d0]
     cdef cnp.int32_t[::1] zold = np.empty(max(max_tok, 1), dtype=np.int32)
+    cdef cnp.int32_t[:, ::1] mv = np.empty((T, max(max_tok, 1) + 16), dtype=np.int32)
+    cdef Py_ssize_t nmv
+    cdef cnp.int32_t[::1] owner = (np.arange((V >> 6) + 1) % T).astype(np.int32)
     cdef double[::1] denom = np.empty(K)
     cdef double[::1] inv = np.empty(K)
     cdef double[::1] s = np.empty(K)
     cdef double[::1] cbase = np.empty(K)
-    cdef cnp.int64_t[:, ::1] dnk = np.zeros((T, K), dtype=np.int64)
+    # one row per thread, padded to whole cache lines (no false sharing)
+    cdef cnp.int64_t[:, ::1] dnk = np.zeros((T, (K + 15) // 8 * 8), dtype=np.int64)
     cdef Py_ssize_t t
     cdef int32_t *ndk
     cdef int32_t *dlist
@@ -699,25 +703,27 @@ def gibbs_sweep(const cnp.int64_t[::1] doc_ptr, const cnp.int32_t[::1] words,
                 free(qv)
                 free(coef)
             # apply the block's moves to the counts in token order; thread t owns the
-            # words w with w % T == t, so each word's row sees the same sequence of
-            # updates whatever T is (integer totals are summed after)
+            # words in blocks of 64 (w >> 6) % T == t, so each word's row sees the same
+            # sequence of updates whatever T is (integer totals are summed after).
+            # A branch-free pass first lists the thread's moved tokens.
             with parallel(num_threads=T):
                 for t in prange(T, schedule='static', chunksize=1):
                     for k in range(K):
                         dnk[t, k] = 0
+                    nmv = 0
                     for i in range(t0, t1):
-                        ko = zold[i - t0]
-                        kn = z[i]
-                        if ko == kn:
-                            continue
-                        w = words[i]
-                        if w % T != t:
-                            continue
-                        if i + 16 < t1:          # rows of a word a few moves ahead
-                            w2 = words[i + 16]
+                        mv[t, nmv] = <int32_t>i
+                        nmv = nmv + ((zold[i - t0] != z[i]) & (owner[words[i] >> 6] == t))
+                    for m in range(nmv):
+                        i = mv[t, m]
+                        if m + 8 < nmv:          # rows of a word a few moves ahead
+                            w2 = words[mv[t, m + 8]]
                             __builtin_prefetch(&wpos[w2, 0])
                             __builtin_prefetch(&wcnt[w2, 0])
                             __builtin_prefetch(&wlist[w2, 0])
+                        ko = zold[i - t0]
+                        kn = z[i]
+                        w = words[i]
                         dnk[t, ko] -= 1
                         dnk[t, kn] += 1
                         _move(&wlist[w, 0], &wcnt[w, 0], &wpos[w, 0], &wlen[w], ko, kn)
