@@ -523,9 +523,12 @@ cdef double _sample_doc(const int32_t *words, int32_t *z, Py_ssize_t n, Py_ssize
                         const double *cbase, uint64_t key,
                         const int32_t *wpos,
                         int32_t *ndk, int32_t *dlist, int32_t *dpos, double *qv,
-                        double *coef) noexcept nogil:
+                        double *coef, int32_t *dk_top, int32_t *dk_cnt,
+                        Py_ssize_t dk_len) noexcept nogil:
     """One document's tokens, in order, against the block's count snapshot; returns the
-    document's term of the collapsed log joint (its Dirichlet-multinomial)."""
+    document's term of the collapsed log joint (its Dirichlet-multinomial).  If dk_top
+    is not NULL, the document's nonzero topic counts are written to its dk_len slots
+    (topics to dk_top, counts to dk_cnt; count 0 in the slots left over)."""
     cdef Py_ssize_t i, j, k, ko, kn, nd = 0, m, jo
     cdef const int32_t *wl
     cdef const int32_t *wc
@@ -622,7 +625,13 @@ cdef double _sample_doc(const int32_t *words, int32_t *z, Py_ssize_t n, Py_ssize
     for j in range(nd):
         k = dlist[j]
         ll += lgamma(alpha[k] + ndk[k]) - lgamma(alpha[k])
+        if dk_top != NULL:
+            dk_top[j] = <int32_t>k
+            dk_cnt[j] = ndk[k]
         ndk[k] = 0
+    if dk_top != NULL:
+        for j in range(nd, dk_len):
+            dk_cnt[j] = 0
     return ll
 
 
@@ -631,8 +640,14 @@ def gibbs_sweep(const cnp.int64_t[::1] doc_ptr, const cnp.int32_t[::1] words,
                 cnp.int32_t[:, ::1] wlist, cnp.int32_t[:, ::1] wcnt, cnp.int32_t[::1] wlen,
                 cnp.int32_t[:, ::1] wpos, double[::1] doc_ll,
                 const double[::1] alpha, double eta, cnp.uint64_t seed, cnp.int64_t sweep,
-                int n_threads):
+                int n_threads, const cnp.int64_t[::1] dk_ptr=None,
+                cnp.int32_t[::1] dk_top=None, cnp.int32_t[::1] dk_cnt=None):
     """One collapsed Gibbs sweep over every token.
+
+    With dk_ptr (D+1; document d owns slots dk_ptr[d] .. dk_ptr[d+1], at least
+    min(K, n_d) of them), the document-topic counts after the sweep are written
+    sparsely: dk_top (topics) and dk_cnt (counts; 0 in unused slots).  They are what
+    learning alpha needs, without a documents x topics array.
 
     IN    doc_ptr (D+1, token offsets), words (N tokens), alpha (K), eta
     INOUT z (N topics); nk (K topic totals), and each word's nonzero topics: wlist
@@ -646,6 +661,15 @@ def gibbs_sweep(const cnp.int64_t[::1] doc_ptr, const cnp.int32_t[::1] words,
     cdef Py_ssize_t b, d, d0, d1, i, k, w, w2, ko, kn, m, t0, t1, max_tok = 0
     cdef double alpha_sum = 0.0, s_sum, Veta = V * eta
     cdef uint64_t skey = splitmix64(<uint64_t>seed ^ splitmix64(<uint64_t>sweep + 0x5bd1e995))
+    cdef bint want_dk = dk_ptr is not None
+    if want_dk:
+        if dk_top is None or dk_cnt is None or dk_ptr.shape[0] != D + 1:
+            raise ValueError("dk_ptr needs dk_top and dk_cnt, and D + 1 entries")
+        for d in range(D):
+            if dk_ptr[d + 1] - dk_ptr[d] < min(K, doc_ptr[d + 1] - doc_ptr[d]):
+                raise ValueError("dk_ptr gives a document fewer than min(K, n_d) slots")
+        if dk_ptr[0] < 0 or dk_ptr[D] > dk_top.shape[0] or dk_ptr[D] > dk_cnt.shape[0]:
+            raise ValueError("dk_ptr points outside dk_top or dk_cnt")
     for k in range(K):
         alpha_sum += alpha[k]
     for b in range(n_blocks):
@@ -696,7 +720,10 @@ def gibbs_sweep(const cnp.int64_t[::1] doc_ptr, const cnp.int32_t[::1] words,
                                             &wlist[0, 0], &wlen[0], &alpha[0], eta, alpha_sum,
                                             &denom[0], &inv[0], &s[0], s_sum, &cbase[0],
                                             splitmix64(skey ^ splitmix64(<uint64_t>d)),
-                                            &wpos[0, 0], ndk, dlist, dpos, qv, coef)
+                                            &wpos[0, 0], ndk, dlist, dpos, qv, coef,
+                                            &dk_top[dk_ptr[d]] if want_dk else NULL,
+                                            &dk_cnt[dk_ptr[d]] if want_dk else NULL,
+                                            dk_ptr[d + 1] - dk_ptr[d] if want_dk else 0)
                 free(ndk)
                 free(dlist)
                 free(dpos)

@@ -377,7 +377,9 @@ def test_gibbs_sweep_keeps_its_count_structures_consistent(small_corpus):
     nonzero counts of the tokens' topics, positions agree, totals agree."""
     from fastvem._ext import _lda
     from fastvem.corpus import check_corpus
-    corpus = check_corpus(small_corpus, integer=True)
+    X = small_corpus.tolil(copy=True)
+    X[5] = 0                                   # an empty document
+    corpus = check_corpus(X.tocsr(), integer=True)
     doc_ptr, words = corpus.tokens()
     K, V = 7, corpus.n_words
     z = np.random.default_rng(0).integers(0, K, words.shape[0], dtype=np.int32)
@@ -392,11 +394,30 @@ def test_gibbs_sweep_keeps_its_count_structures_consistent(small_corpus):
     nk = nwk.sum(axis=0)
     doc_ll = np.zeros(corpus.n_docs)
     alpha = np.full(K, 0.3)
+    n_d = np.diff(doc_ptr)
+    dk_ptr = np.concatenate([[0], np.cumsum(np.minimum(n_d, K))])
+    dk_top = np.full(dk_ptr[-1], -7, np.int32)
+    dk_cnt = np.full(dk_ptr[-1], -7, np.int32)
     for sweep in range(4):
         _lda.gibbs_sweep(doc_ptr, words, z, nk, wlist, wcnt, wlen, wpos, doc_ll, alpha, 0.1,
-                         5, sweep, 2)
+                         5, sweep, 2, dk_ptr, dk_top, dk_cnt)
     truth = np.zeros((V, K), np.int64)
     np.add.at(truth, (words, z), 1)
+    # the sparse document-topic counts written by the last sweep
+    assert (n_d == 0).any() and (n_d > K).any()
+    assert np.all(dk_cnt >= 0)
+    doc_of = np.repeat(np.arange(corpus.n_docs), n_d)
+    ndk = np.zeros((corpus.n_docs, K), np.int64)
+    np.add.at(ndk, (doc_of, z), 1)
+    got = np.zeros_like(ndk)
+    slot_doc = np.repeat(np.arange(corpus.n_docs), np.diff(dk_ptr))
+    used = dk_cnt > 0
+    np.add.at(got, (slot_doc[used], dk_top[used]), dk_cnt[used])
+    np.testing.assert_array_equal(got, ndk)
+    assert used.sum() == np.count_nonzero(ndk)     # each nonzero count in one slot
+    with pytest.raises(ValueError, match="slots"):
+        _lda.gibbs_sweep(doc_ptr, words, z, nk, wlist, wcnt, wlen, wpos, doc_ll, alpha, 0.1,
+                         5, 9, 2, dk_ptr - np.arange(dk_ptr.shape[0]), dk_top, dk_cnt)
     np.testing.assert_array_equal(nk, truth.sum(axis=0))
     for w in range(V):
         n = wlen[w]
@@ -534,3 +555,78 @@ def test_gibbs_word_terms_kernel_matches_numpy():
     lg2, _ = _lda.gibbs_word_terms(wlist, wcnt, wlen, acc, False, eta, 1)
     assert lg2 == lg
     np.testing.assert_array_equal(acc, 1 + nwk)
+
+
+def test_gibbs_alpha_update_matches_its_digamma_form():
+    """Minka's fixed point from count tails (sum_j tails_j / (a + j)) equals the plain
+    digamma form, sum_d psi(n_dk + a_k) - psi(a_k), counts past the tails' cap included."""
+    from scipy.special import psi
+    from fastvem.structures.topic_model import TopicModel
+    rng = np.random.default_rng(0)
+    D, K = 400, 6
+    n_d = rng.integers(0, 2500, D)
+    n_d[:3] = [6000, 0, 1]
+    alpha0 = rng.uniform(0.05, 1.0, K)
+    ndk = np.array([rng.multinomial(n, rng.dirichlet(alpha0)) for n in n_d])
+    assert ndk.max() > 1024
+
+    def digamma_form(a, symmetric, n_iter=20):
+        a = a.copy()
+        for _ in range(n_iter):
+            den = np.sum(psi(n_d + a.sum()) - psi(a.sum()))
+            num = np.array([np.sum(psi(c[c > 0] + a[k]) - psi(a[k]))
+                            for k, c in enumerate(ndk.T)])
+            new = np.full_like(a, a.mean() * num.sum() / (K * den)) if symmetric \
+                else a * num / den
+            new = np.maximum(new, 1e-6)
+            done = np.max(np.abs(new - a) / a) < 1e-8
+            a = new
+            if done:
+                break
+        return a
+    d, k = np.nonzero(ndk)
+    len_tails = TopicModel.count_tails(n_d[n_d > 0], np.zeros((n_d > 0).sum()), 1)
+    for symmetric in (False, True):
+        got = TopicModel.update_alpha_counts(k.astype(np.int32), ndk[d, k].astype(np.int32),
+                                             len_tails, alpha0, symmetric)
+        np.testing.assert_allclose(got, digamma_form(alpha0, symmetric), rtol=1e-12)
+
+
+def test_gibbs_sampler_draws_from_the_exact_conditional():
+    """Calibration of the sampler's draw: the first token of a document is drawn, given
+    the block's snapshot counts (its own count removed) and the document's other tokens,
+    from (n_dk + alpha_k)(n_wk + eta) / (n_k + V eta).  Identical documents give
+    independent draws of the same conditional; 200 sweeps from the same state (new
+    keys) are compared with it by a chi-square test."""
+    from scipy import stats
+    from fastvem._ext import _lda
+    K, V, D, eta = 4, 6, 200, 0.05
+    alpha = np.array([0.2, 0.5, 1.0, 0.1])
+    rng = np.random.default_rng(0)
+    words = np.tile(np.array([0, 2, 1, 0, 3, 5, 1, 4], np.int32), D)
+    z0 = np.tile(np.array([1, 0, 2, 1, 3, 0, 2, 0], np.int32), D)
+    z0[8::8] = rng.choice(K, size=D - 1, p=[0.1, 0.5, 0.2, 0.2])   # uneven totals
+    doc_ptr = np.arange(0, words.shape[0] + 1, 8, dtype=np.int64)
+    nwk = np.zeros((V, K), np.int64)
+    np.add.at(nwk, (words, z0), 1)
+    ko = z0[0]
+    ndk = np.bincount(z0[1:8], minlength=K)
+    nw = nwk[0] - (np.arange(K) == ko)
+    nk = nwk.sum(axis=0) - (np.arange(K) == ko)
+    p = (ndk + alpha) * (nw + eta) / (nk + V * eta)
+    p /= p.sum()
+    same = z0[doc_ptr[:-1]] == ko          # documents identical to document 0
+    counts = np.zeros(K)
+    for rep in range(200):
+        wlen = (nwk > 0).sum(axis=1).astype(np.int32)
+        wlist = np.ascontiguousarray(np.argsort(-nwk, axis=1, kind="stable"), dtype=np.int32)
+        wcnt = np.ascontiguousarray(np.take_along_axis(nwk, wlist, axis=1), dtype=np.int32)
+        wpos = np.full((V, K), -1, np.int32)
+        for w in range(V):
+            wpos[w, wlist[w, :wlen[w]]] = np.arange(wlen[w])
+        z = z0.copy()
+        _lda.gibbs_sweep(doc_ptr, words, z, nwk.sum(axis=0), wlist, wcnt, wlen, wpos,
+                         np.zeros(D), alpha, eta, 3, rep, 2)
+        counts += np.bincount(z[doc_ptr[:-1]][same], minlength=K)
+    assert counts.sum() > 15000 and p.min() > 0.02, (counts.sum(), p)
+    assert stats.chisquare(counts, p * counts.sum()).pvalue > 1e-3

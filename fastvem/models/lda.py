@@ -534,26 +534,28 @@ class LatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMixi
         kept = 0
         trace = Trace()
         self.log_joint_ = []
-        doc_of = None
+        dk = {}
+        if learn_alpha:     # the sweep writes each document's nonzero topic counts
+            n_d = np.diff(doc_ptr)
+            dk_ptr = np.concatenate([[0], np.cumsum(np.minimum(n_d, K))])
+            dk = dict(dk_ptr=dk_ptr, dk_top=np.empty(dk_ptr[-1], np.int32),
+                      dk_cnt=np.empty(dk_ptr[-1], np.int32))
+            len_tails = TopicModel.count_tails(n_d[n_d > 0], np.zeros(int((n_d > 0).sum())), 1)
         report, close = progress_reporter(self, "LDA gibbs")
         try:
             for sweep in range(1, self.max_iter + 1):
                 t0 = time.perf_counter()
                 _lda.gibbs_sweep(doc_ptr, words, z, nk, wlist, wcnt, wlen, wpos, doc_ll,
-                                 alpha, eta, seed, sweep, self._n_threads)
+                                 alpha, eta, seed, sweep, self._n_threads, **dk)
                 keep = sweep > burn_in and (sweep - burn_in) % self.thin == 0
                 # the word part of the log joint, and the running sum of the counts
                 lg, nnz = _lda.gibbs_word_terms(wlist, wcnt, wlen, acc, keep, eta,
                                                 self._n_threads)
                 kept += keep
                 if learn_alpha:
-                    import scipy.sparse as sp
-                    if doc_of is None:
-                        doc_of = np.repeat(np.arange(corpus.n_docs), np.diff(doc_ptr))
-                    ndk = sp.csr_matrix((np.ones(z.shape[0]), (doc_of, z)),
-                                        shape=(corpus.n_docs, K))
-                    alpha = TopicModel.update_alpha_counts(ndk, np.diff(doc_ptr).astype(float),
-                                                           alpha, learn_alpha == "symmetric")
+                    alpha = TopicModel.update_alpha_counts(dk["dk_top"], dk["dk_cnt"],
+                                                           len_tails, alpha,
+                                                           learn_alpha == "symmetric")
                 lj = float(doc_ll.sum() + _word_log_joint(lg, nnz, V, nk, eta))
                 self.log_joint_.append(lj)
                 trace.append(lj / max(words.shape[0], 1), time.perf_counter() - t0)

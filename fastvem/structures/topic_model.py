@@ -79,20 +79,47 @@ class TopicModel:
         return dirichlet_newton(ss, n_docs, alpha, 1.0 if hard else 0.0, symmetric)
 
     @staticmethod
-    def update_alpha_counts(doc_topic_csr, doc_len, alpha, symmetric, n_iter=20):
+    def count_tails(values, groups, n_groups, cap=1024):
+        """For the counts `values` (> 0) in `groups`: tails[g, j] = how many of group g
+        exceed j (j < the largest count, at most cap), and the (group, count) pairs above
+        cap.  sum_{j < c} 1 / (a + j) = psi(c + a) - psi(a), so a sum of such digamma
+        differences over many counts is one pass over the tails."""
+        values = np.asarray(values, dtype=np.int64)
+        groups = np.asarray(groups, dtype=np.int64)
+        top = int(min(values.max(initial=0), cap))
+        small = values <= cap
+        hist = np.bincount(groups[small] * (top + 1) + values[small],
+                           minlength=n_groups * (top + 1)).reshape(n_groups, top + 1)
+        tails = np.cumsum(hist[:, ::-1], axis=1)[:, ::-1][:, 1:]
+        return tails.astype(np.float64), groups[~small], values[~small]
+
+    @staticmethod
+    def digamma_sums(tails, big_groups, big_values, a):
+        """sum over each group's counts c of psi(c + a_g) - psi(a_g) (count_tails' form)."""
+        j = np.arange(tails.shape[1], dtype=np.float64)
+        out = (tails / (a[:, None] + j[None, :])).sum(axis=1)
+        if big_values.shape[0]:
+            extra = psi(big_values + a[big_groups]) - psi(a[big_groups])
+            out += np.bincount(big_groups, weights=extra, minlength=a.shape[0])
+        return out
+
+    @staticmethod
+    def update_alpha_counts(topics, counts, len_tails, alpha, symmetric, n_iter=20):
         """alpha from sampled document-topic counts (Minka's fixed point for the
-        Dirichlet-multinomial), used by collapsed Gibbs."""
+        Dirichlet-multinomial), used by collapsed Gibbs.
+
+        topics, counts: the nonzero document-topic counts (any order; zeros ignored);
+        len_tails: count_tails of the document lengths (one group)."""
+        K = alpha.shape[0]
+        nz = counts > 0
+        tails, bg, bv = TopicModel.count_tails(counts[nz], topics[nz], K)
         a = np.array(alpha, dtype=np.float64)
-        rows = doc_topic_csr.tocsc()
         for _ in range(n_iter):
             a0 = a.sum()
-            den = np.sum(psi(doc_len + a0) - psi(a0))
-            num = np.zeros_like(a)
-            for k in range(a.shape[0]):
-                cnt = rows.data[rows.indptr[k]:rows.indptr[k + 1]]
-                num[k] = np.sum(psi(cnt + a[k]) - psi(a[k]))
+            den = float(TopicModel.digamma_sums(*len_tails, np.array([a0]))[0])
+            num = TopicModel.digamma_sums(tails, bg, bv, a)
             if symmetric:
-                new = np.full_like(a, a.mean() * num.sum() / (a.shape[0] * den) if den > 0 else a[0])
+                new = np.full_like(a, a.mean() * num.sum() / (K * den) if den > 0 else a[0])
             else:
                 new = a * num / den if den > 0 else a
             new = np.maximum(new, 1e-6)
