@@ -759,6 +759,24 @@ def gibbs_sweep(const cnp.int64_t[::1] doc_ptr, const cnp.int32_t[::1] words,
                     nk[k] += dnk[t, k]
 
 
+def count_histogram(const cnp.int32_t[::1] groups, const cnp.int32_t[::1] values,
+                    cnp.int64_t[:, ::1] hist):
+    """hist[g, c] += the number of j with groups[j] = g and values[j] = c, for
+    0 < c <= C (C = hist.shape[1] - 1); values <= 0 are skipped.  Returns the number of
+    values above C (left to the caller).  Groups must lie in [0, hist.shape[0])."""
+    cdef Py_ssize_t n = values.shape[0], C = hist.shape[1] - 1, j, big = 0
+    cdef int32_t c
+    with nogil:
+        for j in range(n):
+            c = values[j]
+            if c > 0:
+                if c <= C:
+                    hist[groups[j], c] += 1
+                else:
+                    big += 1
+    return big
+
+
 cdef int _cmp_i32(const void *a, const void *b) noexcept nogil:
     cdef int32_t x = (<const int32_t *>a)[0], y = (<const int32_t *>b)[0]
     return (x > y) - (x < y)

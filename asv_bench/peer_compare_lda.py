@@ -2,14 +2,16 @@
 
 Corpus: make_lda_corpus(22,000 docs, V=5,000, K=50, ~100 tokens/doc); 20,000 train,
 2,000 test (the issue's workload), and the `lda` package's Reuters corpus.
-Per-pass cost = (t(3 passes) - t(1 pass)) / 2, median of --repeat runs, which
-removes set-up and scikit-learn's final perplexity pass.  Accuracy = held-out
-document-completion perplexity (fastvem.topics) after --passes passes, every model
-scored by the same code from its topics and alpha.  Gibbs: tokens per second over
-sweeps 2..N, fastvem and tomotopy alternating --repeat times (medians).  Threads: fastvem n_threads=2; gensim LdaMulticore workers=2; tomotopy
-workers=2; scikit-learn n_jobs=None (one process, as its default); lda: one thread.
-Run it with OPENBLAS_NUM_THREADS=1: no peer here gains from BLAS threads at these sizes, and
-idle OpenBLAS threads spinning after a call steal the second core from the others.
+Per-pass cost = (t(3 passes) - t(1 pass)) / 2, which removes set-up and scikit-learn's
+final perplexity pass; fastvem and the peer alternate --repeat times (medians).
+Accuracy = held-out document-completion perplexity (fastvem.topics) after --passes
+passes, every model scored by the same code from its topics and alpha.
+Gibbs: tokens per second over sweeps 2..N, fastvem and tomotopy alternating --repeat
+times (medians), once with alpha fixed and once with alpha learned on both sides.
+Threads: fastvem n_threads=2; gensim LdaMulticore workers=2; tomotopy workers=2;
+scikit-learn n_jobs=None (one process, as its default); lda: one thread.
+Run it with OPENBLAS_NUM_THREADS=1: no peer here gains from BLAS threads at these sizes,
+and idle OpenBLAS threads spinning after a call steal the second core from the others.
 
     OPENBLAS_NUM_THREADS=1 PYTHONPATH=. python asv_bench/peer_compare_lda.py \
         [--only batch,online,gensim,gibbs] [--repeat 3] [--dtype float32] [--small]
@@ -31,14 +33,23 @@ def timed(fn):
     return time.perf_counter() - t, out
 
 
-def per_pass(make_fit, repeat):
-    """Median over repeats of (t(3) - t(1)) / 2."""
-    vals = []
+def one_pass(make_fit):
+    """(t(3 passes) - t(1 pass)) / 2."""
+    t1, _ = timed(lambda: make_fit(1))
+    t3, _ = timed(lambda: make_fit(3))
+    return (t3 - t1) / 2
+
+
+def side_by_side(make_fv, make_peer, repeat):
+    """Per-pass times of fastvem and the peer, alternating repeat times (a busy
+    episode on the host then hits both sides); medians, and every run printed."""
+    fv, peer = [], []
     for _ in range(repeat):
-        t1, _ = timed(lambda: make_fit(1))
-        t3, _ = timed(lambda: make_fit(3))
-        vals.append((t3 - t1) / 2)
-    return float(np.median(vals))
+        fv.append(one_pass(make_fv))
+        peer.append(one_pass(make_peer))
+    print("  s/pass run by run: fastvem", " ".join(f"{v:.3f}" for v in fv),
+          "| peer", " ".join(f"{v:.3f}" for v in peer), flush=True)
+    return float(np.median(fv)), float(np.median(peer))
 
 
 def to_bow(X):
@@ -81,18 +92,18 @@ def main():
     if not only or "batch" in only:
         from sklearn.decomposition import LatentDirichletAllocation as Sk
         for method in ("meanfield", "vem"):
-            t_fv = per_pass(lambda n: fv(method, n), args.repeat)
-            t_sk = per_pass(lambda n: Sk(K, max_iter=n, learning_method="batch",
-                                         random_state=0).fit(Xtr), 1)
+            t_fv, t_sk = side_by_side(lambda n: fv(method, n),
+                                      lambda n: Sk(K, max_iter=n, learning_method="batch",
+                                                   random_state=0).fit(Xtr), args.repeat)
             p_fv = dcp(fv(method, args.passes), Xte)
             p_sk = dcp(Sk(K, max_iter=args.passes, learning_method="batch",
                           random_state=0).fit(Xtr), Xte)
             report(f"{method} vs sklearn batch", t_fv, t_sk, p_fv, p_sk)
     if not only or "online" in only:
         from sklearn.decomposition import LatentDirichletAllocation as Sk
-        t_fv = per_pass(lambda n: fv("meanfield", n, learning_method="online"), args.repeat)
-        t_sk = per_pass(lambda n: Sk(K, max_iter=n, learning_method="online",
-                                     random_state=0).fit(Xtr), 1)
+        t_fv, t_sk = side_by_side(lambda n: fv("meanfield", n, learning_method="online"),
+                                  lambda n: Sk(K, max_iter=n, learning_method="online",
+                                               random_state=0).fit(Xtr), args.repeat)
         p_fv = dcp(fv("meanfield", args.passes, learning_method="online"), Xte)
         p_sk = dcp(Sk(K, max_iter=args.passes, learning_method="online",
                       random_state=0).fit(Xtr), Xte)
@@ -106,56 +117,65 @@ def main():
                                 chunksize=2000, random_state=0, iterations=100,
                                 eval_every=None)
         for method in ("vem", "meanfield"):
-            t_fv = per_pass(lambda n: fv(method, n), args.repeat)
-            t_gs = per_pass(gs, 1)
+            t_fv, t_gs = side_by_side(lambda n: fv(method, n), gs, args.repeat)
             p_fv = dcp(fv(method, args.passes), Xte)
             g = gs(args.passes)
             p_gs = dcp((g.get_topics(), g.alpha), Xte)
             report(f"{method} vs gensim LdaMulticore(2)", t_fv, t_gs, p_fv, p_gs)
     if not only or "gibbs" in only:
         sweeps = 30
-
-        def fv_g():
-            m = fv("gibbs", sweeps)
-            return ntok / np.median(m.trace_["seconds"][1:]), m
         try:
             import tomotopy as tp
         except ImportError:
             tp = None
             print("tomotopy not installed")
 
-        def tp_g():
+        def fv_g(learn):
+            m = fv("gibbs", sweeps, learn_doc_topic_prior=learn)
+            return ntok / np.median(m.trace_["seconds"][1:]), m
+
+        def tp_g(optim_interval):
             mdl = tp.LDAModel(k=K, alpha=1.0 / K, eta=1.0 / K, seed=0)
             csr = Xtr.tocsr()
             for d in range(csr.shape[0]):
                 idx = csr.indices[csr.indptr[d]:csr.indptr[d + 1]]
                 cnt = csr.data[csr.indptr[d]:csr.indptr[d + 1]].astype(int)
                 mdl.add_doc([str(w) for w in np.repeat(idx, cnt)] or ["0"])
+            mdl.optim_interval = optim_interval
             mdl.train(1, workers=2)
             t, _ = timed(lambda: mdl.train(sweeps - 1, workers=2))
             return ntok * (sweeps - 1) / t, mdl
-        # fastvem and tomotopy alternate, --repeat times each; medians of tokens/s
-        tok_fv, tok_tp = [], []
-        for _ in range(args.repeat):
-            r, m = fv_g()
-            tok_fv.append(r)
+
+        # Two settings, each the same model on both sides: alpha fixed at 1/K
+        # (tomotopy optim_interval=0), and alpha learned (tomotopy's default: an
+        # asymmetric alpha every 10 iterations; fastvem: every sweep).  fastvem and
+        # tomotopy alternate, --repeat times each; medians of tokens/s.
+        settings = [("alpha fixed", False, 0), ("alpha learned", "asymmetric", 10)]
+        for label, learn, optim_interval in settings:
+            tok_fv, tok_tp = [], []
+            for _ in range(args.repeat):
+                r, m = fv_g(learn)
+                tok_fv.append(r)
+                if tp is not None:
+                    r, mdl = tp_g(optim_interval)
+                    tok_tp.append(r)
+            print(f"gibbs ({label}) M tokens/s, run by run: fastvem",
+                  " ".join(f"{r / 1e6:.1f}" for r in tok_fv),
+                  "| tomotopy", " ".join(f"{r / 1e6:.1f}" for r in tok_tp))
+            tok_fv = float(np.median(tok_fv))
+            p_fv = dcp(m, Xte)
             if tp is not None:
-                r, mdl = tp_g()
-                tok_tp.append(r)
-        print("gibbs M tokens/s, run by run: fastvem",
-              " ".join(f"{r / 1e6:.1f}" for r in tok_fv),
-              "| tomotopy", " ".join(f"{r / 1e6:.1f}" for r in tok_tp))
-        tok_fv = float(np.median(tok_fv))
-        p_fv = dcp(m, Xte)
-        if tp is not None:
-            tok_tp = float(np.median(tok_tp))
-            vocab = [int(w) for w in mdl.used_vocabs]
-            tw = np.zeros((K, Xtr.shape[1]))
-            for k in range(K):
-                tw[k, vocab] = mdl.get_topic_word_dist(k)[:len(vocab)]
-            p_tp = dcp((tw + 1e-12, 1.0 / K), Xte)
-            report("gibbs vs tomotopy LDAModel(2)", 1 / tok_fv * 1e6, 1 / tok_tp * 1e6, p_fv,
-                   p_tp, unit="us/tok")
+                tok_tp = float(np.median(tok_tp))
+                vocab = [int(w) for w in mdl.used_vocabs]
+                tw = np.zeros((K, Xtr.shape[1]))
+                for k in range(K):
+                    tw[k, vocab] = mdl.get_topic_word_dist(k)[:len(vocab)]
+                p_tp = dcp((tw + 1e-12, np.asarray(mdl.alpha, dtype=np.float64)), Xte)
+                report(f"gibbs vs tomotopy(2), {label}", 1 / tok_fv * 1e6, 1 / tok_tp * 1e6,
+                       p_fv, p_tp, unit="us/tok")
+            if not learn:
+                tok_fixed, p_fixed = tok_fv, p_fv
+        tok_fv, p_fv = tok_fixed, p_fixed
         try:
             import lda as lda_pkg
             import logging

@@ -585,7 +585,7 @@ def test_gibbs_alpha_update_matches_its_digamma_form():
                 break
         return a
     d, k = np.nonzero(ndk)
-    len_tails = TopicModel.count_tails(n_d[n_d > 0], np.zeros((n_d > 0).sum()), 1)
+    len_tails = TopicModel.count_tails(n_d, np.zeros(D), 1)
     for symmetric in (False, True):
         got = TopicModel.update_alpha_counts(k.astype(np.int32), ndk[d, k].astype(np.int32),
                                              len_tails, alpha0, symmetric)

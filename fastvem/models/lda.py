@@ -540,7 +540,7 @@ class LatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMixi
             dk_ptr = np.concatenate([[0], np.cumsum(np.minimum(n_d, K))])
             dk = dict(dk_ptr=dk_ptr, dk_top=np.empty(dk_ptr[-1], np.int32),
                       dk_cnt=np.empty(dk_ptr[-1], np.int32))
-            len_tails = TopicModel.count_tails(n_d[n_d > 0], np.zeros(int((n_d > 0).sum())), 1)
+            len_tails = TopicModel.count_tails(n_d, np.zeros(n_d.shape[0]), 1)
         report, close = progress_reporter(self, "LDA gibbs")
         try:
             for sweep in range(1, self.max_iter + 1):

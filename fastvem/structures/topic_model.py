@@ -80,18 +80,24 @@ class TopicModel:
 
     @staticmethod
     def count_tails(values, groups, n_groups, cap=1024):
-        """For the counts `values` (> 0) in `groups`: tails[g, j] = how many of group g
-        exceed j (j < the largest count, at most cap), and the (group, count) pairs above
-        cap.  sum_{j < c} 1 / (a + j) = psi(c + a) - psi(a), so a sum of such digamma
-        differences over many counts is one pass over the tails."""
-        values = np.asarray(values, dtype=np.int64)
-        groups = np.asarray(groups, dtype=np.int64)
-        top = int(min(values.max(initial=0), cap))
-        small = values <= cap
-        hist = np.bincount(groups[small] * (top + 1) + values[small],
-                           minlength=n_groups * (top + 1)).reshape(n_groups, top + 1)
-        tails = np.cumsum(hist[:, ::-1], axis=1)[:, ::-1][:, 1:]
-        return tails.astype(np.float64), groups[~small], values[~small]
+        """For the counts `values` in `groups` (int32; values <= 0 ignored):
+        tails[g, j] = how many of group g exceed j (j < the largest count, at most cap),
+        and the (group, count) pairs above cap.  sum_{j < c} 1 / (a + j) is
+        psi(c + a) - psi(a), so a sum of such digamma differences over many counts is
+        one pass over the tails."""
+        values = np.ascontiguousarray(values, dtype=np.int32)
+        groups = np.ascontiguousarray(groups, dtype=np.int32)
+        hist = np.zeros((n_groups, cap + 1), dtype=np.int64)
+        n_big = _lda.count_histogram(groups, values, hist)
+        used = np.flatnonzero(hist.any(axis=0))
+        top = int(used[-1]) if used.size else 0
+        tails = np.cumsum(hist[:, top::-1], axis=1)[:, ::-1][:, 1:]
+        if n_big:
+            big = values > cap
+            big_groups, big_values = groups[big].astype(np.int64), values[big]
+        else:
+            big_groups = big_values = np.zeros(0, dtype=np.int64)
+        return tails.astype(np.float64), big_groups, big_values
 
     @staticmethod
     def digamma_sums(tails, big_groups, big_values, a):
@@ -111,8 +117,7 @@ class TopicModel:
         topics, counts: the nonzero document-topic counts (any order; zeros ignored);
         len_tails: count_tails of the document lengths (one group)."""
         K = alpha.shape[0]
-        nz = counts > 0
-        tails, bg, bv = TopicModel.count_tails(counts[nz], topics[nz], K)
+        tails, bg, bv = TopicModel.count_tails(counts, topics, K)
         a = np.array(alpha, dtype=np.float64)
         for _ in range(n_iter):
             a0 = a.sum()
