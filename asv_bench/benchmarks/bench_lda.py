@@ -41,13 +41,15 @@ class _LDABase:
 
 
 class FastvemLDA(_LDABase):
-    params = [["vem", "meanfield", "meanfield-online", "crisp", "gibbs"]]
+    params = [["vem", "meanfield", "meanfield-online", "crisp", "gibbs", "gibbs-alpha"]]
     param_names = ["method"]
 
     def make(self, method):
         kw = {}
         if method == "meanfield-online":
             method, kw = "meanfield", {"learning_method": "online"}
+        elif method == "gibbs-alpha":     # Gibbs learning an asymmetric alpha every sweep
+            method, kw = "gibbs", {"learn_doc_topic_prior": "asymmetric"}
         n = 4 * N_PASSES if method == "gibbs" else N_PASSES
         return fastvem.LatentDirichletAllocation(K, method=method, max_iter=n, random_state=0,
                                                  **kw)
