@@ -666,7 +666,7 @@ def gibbs_sweep(const cnp.int64_t[::1] doc_ptr, const cnp.int32_t[::1] words,
         if dk_top is None or dk_cnt is None or dk_ptr.shape[0] != D + 1:
             raise ValueError("dk_ptr needs dk_top and dk_cnt, and D + 1 entries")
         for d in range(D):
-            if dk_ptr[d + 1] - dk_ptr[d] < min(K, doc_ptr[d + 1] - doc_ptr[d]):
+            if dk_ptr[d + 1] - dk_ptr[d] < max(0, min(K, doc_ptr[d + 1] - doc_ptr[d])):
                 raise ValueError("dk_ptr gives a document fewer than min(K, n_d) slots")
         if dk_ptr[0] < 0 or dk_ptr[D] > dk_top.shape[0] or dk_ptr[D] > dk_cnt.shape[0]:
             raise ValueError("dk_ptr points outside dk_top or dk_cnt")
@@ -764,16 +764,24 @@ def count_histogram(const cnp.int32_t[::1] groups, const cnp.int32_t[::1] values
     """hist[g, c] += the number of j with groups[j] = g and values[j] = c, for
     0 < c <= C (C = hist.shape[1] - 1); values <= 0 are skipped.  Returns the number of
     values above C (left to the caller).  Groups must lie in [0, hist.shape[0])."""
-    cdef Py_ssize_t n = values.shape[0], C = hist.shape[1] - 1, j, big = 0
-    cdef int32_t c
+    cdef Py_ssize_t n = values.shape[0], C = hist.shape[1] - 1, G = hist.shape[0], j
+    cdef Py_ssize_t big = 0, bad = 0
+    cdef int32_t c, g
+    if groups.shape[0] != n:
+        raise ValueError("groups and values differ in length")
     with nogil:
         for j in range(n):
             c = values[j]
             if c > 0:
-                if c <= C:
-                    hist[groups[j], c] += 1
+                g = groups[j]
+                if g < 0 or g >= G:
+                    bad += 1
+                elif c <= C:
+                    hist[g, c] += 1
                 else:
                     big += 1
+    if bad:
+        raise ValueError(f"{bad} groups outside [0, {G})")
     return big
 
 

@@ -598,6 +598,13 @@ def test_gibbs_alpha_update_matches_its_digamma_form():
         got = TopicModel.update_alpha_counts(k.astype(np.int32), ndk[d, k].astype(np.int32),
                                              len_tails, alpha0, symmetric)
         np.testing.assert_allclose(got, digamma_form(alpha0, symmetric), rtol=1e-12)
+    from fastvem._ext import _lda
+    hist = np.zeros((3, 4), np.int64)
+    assert _lda.count_histogram(np.array([0, 2, 2, 1], np.int32),
+                                np.array([1, 3, 0, 9], np.int32), hist) == 1
+    np.testing.assert_array_equal(hist, [[0, 1, 0, 0], [0, 0, 0, 0], [0, 0, 0, 1]])
+    with pytest.raises(ValueError, match="groups"):
+        _lda.count_histogram(np.array([0, 3], np.int32), np.array([1, 1], np.int32), hist)
 
 
 def test_gibbs_sampler_draws_from_the_exact_conditional():
