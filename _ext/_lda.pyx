@@ -678,7 +678,7 @@ def gibbs_sweep(const cnp.int64_t[::1] doc_ptr, const cnp.int32_t[::1] words,
         if doc_ptr[d1] - doc_ptr[d0] > max_tok:
             max_tok = doc_ptr[d1] - doc_ptr[d0]
     cdef cnp.int32_t[::1] zold = np.empty(max(max_tok, 1), dtype=np.int32)
-    cdef cnp.int32_t[:, ::1] mv = np.empty((T, max(max_tok, 1) + 16), dtype=np.int32)
+    cdef cnp.int32_t[:, ::1] mv = np.empty((T, max(max_tok, 1)), dtype=np.int32)   # moved tokens
     cdef Py_ssize_t nmv
     cdef cnp.int32_t[::1] owner = (np.arange((V >> 6) + 1) % T).astype(np.int32)
     cdef double[::1] denom = np.empty(K)
