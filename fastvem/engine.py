@@ -176,7 +176,8 @@ class MixtureEngine:
             rng = np.random.default_rng([self.seed, iteration])
             theta = self.family.sample_posterior(stats, self.prior, rng)
             weights = self.weight_prior.sample(self.weight_prior.posterior(stats.nk), rng)
-            return {"weights": weights, **theta}, []
+            # the allocation counts of the sweep ride along (occupancy of the draw)
+            return {"weights": weights, **theta, "counts": np.array(stats.nk)}, []
         if self.method.update == "posterior":
             nk = stats.nk + _EPS
             q = self.family.posterior(stats, nk, self.prior)

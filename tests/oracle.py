@@ -140,3 +140,37 @@ def lda_vem_oracle(X, topics0, alpha, eta, n_iter, max_inner=100, tol=1e-3, lear
         comps.append(comp.copy())
         alphas.append(alpha)
     return comps, alphas, bounds
+
+
+def collapsed_log_joint(X, z, K, mean_prior, mean_precision_prior, dof_prior, covariance_prior,
+                        weight_prior_type, weight_concentration):
+    """log p(X, z) of a full-covariance Gaussian mixture with the Normal-Wishart
+    prior and the weights integrated out (Dirichlet, or the stick-breaking
+    process truncated at K with the last stick taking the rest, as fastvem's
+    gibbs draws it).  The quantity the Gibbs sampler explores."""
+    from scipy.special import betaln, gammaln, multigammaln
+    X = np.asarray(X, dtype=np.float64)
+    D = X.shape[1]
+    m0, b0, v0 = np.asarray(mean_prior, dtype=np.float64), float(mean_precision_prior), float(dof_prior)
+    c0 = np.asarray(covariance_prior, dtype=np.float64)
+    total = 0.0
+    for k in range(K):
+        Xk = X[z == k]
+        n = len(Xk)
+        if n == 0:
+            continue
+        xb = Xk.mean(0)
+        S = (Xk - xb).T @ (Xk - xb)
+        bn, vn = b0 + n, v0 + n
+        Wn = c0 + S + b0 * n / bn * np.outer(xb - m0, xb - m0)
+        total += (-0.5 * n * D * np.log(np.pi) + multigammaln(vn / 2, D)
+                  - multigammaln(v0 / 2, D) + 0.5 * v0 * np.linalg.slogdet(c0)[1]
+                  - 0.5 * vn * np.linalg.slogdet(Wn)[1] + 0.5 * D * np.log(b0 / bn))
+    nk = np.bincount(z, minlength=K).astype(np.float64)
+    a = float(weight_concentration)
+    if weight_prior_type == "dirichlet_process":
+        rest = np.concatenate([np.cumsum(nk[::-1])[-2::-1], [0.0]])    # n_{>k}
+        total += np.sum(betaln(1 + nk[:-1], a + rest[:-1]) - betaln(1, a))
+    else:
+        total += gammaln(K * a) - gammaln(nk.sum() + K * a) + np.sum(gammaln(nk + a) - gammaln(a))
+    return float(total)

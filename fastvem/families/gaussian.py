@@ -419,11 +419,13 @@ class GaussianFamily:
     def sample_posterior(self, stats, prior, rng):
         """One draw of (means, precisions) from the conjugate posterior given a
         hard assignment's statistics (exact counts; empty components draw from
-        the prior).  Full / tied: Normal-Wishart; diag: Normal-Gamma per
+        the prior).  Each scatter gets nk * reg_covar on its diagonal, as in
+        scikit-learn's (and meanfield's) Wishart posteriors.  Full / tied: Normal-Wishart; diag: Normal-Gamma per
         dimension; spherical: Normal-Gamma with one shared precision."""
         ct = self.covariance_type
         nk = stats.nk
         K, D = stats.s1.shape
+        reg = self.reg_covar      # as scikit-learn's variational posteriors: + nk * reg_covar
         safe = np.maximum(nk, np.finfo(np.float64).tiny)
         d = stats.s1 / safe[:, None]
         xk = stats.shift + d
@@ -436,13 +438,15 @@ class GaussianFamily:
         if ct in ("full", "tied"):
             if ct == "full":
                 scatter = stats.s2 - nk[:, None, None] * d[:, :, None] * d[:, None, :]
+                scatter = scatter + (nk * reg)[:, None, None] * np.eye(D)
                 winv = (c0 + scatter + shrink[:, None, None] * diff[:, :, None] * diff[:, None, :])
                 dof = v0 + nk
                 lam = np.stack([_wishart(dof[k], winv[k], rng) for k in range(K)])
             else:
                 _, centre, total_scatter = self.scatter
                 dm = xk - centre
-                within = total_scatter - np.einsum("k,ki,kj->ij", nk, dm, dm)
+                within = (total_scatter - np.einsum("k,ki,kj->ij", nk, dm, dm)
+                          + nk.sum() * reg * np.eye(D))
                 winv = c0 + within + np.einsum("k,ki,kj->ij", shrink, diff, diff)
                 lam1 = _wishart(v0 + nk.sum(), winv, rng)
                 lam = np.broadcast_to(lam1, (K, D, D))
@@ -454,14 +458,14 @@ class GaussianFamily:
             pc = precision_cholesky_from_precisions(prec, ct)
             covs = covariances_from_precision_cholesky(pc, ct)
         elif ct == "diag":
-            s2 = stats.s2 - nk[:, None] * d ** 2
+            s2 = stats.s2 - nk[:, None] * d ** 2 + nk[:, None] * reg
             rate = 0.5 * (c0 + s2 + shrink[:, None] * diff ** 2)
             lam = rng.gamma(0.5 * (v0 + nk)[:, None], 1.0 / rate)
             means = m + rng.standard_normal((K, D)) / np.sqrt(beta[:, None] * lam)
             covs = 1.0 / lam
             pc = np.sqrt(lam)
         else:
-            s2 = stats.s2 - nk * np.einsum("kd,kd->k", d, d)
+            s2 = stats.s2 - nk * np.einsum("kd,kd->k", d, d) + nk * D * reg
             rate = 0.5 * (D * c0 + s2 + shrink * np.einsum("kd,kd->k", diff, diff))
             lam = rng.gamma(0.5 * D * (v0 + nk), 1.0 / rate)
             means = m + rng.standard_normal((K, D)) / np.sqrt(beta * lam)[:, None]

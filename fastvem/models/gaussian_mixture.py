@@ -34,10 +34,12 @@ _FITTED = ("weights_", "means_", "covariances_", "precisions_", "precisions_chol
            "mean_precision_prior_", "mean_precision_", "mean_prior_",
            "degrees_of_freedom_prior_", "degrees_of_freedom_", "covariance_prior_",
            # gibbs: the kept draws (aligned) and the chains' diagnostics
-           "posterior_samples_", "log_joint_", "rhat_", "ess_")
+           "posterior_samples_", "log_joint_", "rhat_", "ess_", "mixing_", "n_relabelled_",
+           "occupancy_", "occupied_", "n_occupied_posterior_")
 _INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
 _DASK_INIT_ROWS = 200_000   # rows of a dask array that the initialisation reads
 _KMEANS_MAX_ROWS = 1_000_000   # k-means initialisation on at most this many rows
+_GIBBS_KMEANS_INIT = 5         # k-means++ seedings per gibbs chain start (best inertia)
 
 
 def _centre(X, rows=65536):
@@ -60,7 +62,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     warm_start, verbose, verbose_interval :
         As in scikit-learn.  ``verbose > 0`` shows a progress bar with the
         objective; ``verbose >= 2`` also prints scikit-learn's per-iteration lines.
-    method : {'em', 'vem', 'crisp', 'meanfield'}, default='em'
+    method : {'em', 'vem', 'crisp', 'meanfield', 'gibbs'}, default='em'
         'em': exact posterior responsibilities, ML parameters.  'vem':
         variational EM with a factorised q(z) -- for a mixture the exact
         posterior already factorises over rows, so vem and em coincide.
@@ -70,7 +72,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         as :class:`fastvem.BayesianGaussianMixture` (objective: the variational
         bound per sample; q(theta) starts from the initial responsibilities,
         so weights_init / means_init / precisions_init are not used).
-        'gibbs' is not available in this version.
+        'gibbs': blocked Gibbs sampling of z and theta under the same priors;
+        summaries are posterior means of the relabelled draws (see below).
     weight_concentration_prior_type, weight_concentration_prior,
     mean_precision_prior, mean_prior, degrees_of_freedom_prior, covariance_prior :
         The priors of method='meanfield', as in scikit-learn's
@@ -86,6 +89,10 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         meanfield: memoized passes over n_batches contiguous batches of rows
         (per-batch statistics kept, total - old + new, q(theta) updated after every
         batch); the ELBO never decreases after the first pass.
+    n_samples, burn_in, thin, n_chains : int, default=500, 100, 1, 2
+        gibbs: each of n_chains chains runs burn_in + n_samples * thin sweeps and
+        keeps every thin-th draw after burn-in.  Each chain starts from its own
+        k-means fit (init_params='kmeans': the best of 5 k-means++ seedings).
     n_threads : int or None, default=None
         Threads for the compiled kernels (None: all CPUs of the process).
         Results are bitwise identical for any value.
@@ -100,6 +107,27 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     trace_ : dict
         'objective' and 'seconds' per iteration of the best run, and 'events'
         (e.g. re-seeded empty components).
+    posterior_samples_ : dict (gibbs)
+        The kept draws of every chain on common labels (Stephens' relabelling):
+        'weights' (S, K), 'means' (S, K, D), 'covariances', 'counts' (S, K, the
+        allocation's weight per component).  n_relabelled_ counts the draws
+        that were permuted.  weights_ is the posterior mean over all draws;
+        means_ and covariances_ average the draws in which the component holds
+        data; predict_proba averages the draws' responsibilities, predict is
+        its argmax, score_samples is the log of the mean density.
+    occupancy_, occupied_, n_occupied_posterior_ : (gibbs)
+        Share of draws in which each component holds at least one row's
+        weight; occupied_ = occupancy_ >= 0.5 (an unoccupied component is
+        marked, not dropped: its weight is the posterior mean and its mean and
+        covariance are the prior's m0 and c0 / nu0); the posterior
+        probabilities of 0..K occupied components.
+    log_joint_, mixing_, rhat_, ess_ : (gibbs)
+        Per-sample log joint of every sweep, (n_chains, sweeps); mixing_[name]
+        = (rank-normalised split-R-hat, bulk ESS) of the log joint, the sorted
+        weights, the allocation entropy and the relabelled weights and means;
+        rhat_ the worst, ess_ the least.  converged_ is True only when every
+        R-hat < 1.01 and every ESS >= 100 per chain; a ConvergenceWarning
+        names the quantities that did not mix otherwise.
     """
 
     def __init__(self, n_components=1, *, covariance_type="full", tol=1e-3, reg_covar=1e-6,
@@ -108,7 +136,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                  warm_start=False, verbose=0, verbose_interval=10, method="em",
                  weight_concentration_prior_type="dirichlet_process",
                  weight_concentration_prior=None, mean_precision_prior=None, mean_prior=None,
-                 degrees_of_freedom_prior=None, covariance_prior=None, n_samples=200,
+                 degrees_of_freedom_prior=None, covariance_prior=None, n_samples=500,
                  burn_in=100, thin=1, n_chains=2, accelerate=None, n_batches=None,
                  n_threads=None):
         self.n_components = n_components
@@ -240,6 +268,10 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                                  f"got {nu0}")
         if self.covariance_prior is None:
             cov = scatter / max(total - 1.0, np.finfo(np.float64).tiny)
+            if self.method == "gibbs":
+                # gibbs draws components from the prior: floor it by reg_covar as every
+                # covariance estimate is (constant columns, identical rows)
+                cov = cov + self.reg_covar * np.eye(D)
             c0 = {"full": cov, "tied": cov, "diag": np.diag(cov).copy(),
                   "spherical": np.diag(cov).mean()}[ct]
         else:
@@ -485,9 +517,12 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     def _fit_gibbs(self, X, sw, family, engine, inits, random_state, n_threads, callback):
         """Blocked Gibbs: z | theta drawn by the kernel in sample mode, theta | z
         from the conjugate posteriors; n_chains chains of burn_in + n_samples *
-        thin sweeps, every thin-th draw after burn-in kept.  Components are
-        aligned across draws (label switching) before the posterior means."""
-        from ..diagnostics import align_draws, effective_sample_size, split_rhat
+        thin sweeps, every thin-th draw after burn-in kept.  The kept draws of
+        all chains are put on common labels (Stephens' relabelling, see
+        fastvem.diagnostics.relabel) before any summary; the summaries of a
+        component average the draws in which it holds data."""
+        from ..diagnostics import (RHAT_MAX, ESS_MIN_PER_CHAIN, mixing_report, occupancy,
+                                   permute_draws)
         for name, low in (("n_samples", 1), ("burn_in", 0), ("thin", 1), ("n_chains", 1)):
             v = getattr(self, name)
             if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral):
@@ -495,7 +530,13 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             if v < low:
                 raise ValueError(f"{name} must be >= {low}, got {v}")
         n_sweeps = self.burn_in + self.n_samples * self.thin
-        draws, log_joint, seconds = [], [], []
+        # every chain starts from its own k-means fit (the best of a few k-means++
+        # seedings, drawn from the chain's own seed): dispersed starts that are
+        # still in the posterior's bulk -- a Gibbs chain started in a poor local
+        # mode of a mixture rarely leaves it.  The other init_params are as given.
+        init = (f"kmeans{_GIBBS_KMEANS_INIT}" if self.init_params == "kmeans"
+                else self.init_params)
+        chains, log_joint, seconds = [], [], []
         report, close = progress_reporter(self, "gibbs")
         try:
             with blas_single_thread():
@@ -503,7 +544,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                     report.restart(chain)
                     engine.seed = int(random_state.randint(np.iinfo(np.int32).max))
                     params = self._initial_params(X, sw, family, inits, random_state,
-                                                  n_threads, engine)
+                                                  n_threads, engine, init=init)
                     kept = []
 
                     def keep(it, objective, p, kept=kept):
@@ -513,33 +554,119 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
                     res = run_iterations(engine.step(X, sw), params, n_sweeps, -1.0,
                                          callback=keep, progress=report.iteration)
-                    draws.extend(kept)
+                    if not kept:               # stopped by the callback during burn-in
+                        kept.append(res.params)
+                    chains.append(kept)
                     log_joint.append(res.trace.objective)
                     seconds.append(res.trace.seconds)
+                    if res.n_iter < n_sweeps:  # a callback stopped the sampler
+                        break
         finally:
             close()
-        aligned = align_draws(draws, tied=self.covariance_type == "tied")
-        stack = {k: np.stack([d[k] for d in aligned]) for k in ("weights", "means", "covariances")}
+        # every chain as long as the shortest (a callback may have stopped one)
+        n_kept = min(len(c) for c in chains)
+        n_run = min(len(t) for t in log_joint)
+        draws = [d for c in chains for d in c[:n_kept]]
+        tied = self.covariance_type == "tied"
+        stack = {k: np.stack([d[k] for d in draws])
+                 for k in ("weights", "means", "covariances", "counts")}
+        perms = self._relabel_draws(X, sw, stack, engine)
+        stack = permute_draws(stack, perms, shared=("covariances",) if tied else ())
         self.posterior_samples_ = stack
-        mean = {"weights": stack["weights"].mean(0), "means": stack["means"].mean(0),
-                "covariances": stack["covariances"].mean(0)}
-        mean["weights"] = mean["weights"] / mean["weights"].sum()
-        mean["precisions_cholesky"] = precision_cholesky(mean["covariances"], self.covariance_type)
-        self._set_params(mean, X.dtype)
-        lj = np.array(log_joint)                      # (n_chains, n_sweeps), per sample
+        self.n_relabelled_ = int(np.any(perms != np.arange(perms.shape[1]), axis=1).sum())
+        N = X.shape[0]
+        unit = float(N if sw is None else sw.sum()) / N
+        occ, self.occupancy_, self.n_occupied_posterior_ = occupancy(stack["counts"], unit)
+        self.occupied_ = self.occupancy_ >= 0.5
+        self._set_params(self._summarise_draws(stack, occ, engine.prior), X.dtype)
+
+        lj = np.array([t[:n_run] for t in log_joint])     # (n_chains, sweeps), per sample
         self.log_joint_ = lj
-        post = lj[:, self.burn_in:]
-        self.rhat_ = split_rhat(post)
-        self.ess_ = effective_sample_size(post)
-        self.converged_ = bool(np.isfinite(self.rhat_) and self.rhat_ < 1.1) if self.n_chains > 1 else True
-        self.n_iter_ = n_sweeps
+        post = lj[:, min(self.burn_in, n_run - 1):]
+        quantities = {"log_joint": post}
+        n_ch = len(chains)
+        shaped = {k: v.reshape((n_ch, n_kept) + v.shape[1:]) for k, v in stack.items()}
+        w_sorted = np.sort(shaped["weights"], axis=-1)
+        share = shaped["counts"] / np.maximum(shaped["counts"].sum(-1, keepdims=True),
+                                              np.finfo(np.float64).tiny)
+        quantities["allocation_entropy"] = -np.sum(share * np.log(np.where(share > 0, share, 1)),
+                                                   axis=-1)
+        K, D = self.n_components, X.shape[1]
+        for j in range(K):
+            quantities[f"sorted_weight_{j}"] = w_sorted[..., j]
+        for k in range(K):
+            quantities[f"weight_{k}"] = shaped["weights"][..., k]
+            for d in range(D):
+                quantities[f"mean_{k}_{d}"] = shaped["means"][..., k, d]
+        mix, self.rhat_, self.ess_, failing = mixing_report(quantities)
+        self.mixing_ = {k: np.array(v) for k, v in mix.items()}
+        self.converged_ = not failing
+        if failing:
+            worst = sorted(failing, key=lambda q: -np.nan_to_num(mix[q][0], nan=np.inf))[:4]
+            what = ", ".join(f"{q} (R-hat {mix[q][0]:.3f}, ESS {mix[q][1]:.0f})" for q in worst)
+            warnings.warn(
+                f"gibbs: the chains did not mix: {len(failing)} of {len(quantities)} monitored "
+                f"quantities have R-hat >= {RHAT_MAX} or ESS < {ESS_MIN_PER_CHAIN} per chain, "
+                f"worst {what}; increase burn_in, n_samples or n_chains", ConvergenceWarning)
+        self.n_iter_ = n_run
         self.lower_bounds_ = list(lj[int(np.argmax(lj[:, -1]))])
         self.lower_bound_ = float(post.mean())
-        self.trace_ = {"objective": lj.mean(0), "seconds": np.mean(seconds, axis=0),
-                       "events": []}
+        self.trace_ = {"objective": lj.mean(0), "seconds": np.mean(
+            [t[:n_run] for t in seconds], axis=0), "events": []}
         return X
 
-    def _initial_params(self, X, sw, family, inits, random_state, n_threads, engine):
+    # rows that the relabelling reads: at most this many allocation probabilities
+    # (draws x rows x components) are held at once
+    _RELABEL_CELLS = 4_000_000
+
+    def _relabel_draws(self, X, sw, stack, engine):
+        """Permutations (S, K) that put the draws on common labels: Stephens'
+        relabelling on the allocation probabilities of evenly spaced rows."""
+        from ..diagnostics import relabel
+        S, K = stack["weights"].shape
+        N = X.shape[0]
+        n = int(min(N, max(K, min(2000, self._RELABEL_CELLS // max(S * K, 1)))))
+        rows = np.unique(np.linspace(0, N - 1, n).round().astype(np.int64))
+        sub = np.ascontiguousarray(X[rows])
+        probs = np.empty((S, len(rows), K))
+        with blas_single_thread():
+            for s in range(S):
+                probs[s] = engine.family.estep(sub, engine.kernel_params(
+                    self._draw_params(stack, s), X.dtype), "resp", engine.n_threads)
+        perms, _ = relabel(probs, None if sw is None else sw[rows])
+        return perms
+
+    def _draw_params(self, stack, s):
+        covs = stack["covariances"][s]
+        return {"weights": stack["weights"][s], "means": stack["means"][s], "covariances": covs,
+                "precisions_cholesky": precision_cholesky(covs, self.covariance_type)}
+
+    def _summarise_draws(self, stack, occ, prior):
+        """Posterior means of the relabelled draws: the weights over every draw,
+        a component's mean and covariance over the draws in which it holds data.
+        A component empty in most draws (occupied_ False) gets the prior's mean
+        and the covariance at the prior's expected precision, c0 / nu0: its draws
+        are mostly prior draws, which would otherwise pollute the summaries."""
+        ct = self.covariance_type
+        weights = stack["weights"].mean(0)
+        means = np.empty(stack["means"].shape[1:])
+        covs = (stack["covariances"].mean(0) if ct == "tied"
+                else np.empty(stack["covariances"].shape[1:]))
+        for k in range(means.shape[0]):
+            has = occ[:, k]
+            if has.mean() >= 0.5:
+                means[k] = stack["means"][has, k].mean(0)
+                if ct != "tied":
+                    covs[k] = stack["covariances"][has, k].mean(0)
+            else:
+                means[k] = prior.mean_prior
+                if ct != "tied":
+                    covs[k] = np.asarray(prior.covariance_prior) / prior.degrees_of_freedom_prior
+        return {"weights": weights / weights.sum(), "means": means, "covariances": covs,
+                "precisions_cholesky": precision_cholesky(covs, ct)}
+
+    def _initial_params(self, X, sw, family, inits, random_state, n_threads, engine,
+                        init=None):
         """Initial parameters, as scikit-learn: responsibilities from init_params,
         then any of weights_init / means_init / precisions_init override.  Mean
         field: q(theta) from the initial responsibilities (scikit-learn's
@@ -551,7 +678,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         ct = self.covariance_type
         weights = means = covs = None
         if weights_init is None or means_init is None or prec_init is None:
-            stats = self._initial_statistics(X, sw, family, random_state, n_threads)
+            stats = self._initial_statistics(X, sw, family, random_state, n_threads, init)
             nk = stats.nk + 10 * np.finfo(np.float64).eps
             theta = family.point_estimate(stats, nk)
             means, covs, pc = theta["means"], theta["covariances"], theta["precisions_cholesky"]
@@ -567,15 +694,17 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 "means": np.array(means, dtype=np.float64),
                 "covariances": np.array(covs, dtype=np.float64), "precisions_cholesky": pc}
 
-    def _initial_statistics(self, X, sw, family, random_state, n_threads):
+    def _initial_statistics(self, X, sw, family, random_state, n_threads, init=None):
         K = self.n_components
         N = X.shape[0]
-        if self.init_params == "kmeans" and N > _KMEANS_MAX_ROWS:
+        init = self.init_params if init is None else init
+        if init.startswith("kmeans") and N > _KMEANS_MAX_ROWS:
             # large data (a memmap, say): k-means on evenly spaced rows, then every row
             # to its nearest centre in one kernel pass -- no N-sized array
             rows = np.linspace(0, N - 1, _KMEANS_MAX_ROWS).astype(np.int64)
             sub = np.ascontiguousarray(X[rows])
-            centres = KMeans(n_clusters=K, n_init=1, random_state=random_state).fit(
+            centres = KMeans(n_clusters=K, n_init=int(init[6:] or 1),
+                             random_state=random_state).fit(
                 sub, sample_weight=None if sw is None else sw[rows]).cluster_centers_
             D = X.shape[1]
             ident = {"full": np.broadcast_to(np.eye(D), (K, D, D)), "tied": np.eye(D),
@@ -583,19 +712,21 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             kp = family.kernel_params(centres, np.ascontiguousarray(ident), np.zeros(K),
                                       X.dtype)
             return family.statistics(X, sw, kp, "argmax", 0, n_threads)
-        if self.init_params in ("kmeans", "k-means++", "random_from_data"):
-            if self.init_params == "kmeans":
-                labels = KMeans(n_clusters=K, n_init=1, random_state=random_state).fit(
+        if init.startswith("kmeans") or init in ("k-means++", "random_from_data"):
+            if init.startswith("kmeans"):
+                labels = KMeans(n_clusters=K, n_init=int(init[6:] or 1),
+                                random_state=random_state).fit(
                     X, sample_weight=sw).labels_
                 members = np.arange(N)
-            elif self.init_params == "k-means++":
+            elif init == "k-means++":
                 _, members = kmeans_plusplus(X, K, random_state=random_state, sample_weight=sw)
                 labels = np.arange(K)
             else:
                 members = random_state.choice(N, size=K, replace=False)
                 labels = np.arange(K)
-            Xs = X if self.init_params == "kmeans" else np.ascontiguousarray(X[members])
-            ws = sw if (sw is None or self.init_params == "kmeans") else sw[members]
+            lloyd = init.startswith("kmeans")
+            Xs = X if lloyd else np.ascontiguousarray(X[members])
+            ws = sw if (sw is None or lloyd) else sw[members]
             return family.statistics_from_labels(Xs, ws, labels, K, _centre(Xs), n_threads)
         # 'random': uniform responsibilities drawn block by block in row order (the
         # same stream as scikit-learn's single (N, K) draw)
@@ -668,8 +799,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     def _estep(self, X, want):
         """Chunked E-step under the fitted parameters (see GaussianFamily.estep).
         gibbs: log p(x) is the log of the mean density over the kept draws."""
-        if want == "norm" and self._method().update == "sample":
-            return self._log_mean_over_draws(X)
+        if self._method().update == "sample":
+            return self._estep_over_draws(X, want)
         if want == "norm" and self._method().update == "posterior" and self._predictive_t:
             return self._log_student_t_predictive(X)
         engine = self._engine()
@@ -714,20 +845,32 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                     const - 0.5 * (dof + D) * np.log1p(maha / dof), axis=1)
         return out
 
-    def _log_mean_over_draws(self, X):
+    def _estep_over_draws(self, X, want, rows=1 << 16):
+        """gibbs: posterior averages over the kept (relabelled) draws, in blocks of
+        rows.  'norm': log of the mean density; 'resp': the mean responsibilities
+        (not those of the averaged parameters); 'label': their argmax; 'logprob':
+        log of the mean joint density p(x, z=k)."""
         engine = self._engine()
         ps = self.posterior_samples_
-        ct = self.covariance_type
         S = ps["weights"].shape[0]
-        acc = np.full(X.shape[0], -np.inf)
+        K = self.n_components
+        mode = "norm" if want == "norm" else ("logprob" if want == "logprob" else "resp")
+        out = np.empty((X.shape[0],) if mode == "norm" else (X.shape[0], K))
+        kps = [engine.kernel_params(self._draw_params(ps, s), X.dtype) for s in range(S)]
         with blas_single_thread():
-            for s in range(S):
-                covs = ps["covariances"][s]
-                params = {"weights": ps["weights"][s], "means": ps["means"][s], "covariances": covs,
-                          "precisions_cholesky": precision_cholesky(covs, ct)}
-                kp = engine.kernel_params(params, X.dtype)
-                acc = np.logaddexp(acc, engine.family.estep(X, kp, "norm", engine.n_threads))
-        return acc - np.log(S)
+            for lo in range(0, X.shape[0], rows):
+                block = X[lo:lo + rows]
+                acc = None
+                for kp in kps:
+                    v = engine.family.estep(block, kp, mode, engine.n_threads).astype(np.float64)
+                    if mode == "resp":
+                        acc = v if acc is None else acc + v
+                    else:
+                        acc = v if acc is None else np.logaddexp(acc, v)
+                out[lo:lo + rows] = acc / S if mode == "resp" else acc - np.log(S)
+        if want == "label":
+            return np.argmax(out, axis=1)
+        return out if mode != "resp" else out.astype(X.dtype, copy=False)
 
     def predict(self, X):
         """Most probable component of each row of X."""
