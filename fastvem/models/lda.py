@@ -14,6 +14,7 @@ but 'em' (the exact E-step over (theta_d, z_d) is intractable):
 """
 import numbers
 import time
+import warnings
 
 import numpy as np
 from scipy.special import gammaln
@@ -32,7 +33,11 @@ from ._validation import progress_reporter
 __all__ = ["LatentDirichletAllocation"]
 
 _FITTED = ("components_", "exp_dirichlet_component_", "n_batch_iter_", "n_iter_", "bound_",
-           "doc_topic_prior_", "topic_word_prior_", "n_features_in_", "feature_names_in_")
+           "doc_topic_prior_", "topic_word_prior_", "n_features_in_", "feature_names_in_",
+           # gibbs: the chain's log joint and its diagnostics
+           "log_joint_", "rhat_", "ess_", "mixing_", "n_relabelled_", "occupancy_",
+           "n_occupied_posterior_")
+_SWITCH_WORDS = 256     # gibbs: the most frequent words whose topic rows show label switching
 
 
 class _LazyTopics:
@@ -532,6 +537,11 @@ class LatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMixi
         doc_ll = np.zeros(corpus.n_docs)
         acc = np.zeros((V, K))
         kept = 0
+        # label switching: the topic rows of the most frequent words at every kept
+        # sweep, relabelled afterwards (fastvem.diagnostics, as for mixtures)
+        freq = np.bincount(words, minlength=V)
+        top = np.argsort(-freq, kind="stable")[:min(V, _SWITCH_WORDS)]
+        snaps, counts = [], []
         trace = Trace()
         self.log_joint_ = []
         dk = {}
@@ -552,6 +562,9 @@ class LatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMixi
                 lg, nnz = _lda.gibbs_word_terms(wlist, wcnt, wlen, acc, keep, eta,
                                                 self._n_threads)
                 kept += keep
+                if keep:
+                    snaps.append(_topic_rows(wlist, wcnt, wlen, top, K))
+                    counts.append(nk.astype(np.float64))
                 if learn_alpha:
                     alpha = TopicModel.update_alpha_counts(dk["dk_top"], dk["dk_cnt"],
                                                            len_tails, alpha,
@@ -566,10 +579,35 @@ class LatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMixi
             close()
         self.log_joint_ = np.asarray(self.log_joint_)
         self.trace_ = trace.as_dict()
+        self._gibbs_diagnostics(snaps, counts, burn_in, eta)
         if kept == 0:       # no sweep kept (max_iter 0): the initial counts
             _lda.gibbs_word_terms(wlist, wcnt, wlen, acc, True, eta, self._n_threads)
             kept = 1
         return eta + (acc / kept).T, alpha
+
+    def _gibbs_diagnostics(self, snaps, counts, burn_in, eta):
+        """Relabelling check, topic occupancy and split-R-hat / ESS of the log joint
+        (one chain: its halves).  components_ averages the kept sweeps' counts,
+        which is only right if the topics did not switch labels in between: the
+        kept sweeps are relabelled on p(topic | word) of the most frequent words,
+        and a switch is reported (n_relabelled_ > 0, with a warning)."""
+        from ..diagnostics import mixing_report, occupancy, relabel
+        K = self.n_components
+        self.n_relabelled_ = 0
+        self.occupancy_ = np.ones(K)
+        self.n_occupied_posterior_ = np.eye(K + 1)[K]
+        if snaps:
+            P = np.stack(snaps) + eta
+            perms, _ = relabel(P / P.sum(2, keepdims=True))
+            self.n_relabelled_ = int(np.any(perms != perms[0], axis=1).sum())
+            if self.n_relabelled_:
+                warnings.warn(f"gibbs: topics switched labels in {self.n_relabelled_} of "
+                              f"{len(snaps)} kept sweeps, so components_ mixes topics; keep "
+                              "fewer sweeps (a larger burn_in) or fit again", RuntimeWarning)
+            _, self.occupancy_, self.n_occupied_posterior_ = occupancy(np.stack(counts), 1.0)
+        post = self.log_joint_[min(burn_in, max(len(self.log_joint_) - 1, 0)):]
+        mix, self.rhat_, self.ess_, _ = mixing_report({"log_joint": post[None, :]})
+        self.mixing_ = {k: np.array(v) for k, v in mix.items()}
 
     # ------------------------------------------------------------ inference
     def _check_fitted_corpus(self, X):
@@ -669,3 +707,13 @@ def _word_log_joint(lg, nnz, V, nk, eta):
     number nnz."""
     return (lg - nnz * gammaln(eta) + nk.shape[0] * gammaln(V * eta)
             - np.sum(gammaln(nk + V * eta)))
+
+
+def _topic_rows(wlist, wcnt, wlen, words, K):
+    """Dense (len(words), K) topic counts of the given words from the sampler's
+    per-word lists."""
+    rows = np.zeros((len(words), K))
+    have = np.arange(K)[None, :] < wlen[words][:, None]
+    r, c = np.nonzero(have)
+    rows[r, wlist[words][r, c]] = wcnt[words][r, c]
+    return rows
