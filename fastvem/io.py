@@ -125,6 +125,8 @@ def load(path):
                                  for e in trace.get("events", [])]}
     if hasattr(est, "lower_bounds_"):
         est.lower_bounds_ = list(np.asarray(est.lower_bounds_, dtype=np.float64))
+    if hasattr(est, "_config"):       # predictions need the configuration it was fitted with
+        est._fitted_with = est._config()
     try:
         est._check_loaded()
     except (ValueError, KeyError, AttributeError, IndexError) as exc:

@@ -76,3 +76,29 @@ def progress_reporter(estimator, label):
         bar = tqdm(total=estimator.max_iter, desc=label, leave=False, file=sys.stderr)
     rep = _Report(estimator, bar, label)
     return rep, (bar.close if bar is not None else (lambda: None))
+
+
+class FittedConfig:
+    """An estimator predicts with the configuration it was fitted with.  fit (and
+    partial_fit, and fastvem.load) record the parameters named in _CONFIG; a
+    method that needs the fitted state refuses, "refit required", when one of
+    them was changed since (by set_params, say).  A fit that fails leaves the
+    estimator unfitted (NotFittedError), not half-fitted."""
+
+    _CONFIG = ("n_components",)
+
+    def _config(self):
+        return {p: getattr(self, p) for p in self._CONFIG}
+
+    def _check_config(self, what="predict"):
+        fitted = getattr(self, "_fitted_with", None)
+        if fitted is None:
+            return
+        for p, v in fitted.items():
+            now = getattr(self, p)
+            if now != v:
+                raise ValueError(f"{p} was {v!r} when the model was fitted and is now {now!r}: "
+                                 f"refit required before {what} (call fit)")
+
+    def __sklearn_is_fitted__(self):
+        return hasattr(self, "_fitted_with")

@@ -19,8 +19,10 @@ from ..families.gaussian import (COVARIANCE_TYPES, GaussianFamily, GaussianWisha
                                  precisions_from_cholesky)
 from ..methods import PRESETS, check_supported
 from ..structures.mixture import DirichletWeights, Mixture
+from ..stats import GaussianStats
 from ..sources import ChunkSource, DaskSource, is_chunk_iterable, is_dask_array
-from ._validation import check_array_param, check_sample_weight, progress_reporter
+from ._validation import (FittedConfig, check_array_param, check_sample_weight,
+                          progress_reporter)
 
 __all__ = ["GaussianMixture"]
 
@@ -48,7 +50,7 @@ def _centre(X, rows=65536):
     return np.asarray(X[:rows], dtype=np.float64).mean(axis=0)
 
 
-class GaussianMixture(DensityMixin, BaseEstimator):
+class GaussianMixture(FittedConfig, DensityMixin, BaseEstimator):
     """Gaussian mixture fitted by em (default), vem or crisp EM.
 
     Accepts every constructor parameter of
@@ -360,7 +362,12 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         if total is not None and not (isinstance(total, (int, float)) and total > 0):
             raise ValueError(f"total_samples must be None or positive, got {total!r}")
         stream = getattr(self, "_stream", None)
-        first = stream is None or stream["covariance_type"] != self.covariance_type
+        fitted = hasattr(self, "means_")
+        if fitted:
+            # continue the fitted (or loaded) model; a changed shape-defining
+            # parameter is an error, not a silent restart
+            self._check_config("partial_fit")
+        first = not fitted
         X = self._validate_X(X, reset=first)
         N, D = X.shape
         sw = check_sample_weight(sample_weight, N)
@@ -368,6 +375,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         family.prepare(X, sw, n_threads, need_scatter=method.update != "point")
         batch_scatter = family.scatter
         weight = float(N if sw is None else sw.sum())
+        if fitted and stream is None:
+            stream = self._stream = self._stream_from_fit(family, method, n_threads)
         if first:
             if N < self.n_components:
                 raise ValueError(f"the first chunk must hold at least n_components="
@@ -377,8 +386,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             with blas_single_thread():
                 params = self._initial_params(X, sw, family, self._check_inits(D),
                                               random_state, n_threads, engine)
-            stream = {"engine": engine, "stats": None, "scatter": None, "t": 0, "seen": 0.0,
-                      "covariance_type": self.covariance_type}
+            stream = {"engine": engine, "stats": None, "scatter": None, "t": 0, "seen": 0.0}
             self._stream = stream
             self.n_iter_ = 0
         else:
@@ -402,11 +410,74 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         new, events = engine.update(s, stream["t"])
         stream["t"] += 1
         self._set_params(new, X.dtype)
-        self.n_iter_ += 1
+        self._fitted_with = self._config()
+        self.n_iter_ = getattr(self, "n_iter_", 0) + 1
         self.converged_ = False
         self.lower_bound_ = float(stats.objective / max(stats.weight, 1e-300))
         self.lower_bounds_ = getattr(self, "lower_bounds_", [])[:0] + [self.lower_bound_]
         return self
+
+    def _stream_from_fit(self, family, method, n_threads):
+        """The running state of partial_fit for a model that was fitted (or loaded):
+        the statistics its parameters imply, counted as one earlier step.  em / vem
+        / crisp: per-sample statistics (weights, means, covariances - reg_covar);
+        meanfield: those of q(theta) less the prior's pseudo-counts, with the
+        fitted priors."""
+        K, D = np.shape(self.means_)
+        ct, reg = self.covariance_type, self.reg_covar
+        tiny = np.finfo(np.float64).tiny
+        if method.update == "point":
+            engine = MixtureEngine(family, Mixture(K), method, n_threads, 0)
+            nk = np.asarray(self.weights_, dtype=np.float64)
+            xk = np.asarray(self.means_, dtype=np.float64)
+            sk = np.asarray(self.covariances_, dtype=np.float64)
+        else:
+            prior = GaussianWishartPrior(self.mean_prior_, self.mean_precision_prior_,
+                                         self.degrees_of_freedom_prior_, self.covariance_prior_)
+            engine = MixtureEngine(family, Mixture(K), method, n_threads, 0, prior=prior,
+                                   weight_prior=self._weight_prior())
+            q = self._get_posterior()
+            b0, m0, v0, c0 = (prior.mean_precision_prior, prior.mean_prior,
+                              prior.degrees_of_freedom_prior, prior.covariance_prior)
+            beta, dof, covs = q["mean_precision"], q["degrees_of_freedom"], q["covariances"]
+            nk = np.maximum(beta - b0, 0.0)
+            safe = np.maximum(nk, tiny)
+            xk = np.where(nk[:, None] > 0, (beta[:, None] * q["means"] - b0 * m0)
+                          / safe[:, None], q["means"])
+            diff = xk - m0
+            if ct == "full":
+                sk = (dof[:, None, None] * covs - c0
+                      - (nk * b0 / beta)[:, None, None] * diff[:, :, None] * diff[:, None, :]
+                      ) / safe[:, None, None]
+            elif ct == "diag":
+                sk = (dof[:, None] * covs - c0) / safe[:, None] - (b0 / beta)[:, None] * diff ** 2
+            elif ct == "spherical":
+                sk = (dof * covs - c0) / safe - b0 / beta * np.mean(diff ** 2, 1)
+            else:
+                sk = (dof * covs - c0 - b0 / K * ((nk / beta) * diff.T) @ diff) * K / max(
+                    nk.sum(), tiny)
+        eye = np.eye(D)
+        scatter = None
+        if ct == "full":
+            s2 = nk[:, None, None] * (sk - reg * eye)
+        elif ct == "diag":
+            s2 = nk[:, None] * (sk - reg)
+        elif ct == "spherical":
+            s2 = nk * D * (sk - reg)
+        else:
+            s2 = None
+            total = float(nk.sum())
+            centre = (nk @ xk) / max(total, tiny)
+            dm = xk - centre
+            scatter = (total, centre, total * (sk - reg * eye) + np.einsum("k,ki,kj->ij", nk,
+                                                                            dm, dm))
+        stats = GaussianStats(ct, nk.copy(), np.zeros((K, D)), s2, xk.copy(), 0.0,
+                              float(nk.sum()), 0.0)
+        return {"engine": engine, "stats": stats, "scatter": scatter, "t": 1,
+                "seen": float(nk.sum()) if method.update != "point" else 0.0}
+
+    # parameters that shape the fitted state: predictions need them as fitted
+    _CONFIG = ("n_components", "covariance_type", "method", "weight_concentration_prior_type")
 
     def fit_predict(self, X, y=None, sample_weight=None, callback=None):
         """Fit, then return the most probable component of each row of X."""
@@ -415,6 +486,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     def _fit(self, X, sample_weight, callback=None):
         self._stream = None          # a fit starts any later partial_fit afresh
+        # not fitted until this fit completes (a failed fit leaves no half model)
+        self.__dict__.pop("_fitted_with", None)
         if callback is not None and not callable(callback):
             raise TypeError(f"callback must be callable, got {type(callback).__name__}")
         method, n_threads = self._check_hyper()
@@ -512,6 +585,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.lower_bound_ = best.objective * scale
         self.lower_bounds_ = [v * scale for v in best.trace.objective]
         self.trace_ = best.trace.as_dict()
+        self._fitted_with = self._config()
         return X
 
     def _fit_gibbs(self, X, sw, family, engine, inits, random_state, n_threads, callback):
@@ -613,6 +687,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.lower_bound_ = float(post.mean())
         self.trace_ = {"objective": lj.mean(0), "seconds": np.mean(
             [t[:n_run] for t in seconds], axis=0), "events": []}
+        self._fitted_with = self._config()
         return X
 
     # rows that the relabelling reads: at most this many allocation probabilities
@@ -875,16 +950,19 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     def predict(self, X):
         """Most probable component of each row of X."""
         check_is_fitted(self)
+        self._check_config()
         return self._estep(self._validate_X(X, reset=False), "label")
 
     def predict_proba(self, X):
         """Posterior probability of each component for each row of X, (N, K)."""
         check_is_fitted(self)
+        self._check_config()
         return self._estep(self._validate_X(X, reset=False), "resp")
 
     def score_samples(self, X):
         """log p(x) of each row of X under the fitted mixture."""
         check_is_fitted(self)
+        self._check_config()
         return self._estep(self._validate_X(X, reset=False), "norm")
 
     def score(self, X, y=None):
@@ -894,11 +972,13 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     def _estimate_weighted_log_prob(self, X):
         """log p(x, z=k), (N, K), as scikit-learn's private method of that name."""
         check_is_fitted(self)
+        self._check_config()
         return self._estep(self._validate_X(X, reset=False), "logprob")
 
     def sample(self, n_samples=1):
         """Draw n_samples points; returns (X, y) as scikit-learn."""
         check_is_fitted(self)
+        self._check_config()
         if isinstance(n_samples, (bool, np.bool_)) or not isinstance(n_samples, numbers.Integral):
             raise TypeError(f"n_samples must be an int, got {n_samples!r}")
         if n_samples < 1:
@@ -930,6 +1010,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     def _total_loglik(self, X):
         check_is_fitted(self)
+        self._check_config()
         X = self._validate_X(X, reset=False)
         return float(self._estep(X, "norm").sum()), X.shape[0]
 

@@ -28,7 +28,7 @@ from ..engine import Trace, default_n_threads, run_iterations
 from ..families.categorical import CategoricalFamily
 from ..methods import PRESETS, check_supported
 from ..structures.topic_model import TopicModel
-from ._validation import progress_reporter
+from ._validation import FittedConfig, progress_reporter
 
 __all__ = ["LatentDirichletAllocation"]
 
@@ -85,7 +85,8 @@ class _LazyTopics:
         return (self.a * self.S + self.b).T.copy()
 
 
-class LatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class LatentDirichletAllocation(FittedConfig, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
+                                BaseEstimator):
     """Latent Dirichlet allocation by variational EM, mean field (batch and online),
     collapsed Gibbs sampling or crisp EM.
 
@@ -273,6 +274,7 @@ class LatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMixi
         """Fit the topics to the document-term counts X (sparse, dense or
         gensim-style bag of words)."""
         m = self._check_params()
+        self.__dict__.pop("_fitted_with", None)     # unfitted until this fit completes
         if _is_corpus_blocks(X):
             # a Dask array or an iterable of document blocks: batch E-steps per block
             if m.assign == "sample" or self.learning_method == "online":
@@ -314,6 +316,7 @@ class LatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMixi
                         best = (final, run, self.trace_, self.n_iter_)
                 _, (comp, alpha, eta), self.trace_, self.n_iter_ = best
         self._finish(comp, alpha, eta, m, corpus.dtype)
+        self._fitted_with = self._config()
         self.bound_ = self._perplexity(corpus)
         return self
 
@@ -496,7 +499,9 @@ class LatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMixi
         m = self._check_params()
         if m.assign == "sample":
             raise ValueError("partial_fit is not available for method='gibbs'")
-        first = not hasattr(self, "components_")
+        first = not self.__sklearn_is_fitted__()
+        if not first:
+            self._check_config("partial_fit")
         corpus = check_corpus(X, n_words=None if first else self.n_features_in_,
                               integer=False, fitting=first)
         K = self.n_components
@@ -512,6 +517,7 @@ class LatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMixi
             comp = np.asarray(self.components_, dtype=np.float64)
         comp, alpha = self._fit_online(corpus, comp, alpha, eta, m, self.total_samples, 1)
         self._finish(comp, alpha, eta, m, corpus.dtype)
+        self._fitted_with = self._config()
         return self
 
     def _fit_gibbs(self, corpus, alpha, eta, seed):
@@ -610,8 +616,11 @@ class LatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMixi
         self.mixing_ = {k: np.array(v) for k, v in mix.items()}
 
     # ------------------------------------------------------------ inference
+    _CONFIG = ("n_components", "method")
+
     def _check_fitted_corpus(self, X):
         check_is_fitted(self)
+        self._check_config()
         return check_corpus(X, n_words=self.n_features_in_, dtype=self.components_.dtype)
 
     def _doc_topic(self, corpus, keep_gamma=True):
