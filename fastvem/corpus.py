@@ -96,6 +96,12 @@ def _from_bag_of_words(X, n_words, name):
                                                          else V))
 
 
+# the largest corpus total (sum of all counts) that the fixed point's and the
+# statistics' products hold without overflow, per working dtype (measured: 1e50
+# fits in float64, 1e75 overflows; 1e30 fits in float32)
+_MAX_TOTAL = {np.dtype(np.float64): 1e40, np.dtype(np.float32): 1e24}
+
+
 def check_corpus(X, *, name="X", n_words=None, dtype=None, integer=False, fitting=False,
                  allow_empty=False):
     """A Corpus from X, or a ValueError / TypeError naming the problem.
@@ -115,7 +121,10 @@ def check_corpus(X, *, name="X", n_words=None, dtype=None, integer=False, fittin
             raise ValueError(f"Complex data not supported: {name} has dtype {X.dtype}")
         if X.dtype.kind not in "biuf":
             raise TypeError(f"{name} must hold numeric counts, got dtype {X.dtype}")
-        X.sum_duplicates()
+        if not X.has_canonical_format:
+            # duplicates summed / indices sorted on a copy: never the caller's arrays
+            X = X.copy()
+            X.sum_duplicates()
     else:
         try:
             arr = np.asarray(X)
@@ -127,6 +136,8 @@ def check_corpus(X, *, name="X", n_words=None, dtype=None, integer=False, fittin
             arr = arr.astype(np.float64)      # numbers held as objects; TypeError otherwise
         if arr.dtype.kind not in "biuf":
             raise TypeError(f"{name} must hold numeric counts, got dtype {arr.dtype}")
+        if arr.dtype == np.float16 or arr.dtype == np.longdouble:
+            arr = arr.astype(np.float32 if arr.dtype == np.float16 else np.float64)
         if arr.ndim != 2:
             raise ValueError(f"{name} must be 2D (documents x words), got shape {arr.shape}. "
                              "Reshape your data: one row per document.")
@@ -153,6 +164,13 @@ def check_corpus(X, *, name="X", n_words=None, dtype=None, integer=False, fittin
             raise ValueError(f"{name} contains NaN or infinity")
         if data.min() < 0:
             raise ValueError(f"Negative values in data passed to {name}: counts must be >= 0")
+        total = float(np.sum(data, dtype=np.float64))
+        limit = _MAX_TOTAL[np.dtype(want)]
+        if total > limit:
+            raise ValueError(f"{name} holds counts summing to {total:.3g}, beyond the "
+                             f"{limit:.0e} that the topic statistics hold in {np.dtype(want)} "
+                             "without overflow; counts are numbers of tokens -- divide X by a "
+                             "constant")
         if integer and np.any(data != np.round(data)):
             raise ValueError(f"{name} contains non-integer counts; method='gibbs' samples one "
                              "topic per token and needs whole-number counts")

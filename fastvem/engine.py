@@ -25,18 +25,34 @@ _EPS = 10 * np.finfo(np.float64).eps
 _controller = None
 
 
+_MAX_THREADS = 4096      # n_threads above this is refused as a mistake
+
+
+def _available_cpus():
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:   # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
 def default_n_threads(n_threads=None):
-    """n_threads as given, or the CPUs this process may use."""
-    if n_threads is None or n_threads == -1:
-        try:
-            return max(1, len(os.sched_getaffinity(0)))
-        except AttributeError:   # pragma: no cover - not Linux
-            return max(1, os.cpu_count() or 1)
+    """The threads a kernel runs with: None or -1 means all CPUs this process may
+    use; an int is capped at that number (more threads than CPUs only slow the
+    kernels down, and each one costs memory).  Results do not depend on it."""
+    cpus = _available_cpus()
+    if n_threads is None or (isinstance(n_threads, (int, np.integer))
+                             and not isinstance(n_threads, (bool, np.bool_))
+                             and n_threads == -1):
+        return cpus
     if isinstance(n_threads, (bool, np.bool_)) or not isinstance(n_threads, (int, np.integer)):
         raise TypeError(f"n_threads must be an int or None, got {n_threads!r}")
     if n_threads < 1:
         raise ValueError(f"n_threads must be >= 1 (or None / -1 for all CPUs), got {n_threads}")
-    return int(n_threads)
+    if n_threads > _MAX_THREADS:
+        raise ValueError(f"n_threads={n_threads} is not a sensible thread count (this process "
+                         f"may use {cpus} CPUs; at most {_MAX_THREADS} are accepted, and more "
+                         "than the CPUs are capped to them)")
+    return int(min(n_threads, cpus))
 
 
 def blas_single_thread():
@@ -266,6 +282,7 @@ def memoized(engine, X, sample_weight, n_batches):
     ELBO never decreases.  step(q, iteration) runs one pass and returns the ELBO per
     unit weight at its end."""
     N = X.shape[0]
+    n_batches = max(1, min(int(n_batches), N))     # a batch holds one row at least
     edges = np.linspace(0, N, n_batches + 1).astype(np.int64)
     kept = [None] * n_batches
     state = {"total": None}

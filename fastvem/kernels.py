@@ -17,12 +17,14 @@ Example
 >>> st = fk.gaussian_statistics(X, means, pc, "diag", weights=[0.5, 0.5])
 >>> w, mu, cov, pc = fk.gaussian_m_step(st, reg_covar=1e-6)
 """
+import numbers
+
 import numpy as np
 from sklearn.utils import check_array
 
 from .engine import blas_single_thread, default_n_threads
 from .families.gaussian import COVARIANCE_TYPES, GaussianFamily, data_scatter
-from .models._validation import check_array_param, check_sample_weight
+from .models._validation import check_array_param, check_sample_weight, check_scale
 from .stats import GaussianStats
 
 __all__ = ["gaussian_log_prob", "gaussian_responsibilities", "gaussian_score_samples",
@@ -38,8 +40,8 @@ def _check(X, means, precisions_cholesky, covariance_type, weights):
                          f"got {covariance_type!r}")
     if getattr(getattr(X, "dtype", None), "kind", None) in ("U", "S", "V"):
         raise TypeError(f"X must be numeric, got string dtype {X.dtype}")
-    X = check_array(X, dtype=[np.float64, np.float32], order="C", ensure_min_samples=0,
-                    input_name="X")
+    X = check_scale(check_array(X, dtype=[np.float64, np.float32], order="C",
+                                ensure_min_samples=0, input_name="X"))
     D = X.shape[1]
     means = np.asarray(means)
     if means.ndim != 2 or means.shape[0] < 1:
@@ -64,6 +66,16 @@ def _check(X, means, precisions_cholesky, covariance_type, weights):
             raise ValueError("weights must be non-negative and sum to 1")
         with np.errstate(divide="ignore"):
             logw = np.log(w)
+    # the kernel forms U^T (x - mean) in X's dtype: it must not overflow there
+    limit = np.sqrt(np.finfo(X.dtype).max) / 1e4
+    reach = (np.abs(X).max(initial=0.0) + np.abs(means).max(initial=0.0)) * np.abs(pc).max()
+    if np.abs(means).max(initial=0.0) > limit:
+        raise ValueError(f"means hold values up to {np.abs(means).max():.3g}: in {X.dtype} the "
+                         f"kernel's squares overflow (up to {limit:.3g} is supported)")
+    if reach > limit:
+        raise ValueError(f"precisions_cholesky (up to {np.abs(pc).max():.3g}) times the data's "
+                         f"and means' magnitude ({reach / np.abs(pc).max():.3g}) overflows "
+                         f"{X.dtype} in the kernel's squares (up to {limit:.3g} is supported)")
     fam = GaussianFamily(covariance_type)
     kp = fam.kernel_params(means, pc, fam.log_normaliser(pc, D) + logw, X.dtype)
     return X, kp, fam
@@ -109,6 +121,10 @@ def gaussian_statistics(X, means, precisions_cholesky, covariance_type, weights=
     ``objective`` is sum_n w_n * (log p(x_n) | max_k log p(x_n, k) | log p(x_n, z_n))."""
     if assign not in _ASSIGN:
         raise ValueError(f"assign must be one of {list(_ASSIGN)}, got {assign!r}")
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"seed must be a non-negative int, got {seed!r}")
+    if not 0 <= seed < 2 ** 63:
+        raise ValueError(f"seed must be in [0, 2**63), got {seed}")
     X, kp, fam = _check(X, means, precisions_cholesky, covariance_type, weights)
     sw = check_sample_weight(sample_weight, X.shape[0])
     with blas_single_thread():
@@ -117,7 +133,7 @@ def gaussian_statistics(X, means, precisions_cholesky, covariance_type, weights=
 
 def gaussian_data_scatter(X, sample_weight=None):
     """(total weight, weighted mean, centred scatter) of X: what a tied M-step needs."""
-    X = check_array(X, dtype=[np.float64, np.float32], input_name="X")
+    X = check_scale(check_array(X, dtype=[np.float64, np.float32], input_name="X"))
     return data_scatter(X, check_sample_weight(sample_weight, X.shape[0]))
 
 
@@ -127,6 +143,8 @@ def gaussian_m_step(stats, reg_covar=1e-6, scatter=None):
     ``scatter=gaussian_data_scatter(X, sample_weight)``."""
     if not isinstance(stats, GaussianStats):
         raise TypeError("stats must be a GaussianStats (from gaussian_statistics)")
+    if isinstance(reg_covar, (bool, np.bool_)) or not isinstance(reg_covar, numbers.Real):
+        raise TypeError(f"reg_covar must be a real number, got {reg_covar!r}")
     if not np.isfinite(reg_covar) or reg_covar < 0:
         raise ValueError(f"reg_covar must be finite and >= 0, got {reg_covar}")
     fam = GaussianFamily(stats.covariance_type, reg_covar)

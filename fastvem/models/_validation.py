@@ -5,6 +5,25 @@ import sys
 import numpy as np
 
 
+def check_scale(X, name="X", rows=1 << 20):
+    """ValueError when X's magnitude makes the kernels' second moments overflow in
+    its dtype (|x| above about sqrt(max) / 1e4: 1e150 in float64, 1e15 in float32).
+    A Gaussian model is scale-equivariant: the caller divides X by a constant (its
+    means scale with it, its covariances with its square).  Read in blocks."""
+    X = np.asarray(X) if not hasattr(X, "dtype") else X
+    limit = np.sqrt(np.finfo(X.dtype).max) / 1e4
+    big = 0.0
+    for s in range(0, X.shape[0], rows):
+        block = np.asarray(X[s:s + rows])
+        if block.size:
+            big = max(big, float(np.max(np.abs(block))))
+    if big > limit:
+        raise ValueError(f"{name} holds values up to {big:.3g}: in {X.dtype} their squares "
+                         f"overflow (values up to {limit:.3g} are supported); divide {name} "
+                         "by a constant -- the model is scale-equivariant")
+    return X
+
+
 def check_array_param(value, name, shape):
     """A finite float64 array of exactly `shape`, or a ValueError/TypeError naming `name`."""
     try:

@@ -22,7 +22,7 @@ from ..structures.mixture import DirichletWeights, Mixture
 from ..stats import GaussianStats
 from ..sources import ChunkSource, DaskSource, is_chunk_iterable, is_dask_array
 from ._validation import (FittedConfig, check_array_param, check_sample_weight,
-                          progress_reporter)
+                          check_scale, progress_reporter)
 
 __all__ = ["GaussianMixture"]
 
@@ -42,6 +42,20 @@ _INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
 _DASK_INIT_ROWS = 200_000   # rows of a dask array that the initialisation reads
 _KMEANS_MAX_ROWS = 1_000_000   # k-means initialisation on at most this many rows
 _GIBBS_KMEANS_INIT = 5         # k-means++ seedings per gibbs chain start (best inertia)
+
+
+def _block_labels(estimator, block):
+    """Labels of one block of a Dask array (runs on a worker)."""
+    block = np.ascontiguousarray(block, dtype=np.asarray(estimator.means_).dtype)
+    return estimator._estep(block, "label")
+
+
+def _relative_weights(sw):
+    """Point estimates depend on sample weights only through their ratios: rescaled
+    to mean 1 (first by the largest, so that no sum overflows), the fit is the same
+    for any uniform scale, and the count floors (10 * eps) keep their meaning."""
+    sw = sw / sw.max()
+    return sw / sw.mean()
 
 
 def _centre(X, rows=65536):
@@ -324,7 +338,7 @@ class GaussianMixture(FittedConfig, DensityMixin, BaseEstimator):
             raise TypeError(f"X must be numeric, got string dtype {X.dtype}; convert it explicitly")
         X = validate_data(self, X, dtype=[np.float64, np.float32], order="C",
                           ensure_min_samples=2 if reset else 1, reset=reset)
-        return X
+        return check_scale(X)
 
     # ---------------------------------------------------------------- fitting
     def fit(self, X, y=None, sample_weight=None, callback=None):
@@ -371,6 +385,8 @@ class GaussianMixture(FittedConfig, DensityMixin, BaseEstimator):
         X = self._validate_X(X, reset=first)
         N, D = X.shape
         sw = check_sample_weight(sample_weight, N)
+        if sw is not None and method.update == "point":
+            sw = _relative_weights(sw)      # a step's statistics are per sample anyway
         family = GaussianFamily(self.covariance_type, self.reg_covar)
         family.prepare(X, sw, n_threads, need_scatter=method.update != "point")
         batch_scatter = family.scatter
@@ -482,6 +498,11 @@ class GaussianMixture(FittedConfig, DensityMixin, BaseEstimator):
     def fit_predict(self, X, y=None, sample_weight=None, callback=None):
         """Fit, then return the most probable component of each row of X."""
         X = self._fit(X, sample_weight, callback)
+        if isinstance(X, ChunkSource):      # labels of each chunk, in order
+            return np.concatenate([self._estep(b, "label") for b in X._blocks()])
+        if isinstance(X, DaskSource):       # computed where each block lives
+            return np.concatenate(X.compute([X._delayed(_block_labels)(self, b)
+                                             for b in X.blocks]))
         return self._estep(X, want="label")
 
     def _fit(self, X, sample_weight, callback=None):
@@ -515,6 +536,8 @@ class GaussianMixture(FittedConfig, DensityMixin, BaseEstimator):
             raise ValueError(f"Expected n_samples >= n_components but got n_components = "
                              f"{self.n_components}, n_samples = {N}")
         sw = check_sample_weight(sample_weight, N)
+        if sw is not None and method.update == "point":
+            sw = _relative_weights(sw)
         inits = self._check_inits(D)
         family = GaussianFamily(self.covariance_type, self.reg_covar)
         random_state = check_random_state(self.random_state)

@@ -237,7 +237,12 @@ class LatentDirichletAllocation(FittedConfig, ClassNamePrefixFeaturesOutMixin, T
         if self.doc_topic_prior is None:
             alpha = np.full(K, 1.0 / K)
         else:
-            alpha = np.asarray(self.doc_topic_prior, dtype=np.float64)
+            alpha = np.asarray(self.doc_topic_prior)
+            if alpha.dtype.kind not in "biuf" or alpha.dtype.kind == "b":
+                raise TypeError(f"doc_topic_prior must be a positive number or a vector of "
+                                f"n_components={K} positive numbers, got "
+                                f"{self.doc_topic_prior!r}")
+            alpha = alpha.astype(np.float64)
             if alpha.ndim == 0:
                 alpha = np.full(K, float(alpha))
             elif alpha.shape != (K,):
@@ -665,6 +670,9 @@ class LatentDirichletAllocation(FittedConfig, ClassNamePrefixFeaturesOutMixin, T
         return self._score_corpus(self._check_fitted_corpus(X))
 
     def _perplexity(self, corpus):
+        if corpus.total <= 0:
+            raise ValueError("X holds no words (every document is empty): its perplexity, "
+                             "exp(-bound / number of words), is undefined")
         return float(np.exp(-self._score_corpus(corpus) / corpus.total))
 
     def perplexity(self, X, sub_sampling=False):
