@@ -26,6 +26,8 @@ def _registry():
 def save_estimator(est, path):
     from sklearn.utils.validation import check_is_fitted
     check_is_fitted(est)
+    if hasattr(est, "_check_config"):
+        est._check_config("save")
     name = type(est).__name__
     if name not in _registry():
         raise TypeError(f"cannot save a {name}")
@@ -65,7 +67,10 @@ def save_estimator(est, path):
 
 
 def load(path):
-    """Load an estimator written by ``save``; ValueError for a corrupt or foreign file."""
+    """Load an estimator written by ``save``; ValueError for a corrupt or foreign file.
+
+    Every fitted attribute is checked (presence, dtype, shape, domain: see
+    fastvem._load_checks) before the estimator is returned."""
     try:
         data = np.load(path, allow_pickle=False)
         if not isinstance(data, np.lib.npyio.NpzFile):
@@ -110,25 +115,52 @@ def load(path):
                 raise ValueError(f"{path!s}: unexpected attribute {name!r} for {cls_name}")
             setattr(est, name, value.item() if value.ndim == 0 else value)
         elif key.startswith("trace__"):
-            trace[key[len("trace__"):]] = value
-        elif key.startswith("dict__"):
+            sub_key = key[len("trace__"):]
+            if sub_key not in _TRACE_KEYS:
+                raise ValueError(f"{path!s}: unexpected trace_ entry {sub_key!r}")
+            trace[sub_key] = value
+        elif key.startswith("dict__") and "." in key:
             name, sub_key = key[len("dict__"):].rsplit(".", 1)
             if name not in allowed:
                 raise ValueError(f"{path!s}: unexpected attribute {name!r} for {cls_name}")
             if not isinstance(getattr(est, name, None), dict):
                 setattr(est, name, {})
             getattr(est, name)[sub_key] = value
+        else:
+            raise ValueError(f"{path!s}: unexpected archive member {key!r}")
     if trace:
-        est.trace_ = {"objective": trace.get("objective", np.zeros(0)),
-                      "seconds": trace.get("seconds", np.zeros(0)),
-                      "events": [(int(e.split("\t", 1)[0]), e.split("\t", 1)[1])
-                                 for e in trace.get("events", [])]}
+        try:
+            est.trace_ = _read_trace(trace)
+        except ValueError as exc:
+            raise ValueError(f"{path!s}: {exc}") from None
+    try:
+        est._check_loaded()
+    except (ValueError, TypeError, KeyError, AttributeError, IndexError,
+            np.linalg.LinAlgError) as exc:
+        raise ValueError(f"{path!s}: {exc}") from None
     if hasattr(est, "lower_bounds_"):
         est.lower_bounds_ = list(np.asarray(est.lower_bounds_, dtype=np.float64))
     if hasattr(est, "_config"):       # predictions need the configuration it was fitted with
         est._fitted_with = est._config()
-    try:
-        est._check_loaded()
-    except (ValueError, KeyError, AttributeError, IndexError) as exc:
-        raise ValueError(f"{path!s}: inconsistent fastvem model file ({exc})") from None
     return est
+
+
+_TRACE_KEYS = ("objective", "seconds", "events")
+
+
+def _read_trace(arrays):
+    """trace_ from its three arrays (all or none); events are "iteration<TAB>text"."""
+    missing = [k for k in _TRACE_KEYS if k not in arrays]
+    if missing:
+        raise ValueError(f"trace_ is incomplete: no {missing}")
+    events = arrays["events"]
+    if events.dtype.kind != "U" or events.ndim != 1:
+        raise ValueError(f"trace_['events'] must be a 1-D array of strings, got dtype "
+                         f"{events.dtype} and shape {events.shape}")
+    parsed = []
+    for e in events:
+        head, tab, text = str(e).partition("\t")
+        if not tab or not (head.isascii() and head.isdigit()):
+            raise ValueError(f"trace_['events'] holds an invalid entry {str(e)[:40]!r}")
+        parsed.append((int(head), text))
+    return {"objective": arrays["objective"], "seconds": arrays["seconds"], "events": parsed}

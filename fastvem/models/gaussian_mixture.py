@@ -1054,15 +1054,10 @@ class GaussianMixture(FittedConfig, DensityMixin, BaseEstimator):
         save_estimator(self, path)
 
     def _check_loaded(self):
-        """Shapes of a loaded model agree with its parameters (see fastvem.io)."""
-        K, D = self.n_components, int(self.n_features_in_)
-        ct = self.covariance_type
-        shape = {"full": (K, D, D), "tied": (D, D), "diag": (K, D), "spherical": (K,)}[ct]
-        for name, want in (("weights_", (K,)), ("means_", (K, D)), ("covariances_", shape),
-                           ("precisions_cholesky_", shape), ("precisions_", shape)):
-            got = np.shape(getattr(self, name))
-            if got != want:
-                raise ValueError(f"{name} has shape {got}, expected {want}")
+        """Every fitted attribute of a loaded model, against its schema (see
+        fastvem._load_checks); ValueError naming the attribute otherwise."""
+        from .._load_checks import check_gaussian_mixture
+        check_gaussian_mixture(self)
         if (getattr(self, "weight_concentration_", None) is not None
                 and self.weight_concentration_prior_type == "dirichlet_process"):
             self.weight_concentration_ = tuple(np.asarray(self.weight_concentration_))

@@ -689,11 +689,10 @@ class LatentDirichletAllocation(FittedConfig, ClassNamePrefixFeaturesOutMixin, T
         save_estimator(self, path)
 
     def _check_loaded(self):
-        K, V = self.n_components, int(self.n_features_in_)
-        for name in ("components_", "exp_dirichlet_component_"):
-            if np.shape(getattr(self, name)) != (K, V):
-                raise ValueError(f"{name} has shape {np.shape(getattr(self, name))}, "
-                                 f"expected {(K, V)}")
+        """Every fitted attribute of a loaded model, against its schema (see
+        fastvem._load_checks); ValueError naming the attribute otherwise."""
+        from .._load_checks import check_lda
+        check_lda(self)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
