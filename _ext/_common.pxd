@@ -43,3 +43,49 @@ cdef inline double uniform01(uint64_t seed, uint64_t row) noexcept nogil:
     number whatever the chunking or the thread that handles the row."""
     cdef uint64_t h = splitmix64(seed ^ splitmix64(row))
     return (h >> 11) * (1.0 / 9007199254740992.0)
+
+
+# --------------------------------------------------------------------------
+# contracts of the Python-callable entries: sizes and thread counts, checked
+# with the GIL before any allocation or nogil loop (O(1) each)
+# --------------------------------------------------------------------------
+cdef extern from *:
+    """
+    #ifdef _OPENMP
+    #include <omp.h>
+    static int fv_num_procs(void) { int n = omp_get_num_procs(); return n > 0 ? n : 1; }
+    #else
+    static int fv_num_procs(void) { return 1; }
+    #endif
+    """
+    int fv_num_procs() noexcept nogil
+
+
+cdef inline int clamp_threads(str fn, int n_threads, Py_ssize_t n_parts) except -1:
+    """The threads a kernel starts: n_threads (>= 1, else ValueError), at most the
+    CPUs available (1 without OpenMP) and at most the n_parts units of work (>= 1)."""
+    if n_threads < 1:
+        raise ValueError(f"{fn}: n_threads must be >= 1, got {n_threads}")
+    cdef int T = n_threads, P = fv_num_procs()
+    if T > P:
+        T = P
+    if n_parts < T:
+        T = <int>n_parts if n_parts > 1 else 1
+    return T
+
+
+cdef inline int check_len(str fn, str name, Py_ssize_t actual, Py_ssize_t expected,
+                          str why) except -1:
+    """ValueError unless a 1-D buffer has exactly `expected` entries."""
+    if actual != expected:
+        raise ValueError(f"{fn}: {name} has length {actual}, expected {expected} ({why})")
+    return 0
+
+
+cdef inline int check_shape(str fn, str name, Py_ssize_t rows, Py_ssize_t cols,
+                            Py_ssize_t erows, Py_ssize_t ecols, str why) except -1:
+    """ValueError unless a 2-D buffer is exactly (erows, ecols)."""
+    if rows != erows or cols != ecols:
+        raise ValueError(f"{fn}: {name} has shape ({rows}, {cols}), expected "
+                         f"({erows}, {ecols}) ({why})")
+    return 0

@@ -29,7 +29,7 @@
 #         diag: (zw, K)   [(P * (mu - ref))^T ; -0.5 P^T]
 #         spherical: (zw, K) [(p_k (mu_k - ref))^T ; -0.5 p]
 #   bvec  full: (D, K)    ((mu_k - ref) U_k)^T;  tied: (D, K) ((mu_k - ref) U)^T;
-#         diag / spherical: unused (length >= 1)
+#         diag / spherical: unused (length 1)
 #   ref   (D,)            the reference point
 #   cst   (K,)            additive constants, so that
 #                         log p(x, z=k) = cst_k - 0.5 (x - mu_k)^T P_k (x - mu_k)
@@ -49,6 +49,7 @@ from libc.string cimport memset
 from scipy.linalg.cython_blas cimport dgemm, sgemm
 
 from _common cimport fexp, flog, uniform01, MODE_SOFT, MODE_HARD, MODE_SAMPLE
+from _common cimport clamp_threads, check_len, check_shape
 
 import numpy as np
 
@@ -420,8 +421,52 @@ cdef void _reduce_passes(int cov, const floating* X, const double* w, Py_ssize_t
 
 
 def _threads(Py_ssize_t N, int n_threads):
-    cdef Py_ssize_t n_parts = (N + PART_ROWS - 1) // PART_ROWS
-    return max(1, min(n_threads, <int>max(n_parts, 1)))
+    """Threads of a pass over N rows: n_threads (>= 1) clamped to the CPUs available
+    and to the number of partitions (which alone fix the result)."""
+    return clamp_threads("_threads", n_threads, (N + PART_ROWS - 1) // PART_ROWS)
+
+
+# --------------------------------------------------------------------------
+# contracts: every buffer has exactly the size the loops assume (O(1) checks,
+# with the GIL, before any allocation or nogil loop).  K comes from cst (from R
+# in accumulate), N and D from X.
+# --------------------------------------------------------------------------
+
+cdef int _cov_code(str fn, str covariance_type) except -1:
+    try:
+        return COVARIANCE_TYPES[covariance_type]
+    except (KeyError, TypeError):
+        raise ValueError(f"{fn}: covariance_type must be one of "
+                         f"{tuple(COVARIANCE_TYPES)}, got {covariance_type!r}") from None
+
+
+cdef int _check_dims(str fn, str kname, Py_ssize_t K, Py_ssize_t D) except -1:
+    if K < 1:
+        raise ValueError(f"{fn}: {kname} gives K = {K} components: K must be >= 1")
+    if D < 1:
+        raise ValueError(f"{fn}: X has no columns: D (X.shape[1]) must be >= 1")
+    return 0
+
+
+cdef int _check_params(str fn, int cov, Py_ssize_t K, Py_ssize_t D, Py_ssize_t n_fac,
+                       Py_ssize_t n_bvec, Py_ssize_t n_ref) except -1:
+    """fac, bvec, ref against the layout of the covariance type (see the header);
+    the messages are formed only on failure."""
+    cdef Py_ssize_t zw = D + _sqwidth(cov, D)
+    if cov == COV_FULL:
+        check_len(fn, "fac", n_fac, D * D * K, "full: (D, D*K), D from X, K from cst")
+        check_len(fn, "bvec", n_bvec, D * K, "full: (D, K), D from X, K from cst")
+    elif cov == COV_TIED:
+        check_len(fn, "fac", n_fac, D * D, "tied: (D, D), D from X")
+        check_len(fn, "bvec", n_bvec, D * K, "tied: (D, K), D from X, K from cst")
+    elif cov == COV_DIAG:
+        check_len(fn, "fac", n_fac, zw * K, "diag: (2*D, K), D from X, K from cst")
+        check_len(fn, "bvec", n_bvec, 1, "diag: unused, one entry")
+    else:
+        check_len(fn, "fac", n_fac, zw * K, "spherical: (D+1, K), D from X, K from cst")
+        check_len(fn, "bvec", n_bvec, 1, "spherical: unused, one entry")
+    check_len(fn, "ref", n_ref, D, "D from X")
+    return 0
 
 
 def fit_pass(const floating[:, ::1] X, const double[::1] sample_weight,
@@ -433,13 +478,19 @@ def fit_pass(const floating[:, ::1] X, const double[::1] sample_weight,
     sample_weight: length N, or length 0 for unit weights.  mode: 0 soft,
     1 hard (argmax), 2 sample (draws keyed by (seed, row)).  The last entry of
     stats receives sum_n w_n * objective_n, the last sum_n w_n H[q(z_n)] (soft)."""
-    cdef int cov = COVARIANCE_TYPES[covariance_type]
+    cdef int cov = _cov_code("fit_pass", covariance_type)
     cdef Py_ssize_t N = X.shape[0], D = X.shape[1], K = cst.shape[0]
+    _check_dims("fit_pass", "cst", K, D)
+    _check_params("fit_pass", cov, K, D, fac.shape[0], bvec.shape[0], ref.shape[0])
+    if sample_weight.shape[0] != 0:
+        check_len("fit_pass", "sample_weight", sample_weight.shape[0], N,
+                  "N rows of X, or 0 for unit weights")
+    if mode != MODE_SOFT and mode != MODE_HARD and mode != MODE_SAMPLE:
+        raise ValueError(f"fit_pass: mode must be 0 (soft), 1 (hard) or 2 (sample), got {mode}")
     cdef Py_ssize_t B = chunk_rows(cov, K, D)
     cdef Py_ssize_t S = stats_size(cov, K, D)
-    cdef int T = _threads(N, n_threads)
-    if stats.shape[0] != S or ref.shape[0] != D:
-        raise ValueError(f"stats must have length {S}, ref length {D}")
+    check_len("fit_pass", "stats", stats.shape[0], S, "stats_size(cov, K from cst, D from X)")
+    cdef int T = clamp_threads("fit_pass", n_threads, (N + PART - 1) // PART)
     if N == 0:
         return
     dtype = np.float32 if floating is float else np.float64
@@ -457,13 +508,15 @@ def accumulate(const floating[:, ::1] X, const floating[:, ::1] R, const floatin
     """Statistics of given, already weighted, responsibilities R (IN, N x K)
     about ref (IN, D), added into stats (INOUT); deterministic like fit_pass.
     The objective and entropy entries are left untouched."""
-    cdef int cov = COVARIANCE_TYPES[covariance_type]
+    cdef int cov = _cov_code("accumulate", covariance_type)
     cdef Py_ssize_t N = X.shape[0], D = X.shape[1], K = R.shape[1]
+    _check_dims("accumulate", "R", K, D)
+    check_shape("accumulate", "R", R.shape[0], R.shape[1], N, K, "N rows of X, K = R.shape[1]")
+    check_len("accumulate", "ref", ref.shape[0], D, "D from X")
     cdef Py_ssize_t B = chunk_rows(cov, K, D)
     cdef Py_ssize_t S = stats_size(cov, K, D)
-    cdef int T = _threads(N, n_threads)
-    if stats.shape[0] != S or R.shape[0] != N or ref.shape[0] != D:
-        raise ValueError("accumulate: inconsistent shapes")
+    check_len("accumulate", "stats", stats.shape[0], S, "stats_size(cov, K from R, D from X)")
+    cdef int T = clamp_threads("accumulate", n_threads, (N + PART - 1) // PART)
     if N == 0:
         return
     dtype = np.float32 if floating is float else np.float64
@@ -519,13 +572,23 @@ def estep(const floating[:, ::1] X, const floating[::1] fac, const floating[::1]
           str covariance_type, bint responsibilities, int n_threads):
     """E-step only, chunk by chunk (no statistics).
 
-    out (N x K, or 0 x K to skip): log p(x, z=k) or, with responsibilities,
-    p(z=k | x).  out_norm (N or 0): log p(x).  out_label (N or 0): argmax_k."""
-    cdef int cov = COVARIANCE_TYPES[covariance_type]
+    out (N x K, or 0 x K or 0 x 0 to skip): log p(x, z=k) or, with responsibilities,
+    p(z=k | x).  out_norm (N or 0): log p(x).  out_label (N or 0): argmax_k.
+    K is cst's length, N and D are X's; every other size must agree (ValueError)."""
+    cdef int cov = _cov_code("estep", covariance_type)
     cdef Py_ssize_t N = X.shape[0], D = X.shape[1], K = cst.shape[0]
+    _check_dims("estep", "cst", K, D)
+    _check_params("estep", cov, K, D, fac.shape[0], bvec.shape[0], ref.shape[0])
+    if not (out.shape[0] == 0 and (out.shape[1] == K or out.shape[1] == 0)):
+        check_shape("estep", "out", out.shape[0], out.shape[1], N, K,
+                    "N rows of X, K from cst; or (0, K) to skip")
+    if out_norm.shape[0] != 0:
+        check_len("estep", "out_norm", out_norm.shape[0], N, "N rows of X, or 0 to skip")
+    if out_label.shape[0] != 0:
+        check_len("estep", "out_label", out_label.shape[0], N, "N rows of X, or 0 to skip")
     cdef Py_ssize_t B = chunk_rows(cov, K, D)
     cdef Py_ssize_t n_chunks = (N + B - 1) // B
-    cdef int T = max(1, min(n_threads, <int>max(n_chunks, 1)))
+    cdef int T = clamp_threads("estep", n_threads, n_chunks)
     cdef bint want_out = out.shape[0] > 0, want_norm = out_norm.shape[0] > 0
     cdef bint want_label = out_label.shape[0] > 0
     if N == 0:

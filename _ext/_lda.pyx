@@ -17,7 +17,11 @@
 #    by (seed, sweep, document, token), so the chain is identical for any n_threads.
 #
 # Conventions (DESIGN.md): inputs, outputs (overwritten), accumulators (added to),
-# scalars, n_threads.  Validation happens in Python (fastvem/models/lda.py).
+# scalars, n_threads.  The data are validated in Python (fastvem/models/lda.py,
+# fastvem/corpus.py: indices < V, counts, topics < K); every Python-callable entry
+# here still checks, with the GIL and before any allocation or nogil loop, that each
+# buffer has exactly the shape its loops assume (K, V, D, N each from one source),
+# and clamps its threads to the CPUs available (ValueError for n_threads < 1).
 from cython cimport floating
 from cython.parallel cimport prange, parallel, threadid
 from libc.math cimport log, lgamma, fabs
@@ -29,6 +33,7 @@ cimport numpy as cnp
 import numpy as np
 
 from _common cimport fexp, fv_exp, splitmix64
+from _common cimport clamp_threads, check_len, check_shape
 
 cnp.import_array()
 
@@ -104,6 +109,7 @@ cdef inline floating fdot(const floating *a, const floating *b, Py_ssize_t n) no
 def digamma_array(const double[::1] x, double[::1] out):
     """psi elementwise (exposed for the tests against scipy)."""
     cdef Py_ssize_t i
+    check_len("digamma_array", "out", out.shape[0], x.shape[0], "the length of x")
     for i in range(x.shape[0]):
         out[i] = digamma(x[i])
 
@@ -327,14 +333,39 @@ def doc_fixed_point(const cnp.int64_t[::1] indptr, const cnp.int32_t[::1] indice
     restart: 0 iterate from the given gamma; 1 iterate from gamma = 1 and keep the given
           gamma where its bound is higher (the bound then never decreases across passes)
     """
-    cdef Py_ssize_t D = gamma.shape[0], K = gamma.shape[1], V = eb.shape[0]
+    cdef str fn = "doc_fixed_point"
+    # one source for each size: D and nnz from the corpus (indptr, indices), V and K
+    # from the topics eb; every other buffer must agree
+    cdef Py_ssize_t D = indptr.shape[0] - 1, K = eb.shape[1], V = eb.shape[0]
+    cdef Py_ssize_t nnz_all = indices.shape[0]
+    if D < 0:
+        raise ValueError(f"{fn}: indptr is empty; it needs D + 1 >= 1 entries")
+    if K < 1:
+        raise ValueError(f"{fn}: eb has shape ({V}, {K}); it needs K >= 1 topics (columns)")
+    check_len(fn, "data", data.shape[0], nnz_all, "nnz = the length of indices")
+    if indptr[0] != 0 or indptr[D] != nnz_all:
+        raise ValueError(f"{fn}: indptr runs from {indptr[0]} to {indptr[D]}, expected 0 to "
+                         f"{nnz_all} (the length of indices)")
+    check_shape(fn, "gamma", gamma.shape[0], gamma.shape[1], D, K,
+                "D documents from indptr, K topics from eb")
+    check_len(fn, "alpha", alpha.shape[0], K, "K topics from eb")
+    check_len(fn, "totals", totals.shape[0], 3 + K, "3 + K, K topics from eb")
+    if need_stats:
+        check_shape(fn, "sstats", sstats.shape[0], sstats.shape[1], V, K,
+                    "V x K from eb, with need_stats")
+    elif sstats.shape[1] != K:
+        check_shape(fn, "sstats", sstats.shape[0], sstats.shape[1], sstats.shape[0], K,
+                    "K topics from eb (unused rows without need_stats)")
     cdef Py_ssize_t n_parts = (D + PART_DOCS - 1) // PART_DOCS
-    cdef int T = max(1, min(n_threads, n_parts))
+    cdef int T = clamp_threads(fn, n_threads, n_parts)
     cdef Py_ssize_t wave, wave_i, p, t, d, d0, d1, j, k, w, nw, max_slots = 0
     cdef floating eps = <floating>(np.finfo(np.float32).eps if floating is float
                                    else np.finfo(np.float64).eps)
     cdef int64_t nnz_p
-    cdef Py_ssize_t max_n = int(np.max(np.diff(indptr))) if D > 0 else 0
+    lengths = np.diff(indptr)
+    if D > 0 and np.min(lengths) < 0:
+        raise ValueError(f"{fn}: indptr decreases; document lengths must be >= 0")
+    cdef Py_ssize_t max_n = int(np.max(lengths)) if D > 0 else 0
     cdef Py_ssize_t P, per_part
     for p in range(n_parts):
         d0 = p * PART_DOCS
@@ -646,7 +677,8 @@ def gibbs_sweep(const cnp.int64_t[::1] doc_ptr, const cnp.int32_t[::1] words,
 
     With dk_ptr (D+1; document d owns slots dk_ptr[d] .. dk_ptr[d+1], at least
     min(K, n_d) of them), the document-topic counts after the sweep are written
-    sparsely: dk_top (topics) and dk_cnt (counts; 0 in unused slots).  They are what
+    sparsely: dk_top (topics) and dk_cnt (counts; 0 in unused slots), each of length
+    dk_ptr[D] (dk_ptr[0] = 0), and given with dk_ptr or not at all.  They are what
     learning alpha needs, without a documents x topics array.
 
     IN    doc_ptr (D+1, token offsets), words (N tokens), alpha (K), eta
@@ -655,21 +687,46 @@ def gibbs_sweep(const cnp.int64_t[::1] doc_ptr, const cnp.int32_t[::1] words,
           a topic's place in the list, -1 absent)
     OUT   doc_ll (D): each document's log p(z_d | alpha) (Dirichlet-multinomial)
     """
+    cdef str fn = "gibbs_sweep"
+    # one source for each size: D from doc_ptr, N from words, V and K from wlist
     cdef Py_ssize_t D = doc_ptr.shape[0] - 1, K = wlist.shape[1], V = wlist.shape[0]
+    cdef Py_ssize_t N = words.shape[0]
+    if D < 0:
+        raise ValueError(f"{fn}: doc_ptr is empty; it needs D + 1 >= 1 entries")
+    if K < 1:
+        raise ValueError(f"{fn}: wlist has shape ({V}, {K}); it needs K >= 1 topics (columns)")
+    check_len(fn, "z", z.shape[0], N, "N tokens = the length of words")
+    if doc_ptr[0] != 0 or doc_ptr[D] != N:
+        raise ValueError(f"{fn}: doc_ptr runs from {doc_ptr[0]} to {doc_ptr[D]}, expected 0 "
+                         f"to {N} (the length of words)")
+    check_len(fn, "nk", nk.shape[0], K, "K topics from wlist")
+    check_shape(fn, "wcnt", wcnt.shape[0], wcnt.shape[1], V, K, "V x K from wlist")
+    check_len(fn, "wlen", wlen.shape[0], V, "V words from wlist")
+    check_shape(fn, "wpos", wpos.shape[0], wpos.shape[1], V, K, "V x K from wlist")
+    check_len(fn, "doc_ll", doc_ll.shape[0], D, "D documents from doc_ptr")
+    check_len(fn, "alpha", alpha.shape[0], K, "K topics from wlist")
     cdef Py_ssize_t n_blocks = (D + BLOCK_DOCS - 1) // BLOCK_DOCS
-    cdef int T = max(1, n_threads)
+    cdef int T = clamp_threads(fn, n_threads, n_threads)
     cdef Py_ssize_t b, d, d0, d1, i, k, w, w2, ko, kn, m, t0, t1, max_tok = 0
     cdef double alpha_sum = 0.0, s_sum, Veta = V * eta
     cdef uint64_t skey = splitmix64(<uint64_t>seed ^ splitmix64(<uint64_t>sweep + 0x5bd1e995))
     cdef bint want_dk = dk_ptr is not None
+    for d in range(D):          # O(D): token ranges must not overlap or run past words
+        if doc_ptr[d + 1] < doc_ptr[d]:
+            raise ValueError(f"{fn}: doc_ptr decreases at document {d}")
     if want_dk:
-        if dk_top is None or dk_cnt is None or dk_ptr.shape[0] != D + 1:
-            raise ValueError("dk_ptr needs dk_top and dk_cnt, and D + 1 entries")
+        if dk_top is None or dk_cnt is None:
+            raise ValueError(f"{fn}: dk_ptr needs dk_top and dk_cnt")
+        check_len(fn, "dk_ptr", dk_ptr.shape[0], D + 1, "D + 1, D documents from doc_ptr")
         for d in range(D):
             if dk_ptr[d + 1] - dk_ptr[d] < max(0, min(K, doc_ptr[d + 1] - doc_ptr[d])):
-                raise ValueError("dk_ptr gives a document fewer than min(K, n_d) slots")
-        if dk_ptr[0] < 0 or dk_ptr[D] > dk_top.shape[0] or dk_ptr[D] > dk_cnt.shape[0]:
-            raise ValueError("dk_ptr points outside dk_top or dk_cnt")
+                raise ValueError(f"{fn}: dk_ptr gives a document fewer than min(K, n_d) slots")
+        if dk_ptr[0] != 0:
+            raise ValueError(f"{fn}: dk_ptr must start at 0, got {dk_ptr[0]}")
+        check_len(fn, "dk_top", dk_top.shape[0], dk_ptr[D], "dk_ptr[D]")
+        check_len(fn, "dk_cnt", dk_cnt.shape[0], dk_ptr[D], "dk_ptr[D]")
+    elif dk_top is not None or dk_cnt is not None:
+        raise ValueError(f"{fn}: dk_top and dk_cnt need dk_ptr")
     for k in range(K):
         alpha_sum += alpha[k]
     for b in range(n_blocks):
@@ -767,8 +824,7 @@ def count_histogram(const cnp.int32_t[::1] groups, const cnp.int32_t[::1] values
     cdef Py_ssize_t n = values.shape[0], C = hist.shape[1] - 1, G = hist.shape[0], j
     cdef Py_ssize_t big = 0, bad = 0
     cdef int32_t c, g
-    if groups.shape[0] != n:
-        raise ValueError("groups and values differ in length")
+    check_len("count_histogram", "groups", groups.shape[0], n, "the length of values")
     with nogil:
         for j in range(n):
             c = values[j]
@@ -801,6 +857,10 @@ def local_vocabulary(const cnp.int32_t[::1] indices, cnp.int32_t[::1] scratch,
     Returns u."""
     cdef Py_ssize_t nnz = indices.shape[0], V = scratch.shape[0], j, u = 0
     cdef int32_t w
+    check_len("local_vocabulary", "local", local.shape[0], nnz, "nnz = the length of indices")
+    if words.shape[0] < min(nnz, V):
+        raise ValueError(f"local_vocabulary: words has length {words.shape[0]}, expected at "
+                         f"least {min(nnz, V)} (min(nnz, V), V = the length of scratch)")
     with nogil:
         for j in range(nnz):
             w = indices[j]
@@ -833,11 +893,15 @@ def lazy_effective(const double[:, ::1] S, double a, double b, const cnp.int32_t
     IN  S (V x K), words (n), total (K): each topic's sum of lambda over all V words
     OUT out (n x K)"""
     cdef Py_ssize_t n = words.shape[0], K = S.shape[1], i, k
+    check_len("lazy_effective", "total", total.shape[0], K, "K topics from S")
+    check_shape("lazy_effective", "out", out.shape[0], out.shape[1], n, K,
+                "n = the length of words, K topics from S")
+    cdef int T = clamp_threads("lazy_effective", n_threads, n)
     cdef double[::1] ps = np.empty(K)
     for k in range(K):
         ps[k] = fv_digamma(total[k]) if posterior else 1.0 / total[k]
     with nogil:
-        for i in prange(n, num_threads=max(1, n_threads), schedule='static'):
+        for i in prange(n, num_threads=T, schedule='static'):
             if floating is float:
                 fv_lda_effective_row_f(&S[words[i], 0], a, b, &ps[0], &out[i, 0], K, posterior)
             else:
@@ -856,8 +920,15 @@ def lazy_add(double[:, ::1] S, double[::1] colsum, const cnp.int32_t[::1] words,
     cdef Py_ssize_t n = words.shape[0], K = S.shape[1], i, k
     cdef double v
     cdef double *row
+    check_len("lazy_add", "colsum", colsum.shape[0], K, "K topics from S")
+    check_shape("lazy_add", "stats", stats.shape[0], stats.shape[1], n, K,
+                "n = the length of words, K topics from S")
+    if soft:
+        check_shape("lazy_add", "eb", eb.shape[0], eb.shape[1], n, K,
+                    "n = the length of words, K topics from S")
+    cdef int T = clamp_threads("lazy_add", n_threads, n)
     with nogil:
-        for i in prange(n, num_threads=max(1, n_threads), schedule='static'):
+        for i in prange(n, num_threads=T, schedule='static'):
             row = &S[words[i], 0]
             for k in range(K):
                 v = coef * stats[i, k]
@@ -883,7 +954,14 @@ def gibbs_word_terms(const cnp.int32_t[:, ::1] wlist, const cnp.int32_t[:, ::1] 
     IN    wlist, wcnt (V x K), wlen (V), eta
     INOUT acc (V x K) when add
     Returns (sum lgamma(n_wk + eta), number of nonzero n_wk)."""
-    cdef Py_ssize_t V = wlist.shape[0], w, j, c, n_table = 4096
+    cdef Py_ssize_t V = wlist.shape[0], K = wlist.shape[1], w, j, c, n_table = 4096
+    check_shape("gibbs_word_terms", "wcnt", wcnt.shape[0], wcnt.shape[1], V, K,
+                "V x K from wlist")
+    check_len("gibbs_word_terms", "wlen", wlen.shape[0], V, "V words from wlist")
+    if add:
+        check_shape("gibbs_word_terms", "acc", acc.shape[0], acc.shape[1], V, K,
+                    "V x K from wlist, with add")
+    cdef int T = clamp_threads("gibbs_word_terms", n_threads, V)
     cdef double[::1] table = np.empty(n_table)
     cdef double[::1] per_word = np.empty(V)
     cdef double s, total = 0.0
@@ -891,7 +969,7 @@ def gibbs_word_terms(const cnp.int32_t[:, ::1] wlist, const cnp.int32_t[:, ::1] 
     for c in range(n_table):
         table[c] = lgamma(c + eta)
     with nogil:
-        for w in prange(V, num_threads=max(1, n_threads), schedule='static'):
+        for w in prange(V, num_threads=T, schedule='static'):
             s = 0.0
             for j in range(wlen[w]):
                 c = wcnt[w, j]
