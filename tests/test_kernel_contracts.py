@@ -282,6 +282,9 @@ def test_lda_transform_after_changing_n_components_raises_instead_of_corrupting(
     X.data = np.ceil(X.data * 5)
     lda = LDA(3, max_iter=2, random_state=0, n_threads=1).fit(X)
     lda.set_params(n_components=60)
+    with pytest.raises(ValueError, match="refit required"):   # the estimator refuses
+        lda.transform(X)
+    lda._fitted_with = None        # a caller past the estimator's check: the kernel refuses
     with pytest.raises(ValueError, match="K topics from eb"):
         lda.transform(X)
 
