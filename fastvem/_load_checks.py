@@ -555,6 +555,11 @@ def check_lda(est):
     else:
         _float("doc_topic_prior_", alpha, low=0.0)
     _float("topic_word_prior_", attrs.need("topic_word_prior_"), low=0.0)
+    from .models.lda import MAX_PRIOR
+    for name in ("doc_topic_prior_", "topic_word_prior_"):
+        if np.max(np.asarray(attrs.need(name), dtype=np.float64)) > MAX_PRIOR:
+            _fail(f"{name} exceeds {MAX_PRIOR:g} (a Dirichlet concentration that large is "
+                  "a point mass in float64)")
     bound = attrs.maybe("bound_")              # absent after partial_fit
     if bound is not None:
         _float("bound_", bound, low=0.0)

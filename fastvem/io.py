@@ -5,6 +5,7 @@ parameters as JSON (array-valued ones as arrays), fitted attributes as arrays,
 plus a format name and version.  Pickling estimators also works (plain Python
 objects holding NumPy arrays).
 """
+import io
 import json
 import zipfile
 
@@ -62,8 +63,18 @@ def save_estimator(est, path):
         arrays["attr__" + key] = arr
     meta = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "class": name,
             "params": scalars}
+    # written only if it loads back: a file that save writes, load reads
+    buf = io.BytesIO()
+    np.savez(buf, __meta__=np.array(json.dumps(meta)), **arrays)
+    buf.seek(0)
+    try:
+        load(buf)
+    except ValueError as exc:
+        reason = str(exc).split(": ", 1)[-1] if str(exc).startswith("<") else str(exc)
+        raise ValueError(f"cannot save this {name}: it would not load back ({reason}); "
+                         "fix the parameter or refit first") from None
     with open(path, "wb") as fh:
-        np.savez(fh, __meta__=np.array(json.dumps(meta)), **arrays)
+        fh.write(buf.getvalue())
 
 
 def load(path):

@@ -3,6 +3,8 @@ fitted by mean field (q(z) q(pi) q(mu, Lambda)) on fastvem's engine.
 
 The E-step is the em kernel fed the expected-log parameters of q(theta), so it
 costs what an em iteration costs."""
+from sklearn.utils._available_if import available_if
+
 from ..methods import PRESETS
 from .gaussian_mixture import GaussianMixture
 
@@ -58,8 +60,11 @@ class BayesianGaussianMixture(GaussianMixture):
     def _objective_scale(self, total_weight):
         return total_weight
 
+    # no bic / aic, as in scikit-learn: hasattr(est, "bic") is False
+    @available_if(lambda self: False)
     def bic(self, X):
         raise AttributeError("BayesianGaussianMixture has no bic (as in scikit-learn)")
 
+    @available_if(lambda self: False)
     def aic(self, X):
         raise AttributeError("BayesianGaussianMixture has no aic (as in scikit-learn)")

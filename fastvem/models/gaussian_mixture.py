@@ -38,6 +38,9 @@ _FITTED = ("weights_", "means_", "covariances_", "precisions_", "precisions_chol
            # gibbs: the kept draws (aligned) and the chains' diagnostics
            "posterior_samples_", "log_joint_", "rhat_", "ess_", "mixing_", "n_relabelled_",
            "occupancy_", "occupied_", "n_occupied_posterior_")
+# set by _make_engine before a fit runs (meanfield and gibbs)
+_PRIOR_ATTRS = ("weight_concentration_prior_", "mean_precision_prior_", "mean_prior_",
+                "degrees_of_freedom_prior_", "covariance_prior_")
 _INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
 _DASK_INIT_ROWS = 200_000   # rows of a dask array that the initialisation reads
 _KMEANS_MAX_ROWS = 1_000_000   # k-means initialisation on at most this many rows
@@ -492,6 +495,14 @@ class GaussianMixture(FittedConfig, DensityMixin, BaseEstimator):
         return {"engine": engine, "stats": stats, "scatter": scatter, "t": 1,
                 "seen": float(nk.sum()) if method.update != "point" else 0.0}
 
+    def _drop_stale(self, keep=()):
+        """Forget the fitted attributes of an earlier fit (another method's draws or
+        counters must not outlive it); the input checks' and keep's stay."""
+        for name in _FITTED:
+            if name not in keep and name not in ("n_features_in_", "feature_names_in_"):
+                self.__dict__.pop(name, None)
+        self.__dict__.pop("trace_", None)
+
     # parameters that shape the fitted state: predictions need them as fitted
     _CONFIG = ("n_components", "covariance_type", "method", "weight_concentration_prior_type")
 
@@ -552,6 +563,7 @@ class GaussianMixture(FittedConfig, DensityMixin, BaseEstimator):
         engine = self._make_engine(family, method, n_threads, seed, X, sw)
         scale = self._objective_scale(float(N if sw is None else sw.sum()))
         if method.update == "sample":
+            self._drop_stale(keep=_PRIOR_ATTRS)
             return self._fit_gibbs(X, sw, family, engine, inits, random_state, n_threads,
                                    callback)
 
@@ -563,6 +575,7 @@ class GaussianMixture(FittedConfig, DensityMixin, BaseEstimator):
                              f"features and {np.shape(self.means_)[0]} components; X has {D} "
                              f"features and n_components is {self.n_components}")
         warm = None if do_init else self._get_params()
+        self._drop_stale(keep=_PRIOR_ATTRS if method.update == "posterior" else ())
 
         def initialise():
             if warm is not None:
@@ -897,6 +910,7 @@ class GaussianMixture(FittedConfig, DensityMixin, BaseEstimator):
     def _estep(self, X, want):
         """Chunked E-step under the fitted parameters (see GaussianFamily.estep).
         gibbs: log p(x) is the log of the mean density over the kept draws."""
+        self._check_reach(X)
         if self._method().update == "sample":
             return self._estep_over_draws(X, want)
         if want == "norm" and self._method().update == "posterior" and self._predictive_t:
@@ -905,6 +919,19 @@ class GaussianMixture(FittedConfig, DensityMixin, BaseEstimator):
         kp = engine.kernel_params(self._get_params(), X.dtype)
         with blas_single_thread():
             return engine.family.estep(X, kp, want, engine.n_threads)
+
+    def _check_reach(self, X):
+        """The kernel forms U^T (x - mean) in X's dtype: refuse (rather than return
+        inf / NaN) when the model's precision factors times the magnitude of X and
+        of the means overflow its squares."""
+        limit = np.sqrt(np.finfo(X.dtype).max) / 1e4
+        pc = np.abs(np.asarray(self.precisions_cholesky_, dtype=np.float64)).max(initial=0.0)
+        means = np.abs(np.asarray(self.means_, dtype=np.float64)).max(initial=0.0)
+        reach = (np.abs(X).max(initial=0.0) + means) * pc
+        if not reach <= limit:
+            raise ValueError(f"the model's precision factors (up to {pc:.3g}) times the "
+                             f"magnitude of X and the means ({reach / max(pc, 1e-300):.3g}) "
+                             f"overflow {X.dtype} (up to {limit:.3g} is supported)")
 
     # GaussianMixture(method='meanfield') scores with the posterior predictive;
     # BayesianGaussianMixture keeps scikit-learn's expected-log density.

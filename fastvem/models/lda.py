@@ -37,6 +37,10 @@ _FITTED = ("components_", "exp_dirichlet_component_", "n_batch_iter_", "n_iter_"
            # gibbs: the chain's log joint and its diagnostics
            "log_joint_", "rhat_", "ess_", "mixing_", "n_relabelled_", "occupancy_",
            "n_occupied_posterior_")
+MAX_PRIOR = 1e50        # the largest doc_topic_prior / topic_word_prior (measured: 1e100
+#                         overflows the fixed point)
+_GIBBS_ATTRS = ("log_joint_", "rhat_", "ess_", "mixing_", "n_relabelled_", "occupancy_",
+                "n_occupied_posterior_")
 _SWITCH_WORDS = 256     # gibbs: the most frequent words whose topic rows show label switching
 
 
@@ -250,11 +254,17 @@ class LatentDirichletAllocation(FittedConfig, ClassNamePrefixFeaturesOutMixin, T
                                  f"n_components={K} values, got shape {alpha.shape}")
         if not np.all(np.isfinite(alpha)) or np.any(alpha <= 0):
             raise ValueError("doc_topic_prior must be positive and finite")
+        if np.any(alpha > MAX_PRIOR):
+            raise ValueError(f"doc_topic_prior must be at most {MAX_PRIOR:g} (a Dirichlet "
+                             f"concentration that large is a point mass), got {alpha.max():g}")
         eta = 1.0 / K if self.topic_word_prior is None else self.topic_word_prior
         if isinstance(eta, (bool, np.bool_)) or not isinstance(eta, numbers.Real):
             raise ValueError(f"topic_word_prior must be a positive number, got {eta!r}")
         if not np.isfinite(eta) or eta <= 0:
             raise ValueError(f"topic_word_prior must be positive and finite, got {eta}")
+        if eta > MAX_PRIOR:
+            raise ValueError(f"topic_word_prior must be at most {MAX_PRIOR:g} (a Dirichlet "
+                             f"concentration that large is a point mass), got {eta:g}")
         return alpha, float(eta)
 
     def _learn_alpha(self, m):
@@ -280,6 +290,8 @@ class LatentDirichletAllocation(FittedConfig, ClassNamePrefixFeaturesOutMixin, T
         gensim-style bag of words)."""
         m = self._check_params()
         self.__dict__.pop("_fitted_with", None)     # unfitted until this fit completes
+        for name in _GIBBS_ATTRS:                    # an earlier gibbs fit's diagnostics
+            self.__dict__.pop(name, None)
         if _is_corpus_blocks(X):
             # a Dask array or an iterable of document blocks: batch E-steps per block
             if m.assign == "sample" or self.learning_method == "online":

@@ -1,0 +1,381 @@
+"""The fuzz suite's cases, run by tests/test_fuzz.py in a child process (a crash
+there fails the test instead of killing the test run).
+
+Each case draws inputs with Hypothesis and checks one contract of the public API:
+whatever the input, a call either succeeds with finite results and leaves its
+input untouched, or raises a ValueError / TypeError (NotFittedError where the
+model is not fitted) -- never a crash, a hang, a silent NaN, a corrupted input or
+another exception.  ``python tests/fuzz_cases.py CASE N`` runs N examples.
+"""
+import os
+import sys
+import tempfile
+import warnings
+
+import numpy as np
+import scipy.sparse as sp
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sklearn.exceptions import NotFittedError
+
+import fastvem
+
+warnings.simplefilter("ignore")
+
+CLEAN = (ValueError, TypeError)
+METHODS = ("em", "vem", "crisp", "meanfield", "gibbs")
+COV = ("full", "tied", "diag", "spherical")
+
+
+def _finite(x):
+    if isinstance(x, tuple):
+        return all(_finite(v) for v in x)
+    if sp.issparse(x):
+        x = x.data
+    arr = np.asarray(x)
+    return arr.dtype.kind not in "fc" or bool(np.all(np.isfinite(arr)))
+
+
+def _same(a, b):
+    if sp.issparse(a):
+        return all(_same(x, y) for x, y in ((a.data, b.data), (a.indices, b.indices),
+                                            (a.indptr, b.indptr)))
+    a, b = np.asarray(a), np.asarray(b)
+    if a.dtype.kind in "fc":
+        return np.array_equal(a, b, equal_nan=True)
+    return np.array_equal(a, b)
+
+
+def _mixture(kind, method, cov, K):
+    small = dict(n_samples=4, burn_in=2, n_chains=1) if method == "gibbs" else {}
+    if kind == "bgm":
+        return fastvem.BayesianGaussianMixture(n_components=K, covariance_type=cov,
+                                               max_iter=5, random_state=0)
+    return fastvem.GaussianMixture(K, covariance_type=cov, method=method, max_iter=5,
+                                   random_state=0, **small)
+
+
+# ------------------------------------------------------------------ data strategies
+SPECIALS = [np.nan, np.inf, -np.inf, 1e300, -1e300, 1e-300, 0.0, 1e200, 5e-324]
+
+
+@st.composite
+def arrays(draw, max_rows=25, max_cols=4):
+    rows = draw(st.integers(0, max_rows))
+    cols = draw(st.integers(0, max_cols))
+    dtype = draw(st.sampled_from(["float64", "float32", "float16", "int64", "bool",
+                                  "complex128", "str"]))
+    rng = np.random.default_rng(draw(st.integers(0, 2 ** 16)))
+    X = rng.normal(size=(rows, cols)) * draw(st.sampled_from([1.0, 1e-150, 1e100, 1e-6]))
+    if draw(st.booleans()) and X.size:
+        n_special = draw(st.integers(1, 3))
+        for _ in range(n_special):
+            X[rng.integers(rows), rng.integers(cols)] = draw(st.sampled_from(SPECIALS))
+    if draw(st.booleans()) and rows > 1:
+        X[1:] = X[0]                                     # identical rows
+    if draw(st.booleans()) and cols > 1:
+        X[:, 0] = 3.0                                    # a constant column
+    if dtype == "str":
+        X = X.astype(str)
+    else:
+        with np.errstate(all="ignore"):
+            X = X.astype(dtype)
+    layout = draw(st.sampled_from(["C", "F", "strided", "readonly", "list"]))
+    if layout == "F":
+        X = np.asfortranarray(X)
+    elif layout == "strided":
+        X = np.repeat(X, 2, axis=1)[:, ::2]
+    elif layout == "readonly":
+        X = X.copy()
+        X.setflags(write=False)
+    elif layout == "list":
+        X = X.tolist()
+    return X
+
+
+@st.composite
+def corpora(draw):
+    rows = draw(st.integers(0, 15))
+    cols = draw(st.integers(0, 8))
+    rng = np.random.default_rng(draw(st.integers(0, 2 ** 16)))
+    X = rng.poisson(draw(st.sampled_from([0.0, 0.3, 2.0])), size=(rows, cols)).astype(float)
+    mutate = draw(st.sampled_from(["none", "negative", "nan", "inf", "fraction", "huge",
+                                   "empty_docs", "tiny"]))
+    if X.size:
+        i, j = rng.integers(rows), rng.integers(cols)
+        X[i, j] = {"none": X[i, j], "negative": -1.0, "nan": np.nan, "inf": np.inf,
+                   "fraction": 0.5, "huge": 1e300, "empty_docs": X[i, j],
+                   "tiny": 1e-300}[mutate]
+        if mutate == "empty_docs":
+            X[::2] = 0
+    form = draw(st.sampled_from(["dense", "csr", "csr_dup", "csc", "float32", "int"]))
+    if form == "csr":
+        return sp.csr_matrix(X)
+    if form == "csc":
+        return sp.csc_matrix(X)
+    if form == "csr_dup" and X.size and np.isfinite(X).all():
+        return _dup_csr(sp.coo_matrix(X), X.shape)
+    if form == "float32":
+        return X.astype(np.float32)
+    if form == "int" and np.isfinite(X).all():
+        return X.astype(np.int64)
+    return X
+
+
+def _dup_csr(C, shape):
+    """A CSR matrix with duplicate entries (each split in two), not canonical."""
+    order = np.argsort(np.r_[C.row, C.row], kind="stable")
+    rows = np.r_[C.row, C.row][order]
+    cols = np.r_[C.col, C.col][order]
+    data = np.r_[C.data / 2, C.data / 2][order]
+    indptr = np.r_[0, np.cumsum(np.bincount(rows, minlength=shape[0]))]
+    return sp.csr_matrix((data, cols, indptr), shape=shape)
+
+
+# ------------------------------------------------------------------ cases
+def _run(test, n):
+    settings(max_examples=n, deadline=None, database=None, derandomize=True,
+             suppress_health_check=list(HealthCheck))(test)()
+
+
+def mixture_inputs(n):
+    """Generated X (shapes with 0 and 1 rows / columns, dtypes, layouts, NaN / inf /
+    huge / tiny values, identical rows, constant columns) into every mixture
+    estimator x method: fit either succeeds with finite parameters and finite
+    predictions, or refuses cleanly; X is never modified."""
+    @given(arrays(), st.sampled_from(METHODS + ("bgm",)), st.sampled_from(COV),
+           st.integers(1, 3), st.booleans())
+    def test(X, method, cov, K, weighted):
+        before = [list(r) for r in X] if isinstance(X, list) else np.array(X, copy=True)
+        est = _mixture("bgm" if method == "bgm" else "gm", method, cov, K)
+        n_rows = len(X)
+        sw = np.linspace(0.5, 2.0, n_rows) if weighted and n_rows else None
+        try:
+            est.fit(X, sample_weight=sw)
+        except CLEAN:
+            return
+        finally:
+            assert (X == before) if isinstance(X, list) else _same(X, before), "X was modified"
+        for name in ("weights_", "means_", "covariances_", "precisions_cholesky_"):
+            assert _finite(getattr(est, name)), f"{name} is not finite"
+        Xa = np.asarray(X, dtype=np.float64)
+        for call in (est.predict_proba, est.score_samples, est.predict):
+            try:
+                out = call(Xa)
+            except CLEAN:
+                continue
+            assert _finite(out), f"{call.__name__} gave NaN / inf"
+    _run(test, n)
+
+
+def lda_inputs(n):
+    """Generated corpora (dense / CSR / CSC, duplicates, negative, NaN, inf,
+    fractional, huge and tiny counts, empty documents, zero rows or columns) into
+    every LDA method and learning_method: finite topics or a clean refusal, and
+    the caller's arrays untouched."""
+    @given(corpora(), st.sampled_from([dict(method="meanfield"), dict(method="vem"),
+                                       dict(method="gibbs"), dict(method="crisp"),
+                                       dict(learning_method="online"),
+                                       dict(learning_method="memoized")]),
+           st.integers(1, 3))
+    def test(X, kw, K):
+        before = X.copy()
+        est = fastvem.LatentDirichletAllocation(K, max_iter=3, random_state=0, n_threads=2,
+                                                **kw)
+        try:
+            est.fit(X)
+        except CLEAN:
+            return
+        finally:
+            assert _same(X, before), "X was modified"
+        assert _finite(est.components_) and _finite(est.exp_dirichlet_component_)
+        for call in (est.transform, est.perplexity, est.score):
+            try:
+                out = call(X)
+            except CLEAN:
+                continue
+            assert _finite(out), f"{call.__name__} gave NaN / inf"
+    _run(test, n)
+
+
+# values a user might set a parameter to, valid or not
+VALUES = [None, "abc", -1, 0, 1, 2, 3, 60, 0.5, 1e-300, 1e300, np.nan, 2 ** 31, True,
+          "full", "tied", "diag", "spherical", "em", "meanfield", "gibbs", "vem", "crisp",
+          "online", "batch", "memoized", "dirichlet_distribution", "random", [1.0, 2.0]]
+
+
+def _fitted(kind):
+    rng = np.random.default_rng(0)
+    if kind == "lda":
+        X = rng.poisson(1.0, size=(20, 8)).astype(float)
+        X[:, 0] += 1
+        return fastvem.LatentDirichletAllocation(3, max_iter=3, random_state=0).fit(X), X
+    X = rng.normal(size=(40, 2))
+    method = kind.split("-")[1]
+    est = _mixture("bgm" if method == "bgm" else "gm", method, "full", 2)
+    return est.fit(X), X
+
+
+# parameters that set an amount of work: huge values are capped in the fuzz
+WORK = ("max_iter", "n_init", "n_samples", "burn_in", "thin", "n_chains", "n_batches",
+        "batch_size", "max_doc_update_iter", "total_samples", "n_components",
+        "verbose_interval", "evaluate_every")
+
+PUBLIC = ("predict", "predict_proba", "score", "score_samples", "sample", "bic", "aic",
+          "transform", "perplexity", "partial_fit", "fit_predict", "fit")
+
+
+def mutations_after_fit(n):
+    """set_params of any constructor parameter to any value after fit, then every
+    public method: finite results or a clean refusal ('refit required' when a
+    parameter that shapes the fitted state changed), and a save that loads."""
+    kinds = ["lda"] + [f"gm-{m}" for m in METHODS] + ["gm-bgm"]
+    fitted = {k: _fitted(k) for k in kinds}
+
+    @given(st.sampled_from(kinds), st.data())
+    def test(kind, data):
+        import copy
+        est, X = fitted[kind]
+        est = copy.deepcopy(est)
+        param = data.draw(st.sampled_from(sorted(est.get_params(deep=False))))
+        value = data.draw(st.sampled_from(VALUES))
+        if param in WORK and isinstance(value, (int, float)) and value > 100:
+            value = 100        # a huge amount of work asked for is long, not wrong
+        est.set_params(**{param: value})
+        for name in PUBLIC:
+            if not hasattr(est, name):
+                continue
+            args = (3,) if name == "sample" else (X,)
+            try:
+                out = getattr(est, name)(*args)
+            except CLEAN + (NotFittedError,):
+                continue
+            if name in ("fit", "partial_fit"):
+                continue
+            assert _finite(out), f"{param}={value!r}: {name} gave NaN / inf"
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "m.npz")
+            try:
+                est.save(path)
+            except CLEAN + (NotFittedError,):
+                return
+            back = fastvem.load(path)
+            call = back.transform if kind == "lda" else back.score_samples
+            assert _finite(call(X))
+    _run(test, n)
+
+
+def corrupted_files(n):
+    """A saved model (every estimator x method) with one stored array replaced by a
+    random array (another shape, dtype or values): load refuses it with a
+    ValueError, or the loaded model predicts finite values."""
+    kinds = ["lda"] + [f"gm-{m}" for m in METHODS] + ["gm-bgm"]
+    saved = {}
+    for k in kinds:
+        est, X = _fitted(k)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "m.npz")
+            est.save(path)
+            with np.load(path, allow_pickle=False) as f:
+                saved[k] = ({key: f[key] for key in f.files}, X)
+
+    @given(st.sampled_from(kinds), st.data())
+    def test(kind, data):
+        files, X = saved[kind]
+        files = dict(files)
+        key = data.draw(st.sampled_from(sorted(k for k in files if k != "__meta__")))
+        old = files[key]
+        how = data.draw(st.sampled_from(["drop", "shape", "nan", "negate", "zero", "dtype",
+                                         "scalar", "huge", "transpose"]))
+        if how == "drop":
+            del files[key]
+        elif how == "shape":
+            files[key] = np.resize(old, max(old.size - 1, 0))
+        elif how == "nan" and old.dtype.kind == "f":
+            files[key] = np.full_like(old, np.nan)
+        elif how == "negate" and old.dtype.kind in "fi":
+            files[key] = -old
+        elif how == "zero" and old.dtype.kind in "fi":
+            files[key] = np.zeros_like(old)
+        elif how == "dtype":
+            files[key] = old.astype(str)
+        elif how == "scalar":
+            files[key] = np.array(1.0)
+        elif how == "huge" and old.dtype.kind == "f":
+            files[key] = old * 1e300
+        elif how == "transpose" and old.ndim >= 2:
+            files[key] = np.swapaxes(old, 0, 1).copy()
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "bad.npz")
+            with open(path, "wb") as fh:
+                np.savez(fh, **files)
+            try:
+                back = fastvem.load(path)
+            except ValueError:
+                return
+            call = back.transform if kind == "lda" else back.predict_proba
+            try:
+                out = call(X)
+            except CLEAN:
+                return
+            assert _finite(out), f"{key} ({how}) loaded and predicts NaN / inf"
+    _run(test, n)
+
+
+def kernel_inputs(n):
+    """The low-level kernel API (fastvem.kernels) with generated means, precision
+    factors, weights and seeds of any shape, dtype and value: finite outputs of
+    the promised shapes or a clean refusal."""
+    import fastvem.kernels as fk
+
+    @given(st.integers(0, 12), st.integers(1, 3), st.integers(1, 3), st.sampled_from(COV),
+           st.sampled_from(["float64", "float32"]), st.data())
+    def test(N, D, K, cov, dtype, data):
+        rng = np.random.default_rng(data.draw(st.integers(0, 2 ** 16)))
+        X = rng.normal(size=(N, D)).astype(dtype)
+        means = rng.normal(size=(K, D)) * data.draw(st.sampled_from([1.0, 1e20, 1e37]))
+        shape = {"full": (K, D, D), "tied": (D, D), "diag": (K, D), "spherical": (K,)}[cov]
+        pc = rng.uniform(0.5, 2.0, size=shape)
+        if cov in ("full", "tied"):
+            pc = np.triu(pc)
+        bad = data.draw(st.sampled_from(["none", "shape_means", "shape_pc", "nan", "lower",
+                                         "weights", "huge_pc", "seed"]))
+        weights, seed = None, 0
+        if bad == "shape_means":
+            means = means[:, :-1] if D > 1 else means[:0]
+        elif bad == "shape_pc":
+            pc = pc[..., :-1] if pc.ndim else np.ones(3)
+        elif bad == "nan":
+            means = means.copy()
+            means[0, 0] = np.nan
+        elif bad == "lower" and cov in ("full", "tied") and D > 1:
+            pc = pc.T.copy()
+        elif bad == "weights":
+            weights = data.draw(st.sampled_from([np.ones(K), -np.ones(K), np.ones(K + 1)]))
+        elif bad == "huge_pc":
+            pc = pc * 1e30
+        elif bad == "seed":
+            seed = data.draw(st.sampled_from([None, "x", 1.5, -3, 2 ** 70]))
+        calls = [lambda: fk.gaussian_log_prob(X, means, pc, cov, weights),
+                 lambda: fk.gaussian_responsibilities(X, means, pc, cov, weights),
+                 lambda: fk.gaussian_score_samples(X, means, pc, cov, weights),
+                 lambda: fk.gaussian_predict(X, means, pc, cov, weights),
+                 lambda: fk.gaussian_statistics(X, means, pc, cov, weights, assign="sample",
+                                                seed=seed)]
+        for call in calls:
+            try:
+                out = call()
+            except CLEAN:
+                continue
+            if isinstance(out, fk.GaussianStats):
+                out = (out.nk, out.s1)
+            assert _finite(out), f"{bad}: NaN / inf from finite input"
+    _run(test, n)
+
+
+CASES = {f.__name__: f for f in (mixture_inputs, lda_inputs, mutations_after_fit,
+                                 corrupted_files, kernel_inputs)}
+
+if __name__ == "__main__":
+    CASES[sys.argv[1]](int(sys.argv[2]))
+    print("ok", sys.argv[1], sys.argv[2])
