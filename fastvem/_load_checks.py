@@ -117,6 +117,17 @@ def _finite(name, a, *, nan=False):
     if np.any(bad):
         where = tuple(int(i) for i in np.argwhere(bad)[0])
         _fail(f"{name} is not finite (value {a[where]} at index {where})")
+    return a
+
+
+def _magnitude(name, a):
+    """Means beyond what the kernels' squares hold in the array's dtype (the limit
+    fit applies to data) are refused: predictions would overflow."""
+    limit = np.sqrt(np.finfo(a.dtype if a.dtype.kind == "f" else np.float64).max) / 1e4
+    big = float(np.max(np.abs(a), initial=0.0))
+    if big > limit:
+        _fail(f"{name} holds values up to {big:.3g}, beyond the {limit:.3g} the kernels "
+              "support")
 
 
 def _positive(name, a, strict=True):
@@ -398,7 +409,7 @@ def check_gaussian_mixture(est):
     # --- the point parameters every method stores (predict / score / sample / bic)
     weights = _farray("weights_", attrs.need("weights_"), (K,))
     _probabilities("weights_", weights)
-    _finite("means_", _farray("means_", attrs.need("means_"), (K, D)))
+    _magnitude("means_", _finite("means_", _farray("means_", attrs.need("means_"), (K, D))))
     covs = _covariances("covariances_", attrs.need("covariances_"), ct, K, D, reg)
     chol = _precisions_cholesky("precisions_cholesky_", attrs.need("precisions_cholesky_"),
                                 ct, K, D)
@@ -483,8 +494,9 @@ def check_gaussian_mixture(est):
             _fail("posterior_samples_['weights'] holds no draw")
         _shape("posterior_samples_['weights']", w, (S, K))
         _probabilities("posterior_samples_['weights']", w)
-        _finite("posterior_samples_['means']",
-                _farray("posterior_samples_['means']", ps["means"], (S, K, D)))
+        _magnitude("posterior_samples_['means']", _finite(
+            "posterior_samples_['means']",
+            _farray("posterior_samples_['means']", ps["means"], (S, K, D))))
         _covariances("posterior_samples_['covariances']", ps["covariances"], ct, K, D, reg,
                      lead=(S,))
         counts = _farray("posterior_samples_['counts']", ps["counts"], (S, K))

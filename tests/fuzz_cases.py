@@ -27,6 +27,14 @@ METHODS = ("em", "vem", "crisp", "meanfield", "gibbs")
 COV = ("full", "tied", "diag", "spherical")
 
 
+def _refused(exc):
+    """Record a refusal's message (FASTVEM_FUZZ_LOG=file): what a user would read."""
+    log = os.environ.get("FASTVEM_FUZZ_LOG")
+    if log:
+        with open(log, "a") as fh:
+            fh.write(f"{type(exc).__name__}\t{str(exc)[:300]!r}\n")
+
+
 def _finite(x):
     if isinstance(x, tuple):
         return all(_finite(v) for v in x)
@@ -152,7 +160,8 @@ def mixture_inputs(n):
         sw = np.linspace(0.5, 2.0, n_rows) if weighted and n_rows else None
         try:
             est.fit(X, sample_weight=sw)
-        except CLEAN:
+        except CLEAN as exc:
+            _refused(exc)
             return
         finally:
             assert (X == before) if isinstance(X, list) else _same(X, before), "X was modified"
@@ -162,7 +171,8 @@ def mixture_inputs(n):
         for call in (est.predict_proba, est.score_samples, est.predict):
             try:
                 out = call(Xa)
-            except CLEAN:
+            except CLEAN as exc:
+                _refused(exc)
                 continue
             assert _finite(out), f"{call.__name__} gave NaN / inf"
     _run(test, n)
@@ -184,7 +194,8 @@ def lda_inputs(n):
                                                 **kw)
         try:
             est.fit(X)
-        except CLEAN:
+        except CLEAN as exc:
+            _refused(exc)
             return
         finally:
             assert _same(X, before), "X was modified"
@@ -192,7 +203,8 @@ def lda_inputs(n):
         for call in (est.transform, est.perplexity, est.score):
             try:
                 out = call(X)
-            except CLEAN:
+            except CLEAN as exc:
+                _refused(exc)
                 continue
             assert _finite(out), f"{call.__name__} gave NaN / inf"
     _run(test, n)
@@ -248,7 +260,8 @@ def mutations_after_fit(n):
             args = (3,) if name == "sample" else (X,)
             try:
                 out = getattr(est, name)(*args)
-            except CLEAN + (NotFittedError,):
+            except CLEAN + (NotFittedError,) as exc:
+                _refused(exc)
                 continue
             if name in ("fit", "partial_fit"):
                 continue
@@ -257,7 +270,8 @@ def mutations_after_fit(n):
             path = os.path.join(tmp, "m.npz")
             try:
                 est.save(path)
-            except CLEAN + (NotFittedError,):
+            except CLEAN + (NotFittedError,) as exc:
+                _refused(exc)
                 return
             back = fastvem.load(path)
             call = back.transform if kind == "lda" else back.score_samples
@@ -311,12 +325,14 @@ def corrupted_files(n):
                 np.savez(fh, **files)
             try:
                 back = fastvem.load(path)
-            except ValueError:
+            except ValueError as exc:
+                _refused(exc)
                 return
             call = back.transform if kind == "lda" else back.predict_proba
             try:
                 out = call(X)
-            except CLEAN:
+            except CLEAN as exc:
+                _refused(exc)
                 return
             assert _finite(out), f"{key} ({how}) loaded and predicts NaN / inf"
     _run(test, n)
@@ -365,7 +381,8 @@ def kernel_inputs(n):
         for call in calls:
             try:
                 out = call()
-            except CLEAN:
+            except CLEAN as exc:
+                _refused(exc)
                 continue
             if isinstance(out, fk.GaussianStats):
                 out = (out.nk, out.s1)

@@ -310,3 +310,42 @@ def test_memoized_batches_are_capped_at_the_rows(data):
     b = fastvem.GaussianMixture(3, method="meanfield", n_batches=len(data), max_iter=3,
                                 random_state=0).fit(data)
     np.testing.assert_array_equal(a.means_, b.means_)
+
+
+def test_lda_parameters_changed_after_fit_are_checked_before_transform():
+    X = sp.random(30, 20, density=0.3, random_state=0, format="csr")
+    X.data = np.ceil(X.data * 4)
+    lda = fastvem.LatentDirichletAllocation(2, max_iter=2, random_state=0).fit(X)
+    for param, value, match in (("max_doc_update_iter", "abc", "max_doc_update_iter must be"),
+                                ("mean_change_tol", None, "mean_change_tol must be"),
+                                ("verbose", "abc", "verbose must be"),
+                                ("method", ["em"], "refit required")):
+        bad = clone_with(lda, **{param: value})
+        with pytest.raises((ValueError, TypeError), match=match):
+            bad.transform(X)
+
+
+def clone_with(est, **params):
+    import copy
+    out = copy.deepcopy(est)
+    return out.set_params(**params)
+
+
+def test_online_step_of_size_one_forgets_the_old_topics():
+    """learning_decay so small that rho = 1 exactly: the step replaces lambda whole
+    (it divided by zero before)."""
+    X = sp.random(30, 20, density=0.3, random_state=0, format="csr")
+    X.data = np.ceil(X.data * 4)
+    lda = fastvem.LatentDirichletAllocation(2, learning_method="online", learning_decay=1e-300,
+                                            max_iter=2, random_state=0).fit(X)
+    assert np.all(np.isfinite(lda.components_)) and np.all(lda.components_ > 0)
+    lda.partial_fit(X)
+    assert np.all(np.isfinite(lda.transform(X)))
+
+
+@pytest.mark.parametrize("value", ["abc", 0.5, [1.0, 2.0], float("nan")])
+def test_random_state_errors_name_it(data, value):
+    with pytest.raises(ValueError, match="random_state must be None, an int"):
+        fastvem.GaussianMixture(2, random_state=value).fit(data)
+    with pytest.raises(ValueError, match="random_state must be None, an int"):
+        fastvem.LatentDirichletAllocation(2, random_state=value).fit(np.ones((4, 3)))

@@ -24,6 +24,22 @@ def check_scale(X, name="X", rows=1 << 20):
     return X
 
 
+def is_choice(value, options):
+    """value is one of options (strings, bools, None): an array or a list, which
+    `in` would compare element-wise, is not."""
+    return (value is None or isinstance(value, (str, bool, np.bool_))) and value in options
+
+
+def check_random_state_param(value):
+    """scikit-learn's check_random_state, with an error that names the parameter."""
+    from sklearn.utils import check_random_state
+    try:
+        return check_random_state(value)
+    except (ValueError, TypeError):
+        raise ValueError(f"random_state must be None, an int in [0, 2**32) or a "
+                         f"numpy RandomState / Generator, got {value!r}") from None
+
+
 def check_array_param(value, name, shape):
     """A finite float64 array of exactly `shape`, or a ValueError/TypeError naming `name`."""
     try:

@@ -6,7 +6,6 @@ import numpy as np
 from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.cluster import KMeans, kmeans_plusplus
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils import check_random_state
 from sklearn.utils._available_if import available_if
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -22,7 +21,8 @@ from ..structures.mixture import DirichletWeights, Mixture
 from ..stats import GaussianStats
 from ..sources import ChunkSource, DaskSource, is_chunk_iterable, is_dask_array
 from ._validation import (FittedConfig, check_array_param, check_sample_weight,
-                          check_scale, progress_reporter)
+                          check_random_state_param, check_scale, is_choice,
+                          progress_reporter)
 
 __all__ = ["GaussianMixture"]
 
@@ -213,15 +213,15 @@ class GaussianMixture(FittedConfig, DensityMixin, BaseEstimator):
         integer("verbose_interval", 1)
         real("tol", 0.0, False)
         real("reg_covar", 0.0, False)
-        if self.covariance_type not in COVARIANCE_TYPES:
+        if not is_choice(self.covariance_type, COVARIANCE_TYPES):
             raise ValueError(f"covariance_type must be one of {list(COVARIANCE_TYPES)}, "
                              f"got {self.covariance_type!r}")
-        if self.init_params not in _INIT_PARAMS:
+        if not is_choice(self.init_params, _INIT_PARAMS):
             raise ValueError(f"init_params must be one of {list(_INIT_PARAMS)}, "
                              f"got {self.init_params!r}")
         method = self._method()
         accelerate = getattr(self, "accelerate", None)
-        if accelerate not in (None, "squarem"):
+        if not is_choice(accelerate, (None, "squarem")):
             raise ValueError(f"accelerate must be None or 'squarem', got {accelerate!r}")
         if accelerate is not None and not (method.update == "point"
                                            and method.assign == "softmax"):
@@ -347,7 +347,9 @@ class GaussianMixture(FittedConfig, DensityMixin, BaseEstimator):
     def fit(self, X, y=None, sample_weight=None, callback=None):
         """Estimate the parameters; returns self.
 
-        sample_weight : frequency weights, shape (n_samples,).
+        sample_weight : frequency weights, shape (n_samples,).  em, vem and crisp
+            depend only on their ratios (any uniform scale gives the same fit);
+            for meanfield and gibbs more weight is more data.
         callback : called as ``callback(iteration, objective, params)`` after
             each iteration (params: dict of float64 'weights', 'means',
             'covariances', 'precisions_cholesky'); returning True stops the run.
@@ -401,7 +403,7 @@ class GaussianMixture(FittedConfig, DensityMixin, BaseEstimator):
                 raise ValueError(f"the first chunk must hold at least n_components="
                                  f"{self.n_components} rows, got {N}")
             engine = self._make_engine(family, method, n_threads, 0, X, sw)
-            random_state = check_random_state(self.random_state)
+            random_state = check_random_state_param(self.random_state)
             with blas_single_thread():
                 params = self._initial_params(X, sw, family, self._check_inits(D),
                                               random_state, n_threads, engine)
@@ -456,8 +458,7 @@ class GaussianMixture(FittedConfig, DensityMixin, BaseEstimator):
             engine = MixtureEngine(family, Mixture(K), method, n_threads, 0, prior=prior,
                                    weight_prior=self._weight_prior())
             q = self._get_posterior()
-            b0, m0, v0, c0 = (prior.mean_precision_prior, prior.mean_prior,
-                              prior.degrees_of_freedom_prior, prior.covariance_prior)
+            b0, m0, c0 = prior.mean_precision_prior, prior.mean_prior, prior.covariance_prior
             beta, dof, covs = q["mean_precision"], q["degrees_of_freedom"], q["covariances"]
             nk = np.maximum(beta - b0, 0.0)
             safe = np.maximum(nk, tiny)
@@ -551,7 +552,7 @@ class GaussianMixture(FittedConfig, DensityMixin, BaseEstimator):
             sw = _relative_weights(sw)
         inits = self._check_inits(D)
         family = GaussianFamily(self.covariance_type, self.reg_covar)
-        random_state = check_random_state(self.random_state)
+        random_state = check_random_state_param(self.random_state)
         # draws (gibbs) get their own seed; the other methods leave the stream alone
         seed = random_state.randint(np.iinfo(np.int32).max) if method.assign == "sample" else 0
         if dask_source is not None:
@@ -1034,7 +1035,7 @@ class GaussianMixture(FittedConfig, DensityMixin, BaseEstimator):
         if n_samples < 1:
             raise ValueError(f"Invalid value for 'n_samples': {n_samples}. The sampling "
                              "requires at least one sample.")
-        rng = check_random_state(self.random_state)
+        rng = check_random_state_param(self.random_state)
         D = self.means_.shape[1]
         counts = rng.multinomial(n_samples, np.asarray(self.weights_, dtype=np.float64)
                                  / np.sum(self.weights_, dtype=np.float64))

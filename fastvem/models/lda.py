@@ -19,7 +19,6 @@ import warnings
 import numpy as np
 from scipy.special import gammaln
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
-from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from .._ext import _lda
@@ -28,7 +27,8 @@ from ..engine import Trace, default_n_threads, run_iterations
 from ..families.categorical import CategoricalFamily
 from ..methods import PRESETS, check_supported
 from ..structures.topic_model import TopicModel
-from ._validation import FittedConfig, progress_reporter
+from ._validation import (FittedConfig, check_random_state_param, is_choice,
+                          progress_reporter)
 
 __all__ = ["LatentDirichletAllocation"]
 
@@ -78,6 +78,10 @@ class _LazyTopics:
         """lambda <- (1 - rho) lambda + rho (eta + ratio * stats * (eb if soft))."""
         a = (1.0 - rho) * self.a
         self.b = (1.0 - rho) * self.b + rho * eta
+        if a <= 0.0:              # rho = 1: the old lambda is forgotten whole
+            self.S[:] = 0.0
+            self.colsum[:] = 0.0
+            a = 1.0
         _lda.lazy_add(self.S, self.colsum, words, stats, eb, rho * ratio / a, soft, n_threads)
         self.a = a
         if a < 1e-150:            # fold the scale back in (rare: a shrinks geometrically)
@@ -197,6 +201,7 @@ class LatentDirichletAllocation(FittedConfig, ClassNamePrefixFeaturesOutMixin, T
 
         _int("n_components", 1)
         _int("max_iter", 0)
+        _int("verbose", 0)
         _int("batch_size", 1)
         _int("evaluate_every", -10**9)
         _int("max_doc_update_iter", 1)
@@ -209,18 +214,19 @@ class LatentDirichletAllocation(FittedConfig, ClassNamePrefixFeaturesOutMixin, T
         _real("total_samples", 0.0, True)
         _real("perp_tol", 0.0)
         _real("mean_change_tol", 0.0)
-        if self.learning_method not in ("batch", "online", "memoized"):
+        if not is_choice(self.learning_method, ("batch", "online", "memoized")):
             raise ValueError("learning_method must be 'batch', 'online' or 'memoized', got "
                              f"{self.learning_method!r}")
         if self.learning_method == "memoized" and self.method != "meanfield":
             raise ValueError("learning_method='memoized' is for method='meanfield'")
-        if self.method not in PRESETS:
+        if not isinstance(self.method, str) or self.method not in PRESETS:
             raise ValueError(f"method must be one of {list(PRESETS)}, got {self.method!r}")
         m = check_supported(self.method, "topic_model")
-        if self.learn_doc_topic_prior not in (None, False, True, "symmetric", "asymmetric"):
+        if not is_choice(self.learn_doc_topic_prior,
+                         (None, False, True, "symmetric", "asymmetric")):
             raise ValueError("learn_doc_topic_prior must be None, False, True, 'symmetric' or "
                              f"'asymmetric', got {self.learn_doc_topic_prior!r}")
-        if self.doc_topic_init not in ("best", "ones", "warm"):
+        if not is_choice(self.doc_topic_init, ("best", "ones", "warm")):
             raise ValueError("doc_topic_init must be 'best', 'ones' or 'warm', got "
                              f"{self.doc_topic_init!r}")
         if not isinstance(self.learn_topic_word_prior, (bool, np.bool_)):
@@ -307,7 +313,7 @@ class LatentDirichletAllocation(FittedConfig, ClassNamePrefixFeaturesOutMixin, T
         self._set_n_features(X, corpus)
         K = self.n_components
         alpha, eta = self._priors(K)
-        rng = check_random_state(self.random_state)
+        rng = check_random_state_param(self.random_state)
         self.n_batch_iter_ = 1
         self.n_iter_ = 0
         if m.assign == "sample":
@@ -525,7 +531,7 @@ class LatentDirichletAllocation(FittedConfig, ClassNamePrefixFeaturesOutMixin, T
         if first:
             self._set_n_features(X, corpus)
             alpha, eta = self._priors(K)
-            rng = check_random_state(self.random_state)
+            rng = check_random_state_param(self.random_state)
             comp = rng.gamma(100.0, 0.01, (K, corpus.n_words))
             self.n_batch_iter_ = 1
             self.n_iter_ = 0
@@ -638,6 +644,7 @@ class LatentDirichletAllocation(FittedConfig, ClassNamePrefixFeaturesOutMixin, T
     def _check_fitted_corpus(self, X):
         check_is_fitted(self)
         self._check_config()
+        self._check_params()       # transform reads max_doc_update_iter, mean_change_tol
         return check_corpus(X, n_words=self.n_features_in_, dtype=self.components_.dtype)
 
     def _doc_topic(self, corpus, keep_gamma=True):
@@ -685,7 +692,12 @@ class LatentDirichletAllocation(FittedConfig, ClassNamePrefixFeaturesOutMixin, T
         if corpus.total <= 0:
             raise ValueError("X holds no words (every document is empty): its perplexity, "
                              "exp(-bound / number of words), is undefined")
-        return float(np.exp(-self._score_corpus(corpus) / corpus.total))
+        with np.errstate(over="ignore"):
+            perplexity = float(np.exp(-self._score_corpus(corpus) / corpus.total))
+        if not np.isfinite(perplexity):
+            raise ValueError(f"the perplexity of X is not finite: X holds {corpus.total:.3g} "
+                             "words in all, too few for a bound per word")
+        return perplexity
 
     def perplexity(self, X, sub_sampling=False):
         """exp(-bound / number of words), as scikit-learn."""

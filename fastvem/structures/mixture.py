@@ -37,7 +37,7 @@ class DirichletWeights:
     TYPES = ("dirichlet_process", "dirichlet_distribution")
 
     def __init__(self, prior_type, alpha0):
-        if prior_type not in self.TYPES:
+        if not isinstance(prior_type, str) or prior_type not in self.TYPES:
             raise ValueError(f"weight_concentration_prior_type must be one of {list(self.TYPES)}, "
                              f"got {prior_type!r}")
         self.prior_type = prior_type

@@ -75,7 +75,10 @@ class TopicModel:
 
     @staticmethod
     def update_alpha(ss, n_docs, alpha, hard, symmetric):
-        """alpha maximising the documents' term, given sum_d E log theta_d."""
+        """alpha maximising the documents' term, given sum_d E log theta_d.  With one
+        topic theta_d = 1 whatever alpha: the term is flat, alpha stays."""
+        if np.shape(alpha)[0] == 1:
+            return alpha
         return dirichlet_newton(ss, n_docs, alpha, 1.0 if hard else 0.0, symmetric)
 
     @staticmethod
@@ -117,6 +120,8 @@ class TopicModel:
         topics, counts: the nonzero document-topic counts (any order; zeros ignored);
         len_tails: count_tails of the document lengths (one group)."""
         K = alpha.shape[0]
+        if K == 1:                 # theta_d = 1 whatever alpha: nothing to learn
+            return alpha
         tails, bg, bv = TopicModel.count_tails(counts, topics, K)
         a = np.array(alpha, dtype=np.float64)
         for _ in range(n_iter):
