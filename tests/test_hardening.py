@@ -349,3 +349,15 @@ def test_random_state_errors_name_it(data, value):
         fastvem.GaussianMixture(2, random_state=value).fit(data)
     with pytest.raises(ValueError, match="random_state must be None, an int"):
         fastvem.LatentDirichletAllocation(2, random_state=value).fit(np.ones((4, 3)))
+
+
+@pytest.mark.parametrize("eta", [1e-30, 1e-300])
+def test_memoized_lda_with_a_tiny_topic_word_prior_stays_finite(eta):
+    """total - old + new can leave -1e-16 where a word's counts cancel: floored at
+    0, a tiny eta gives a finite model and perplexity (it gave NaN)."""
+    X = sp.random(200, 100, density=0.1, random_state=0, format="csr")
+    X.data = np.ceil(X.data * 4)
+    lda = fastvem.LatentDirichletAllocation(3, topic_word_prior=eta, learning_method="memoized",
+                                            max_iter=3, random_state=0).fit(X)
+    assert np.all(np.isfinite(lda.components_)) and np.all(lda.components_ >= eta)
+    assert np.isfinite(lda.perplexity(X)) and np.all(np.isfinite(lda.transform(X)))

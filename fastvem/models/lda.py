@@ -450,6 +450,9 @@ class LatentDirichletAllocation(FittedConfig, ClassNamePrefixFeaturesOutMixin, T
                     if kept_stats[b] is not None:
                         total -= kept_stats[b]
                     total += stats
+                    # counts are >= 0; total - old + new can leave -1e-16 where a
+                    # word's counts cancel, which a tiny eta cannot absorb
+                    np.maximum(total, 0.0, out=total)
                     kept_stats[b] = stats
                     comp = CategoricalFamily.components_from_stats(total, eta)
                 elog = dirichlet_expectation(comp)
@@ -692,11 +695,14 @@ class LatentDirichletAllocation(FittedConfig, ClassNamePrefixFeaturesOutMixin, T
         if corpus.total <= 0:
             raise ValueError("X holds no words (every document is empty): its perplexity, "
                              "exp(-bound / number of words), is undefined")
+        log_perplexity = -self._score_corpus(corpus) / corpus.total
         with np.errstate(over="ignore"):
-            perplexity = float(np.exp(-self._score_corpus(corpus) / corpus.total))
+            perplexity = float(np.exp(log_perplexity))
         if not np.isfinite(perplexity):
-            raise ValueError(f"the perplexity of X is not finite: X holds {corpus.total:.3g} "
-                             "words in all, too few for a bound per word")
+            raise ValueError(f"the perplexity of X overflows float64: its log is "
+                             f"{log_perplexity:.4g} (X holds {corpus.total:.3g} words in all; "
+                             "a near-empty corpus or extreme priors make the bound per word "
+                             "that large)")
         return perplexity
 
     def perplexity(self, X, sub_sampling=False):
