@@ -86,6 +86,19 @@ GIBBS_BLOCK_DOCS = BLOCK_DOCS
 cdef int _dense_sweeps = 0
 
 
+cdef int check_pointer(str fn, str name, const cnp.int64_t[::1] ptr, Py_ssize_t total,
+                       str of) except -1:
+    """ValueError unless a CSR-style pointer (D + 1 entries) runs from 0 to `total`,
+    the length of the array `of` it indexes."""
+    cdef Py_ssize_t D = ptr.shape[0] - 1
+    if D < 0:
+        raise ValueError(f"{fn}: {name} is empty; it needs D + 1 >= 1 entries")
+    if ptr[0] != 0 or ptr[D] != total:
+        raise ValueError(f"{fn}: {name} runs from {ptr[0]} to {ptr[D]}, expected 0 to "
+                         f"{total} (the length of {of})")
+    return 0
+
+
 def set_dense_sweeps(bint flag):
     """Make the soft fixed point sweep every topic (the reference the active-topic
     sweeps are tested against); returns the previous setting."""
@@ -338,14 +351,10 @@ def doc_fixed_point(const cnp.int64_t[::1] indptr, const cnp.int32_t[::1] indice
     # from the topics eb; every other buffer must agree
     cdef Py_ssize_t D = indptr.shape[0] - 1, K = eb.shape[1], V = eb.shape[0]
     cdef Py_ssize_t nnz_all = indices.shape[0]
-    if D < 0:
-        raise ValueError(f"{fn}: indptr is empty; it needs D + 1 >= 1 entries")
+    check_pointer(fn, "indptr", indptr, nnz_all, "indices")
     if K < 1:
         raise ValueError(f"{fn}: eb has shape ({V}, {K}); it needs K >= 1 topics (columns)")
     check_len(fn, "data", data.shape[0], nnz_all, "nnz = the length of indices")
-    if indptr[0] != 0 or indptr[D] != nnz_all:
-        raise ValueError(f"{fn}: indptr runs from {indptr[0]} to {indptr[D]}, expected 0 to "
-                         f"{nnz_all} (the length of indices)")
     check_shape(fn, "gamma", gamma.shape[0], gamma.shape[1], D, K,
                 "D documents from indptr, K topics from eb")
     check_len(fn, "alpha", alpha.shape[0], K, "K topics from eb")
@@ -691,14 +700,10 @@ def gibbs_sweep(const cnp.int64_t[::1] doc_ptr, const cnp.int32_t[::1] words,
     # one source for each size: D from doc_ptr, N from words, V and K from wlist
     cdef Py_ssize_t D = doc_ptr.shape[0] - 1, K = wlist.shape[1], V = wlist.shape[0]
     cdef Py_ssize_t N = words.shape[0]
-    if D < 0:
-        raise ValueError(f"{fn}: doc_ptr is empty; it needs D + 1 >= 1 entries")
+    check_pointer(fn, "doc_ptr", doc_ptr, N, "words")
     if K < 1:
         raise ValueError(f"{fn}: wlist has shape ({V}, {K}); it needs K >= 1 topics (columns)")
     check_len(fn, "z", z.shape[0], N, "N tokens = the length of words")
-    if doc_ptr[0] != 0 or doc_ptr[D] != N:
-        raise ValueError(f"{fn}: doc_ptr runs from {doc_ptr[0]} to {doc_ptr[D]}, expected 0 "
-                         f"to {N} (the length of words)")
     check_len(fn, "nk", nk.shape[0], K, "K topics from wlist")
     check_shape(fn, "wcnt", wcnt.shape[0], wcnt.shape[1], V, K, "V x K from wlist")
     check_len(fn, "wlen", wlen.shape[0], V, "V words from wlist")

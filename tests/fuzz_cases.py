@@ -35,6 +35,16 @@ def _refused(exc):
             fh.write(f"{type(exc).__name__}\t{str(exc)[:300]!r}\n")
 
 
+def _finite_or_refused(call, *args, what=""):
+    """call(*args) returns finite values or refuses cleanly."""
+    try:
+        out = call(*args)
+    except CLEAN as exc:
+        _refused(exc)
+        return
+    assert _finite(out), f"{what} {call.__name__} gave NaN / inf"
+
+
 def _finite(x):
     if isinstance(x, tuple):
         return all(_finite(v) for v in x)
@@ -169,12 +179,7 @@ def mixture_inputs(n):
             assert _finite(getattr(est, name)), f"{name} is not finite"
         Xa = np.asarray(X, dtype=np.float64)
         for call in (est.predict_proba, est.score_samples, est.predict):
-            try:
-                out = call(Xa)
-            except CLEAN as exc:
-                _refused(exc)
-                continue
-            assert _finite(out), f"{call.__name__} gave NaN / inf"
+            _finite_or_refused(call, Xa)
     _run(test, n)
 
 
@@ -201,12 +206,7 @@ def lda_inputs(n):
             assert _same(X, before), "X was modified"
         assert _finite(est.components_) and _finite(est.exp_dirichlet_component_)
         for call in (est.transform, est.perplexity, est.score):
-            try:
-                out = call(X)
-            except CLEAN as exc:
-                _refused(exc)
-                continue
-            assert _finite(out), f"{call.__name__} gave NaN / inf"
+            _finite_or_refused(call, X)
     _run(test, n)
 
 
@@ -329,12 +329,7 @@ def corrupted_files(n):
                 _refused(exc)
                 return
             call = back.transform if kind == "lda" else back.predict_proba
-            try:
-                out = call(X)
-            except CLEAN as exc:
-                _refused(exc)
-                return
-            assert _finite(out), f"{key} ({how}) loaded and predicts NaN / inf"
+            _finite_or_refused(call, X, what=f"{key} ({how}) loaded and")
     _run(test, n)
 
 

@@ -174,3 +174,16 @@ def collapsed_log_joint(X, z, K, mean_prior, mean_precision_prior, dof_prior, co
     else:
         total += gammaln(K * a) - gammaln(nk.sum() + K * a) + np.sum(gammaln(nk + a) - gammaln(a))
     return float(total)
+
+
+def word_topic_lists(nwk):
+    """The Gibbs kernel's per-word topic lists from dense counts (V x K): topics by count
+    (wlist), their counts (wcnt), list lengths (wlen) and each topic's place (wpos)."""
+    V, K = nwk.shape
+    wlen = (nwk > 0).sum(axis=1).astype(np.int32)
+    wlist = np.ascontiguousarray(np.argsort(-nwk, axis=1, kind="stable"), dtype=np.int32)
+    wcnt = np.ascontiguousarray(np.take_along_axis(nwk, wlist, axis=1), dtype=np.int32)
+    wpos = np.full((V, K), -1, np.int32)
+    for w in range(V):
+        wpos[w, wlist[w, :wlen[w]]] = np.arange(wlen[w])
+    return wlist, wcnt, wlen, wpos

@@ -18,6 +18,8 @@ from fastvem._ext import _lda
 from fastvem.corpus import check_corpus
 from fastvem.families.gaussian import GaussianFamily, precision_cholesky
 
+from oracle import word_topic_lists
+
 COVS = ["full", "tied", "diag", "spherical"]
 
 
@@ -69,17 +71,6 @@ def _corpus(n_docs, V, seed):
     return check_corpus(X, integer=True)
 
 
-def _word_topic_lists(nwk):
-    V, K = nwk.shape
-    wlen = (nwk > 0).sum(axis=1).astype(np.int32)
-    wlist = np.ascontiguousarray(np.argsort(-nwk, axis=1, kind="stable"), dtype=np.int32)
-    wcnt = np.ascontiguousarray(np.take_along_axis(nwk, wlist, axis=1), dtype=np.int32)
-    wpos = np.full((V, K), -1, np.int32)
-    for w in range(V):
-        wpos[w, wlist[w, :wlen[w]]] = np.arange(wlen[w])
-    return wlist, wcnt, wlen, wpos
-
-
 def lda_args(entry, n_docs=40, V=30, K=3, seed=0):
     rng = np.random.default_rng(seed)
     if entry == "doc_fixed_point":
@@ -95,7 +86,7 @@ def lda_args(entry, n_docs=40, V=30, K=3, seed=0):
         z = rng.integers(0, K, words.shape[0], dtype=np.int32)
         nwk = np.zeros((V, K), np.int64)
         np.add.at(nwk, (words, z), 1)
-        wlist, wcnt, wlen, wpos = _word_topic_lists(nwk)
+        wlist, wcnt, wlen, wpos = word_topic_lists(nwk)
         n_d = np.diff(doc_ptr)
         dk_ptr = np.concatenate([[0], np.cumsum(np.minimum(n_d, K))])
         return dict(doc_ptr=doc_ptr, words=words, z=z, nk=nwk.sum(axis=0), wlist=wlist,
@@ -129,7 +120,7 @@ def lda_args(entry, n_docs=40, V=30, K=3, seed=0):
                     soft=True, n_threads=2)
     if entry == "gibbs_word_terms":
         nwk = rng.integers(0, 3, (V, K)) * rng.integers(1, 50, (V, K))
-        wlist, wcnt, wlen, _ = _word_topic_lists(nwk)
+        wlist, wcnt, wlen, _ = word_topic_lists(nwk)
         return dict(wlist=wlist, wcnt=wcnt, wlen=wlen, acc=np.zeros((V, K)), add=True,
                     eta=0.05, n_threads=2)
     assert entry == "digamma_array"

@@ -13,7 +13,7 @@ from fastvem.datasets import make_lda_corpus
 from fastvem.topics import (document_completion_perplexity, split_documents, top_words,
                             topic_coherence)
 
-from oracle import lda_vem_oracle
+from oracle import word_topic_lists, lda_vem_oracle
 
 
 class SkLDAOnes(SkLDA):
@@ -372,19 +372,6 @@ def test_vocabulary_mismatch_and_bad_priors(small_corpus):
         LDA(doc_topic_init="random").fit(small_corpus)
 
 
-def _word_topic_lists(nwk):
-    """The Gibbs kernel's per-word topic lists from dense counts (V x K): topics by count
-    (wlist), their counts (wcnt), list lengths (wlen) and each topic's place (wpos)."""
-    V, K = nwk.shape
-    wlen = (nwk > 0).sum(axis=1).astype(np.int32)
-    wlist = np.ascontiguousarray(np.argsort(-nwk, axis=1, kind="stable"), dtype=np.int32)
-    wcnt = np.ascontiguousarray(np.take_along_axis(nwk, wlist, axis=1), dtype=np.int32)
-    wpos = np.full((V, K), -1, np.int32)
-    for w in range(V):
-        wpos[w, wlist[w, :wlen[w]]] = np.arange(wlen[w])
-    return wlist, wcnt, wlen, wpos
-
-
 def test_gibbs_sweep_keeps_its_count_structures_consistent(small_corpus):
     """The kernel's bookkeeping after sweeps: each word's topic list holds exactly the
     nonzero counts of the tokens' topics, positions agree, totals agree."""
@@ -398,7 +385,7 @@ def test_gibbs_sweep_keeps_its_count_structures_consistent(small_corpus):
     z = np.random.default_rng(0).integers(0, K, words.shape[0], dtype=np.int32)
     nwk = np.zeros((V, K), np.int64)
     np.add.at(nwk, (words, z), 1)
-    wlist, wcnt, wlen, wpos = _word_topic_lists(nwk)
+    wlist, wcnt, wlen, wpos = word_topic_lists(nwk)
     nk = nwk.sum(axis=0)
     doc_ll = np.zeros(corpus.n_docs)
     alpha = np.full(K, 0.3)
@@ -634,7 +621,7 @@ def test_gibbs_sampler_draws_from_the_exact_conditional():
     same = z0[doc_ptr[:-1]] == ko          # documents identical to document 0
     counts = np.zeros(K)
     for rep in range(200):
-        wlist, wcnt, wlen, wpos = _word_topic_lists(nwk)
+        wlist, wcnt, wlen, wpos = word_topic_lists(nwk)
         z = z0.copy()
         _lda.gibbs_sweep(doc_ptr, words, z, nwk.sum(axis=0), wlist, wcnt, wlen, wpos,
                          np.zeros(D), alpha, eta, 3, rep, 2)
