@@ -5,7 +5,8 @@ Each case draws inputs with Hypothesis and checks one contract of the public API
 whatever the input, a call either succeeds with finite results and leaves its
 input untouched, or raises a ValueError / TypeError (NotFittedError where the
 model is not fitted) -- never a crash, a hang, a silent NaN, a corrupted input or
-another exception.  ``python tests/fuzz_cases.py CASE N`` runs N examples.
+another exception.  ``python tests/fuzz_cases.py CASE N`` runs N examples (``parameter_scan 0`` runs the
+exhaustive scan of every parameter value after fit).
 """
 import os
 import sys
@@ -385,8 +386,60 @@ def kernel_inputs(n):
     _run(test, n)
 
 
+def parameter_scan(_n=None):
+    """Exhaustive: every estimator x method, every constructor parameter set to
+    every value in VALUES after a fit, then each public method.  Prints the counts
+    of finite results, clean refusals, NaN / inf results and refusals whose message
+    does not name the problem (a Python-internal conversion error, say)."""
+    import collections
+    import copy
+    import re
+    internal = re.compile(r"could not convert|float\(\) argument|invalid literal|not supported "
+                          r"between|truth value|unhashable|object is not|has no len|object "
+                          r"of type|int\(\) arg")
+    kinds = ["lda"] + [f"gm-{m}" for m in METHODS] + ["gm-bgm"]
+    counts, bad = collections.Counter(), []
+    with tempfile.TemporaryDirectory() as tmp:
+        for kind in kinds:
+            est0, X = _fitted(kind)
+            for param in sorted(est0.get_params(deep=False)):
+                for value in VALUES:
+                    if param in WORK and isinstance(value, (int, float)) and value > 100:
+                        continue
+                    est = copy.deepcopy(est0).set_params(**{param: value})
+                    for name in ("fit", "predict", "transform", "partial_fit", "score",
+                                 "sample", "save"):
+                        if not hasattr(est, name):
+                            continue
+                        args = ((os.path.join(tmp, "m.npz"),) if name == "save"
+                                else (3,) if name == "sample" else (X,))
+                        try:
+                            out = getattr(est, name)(*args)
+                        except CLEAN + (NotFittedError,) as exc:
+                            if internal.search(str(exc)):
+                                counts["unhelpful refusal"] += 1
+                                bad.append((kind, param, value, name, str(exc)[:100]))
+                            else:
+                                counts["clean refusal"] += 1
+                            continue
+                        except Exception as exc:          # noqa: BLE001 - counted
+                            counts["other exception"] += 1
+                            bad.append((kind, param, value, name, repr(exc)[:100]))
+                            continue
+                        if name in ("predict", "transform", "score", "sample") and \
+                                not _finite(out):
+                            counts["NaN / inf"] += 1
+                            bad.append((kind, param, value, name, "NaN / inf"))
+                        else:
+                            counts["finite"] += 1
+    print("probes", sum(counts.values()), dict(counts))
+    for row in bad:
+        print(*row, sep=" | ")
+    assert not bad
+
+
 CASES = {f.__name__: f for f in (mixture_inputs, lda_inputs, mutations_after_fit,
-                                 corrupted_files, kernel_inputs)}
+                                 corrupted_files, kernel_inputs, parameter_scan)}
 
 if __name__ == "__main__":
     CASES[sys.argv[1]](int(sys.argv[2]))

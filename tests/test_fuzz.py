@@ -36,6 +36,7 @@ def test_fuzz_quick(name):
 
 
 @pytest.mark.fuzz
-@pytest.mark.parametrize("name", sorted(CASES))
+@pytest.mark.parametrize("name", sorted(CASES) + ["parameter_scan"])
 def test_fuzz_long(name):
-    _run_case(name, CASES[name][1], timeout=3600)
+    # parameter_scan: every constructor parameter x every value after fit (exhaustive)
+    _run_case(name, CASES[name][1] if name in CASES else 0, timeout=3600)
