@@ -1,8 +1,10 @@
 """Command line: ``fastvem`` (or ``python -m fastvem``).
 
-``fastvem review`` (the default) fits every method to one data set and shows,
-measured, where each lands on speed against accuracy; ``fastvem fit`` fits one
-GaussianMixture to the Old Faithful data shipped in the package.
+``fastvem review`` (the default: ``fastvem --data x.npy`` is a review) fits every
+method to one data set and shows, measured, where each lands on speed against
+accuracy; ``fastvem fit`` fits one GaussianMixture to the Old Faithful data
+shipped in the package.  Errors are one line on stderr with exit code 2
+(``--debug`` shows the traceback).
 """
 import argparse
 import sys
@@ -33,51 +35,134 @@ def _fit(args):
     return 0
 
 
+def _labels(path):
+    """True labels from a .npy or .csv file (one per row; strings are coded)."""
+    if path.endswith(".csv"):
+        from .review import _has_header
+        values = np.loadtxt(path, delimiter=",", skiprows=_has_header(path), dtype=str,
+                            ndmin=1)
+        if values.ndim != 1:
+            raise ValueError(f"--labels: {path} must hold one label per row, got "
+                             f"{values.shape[1]} columns")
+        return np.unique(values, return_inverse=True)[1]
+    from .review import _read_table
+    y = _read_table(path, "--labels")
+    if y.ndim != 1:
+        raise ValueError(f"--labels: {path} must hold one label per row, got shape {y.shape}")
+    return y
+
+
 def _review(args):
     from .review import review
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
-    labels = np.load(args.labels, allow_pickle=False) if args.labels else None
+    if args.model == "lda":
+        for flag, value, default in (("--labels", args.labels, None),
+                                     ("--covariance-type", args.covariance_type, "full")):
+            if value != default:
+                raise ValueError(f"{flag} is for --model gmm; a topic model has no "
+                                 f"{'labels to score' if flag == '--labels' else 'covariances'}")
+    labels = _labels(args.labels) if args.labels else None
     k = args.n_components if args.n_components is not None else (10 if args.model == "lda" else 2)
-    if args.model == "lda" and args.methods == "gibbs,meanfield,em,vem,crisp":
-        methods = ["gibbs", "meanfield", "vem", "crisp"]
+    methods = args.methods
+    if methods is None:
+        methods = (["gibbs", "meanfield", "vem", "crisp"] if args.model == "lda"
+                   else ["gibbs", "meanfield", "em", "vem", "crisp"])
     review(args.data, labels, model=args.model, methods=methods, n_components=k,
-           covariance_type=args.covariance_type, seeds=seeds, out=args.out,
+           covariance_type=args.covariance_type, seeds=args.seeds, out=args.out,
            progress=not args.no_progress)
     print(f"wrote review.txt, review.csv, review.json and review.png to {args.out}/")
     return 0
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="fastvem", description=__doc__.strip().split("\n")[0])
-    sub = parser.add_subparsers(dest="command")
-    p = sub.add_parser("fit", help="fit a GaussianMixture to the shipped Old Faithful data")
-    p.add_argument("--n-components", type=int, default=2)
+def _int_list(text):
+    """argparse type: comma-separated integers (an argparse error otherwise)."""
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}")
+    if not values:
+        raise argparse.ArgumentTypeError("expected at least one integer")
+    return values
+
+
+def _name_list(text):
+    return [v.strip() for v in text.split(",") if v.strip()]
+
+
+_COMMANDS = ("fit", "review")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: the problem and where to look, exit code 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _parser():
+    parser = _Parser(
+        prog="fastvem",
+        description="fastvem: latent-variable models by every method, from accurate and slow "
+                    "(gibbs) to inaccurate and fast (crisp). Without a command, runs the "
+                    "methods review (fastvem review --help).")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback of an error")
+    sub = parser.add_subparsers(dest="command", metavar="{fit,review}", parser_class=_Parser)
+    p = sub.add_parser("fit", help="fit a GaussianMixture to the shipped Old Faithful data",
+                       description="Fit one GaussianMixture to the Old Faithful eruptions "
+                                   "shipped in the package and print its parameters.")
+    p.add_argument("--n-components", type=int, default=2, help="number of components (2)")
     p.add_argument("--covariance-type", default="full",
-                   choices=["full", "tied", "diag", "spherical"])
+                   choices=["full", "tied", "diag", "spherical"],
+                   help="covariance type (full)")
     p.add_argument("--method", default="em",
-                   choices=["gibbs", "meanfield", "em", "vem", "crisp"])
-    p.add_argument("--seed", type=int, default=0)
-    r = sub.add_parser("review", help="every method on one data set: speed against accuracy")
+                   choices=["gibbs", "meanfield", "em", "vem", "crisp"],
+                   help="inference method (em)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (0)")
+    r = sub.add_parser("review", help="every method on one data set: speed against accuracy",
+                       description="Fit every method on a train split over several seeds, "
+                                   "score held-out rows, and write a table, CSV, JSON and a "
+                                   "plot of accuracy against time.")
     r.add_argument("--model", default="gmm", choices=["gmm", "lda"],
                    help="gmm: Gaussian mixture; lda: topic model (Reuters via the lda package)")
-    r.add_argument("--data", default=None, help=".npy or .csv file (default: Old Faithful); "
-                   "for lda a scipy.sparse .npz or .npy of counts (default: Reuters)")
-    r.add_argument("--labels", default=None, help=".npy file of true labels (for the ARI)")
-    r.add_argument("--methods", default="gibbs,meanfield,em,vem,crisp")
+    r.add_argument("--data", default=None, help=".npy or .csv file, with or without a header "
+                   "row (default: Old Faithful); for lda a scipy.sparse .npz or .npy of counts "
+                   "(default: Reuters)")
+    r.add_argument("--labels", default=None,
+                   help=".npy or .csv file of true labels, one per row (adds the ARI; gmm)")
+    r.add_argument("--methods", type=_name_list, default=None,
+                   help="comma-separated methods (default: all the model supports: "
+                        "gibbs,meanfield,em,vem,crisp; lda has no em)")
     r.add_argument("-k", "--n-components", type=int, default=None,
                    help="components (default: 2 for gmm, 10 topics for lda)")
     r.add_argument("--covariance-type", default="full",
-                   choices=["full", "tied", "diag", "spherical"])
-    r.add_argument("--seeds", default="0,1,2,3,4")
-    r.add_argument("--out", default="fastvem_review_out")
-    r.add_argument("--no-progress", action="store_true")
+                   choices=["full", "tied", "diag", "spherical"],
+                   help="covariance type of the Gaussian mixture (full)")
+    r.add_argument("--seeds", type=_int_list, default=[0, 1, 2, 3, 4],
+                   help="comma-separated seeds, one train / test split each (0,1,2,3,4)")
+    r.add_argument("--out", default="fastvem_review_out",
+                   help="folder for review.txt / .csv / .json / .png (fastvem_review_out)")
+    r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
+    # no command, or options only: the review (the main job)
+    if not argv or (argv[0] not in _COMMANDS and argv[0] not in ("-h", "--help")):
+        argv = ["review"] + argv
+    parser = _parser()
     args = parser.parse_args(argv)
-    if args.command == "fit":
-        return _fit(args)
-    if args.command is None:
-        args = parser.parse_args(["review"] + list(argv or []))
-    return _review(args)
+    try:
+        return _fit(args) if args.command == "fit" else _review(args)
+    except Exception as exc:              # one line, exit code 2, unless --debug
+        if debug:
+            raise
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"fastvem {args.command}: error: {msg} (--debug for the traceback)",
+              file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -103,7 +103,8 @@ _MAX_TOTAL = {np.dtype(np.float64): 1e40, np.dtype(np.float32): 1e24}
 
 
 def check_corpus(X, *, name="X", n_words=None, dtype=None, integer=False, fitting=False,
-                 allow_empty=False):
+                 allow_empty=False, integer_reason="method='gibbs' samples one topic per "
+                                                   "token and needs whole-number counts"):
     """A Corpus from X, or a ValueError / TypeError naming the problem.
 
     n_words: the vocabulary size X must have (transform after fit).
@@ -172,8 +173,7 @@ def check_corpus(X, *, name="X", n_words=None, dtype=None, integer=False, fittin
                              "without overflow; counts are numbers of tokens -- divide X by a "
                              "constant")
         if integer and np.any(data != np.round(data)):
-            raise ValueError(f"{name} contains non-integer counts; method='gibbs' samples one "
-                             "topic per token and needs whole-number counts")
+            raise ValueError(f"{name} contains non-integer counts; {integer_reason}")
     keep = data != 0
     if not np.all(keep):
         X = X.copy()

@@ -24,18 +24,37 @@ _COLUMNS = ("method", "seed", "seconds", "iterations", "train_objective",
             "heldout_log_predictive", "ari")
 
 
+def _read_table(path, name="data"):
+    """A numeric array from a .npy or .csv file (a header row, as pandas' to_csv
+    writes it, is detected and skipped); ValueError naming `name` otherwise."""
+    if not path.endswith((".npy", ".csv")):
+        raise ValueError(f"{name} must be a .npy or .csv file, got {path!r}")
+    if not os.path.exists(path):
+        raise ValueError(f"{name}: no such file: {path}")
+    if path.endswith(".npy"):
+        try:
+            X = np.load(path, allow_pickle=False)
+        except ValueError as exc:
+            raise ValueError(f"{name}: {path} is not a numeric .npy file ({exc})") from None
+    elif path.endswith(".csv"):
+        try:
+            X = np.loadtxt(path, delimiter=",", skiprows=_has_header(path), ndmin=1)
+        except ValueError as exc:
+            raise ValueError(f"{name}: {path} is not a numeric CSV ({exc})") from None
+    if X.dtype.kind not in "biuf":
+        raise ValueError(f"{name}: {path} holds {X.dtype} values, expected numbers")
+    return X
+
+
 def _load_data(data):
     if data is None:
         from .datasets import load_old_faithful
         return load_old_faithful()[0], None, "Old Faithful"
     if isinstance(data, str):
-        if data.endswith(".npy"):
-            X = np.load(data, allow_pickle=False)
-        elif data.endswith(".csv"):
-            X = np.loadtxt(data, delimiter=",", skiprows=_has_header(data))
-        else:
-            raise ValueError(f"data must be a .npy or .csv file, got {data!r}")
-        return np.atleast_2d(np.asarray(X, dtype=np.float64)), None, os.path.basename(data)
+        X = np.asarray(_read_table(data), dtype=np.float64)
+        if X.ndim == 1:                      # one feature per row
+            X = X[:, None]
+        return X, None, os.path.basename(data)
     return np.asarray(data, dtype=np.float64), None, "array"
 
 
@@ -77,8 +96,13 @@ def review(data=None, labels=None, *, model="gmm", methods=METHOD_NAMES, n_compo
         raise ValueError(f"methods must be a non-empty subset of {list(METHOD_NAMES)}, got {bad}")
     seeds = _check_seeds(seeds, test_size)
     X, _, name = _load_data(data)
-    if X.ndim != 2 or X.shape[0] < 4 or not np.all(np.isfinite(X)):
-        raise ValueError("data must be a finite 2-D array with at least 4 rows")
+    if X.ndim != 2:
+        raise ValueError(f"data must be a table (rows x features), got {X.ndim} dimensions")
+    if X.shape[0] < 4:
+        raise ValueError(f"data must have at least 4 rows, got {X.shape[0]}")
+    if not np.all(np.isfinite(X)):
+        raise ValueError(f"data contains {int(np.sum(~np.isfinite(X)))} NaN or infinite "
+                         "values; remove or impute them first")
     y = None if labels is None else np.asarray(labels)
     if y is not None and y.shape[0] != X.shape[0]:
         raise ValueError(f"labels has {y.shape[0]} entries, data has {X.shape[0]} rows")

@@ -20,7 +20,8 @@ def split_documents(X, random_state=0):
     """(X_observed, X_held_out): each document's tokens split at random into halves
     (the observed half gets the extra token of an odd-length document).  Counts must
     be whole numbers."""
-    corpus = check_corpus(X, integer=True)
+    corpus = check_corpus(X, integer=True, integer_reason="held-out document completion "
+                          "splits each document's tokens and needs whole-number counts")
     doc_ptr, words = corpus.tokens()
     n_tok = words.shape[0]
     doc_of = np.repeat(np.arange(corpus.n_docs), np.diff(doc_ptr))

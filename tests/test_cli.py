@@ -1,0 +1,90 @@
+"""The command line: one-line errors (exit code 2, the argument named, no
+traceback unless --debug), the review as the default command, CSV headers,
+1-D data, labels from CSV."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_iris
+
+from fastvem.__main__ import main
+
+
+def _run(args, tmp_path):
+    """The CLI in a child process: (exit code, stdout, stderr).  iris.npy is there."""
+    np.save(tmp_path / "iris.npy", load_iris().data)
+    proc = subprocess.run([sys.executable, "-m", "fastvem", *args], capture_output=True,
+                          text=True, cwd=tmp_path, timeout=300)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def _one_line_error(code, err, *words):
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert code == 2, err
+    assert len(lines) == 1 and "Traceback" not in err, err
+    for w in words:
+        assert w in lines[-1], (w, lines[-1])
+
+
+@pytest.mark.parametrize("args, words", [
+    (["review", "--data", "missing.npy"], ["no such file", "missing.npy"]),
+    (["review", "--seeds", "a,b", "--no-progress"], ["--seeds", "integers"]),
+    (["review", "--model", "lda", "--labels", "y.npy"], ["--labels", "--model gmm"]),
+    (["review", "--model", "lda", "--covariance-type", "diag"], ["--covariance-type"]),
+    (["review", "--data", "bad.txt"], [".npy or .csv"]),
+    (["review", "--model", "lda", "--data", "iris.npy", "--methods", "vem"],
+     ["non-integer counts", "document completion"]),
+])
+def test_errors_are_one_line_with_exit_code_2(args, words, tmp_path):
+    extra = ["--out", "o"] + ([] if "--no-progress" in args else ["--no-progress"])
+    code, _, err = _run(args + extra, tmp_path)
+    _one_line_error(code, err, *words)
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    code, _, err = _run(["--debug", "review", "--data", "missing.npy", "--no-progress"],
+                        tmp_path)
+    assert code != 0 and "Traceback" in err
+
+
+def test_nan_data_is_named(tmp_path):
+    X = load_iris().data.copy()
+    X[3, 1] = np.nan
+    np.save(tmp_path / "x.npy", X)
+    code, _, err = _run(["review", "--data", "x.npy", "--no-progress", "--out", "o"], tmp_path)
+    _one_line_error(code, err, "NaN")
+
+
+def test_review_is_the_default_command_and_reads_csv_with_a_header(tmp_path):
+    pd = pytest.importorskip("pandas")
+    iris = load_iris()
+    pd.DataFrame(iris.data, columns=iris.feature_names).to_csv(tmp_path / "x.csv", index=False)
+    pd.Series(iris.target_names[iris.target], name="species").to_csv(tmp_path / "y.csv",
+                                                                     index=False)
+    out = str(tmp_path / "o")
+    assert main(["--data", str(tmp_path / "x.csv"), "--labels", str(tmp_path / "y.csv"),
+                 "-k", "3", "--methods", "em", "--seeds", "0", "--out", out,
+                 "--no-progress"]) == 0
+    table = open(f"{out}/review.txt").read()
+    assert "(150 x 4)" in table                   # the header row is not data
+    ari = float(table.strip().splitlines()[-1].split()[-1])
+    assert ari > 0.5                              # string labels read and coded
+
+
+def test_one_dimensional_npy_is_one_feature(tmp_path):
+    np.save(tmp_path / "x.npy", load_iris().data[:, 2])
+    out = str(tmp_path / "o")
+    assert main(["review", "--data", str(tmp_path / "x.npy"), "--methods", "em",
+                 "--seeds", "0", "--out", out, "--no-progress"]) == 0
+    assert "(150 x 1)" in open(f"{out}/review.txt").read()
+
+
+def test_every_option_has_help():
+    from fastvem.__main__ import _parser
+    parser = _parser()
+    subs = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
+    for p in [parser, *subs.choices.values()]:
+        for action in p._actions:
+            if action.option_strings and action.dest != "help":
+                assert action.help, (p.prog, action.option_strings)
