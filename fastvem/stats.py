@@ -7,7 +7,8 @@ all the same code.
 
 Gaussian statistics are *centred*: ``s1 = sum r (x - c_k)`` and
 ``s2 = sum r (x - c_k)(x - c_k)^T`` about a reference point ``c_k`` per
-component (the component means the pass ran with).  Centring avoids the
+component.  A kernel pass uses one point for every component (the mean of the
+component means it ran with: a point near the data); re-centring moves them.  Centring avoids the
 ``E[x^2] - mu^2`` cancellation; two sets with different references are added
 after :meth:`GaussianStats.recentre`, which is exact.
 """

@@ -219,3 +219,19 @@ def test_callback_sees_every_iteration_and_can_stop():
     np.testing.assert_array_equal(seen[-1][2], gm.means_)
     with pytest.raises(TypeError, match="callback"):
         fastvem.GaussianMixture(2).fit(X, callback=3)
+
+
+@pytest.mark.parametrize("init_params", ["kmeans", "random", "k-means++", "random_from_data"])
+def test_no_n_by_k_array_during_a_fit(init_params):
+    """The initialisation builds its responsibilities in blocks of rows too: the
+    traced peak of a whole fit stays well below N x K float64 (25.6 MB here)."""
+    import tracemalloc
+    X = np.random.default_rng(0).normal(size=(50_000, 4))
+    tracemalloc.start()
+    try:
+        fastvem.GaussianMixture(64, covariance_type="diag", max_iter=2, init_params=init_params,
+                                random_state=0).fit(X)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 0.5 * X.shape[0] * 64 * 8, peak

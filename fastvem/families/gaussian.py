@@ -174,8 +174,8 @@ class GaussianFamily:
         """Statistics of a hard assignment given as labels (initialisation), about
         ref, one block of one-hot responsibilities at a time."""
         stats = None
-        step = 1 << 16
         K = n_components
+        step = init_block_rows(K)
         for start in range(0, X.shape[0], step):
             stop = min(start + step, X.shape[0])
             resp = np.zeros((stop - start, K))
@@ -517,6 +517,12 @@ def pool_scatter(old, new, a, b):
     c = (a * wo * co + b * wn * cn) / w
     do, dn = co - c, cn - c
     return (w, c, a * so + b * sn + a * wo * np.outer(do, do) + b * wn * np.outer(dn, dn))
+
+
+def init_block_rows(n_components):
+    """Rows per block of an initialisation's responsibilities: at most ~2 MB of
+    float64 whatever K, so that no N x K array exists (at least 256 rows)."""
+    return max(256, (1 << 18) // max(int(n_components), 1))
 
 
 class GaussianWishartPrior:

@@ -12,6 +12,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from ..engine import (MixtureEngine, blas_single_thread, default_n_threads, fit_restarts,
                       memoized, run_iterations, squarem)
 from ..families.gaussian import (COVARIANCE_TYPES, GaussianFamily, GaussianWishartPrior,
+                                 init_block_rows,
                                  pool_scatter,
                                  covariances_from_precision_cholesky,
                                  precision_cholesky, precision_cholesky_from_precisions,
@@ -842,7 +843,7 @@ class GaussianMixture(FittedConfig, DensityMixin, BaseEstimator):
             return family.statistics_from_labels(Xs, ws, labels, K, _centre(Xs), n_threads)
         # 'random': uniform responsibilities drawn block by block in row order (the
         # same stream as scikit-learn's single (N, K) draw)
-        step = 1 << 16
+        step = init_block_rows(K)
         ref = _centre(X)
         stats = None
         for s in range(0, N, step):
