@@ -126,8 +126,9 @@ def run_iterations(step, params, max_iter, tol, start_objective=-np.inf, callbac
 
 
 def fit_restarts(initialise, step, n_init, max_iter, tol, start_objective=-np.inf,
-                 callback=None, progress=None, on_restart=None):
-    """n_init runs of run_iterations; keeps the run with the largest final objective."""
+                 callback=None, progress=None, on_restart=None, on_end=None):
+    """n_init runs of run_iterations; keeps the run with the largest final objective.
+    on_restart(init) before, on_end(converged, objective) after each run."""
     best = None
     for init in range(n_init):
         if on_restart is not None:
@@ -137,6 +138,8 @@ def fit_restarts(initialise, step, n_init, max_iter, tol, start_objective=-np.in
             res = FitResult(params, start_objective, 0, False, Trace())
         else:
             res = run_iterations(step, params, max_iter, tol, start_objective, callback, progress)
+        if on_end is not None:
+            on_end(res.converged, res.objective)
         if best is None or res.objective > best.objective:
             best = res
     return best

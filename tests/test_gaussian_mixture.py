@@ -185,11 +185,22 @@ def test_sample_shapes_and_moments():
     np.testing.assert_allclose(np.bincount(ys) / 20000, gm.weights_, atol=0.02)
 
 
-def test_verbose_progress_bar(capsys):
+def test_verbose_prints_scikit_learns_lines(capsys):
     X = load_old_faithful()[0]
-    fastvem.GaussianMixture(2, random_state=0, verbose=2, verbose_interval=1).fit(X)
-    err = capsys.readouterr().err
-    assert "objective" in err
+    fastvem.GaussianMixture(2, random_state=0, verbose=1, verbose_interval=2).fit(X)
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "Initialization 0" and out[1] == "  Iteration 2"
+    assert out[-1] == "Initialization converged."
+    fastvem.GaussianMixture(2, random_state=0, verbose=2, verbose_interval=1, max_iter=2,
+                            tol=0).fit(X)
+    out = capsys.readouterr().out.splitlines()
+    assert out[1].startswith("  Iteration 1\t time lapse ") and "objective change" in out[1]
+    assert out[-1].startswith("Initialization did not converge. time lapse ")
+    # gibbs: a bar over every sweep of every chain, on stderr, and no lines
+    fastvem.GaussianMixture(2, method="gibbs", random_state=0, verbose=1, n_samples=10,
+                            burn_in=5).fit(X)
+    captured = capsys.readouterr()
+    assert captured.out == "" and "/30" in captured.err
 
 
 def test_empty_component_is_reseeded():

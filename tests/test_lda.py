@@ -659,3 +659,17 @@ def test_gibbs_reports_topics_that_switch_labels():
     with pytest.warns(RuntimeWarning, match="switched labels in 4 of 10"):
         fv._gibbs_diagnostics(snaps, [np.ones(3)] * 10, 10, 0.01)
     assert fv.n_relabelled_ == 4
+
+
+def test_verbose_prints_scikit_learns_lines_and_gibbs_a_per_token_bar(capsys):
+    X = sp.random(50, 30, density=0.2, random_state=0, format="csr")
+    X.data = np.ceil(X.data * 3)
+    LDA(2, max_iter=3, verbose=1, random_state=0).fit(X)
+    assert capsys.readouterr().out.splitlines() == [f"iteration: {i} of max_iter: 3"
+                                                    for i in (1, 2, 3)]
+    LDA(2, max_iter=4, verbose=1, evaluate_every=2, random_state=0).fit(X)
+    out = capsys.readouterr().out.splitlines()
+    assert out[1].startswith("iteration: 2 of max_iter: 4, perplexity: ")
+    LDA(2, method="gibbs", max_iter=4, verbose=1, random_state=0).fit(X)
+    captured = capsys.readouterr()
+    assert captured.out == "" and "/4" in captured.err and "nan" not in captured.err

@@ -1,6 +1,7 @@
 """Input validation shared by the estimators (run once, before any kernel)."""
 import numbers
 import sys
+import time
 
 import numpy as np
 
@@ -82,35 +83,63 @@ def check_sample_weight(sample_weight, n_samples):
 
 
 class _Report:
-    def __init__(self, estimator, bar, label):
-        self.est = estimator
-        self.bar = bar
-        self.label = label
+    """Progress as scikit-learn prints it: verbose=1 one line per initialisation and
+    per verbose_interval iterations, verbose=2 with times and objective changes, and
+    the convergence line at the end of each initialisation.  A tqdm bar, with the
+    whole run as its total, replaces the lines where it adds something (Gibbs
+    chains, online passes)."""
+
+    def __init__(self, estimator, label, total=None, unit="Initialization"):
+        self.verbose = int(getattr(estimator, "verbose", 0) or 0)
+        self.interval = max(int(getattr(estimator, "verbose_interval", 10) or 10), 1)
+        self.label, self.unit = label, unit
+        self.bar = None
+        if self.verbose > 0 and total is not None:
+            from tqdm.auto import tqdm
+            self.bar = tqdm(total=int(total), desc=label, leave=False, file=sys.stderr)
+        self.t_init = self.t_iter = time.perf_counter()
 
     def restart(self, init):
-        if self.est.verbose >= 1 and self.bar is None:
-            print(f"Initialization {init}")
+        self.t_init = self.t_iter = time.perf_counter()
         if self.bar is not None:
-            self.bar.reset()
-            self.bar.set_description(f"{self.label} init {init}")
+            self.bar.set_description(f"{self.label} {self.unit.lower()} {init}")
+        elif self.verbose > 0:
+            print(f"{self.unit} {init}")
 
     def iteration(self, n_iter, objective, change):
+        now = time.perf_counter()
         if self.bar is not None:
             self.bar.update(1)
-            self.bar.set_postfix(objective=f"{objective:.6g}", change=f"{change:.2e}")
-        if self.est.verbose >= 2 and n_iter % getattr(self.est, "verbose_interval", 1) == 0:
-            print(f"  Iteration {n_iter}\t objective {objective:.6f}\t change {change:.5g}",
-                  file=sys.stderr)
+            if np.isfinite(objective):
+                self.bar.set_postfix_str(f"objective {objective:.6g}", refresh=False)
+        elif self.verbose > 0 and n_iter % self.interval == 0:
+            if self.verbose == 1:
+                print(f"  Iteration {n_iter}")
+            else:
+                print(f"  Iteration {n_iter}\t time lapse {now - self.t_iter:.5f}s\t "
+                      f"objective change {change:.5f}")
+        self.t_iter = now
+
+    def end(self, converged, objective):
+        if self.bar is not None or self.verbose <= 0:
+            return
+        msg = "converged" if converged else "did not converge"
+        if self.verbose == 1:
+            print(f"{self.unit} {msg}.")
+        else:
+            print(f"{self.unit} {msg}. time lapse {time.perf_counter() - self.t_init:.5f}s\t "
+                  f"objective {objective:.5f}")
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
 
 
-def progress_reporter(estimator, label):
-    """(reporter, close): a tqdm bar with the objective when verbose > 0."""
-    bar = None
-    if estimator.verbose > 0:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=estimator.max_iter, desc=label, leave=False, file=sys.stderr)
-    rep = _Report(estimator, bar, label)
-    return rep, (bar.close if bar is not None else (lambda: None))
+def progress_reporter(estimator, label, total=None, unit="Initialization"):
+    """(reporter, close): scikit-learn's verbose lines, or a tqdm bar over `total`
+    steps where one is given."""
+    rep = _Report(estimator, label, total, unit)
+    return rep, rep.close
 
 
 class FittedConfig:

@@ -80,8 +80,10 @@ class GaussianMixture(FittedConfig, DensityMixin, BaseEstimator):
     n_components, covariance_type, tol, reg_covar, max_iter, n_init,
     init_params, weights_init, means_init, precisions_init, random_state,
     warm_start, verbose, verbose_interval :
-        As in scikit-learn.  ``verbose > 0`` shows a progress bar with the
-        objective; ``verbose >= 2`` also prints scikit-learn's per-iteration lines.
+        As in scikit-learn: ``verbose=1`` prints a line per initialisation and per
+        ``verbose_interval`` iterations and whether it converged, ``verbose=2`` adds
+        times and objective changes.  gibbs shows a progress bar over all the
+        sweeps of all chains instead.
     method : {'em', 'vem', 'crisp', 'meanfield', 'gibbs'}, default='em'
         'em': exact posterior responsibilities, ML parameters.  'vem':
         variational EM with a factorised q(z) -- for a mixture the exact
@@ -608,7 +610,7 @@ class GaussianMixture(FittedConfig, DensityMixin, BaseEstimator):
                 best = fit_restarts(initialise, step, n_init, self.max_iter,
                                     tol_it, start, callback=callback,
                                     progress=report.iteration,
-                                    on_restart=report.restart)
+                                    on_restart=report.restart, on_end=report.end)
         finally:
             close()
         self.converged_ = best.converged
@@ -649,7 +651,8 @@ class GaussianMixture(FittedConfig, DensityMixin, BaseEstimator):
         init = (f"kmeans{_GIBBS_KMEANS_INIT}" if self.init_params == "kmeans"
                 else self.init_params)
         chains, log_joint, seconds = [], [], []
-        report, close = progress_reporter(self, "gibbs")
+        report, close = progress_reporter(self, "gibbs", total=self.n_chains * n_sweeps,
+                                          unit="Chain")
         try:
             with blas_single_thread():
                 for chain in range(self.n_chains):

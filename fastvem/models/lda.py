@@ -369,8 +369,6 @@ class LatentDirichletAllocation(FittedConfig, ClassNamePrefixFeaturesOutMixin, T
                  else None)
         words = corpus.total
         state = {"alpha": alpha, "eta": eta, "last_perp": None}
-        report, close = progress_reporter(self, f"LDA {m.name}")
-
         def step(comp, it):
             eb = CategoricalFamily.effective_topics(comp, m.update, dtype)
             a = state["alpha"]
@@ -404,13 +402,11 @@ class LatentDirichletAllocation(FittedConfig, ClassNamePrefixFeaturesOutMixin, T
                 if self.verbose:
                     print(f"iteration: {it} of max_iter: {self.max_iter}, perplexity: {perp:.4f}")
                 return last is not None and abs(last - perp) < self.perp_tol
+            if self.verbose:               # scikit-learn's line
+                print(f"iteration: {it} of max_iter: {self.max_iter}")
             return False
 
-        try:
-            res = run_iterations(step, comp, self.max_iter, tol=-1.0, callback=callback,
-                                 progress=report.iteration)
-        finally:
-            close()
+        res = run_iterations(step, comp, self.max_iter, tol=-1.0, callback=callback)
         self.trace_ = res.trace.as_dict()
         return res.params, state["alpha"], state["eta"]
 
@@ -430,7 +426,8 @@ class LatentDirichletAllocation(FittedConfig, ClassNamePrefixFeaturesOutMixin, T
         kept_const = np.zeros(len(edges) - 1)
         total = np.zeros((V, K))
         trace = Trace()
-        report, close = progress_reporter(self, "LDA meanfield memoized")
+        report, close = progress_reporter(self, "LDA meanfield memoized", total=self.max_iter,
+                                          unit="Pass")
         try:
             for it in range(1, self.max_iter + 1):
                 t0 = time.perf_counter()
@@ -486,7 +483,8 @@ class LatentDirichletAllocation(FittedConfig, ClassNamePrefixFeaturesOutMixin, T
         lazy = _LazyTopics(comp)
         learn_alpha = self._learn_alpha(m)
         trace = Trace()
-        report, close = progress_reporter(self, f"LDA {m.name} online")
+        report, close = progress_reporter(self, f"LDA {m.name} online", total=passes,
+                                          unit="Pass")
         try:
             for it in range(1, passes + 1):
                 t0 = time.perf_counter()
@@ -583,7 +581,7 @@ class LatentDirichletAllocation(FittedConfig, ClassNamePrefixFeaturesOutMixin, T
             dk = dict(dk_ptr=dk_ptr, dk_top=np.empty(dk_ptr[-1], np.int32),
                       dk_cnt=np.empty(dk_ptr[-1], np.int32))
             len_tails = TopicModel.count_tails(n_d, np.zeros(n_d.shape[0]), 1)
-        report, close = progress_reporter(self, "LDA gibbs")
+        report, close = progress_reporter(self, "LDA gibbs", total=self.max_iter, unit="Sweep")
         try:
             for sweep in range(1, self.max_iter + 1):
                 t0 = time.perf_counter()
@@ -604,7 +602,7 @@ class LatentDirichletAllocation(FittedConfig, ClassNamePrefixFeaturesOutMixin, T
                 lj = float(doc_ll.sum() + _word_log_joint(lg, nnz, V, nk, eta))
                 self.log_joint_.append(lj)
                 trace.append(lj / max(words.shape[0], 1), time.perf_counter() - t0)
-                report.iteration(sweep, lj, np.nan)
+                report.iteration(sweep, lj / max(words.shape[0], 1), np.nan)
                 self.n_iter_ = sweep
                 self.n_batch_iter_ = sweep + 1
         finally:
