@@ -55,6 +55,7 @@ import numpy as np
 
 cdef enum:
     PART = 4096        # rows per partition (fixed: results must not depend on threads)
+    ROUND = 8          # partitions per thread in a round of dynamic scheduling
 
 cdef enum:
     COV_FULL = 0
@@ -404,20 +405,34 @@ cdef void _reduce_passes(int cov, const floating* X, const double* w, Py_ssize_t
                          const floating* R, int mode, uint64_t seed, floating[:, ::1] ws,
                          Py_ssize_t[:, ::1] labels, double[:, ::1] acc, double* stats,
                          Py_ssize_t S, Py_ssize_t B, int T) noexcept nogil:
-    """Partitions in waves of T threads; partition sums added in index order."""
+    """Partitions in rounds of acc.shape[0] (a multiple of T): within a round the
+    threads take partitions dynamically, each into its own slot of acc (with the
+    workspace of the thread that runs it), then the slots are added in partition
+    order.  A preempted thread delays only its own partition while the others take
+    the rest of the round: no barrier per wave of T.  The sums, and so the
+    results, do not depend on T or on which thread ran what."""
     cdef Py_ssize_t P = PART
     cdef Py_ssize_t n_parts = (N + P - 1) // P
-    cdef Py_ssize_t wave = 0, i, nw, p, j
-    while wave < n_parts:
-        nw = min(<Py_ssize_t>T, n_parts - wave)
-        for i in prange(nw, num_threads=T, schedule='static', chunksize=1):
-            p = wave + i
+    cdef Py_ssize_t slots = acc.shape[0]
+    cdef Py_ssize_t start = 0, i, nw, p, j
+    cdef int tid
+    while start < n_parts:
+        nw = min(slots, n_parts - start)
+        for i in prange(nw, num_threads=T, schedule='dynamic', chunksize=1):
+            tid = threadid()
+            p = start + i
             _partition(cov, X, w, p * P, min(N, (p + 1) * P), B, D, K, fac, bvec, ref, cst,
-                       R, mode, seed, &ws[i, 0], &labels[i, 0], &acc[i, 0], S)
+                       R, mode, seed, &ws[tid, 0], &labels[tid, 0], &acc[i, 0], S)
         for i in range(nw):
             for j in range(S):
                 stats[j] = stats[j] + acc[i, j]
-        wave = wave + nw
+        start = start + nw
+
+
+cdef Py_ssize_t _slots(Py_ssize_t N, int T):
+    """Partition slots per round: ROUND partitions per thread (fewer when the data
+    hold fewer), so that a round's end is rarely waited for."""
+    return max(1, min((N + PART - 1) // PART, <Py_ssize_t>T * ROUND))
 
 
 def _threads(Py_ssize_t N, int n_threads):
@@ -495,7 +510,7 @@ def fit_pass(const floating[:, ::1] X, const double[::1] sample_weight,
         return
     dtype = np.float32 if floating is float else np.float64
     cdef floating[:, ::1] ws = np.empty((T, workspace_size(cov, K, D, B)), dtype=dtype)
-    cdef double[:, ::1] acc = np.empty((T, S), dtype=np.float64)
+    cdef double[:, ::1] acc = np.empty((_slots(N, T), S), dtype=np.float64)
     cdef Py_ssize_t[:, ::1] labels = np.zeros((T, B), dtype=np.intp)
     cdef const double* wptr = &sample_weight[0] if sample_weight.shape[0] > 0 else NULL
     with nogil:
@@ -521,7 +536,7 @@ def accumulate(const floating[:, ::1] X, const floating[:, ::1] R, const floatin
         return
     dtype = np.float32 if floating is float else np.float64
     cdef floating[:, ::1] ws = np.empty((T, workspace_size(cov, K, D, B)), dtype=dtype)
-    cdef double[:, ::1] acc = np.empty((T, S), dtype=np.float64)
+    cdef double[:, ::1] acc = np.empty((_slots(N, T), S), dtype=np.float64)
     cdef Py_ssize_t[:, ::1] labels = np.zeros((T, B), dtype=np.intp)
     cdef floating[::1] dummy = np.zeros(max(K, 1), dtype=dtype)
     cdef double obj = stats[S - 2], ent = stats[S - 1]
@@ -598,7 +613,7 @@ def estep(const floating[:, ::1] X, const floating[::1] fac, const floating[::1]
     cdef Py_ssize_t[:, ::1] labels = np.zeros((T, B), dtype=np.intp)
     cdef Py_ssize_t c, tid
     with nogil:
-        for c in prange(n_chunks, num_threads=T, schedule='static'):
+        for c in prange(n_chunks, num_threads=T, schedule='dynamic', chunksize=4):
             tid = threadid()
             _estep_chunk(cov, &X[0, 0], c * B, min(N, (c + 1) * B), B, D, K,
                          &fac[0], &bvec[0], &ref[0], &cst[0], &ws[tid, 0], &labels[tid, 0],

@@ -168,3 +168,21 @@ def test_m_step_equals_oracle(covariance_type):
     np.testing.assert_allclose(nmu, omu, rtol=1e-9, atol=1e-10)
     np.testing.assert_allclose(ncov, ocov, rtol=1e-8, atol=1e-10)
     assert isinstance(st, GaussianStats)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_rounds_of_dynamically_scheduled_partitions_sum_the_same_for_any_threads(dtype):
+    """More partitions than one round holds (ROUND per thread): the sums are the
+    same, bitwise, for 1, 2 and 3 threads (partitions reduced in order)."""
+    from fastvem.kernels import gaussian_statistics
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(150_000, 3)).astype(dtype)        # 37 partitions of 4096 rows
+    means = rng.normal(size=(4, 3))
+    pc = np.stack([np.eye(3)] * 4)
+    runs = [gaussian_statistics(X, means, pc, "full", assign="sample", seed=3, n_threads=t)
+            for t in (1, 2, 3)]
+    for st in runs[1:]:
+        np.testing.assert_array_equal(st.nk, runs[0].nk)
+        np.testing.assert_array_equal(st.s1, runs[0].s1)
+        np.testing.assert_array_equal(st.s2, runs[0].s2)
+        assert st.objective == runs[0].objective
