@@ -2,19 +2,55 @@
 
 ``fastvem review`` (the default: ``fastvem --data x.npy`` is a review) fits every
 method to one data set and shows, measured, where each lands on speed against
-accuracy; ``fastvem fit`` fits one GaussianMixture to the Old Faithful data
-shipped in the package.  Errors are one line on stderr with exit code 2
-(``--debug`` shows the traceback).
+accuracy; ``fastvem fit`` fits one model (a GaussianMixture or an LDA, on your
+data or the shipped Old Faithful) and saves it with ``--out``; ``fastvem predict``
+and ``fastvem score`` apply a saved model.  Errors are one line on stderr with
+exit code 2 (``--debug`` shows the traceback).
 """
 import argparse
+import os
 import sys
 import time
 
 import numpy as np
 
 
+def _read_X(path, model):
+    """The data of fit / predict / score: a table for gmm, counts for lda."""
+    if model == "lda":
+        from .review import _load_corpus
+        return _load_corpus(path)[0]
+    from .review import _load_data
+    X = _load_data(path)[0]
+    if not np.all(np.isfinite(X)):
+        raise ValueError(f"--data: {path} contains NaN or infinite values")
+    return X
+
+
 def _fit(args):
-    from . import GaussianMixture
+    from . import GaussianMixture, LatentDirichletAllocation
+    if args.data is not None or args.model != "gmm" or args.out is not None:
+        if args.data is None and args.model == "gmm":
+            from .datasets import load_old_faithful
+            X = load_old_faithful()[0]
+        else:
+            X = _read_X(args.data, args.model)
+        k = args.n_components
+        if args.model == "lda":
+            est = LatentDirichletAllocation(k, method=args.method if args.method != "em"
+                                            else "vem", random_state=args.seed)
+        else:
+            est = GaussianMixture(k, covariance_type=args.covariance_type, method=args.method,
+                                  random_state=args.seed)
+        t0 = time.perf_counter()
+        est.fit(X)
+        print(f"{type(est).__name__}(n_components={k}, method='{est.method}') fitted to "
+              f"{X.shape[0]} x {X.shape[1]} in {time.perf_counter() - t0:.3f} s, "
+              f"{est.n_iter_} iterations")
+        if args.out is not None:
+            est.save(args.out)
+            print(f"saved to {args.out} (fastvem predict / score --model-file {args.out})")
+        return 0
     from .datasets import load_old_faithful
     X, names = load_old_faithful()
     print(f"Old Faithful: {X.shape[0]} eruptions x {X.shape[1]} features ({', '.join(names)})")
@@ -32,6 +68,26 @@ def _fit(args):
         print(f"component {k}: weight {gm.weights_[k]:.4f}  mean {gm.means_[k]}")
         cov = gm.covariances_ if args.covariance_type == "tied" else gm.covariances_[k]
         print("  covariance", np.array2string(np.atleast_1d(cov), prefix="  covariance "))
+    return 0
+
+
+def _apply(args):
+    """predict / score with a saved model."""
+    from .io import load
+    est = load(args.model_file)
+    kind = "lda" if hasattr(est, "components_") else "gmm"
+    X = _read_X(args.data, kind)
+    if args.command == "score":
+        value = est.perplexity(X) if kind == "lda" else est.score(X)
+        print(f"{'perplexity' if kind == 'lda' else 'mean log-likelihood'}: {value:.6f}")
+        return 0
+    out = est.transform(X) if kind == "lda" else est.predict(X)
+    if args.out is not None:
+        np.save(args.out, out)
+        print(f"wrote {out.shape} to {args.out}")
+    else:
+        np.savetxt(sys.stdout, np.atleast_2d(out.T).T, fmt="%.6g" if out.dtype.kind == "f"
+                   else "%d", delimiter=",")
     return 0
 
 
@@ -88,7 +144,7 @@ def _name_list(text):
     return [v.strip() for v in text.split(",") if v.strip()]
 
 
-_COMMANDS = ("fit", "review")
+_COMMANDS = ("fit", "review", "predict", "score")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -106,11 +162,20 @@ def _parser():
                     "methods review (fastvem review --help).")
     parser.add_argument("--debug", action="store_true",
                         help="show the full traceback of an error")
-    sub = parser.add_subparsers(dest="command", metavar="{fit,review}", parser_class=_Parser)
-    p = sub.add_parser("fit", help="fit a GaussianMixture to the shipped Old Faithful data",
-                       description="Fit one GaussianMixture to the Old Faithful eruptions "
-                                   "shipped in the package and print its parameters.")
-    p.add_argument("--n-components", type=int, default=2, help="number of components (2)")
+    sub = parser.add_subparsers(dest="command", metavar="{fit,review,predict,score}",
+                                parser_class=_Parser)
+    p = sub.add_parser("fit", help="fit one model (default: a GaussianMixture to the shipped "
+                                   "Old Faithful data) and optionally save it",
+                       description="Fit one model. Without --data, --model or --out: a "
+                                   "GaussianMixture on the Old Faithful eruptions shipped in "
+                                   "the package, parameters printed.")
+    p.add_argument("--data", default=None, help=".npy or .csv table (gmm), or a scipy.sparse "
+                   ".npz / .npy of counts (lda)")
+    p.add_argument("--model", default="gmm", choices=["gmm", "lda"],
+                   help="gmm: GaussianMixture; lda: LatentDirichletAllocation (gmm)")
+    p.add_argument("--out", default=None, help="save the fitted model to this .npz file")
+    p.add_argument("-k", "--n-components", type=int, default=2,
+                   help="number of components or topics (2)")
     p.add_argument("--covariance-type", default="full",
                    choices=["full", "tied", "diag", "spherical"],
                    help="covariance type (full)")
@@ -118,6 +183,16 @@ def _parser():
                    choices=["gibbs", "meanfield", "em", "vem", "crisp"],
                    help="inference method (em)")
     p.add_argument("--seed", type=int, default=0, help="random seed (0)")
+    for name, what in (("predict", "labels (gmm) or topic proportions (lda) of --data"),
+                       ("score", "mean log-likelihood (gmm) or perplexity (lda) of --data")):
+        q = sub.add_parser(name, help=f"{what}, with a saved model",
+                           description=f"Print the {what} under a model saved by "
+                                       "fastvem fit --out.")
+        q.add_argument("--model-file", required=True, help="a model saved by fastvem fit --out")
+        q.add_argument("--data", required=True, help=".npy or .csv table, or counts (lda)")
+        if name == "predict":
+            q.add_argument("--out", default=None, help="write the result to this .npy file "
+                           "(default: CSV on standard output)")
     r = sub.add_parser("review", help="every method on one data set: speed against accuracy",
                        description="Fit every method on a train split over several seeds, "
                                    "score held-out rows, and write a table, CSV, JSON and a "
@@ -155,7 +230,15 @@ def main(argv=None):
     parser = _parser()
     args = parser.parse_args(argv)
     try:
+        if args.command in ("predict", "score"):
+            return _apply(args)
         return _fit(args) if args.command == "fit" else _review(args)
+    except BrokenPipeError:               # output piped into head, say: not an error
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            pass
+        return 0
     except Exception as exc:              # one line, exit code 2, unless --debug
         if debug:
             raise

@@ -88,3 +88,33 @@ def test_every_option_has_help():
         for action in p._actions:
             if action.option_strings and action.dest != "help":
                 assert action.help, (p.prog, action.option_strings)
+
+
+@pytest.mark.parametrize("model", ["gmm", "lda"])
+def test_fit_save_predict_score(model, tmp_path):
+    import scipy.sparse as sp
+    if model == "gmm":
+        np.save(tmp_path / "x.npy", load_iris().data)
+    else:
+        from fastvem.datasets import make_lda_corpus
+        X, _ = make_lda_corpus(200, 50, 3, random_state=0)
+        sp.save_npz(tmp_path / "x.npz", X)
+    data = str(tmp_path / ("x.npy" if model == "gmm" else "x.npz"))
+    m = str(tmp_path / "m.npz")
+    assert main(["fit", "--model", model, "--data", data, "-k", "3", "--out", m]) == 0
+    import fastvem
+    est = fastvem.load(m)
+    assert main(["predict", "--model-file", m, "--data", data,
+                 "--out", str(tmp_path / "p.npy")]) == 0
+    got = np.load(tmp_path / "p.npy")
+    if model == "gmm":
+        np.testing.assert_array_equal(got, est.predict(load_iris().data))
+    else:
+        np.testing.assert_allclose(got, est.transform(sp.load_npz(data)))
+    code, out, err = _run(["score", "--model-file", m, "--data", data], tmp_path)
+    assert code == 0 and ("perplexity" in out if model == "lda" else "log-likelihood" in out)
+
+
+def test_predict_needs_a_model_file(tmp_path):
+    code, _, err = _run(["predict", "--data", "iris.npy"], tmp_path)
+    _one_line_error(code, err, "--model-file")
