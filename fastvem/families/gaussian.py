@@ -420,7 +420,8 @@ class GaussianFamily:
         """One draw of (means, precisions) from the conjugate posterior given a
         hard assignment's statistics (exact counts; empty components draw from
         the prior).  Each scatter gets nk * reg_covar on its diagonal, as in
-        scikit-learn's (and meanfield's) Wishart posteriors.  Full / tied: Normal-Wishart; diag: Normal-Gamma per
+        scikit-learn's (and meanfield's) Wishart posteriors.  Full / tied:
+        Normal-Wishart; diag: Normal-Gamma per
         dimension; spherical: Normal-Gamma with one shared precision."""
         ct = self.covariance_type
         nk = stats.nk

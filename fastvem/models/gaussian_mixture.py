@@ -290,7 +290,7 @@ class GaussianMixture(FittedConfig, DensityMixin, BaseEstimator):
                                  f"got {nu0}")
         if self.covariance_prior is None:
             cov = scatter / max(total - 1.0, np.finfo(np.float64).tiny)
-            if self.method == "gibbs":
+            if self._method().update == "sample":
                 # gibbs draws components from the prior: floor it by reg_covar as every
                 # covariance estimate is (constant columns, identical rows)
                 cov = cov + self.reg_covar * np.eye(D)
