@@ -3,9 +3,11 @@
 # 1. `doc_fixed_point`: the per-document fixed point of the factorised q(theta_d) q(z_d)
 #    (vem and meanfield: soft, digamma), or its crisp version (one topic per distinct
 #    word of a document: argmax).  Documents are cut into partitions of PART_DOCS
-#    documents; partitions run in waves of n_threads, each into its own sparse
-#    word x topic accumulator, and the accumulators are added into the V x K total in
-#    partition order, so the statistics are bitwise identical for any n_threads.
+#    documents; partitions run in rounds of up to ROUND per thread, taken dynamically
+#    by the threads, each into its own sparse word x topic accumulator; after a round
+#    every touched word adds its accumulators in partition order (the words in
+#    parallel), so the statistics are bitwise identical for any n_threads and a
+#    preempted thread delays only its own partition (no barrier per wave of T).
 #    Layout: the effective topic-word matrix `eb` is word-major (V x K, a word's K
 #    values contiguous), so the per-token dot product and axpy run down contiguous
 #    memory; the statistics are word-major too.
@@ -79,6 +81,7 @@ cdef extern from "fv_lda.h" nogil:
 cdef enum:
     PART_DOCS = 32      # documents per partition of the fixed point (fixed: thread-invariant)
     BLOCK_DOCS = 256    # documents per snapshot block of the Gibbs sweep
+    ROUND = 8           # partitions per thread in a round of the fixed point
 
 PARTITION_DOCS = PART_DOCS
 GIBBS_BLOCK_DOCS = BLOCK_DOCS
@@ -386,15 +389,19 @@ def doc_fixed_point(const cnp.int64_t[::1] indptr, const cnp.int32_t[::1] indice
         max_slots = V
     if not need_stats:
         max_slots = 1
-    # a wave is P partitions (up to 4 per thread, for balance: taken dynamically), each
-    # with its own totals (3 + K) and sparse row buffer, within 64 MB of buffers
+    # a round is P partitions (up to ROUND per thread, taken dynamically), each with its
+    # own totals (3 + K) and sparse row buffer, within 64 MB of buffers
     per_part = (V if need_stats else 1) * 4 + max(max_slots, 1) * (K * 8 + 4) + (3 + K) * 8
-    P = max(T, min(n_parts, 4 * T, (64 << 20) // per_part))
+    P = max(T, min(n_parts, ROUND * T, (64 << 20) // per_part))
     cdef double[:, ::1] ptot = np.zeros((P, 3 + K))
     cdef double[:, ::1] pbuf = np.empty((P, max(max_slots, 1) * K))   # rows zeroed on first use
     cdef int32_t[:, ::1] slot = np.full((P, V if need_stats else 1), -1, dtype=np.int32)
     cdef int32_t[:, ::1] words = np.zeros((P, max(max_slots, 1)), dtype=np.int32)
     cdef int32_t[::1] n_words = np.zeros(P, dtype=np.int32)
+    # the words a round touched, each once (mark[w] >= 0 while listed)
+    cdef int32_t[::1] touched = np.empty(V if need_stats else 1, dtype=np.int32)
+    cdef int32_t[::1] mark = np.full(V if need_stats else 1, -1, dtype=np.int32)
+    cdef Py_ssize_t n_touched, n_round, s_
     cdef floating *e
     cdef floating *tt
     cdef double *elog
@@ -511,19 +518,30 @@ def doc_fixed_point(const cnp.int64_t[::1] indptr, const cnp.int32_t[::1] indice
                 free(tmp)
                 free(G)
                 free(rb)
-            # reduce the wave's partitions in partition order
-            for t in range(P):
-                if wave + t >= n_parts:
-                    break
+            # reduce the round's partitions in partition order: the totals serially, the
+            # statistics word by word in parallel (each word adds its partitions in order)
+            n_round = min(P, n_parts - wave)
+            n_touched = 0
+            for t in range(n_round):
                 for k in range(3 + K):
                     totals[k] += ptot[t, k]
                 if need_stats:
-                    nw = n_words[t]
-                    for j in prange(nw, num_threads=T, schedule='static'):
+                    for j in range(n_words[t]):
                         w = words[t, j]
-                        for k in range(K):
-                            sstats[w, k] += pbuf[t, j * K + k]
-                        slot[t, w] = -1
+                        if mark[w] < 0:
+                            mark[w] = 0
+                            touched[n_touched] = <int32_t>w
+                            n_touched += 1
+            if need_stats and n_touched > 0:
+                for j in prange(n_touched, num_threads=T, schedule='dynamic', chunksize=64):
+                    w = touched[j]
+                    for t in range(n_round):
+                        s_ = slot[t, w]
+                        if s_ >= 0:
+                            for k in range(K):
+                                sstats[w, k] += pbuf[t, s_ * K + k]
+                            slot[t, w] = -1
+                    mark[w] = -1
 
 
 cdef inline double _u01(uint64_t key, uint64_t i) noexcept nogil:
