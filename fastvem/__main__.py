@@ -117,14 +117,13 @@ def _review(args):
                 raise ValueError(f"{flag} is for --model gmm; a topic model has no "
                                  f"{'labels to score' if flag == '--labels' else 'covariances'}")
     labels = _labels(args.labels) if args.labels else None
-    k = args.n_components if args.n_components is not None else (10 if args.model == "lda" else 2)
     methods = args.methods
     if methods is None:
         methods = (["gibbs", "meanfield", "vem", "crisp"] if args.model == "lda"
                    else ["gibbs", "meanfield", "em", "vem", "crisp"])
-    review(args.data, labels, model=args.model, methods=methods, n_components=k,
-           covariance_type=args.covariance_type, seeds=args.seeds, out=args.out,
-           progress=not args.no_progress)
+    review(args.data, labels, model=args.model, methods=methods, n_components=args.n_components,
+           covariance_type=args.covariance_type, seeds=args.seeds, test_size=args.test_size,
+           out=args.out, progress=not args.no_progress)
     print(f"wrote review.txt, review.csv, review.json and review.png to {args.out}/")
     return 0
 
@@ -208,12 +207,15 @@ def _parser():
                    help="comma-separated methods (default: all the model supports: "
                         "gibbs,meanfield,em,vem,crisp; lda has no em)")
     r.add_argument("-k", "--n-components", type=int, default=None,
-                   help="components (default: 2 for gmm, 10 topics for lda)")
+                   help="components (default: 8 for gmm, more than Old Faithful's two "
+                        "clusters support; 10 topics for lda)")
     r.add_argument("--covariance-type", default="full",
                    choices=["full", "tied", "diag", "spherical"],
                    help="covariance type of the Gaussian mixture (full)")
     r.add_argument("--seeds", type=_int_list, default=[0, 1, 2, 3, 4],
                    help="comma-separated seeds, one train / test split each (0,1,2,3,4)")
+    r.add_argument("--test-size", type=float, default=0.5,
+                   help="fraction of rows (documents) held out in each split (0.5)")
     r.add_argument("--out", default="fastvem_review_out",
                    help="folder for review.txt / .csv / .json / .png (fastvem_review_out)")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")

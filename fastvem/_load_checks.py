@@ -584,4 +584,7 @@ def check_lda(est):
         _int("n_relabelled_", attrs.need("n_relabelled_"), 0, n_iter)
         _occupancy(attrs, K)
         _mixing(attrs, ["log_joint"])
+    rs = attrs.maybe("random_state_")          # absent in files of earlier versions
+    if rs is not None and not isinstance(rs, np.random.RandomState):
+        _fail(f"random_state_ must be a numpy RandomState, got {type(rs).__name__}")
     attrs.others(_FITTED)

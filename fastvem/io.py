@@ -53,6 +53,12 @@ def save_estimator(est, path):
             arrays["trace__events"] = np.asarray([f"{i}\t{t}" for i, t in value["events"]],
                                                  dtype=str)
             continue
+        if isinstance(value, np.random.RandomState):
+            # the Mersenne Twister's state: its 624 keys, position and cached Gaussian
+            _, keys, pos, has_gauss, cached = value.get_state(legacy=True)
+            for sub_key, sub_value in zip(_RNG_KEYS, (keys, pos, has_gauss, cached)):
+                arrays[f"rng__{key}.{sub_key}"] = np.asarray(sub_value)
+            continue
         if isinstance(value, dict):
             for sub_key, sub_value in value.items():
                 arrays[f"dict__{key}.{sub_key}"] = np.asarray(sub_value)
@@ -119,6 +125,7 @@ def load(path):
     est = cls(**params)
     allowed = set(getattr(cls, "_fitted_attributes", ()))
     trace = {}
+    rngs = {}
     for key, value in files.items():
         if key.startswith("attr__"):
             name = key[len("attr__"):]
@@ -130,6 +137,11 @@ def load(path):
             if sub_key not in _TRACE_KEYS:
                 raise ValueError(f"{path!s}: unexpected trace_ entry {sub_key!r}")
             trace[sub_key] = value
+        elif key.startswith("rng__") and "." in key:
+            name, sub_key = key[len("rng__"):].rsplit(".", 1)
+            if name not in allowed or sub_key not in _RNG_KEYS:
+                raise ValueError(f"{path!s}: unexpected random state {key!r} for {cls_name}")
+            rngs.setdefault(name, {})[sub_key] = value
         elif key.startswith("dict__") and "." in key:
             name, sub_key = key[len("dict__"):].rsplit(".", 1)
             if name not in allowed:
@@ -139,6 +151,11 @@ def load(path):
             getattr(est, name)[sub_key] = value
         else:
             raise ValueError(f"{path!s}: unexpected archive member {key!r}")
+    for name, parts in rngs.items():
+        try:
+            setattr(est, name, _read_rng(name, parts))
+        except ValueError as exc:
+            raise ValueError(f"{path!s}: {exc}") from None
     if trace:
         try:
             est.trace_ = _read_trace(trace)
@@ -157,6 +174,28 @@ def load(path):
 
 
 _TRACE_KEYS = ("objective", "seconds", "events")
+_RNG_KEYS = ("keys", "pos", "has_gauss", "cached_gaussian")
+
+
+def _read_rng(name, parts):
+    """A numpy RandomState from its saved Mersenne Twister state, every part checked
+    (errors name the part: random_state_.pos, say)."""
+    missing = [k for k in _RNG_KEYS if k not in parts]
+    if missing:
+        raise ValueError(f"{name}.{missing[0]} is missing (a saved random state has "
+                         f"{', '.join(_RNG_KEYS)})")
+    keys, pos, has_gauss, cached = (parts[k] for k in _RNG_KEYS)
+    if keys.dtype != np.uint32 or keys.shape != (624,):
+        raise ValueError(f"{name}.keys must be 624 uint32 values, got dtype {keys.dtype} "
+                         f"and shape {keys.shape}")
+    for part, value, lo, hi in (("pos", pos, 0, 624), ("has_gauss", has_gauss, 0, 1)):
+        if value.shape != () or value.dtype.kind not in "iu" or not lo <= int(value) <= hi:
+            raise ValueError(f"{name}.{part} must be an integer in [{lo}, {hi}], got {value!r}")
+    if cached.shape != () or cached.dtype.kind != "f" or not np.isfinite(cached):
+        raise ValueError(f"{name}.cached_gaussian must be a finite float, got {cached!r}")
+    rng = np.random.RandomState()
+    rng.set_state(("MT19937", keys, int(pos), int(has_gauss), float(cached)))
+    return rng
 
 
 def _read_trace(arrays):

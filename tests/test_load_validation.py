@@ -159,7 +159,7 @@ def test_loaded_lda_continues_partial_fit(name, tmp_path):
 # The domain of these arrays allows negative values (means, log densities).
 NEGATIVE_OK = ("attr__means_", "attr__mean_prior_", "attr__lower_bound_", "attr__lower_bounds_",
                "attr__log_joint_", "trace__objective", "dict__posterior_samples_.means",
-               "param__means_init")
+               "param__means_init", "rng__random_state_.cached_gaussian")
 
 # (corruption, member pattern, model pattern): why the file may load
 HARMLESS = {
@@ -361,3 +361,42 @@ def test_attributes_of_an_earlier_method_are_dropped(tmp_path):
     back = fastvem.load(tmp_path / "model.npz")
     assert not hasattr(est, "mean_precision_") and not hasattr(back, "mean_precision_")
     np.testing.assert_array_equal(back.predict_proba(X), est.predict_proba(X))
+
+
+def _copy_with(src, dst, change):
+    """Copy an .npz model file with some members changed (change: dict -> None)."""
+    with np.load(src, allow_pickle=False) as data:
+        files = {k: data[k] for k in data.files}
+    change(files)
+    np.savez(dst, **files)
+
+
+def test_lda_random_state_is_fitted_saved_and_checked(tmp_path):
+    """LatentDirichletAllocation.random_state_ as in scikit-learn: the RandomState
+    the fit drew from; save / load keep its exact state; a corrupted state is refused."""
+    from fastvem.datasets import make_lda_corpus
+    C, _ = make_lda_corpus(80, 40, 3, random_state=0)
+    a = LatentDirichletAllocation(3, max_iter=3, random_state=5).fit(C)
+    b = LatentDirichletAllocation(3, max_iter=3, random_state=5).fit(C)
+    assert isinstance(a.random_state_, np.random.RandomState)
+    assert a.random_state_.randint(2**31) == b.random_state_.randint(2**31)
+    rs = np.random.RandomState(7)
+    assert LatentDirichletAllocation(3, max_iter=2, random_state=rs).fit(C).random_state_ is rs
+    path = str(tmp_path / "lda.npz")
+    a.save(path)
+    loaded = fastvem.load(path)
+    assert np.array_equal(loaded.random_state_.rand(5), a.random_state_.rand(5))
+    p = LatentDirichletAllocation(3, random_state=2).partial_fit(C)
+    assert isinstance(p.random_state_, np.random.RandomState)
+    for member, bad, match in (("rng__random_state_.pos", np.array(625), "pos"),
+                               ("rng__random_state_.keys", np.zeros(10, np.uint32), "624"),
+                               ("rng__random_state_.cached_gaussian", np.array(np.nan),
+                                "cached_gaussian"),
+                               ("rng__random_state_.oops", np.array(1), "unexpected")):
+        dst = str(tmp_path / "bad.npz")
+        _copy_with(path, dst, lambda f: f.__setitem__(member, bad))
+        with pytest.raises(ValueError, match=match):
+            fastvem.load(dst)
+    dst = str(tmp_path / "old.npz")          # a file without random_state_ still loads
+    _copy_with(path, dst, lambda f: [f.pop(k) for k in list(f) if k.startswith("rng__")])
+    assert not hasattr(fastvem.load(dst), "random_state_")

@@ -24,6 +24,8 @@ def test_review_command_on_shipped_data(tmp_path, capsys):
     assert all(np.isfinite(float(r["heldout_log_predictive"])) for r in rows)
     meta = json.load(open(os.path.join(out, "review.json")))
     assert meta["shape"] == [272, 2] and len(meta["summary"]) == len(METHOD_NAMES)
+    assert meta["n_components"] == 8 and meta["test_size"] == 0.5
+    assert "Reading: most accurate on held-out data was" in text
     with open(os.path.join(out, "review.png"), "rb") as fh:
         assert fh.read(8) == b"\x89PNG\r\n\x1a\n"
     import matplotlib.image as mpimg
@@ -88,3 +90,88 @@ def test_review_lda_default_corpus_and_refusals(tmp_path):
     assert len(rows) == 1 and np.isfinite(rows[0]["perplexity"])
     with pytest.raises(ValueError, match="em is intractable"):
         fastvem.review(model="lda", methods=["em"], out=str(tmp_path), progress=False)
+
+
+def test_default_review_shows_the_spectrum(tmp_path):
+    """The README's first command: on Old Faithful with 8 components (more than its
+    two clusters support) the Bayesian methods, which leave the extra components
+    empty or average over them, beat em and crisp on the held-out half by more than
+    the seed-to-seed standard errors, and crisp is the fastest."""
+    rows = fastvem.review(out=str(tmp_path), progress=False, plot=False)
+    from fastvem.review import _summary
+    s = {r["method"]: r for r in _summary(rows, list(METHOD_NAMES))}
+    for bayes in ("meanfield", "gibbs"):
+        for point in ("em", "crisp"):
+            gap = s[bayes]["heldout_log_predictive"] - s[point]["heldout_log_predictive"]
+            assert gap > 2 * (s[bayes]["heldout_se"] + s[point]["heldout_se"]), (bayes, point)
+    assert min(s, key=lambda m: s[m]["seconds"]) == "crisp"
+    assert s["gibbs"]["seconds"] > 10 * s["em"]["seconds"]
+
+
+def _summary_row(method, lpd, se, seconds, perplexity=None):
+    row = {"method": method, "heldout_log_predictive": lpd, "heldout_se": se,
+           "seconds": seconds}
+    if perplexity is not None:
+        row["perplexity"] = perplexity
+    return row
+
+
+def test_reading_names_the_most_accurate_the_ties_and_the_fastest():
+    from fastvem.review import reading
+    summary = [_summary_row("gibbs", -4.20, 0.02, 0.5), _summary_row("meanfield", -4.22, 0.02, 0.02),
+               _summary_row("em", -4.50, 0.05, 0.04), _summary_row("crisp", -4.60, 0.05, 0.004)]
+    text = reading(summary, "held-out lpd")
+    assert "most accurate on held-out data was gibbs (held-out lpd -4.200)" in text
+    assert "tied within the standard errors with meanfield" in text
+    assert "em was 0.300 nats per sample lower" in text
+    assert "crisp, the least accurate, 0.400 nats per sample lower" in text
+    assert "Fastest was crisp (4.0 ms, 125x faster than gibbs), at held-out lpd -4.600" in text
+    # the fastest is also the most accurate
+    text = reading([_summary_row("em", -1.0, 0.01, 0.01), _summary_row("gibbs", -2.0, 0.01, 1.0)],
+                   "held-out lpd")
+    assert "most accurate on held-out data was em" in text and "as accurate as the best" in text
+    # perplexity: lower is better, gaps in percent
+    text = reading([_summary_row("vem", -np.log(40.0), 0.001, 0.05, 40.0),
+                    _summary_row("crisp", -np.log(50.0), 0.001, 0.01, 50.0)],
+                   "perplexity", perplexity=True)
+    assert "was vem (perplexity 40.0)" in text and "crisp was 25.0% higher in perplexity" in text
+
+
+def _boxes_disjoint(texts, renderer):
+    boxes = [t.get_window_extent(renderer) for t in texts if t.get_visible() and t.get_text()]
+    for i in range(len(boxes)):
+        for j in range(i + 1, len(boxes)):
+            assert not boxes[i].overlaps(boxes[j]), (texts[i].get_text(), texts[j].get_text())
+    return boxes
+
+
+@pytest.mark.parametrize("seconds", [(0.004, 0.006, 0.009, 0.012, 0.3),      # iris-like
+                                     (0.021, 0.025, 0.03, 0.033, 0.045),    # < 1 decade
+                                     (1e-3, 1e-2, 0.1, 1.0, 30.0)])
+def test_review_plot_has_no_overlapping_labels(seconds):
+    """Method names sit in a legend beside the axes, x tick labels do not collide
+    (iris once showed overlapping minor labels), and the title fits in the figure."""
+    from fastvem.review import _figure
+    methods = list(METHOD_NAMES)
+    summary = [_summary_row(m, -4.26 + 0.001 * i, 0.04, t) for i, (m, t) in
+               enumerate(zip(methods, seconds))]
+    rows = [{"method": m, "seconds": t * (1 + 0.1 * k), "heldout_log_predictive": -4.26}
+            for m, t in zip(methods, seconds) for k in range(3)]
+    title = "a_rather_long_file_name_of_someones_data.csv, LDA K=10"
+    fig = _figure(summary, rows, title, "-log perplexity per held-out token")
+    fig.canvas.draw()
+    r = fig.canvas.get_renderer()
+    ax = fig.axes[0]
+    legend = ax.get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == methods
+    _boxes_disjoint(legend.get_texts(), r)
+    assert not legend.get_window_extent(r).overlaps(ax.get_window_extent(r))
+    ticks = [t for t in ax.get_xticklabels() if ax.get_xlim()[0] <= t.get_position()[0]
+             <= ax.get_xlim()[1]]
+    assert len(_boxes_disjoint(ticks, r)) >= 2
+    fb = fig.bbox
+    tb = ax.title.get_window_extent(r)
+    assert fb.x0 <= tb.x0 and tb.x1 <= fb.x1 and ax.title.get_text() == title
+    assert "perplexity" in ax.get_ylabel()
+    import matplotlib.pyplot as plt
+    plt.close(fig)

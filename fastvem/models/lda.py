@@ -36,7 +36,9 @@ _FITTED = ("components_", "exp_dirichlet_component_", "n_batch_iter_", "n_iter_"
            "doc_topic_prior_", "topic_word_prior_", "n_features_in_", "feature_names_in_",
            # gibbs: the chain's log joint and its diagnostics
            "log_joint_", "rhat_", "ess_", "mixing_", "n_relabelled_", "occupancy_",
-           "n_occupied_posterior_")
+           "n_occupied_posterior_",
+           # scikit-learn's: the RandomState the fit drew its initial topics from
+           "random_state_")
 MAX_PRIOR = 1e50        # the largest doc_topic_prior / topic_word_prior (measured: 1e100
 #                         overflows the fixed point)
 _GIBBS_ATTRS = ("log_joint_", "rhat_", "ess_", "mixing_", "n_relabelled_", "occupancy_",
@@ -313,7 +315,7 @@ class LatentDirichletAllocation(FittedConfig, ClassNamePrefixFeaturesOutMixin, T
         self._set_n_features(X, corpus)
         K = self.n_components
         alpha, eta = self._priors(K)
-        rng = check_random_state_param(self.random_state)
+        rng = self.random_state_ = check_random_state_param(self.random_state)
         self.n_batch_iter_ = 1
         self.n_iter_ = 0
         if m.assign == "sample":
@@ -532,7 +534,7 @@ class LatentDirichletAllocation(FittedConfig, ClassNamePrefixFeaturesOutMixin, T
         if first:
             self._set_n_features(X, corpus)
             alpha, eta = self._priors(K)
-            rng = check_random_state_param(self.random_state)
+            rng = self.random_state_ = check_random_state_param(self.random_state)
             comp = rng.gamma(100.0, 0.01, (K, corpus.n_words))
             self.n_batch_iter_ = 1
             self.n_iter_ = 0
