@@ -5,6 +5,7 @@ __version__ = "0.1.0"
 from . import datasets, kernels, methods
 from .review import review
 from .io import load
-from .models import BayesianGaussianMixture, GaussianMixture, LatentDirichletAllocation
+from .models import (BayesianGaussianMixture, BernoulliMixture, CategoricalMixture,
+                     GaussianMixture, LatentDirichletAllocation, PoissonMixture)
 
-__all__ = ["GaussianMixture", "BayesianGaussianMixture", "LatentDirichletAllocation", "load", "datasets", "kernels", "methods", "review", "__version__"]
+__all__ = ["GaussianMixture", "BernoulliMixture", "CategoricalMixture", "PoissonMixture", "BayesianGaussianMixture", "LatentDirichletAllocation", "load", "datasets", "kernels", "methods", "review", "__version__"]

@@ -1,0 +1,591 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+# The row driver for exponential families (DESIGN.md: the compiled family
+# interface).  One chunked, threaded, deterministic pass over the rows of a
+# mixture, written once; a family is a table of nogil C functions, of which a
+# built-in exponential family fills only `features`:
+#
+#     features(data, aux, r0, nb, D, S, T, logh): T (nb x S, float64) = T(x) of rows
+#         r0 .. r0+nb-1 of the family's data, logh (nb) = log h(x)
+#
+# Everything else has the exponential-family default:
+#     log-density   lp[n, k] = T[n] . W[k] + c[k] + logh[n] + logw[k]   (one GEMM)
+#     statistics    S[k] += sum_n r[n, k] w[n] T[n]                      (one GEMM, soft;
+#                   a row add for one-hot r: argmax, sample or given labels)
+# where (W, c) are the family's effective parameters: (eta, -A(eta)) for a point
+# estimate, (E[eta], E[-A(eta)]) under q(theta) for mean field, so that one kernel
+# gives log p(x | theta_k) or E_q log p(x | theta_k); logw are the structure's
+# (expected) log weights.  A family whose features are not built in passes the
+# address of a C function with the same signature (a numba cfunc, say).
+#
+# Determinism and contention (as the Gaussian kernels): rows are cut into fixed
+# partitions of PART rows; the threads take partitions dynamically in rounds of
+# ROUND per thread, each into its own slot, and the slots are added in partition
+# order, so the sums do not depend on the thread count or on which thread ran
+# what, and a preempted thread delays only its own partition.  Draws (gibbs) are
+# keyed by (seed, global row).  BLAS runs single-threaded inside (the caller
+# limits it).
+#
+# Conventions (DESIGN.md): inputs, outputs (overwritten), accumulators (added
+# to), scalars, n_threads.  The data are validated in Python
+# (fastvem/families/discrete.py); every entry still checks each buffer's size.
+from cython cimport floating
+from cython.parallel cimport prange, threadid
+from libc.math cimport log, lgamma, INFINITY
+from libc.stdint cimport uint8_t, int32_t, int64_t, uintptr_t
+from libc.string cimport memset
+from scipy.linalg.cython_blas cimport dgemm
+
+cimport numpy as cnp
+import numpy as np
+
+from _common cimport fv_exp, fv_log, uniform01, MODE_SOFT, MODE_HARD, MODE_SAMPLE
+from _common cimport clamp_threads, check_len, check_shape
+
+cnp.import_array()
+
+cdef extern from "fv_expfam.h" nogil:
+    void fv_init_row(double *row, const double *c, const double *logw, double h, long n)
+    void fv_gather_rows(double *row, const double *Wt, const int32_t *idx, const double *val,
+                        long na, long K)
+    void fv_scatter_rows(double *St, const double *r, const int32_t *idx, const double *val,
+                         long na, long K)
+    double fv_exp_row(double *row, double *d, double mx, long K)
+
+ctypedef void (*features_fn)(const void *data, const void *aux, Py_ssize_t r0, Py_ssize_t nb,
+                             Py_ssize_t D, Py_ssize_t S, double *T, double *logh) noexcept nogil
+
+# the sparse form every built-in family has: for one row, the statistics that are
+# non-zero (their indices into 0..S-1 and values), and log h(x); returns their number
+ctypedef Py_ssize_t (*active_fn)(const void *data, const void *aux, Py_ssize_t row,
+                                 Py_ssize_t D, int32_t *idx, double *val,
+                                 double *logh) noexcept nogil
+
+cdef enum:
+    PART = 4096        # rows per partition (fixed: the sums do not depend on threads)
+    B = 256            # rows per chunk inside a partition
+    ROUND = 8          # partitions per thread in a round of dynamic scheduling
+    MODE_GIVEN = 3     # one-hot from given labels (initialisation)
+
+# the built-in families' features (FEATURES below names them for Python)
+cdef enum:
+    F_BERNOULLI_U8 = 0     # uint8 0/1, T = x
+    F_COUNTS_F64 = 1       # float64 counts (Poisson), T = x, log h = -sum lgamma(x + 1)
+    F_COUNTS_F32 = 2       # float32 counts
+    F_CATEGORICAL_I32 = 3  # int32 codes, aux = int64 offsets (F + 1): T = one-hot per feature
+    F_ADDRESS = 4          # a C function at a given address
+
+FEATURES = {"bernoulli_uint8": F_BERNOULLI_U8, "counts_float64": F_COUNTS_F64,
+            "counts_float32": F_COUNTS_F32, "categorical_int32": F_CATEGORICAL_I32,
+            "address": F_ADDRESS}
+PARTITION_ROWS = PART
+
+
+cdef void _bernoulli_u8(const void *data, const void *aux, Py_ssize_t r0, Py_ssize_t nb,
+                        Py_ssize_t D, Py_ssize_t S, double *T, double *logh) noexcept nogil:
+    cdef const uint8_t *x = <const uint8_t *>data + r0 * D
+    cdef Py_ssize_t i, d
+    for i in range(nb):
+        logh[i] = 0.0
+        for d in range(D):
+            T[i * S + d] = x[i * D + d]
+
+
+cdef void _counts_f64(const void *data, const void *aux, Py_ssize_t r0, Py_ssize_t nb,
+                      Py_ssize_t D, Py_ssize_t S, double *T, double *logh) noexcept nogil:
+    cdef const double *x = <const double *>data + r0 * D
+    cdef Py_ssize_t i, d
+    cdef double v, h
+    for i in range(nb):
+        h = 0.0
+        for d in range(D):
+            v = x[i * D + d]
+            T[i * S + d] = v
+            if v != 0.0:
+                h -= lgamma(v + 1.0)
+        logh[i] = h
+
+
+cdef void _counts_f32(const void *data, const void *aux, Py_ssize_t r0, Py_ssize_t nb,
+                      Py_ssize_t D, Py_ssize_t S, double *T, double *logh) noexcept nogil:
+    cdef const float *x = <const float *>data + r0 * D
+    cdef Py_ssize_t i, d
+    cdef double v, h
+    for i in range(nb):
+        h = 0.0
+        for d in range(D):
+            v = x[i * D + d]
+            T[i * S + d] = v
+            if v != 0.0:
+                h -= lgamma(v + 1.0)
+        logh[i] = h
+
+
+cdef void _categorical_i32(const void *data, const void *aux, Py_ssize_t r0, Py_ssize_t nb,
+                           Py_ssize_t D, Py_ssize_t S, double *T, double *logh) noexcept nogil:
+    cdef const int32_t *x = <const int32_t *>data + r0 * D
+    cdef const int64_t *off = <const int64_t *>aux
+    cdef Py_ssize_t i, j
+    memset(T, 0, nb * S * sizeof(double))
+    for i in range(nb):
+        logh[i] = 0.0
+        for j in range(D):
+            T[i * S + off[j] + x[i * D + j]] = 1.0
+
+
+cdef Py_ssize_t _bernoulli_u8_act(const void *data, const void *aux, Py_ssize_t row,
+                                  Py_ssize_t D, int32_t *idx, double *val,
+                                  double *logh) noexcept nogil:
+    cdef const uint8_t *x = <const uint8_t *>data + row * D
+    cdef Py_ssize_t d, n = 0
+    for d in range(D):              # branch-free compaction (the bits are random)
+        idx[n] = <int32_t>d
+        val[n] = 1.0
+        n += x[d] != 0
+    logh[0] = 0.0
+    return n
+
+
+cdef Py_ssize_t _counts_f64_act(const void *data, const void *aux, Py_ssize_t row,
+                                Py_ssize_t D, int32_t *idx, double *val,
+                                double *logh) noexcept nogil:
+    cdef const double *x = <const double *>data + row * D
+    cdef Py_ssize_t d, n = 0
+    cdef double h = 0.0
+    for d in range(D):
+        if x[d] != 0.0:
+            idx[n] = <int32_t>d
+            val[n] = x[d]
+            h -= lgamma(x[d] + 1.0)
+            n += 1
+    logh[0] = h
+    return n
+
+
+cdef Py_ssize_t _counts_f32_act(const void *data, const void *aux, Py_ssize_t row,
+                                Py_ssize_t D, int32_t *idx, double *val,
+                                double *logh) noexcept nogil:
+    cdef const float *x = <const float *>data + row * D
+    cdef Py_ssize_t d, n = 0
+    cdef double h = 0.0, v
+    for d in range(D):
+        if x[d] != 0.0:
+            v = x[d]
+            idx[n] = <int32_t>d
+            val[n] = v
+            h -= lgamma(v + 1.0)
+            n += 1
+    logh[0] = h
+    return n
+
+
+cdef Py_ssize_t _categorical_i32_act(const void *data, const void *aux, Py_ssize_t row,
+                                     Py_ssize_t D, int32_t *idx, double *val,
+                                     double *logh) noexcept nogil:
+    cdef const int32_t *x = <const int32_t *>data + row * D
+    cdef const int64_t *off = <const int64_t *>aux
+    cdef Py_ssize_t j
+    for j in range(D):
+        idx[j] = <int32_t>(off[j] + x[j])
+        val[j] = 1.0
+    logh[0] = 0.0
+    return D
+
+
+cdef active_fn _active(int kind) noexcept:
+    if kind == F_BERNOULLI_U8:
+        return _bernoulli_u8_act
+    if kind == F_COUNTS_F64:
+        return _counts_f64_act
+    if kind == F_COUNTS_F32:
+        return _counts_f32_act
+    if kind == F_CATEGORICAL_I32:
+        return _categorical_i32_act
+    return NULL
+
+
+cdef void _chunk_active(active_fn act, const void *data, const void *aux, Py_ssize_t r0,
+                        Py_ssize_t nb, Py_ssize_t D, Py_ssize_t S, Py_ssize_t K,
+                        const double *Wt, const double *c, const double *logw,
+                        const double *sw, int mode, unsigned long long seed,
+                        const int64_t *given, int64_t *labels_out, int32_t *idx, double *val,
+                        double *lp, double *acc) noexcept nogil:
+    """One chunk by the sparse form: lp[k] = c + logw + log h + sum_a val_a Wt[idx_a, k]
+    (Wt is S x K, a statistic's K values contiguous), then the local step, then
+    stT[idx_a, k] += val_a r_k into the slot acc = [stats^T (S x K), nk (K),
+    objective, entropy, sum w log h]."""
+    cdef Py_ssize_t i, k, a, na, z
+    cdef double mx, tot, w, u, cum, v, lh, lse, ent = 0.0, obj = 0.0, slh = 0.0
+    cdef double *st = acc
+    cdef double *nk = acc + K * S
+    cdef double *row
+    cdef double *dv = lp + K          # lp - max of the row (workspace: 2 K)
+    for i in range(nb):
+        w = 1.0 if sw == NULL else sw[r0 + i]
+        na = act(data, aux, r0 + i, D, idx, val, &lh)
+        slh += w * lh
+        row = lp
+        if mode == MODE_GIVEN:
+            z = given[r0 + i]
+            nk[z] += w
+            for a in range(na):
+                st[idx[a] * K + z] += w * val[a]
+            continue
+        fv_init_row(row, c, logw, lh, K)
+        fv_gather_rows(row, Wt, idx, val, na, K)
+        mx = row[0]
+        z = 0
+        for k in range(1, K):
+            if row[k] > mx:
+                mx = row[k]
+                z = k
+        if mode == MODE_HARD:
+            obj += w * mx
+        else:
+            tot = fv_exp_row(row, dv, mx, K)
+            if mode == MODE_SOFT:
+                # entropy without a log per component: -sum r log r = lse - sum r lp,
+                # and with d = lp - mx: log(tot) - sum r d
+                lse = fv_log(tot)
+                obj += w * (mx + lse)
+                tot = 1.0 / tot
+                cum = 0.0
+                for k in range(K):
+                    v = row[k] * tot
+                    cum += v * dv[k]
+                    row[k] = w * v
+                    nk[k] += w * v
+                ent += w * (lse - cum)
+                fv_scatter_rows(st, row, idx, val, na, K)
+                continue
+            u = uniform01(<unsigned long long>seed, <unsigned long long>(r0 + i)) * tot
+            cum = 0.0
+            z = K - 1
+            for k in range(K):
+                cum += row[k]
+                if u < cum:
+                    z = k
+                    break
+            obj += w * (mx + fv_log(row[z]))
+        if labels_out != NULL:
+            labels_out[r0 + i] = z
+        nk[z] += w
+        for a in range(na):
+            st[idx[a] * K + z] += w * val[a]
+    acc[K * S + K] += obj
+    acc[K * S + K + 1] += ent
+    acc[K * S + K + 2] += slh
+
+
+cdef features_fn _table(int kind, uintptr_t address) noexcept:
+    if kind == F_BERNOULLI_U8:
+        return _bernoulli_u8
+    if kind == F_COUNTS_F64:
+        return _counts_f64
+    if kind == F_COUNTS_F32:
+        return _counts_f32
+    if kind == F_CATEGORICAL_I32:
+        return _categorical_i32
+    return <features_fn>address
+
+
+# ------------------------------------------------------------------ one chunk
+cdef void _log_dens(const double *T, const double *logh, const double *W, const double *c,
+                    const double *logw, Py_ssize_t nb, Py_ssize_t S, Py_ssize_t K,
+                    double *lp) noexcept nogil:
+    """lp (nb x K, row-major) = T W^T + c + logw + logh: column-major, lp^T (K x nb) =
+    W^T' ... one dgemm: C(K x nb) = W(S x K col-major)^T T(S x nb col-major)."""
+    cdef int m = <int>K, n = <int>nb, kk = <int>S, lda = <int>S, ldb = <int>S, ldc = <int>K
+    cdef double one = 1.0, zero = 0.0
+    cdef Py_ssize_t i, k
+    if S > 0:
+        dgemm("T", "N", &m, &n, &kk, &one, <double *>W, &lda, <double *>T, &ldb, &zero,
+              lp, &ldc)
+    else:
+        memset(lp, 0, nb * K * sizeof(double))
+    for i in range(nb):
+        for k in range(K):
+            lp[i * K + k] += c[k] + logw[k] + logh[i]
+
+
+cdef void _chunk(features_fn feat, const void *data, const void *aux, Py_ssize_t r0,
+                 Py_ssize_t nb, Py_ssize_t D, Py_ssize_t S, Py_ssize_t K,
+                 const double *W, const double *c, const double *logw, const double *sw,
+                 int mode, unsigned long long seed, const int64_t *given, int64_t *labels_out,
+                 double *T, double *logh, double *lp, double *acc) noexcept nogil:
+    """One chunk into a partition's slot acc = [stats (K x S), nk (K), objective,
+    entropy, sum w log h]."""
+    cdef Py_ssize_t i, k, s, z
+    cdef double mx, tot, w, u, cum, v, ent = 0.0, obj = 0.0, lh = 0.0
+    cdef double *st = acc
+    cdef double *nk = acc + K * S
+    cdef int m, n, kk, lda, ldb, ldc
+    cdef double one = 1.0
+    feat(data, aux, r0, nb, D, S, T, logh)
+    if mode != MODE_GIVEN:
+        _log_dens(T, logh, W, c, logw, nb, S, K, lp)
+    for i in range(nb):
+        w = 1.0 if sw == NULL else sw[r0 + i]
+        lh += w * logh[i]
+        if mode == MODE_GIVEN:
+            z = given[r0 + i]
+            nk[z] += w
+            for s in range(S):
+                st[z * S + s] += w * T[i * S + s]
+            continue
+        mx = lp[i * K]
+        z = 0
+        for k in range(1, K):
+            if lp[i * K + k] > mx:
+                mx = lp[i * K + k]
+                z = k
+        if mode == MODE_HARD:
+            obj += w * mx
+        else:
+            tot = 0.0
+            for k in range(K):
+                v = fv_exp(lp[i * K + k] - mx)
+                lp[i * K + k] = v
+                tot += v
+            if mode == MODE_SOFT:
+                obj += w * (mx + fv_log(tot))
+                for k in range(K):
+                    v = lp[i * K + k] / tot
+                    if v > 0.0:
+                        ent -= w * v * fv_log(v)
+                    lp[i * K + k] = w * v
+                    nk[k] += w * v
+            else:
+                # a draw from the softmax, keyed by (seed, global row)
+                u = uniform01(<unsigned long long>seed, <unsigned long long>(r0 + i)) * tot
+                cum = 0.0
+                z = K - 1
+                for k in range(K):
+                    cum += lp[i * K + k]
+                    if u < cum:
+                        z = k
+                        break
+                # log joint at the drawn label: lp was exponentiated relative to mx
+                obj += w * (mx + fv_log(lp[i * K + z]))
+        if mode != MODE_SOFT:
+            if labels_out != NULL:
+                labels_out[r0 + i] = z
+            nk[z] += w
+            for s in range(S):
+                st[z * S + s] += w * T[i * S + s]
+    if mode == MODE_SOFT and S > 0:
+        # stats (K x S row-major = S x K col-major) += T^T (S x nb) R (nb x K)
+        m = <int>S
+        n = <int>K
+        kk = <int>nb
+        lda = <int>S
+        ldb = <int>K
+        ldc = <int>S
+        dgemm("N", "T", &m, &n, &kk, &one, T, &lda, lp, &ldb, &one, st, &ldc)
+    acc[K * S + K] += obj
+    acc[K * S + K + 1] += ent
+    acc[K * S + K + 2] += lh
+
+
+
+
+def _check_data(str fn, data, Py_ssize_t N, Py_ssize_t D, int kind):
+    """The data buffer must be C-contiguous N x D of the dtype its features read."""
+    want = {F_BERNOULLI_U8: np.uint8, F_COUNTS_F64: np.float64, F_COUNTS_F32: np.float32,
+            F_CATEGORICAL_I32: np.int32}.get(kind)
+    if not isinstance(data, np.ndarray) or data.ndim != 2 or not data.flags.c_contiguous:
+        raise ValueError(f"{fn}: data must be a C-contiguous 2-D array")
+    if data.shape[0] != N or data.shape[1] != D:
+        raise ValueError(f"{fn}: data has shape {data.shape}, expected ({N}, {D})")
+    if want is not None and data.dtype != want:
+        raise ValueError(f"{fn}: data has dtype {data.dtype}, the features read {np.dtype(want)}")
+
+
+def row_pass(data, aux, int kind, uintptr_t address, Py_ssize_t S,
+             const double[:, ::1] W, const double[::1] c, const double[::1] logw,
+             sample_weight, const cnp.int64_t[::1] given,
+             cnp.int64_t[::1] labels, double[:, ::1] stats, double[::1] nk,
+             double[::1] totals, int mode, unsigned long long seed, int n_threads):
+    """One pass of the local step over the rows of a mixture.
+
+    IN    data (N x D, the dtype of `kind`), aux (the features' extra array or None),
+          kind (FEATURES), address (of a features function when kind is 'address'),
+          S (statistics per component), W (K x S) and c (K): effective parameters,
+          logw (K): (expected) log weights, sample_weight (N, float64) or None,
+          given (N int64 labels for mode 3, else length 0)
+    OUT   labels (N int64, argmax / drawn label; length 0: not written)
+    INOUT stats (K x S) += weighted statistics, nk (K) += weighted counts,
+          totals (3) += [sum w * objective, sum w * entropy of r, sum w * log h(x)]
+          objective per row: log sum_k exp lp (soft), max_k lp (argmax), lp at the
+          drawn label (sample); entropy only in soft mode
+    mode  0 softmax, 1 argmax, 2 sample, 3 given labels
+    """
+    cdef str fn = "row_pass"
+    cdef Py_ssize_t K = W.shape[0]
+    if not isinstance(data, np.ndarray) or data.ndim != 2:
+        raise ValueError(f"{fn}: data must be a 2-D array")
+    cdef Py_ssize_t N = data.shape[0], D = data.shape[1]
+    _check_data(fn, data, N, D, kind)
+    if kind < 0 or kind > F_ADDRESS or (kind == F_ADDRESS and address == 0):
+        raise ValueError(f"{fn}: unknown features kind {kind} (or a NULL address)")
+    if mode < 0 or mode > MODE_GIVEN:
+        raise ValueError(f"{fn}: mode must be 0..3, got {mode}")
+    if K < 1:
+        raise ValueError(f"{fn}: W has {K} rows; it needs K >= 1 components")
+    check_shape(fn, "W", W.shape[0], W.shape[1], K, S, "K x S")
+    check_len(fn, "c", c.shape[0], K, "K components (rows of W)")
+    check_len(fn, "logw", logw.shape[0], K, "K components (rows of W)")
+    check_shape(fn, "stats", stats.shape[0], stats.shape[1], K, S, "K x S")
+    check_len(fn, "nk", nk.shape[0], K, "K components (rows of W)")
+    check_len(fn, "totals", totals.shape[0], 3, "3")
+    if kind == F_BERNOULLI_U8 or kind == F_COUNTS_F64 or kind == F_COUNTS_F32:
+        if S != D:
+            raise ValueError(f"{fn}: S = {S} statistics, the features write D = {D}")
+    cdef const int64_t *off = NULL
+    cdef cnp.ndarray aux_arr
+    if kind == F_CATEGORICAL_I32:
+        if (not isinstance(aux, np.ndarray) or aux.dtype != np.int64 or aux.ndim != 1
+                or aux.shape[0] != D + 1 or not aux.flags.c_contiguous):
+            raise ValueError(f"{fn}: aux must be the int64 category offsets ({D + 1},)")
+        if aux[0] != 0 or aux[D] != S or np.any(np.diff(aux) < 1):
+            raise ValueError(f"{fn}: aux must rise from 0 to S = {S}")
+        aux_arr = aux
+        off = <const int64_t *>aux_arr.data
+    elif aux is not None:
+        if not isinstance(aux, np.ndarray) or not aux.flags.c_contiguous:
+            raise ValueError(f"{fn}: aux must be a C-contiguous array or None")
+        aux_arr = aux
+        off = <const int64_t *>aux_arr.data
+    cdef const double[::1] sw
+    cdef const double *swp = NULL
+    if sample_weight is not None:
+        sw = sample_weight
+        check_len(fn, "sample_weight", sw.shape[0], N, "N rows of data")
+        if N > 0:
+            swp = &sw[0]
+    if mode == MODE_GIVEN:
+        check_len(fn, "given", given.shape[0], N, "N rows of data (mode 3)")
+        if N > 0 and (np.min(given) < 0 or np.max(given) >= K):
+            raise ValueError(f"{fn}: given labels must lie in [0, {K})")
+    if labels.shape[0] != 0:
+        check_len(fn, "labels", labels.shape[0], N, "N rows of data, or 0")
+    if N == 0:
+        return
+    cdef int T = clamp_threads(fn, n_threads, (N + PART - 1) // PART)
+    cdef features_fn feat = _table(kind, address)
+    cdef cnp.ndarray data_arr = data
+    cdef const void *dp = <const void *>data_arr.data
+    cdef Py_ssize_t n_parts = (N + PART - 1) // PART
+    cdef Py_ssize_t slots = max(1, min(n_parts, <Py_ssize_t>T * ROUND))
+    cdef Py_ssize_t A = K * S + K + 3
+    cdef double[:, ::1] acc = np.zeros((slots, A))
+    cdef active_fn act = _active(kind)
+    # the sparse form (built-in families): W transposed, per-thread row buffers
+    cdef double[:, ::1] Wt = np.ascontiguousarray(np.asarray(W).T) if act != NULL \
+        else np.empty((1, 1))
+    cdef Py_ssize_t wlen = (D + 2 * K + 1) if act != NULL else B * (S + K + 1) + 1
+    # each thread's rows padded to whole cache lines apart (no false sharing)
+    cdef double[:, ::1] ws = np.empty((T, (wlen + 7) // 8 * 8 + 8))
+    cdef int32_t[:, ::1] wi = np.empty((T, (max(D, 1) + 15) // 16 * 16 + 16), dtype=np.int32)
+    cdef const int64_t *gp = &given[0] if given.shape[0] > 0 else NULL
+    cdef int64_t *lab = &labels[0] if labels.shape[0] > 0 else NULL
+    cdef Py_ssize_t start = 0, nw, i, p, r, r1, j, k
+    cdef int tid
+    cdef double *wsp
+    with nogil:
+        while start < n_parts:
+            nw = min(slots, n_parts - start)
+            for i in prange(nw, num_threads=T, schedule='dynamic', chunksize=1):
+                tid = threadid()
+                p = start + i
+                wsp = &ws[tid, 0]
+                memset(&acc[i, 0], 0, A * sizeof(double))
+                r = p * PART
+                r1 = min(N, r + PART)
+                if act != NULL:
+                    _chunk_active(act, dp, off, r, r1 - r, D, S, K, &Wt[0, 0], &c[0],
+                                  &logw[0], swp, mode, seed, gp, lab, &wi[tid, 0], wsp,
+                                  wsp + D, &acc[i, 0])
+                    continue
+                while r < r1:
+                    _chunk(feat, dp, off, r, min(<Py_ssize_t>B, r1 - r), D, S, K, &W[0, 0],
+                           &c[0], &logw[0], swp, mode, seed, gp, lab, wsp + B,
+                           wsp, wsp + B + B * S, &acc[i, 0])
+                    r = r + B
+            for i in range(nw):
+                if act != NULL:             # the slot holds stats^T (S x K)
+                    for j in range(S):
+                        for k in range(K):
+                            stats[k, j] += acc[i, j * K + k]
+                else:
+                    for j in range(K * S):
+                        (&stats[0, 0])[j] += acc[i, j]
+                for k in range(K):
+                    nk[k] += acc[i, K * S + k]
+                for j in range(3):
+                    totals[j] += acc[i, K * S + K + j]
+            start = start + nw
+
+
+def log_joint_rows(data, aux, int kind, uintptr_t address, Py_ssize_t S,
+                   const double[:, ::1] W, const double[::1] c, const double[::1] logw,
+                   double[:, ::1] out, int n_threads):
+    """OUT out (N x K) = log w_k + log p(x_n | theta_k) (or its expectation), the rows
+    of the E-step without the local step (predict_proba, score_samples)."""
+    cdef str fn = "log_joint_rows"
+    cdef Py_ssize_t K = W.shape[0]
+    if not isinstance(data, np.ndarray) or data.ndim != 2:
+        raise ValueError(f"{fn}: data must be a 2-D array")
+    cdef Py_ssize_t N = data.shape[0], D = data.shape[1]
+    _check_data(fn, data, N, D, kind)
+    if kind < 0 or kind > F_ADDRESS or (kind == F_ADDRESS and address == 0):
+        raise ValueError(f"{fn}: unknown features kind {kind} (or a NULL address)")
+    check_shape(fn, "W", W.shape[0], W.shape[1], K, S, "K x S")
+    check_len(fn, "c", c.shape[0], K, "K components (rows of W)")
+    check_len(fn, "logw", logw.shape[0], K, "K components (rows of W)")
+    check_shape(fn, "out", out.shape[0], out.shape[1], N, K, "N x K")
+    if kind == F_BERNOULLI_U8 or kind == F_COUNTS_F64 or kind == F_COUNTS_F32:
+        if S != D:
+            raise ValueError(f"{fn}: S = {S} statistics, the features write D = {D}")
+    cdef const int64_t *off = NULL
+    cdef cnp.ndarray aux_arr
+    if kind == F_CATEGORICAL_I32:
+        if (not isinstance(aux, np.ndarray) or aux.dtype != np.int64 or aux.ndim != 1
+                or aux.shape[0] != D + 1 or aux[0] != 0 or aux[D] != S
+                or np.any(np.diff(aux) < 1)):
+            raise ValueError(f"{fn}: aux must be the int64 category offsets ({D + 1},) "
+                             f"rising from 0 to S = {S}")
+        aux_arr = np.ascontiguousarray(aux)
+        off = <const int64_t *>aux_arr.data
+    elif aux is not None:
+        aux_arr = aux
+        off = <const int64_t *>aux_arr.data
+    if N == 0 or K == 0:
+        return
+    cdef int T = clamp_threads(fn, n_threads, (N + B - 1) // B)
+    cdef features_fn feat = _table(kind, address)
+    cdef cnp.ndarray data_arr = data
+    cdef const void *dp = <const void *>data_arr.data
+    cdef active_fn act = _active(kind)
+    cdef double[:, ::1] Wt = np.ascontiguousarray(np.asarray(W).T) if act != NULL \
+        else np.empty((1, 1))
+    cdef double[:, ::1] ws = np.empty((T, (B * (S + 1) + 1 + D + 7) // 8 * 8 + 8))
+    cdef int32_t[:, ::1] wi = np.empty((T, (max(D, 1) + 15) // 16 * 16 + 16), dtype=np.int32)
+    cdef Py_ssize_t n_chunks = (N + B - 1) // B, ch, r0, nb, i, a, na, k
+    cdef double lh
+    cdef double *row
+    cdef int tid
+    with nogil:
+        for ch in prange(n_chunks, num_threads=T, schedule='dynamic', chunksize=4):
+            tid = threadid()
+            r0 = ch * B
+            nb = min(<Py_ssize_t>B, N - r0)
+            if act != NULL:
+                for i in range(nb):
+                    na = act(dp, off, r0 + i, D, &wi[tid, 0], &ws[tid, 0], &lh)
+                    row = &out[r0 + i, 0]
+                    fv_init_row(row, &c[0], &logw[0], lh, K)
+                    fv_gather_rows(row, &Wt[0, 0], &wi[tid, 0], &ws[tid, 0], na, K)
+                continue
+            feat(dp, off, r0, nb, D, S, &ws[tid, B], &ws[tid, 0])
+            _log_dens(&ws[tid, B], &ws[tid, 0], &W[0, 0], &c[0], &logw[0], nb, S, K,
+                      &out[r0, 0])

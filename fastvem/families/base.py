@@ -1,0 +1,102 @@
+"""The observation-family protocol (DESIGN.md: the first axis).
+
+A family knows the law p(x | theta) of one row and nothing about the structure
+(mixture, HMM, topic model) or the method.  The engine calls, by the method's
+fields and never by its name:
+
+    kernel side   features (a name the compiled row driver knows, or the address of
+                  a nogil C function), aux (its extra array), n_statistics S,
+                  prepare(X) -> the kernel's array of the data
+    effective     effective(theta) -> (W, c): the (K x S, K) arrays with
+                  log p(x | theta_k) = T(x) . W[k] + c[k] + log h(x)   (point methods)
+                  expected_effective(q) -> (W, c): the same for E_q log p(x | theta_k)
+                  (mean field)
+    updates       point_estimate(stats, nk, previous) -> theta (MAP / ML)
+                  posterior(stats, nk, prior) -> q (conjugate)
+                  sample_posterior(q, rng) -> theta (gibbs)
+                  posterior_mean(q) -> theta, kl(q, prior) -> KL(q || prior)
+                  default_prior(X) -> prior (from the data's own statistics)
+    model         n_parameters(K), sample_rows(theta_k, n, rng)
+
+theta is one (K x S) array of mean parameters, E[T(x)] under each component:
+the probabilities (Bernoulli, categorical: every feature's probability vector,
+side by side) or the rates (Poisson).  stats are the weighted sums of T(x) per
+component (K x S) and nk the weighted counts (K): additive, so chunks, threads,
+mini-batches, memoized passes and Dask blocks all combine them with `+`.
+"""
+import numpy as np
+from scipy.special import digamma, gammaln
+
+__all__ = ["Family", "dirichlet_kl", "beta_kl", "gamma_kl"]
+
+
+class Family:
+    """Base class of the observation families; see the module docstring."""
+
+    name = "family"
+    features = None            # the row driver's built-in features, or "address"
+    address = 0                # the features function's address when features == "address"
+
+    def aux(self):
+        return None
+
+    def n_statistics(self):
+        raise NotImplementedError
+
+    def prepare(self, X, fitting=False):
+        raise NotImplementedError
+
+    def effective(self, theta):
+        raise NotImplementedError
+
+    def expected_effective(self, q):
+        raise NotImplementedError
+
+    def point_estimate(self, stats, nk, previous):
+        raise NotImplementedError
+
+    def posterior(self, stats, nk, prior):
+        raise NotImplementedError
+
+    def sample_posterior(self, q, rng):
+        raise NotImplementedError
+
+    def posterior_mean(self, q):
+        raise NotImplementedError
+
+    def kl(self, q, prior):
+        raise NotImplementedError
+
+    def default_prior(self, X):
+        raise NotImplementedError
+
+    def n_parameters(self, n_components):
+        raise NotImplementedError
+
+    def sample_rows(self, theta_k, n, rng):
+        raise NotImplementedError
+
+
+def dirichlet_kl(q, p):
+    """KL(Dirichlet(q) || Dirichlet(p)) over the last axis (summed over the rest)."""
+    q = np.asarray(q, dtype=np.float64)
+    p = np.broadcast_to(np.asarray(p, dtype=np.float64), q.shape)
+    sq = q.sum(-1)
+    return float(np.sum(gammaln(sq) - gammaln(p.sum(-1)))
+                 - np.sum(gammaln(q) - gammaln(p))
+                 + np.sum((q - p) * (digamma(q) - digamma(sq)[..., None])))
+
+
+def beta_kl(a, b, a0, b0):
+    """sum of KL(Beta(a, b) || Beta(a0, b0)), elementwise."""
+    from scipy.special import betaln
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return float(np.sum(betaln(a0, b0) - betaln(a, b) + (a - a0) * digamma(a)
+                        + (b - b0) * digamma(b) + (a0 - a + b0 - b) * digamma(a + b)))
+
+
+def gamma_kl(shape, rate, shape0, rate0):
+    """sum of KL(Gamma(shape, rate) || Gamma(shape0, rate0)), elementwise."""
+    s, t = np.asarray(shape, dtype=np.float64), np.asarray(rate, dtype=np.float64)
+    return float(np.sum((s - shape0) * digamma(s) - gammaln(s) + gammaln(shape0)
+                        + shape0 * (np.log(t) - np.log(rate0)) + s * (rate0 - t) / t))

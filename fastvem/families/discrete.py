@@ -1,0 +1,340 @@
+"""Discrete observation families: Bernoulli, categorical (one code per feature)
+and Poisson, each a conjugate exponential family on the compiled row driver
+(`_ext/_expfam.pyx`).  See `families/base.py` for the protocol.
+
+Priors, as scikit-learn's naive Bayes smooths (``alpha``):
+- Bernoulli: each probability ~ Beta(1 + alpha, 1 + alpha); em, vem and crisp
+  take its MAP, (sum r x + alpha) / (sum r + 2 alpha); alpha = 0 is the ML
+  estimate.  Mean field and gibbs use the same prior.
+- Categorical: each feature's probability vector ~ Dirichlet(1 + alpha); MAP
+  (c_j + alpha) / (sum c + L alpha).
+- Poisson: each rate ~ Gamma(shape0, rate0), by default shape0 = 1 and rate0 =
+  1 / (the feature's mean): one pseudo-row at the data's mean.  em, vem and
+  crisp take the ML rate, floored at RATE_FLOOR.
+A component that holds no weight keeps its previous parameters under em / vem /
+crisp (the estimator re-seeds it and records the event).
+"""
+import numbers
+
+import numpy as np
+from scipy.special import digamma
+
+from .base import Family, beta_kl, dirichlet_kl, gamma_kl
+
+__all__ = ["Bernoulli", "Categorical", "Poisson", "RATE_FLOOR", "PROB_FLOOR"]
+
+RATE_FLOOR = 1e-10                 # the smallest Poisson rate (log 0 would be -inf)
+PROB_FLOOR = np.finfo(np.float64).tiny   # log of a zero probability: -708, not -inf
+_ONE_BELOW = 1.0 - 2.0 ** -53     # the largest Bernoulli probability inside a log
+
+
+def _check_alpha(alpha):
+    if (isinstance(alpha, (bool, np.bool_)) or not isinstance(alpha, numbers.Real)
+            or not np.isfinite(alpha) or alpha < 0):
+        raise ValueError(f"alpha must be a finite number >= 0, got {alpha!r}")
+    return float(alpha)
+
+
+def _numeric(X, name="X"):
+    """X as a 2-D numeric ndarray, validated by scikit-learn's check_array (its
+    messages for 1-D, empty, complex, object and non-finite data) and kept in its
+    own numeric dtype (uint8 and bool stay compact); ValueError / TypeError naming X."""
+    import scipy.sparse as sp
+    from sklearn.utils import check_array
+    if sp.issparse(X):
+        raise TypeError(f"{name} is a scipy.sparse matrix; this family needs a dense array")
+    arr = np.asarray(X) if not isinstance(X, np.ndarray) else X
+    dtype = None if arr.dtype.kind in "biuf" else np.float64
+    X = check_array(X, dtype=dtype, ensure_2d=True, ensure_min_samples=1,
+                    ensure_min_features=1, input_name=name)
+    if X.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be numeric, got dtype {X.dtype}")
+    return X
+
+
+class Bernoulli(Family):
+    """Binary features: T(x) = x, one probability per feature and component."""
+
+    name = "bernoulli"
+    features = "bernoulli_uint8"
+
+    def __init__(self, n_features, alpha=1.0, binarize=None):
+        self.n_features = int(n_features)
+        self.alpha = _check_alpha(alpha)
+        self.binarize = binarize
+
+    def n_statistics(self):
+        return self.n_features
+
+    @staticmethod
+    def check_binarize(binarize):
+        if binarize is not None and (isinstance(binarize, (bool, np.bool_))
+                                     or not isinstance(binarize, numbers.Real)
+                                     or not np.isfinite(binarize)):
+            raise ValueError(f"binarize must be None or a finite threshold, got {binarize!r}")
+
+    def prepare(self, X, fitting=False):
+        """uint8 0/1 rows (a uint8 or bool array is kept without a copy of its values)."""
+        self.check_binarize(self.binarize)
+        X = _numeric(X)
+        if X.shape[1] != self.n_features:
+            raise ValueError(f"X has {X.shape[1]} features, expected {self.n_features}")
+        if self.binarize is not None:
+            return np.ascontiguousarray(X > self.binarize, dtype=np.uint8)
+        if X.dtype == np.bool_:
+            return np.ascontiguousarray(X.view(np.uint8))
+        bad = (X != 0) & (X != 1)
+        if np.any(bad):
+            i, j = np.argwhere(bad)[0]
+            raise ValueError(f"X must hold only 0 and 1 (binarize=None), found {X[i, j]!r} at "
+                             f"row {i}, column {j}; pass binarize=threshold to binarise")
+        return np.ascontiguousarray(X, dtype=np.uint8)
+
+    def effective(self, theta):
+        p = np.clip(theta, PROB_FLOOR, _ONE_BELOW)
+        return np.log(p) - np.log1p(-p), np.sum(np.log1p(-p), axis=1)
+
+    def expected_effective(self, q):
+        a, b = q
+        return digamma(a) - digamma(b), np.sum(digamma(b) - digamma(a + b), axis=1)
+
+    def point_estimate(self, stats, nk, previous):
+        theta = previous.copy()
+        on = nk > 0
+        theta[on] = (stats[on] + self.alpha) / (nk[on, None] + 2 * self.alpha)
+        return np.clip(theta, 0.0, 1.0)
+
+    def default_prior(self, X):
+        return 1.0 + self.alpha
+
+    def posterior(self, stats, nk, prior):
+        a0 = prior
+        return (a0 + stats, a0 + np.maximum(nk[:, None] - stats, 0.0))
+
+    def sample_posterior(self, q, rng):
+        return rng.beta(*q)
+
+    def posterior_mean(self, q):
+        a, b = q
+        return a / (a + b)
+
+    def kl(self, q, prior):
+        return beta_kl(q[0], q[1], prior, prior)
+
+    def n_parameters(self, n_components):
+        return n_components * self.n_features
+
+    def sample_rows(self, theta_k, n, rng):
+        return (rng.random((n, self.n_features)) < theta_k).astype(np.uint8)
+
+
+class Poisson(Family):
+    """Counts (non-negative reals allowed, as MultinomialNB allows tf-idf):
+    T(x) = x, log h(x) = -sum log x!, one rate per feature and component."""
+
+    name = "poisson"
+
+    def __init__(self, n_features, shape_prior=None, rate_prior=None):
+        self.n_features = int(n_features)
+        self.shape_prior = shape_prior
+        self.rate_prior = rate_prior
+        self.features = "counts_float64"
+
+    def n_statistics(self):
+        return self.n_features
+
+    def prepare(self, X, fitting=False):
+        X = _numeric(X)
+        if X.shape[1] != self.n_features:
+            raise ValueError(f"X has {X.shape[1]} features, expected {self.n_features}")
+        if np.any(X < 0):
+            i, j = np.argwhere(X < 0)[0]
+            raise ValueError(f"Negative values in data passed to X: counts must be >= 0, "
+                             f"found {X[i, j]!r} at row {i}, column {j}")
+        if X.dtype == np.float32:
+            self.features = "counts_float32"
+            return np.ascontiguousarray(X)
+        self.features = "counts_float64"
+        return np.ascontiguousarray(X, dtype=np.float64)
+
+    def effective(self, theta):
+        return np.log(np.maximum(theta, RATE_FLOOR)), -np.sum(theta, axis=1)
+
+    def expected_effective(self, q):
+        s, t = q
+        return digamma(s) - np.log(t), -np.sum(s / t, axis=1)
+
+    def point_estimate(self, stats, nk, previous):
+        theta = previous.copy()
+        on = nk > 0
+        theta[on] = np.maximum(stats[on] / nk[on, None], RATE_FLOOR)
+        return theta
+
+    def default_prior(self, X):
+        """(shape0, rate0), each (D,): the given values, or one pseudo-row at the
+        feature's mean."""
+        D = self.n_features
+        shape0 = np.full(D, 1.0) if self.shape_prior is None else \
+            np.broadcast_to(np.asarray(self.shape_prior, dtype=np.float64), (D,)).copy()
+        if self.rate_prior is None:
+            mean = np.zeros(D)
+            for s in range(0, X.shape[0], 1 << 16):
+                mean += np.asarray(X[s:s + (1 << 16)], dtype=np.float64).sum(0)
+            rate0 = shape0 / np.maximum(mean / X.shape[0], RATE_FLOOR)
+        else:
+            rate0 = np.broadcast_to(np.asarray(self.rate_prior, dtype=np.float64), (D,)).copy()
+        for name, v in (("shape_prior", shape0), ("rate_prior", rate0)):
+            if not np.all(np.isfinite(v)) or np.any(v <= 0):
+                raise ValueError(f"{name} must be positive and finite, got {v}")
+        return shape0, rate0
+
+    def posterior(self, stats, nk, prior):
+        shape0, rate0 = prior
+        return shape0 + stats, rate0 + nk[:, None] + 0.0 * stats
+
+    def sample_posterior(self, q, rng):
+        s, t = q
+        return np.maximum(rng.gamma(s, 1.0 / t), RATE_FLOOR)
+
+    def posterior_mean(self, q):
+        return q[0] / q[1]
+
+    def kl(self, q, prior):
+        return gamma_kl(q[0], q[1], prior[0], prior[1])
+
+    def n_parameters(self, n_components):
+        return n_components * self.n_features
+
+    def sample_rows(self, theta_k, n, rng):
+        return rng.poisson(theta_k, (n, self.n_features)).astype(np.float64)
+
+
+class Categorical(Family):
+    """One categorical code per feature (latent class analysis): T(x) is the
+    one-hot code of every feature side by side, S = sum of the categories."""
+
+    name = "categorical"
+    features = "categorical_int32"
+
+    def __init__(self, n_categories, alpha=1.0):
+        self.n_categories = [int(v) for v in n_categories]
+        self.alpha = _check_alpha(alpha)
+        self.offsets = np.concatenate(([0], np.cumsum(self.n_categories))).astype(np.int64)
+
+    @staticmethod
+    def infer_categories(X, n_categories):
+        """The categories per feature: n_categories (an int, a list, or None: the
+        largest code + 1 of each feature)."""
+        codes = check_codes(X)
+        F = codes.shape[1]
+        if n_categories is None:
+            return [int(v) + 1 for v in codes.max(0)]
+        if isinstance(n_categories, numbers.Integral) and not isinstance(n_categories, bool):
+            n_categories = [int(n_categories)] * F
+        try:
+            cats = [int(v) for v in n_categories]
+        except (TypeError, ValueError):
+            raise ValueError(f"n_categories must be None, an int or one int per feature, got "
+                             f"{n_categories!r}") from None
+        if len(cats) != F or min(cats) < 1:
+            raise ValueError(f"n_categories must give {F} counts >= 1 (one per feature), got "
+                             f"{n_categories!r}")
+        return cats
+
+    @property
+    def n_features(self):
+        return len(self.n_categories)
+
+    def aux(self):
+        return self.offsets
+
+    def n_statistics(self):
+        return int(self.offsets[-1])
+
+    def prepare(self, X, fitting=False):
+        codes = check_codes(X)
+        if codes.shape[1] != self.n_features:
+            raise ValueError(f"X has {codes.shape[1]} features, expected {self.n_features}")
+        over = codes >= np.asarray(self.n_categories)[None, :]
+        if np.any(over):
+            i, j = np.argwhere(over)[0]
+            raise ValueError(f"X[{i}, {j}] = {codes[i, j]} is not a category of feature {j} "
+                             f"(n_categories[{j}] = {self.n_categories[j]})")
+        return codes
+
+    def blocks(self, a):
+        """The per-feature blocks of a K x S array."""
+        return [a[:, self.offsets[j]:self.offsets[j + 1]] for j in range(self.n_features)]
+
+    def effective(self, theta):
+        return np.log(np.maximum(theta, PROB_FLOOR)), np.zeros(theta.shape[0])
+
+    def expected_effective(self, A):
+        W = np.empty_like(A)
+        for j in range(self.n_features):
+            o0, o1 = self.offsets[j], self.offsets[j + 1]
+            W[:, o0:o1] = digamma(A[:, o0:o1]) - digamma(A[:, o0:o1].sum(1, keepdims=True))
+        return W, np.zeros(A.shape[0])
+
+    def point_estimate(self, stats, nk, previous):
+        theta = previous.copy()
+        on = nk > 0
+        for j, L in enumerate(self.n_categories):
+            o0, o1 = self.offsets[j], self.offsets[j + 1]
+            c = stats[on, o0:o1]
+            theta[on, o0:o1] = (c + self.alpha) / (c.sum(1, keepdims=True) + L * self.alpha)
+        return theta
+
+    def default_prior(self, X):
+        return 1.0 + self.alpha
+
+    def posterior(self, stats, nk, prior):
+        return prior + stats
+
+    def sample_posterior(self, A, rng):
+        theta = np.empty_like(A)
+        for j in range(self.n_features):
+            o0, o1 = self.offsets[j], self.offsets[j + 1]
+            g = rng.standard_gamma(A[:, o0:o1])
+            theta[:, o0:o1] = g / g.sum(1, keepdims=True)
+        return theta
+
+    def posterior_mean(self, A):
+        theta = np.empty_like(A)
+        for j in range(self.n_features):
+            o0, o1 = self.offsets[j], self.offsets[j + 1]
+            theta[:, o0:o1] = A[:, o0:o1] / A[:, o0:o1].sum(1, keepdims=True)
+        return theta
+
+    def kl(self, A, prior):
+        return sum(dirichlet_kl(block, prior) for block in self.blocks(A))
+
+    def n_parameters(self, n_components):
+        return n_components * int(sum(L - 1 for L in self.n_categories))
+
+    def sample_rows(self, theta_k, n, rng):
+        out = np.empty((n, self.n_features), dtype=np.int64)
+        for j in range(self.n_features):
+            p = theta_k[self.offsets[j]:self.offsets[j + 1]]
+            out[:, j] = rng.choice(len(p), size=n, p=p / p.sum())
+        return out
+
+
+def check_codes(X, name="X"):
+    """Non-negative integer codes as a C-contiguous int32 array (integral floats
+    are accepted); ValueError naming X otherwise."""
+    X = _numeric(X, name)
+    if X.dtype.kind == "f":
+        if np.any(X != np.floor(X)):
+            i, j = np.argwhere(X != np.floor(X))[0]
+            raise ValueError(f"{name} must hold integer category codes, found {X[i, j]!r} at "
+                             f"row {i}, column {j}")
+    if X.dtype.kind == "b":
+        X = X.astype(np.int32)
+    if np.any(X < 0):
+        i, j = np.argwhere(X < 0)[0]
+        raise ValueError(f"{name} must hold category codes >= 0, found {X[i, j]!r} at row {i}, "
+                         f"column {j}")
+    if np.max(X) >= 2 ** 31 - 1:
+        raise ValueError(f"{name} holds a category code of {np.max(X)}; codes must be < 2**31 - 1")
+    return np.ascontiguousarray(X, dtype=np.int32)

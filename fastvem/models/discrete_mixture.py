@@ -1,0 +1,560 @@
+"""Discrete mixtures by every method: BernoulliMixture, CategoricalMixture
+(latent class analysis) and PoissonMixture, one estimator over the family
+protocol (`families/base.py`) and the compiled row driver (`_ext/_expfam.pyx`).
+
+The estimator reads no parameter by name: a family's parameters are one K x S
+array of mean parameters (theta), its statistics one K x S array, and each
+model only maps theta to its fitted attribute (`probabilities_`, `rates_`).
+
+Objectives recorded in ``lower_bound_`` and ``trace_`` (per unit of sample weight):
+em / vem the log-likelihood at the parameters the iteration started from (as
+scikit-learn's GaussianMixture reports it; no prior term); crisp the complete-data
+log joint at the argmax labels; meanfield the full evidence lower bound (every
+normalising constant included) with the E-step's responsibilities and the
+updated q(theta); gibbs the complete-data log joint at the drawn labels.
+"""
+import numbers
+
+import numpy as np
+from sklearn.base import BaseEstimator, DensityMixin
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils.validation import check_is_fitted
+
+from ..engine import Trace, blas_single_thread, default_n_threads
+from ..families.base import beta_kl, dirichlet_kl
+from ..families.discrete import Bernoulli, Categorical, Poisson
+from ..methods import get_method
+from ..structures.mixture import DirichletWeights
+from ._validation import check_random_state_param, check_sample_weight, is_choice
+
+__all__ = ["BernoulliMixture", "CategoricalMixture", "PoissonMixture"]
+
+_MASK64 = (1 << 64) - 1
+
+
+def _kernel():
+    from .._ext import _expfam
+    return _expfam
+
+
+def _check_int(value, name, low):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) \
+            or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    return int(value)
+
+
+def _check_float(value, name, low=0.0, allow_none=False):
+    if value is None and allow_none:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) \
+            or not np.isfinite(value) or value < low:
+        raise ValueError(f"{name} must be a finite number >= {low}, got {value!r}")
+    return float(value)
+
+
+class _DiscreteMixture(DensityMixin, BaseEstimator):
+    """The shared estimator; subclasses name the family and the fitted attribute."""
+
+    _theta_attr = "probabilities_"
+    _theta_init = "probabilities_init"
+    _positive_only = True
+
+    # ------------------------------------------------------------ parameters
+    def _check_params(self, n_samples):
+        m = get_method(self.method)
+        K = _check_int(self.n_components, "n_components", 1)
+        if K > n_samples:
+            raise ValueError(f"n_components={K} must be <= n_samples={n_samples}")
+        _check_int(self.max_iter, "max_iter", 0)
+        _check_int(self.n_init, "n_init", 1)
+        _check_float(self.tol, "tol")
+        if not is_choice(self.init_params, ("kmeans", "random")):
+            raise ValueError(f"init_params must be 'kmeans' or 'random', got {self.init_params!r}")
+        if m.assign == "sample":
+            _check_int(self.n_samples, "n_samples", 1)
+            _check_int(self.burn_in, "burn_in", 0)
+        return m, K
+
+    def _weights_prior(self, K):
+        g0 = self.weight_concentration_prior
+        g0 = 1.0 / K if g0 is None else _check_float(g0, "weight_concentration_prior", 0.0)
+        if g0 <= 0:
+            raise ValueError(f"weight_concentration_prior must be > 0, got {g0}")
+        return DirichletWeights(self.weight_concentration_prior_type, g0)
+
+    # -------------------------------------------------------------- kernels
+    def _pass(self, fam, data, sw, W, c, logw, mode, seed=0, given=None, labels=None):
+        """stats (K x S), nk (K), totals [sum w objective, sum w entropy, sum w log h]."""
+        K, S = W.shape
+        stats = np.zeros((K, S))
+        nk = np.zeros(K)
+        totals = np.zeros(3)
+        k = _kernel()
+        empty = np.empty(0, dtype=np.int64)
+        with blas_single_thread():
+            k.row_pass(data, fam.aux(), k.FEATURES[fam.features], fam.address, S,
+                       np.ascontiguousarray(W), np.ascontiguousarray(c),
+                       np.ascontiguousarray(logw), sw, empty if given is None else given,
+                       empty if labels is None else labels, stats, nk, totals, mode,
+                       seed & _MASK64, self._threads)
+        return stats, nk, totals
+
+    def _log_joint(self, fam, data, W, c, logw):
+        k = _kernel()
+        out = np.empty((data.shape[0], W.shape[0]))
+        with blas_single_thread():
+            k.log_joint_rows(data, fam.aux(), k.FEATURES[fam.features], fam.address,
+                             W.shape[1], np.ascontiguousarray(W), np.ascontiguousarray(c),
+                             np.ascontiguousarray(logw), out, self._threads)
+        return out
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, X, y=None, sample_weight=None):
+        """Fit the mixture to X (rows), optionally weighted by sample_weight."""
+        self._fit(X, sample_weight)
+        return self
+
+    def fit_predict(self, X, y=None, sample_weight=None):
+        return self._fit(X, sample_weight).predict(X)
+
+    def _fit(self, X, sample_weight):
+        for name in list(vars(self)):
+            if name.endswith("_") and not name.startswith("_"):
+                delattr(self, name)
+        fam = self._family(X, fitting=True)
+        data = fam.prepare(X, fitting=True)
+        N = data.shape[0]
+        m, K = self._check_params(N)
+        sw = check_sample_weight(sample_weight, N)
+        total = float(N if sw is None else sw.sum())
+        self._threads = default_n_threads(self.n_threads)
+        rng = check_random_state_param(self.random_state)
+        prior = fam.default_prior(data)
+        wprior = self._weights_prior(K)
+        best = None
+        for _ in range(self.n_init):
+            weights, theta = self._initialise(fam, data, sw, K, rng)
+            if m.update == "sample":
+                run = self._gibbs(fam, data, sw, total, weights, theta, prior, wprior, rng)
+            elif m.update == "posterior":
+                run = self._meanfield(fam, data, sw, total, weights, theta, prior, wprior)
+            else:
+                run = self._point(fam, data, sw, total, weights, theta,
+                                  mode=0 if m.assign == "softmax" else 1)
+            if best is None or run["objective"] > best["objective"]:
+                best = run
+        self._family_ = fam
+        self._prior = prior
+        self._wprior = wprior
+        self.weights_ = best["weights"]
+        self._theta = best["theta"]
+        self._set_theta(fam, best["theta"])
+        self.lower_bound_ = float(best["objective"])
+        self.lower_bounds_ = list(best["trace"].objective)
+        self.trace_ = best["trace"].as_dict()
+        self.n_iter_ = int(best["n_iter"])
+        self.converged_ = bool(best["converged"])
+        self.n_features_in_ = int(data.shape[1])
+        for key in ("weight_concentration_", "posterior_samples_", "n_relabelled_"):
+            if key in best:
+                setattr(self, key, best[key])
+        self._q = best.get("q")
+        if not self.converged_ and m.update != "sample" and self.max_iter > 0:
+            import warnings
+            warnings.warn(f"{type(self).__name__} did not converge in {self.n_iter_} "
+                          f"iterations (tol={self.tol}); increase max_iter or tol",
+                          ConvergenceWarning)
+        return self
+
+    def _initialise(self, fam, data, sw, K, rng):
+        """(weights, theta): the given initial parameters, or the point estimate from
+        k-means labels (on the features T(x)) or from random labels."""
+        w0 = getattr(self, "weights_init", None)
+        t0 = self._given_theta(fam, K)
+        if w0 is not None:
+            w0 = np.asarray(w0, dtype=np.float64)
+            if w0.shape != (K,) or not np.all(np.isfinite(w0)) or np.any(w0 < 0) \
+                    or not np.isclose(w0.sum(), 1.0, atol=1e-6):
+                raise ValueError(f"weights_init must be {K} non-negative weights summing to 1, "
+                                 f"got {w0!r}")
+        if w0 is not None and t0 is not None:
+            return w0 / w0.sum(), t0
+        N = data.shape[0]
+        if self.init_params == "kmeans":
+            from sklearn.cluster import KMeans
+            feats = self._features_dense(fam, data)
+            labels = KMeans(K, n_init=1, random_state=rng).fit(feats).labels_
+        else:
+            labels = rng.randint(K, size=N)
+        labels = labels.astype(np.int64)
+        S = fam.n_statistics()
+        stats, nk, _ = self._pass(fam, data, sw, np.zeros((K, S)), np.zeros(K), np.zeros(K),
+                                  mode=3, given=labels)
+        mean = stats.sum(0) / max(nk.sum(), 1e-300)
+        theta = fam.point_estimate(stats, nk, np.tile(mean, (K, 1)))
+        weights = nk / nk.sum()
+        return (weights if w0 is None else w0 / w0.sum()), (theta if t0 is None else t0)
+
+    @staticmethod
+    def _features_dense(fam, data):
+        if fam.name == "categorical":
+            out = np.zeros((data.shape[0], fam.n_statistics()))
+            for j in range(data.shape[1]):
+                out[np.arange(data.shape[0]), fam.offsets[j] + data[:, j]] = 1.0
+            return out
+        return np.asarray(data, dtype=np.float64)
+
+    # ---------------------------------------------------------- the methods
+    def _point(self, fam, data, sw, total, weights, theta, mode):
+        """em / vem (soft) and crisp (argmax): the point updates."""
+        trace = Trace()
+        objective, converged, n_iter = -np.inf, False, 0
+        import time
+        for n_iter in range(1, self.max_iter + 1):
+            t0 = time.perf_counter()
+            W, c = fam.effective(theta)
+            with np.errstate(divide="ignore"):
+                logw = np.log(weights)
+            stats, nk, totals = self._pass(fam, data, sw, W, c, logw, mode)
+            prev, objective = objective, totals[0] / total
+            weights = nk / nk.sum()
+            theta = fam.point_estimate(stats, nk, theta)
+            trace.append(objective, time.perf_counter() - t0)
+            if abs(objective - prev) < self.tol:
+                converged = True
+                break
+        if self.max_iter == 0:
+            objective = -np.inf
+        return {"weights": weights, "theta": theta, "objective": objective, "trace": trace,
+                "n_iter": n_iter, "converged": converged}
+
+    def _elbo(self, fam, stats, nk, totals, q, conc, prior, wprior, total):
+        """The full ELBO per unit weight with the E-step's responsibilities (through
+        stats, nk and their entropy) and the updated q."""
+        W, c = fam.expected_effective(q)
+        elogw = wprior.expected_log_weights(conc)
+        value = (np.sum(W * stats) + np.sum((c + elogw) * nk) + totals[2] + totals[1]
+                 - self._weights_kl(conc, wprior) - fam.kl(q, prior))
+        return value / total
+
+    @staticmethod
+    def _weights_kl(conc, wprior):
+        if wprior.prior_type == "dirichlet_process":
+            a, b = conc
+            return beta_kl(a, b, 1.0, wprior.alpha0)
+        return dirichlet_kl(conc, wprior.alpha0)
+
+    def _meanfield(self, fam, data, sw, total, weights, theta, prior, wprior):
+        import time
+        # q from the initial point: pseudo-counts of the initial weights and parameters
+        nk0 = weights * total
+        q = fam.posterior(theta * nk0[:, None], nk0, prior)
+        conc = wprior.posterior(nk0)
+        trace = Trace()
+        objective, converged, n_iter = -np.inf, False, 0
+        for n_iter in range(1, self.max_iter + 1):
+            t0 = time.perf_counter()
+            W, c = fam.expected_effective(q)
+            logw = wprior.expected_log_weights(conc)
+            stats, nk, totals = self._pass(fam, data, sw, W, c, logw, 0)
+            q = fam.posterior(stats, nk, prior)
+            conc = wprior.posterior(nk)
+            prev, objective = objective, self._elbo(fam, stats, nk, totals, q, conc, prior,
+                                                    wprior, total)
+            trace.append(objective, time.perf_counter() - t0)
+            if abs(objective - prev) < self.tol:
+                converged = True
+                break
+        return {"weights": wprior.mean_weights(conc), "theta": fam.posterior_mean(q),
+                "objective": objective, "trace": trace, "n_iter": n_iter,
+                "converged": converged, "q": q, "weight_concentration_": conc}
+
+    def _gibbs(self, fam, data, sw, total, weights, theta, prior, wprior, rng):
+        """One chain: labels drawn by the kernel (keyed by seed, sweep and row),
+        then weights and parameters drawn from their conditionals; the kept draws
+        are relabelled (Stephens) on reference rows and averaged."""
+        import time
+        from ..diagnostics import relabel
+        seed = int(rng.randint(2 ** 31))
+        trace = Trace()
+        draws_w, draws_t = [], []
+        n_sweeps = self.burn_in + self.n_samples
+        for sweep in range(n_sweeps):
+            t0 = time.perf_counter()
+            W, c = fam.effective(theta)
+            with np.errstate(divide="ignore"):
+                logw = np.log(weights)
+            stats, nk, totals = self._pass(fam, data, sw, W, c, logw, 2,
+                                           seed=(seed * 0x9E3779B97F4A7C15 + sweep))
+            trace.append(totals[0] / total, time.perf_counter() - t0)
+            weights = np.maximum(wprior.sample(wprior.posterior(nk), rng), 0.0)
+            weights = weights / weights.sum()
+            theta = fam.sample_posterior(fam.posterior(stats, nk, prior), rng)
+            if sweep >= self.burn_in:
+                draws_w.append(weights)
+                draws_t.append(theta)
+        dw, dt = np.array(draws_w), np.array(draws_t)
+        ref = data[np.linspace(0, data.shape[0] - 1, min(data.shape[0], 500)).astype(int)]
+        probs = []
+        for w, t in zip(dw, dt):
+            W, c = fam.effective(t)
+            with np.errstate(divide="ignore"):
+                lj = self._log_joint(fam, ref, W, c, np.log(w))
+            lj -= lj.max(1, keepdims=True)
+            p = np.exp(lj)
+            probs.append(p / p.sum(1, keepdims=True))
+        perms, _ = relabel(np.array(probs))
+        n_relab = int(np.sum(np.any(perms != np.arange(dw.shape[1]), axis=1)))
+        dw = np.take_along_axis(dw, perms, axis=1)
+        dt = np.take_along_axis(dt, perms[:, :, None], axis=1)
+        return {"weights": dw.mean(0), "theta": dt.mean(0), "objective": trace.objective[-1],
+                "trace": trace, "n_iter": n_sweeps, "converged": True,
+                "posterior_samples_": {"weights": dw, "theta": dt},
+                "n_relabelled_": n_relab}
+
+    # ------------------------------------------------------------ prediction
+    def _prepare(self, X):
+        """The kernel's array of X for a fitted model: X validated once, its
+        features counted against the fit's."""
+        check_is_fitted(self)
+        from ..families.discrete import _numeric
+        n = _numeric(X).shape[1]
+        if n != self.n_features_in_:
+            raise ValueError(f"X has {n} features, but {type(self).__name__} is expecting "
+                             f"{self.n_features_in_} features as input")
+        return self._family_, self._family_.prepare(X)
+
+    def _effective_rows(self, X):
+        fam, data = self._prepare(X)
+        if self._q is not None:                 # mean field: E_q log p, E log pi
+            W, c = fam.expected_effective(self._q)
+            logw = self._wprior.expected_log_weights(self.weight_concentration_)
+        else:
+            W, c = fam.effective(self._theta)
+            with np.errstate(divide="ignore"):
+                logw = np.log(self.weights_)
+        return fam, data, W, c, logw
+
+    def _estimate_weighted_log_prob(self, X):
+        fam, data, W, c, logw = self._effective_rows(X)
+        self._threads = default_n_threads(self.n_threads)
+        return self._log_joint(fam, data, W, c, logw)
+
+    def predict_proba(self, X):
+        lj = self._estimate_weighted_log_prob(X)
+        lj -= lj.max(1, keepdims=True)
+        p = np.exp(lj)
+        return p / p.sum(1, keepdims=True)
+
+    def predict(self, X):
+        return np.argmax(self._estimate_weighted_log_prob(X), axis=1)
+
+    def score_samples(self, X):
+        """log p(x) per row: the mixture density at the fitted parameters (for
+        meanfield: at the posterior means, which for Bernoulli and categorical
+        features is the exact posterior predictive of a row)."""
+        fam, data = self._prepare(X)
+        W, c = fam.effective(self._theta)
+        with np.errstate(divide="ignore"):
+            logw = np.log(self.weights_)
+        self._threads = default_n_threads(self.n_threads)
+        lj = self._log_joint(fam, data, W, c, logw)
+        mx = lj.max(1)
+        return mx + np.log(np.exp(lj - mx[:, None]).sum(1))
+
+    def score(self, X, y=None):
+        return float(np.mean(self.score_samples(X)))
+
+    def _n_parameters(self):
+        return self._family_.n_parameters(self.n_components) + self.n_components - 1
+
+    def bic(self, X):
+        n = np.asarray(X).shape[0] if hasattr(X, "shape") else len(X)
+        return -2 * self.score(X) * n + self._n_parameters() * np.log(n)
+
+    def aic(self, X):
+        n = np.asarray(X).shape[0] if hasattr(X, "shape") else len(X)
+        return -2 * self.score(X) * n + 2 * self._n_parameters()
+
+    def sample(self, n_samples=1):
+        """(X, labels): n_samples rows drawn from the fitted mixture."""
+        check_is_fitted(self)
+        n_samples = _check_int(n_samples, "n_samples", 1)
+        rng = check_random_state_param(self.random_state)
+        counts = rng.multinomial(n_samples, self.weights_ / self.weights_.sum())
+        X = [self._family_.sample_rows(self._theta[k], n, rng) for k, n in enumerate(counts)]
+        y = np.repeat(np.arange(self.n_components), counts)
+        return np.vstack(X), y
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = False
+        tags.input_tags.positive_only = self._positive_only
+        return tags
+
+
+class BernoulliMixture(_DiscreteMixture):
+    """A mixture of independent Bernoulli features, by every method.
+
+    X: binary rows (bool, int or float 0/1; with ``binarize`` a threshold as in
+    BernoulliNB).  alpha: the symmetric Beta(1 + alpha, 1 + alpha) prior on each
+    probability, whose MAP em / vem / crisp take (additive smoothing; alpha=0 is
+    maximum likelihood).  Fitted: ``weights_`` (K), ``probabilities_`` (K x D).
+    """
+
+    _theta_attr = "probabilities_"
+    _positive_only = False          # with binarize, any real threshold and data
+
+    def __init__(self, n_components=1, *, method="em", alpha=1.0, binarize=None, tol=1e-3,
+                 max_iter=100, n_init=1, init_params="kmeans", weights_init=None,
+                 probabilities_init=None, weight_concentration_prior_type="dirichlet_distribution",
+                 weight_concentration_prior=None, n_samples=200, burn_in=100,
+                 random_state=None, n_threads=None):
+        self.n_components = n_components
+        self.method = method
+        self.alpha = alpha
+        self.binarize = binarize
+        self.tol = tol
+        self.max_iter = max_iter
+        self.n_init = n_init
+        self.init_params = init_params
+        self.weights_init = weights_init
+        self.probabilities_init = probabilities_init
+        self.weight_concentration_prior_type = weight_concentration_prior_type
+        self.weight_concentration_prior = weight_concentration_prior
+        self.n_samples = n_samples
+        self.burn_in = burn_in
+        self.random_state = random_state
+        self.n_threads = n_threads
+
+    def _family(self, X, fitting=False):
+        Bernoulli.check_binarize(self.binarize)
+        X = np.asarray(X) if not hasattr(X, "shape") else X
+        D = X.shape[1] if getattr(X, "ndim", 0) == 2 else 0
+        return Bernoulli(D, self.alpha, self.binarize)
+
+    def _given_theta(self, fam, K):
+        if self.probabilities_init is None:
+            return None
+        p = np.asarray(self.probabilities_init, dtype=np.float64)
+        if p.shape != (K, fam.n_features) or not np.all((p >= 0) & (p <= 1)):
+            raise ValueError(f"probabilities_init must be a ({K}, {fam.n_features}) array of "
+                             f"probabilities in [0, 1], got shape {p.shape}")
+        return p.copy()
+
+    def _set_theta(self, fam, theta):
+        self.probabilities_ = theta
+
+
+class PoissonMixture(_DiscreteMixture):
+    """A mixture of independent Poisson counts, by every method.
+
+    X: non-negative counts (non-integer reals are accepted, as MultinomialNB
+    accepts tf-idf; float32 is kept).  Rates are floored at RATE_FLOOR = 1e-10.
+    Mean field and gibbs use Gamma(shape_prior, rate_prior) priors (default: one
+    pseudo-row at each feature's mean).  Fitted: ``weights_``, ``rates_`` (K x D).
+    """
+
+    _theta_attr = "rates_"
+
+    def __init__(self, n_components=1, *, method="em", tol=1e-3, max_iter=100, n_init=1,
+                 init_params="kmeans", weights_init=None, rates_init=None, shape_prior=None,
+                 rate_prior=None, weight_concentration_prior_type="dirichlet_distribution",
+                 weight_concentration_prior=None, n_samples=200, burn_in=100,
+                 random_state=None, n_threads=None):
+        self.n_components = n_components
+        self.method = method
+        self.tol = tol
+        self.max_iter = max_iter
+        self.n_init = n_init
+        self.init_params = init_params
+        self.weights_init = weights_init
+        self.rates_init = rates_init
+        self.shape_prior = shape_prior
+        self.rate_prior = rate_prior
+        self.weight_concentration_prior_type = weight_concentration_prior_type
+        self.weight_concentration_prior = weight_concentration_prior
+        self.n_samples = n_samples
+        self.burn_in = burn_in
+        self.random_state = random_state
+        self.n_threads = n_threads
+
+    def _family(self, X, fitting=False):
+        X = np.asarray(X) if not hasattr(X, "shape") else X
+        D = X.shape[1] if getattr(X, "ndim", 0) == 2 else 0
+        return Poisson(D, self.shape_prior, self.rate_prior)
+
+    def _given_theta(self, fam, K):
+        if self.rates_init is None:
+            return None
+        r = np.asarray(self.rates_init, dtype=np.float64)
+        if r.shape != (K, fam.n_features) or not np.all(np.isfinite(r)) or np.any(r <= 0):
+            raise ValueError(f"rates_init must be a ({K}, {fam.n_features}) array of positive "
+                             f"finite rates, got shape {r.shape}")
+        return r.copy()
+
+    def _set_theta(self, fam, theta):
+        self.rates_ = theta
+
+
+class CategoricalMixture(_DiscreteMixture):
+    """Latent class analysis: a mixture of independent categorical features, by
+    every method.
+
+    X: integer codes, n_samples x n_features; feature j takes 0 .. n_categories[j]-1
+    (``n_categories=None`` infers the largest code + 1 of each feature at fit).
+    alpha: the Dirichlet(1 + alpha) prior on each probability vector (additive
+    smoothing for em / vem / crisp).  Fitted: ``weights_`` and ``probabilities_``,
+    a list with one (K x n_categories[j]) array per feature.
+    """
+
+    _theta_attr = "probabilities_"
+
+    def __init__(self, n_components=1, *, method="em", n_categories=None, alpha=1.0,
+                 tol=1e-3, max_iter=100, n_init=1, init_params="kmeans", weights_init=None,
+                 probabilities_init=None, weight_concentration_prior_type="dirichlet_distribution",
+                 weight_concentration_prior=None, n_samples=200, burn_in=100,
+                 random_state=None, n_threads=None):
+        self.n_components = n_components
+        self.method = method
+        self.n_categories = n_categories
+        self.alpha = alpha
+        self.tol = tol
+        self.max_iter = max_iter
+        self.n_init = n_init
+        self.init_params = init_params
+        self.weights_init = weights_init
+        self.probabilities_init = probabilities_init
+        self.weight_concentration_prior_type = weight_concentration_prior_type
+        self.weight_concentration_prior = weight_concentration_prior
+        self.n_samples = n_samples
+        self.burn_in = burn_in
+        self.random_state = random_state
+        self.n_threads = n_threads
+
+    def _family(self, X, fitting=False):
+        cats = Categorical.infer_categories(X, self.n_categories)
+        fam = Categorical(cats, self.alpha)
+        if fitting:
+            self.n_categories_ = list(cats)
+        return fam
+
+    def _given_theta(self, fam, K):
+        if self.probabilities_init is None:
+            return None
+        blocks = self.probabilities_init
+        if not isinstance(blocks, (list, tuple)) or len(blocks) != fam.n_features:
+            raise ValueError(f"probabilities_init must be a list of {fam.n_features} arrays, "
+                             "one (n_components, n_categories[j]) array per feature")
+        theta = np.empty((K, fam.n_statistics()))
+        for j, (b, L) in enumerate(zip(blocks, fam.n_categories)):
+            b = np.asarray(b, dtype=np.float64)
+            if b.shape != (K, L) or np.any(b < 0) or not np.allclose(b.sum(1), 1.0, atol=1e-6):
+                raise ValueError(f"probabilities_init[{j}] must be a ({K}, {L}) array of "
+                                 f"probability rows summing to 1, got shape {b.shape}")
+            theta[:, fam.offsets[j]:fam.offsets[j + 1]] = b
+        return theta
+
+    def _set_theta(self, fam, theta):
+        self.probabilities_ = [b.copy() for b in fam.blocks(theta)]

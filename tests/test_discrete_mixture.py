@@ -1,0 +1,295 @@
+"""Discrete mixtures (BernoulliMixture, CategoricalMixture, PoissonMixture) on the
+compiled exponential-family row driver: each method against the NumPy oracle in
+tests/oracle_discrete.py iterate for iterate, monotone objectives, thread
+invariance, ground truth, real data and bad input."""
+import numpy as np
+import pytest
+
+from fastvem import BernoulliMixture, CategoricalMixture, PoissonMixture
+
+import oracle_discrete as od
+
+
+# ------------------------------------------------------------------ data
+def bernoulli_data(n=3000, d=12, k=3, seed=0):
+    rng = np.random.default_rng(seed)
+    p = rng.uniform(0.05, 0.95, (k, d))
+    w = np.array([0.5, 0.3, 0.2])[:k] / np.array([0.5, 0.3, 0.2])[:k].sum()
+    z = rng.choice(k, n, p=w)
+    return (rng.random((n, d)) < p[z]).astype(np.uint8), z, w, p
+
+
+def categorical_data(n=3000, cats=(3, 4, 2, 5, 3), k=3, seed=0):
+    rng = np.random.default_rng(seed)
+    w = np.array([0.5, 0.3, 0.2])[:k] / np.array([0.5, 0.3, 0.2])[:k].sum()
+    z = rng.choice(k, n, p=w)
+    probs = [rng.dirichlet(np.full(L, 0.5), size=k) for L in cats]
+    X = np.column_stack([[rng.choice(L, p=probs[j][zi]) for zi in z]
+                         for j, L in enumerate(cats)])
+    return X.astype(np.int64), z, w, probs
+
+
+def poisson_data(n=3000, d=6, k=3, seed=0):
+    rng = np.random.default_rng(seed)
+    rates = rng.uniform(0.5, 12.0, (k, d))
+    w = np.array([0.5, 0.3, 0.2])[:k] / np.array([0.5, 0.3, 0.2])[:k].sum()
+    z = rng.choice(k, n, p=w)
+    return rng.poisson(rates[z]).astype(np.float64), z, w, rates
+
+
+def _start(kind, K, seed=1):
+    rng = np.random.default_rng(seed)
+    w = rng.dirichlet(np.full(K, 5.0))
+    if kind == "bernoulli":
+        return w, rng.uniform(0.2, 0.8, (K, 12))
+    if kind == "poisson":
+        return w, rng.uniform(1.0, 8.0, (K, 6))
+    return w, [rng.dirichlet(np.ones(L), size=K) for L in (3, 4, 2, 5, 3)]
+
+
+def _estimator(kind, K, method, w, theta, **kw):
+    if kind == "bernoulli":
+        return BernoulliMixture(K, method=method, weights_init=w, probabilities_init=theta, **kw)
+    if kind == "poisson":
+        return PoissonMixture(K, method=method, weights_init=w, rates_init=theta, **kw)
+    return CategoricalMixture(K, method=method, weights_init=w, probabilities_init=theta,
+                              n_categories=[3, 4, 2, 5, 3], **kw)
+
+
+DATA = {"bernoulli": bernoulli_data, "categorical": categorical_data, "poisson": poisson_data}
+
+
+def _theta(est, kind):
+    return est.rates_ if kind == "poisson" else est.probabilities_
+
+
+# --------------------------------------------------- em / crisp vs oracle
+@pytest.mark.parametrize("kind", ["bernoulli", "categorical", "poisson"])
+@pytest.mark.parametrize("method", ["em", "vem", "crisp"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_point_methods_equal_the_oracle_iterate_for_iterate(kind, method, weighted):
+    X, _, _, _ = DATA[kind]()
+    sw = np.random.default_rng(3).uniform(0.2, 2.0, X.shape[0]) if weighted else None
+    K = 3
+    w, theta = _start(kind, K)
+    step = {"em": "em", "vem": "em", "crisp": "crisp"}[method]
+    ow, ot = w.copy(), [t.copy() for t in theta] if kind == "categorical" else theta.copy()
+    objectives = []
+    for n_iter in range(1, 6):
+        if kind == "bernoulli":
+            ow, ot, obj = getattr(od, f"bernoulli_{step}_step")(X, sw, ow, ot, 1.0)
+        elif kind == "categorical":
+            ow, ot, obj = getattr(od, f"categorical_{step}_step")(X, sw, ow, ot, [3, 4, 2, 5, 3],
+                                                                  1.0)
+        else:
+            ow, ot, obj = getattr(od, f"poisson_{step}_step")(X, sw, ow, ot, 1e-10)
+        objectives.append(obj)
+        est = _estimator(kind, K, method, w, theta, max_iter=n_iter, tol=0.0)
+        with pytest.warns(Warning):
+            est.fit(X, sample_weight=sw)
+        np.testing.assert_allclose(est.weights_, ow, rtol=1e-10, atol=1e-12)
+        got = _theta(est, kind)
+        for a, b in zip(got if kind == "categorical" else [got],
+                        ot if kind == "categorical" else [ot]):
+            np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(est.lower_bounds_, objectives, rtol=1e-10)
+
+
+@pytest.mark.parametrize("kind", ["bernoulli", "categorical", "poisson"])
+def test_meanfield_equals_the_oracle(kind):
+    X, _, _, _ = DATA[kind]()
+    K = 3
+    w, theta = _start(kind, K)
+    est = _estimator(kind, K, "meanfield", w, theta, max_iter=4, tol=0.0)
+    with pytest.warns(Warning):
+        est.fit(X)
+    # the oracle from the same q: the estimator's initial pseudo-counts
+    nk0 = w * X.shape[0]
+    g0 = 1.0 / K
+    conc = g0 + nk0
+    if kind == "bernoulli":
+        a, b = 2.0 + theta * nk0[:, None], 2.0 + (1 - theta) * nk0[:, None]
+        for _ in range(4):
+            conc, a, b, elbo = od.bernoulli_meanfield_step(X, None, conc, a, b, g0, 1.0)
+        np.testing.assert_allclose(est.probabilities_, a / (a + b), rtol=1e-9)
+    elif kind == "categorical":
+        A = [2.0 + t * nk0[:, None] for t in theta]
+        for _ in range(4):
+            conc, A, elbo = od.categorical_meanfield_step(X, None, conc, A, [3, 4, 2, 5, 3], g0,
+                                                          1.0)
+        for got, Aj in zip(est.probabilities_, A):
+            np.testing.assert_allclose(got, Aj / Aj.sum(1, keepdims=True), rtol=1e-9)
+    else:
+        shape0 = np.ones(6)
+        rate0 = 1.0 / X.mean(0)
+        s, t = shape0 + theta * nk0[:, None], rate0 + nk0[:, None] + 0 * theta
+        for _ in range(4):
+            conc, s, t, elbo = od.poisson_meanfield_step(X, None, conc, s, t, g0, shape0, rate0)
+        np.testing.assert_allclose(est.rates_, s / t, rtol=1e-9)
+    np.testing.assert_allclose(est.weight_concentration_, conc, rtol=1e-10)
+    np.testing.assert_allclose(est.lower_bound_, elbo, rtol=1e-9)
+
+
+# ---------------------------------------------------------- properties
+@pytest.mark.parametrize("kind", ["bernoulli", "categorical", "poisson"])
+@pytest.mark.parametrize("method", ["em", "meanfield", "crisp"])
+def test_objective_never_decreases(kind, method):
+    """em / crisp with alpha=0 (maximum likelihood: with alpha > 0 their M-step is a
+    MAP step, under which only objective + log prior is monotone); meanfield with
+    its prior (the ELBO includes it)."""
+    X, _, _, _ = DATA[kind](seed=5)
+    kw = {} if kind == "poisson" or method == "meanfield" else {"alpha": 0.0}
+    est = DATA_EST[kind](4, method=method, max_iter=40, tol=0.0, random_state=0, **kw)
+    with pytest.warns(Warning):
+        est.fit(X)
+    lb = np.array(est.lower_bounds_)
+    assert np.all(np.diff(lb) >= -1e-9 * np.abs(lb[1:])), np.diff(lb).min()
+
+
+DATA_EST = {"bernoulli": BernoulliMixture, "categorical": CategoricalMixture,
+            "poisson": PoissonMixture}
+
+
+@pytest.mark.parametrize("kind", ["bernoulli", "categorical", "poisson"])
+@pytest.mark.parametrize("method", ["em", "meanfield", "crisp", "gibbs"])
+def test_thread_invariance_bitwise(kind, method):
+    X, _, _, _ = DATA[kind](n=20000)
+    fits = [DATA_EST[kind](3, method=method, max_iter=5, tol=0.0, random_state=0, n_threads=t,
+                           n_samples=5, burn_in=2).fit(X) for t in (1, 2, 3)]
+    for f in fits[1:]:
+        assert np.array_equal(f.weights_, fits[0].weights_)
+        assert f.lower_bounds_ == fits[0].lower_bounds_
+
+
+@pytest.mark.parametrize("kind", ["bernoulli", "categorical", "poisson"])
+@pytest.mark.parametrize("method", ["em", "meanfield", "gibbs"])
+def test_ground_truth_recovered(kind, method):
+    """The labels are as good as the true parameters' (the Bayes classifier's ARI,
+    from the oracle), and the parameters, matched to the truth, are close."""
+    from scipy.optimize import linear_sum_assignment
+    from sklearn.metrics import adjusted_rand_score
+    X, z, w, truth = DATA[kind](n=4000, seed=2)
+    bayes = adjusted_rand_score(z, getattr(od, f"{kind}_log_joint")(X, w, truth).argmax(1))
+    est = DATA_EST[kind](3, method=method, random_state=0, n_init=3, max_iter=300, tol=1e-8,
+                         n_samples=100, burn_in=50).fit(X)
+    assert adjusted_rand_score(z, est.predict(X)) > bayes - 0.03
+    got = _theta(est, kind)
+    if kind == "categorical":
+        got, truth = np.hstack(got), np.hstack(truth)
+    scale = truth.mean() if kind == "poisson" else 1.0
+    cost = np.abs(got[:, None, :] - truth[None, :, :]).mean(-1)
+    rows, cols = linear_sum_assignment(cost)
+    np.testing.assert_allclose(est.weights_[rows], w[cols], atol=0.04)
+    assert np.max(np.abs(got[rows] - truth[cols])) / scale < 0.15
+    assert cost[rows, cols].mean() / scale < 0.03
+
+
+def test_gibbs_keeps_relabelled_draws():
+    X, _, _, _ = bernoulli_data(n=2000)
+    est = BernoulliMixture(3, method="gibbs", n_samples=50, burn_in=20, random_state=0).fit(X)
+    assert est.posterior_samples_["weights"].shape == (50, 3)
+    assert est.posterior_samples_["theta"].shape == (50, 3, 12)
+    np.testing.assert_allclose(est.weights_, est.posterior_samples_["weights"].mean(0))
+
+
+def test_sample_weight_equals_repeated_rows():
+    X, _, _, _ = bernoulli_data(n=500)
+    reps = np.random.default_rng(0).integers(1, 4, X.shape[0])
+    w, theta = _start("bernoulli", 3)
+    a = BernoulliMixture(3, weights_init=w, probabilities_init=theta, max_iter=5,
+                         tol=0).fit(X, sample_weight=reps.astype(float))
+    b = BernoulliMixture(3, weights_init=w, probabilities_init=theta, max_iter=5,
+                         tol=0).fit(np.repeat(X, reps, axis=0))
+    np.testing.assert_allclose(a.probabilities_, b.probabilities_, rtol=1e-10)
+    np.testing.assert_allclose(a.weights_, b.weights_, rtol=1e-10)
+
+
+def test_float32_counts_and_bool_bernoulli():
+    X, _, _, _ = poisson_data()
+    w, r = _start("poisson", 3)
+    a = PoissonMixture(3, weights_init=w, rates_init=r, max_iter=5, tol=0).fit(X)
+    b = PoissonMixture(3, weights_init=w, rates_init=r, max_iter=5,
+                       tol=0).fit(X.astype(np.float32))
+    np.testing.assert_allclose(a.rates_, b.rates_, rtol=1e-6)
+    Xb, _, _, _ = bernoulli_data()
+    w, p = _start("bernoulli", 3)
+    c = BernoulliMixture(3, weights_init=w, probabilities_init=p, max_iter=3, tol=0).fit(Xb)
+    d = BernoulliMixture(3, weights_init=w, probabilities_init=p, max_iter=3,
+                         tol=0).fit(Xb.astype(bool))
+    np.testing.assert_array_equal(c.probabilities_, d.probabilities_)
+    f = BernoulliMixture(3, weights_init=w, probabilities_init=p, max_iter=3, tol=0,
+                         binarize=2.5).fit(Xb * 5.0)
+    np.testing.assert_array_equal(c.probabilities_, f.probabilities_)
+
+
+def test_score_predict_sample_bic():
+    X, _, _, _ = categorical_data()
+    est = CategoricalMixture(3, random_state=0).fit(X)
+    lj = est.score_samples(X)
+    assert lj.shape == (X.shape[0],) and np.all(lj < 0)
+    P = est.predict_proba(X)
+    np.testing.assert_allclose(P.sum(1), 1.0)
+    assert np.array_equal(est.predict(X), P.argmax(1))
+    Xs, ys = est.sample(200)
+    assert Xs.shape == (200, 5) and np.all(Xs < np.array([3, 4, 2, 5, 3]))
+    n_par = 3 * (2 + 3 + 1 + 4 + 2) + 2
+    np.testing.assert_allclose(est.bic(X), -2 * est.score(X) * len(X) + n_par * np.log(len(X)))
+
+
+# ------------------------------------------------------------- real data
+def test_bernoulli_on_binarised_digits():
+    """Binarised 8x8 digits: 10 components separate the digits far better than
+    chance, and more components fit the held-out half better than one."""
+    from sklearn.datasets import load_digits
+    from sklearn.metrics import adjusted_rand_score
+    X, y = load_digits(return_X_y=True)
+    Xb = (X > 7).astype(np.uint8)
+    tr, te = np.arange(0, len(X), 2), np.arange(1, len(X), 2)
+    one = BernoulliMixture(1).fit(Xb[tr])
+    ten = BernoulliMixture(10, random_state=0, n_init=2, max_iter=200).fit(Xb[tr])
+    assert ten.score(Xb[te]) > one.score(Xb[te]) + 5.0
+    assert adjusted_rand_score(y[te], ten.predict(Xb[te])) > 0.4
+
+
+# ------------------------------------------------------------- bad input
+@pytest.mark.parametrize("make, match", [
+    (lambda: BernoulliMixture(2).fit(np.array([[0, 2], [1, 0], [1, 1]])), "only 0 and 1"),
+    (lambda: PoissonMixture(2).fit(np.array([[0, -1.0], [1, 0], [2, 1]])), "Negative values"),
+    (lambda: CategoricalMixture(2).fit(np.array([[0, -1], [1, 0], [1, 1]])), ">= 0"),
+    (lambda: CategoricalMixture(2, n_categories=[2, 2]).fit(np.array([[0, 2], [1, 0], [1, 1]])),
+     "not a category"),
+    (lambda: CategoricalMixture(2).fit(np.array([[0, 0.5], [1, 0], [1, 1]])), "integer"),
+    (lambda: PoissonMixture(2).fit(np.array([[0, np.nan], [1, 0], [2, 1]])), "NaN"),
+    (lambda: BernoulliMixture(2).fit(np.array([[0, np.inf], [1, 0], [1, 1]])), "infinity"),
+    (lambda: BernoulliMixture(5).fit(np.array([[0, 1], [1, 0], [1, 1]])), "n_components"),
+    (lambda: BernoulliMixture(2, probabilities_init=np.full((2, 3), 0.5)).fit(
+        np.array([[0, 1], [1, 0], [1, 1]])), "probabilities_init"),
+    (lambda: BernoulliMixture(2, probabilities_init=np.full((2, 2), 1.5)).fit(
+        np.array([[0, 1], [1, 0], [1, 1]])), "probabilities_init"),
+    (lambda: PoissonMixture(2, rates_init=-np.ones((2, 2))).fit(
+        np.array([[0, 1], [1, 0], [1, 1.0]])), "rates_init"),
+    (lambda: BernoulliMixture(2, weights_init=[0.7, 0.7]).fit(
+        np.array([[0, 1], [1, 0], [1, 1]])), "weights_init"),
+    (lambda: BernoulliMixture(2, alpha=-1).fit(np.array([[0, 1], [1, 0], [1, 1]])), "alpha"),
+    (lambda: BernoulliMixture(2).fit(np.zeros((0, 3))), "0 sample"),
+    (lambda: BernoulliMixture(2).fit(np.array([0, 1, 1])), "2D array"),
+    (lambda: BernoulliMixture(2, method="newton").fit(np.array([[0, 1], [1, 0], [1, 1]])),
+     "method"),
+])
+def test_bad_input_is_a_clear_error(make, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        make()
+
+
+def test_degenerate_data_fits():
+    """A constant column, duplicate rows and an all-zero Poisson column fit."""
+    Xb = np.tile([[1, 0, 1]], (50, 1)).astype(np.uint8)
+    for method in ("em", "meanfield", "crisp", "gibbs"):
+        est = BernoulliMixture(2, method=method, random_state=0, n_samples=10,
+                               burn_in=5).fit(Xb)
+        assert np.all(np.isfinite(est.probabilities_))
+    Xp = np.column_stack([np.zeros(60), np.arange(60) % 3]).astype(float)
+    for method in ("em", "meanfield", "crisp", "gibbs"):
+        est = PoissonMixture(2, method=method, random_state=0, n_samples=10,
+                             burn_in=5).fit(Xp)
+        assert np.all(np.isfinite(est.rates_)) and np.all(est.rates_ > 0)
