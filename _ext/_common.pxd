@@ -46,6 +46,94 @@ cdef inline double uniform01(uint64_t seed, uint64_t row) noexcept nogil:
 
 
 # --------------------------------------------------------------------------
+# the mixture structure's local step, in the transposed layout of a chunk
+# (K columns of B rows: the loops run down the rows and vectorise), shared by
+# every family's row driver
+# --------------------------------------------------------------------------
+cdef inline double local_step_t(int mode, floating* lpT, Py_ssize_t nb, Py_ssize_t B,
+                                Py_ssize_t K, const double* w, uint64_t seed,
+                                uint64_t row0, Py_ssize_t* labels, floating* mx,
+                                floating* sm, floating* aux, floating* ea,
+                                double* entropy) noexcept nogil:
+    """q(z) for the nb rows of lpT, column by column; returns sum_n w_n obj_n.
+
+    MODE_SOFT: lpT becomes w_n p(z=k | x_n); obj = log p(x_n); entropy[0]
+    receives sum_n w_n H[p(z | x_n)].
+    MODE_HARD: labels = argmax_k (first on ties); obj = max_k log p(x_n, k).
+    MODE_SAMPLE: labels drawn from p(z | x_n) with uniforms keyed by (seed,
+    row); obj = log p(x_n, z_n).  lpT is left exponentiated (unnormalised).
+    mx, sm, aux, ea: scratch rows of length >= nb."""
+    cdef Py_ssize_t n, k
+    cdef floating* lk
+    cdef double obj = 0
+    cdef floating v
+    for n in range(nb):
+        mx[n] = lpT[n]
+    if mode == MODE_HARD:
+        for n in range(nb):
+            labels[n] = 0
+        for k in range(1, K):
+            lk = lpT + k * B
+            for n in range(nb):
+                v = lk[n]
+                if v > mx[n]:
+                    mx[n] = v
+                    labels[n] = k
+        for n in range(nb):
+            obj = obj + (w[n] if w != NULL else 1.0) * mx[n]
+        return obj
+    for k in range(1, K):
+        lk = lpT + k * B
+        for n in range(nb):
+            v = lk[n]
+            mx[n] = v if v > mx[n] else mx[n]
+    cdef floating t, e
+    cdef double ent = 0
+    for n in range(nb):
+        sm[n] = 0
+        ea[n] = 0
+    for k in range(K):
+        lk = lpT + k * B
+        for n in range(nb):
+            t = lk[n] - mx[n]
+            e = fexp(t)
+            lk[n] = e
+            sm[n] = sm[n] + e
+            ea[n] = ea[n] + e * t
+    if mode == MODE_SOFT:
+        for n in range(nb):
+            aux[n] = flog(sm[n])
+        for n in range(nb):
+            # H = log s - sum_k e_k t_k / s  (t = lp - max, e = exp t, s = sum e)
+            ent = ent + (w[n] if w != NULL else 1.0) * (<double>aux[n] - <double>ea[n] / sm[n])
+            obj = obj + (w[n] if w != NULL else 1.0) * (<double>mx[n] + aux[n])
+            sm[n] = <floating>((w[n] if w != NULL else 1.0) / sm[n])
+        entropy[0] = entropy[0] + ent
+        for k in range(K):
+            lk = lpT + k * B
+            for n in range(nb):
+                lk[n] = lk[n] * sm[n]
+        return obj
+    # MODE_SAMPLE: inverse-cdf draw down the columns (running cdf in sm)
+    for n in range(nb):
+        aux[n] = <floating>(uniform01(seed, row0 + n) * sm[n])
+        sm[n] = 0
+        labels[n] = -1
+    for k in range(K):
+        lk = lpT + k * B
+        for n in range(nb):
+            sm[n] = sm[n] + lk[n]
+            if labels[n] < 0 and aux[n] < sm[n]:
+                labels[n] = k
+    for n in range(nb):
+        if labels[n] < 0:
+            labels[n] = K - 1
+        obj = obj + (w[n] if w != NULL else 1.0) * (
+            <double>mx[n] + <double>flog(lpT[labels[n] * B + n]))
+    return obj
+
+
+# --------------------------------------------------------------------------
 # contracts of the Python-callable entries: sizes and thread counts, checked
 # with the GIL before any allocation or nogil loop (O(1) each)
 # --------------------------------------------------------------------------

@@ -38,12 +38,14 @@ from scipy.linalg.cython_blas cimport dgemm
 cimport numpy as cnp
 import numpy as np
 
-from _common cimport fv_exp, fv_log, uniform01, MODE_SOFT, MODE_HARD, MODE_SAMPLE
+from libc.stdint cimport uint64_t
+from _common cimport fv_exp, fv_log, uniform01, local_step_t, MODE_SOFT, MODE_HARD, MODE_SAMPLE
 from _common cimport clamp_threads, check_len, check_shape
 
 cnp.import_array()
 
 cdef extern from "fv_expfam.h" nogil:
+    void fv_axpy(double *y, const double *x, double a, long n)
     void fv_init_row(double *row, const double *c, const double *logw, double h, long n)
     void fv_gather_rows(double *row, const double *Wt, const int32_t *idx, const double *val,
                         long na, long K)
@@ -73,10 +75,13 @@ cdef enum:
     F_COUNTS_F32 = 2       # float32 counts
     F_CATEGORICAL_I32 = 3  # int32 codes, aux = int64 offsets (F + 1): T = one-hot per feature
     F_ADDRESS = 4          # a C function at a given address
+    F_BITS = 5             # packed 0/1 bits (np.packbits, little bit order), 8 per byte:
+                           # each half byte is one "statistic" of 16 values (a lookup
+                           # table of the sums of its bits' parameters)
 
 FEATURES = {"bernoulli_uint8": F_BERNOULLI_U8, "counts_float64": F_COUNTS_F64,
             "counts_float32": F_COUNTS_F32, "categorical_int32": F_CATEGORICAL_I32,
-            "address": F_ADDRESS}
+            "address": F_ADDRESS, "bernoulli_bits": F_BITS}
 PARTITION_ROWS = PART
 
 
@@ -191,6 +196,54 @@ cdef Py_ssize_t _categorical_i32_act(const void *data, const void *aux, Py_ssize
     return D
 
 
+cdef Py_ssize_t _bits_act(const void *data, const void *aux, Py_ssize_t row,
+                          Py_ssize_t G, int32_t *idx, double *val, double *logh) noexcept nogil:
+    """Packed bits: half byte h (4 features) of the row is statistic 16 h + its value
+    in the lookup space (see _bits_table), value 1: two per byte."""
+    cdef const uint8_t *x = <const uint8_t *>data + row * G
+    cdef Py_ssize_t g
+    for g in range(G):
+        idx[2 * g] = <int32_t>(32 * g + (x[g] & 15))
+        idx[2 * g + 1] = <int32_t>(32 * g + 16 + (x[g] >> 4))
+        val[2 * g] = 1.0
+        val[2 * g + 1] = 1.0
+    logh[0] = 0.0
+    return 2 * G
+
+
+cdef void _bits_table(const double[:, ::1] W, Py_ssize_t G, double[:, ::1] tab) noexcept nogil:
+    """tab[16 h + b, k] = sum of W[k, 4 h + j] over the bits j set in the half byte b
+    (bits past the last feature add nothing), built from b without its lowest bit:
+    every entry is the same sum whatever the thread count.  16 entries a half byte
+    keep the table and the slots' statistics small (in cache): measured faster
+    than 256 a byte, which halves the lookups but misses the cache."""
+    cdef Py_ssize_t g, b, j, k, S = W.shape[1], K = W.shape[0], prev
+    for g in range(2 * G):
+        for k in range(K):
+            tab[g * 16, k] = 0.0
+        for b in range(1, 16):
+            j = 0
+            while not (b >> j) & 1:
+                j += 1
+            prev = g * 16 + (b & (b - 1))
+            for k in range(K):
+                tab[g * 16 + b, k] = tab[prev, k] + (W[k, g * 4 + j] if g * 4 + j < S
+                                                     else 0.0)
+
+
+cdef void _bits_fold(const double *h, Py_ssize_t G, Py_ssize_t S, Py_ssize_t K,
+                     double *stT) noexcept nogil:
+    """stT[4 g + j, :] += h[16 g + b, :] over the half bytes b with bit j set: the
+    statistics of a slot kept in the lookup space, back in the features' (S x K,
+    a feature's K values contiguous, so the additions vectorise)."""
+    cdef Py_ssize_t g, b, j
+    for g in range(2 * G):
+        for b in range(1, 16):
+            for j in range(4):
+                if (b >> j) & 1 and g * 4 + j < S:
+                    fv_axpy(stT + (g * 4 + j) * K, h + (g * 16 + b) * K, 1.0, K)
+
+
 cdef active_fn _active(int kind) noexcept:
     if kind == F_BERNOULLI_U8:
         return _bernoulli_u8_act
@@ -200,77 +253,82 @@ cdef active_fn _active(int kind) noexcept:
         return _counts_f32_act
     if kind == F_CATEGORICAL_I32:
         return _categorical_i32_act
+    if kind == F_BITS:
+        return _bits_act
     return NULL
 
 
 cdef void _chunk_active(active_fn act, const void *data, const void *aux, Py_ssize_t r0,
-                        Py_ssize_t nb, Py_ssize_t D, Py_ssize_t S, Py_ssize_t K,
+                        Py_ssize_t nb, Py_ssize_t D, Py_ssize_t Am, Py_ssize_t S,
+                        Py_ssize_t K,
                         const double *Wt, const double *c, const double *logw,
                         const double *sw, int mode, unsigned long long seed,
                         const int64_t *given, int64_t *labels_out, int32_t *idx, double *val,
-                        double *lp, double *acc) noexcept nogil:
-    """One chunk by the sparse form: lp[k] = c + logw + log h + sum_a val_a Wt[idx_a, k]
-    (Wt is S x K, a statistic's K values contiguous), then the local step, then
-    stT[idx_a, k] += val_a r_k into the slot acc = [stats^T (S x K), nk (K),
-    objective, entropy, sum w log h]."""
+                        double *ws, Py_ssize_t *lab, double *acc) noexcept nogil:
+    """One chunk of nb <= B rows by the sparse form, into the slot acc = [stats^T
+    (S x K), nk (K), objective, entropy, sum w log h]:
+      1. each row's non-zero statistics (idx, val: B x D) and log h;
+      2. lp[i, k] = c + logw + log h + sum_a val_a Wt[idx_a, k] (Wt: S x K);
+      3. the mixture's local step on the transposed chunk (shared with the Gaussian
+         kernels: _common.pxd local_step_t);
+      4. stT[idx_a, k] += val_a r[i, k] (soft), or the row to its label's column.
+    ws: B (6 + 2 K) doubles of scratch; lab: B labels; idx, val: B x Am (the most
+    non-zero statistics of a row)."""
     cdef Py_ssize_t i, k, a, na, z
-    cdef double mx, tot, w, u, cum, v, lh, lse, ent = 0.0, obj = 0.0, slh = 0.0
+    cdef double w, ent = 0.0, obj = 0.0, slh = 0.0
     cdef double *st = acc
     cdef double *nk = acc + K * S
+    cdef double *lh = ws
+    cdef double *nav = ws + B
+    cdef double *mx = ws + 2 * B
+    cdef double *sm = ws + 3 * B
+    cdef double *ax = ws + 4 * B
+    cdef double *ea = ws + 5 * B
+    cdef double *lpR = ws + 6 * B
+    cdef double *lpT = lpR + B * K
     cdef double *row
-    cdef double *dv = lp + K          # lp - max of the row (workspace: 2 K)
     for i in range(nb):
-        w = 1.0 if sw == NULL else sw[r0 + i]
-        na = act(data, aux, r0 + i, D, idx, val, &lh)
-        slh += w * lh
-        row = lp
-        if mode == MODE_GIVEN:
+        nav[i] = <double>act(data, aux, r0 + i, D, idx + i * Am, val + i * Am, lh + i)
+        slh += (1.0 if sw == NULL else sw[r0 + i]) * lh[i]
+    if mode == MODE_GIVEN:
+        for i in range(nb):
+            w = 1.0 if sw == NULL else sw[r0 + i]
             z = given[r0 + i]
             nk[z] += w
-            for a in range(na):
-                st[idx[a] * K + z] += w * val[a]
-            continue
-        fv_init_row(row, c, logw, lh, K)
-        fv_gather_rows(row, Wt, idx, val, na, K)
-        mx = row[0]
-        z = 0
-        for k in range(1, K):
-            if row[k] > mx:
-                mx = row[k]
-                z = k
-        if mode == MODE_HARD:
-            obj += w * mx
-        else:
-            tot = fv_exp_row(row, dv, mx, K)
-            if mode == MODE_SOFT:
-                # entropy without a log per component: -sum r log r = lse - sum r lp,
-                # and with d = lp - mx: log(tot) - sum r d
-                lse = fv_log(tot)
-                obj += w * (mx + lse)
-                tot = 1.0 / tot
-                cum = 0.0
-                for k in range(K):
-                    v = row[k] * tot
-                    cum += v * dv[k]
-                    row[k] = w * v
-                    nk[k] += w * v
-                ent += w * (lse - cum)
-                fv_scatter_rows(st, row, idx, val, na, K)
-                continue
-            u = uniform01(<unsigned long long>seed, <unsigned long long>(r0 + i)) * tot
-            cum = 0.0
-            z = K - 1
+            for a in range(<Py_ssize_t>nav[i]):
+                st[idx[i * Am + a] * K + z] += w * val[i * Am + a]
+        acc[K * S + K + 2] += slh
+        return
+    for i in range(nb):
+        row = lpR + i * K
+        fv_init_row(row, c, logw, lh[i], K)
+        fv_gather_rows(row, Wt, idx + i * Am, val + i * Am, <long>nav[i], K)
+        for k in range(K):
+            lpT[k * B + i] = row[k]
+    obj = local_step_t(MODE_SOFT if mode == MODE_SOFT else
+                       (MODE_HARD if mode == MODE_HARD else MODE_SAMPLE),
+                       lpT, nb, B, K, (sw + r0) if sw != NULL else NULL, <uint64_t>seed,
+                       <uint64_t>r0, lab, mx, sm, ax, ea, &ent)
+    if mode == MODE_SOFT:
+        for k in range(K):
+            w = 0.0                 # the chunk's count, in a register, then added once
+            for i in range(nb):
+                w += lpT[k * B + i]
+            nk[k] += w
+        for i in range(nb):
             for k in range(K):
-                cum += row[k]
-                if u < cum:
-                    z = k
-                    break
-            obj += w * (mx + fv_log(row[z]))
-        if labels_out != NULL:
-            labels_out[r0 + i] = z
-        nk[z] += w
-        for a in range(na):
-            st[idx[a] * K + z] += w * val[a]
+                lpR[i * K + k] = lpT[k * B + i]
+        for i in range(nb):
+            fv_scatter_rows(st, lpR + i * K, idx + i * Am, val + i * Am, <long>nav[i], K)
+    else:
+        for i in range(nb):
+            w = 1.0 if sw == NULL else sw[r0 + i]
+            z = lab[i]
+            if labels_out != NULL:
+                labels_out[r0 + i] = z
+            nk[z] += w
+            for a in range(<Py_ssize_t>nav[i]):
+                st[idx[i * Am + a] * K + z] += w * val[i * Am + a]
     acc[K * S + K] += obj
     acc[K * S + K + 1] += ent
     acc[K * S + K + 2] += slh
@@ -391,13 +449,56 @@ cdef void _chunk(features_fn feat, const void *data, const void *aux, Py_ssize_t
 def _check_data(str fn, data, Py_ssize_t N, Py_ssize_t D, int kind):
     """The data buffer must be C-contiguous N x D of the dtype its features read."""
     want = {F_BERNOULLI_U8: np.uint8, F_COUNTS_F64: np.float64, F_COUNTS_F32: np.float32,
-            F_CATEGORICAL_I32: np.int32}.get(kind)
+            F_CATEGORICAL_I32: np.int32, F_BITS: np.uint8}.get(kind)
     if not isinstance(data, np.ndarray) or data.ndim != 2 or not data.flags.c_contiguous:
         raise ValueError(f"{fn}: data must be a C-contiguous 2-D array")
     if data.shape[0] != N or data.shape[1] != D:
         raise ValueError(f"{fn}: data has shape {data.shape}, expected ({N}, {D})")
     if want is not None and data.dtype != want:
         raise ValueError(f"{fn}: data has dtype {data.dtype}, the features read {np.dtype(want)}")
+
+
+def _transposed(const double[:, ::1] W, int kind, Py_ssize_t D):
+    """W for the sparse form: S x K (a statistic's K values contiguous), or for packed
+    bits the lookup table of 2 D half bytes x 16 values x K."""
+    cdef double[:, ::1] tab
+    if kind == F_BITS:
+        tab = np.empty((D * 32, W.shape[0]))
+        with nogil:
+            _bits_table(W, D, tab)
+        return tab
+    return np.ascontiguousarray(np.asarray(W).T)
+
+
+def _validate(str fn, data, aux, int kind, uintptr_t address, Py_ssize_t S,
+              const double[:, ::1] W, const double[::1] c, const double[::1] logw):
+    """The checks both entries share: the data for its features kind, W (K x S), c
+    and logw (K), the features' aux array.  Returns (N, D, K, aux array or None)."""
+    if not isinstance(data, np.ndarray) or data.ndim != 2:
+        raise ValueError(f"{fn}: data must be a 2-D array")
+    cdef Py_ssize_t N = data.shape[0], D = data.shape[1], K = W.shape[0]
+    _check_data(fn, data, N, D, kind)
+    if kind < 0 or kind > F_BITS or (kind == F_ADDRESS and address == 0):
+        raise ValueError(f"{fn}: unknown features kind {kind} (or a NULL address)")
+    if K < 1:
+        raise ValueError(f"{fn}: W has {K} rows; it needs K >= 1 components")
+    check_shape(fn, "W", W.shape[0], W.shape[1], K, S, "K x S")
+    check_len(fn, "c", c.shape[0], K, "K components (rows of W)")
+    check_len(fn, "logw", logw.shape[0], K, "K components (rows of W)")
+    if kind == F_BERNOULLI_U8 or kind == F_COUNTS_F64 or kind == F_COUNTS_F32:
+        if S != D:
+            raise ValueError(f"{fn}: S = {S} statistics, the features write D = {D}")
+    if kind == F_BITS and D != (S + 7) // 8:
+        raise ValueError(f"{fn}: {S} packed features need {(S + 7) // 8} bytes a row, got {D}")
+    if kind == F_CATEGORICAL_I32:
+        if (not isinstance(aux, np.ndarray) or aux.dtype != np.int64 or aux.ndim != 1
+                or aux.shape[0] != D + 1 or not aux.flags.c_contiguous):
+            raise ValueError(f"{fn}: aux must be the int64 category offsets ({D + 1},)")
+        if aux[0] != 0 or aux[D] != S or np.any(np.diff(aux) < 1):
+            raise ValueError(f"{fn}: aux must rise from 0 to S = {S}")
+    elif aux is not None and (not isinstance(aux, np.ndarray) or not aux.flags.c_contiguous):
+        raise ValueError(f"{fn}: aux must be a C-contiguous array or None")
+    return N, D, K, aux
 
 
 def row_pass(data, aux, int kind, uintptr_t address, Py_ssize_t S,
@@ -420,39 +521,16 @@ def row_pass(data, aux, int kind, uintptr_t address, Py_ssize_t S,
     mode  0 softmax, 1 argmax, 2 sample, 3 given labels
     """
     cdef str fn = "row_pass"
-    cdef Py_ssize_t K = W.shape[0]
-    if not isinstance(data, np.ndarray) or data.ndim != 2:
-        raise ValueError(f"{fn}: data must be a 2-D array")
-    cdef Py_ssize_t N = data.shape[0], D = data.shape[1]
-    _check_data(fn, data, N, D, kind)
-    if kind < 0 or kind > F_ADDRESS or (kind == F_ADDRESS and address == 0):
-        raise ValueError(f"{fn}: unknown features kind {kind} (or a NULL address)")
+    cdef Py_ssize_t N, D, K
+    N, D, K, aux = _validate(fn, data, aux, kind, address, S, W, c, logw)
     if mode < 0 or mode > MODE_GIVEN:
         raise ValueError(f"{fn}: mode must be 0..3, got {mode}")
-    if K < 1:
-        raise ValueError(f"{fn}: W has {K} rows; it needs K >= 1 components")
-    check_shape(fn, "W", W.shape[0], W.shape[1], K, S, "K x S")
-    check_len(fn, "c", c.shape[0], K, "K components (rows of W)")
-    check_len(fn, "logw", logw.shape[0], K, "K components (rows of W)")
     check_shape(fn, "stats", stats.shape[0], stats.shape[1], K, S, "K x S")
     check_len(fn, "nk", nk.shape[0], K, "K components (rows of W)")
     check_len(fn, "totals", totals.shape[0], 3, "3")
-    if kind == F_BERNOULLI_U8 or kind == F_COUNTS_F64 or kind == F_COUNTS_F32:
-        if S != D:
-            raise ValueError(f"{fn}: S = {S} statistics, the features write D = {D}")
     cdef const int64_t *off = NULL
     cdef cnp.ndarray aux_arr
-    if kind == F_CATEGORICAL_I32:
-        if (not isinstance(aux, np.ndarray) or aux.dtype != np.int64 or aux.ndim != 1
-                or aux.shape[0] != D + 1 or not aux.flags.c_contiguous):
-            raise ValueError(f"{fn}: aux must be the int64 category offsets ({D + 1},)")
-        if aux[0] != 0 or aux[D] != S or np.any(np.diff(aux) < 1):
-            raise ValueError(f"{fn}: aux must rise from 0 to S = {S}")
-        aux_arr = aux
-        off = <const int64_t *>aux_arr.data
-    elif aux is not None:
-        if not isinstance(aux, np.ndarray) or not aux.flags.c_contiguous:
-            raise ValueError(f"{fn}: aux must be a C-contiguous array or None")
+    if aux is not None:
         aux_arr = aux
         off = <const int64_t *>aux_arr.data
     cdef const double[::1] sw
@@ -475,17 +553,24 @@ def row_pass(data, aux, int kind, uintptr_t address, Py_ssize_t S,
     cdef cnp.ndarray data_arr = data
     cdef const void *dp = <const void *>data_arr.data
     cdef Py_ssize_t n_parts = (N + PART - 1) // PART
-    cdef Py_ssize_t slots = max(1, min(n_parts, <Py_ssize_t>T * ROUND))
-    cdef Py_ssize_t A = K * S + K + 3
-    cdef double[:, ::1] acc = np.zeros((slots, A))
     cdef active_fn act = _active(kind)
-    # the sparse form (built-in families): W transposed, per-thread row buffers
-    cdef double[:, ::1] Wt = np.ascontiguousarray(np.asarray(W).T) if act != NULL \
-        else np.empty((1, 1))
-    cdef Py_ssize_t wlen = (D + 2 * K + 1) if act != NULL else B * (S + K + 1) + 1
-    # each thread's rows padded to whole cache lines apart (no false sharing)
+    # the sparse form (built-in families): W transposed (S x K); for packed bits the
+    # lookup space of Sv = 32 per byte, where the slots keep their statistics too
+    cdef Py_ssize_t Sv = D * 32 if kind == F_BITS else S
+    cdef double[:, ::1] Wt = _transposed(W, kind, D) if act != NULL else np.empty((1, 1))
+    cdef Py_ssize_t A = K * Sv + K + 3
+    cdef Py_ssize_t slots = max(1, min(n_parts, <Py_ssize_t>T * ROUND,
+                                       max(<Py_ssize_t>T, (256 << 20) // (8 * A))))
+    cdef double[:, ::1] acc = np.zeros((slots, A))
+    cdef double[:, ::1] stT = np.zeros((S if kind == F_BITS else 1, K))
+    # per thread: the chunk's sparse rows (B x D values, then B (6 + 2 K) scratch), or
+    # the dense features; each thread's rows padded to whole cache lines apart
+    cdef Py_ssize_t Am = 2 * D if kind == F_BITS else D      # non-zero statistics a row
+    cdef Py_ssize_t wlen = (B * Am + B * (6 + 2 * K)) if act != NULL else B * (S + K + 1) + 1
     cdef double[:, ::1] ws = np.empty((T, (wlen + 7) // 8 * 8 + 8))
-    cdef int32_t[:, ::1] wi = np.empty((T, (max(D, 1) + 15) // 16 * 16 + 16), dtype=np.int32)
+    cdef int32_t[:, ::1] wi = np.empty((T, (B * max(Am, 1) + 15) // 16 * 16 + 16),
+                                       dtype=np.int32)
+    cdef Py_ssize_t[:, ::1] wl = np.empty((T, B + 8), dtype=np.intp)
     cdef const int64_t *gp = &given[0] if given.shape[0] > 0 else NULL
     cdef int64_t *lab = &labels[0] if labels.shape[0] > 0 else NULL
     cdef Py_ssize_t start = 0, nw, i, p, r, r1, j, k
@@ -502,9 +587,12 @@ def row_pass(data, aux, int kind, uintptr_t address, Py_ssize_t S,
                 r = p * PART
                 r1 = min(N, r + PART)
                 if act != NULL:
-                    _chunk_active(act, dp, off, r, r1 - r, D, S, K, &Wt[0, 0], &c[0],
-                                  &logw[0], swp, mode, seed, gp, lab, &wi[tid, 0], wsp,
-                                  wsp + D, &acc[i, 0])
+                    while r < r1:
+                        _chunk_active(act, dp, off, r, min(<Py_ssize_t>B, r1 - r), D, Am, Sv,
+                                      K, &Wt[0, 0], &c[0], &logw[0], swp, mode, seed, gp,
+                                      lab, &wi[tid, 0], wsp, wsp + B * Am, &wl[tid, 0],
+                                      &acc[i, 0])
+                        r = r + B
                     continue
                 while r < r1:
                     _chunk(feat, dp, off, r, min(<Py_ssize_t>B, r1 - r), D, S, K, &W[0, 0],
@@ -512,7 +600,9 @@ def row_pass(data, aux, int kind, uintptr_t address, Py_ssize_t S,
                            wsp, wsp + B + B * S, &acc[i, 0])
                     r = r + B
             for i in range(nw):
-                if act != NULL:             # the slot holds stats^T (S x K)
+                if kind == F_BITS:          # the slot holds the lookup space's stats
+                    _bits_fold(&acc[i, 0], D, S, K, &stT[0, 0])
+                elif act != NULL:           # the slot holds stats^T (S x K)
                     for j in range(S):
                         for k in range(K):
                             stats[k, j] += acc[i, j * K + k]
@@ -520,10 +610,14 @@ def row_pass(data, aux, int kind, uintptr_t address, Py_ssize_t S,
                     for j in range(K * S):
                         (&stats[0, 0])[j] += acc[i, j]
                 for k in range(K):
-                    nk[k] += acc[i, K * S + k]
+                    nk[k] += acc[i, K * Sv + k]
                 for j in range(3):
-                    totals[j] += acc[i, K * S + K + j]
+                    totals[j] += acc[i, K * Sv + K + j]
             start = start + nw
+        if kind == F_BITS:
+            for j in range(S):
+                for k in range(K):
+                    stats[k, j] += stT[j, k]
 
 
 def log_joint_rows(data, aux, int kind, uintptr_t address, Py_ssize_t S,
@@ -532,31 +626,12 @@ def log_joint_rows(data, aux, int kind, uintptr_t address, Py_ssize_t S,
     """OUT out (N x K) = log w_k + log p(x_n | theta_k) (or its expectation), the rows
     of the E-step without the local step (predict_proba, score_samples)."""
     cdef str fn = "log_joint_rows"
-    cdef Py_ssize_t K = W.shape[0]
-    if not isinstance(data, np.ndarray) or data.ndim != 2:
-        raise ValueError(f"{fn}: data must be a 2-D array")
-    cdef Py_ssize_t N = data.shape[0], D = data.shape[1]
-    _check_data(fn, data, N, D, kind)
-    if kind < 0 or kind > F_ADDRESS or (kind == F_ADDRESS and address == 0):
-        raise ValueError(f"{fn}: unknown features kind {kind} (or a NULL address)")
-    check_shape(fn, "W", W.shape[0], W.shape[1], K, S, "K x S")
-    check_len(fn, "c", c.shape[0], K, "K components (rows of W)")
-    check_len(fn, "logw", logw.shape[0], K, "K components (rows of W)")
+    cdef Py_ssize_t N, D, K
+    N, D, K, aux = _validate(fn, data, aux, kind, address, S, W, c, logw)
     check_shape(fn, "out", out.shape[0], out.shape[1], N, K, "N x K")
-    if kind == F_BERNOULLI_U8 or kind == F_COUNTS_F64 or kind == F_COUNTS_F32:
-        if S != D:
-            raise ValueError(f"{fn}: S = {S} statistics, the features write D = {D}")
     cdef const int64_t *off = NULL
     cdef cnp.ndarray aux_arr
-    if kind == F_CATEGORICAL_I32:
-        if (not isinstance(aux, np.ndarray) or aux.dtype != np.int64 or aux.ndim != 1
-                or aux.shape[0] != D + 1 or aux[0] != 0 or aux[D] != S
-                or np.any(np.diff(aux) < 1)):
-            raise ValueError(f"{fn}: aux must be the int64 category offsets ({D + 1},) "
-                             f"rising from 0 to S = {S}")
-        aux_arr = np.ascontiguousarray(aux)
-        off = <const int64_t *>aux_arr.data
-    elif aux is not None:
+    if aux is not None:
         aux_arr = aux
         off = <const int64_t *>aux_arr.data
     if N == 0 or K == 0:
@@ -566,10 +641,10 @@ def log_joint_rows(data, aux, int kind, uintptr_t address, Py_ssize_t S,
     cdef cnp.ndarray data_arr = data
     cdef const void *dp = <const void *>data_arr.data
     cdef active_fn act = _active(kind)
-    cdef double[:, ::1] Wt = np.ascontiguousarray(np.asarray(W).T) if act != NULL \
-        else np.empty((1, 1))
-    cdef double[:, ::1] ws = np.empty((T, (B * (S + 1) + 1 + D + 7) // 8 * 8 + 8))
-    cdef int32_t[:, ::1] wi = np.empty((T, (max(D, 1) + 15) // 16 * 16 + 16), dtype=np.int32)
+    cdef double[:, ::1] Wt = _transposed(W, kind, D) if act != NULL else np.empty((1, 1))
+    cdef double[:, ::1] ws = np.empty((T, (B * (S + 1) + 1 + 2 * D + 7) // 8 * 8 + 8))
+    cdef int32_t[:, ::1] wi = np.empty((T, (2 * max(D, 1) + 15) // 16 * 16 + 16),
+                                       dtype=np.int32)
     cdef Py_ssize_t n_chunks = (N + B - 1) // B, ch, r0, nb, i, a, na, k
     cdef double lh
     cdef double *row

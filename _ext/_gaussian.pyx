@@ -48,7 +48,7 @@ from libc.string cimport memset
 
 from scipy.linalg.cython_blas cimport dgemm, sgemm
 
-from _common cimport fexp, flog, uniform01, MODE_SOFT, MODE_HARD, MODE_SAMPLE
+from _common cimport fexp, flog, uniform01, local_step_t, MODE_SOFT, MODE_HARD, MODE_SAMPLE
 from _common cimport clamp_threads, check_len, check_shape
 
 import numpy as np
@@ -189,88 +189,6 @@ cdef void _logdens_t(int cov, Py_ssize_t nb, Py_ssize_t B, Py_ssize_t D, Py_ssiz
             lk[n] = c - <floating>0.5 * lk[n]
 
 
-cdef double _local_step_t(int mode, floating* lpT, Py_ssize_t nb, Py_ssize_t B,
-                          Py_ssize_t K, const double* w, uint64_t seed, uint64_t row0,
-                          Py_ssize_t* labels, floating* mx, floating* sm,
-                          floating* aux, floating* ea, double* entropy) noexcept nogil:
-    """q(z) for the nb rows of lpT, column by column; returns sum_n w_n obj_n.
-
-    MODE_SOFT: lpT becomes w_n p(z=k | x_n); obj = log p(x_n); entropy[0]
-    receives sum_n w_n H[p(z | x_n)].
-    MODE_HARD: labels = argmax_k (first on ties); obj = max_k log p(x_n, k).
-    MODE_SAMPLE: labels drawn from p(z | x_n) with uniforms keyed by (seed,
-    row); obj = log p(x_n, z_n).  lpT is left exponentiated (unnormalised).
-    mx, sm, aux, ea: scratch rows of length >= nb."""
-    cdef Py_ssize_t n, k
-    cdef floating* lk
-    cdef double obj = 0
-    cdef floating v
-    for n in range(nb):
-        mx[n] = lpT[n]
-    if mode == MODE_HARD:
-        for n in range(nb):
-            labels[n] = 0
-        for k in range(1, K):
-            lk = lpT + k * B
-            for n in range(nb):
-                v = lk[n]
-                if v > mx[n]:
-                    mx[n] = v
-                    labels[n] = k
-        for n in range(nb):
-            obj = obj + (w[n] if w != NULL else 1.0) * mx[n]
-        return obj
-    for k in range(1, K):
-        lk = lpT + k * B
-        for n in range(nb):
-            v = lk[n]
-            mx[n] = v if v > mx[n] else mx[n]
-    cdef floating t, e
-    cdef double ent = 0
-    for n in range(nb):
-        sm[n] = 0
-        ea[n] = 0
-    for k in range(K):
-        lk = lpT + k * B
-        for n in range(nb):
-            t = lk[n] - mx[n]
-            e = fexp(t)
-            lk[n] = e
-            sm[n] = sm[n] + e
-            ea[n] = ea[n] + e * t
-    if mode == MODE_SOFT:
-        for n in range(nb):
-            aux[n] = flog(sm[n])
-        for n in range(nb):
-            # H = log s - sum_k e_k t_k / s  (t = lp - max, e = exp t, s = sum e)
-            ent = ent + (w[n] if w != NULL else 1.0) * (<double>aux[n] - <double>ea[n] / sm[n])
-            obj = obj + (w[n] if w != NULL else 1.0) * (<double>mx[n] + aux[n])
-            sm[n] = <floating>((w[n] if w != NULL else 1.0) / sm[n])
-        entropy[0] = entropy[0] + ent
-        for k in range(K):
-            lk = lpT + k * B
-            for n in range(nb):
-                lk[n] = lk[n] * sm[n]
-        return obj
-    # MODE_SAMPLE: inverse-cdf draw down the columns (running cdf in sm)
-    for n in range(nb):
-        aux[n] = <floating>(uniform01(seed, row0 + n) * sm[n])
-        sm[n] = 0
-        labels[n] = -1
-    for k in range(K):
-        lk = lpT + k * B
-        for n in range(nb):
-            sm[n] = sm[n] + lk[n]
-            if labels[n] < 0 and aux[n] < sm[n]:
-                labels[n] = k
-    for n in range(nb):
-        if labels[n] < 0:
-            labels[n] = K - 1
-        obj = obj + (w[n] if w != NULL else 1.0) * (
-            <double>mx[n] + <double>flog(lpT[labels[n] * B + n]))
-    return obj
-
-
 cdef void _accumulate_t(int cov, int mode, Py_ssize_t nb, Py_ssize_t B, Py_ssize_t D,
                         Py_ssize_t K, const floating* Z, const floating* RT,
                         const Py_ssize_t* labels, const double* w, floating* G,
@@ -379,7 +297,7 @@ cdef void _partition(int cov, const floating* X, const double* w,
         _features(cov, X + c0 * D, nb, D, ref, Z, True)
         if R == NULL:
             _logdens_t(cov, nb, B, D, K, Z, fac, bvec, cst, lpT, <floating*>s.YT)
-            obj = obj + _local_step_t(mode, lpT, nb, B, K, wc, seed, <uint64_t>c0, labels,
+            obj = obj + local_step_t(mode, lpT, nb, B, K, wc, seed, <uint64_t>c0, labels,
                                       <floating*>s.mx, <floating*>s.sm, <floating*>s.aux,
                                       <floating*>s.ea, &ent)
             m = MODE_SOFT if mode == MODE_SOFT else MODE_HARD
@@ -567,7 +485,7 @@ cdef void _estep_chunk(int cov, const floating* X, Py_ssize_t r0, Py_ssize_t r1,
             for k in range(K):
                 out[(r0 + n) * K + k] = lpT[k * B + n]
     if out_label != NULL or out_norm != NULL or (out != NULL and responsibilities):
-        _local_step_t(MODE_SOFT if (out_norm != NULL or responsibilities) else MODE_HARD,
+        local_step_t(MODE_SOFT if (out_norm != NULL or responsibilities) else MODE_HARD,
                       lpT, nb, B, K, NULL, 0, 0, labels, mx, sm, aux, <floating*>s.ea, &ent)
         for n in range(nb):
             if out_label != NULL:

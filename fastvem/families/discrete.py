@@ -56,7 +56,10 @@ class Bernoulli(Family):
     """Binary features: T(x) = x, one probability per feature and component."""
 
     name = "bernoulli"
-    features = "bernoulli_uint8"
+    # the kernel reads the rows packed 8 features a byte (np.packbits, little bit
+    # order): 8x less memory than uint8, and each half byte is one lookup of a
+    # 16-entry table per component instead of up to 4 additions
+    features = "bernoulli_bits"
 
     def __init__(self, n_features, alpha=1.0, binarize=None):
         self.n_features = int(n_features)
@@ -74,21 +77,26 @@ class Bernoulli(Family):
             raise ValueError(f"binarize must be None or a finite threshold, got {binarize!r}")
 
     def prepare(self, X, fitting=False):
-        """uint8 0/1 rows (a uint8 or bool array is kept without a copy of its values)."""
+        """The 0/1 rows packed 8 features a byte (N x ceil(D / 8) uint8)."""
         self.check_binarize(self.binarize)
         X = _numeric(X)
         if X.shape[1] != self.n_features:
             raise ValueError(f"X has {X.shape[1]} features, expected {self.n_features}")
         if self.binarize is not None:
-            return np.ascontiguousarray(X > self.binarize, dtype=np.uint8)
-        if X.dtype == np.bool_:
-            return np.ascontiguousarray(X.view(np.uint8))
-        bad = (X != 0) & (X != 1)
-        if np.any(bad):
-            i, j = np.argwhere(bad)[0]
-            raise ValueError(f"X must hold only 0 and 1 (binarize=None), found {X[i, j]!r} at "
-                             f"row {i}, column {j}; pass binarize=threshold to binarise")
-        return np.ascontiguousarray(X, dtype=np.uint8)
+            bits = X > self.binarize
+        else:
+            bad = (X != 0) & (X != 1)
+            if np.any(bad):
+                i, j = np.argwhere(bad)[0]
+                raise ValueError(f"X must hold only 0 and 1 (binarize=None), found {X[i, j]!r} "
+                                 f"at row {i}, column {j}; pass binarize=threshold to binarise")
+            bits = X != 0
+        return np.ascontiguousarray(np.packbits(bits, axis=1, bitorder="little"))
+
+    def unpack(self, data):
+        """The 0/1 rows (float64) of packed data."""
+        return np.unpackbits(data, axis=1, count=self.n_features,
+                             bitorder="little").astype(np.float64)
 
     def effective(self, theta):
         p = np.clip(theta, PROB_FLOOR, _ONE_BELOW)

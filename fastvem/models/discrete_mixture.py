@@ -13,6 +13,7 @@ log joint at the argmax labels; meanfield the full evidence lower bound (every
 normalising constant included) with the E-step's responsibilities and the
 updated q(theta); gibbs the complete-data log joint at the drawn labels.
 """
+import contextlib
 import numbers
 
 import numpy as np
@@ -30,6 +31,7 @@ from ._validation import check_random_state_param, check_sample_weight, is_choic
 __all__ = ["BernoulliMixture", "CategoricalMixture", "PoissonMixture"]
 
 _MASK64 = (1 << 64) - 1
+_nothing = contextlib.nullcontext
 
 
 def _kernel():
@@ -92,7 +94,8 @@ class _DiscreteMixture(DensityMixin, BaseEstimator):
         totals = np.zeros(3)
         k = _kernel()
         empty = np.empty(0, dtype=np.int64)
-        with blas_single_thread():
+        # only a dense features function reaches BLAS (and limiting it costs ~1 ms)
+        with blas_single_thread() if fam.features == "address" else _nothing():
             k.row_pass(data, fam.aux(), k.FEATURES[fam.features], fam.address, S,
                        np.ascontiguousarray(W), np.ascontiguousarray(c),
                        np.ascontiguousarray(logw), sw, empty if given is None else given,
@@ -103,7 +106,7 @@ class _DiscreteMixture(DensityMixin, BaseEstimator):
     def _log_joint(self, fam, data, W, c, logw):
         k = _kernel()
         out = np.empty((data.shape[0], W.shape[0]))
-        with blas_single_thread():
+        with blas_single_thread() if fam.features == "address" else _nothing():
             k.log_joint_rows(data, fam.aux(), k.FEATURES[fam.features], fam.address,
                              W.shape[1], np.ascontiguousarray(W), np.ascontiguousarray(c),
                              np.ascontiguousarray(logw), out, self._threads)
@@ -155,7 +158,7 @@ class _DiscreteMixture(DensityMixin, BaseEstimator):
         self.trace_ = best["trace"].as_dict()
         self.n_iter_ = int(best["n_iter"])
         self.converged_ = bool(best["converged"])
-        self.n_features_in_ = int(data.shape[1])
+        self.n_features_in_ = int(fam.n_features)
         for key in ("weight_concentration_", "posterior_samples_", "n_relabelled_"):
             if key in best:
                 setattr(self, key, best[key])
@@ -198,6 +201,8 @@ class _DiscreteMixture(DensityMixin, BaseEstimator):
 
     @staticmethod
     def _features_dense(fam, data):
+        if fam.name == "bernoulli":
+            return fam.unpack(data)
         if fam.name == "categorical":
             out = np.zeros((data.shape[0], fam.n_statistics()))
             for j in range(data.shape[1]):
@@ -295,7 +300,8 @@ class _DiscreteMixture(DensityMixin, BaseEstimator):
                 draws_w.append(weights)
                 draws_t.append(theta)
         dw, dt = np.array(draws_w), np.array(draws_t)
-        ref = data[np.linspace(0, data.shape[0] - 1, min(data.shape[0], 500)).astype(int)]
+        ref = np.ascontiguousarray(
+            data[np.linspace(0, data.shape[0] - 1, min(data.shape[0], 500)).astype(int)])
         probs = []
         for w, t in zip(dw, dt):
             W, c = fam.effective(t)
