@@ -1,5 +1,5 @@
 """fastvem: latent-variable models fitted by gibbs, meanfield, em, vem and crisp
-on one engine with compiled kernels.  See DESIGN.md for the spine."""
+on one engine with compiled kernels.  See docs/architecture.md for the spine."""
 __version__ = "0.1.0"
 
 from . import datasets, kernels, methods
