@@ -588,3 +588,50 @@ def check_lda(est):
     if rs is not None and not isinstance(rs, np.random.RandomState):
         _fail(f"random_state_ must be a numpy RandomState, got {type(rs).__name__}")
     attrs.others(_FITTED)
+
+
+# ------------------------------------------------------ discrete mixtures
+def check_discrete_mixture(est):
+    """Validate a loaded BernoulliMixture / CategoricalMixture / PoissonMixture:
+    the family's parameters (est._check_theta), the weights, the run, and per
+    method the conjugate posterior (meanfield) or the kept draws (gibbs)."""
+    from .methods import get_method
+    method = get_method(est.method)
+    update = method.update
+    attrs = _Attrs(est, f"method={method.name!r}")
+    K = int(est.n_components)
+    D = _int("n_features_in_", attrs.need("n_features_in_"), low=1)
+    est.n_features_in_ = D
+    _probabilities("weights_", _farray("weights_", attrs.need("weights_"), (K,)))
+    for name in ("probabilities_", "rates_", "n_categories_"):
+        attrs.maybe(name)
+    est._check_theta(K)
+    theta = est._fitted_theta(est._fitted_family())
+    S = theta.shape[1]
+    _bool("converged_", attrs.need("converged_"))
+    n_iter = _int("n_iter_", attrs.need("n_iter_"), low=1 if update == "sample" else 0)
+    lbs = _farray("lower_bounds_", attrs.need("lower_bounds_"), (n_iter,))
+    _finite("lower_bounds_", lbs)
+    _float("lower_bound_", attrs.need("lower_bound_"), neginf=n_iter == 0)
+    _trace(est, n_iter, nan_objective=False)
+    if update == "posterior":
+        post = _positive_floats("posterior_", attrs.need("posterior_"), None)
+        if post.ndim != 3 or post.shape[1:] != (K, S) or post.shape[0] not in (1, 2):
+            _fail(f"posterior_ has shape {post.shape}, expected (1 or 2, {K}, {S})")
+        dp = est.weight_concentration_prior_type == "dirichlet_process"
+        conc = _positive_floats("weight_concentration_", attrs.need("weight_concentration_"),
+                                (2, K) if dp else (K,))
+        est.weight_concentration_ = tuple(conc) if dp else conc
+    if update == "sample":
+        _int("n_relabelled_", attrs.need("n_relabelled_"), 0, n_iter)
+        draws = attrs.need("posterior_samples_")
+        if not isinstance(draws, dict) or set(draws) != {"weights", "theta"}:
+            _fail("posterior_samples_ must be a dict with 'weights' and 'theta'")
+        w = _farray("posterior_samples_['weights']", draws["weights"], ndim=2)
+        if w.shape[1] != K or w.shape[0] < 1:
+            _fail(f"posterior_samples_['weights'] has shape {w.shape}, expected (draws, {K})")
+        _probabilities("posterior_samples_['weights']", w)
+        t = _farray("posterior_samples_['theta']", draws["theta"], (w.shape[0], K, S))
+        _finite("posterior_samples_['theta']", t)
+        _positive("posterior_samples_['theta']", t, strict=False)
+    attrs.others(est._fitted_attributes)

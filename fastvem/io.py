@@ -14,14 +14,25 @@ import numpy as np
 FORMAT_NAME = "fastvem-model"
 FORMAT_VERSION = 1
 
-__all__ = ["load", "save_estimator", "FORMAT_VERSION"]
+__all__ = ["load", "save_estimator", "register", "FORMAT_VERSION"]
+
+
+_REGISTRY = {}
+
+
+def register(cls):
+    """Class decorator: an estimator that save / load may write and read.  The
+    models register themselves when their module is imported, so this module
+    imports none of them."""
+    _REGISTRY[cls.__name__] = cls
+    return cls
 
 
 def _registry():
-    from .models import BayesianGaussianMixture, GaussianMixture, LatentDirichletAllocation
-    return {"GaussianMixture": GaussianMixture,
-            "BayesianGaussianMixture": BayesianGaussianMixture,
-            "LatentDirichletAllocation": LatentDirichletAllocation}
+    if not _REGISTRY:               # fastvem's namespace imports the models lazily
+        import importlib
+        importlib.import_module("fastvem.models")
+    return _REGISTRY
 
 
 def save_estimator(est, path):
@@ -62,6 +73,11 @@ def save_estimator(est, path):
         if isinstance(value, dict):
             for sub_key, sub_value in value.items():
                 arrays[f"dict__{key}.{sub_key}"] = np.asarray(sub_value)
+            continue
+        if (isinstance(value, list) and value and all(isinstance(v, np.ndarray) for v in value)
+                and len({v.shape for v in value}) > 1):
+            for i, sub_value in enumerate(value):     # one array per feature, say
+                arrays[f"list__{key}.{i}"] = sub_value
             continue
         arr = np.asarray(value)
         if arr.dtype == object:
@@ -126,6 +142,7 @@ def load(path):
     allowed = set(getattr(cls, "_fitted_attributes", ()))
     trace = {}
     rngs = {}
+    lists = {}
     for key, value in files.items():
         if key.startswith("attr__"):
             name = key[len("attr__"):]
@@ -137,6 +154,11 @@ def load(path):
             if sub_key not in _TRACE_KEYS:
                 raise ValueError(f"{path!s}: unexpected trace_ entry {sub_key!r}")
             trace[sub_key] = value
+        elif key.startswith("list__") and "." in key:
+            name, index = key[len("list__"):].rsplit(".", 1)
+            if name not in allowed or not (index.isascii() and index.isdigit()):
+                raise ValueError(f"{path!s}: unexpected list entry {key!r} for {cls_name}")
+            lists.setdefault(name, {})[int(index)] = value
         elif key.startswith("rng__") and "." in key:
             name, sub_key = key[len("rng__"):].rsplit(".", 1)
             if name not in allowed or sub_key not in _RNG_KEYS:
@@ -151,6 +173,11 @@ def load(path):
             getattr(est, name)[sub_key] = value
         else:
             raise ValueError(f"{path!s}: unexpected archive member {key!r}")
+    for name, parts in lists.items():
+        if sorted(parts) != list(range(len(parts))):
+            raise ValueError(f"{path!s}: {name} has entries {sorted(parts)}, expected 0.."
+                             f"{len(parts) - 1}")
+        setattr(est, name, [parts[i] for i in range(len(parts))])
     for name, parts in rngs.items():
         try:
             setattr(est, name, _read_rng(name, parts))

@@ -24,7 +24,7 @@ from sklearn.utils import check_array
 
 from .engine import blas_single_thread, default_n_threads
 from .families.gaussian import COVARIANCE_TYPES, GaussianFamily, data_scatter
-from .models._validation import check_array_param, check_sample_weight, check_scale
+from ._validation import check_array_param, check_sample_weight, check_scale
 from .stats import GaussianStats
 
 __all__ = ["gaussian_log_prob", "gaussian_responsibilities", "gaussian_score_samples",

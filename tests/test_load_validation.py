@@ -75,6 +75,16 @@ SPECS.update({
     "lda-vem-asymmetric_alpha": _lda("vem", learn_doc_topic_prior="asymmetric"),
     "lda-meanfield-partial_fit": lambda: LatentDirichletAllocation(
         3, random_state=0, batch_size=16, n_threads=1).partial_fit(CORPUS),
+    # discrete mixtures
+    "disc-bernoulli-meanfield": lambda: fastvem.BernoulliMixture(
+        3, method="meanfield", max_iter=4, random_state=0, n_threads=1).fit(X_BINARY),
+    "disc-categorical-em": lambda: fastvem.CategoricalMixture(
+        3, max_iter=4, random_state=0, n_threads=1).fit(X_CODES),
+    "disc-poisson-gibbs": lambda: fastvem.PoissonMixture(
+        2, method="gibbs", n_samples=6, burn_in=2, random_state=0, n_threads=1).fit(X_COUNTS),
+    "disc-categorical-meanfield-dp": lambda: fastvem.CategoricalMixture(
+        3, method="meanfield", max_iter=4, random_state=0, n_threads=1,
+        weight_concentration_prior_type="dirichlet_process").fit(X_CODES),
 })
 _FITTED = {}
 
@@ -87,9 +97,18 @@ def fitted(name):
     return _FITTED[name]
 
 
+_RNG = np.random.default_rng(7)
+X_BINARY = (_RNG.random((120, 10)) < 0.4).astype(np.uint8)
+X_CODES = _RNG.integers(0, [3, 4, 2], (120, 3))
+X_COUNTS = _RNG.poisson(3.0, (120, 4)).astype(np.float64)
+
+
 def _data(name):
     if name.startswith("lda"):
         return CORPUS
+    if name.startswith("disc-"):
+        return {"bernoulli": X_BINARY, "categorical": X_CODES,
+                "poisson": X_COUNTS}[name.split("-")[1]]
     if "f32" in name:
         return X.astype(np.float32)
     if "events" in name:
@@ -191,8 +210,8 @@ def _attribute(member):
         return "metadata"
     if member.startswith("trace__"):
         return "trace_"
-    if member.startswith("dict__"):
-        return member[len("dict__"):].rsplit(".", 1)[0]
+    if member.startswith(("dict__", "list__")):
+        return member.split("__", 1)[1].rsplit(".", 1)[0]
     return member.split("__", 1)[1]
 
 
@@ -225,7 +244,8 @@ def _read(path):
 # Every estimator x method (and learning_method), each covariance type under the
 # point, mean-field and gibbs parameterisations, init arrays, float32, feature
 # names and partial_fit models (the rest of SPECS stores the same attributes).
-CORRUPTED = ("gm-em-full", "gm-vem-tied", "gm-crisp-diag", "gm-em-spherical",
+CORRUPTED = ("disc-bernoulli-meanfield", "disc-categorical-em", "disc-poisson-gibbs",
+             "disc-categorical-meanfield-dp", "gm-em-full", "gm-vem-tied", "gm-crisp-diag", "gm-em-spherical",
              "gm-meanfield-spherical", "gm-meanfield-diag-memoized",
              "bgm-dirichlet_process-full", "bgm-dirichlet_distribution-tied",
              "gm-gibbs-tied", "gm-gibbs-diag", "gm-em-diag-inits-f32", "gm-em-full-frame",

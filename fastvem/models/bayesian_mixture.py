@@ -5,11 +5,14 @@ The E-step is the em kernel fed the expected-log parameters of q(theta), so it
 costs what an em iteration costs."""
 from sklearn.utils._available_if import available_if
 
+from ..io import register
 from ..methods import PRESETS
 from .gaussian_mixture import GaussianMixture
 
 __all__ = ["BayesianGaussianMixture"]
 
+
+@register
 class BayesianGaussianMixture(GaussianMixture):
     """Variational Bayesian Gaussian mixture (method 'meanfield').
 

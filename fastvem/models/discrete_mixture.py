@@ -22,11 +22,12 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted
 
 from ..engine import Trace, blas_single_thread, default_n_threads
+from ..io import register, save_estimator
 from ..families.base import beta_kl, dirichlet_kl
 from ..families.discrete import Bernoulli, Categorical, Poisson
 from ..methods import get_method
 from ..structures.mixture import DirichletWeights
-from ._validation import check_random_state_param, check_sample_weight, is_choice
+from .._validation import check_random_state_param, check_sample_weight, is_choice
 
 __all__ = ["BernoulliMixture", "CategoricalMixture", "PoissonMixture"]
 
@@ -61,6 +62,11 @@ class _DiscreteMixture(DensityMixin, BaseEstimator):
     _theta_attr = "probabilities_"
     _theta_init = "probabilities_init"
     _positive_only = True
+    # what save writes and load accepts (besides trace_); each model adds its own
+    _fitted_attributes = ("weights_", "lower_bound_", "lower_bounds_", "n_iter_", "converged_",
+                          "n_features_in_", "weight_concentration_", "posterior_",
+                          "posterior_samples_", "n_relabelled_", "probabilities_", "rates_",
+                          "n_categories_")
 
     # ------------------------------------------------------------ parameters
     def _check_params(self, n_samples):
@@ -147,11 +153,7 @@ class _DiscreteMixture(DensityMixin, BaseEstimator):
                                   mode=0 if m.assign == "softmax" else 1)
             if best is None or run["objective"] > best["objective"]:
                 best = run
-        self._family_ = fam
-        self._prior = prior
-        self._wprior = wprior
         self.weights_ = best["weights"]
-        self._theta = best["theta"]
         self._set_theta(fam, best["theta"])
         self.lower_bound_ = float(best["objective"])
         self.lower_bounds_ = list(best["trace"].objective)
@@ -162,7 +164,10 @@ class _DiscreteMixture(DensityMixin, BaseEstimator):
         for key in ("weight_concentration_", "posterior_samples_", "n_relabelled_"):
             if key in best:
                 setattr(self, key, best[key])
-        self._q = best.get("q")
+        if best.get("q") is not None:
+            q = best["q"]
+            self.posterior_ = np.stack(q) if isinstance(q, tuple) else q[None]
+        self._restore()
         if not self.converged_ and m.update != "sample" and self.max_iter > 0:
             import warnings
             warnings.warn(f"{type(self).__name__} did not converge in {self.n_iter_} "
@@ -319,6 +324,31 @@ class _DiscreteMixture(DensityMixin, BaseEstimator):
                 "posterior_samples_": {"weights": dw, "theta": dt},
                 "n_relabelled_": n_relab}
 
+    # ------------------------------------------------------- fitted state
+    def _restore(self):
+        """The private state predictions use, from the public fitted attributes
+        (after fit, and after fastvem.load): the family, theta, q (mean field: the
+        stacked conjugate parameters in ``posterior_``) and the weights' prior."""
+        fam = self._fitted_family()
+        self._family_ = fam
+        self._theta = self._fitted_theta(fam)
+        post = (getattr(self, "posterior_", None)
+                if get_method(self.method).update == "posterior" else None)
+        self._q = None if post is None else (post[0] if post.shape[0] == 1
+                                             else (post[0], post[1]))
+        self._wprior = self._weights_prior(self.n_components)
+
+    def save(self, path):
+        """Write the fitted model to a pickle-free .npz file (fastvem.load reads it)."""
+        save_estimator(self, path)
+
+    def _check_loaded(self):
+        """Every fitted attribute of a loaded model against its schema (see
+        fastvem._load_checks); ValueError naming the attribute otherwise."""
+        from .._load_checks import check_discrete_mixture
+        check_discrete_mixture(self)
+        self._restore()
+
     # ------------------------------------------------------------ prediction
     def _prepare(self, X):
         """The kernel's array of X for a fitted model: X validated once, its
@@ -400,6 +430,7 @@ class _DiscreteMixture(DensityMixin, BaseEstimator):
         return tags
 
 
+@register
 class BernoulliMixture(_DiscreteMixture):
     """A mixture of independent Bernoulli features, by every method.
 
@@ -452,7 +483,21 @@ class BernoulliMixture(_DiscreteMixture):
     def _set_theta(self, fam, theta):
         self.probabilities_ = theta
 
+    def _fitted_family(self):
+        return Bernoulli(self.n_features_in_, self.alpha, self.binarize)
 
+    def _fitted_theta(self, fam):
+        return self.probabilities_
+
+    def _check_theta(self, K):
+        p = np.asarray(getattr(self, "probabilities_", None))
+        if p.shape != (K, self.n_features_in_) or p.dtype.kind != "f" \
+                or not np.all((p >= 0) & (p <= 1)):
+            raise ValueError(f"probabilities_ must be a ({K}, {self.n_features_in_}) array of "
+                             "probabilities in [0, 1]")
+
+
+@register
 class PoissonMixture(_DiscreteMixture):
     """A mixture of independent Poisson counts, by every method.
 
@@ -503,7 +548,21 @@ class PoissonMixture(_DiscreteMixture):
     def _set_theta(self, fam, theta):
         self.rates_ = theta
 
+    def _fitted_family(self):
+        return Poisson(self.n_features_in_, self.shape_prior, self.rate_prior)
 
+    def _fitted_theta(self, fam):
+        return self.rates_
+
+    def _check_theta(self, K):
+        r = np.asarray(getattr(self, "rates_", None))
+        if r.shape != (K, self.n_features_in_) or r.dtype.kind != "f" \
+                or not np.all(np.isfinite(r)) or np.any(r <= 0):
+            raise ValueError(f"rates_ must be a ({K}, {self.n_features_in_}) array of positive "
+                             "finite rates")
+
+
+@register
 class CategoricalMixture(_DiscreteMixture):
     """Latent class analysis: a mixture of independent categorical features, by
     every method.
@@ -564,3 +623,25 @@ class CategoricalMixture(_DiscreteMixture):
 
     def _set_theta(self, fam, theta):
         self.probabilities_ = [b.copy() for b in fam.blocks(theta)]
+
+    def _fitted_family(self):
+        return Categorical(self.n_categories_, self.alpha)
+
+    def _fitted_theta(self, fam):
+        return np.hstack(self.probabilities_)
+
+    def _check_theta(self, K):
+        cats = np.asarray(getattr(self, "n_categories_", None))
+        if cats.shape != (self.n_features_in_,) or cats.dtype.kind not in "iu" \
+                or np.any(cats < 1):
+            raise ValueError(f"n_categories_ must hold {self.n_features_in_} counts >= 1")
+        self.n_categories_ = [int(v) for v in cats]
+        probs = getattr(self, "probabilities_", None)
+        if not isinstance(probs, list) or len(probs) != len(self.n_categories_):
+            raise ValueError(f"probabilities_ must be a list of {len(self.n_categories_)} arrays")
+        for j, (p, L) in enumerate(zip(probs, self.n_categories_)):
+            p = np.asarray(p)
+            if p.shape != (K, L) or p.dtype.kind != "f" or np.any(p < 0) \
+                    or not np.allclose(p.sum(1), 1.0, atol=1e-6):
+                raise ValueError(f"probabilities_[{j}] must be a ({K}, {L}) array of "
+                                 "probability rows summing to 1")

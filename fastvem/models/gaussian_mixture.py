@@ -9,6 +9,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._available_if import available_if
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ..io import register, save_estimator
 from ..engine import (MixtureEngine, blas_single_thread, default_n_threads, fit_restarts,
                       memoized, run_iterations, squarem)
 from ..families.gaussian import (COVARIANCE_TYPES, GaussianFamily, GaussianWishartPrior,
@@ -21,7 +22,7 @@ from ..methods import PRESETS, check_supported
 from ..structures.mixture import DirichletWeights, Mixture
 from ..stats import GaussianStats
 from ..sources import ChunkSource, DaskSource, is_chunk_iterable, is_dask_array
-from ._validation import (FittedConfig, check_array_param, check_sample_weight,
+from .._validation import (FittedConfig, check_array_param, check_sample_weight,
                           check_random_state_param, check_scale, is_choice,
                           progress_reporter)
 
@@ -68,6 +69,7 @@ def _centre(X, rows=65536):
     return np.asarray(X[:rows], dtype=np.float64).mean(axis=0)
 
 
+@register
 class GaussianMixture(FittedConfig, DensityMixin, BaseEstimator):
     """Gaussian mixture fitted by em (default), vem or crisp EM.
 
@@ -1082,7 +1084,6 @@ class GaussianMixture(FittedConfig, DensityMixin, BaseEstimator):
     # ------------------------------------------------------------ persistence
     def save(self, path):
         """Write the fitted model to `path` (.npz, pickle-free, versioned)."""
-        from ..io import save_estimator
         save_estimator(self, path)
 
     def _check_loaded(self):

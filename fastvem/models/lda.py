@@ -21,13 +21,14 @@ from scipy.special import gammaln
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
+from ..io import register, save_estimator
 from .._ext import _lda
 from ..corpus import Corpus, CorpusSource, check_corpus, is_bag_of_words
 from ..engine import Trace, default_n_threads, run_iterations
 from ..families.categorical import CategoricalFamily
 from ..methods import PRESETS, check_supported
 from ..structures.topic_model import TopicModel
-from ._validation import (FittedConfig, check_random_state_param, is_choice,
+from .._validation import (FittedConfig, check_random_state_param, is_choice,
                           progress_reporter)
 
 __all__ = ["LatentDirichletAllocation"]
@@ -95,6 +96,7 @@ class _LazyTopics:
         return (self.a * self.S + self.b).T.copy()
 
 
+@register
 class LatentDirichletAllocation(FittedConfig, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
                                 BaseEstimator):
     """Latent Dirichlet allocation by variational EM, mean field (batch and online),
@@ -715,7 +717,6 @@ class LatentDirichletAllocation(FittedConfig, ClassNamePrefixFeaturesOutMixin, T
 
     # ------------------------------------------------------------ persistence
     def save(self, path):
-        from ..io import save_estimator
         save_estimator(self, path)
 
     def _check_loaded(self):
