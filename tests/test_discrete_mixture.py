@@ -342,3 +342,15 @@ def test_kernels_import_no_estimator():
             "sorted(m for m in sys.modules if m.startswith('fastvem'))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
+
+
+def test_verbose_prints_scikit_learn_lines(capsys):
+    X, _, _, _ = poisson_data(n=300)
+    PoissonMixture(2, verbose=2, verbose_interval=2, max_iter=4, tol=0.0, n_init=2,
+                   random_state=0).fit(X)
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "Initialization 0" and "Initialization 1" in out
+    assert sum(line.startswith("  Iteration 2\t time lapse") for line in out) == 2
+    assert out[-1].startswith("Initialization did not converge. time lapse")
+    PoissonMixture(2, verbose=1, max_iter=200, tol=1e-3, random_state=0).fit(X)
+    assert capsys.readouterr().out.splitlines()[-1] == "Initialization converged."

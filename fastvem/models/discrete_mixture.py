@@ -27,7 +27,8 @@ from ..families.base import beta_kl, dirichlet_kl
 from ..families.discrete import Bernoulli, Categorical, Poisson
 from ..methods import get_method
 from ..structures.mixture import DirichletWeights
-from .._validation import check_random_state_param, check_sample_weight, is_choice
+from .._validation import (check_random_state_param, check_sample_weight, is_choice,
+                           progress_reporter)
 
 __all__ = ["BernoulliMixture", "CategoricalMixture", "PoissonMixture"]
 
@@ -142,17 +143,28 @@ class _DiscreteMixture(DensityMixin, BaseEstimator):
         prior = fam.default_prior(data)
         wprior = self._weights_prior(K)
         best = None
-        for _ in range(self.n_init):
-            weights, theta = self._initialise(fam, data, sw, K, rng)
-            if m.update == "sample":
-                run = self._gibbs(fam, data, sw, total, weights, theta, prior, wprior, rng)
-            elif m.update == "posterior":
-                run = self._meanfield(fam, data, sw, total, weights, theta, prior, wprior)
-            else:
-                run = self._point(fam, data, sw, total, weights, theta,
-                                  mode=0 if m.assign == "softmax" else 1)
-            if best is None or run["objective"] > best["objective"]:
-                best = run
+        # scikit-learn's verbose lines; for gibbs a bar over every sweep of every start
+        report, close = progress_reporter(
+            self, m.name, total=(self.n_init * (self.burn_in + self.n_samples)
+                                 if m.update == "sample" else None))
+        try:
+            for init in range(self.n_init):
+                report.restart(init)
+                weights, theta = self._initialise(fam, data, sw, K, rng)
+                if m.update == "sample":
+                    run = self._gibbs(fam, data, sw, total, weights, theta, prior, wprior, rng,
+                                      report)
+                elif m.update == "posterior":
+                    run = self._meanfield(fam, data, sw, total, weights, theta, prior, wprior,
+                                          report)
+                else:
+                    run = self._point(fam, data, sw, total, weights, theta,
+                                      0 if m.assign == "softmax" else 1, report)
+                report.end(run["converged"], run["objective"])
+                if best is None or run["objective"] > best["objective"]:
+                    best = run
+        finally:
+            close()
         self.weights_ = best["weights"]
         self._set_theta(fam, best["theta"])
         self.lower_bound_ = float(best["objective"])
@@ -216,7 +228,7 @@ class _DiscreteMixture(DensityMixin, BaseEstimator):
         return np.asarray(data, dtype=np.float64)
 
     # ---------------------------------------------------------- the methods
-    def _point(self, fam, data, sw, total, weights, theta, mode):
+    def _point(self, fam, data, sw, total, weights, theta, mode, report):
         """em / vem (soft) and crisp (argmax): the point updates."""
         trace = Trace()
         objective, converged, n_iter = -np.inf, False, 0
@@ -231,6 +243,7 @@ class _DiscreteMixture(DensityMixin, BaseEstimator):
             weights = nk / nk.sum()
             theta = fam.point_estimate(stats, nk, theta)
             trace.append(objective, time.perf_counter() - t0)
+            report.iteration(n_iter, objective, objective - prev)
             if abs(objective - prev) < self.tol:
                 converged = True
                 break
@@ -255,7 +268,7 @@ class _DiscreteMixture(DensityMixin, BaseEstimator):
             return beta_kl(a, b, 1.0, wprior.alpha0)
         return dirichlet_kl(conc, wprior.alpha0)
 
-    def _meanfield(self, fam, data, sw, total, weights, theta, prior, wprior):
+    def _meanfield(self, fam, data, sw, total, weights, theta, prior, wprior, report):
         import time
         # q from the initial point: pseudo-counts of the initial weights and parameters
         nk0 = weights * total
@@ -273,6 +286,7 @@ class _DiscreteMixture(DensityMixin, BaseEstimator):
             prev, objective = objective, self._elbo(fam, stats, nk, totals, q, conc, prior,
                                                     wprior, total)
             trace.append(objective, time.perf_counter() - t0)
+            report.iteration(n_iter, objective, objective - prev)
             if abs(objective - prev) < self.tol:
                 converged = True
                 break
@@ -280,7 +294,7 @@ class _DiscreteMixture(DensityMixin, BaseEstimator):
                 "objective": objective, "trace": trace, "n_iter": n_iter,
                 "converged": converged, "q": q, "weight_concentration_": conc}
 
-    def _gibbs(self, fam, data, sw, total, weights, theta, prior, wprior, rng):
+    def _gibbs(self, fam, data, sw, total, weights, theta, prior, wprior, rng, report):
         """One chain: labels drawn by the kernel (keyed by seed, sweep and row),
         then weights and parameters drawn from their conditionals; the kept draws
         are relabelled (Stephens) on reference rows and averaged."""
@@ -298,6 +312,7 @@ class _DiscreteMixture(DensityMixin, BaseEstimator):
             stats, nk, totals = self._pass(fam, data, sw, W, c, logw, 2,
                                            seed=(seed * 0x9E3779B97F4A7C15 + sweep))
             trace.append(totals[0] / total, time.perf_counter() - t0)
+            report.iteration(sweep + 1, totals[0] / total, np.nan)
             weights = np.maximum(wprior.sample(wprior.posterior(nk), rng), 0.0)
             weights = weights / weights.sum()
             theta = fam.sample_posterior(fam.posterior(stats, nk, prior), rng)
@@ -447,7 +462,7 @@ class BernoulliMixture(_DiscreteMixture):
                  max_iter=100, n_init=1, init_params="kmeans", weights_init=None,
                  probabilities_init=None, weight_concentration_prior_type="dirichlet_distribution",
                  weight_concentration_prior=None, n_samples=200, burn_in=100,
-                 random_state=None, n_threads=None):
+                 random_state=None, n_threads=None, verbose=0, verbose_interval=10):
         self.n_components = n_components
         self.method = method
         self.alpha = alpha
@@ -464,6 +479,8 @@ class BernoulliMixture(_DiscreteMixture):
         self.burn_in = burn_in
         self.random_state = random_state
         self.n_threads = n_threads
+        self.verbose = verbose
+        self.verbose_interval = verbose_interval
 
     def _family(self, X, fitting=False):
         Bernoulli.check_binarize(self.binarize)
@@ -513,7 +530,7 @@ class PoissonMixture(_DiscreteMixture):
                  init_params="kmeans", weights_init=None, rates_init=None, shape_prior=None,
                  rate_prior=None, weight_concentration_prior_type="dirichlet_distribution",
                  weight_concentration_prior=None, n_samples=200, burn_in=100,
-                 random_state=None, n_threads=None):
+                 random_state=None, n_threads=None, verbose=0, verbose_interval=10):
         self.n_components = n_components
         self.method = method
         self.tol = tol
@@ -530,6 +547,8 @@ class PoissonMixture(_DiscreteMixture):
         self.burn_in = burn_in
         self.random_state = random_state
         self.n_threads = n_threads
+        self.verbose = verbose
+        self.verbose_interval = verbose_interval
 
     def _family(self, X, fitting=False):
         X = np.asarray(X) if not hasattr(X, "shape") else X
@@ -580,7 +599,7 @@ class CategoricalMixture(_DiscreteMixture):
                  tol=1e-3, max_iter=100, n_init=1, init_params="kmeans", weights_init=None,
                  probabilities_init=None, weight_concentration_prior_type="dirichlet_distribution",
                  weight_concentration_prior=None, n_samples=200, burn_in=100,
-                 random_state=None, n_threads=None):
+                 random_state=None, n_threads=None, verbose=0, verbose_interval=10):
         self.n_components = n_components
         self.method = method
         self.n_categories = n_categories
@@ -597,6 +616,8 @@ class CategoricalMixture(_DiscreteMixture):
         self.burn_in = burn_in
         self.random_state = random_state
         self.n_threads = n_threads
+        self.verbose = verbose
+        self.verbose_interval = verbose_interval
 
     def _family(self, X, fitting=False):
         cats = Categorical.infer_categories(X, self.n_categories)
