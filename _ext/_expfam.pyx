@@ -75,13 +75,16 @@ cdef enum:
     F_COUNTS_F32 = 2       # float32 counts
     F_CATEGORICAL_I32 = 3  # int32 codes, aux = int64 offsets (F + 1): T = one-hot per feature
     F_ADDRESS = 4          # a C function at a given address
+    F_CSR = 6              # sparse rows: data (N x 2 int64) the [start, end) of each row
+                           # in aux, (nnz x 2 float64) the column (exact in float64) and
+                           # the value of each non-zero
     F_BITS = 5             # packed 0/1 bits (np.packbits, little bit order), 8 per byte:
                            # each half byte is one "statistic" of 16 values (a lookup
                            # table of the sums of its bits' parameters)
 
 FEATURES = {"bernoulli_uint8": F_BERNOULLI_U8, "counts_float64": F_COUNTS_F64,
             "counts_float32": F_COUNTS_F32, "categorical_int32": F_CATEGORICAL_I32,
-            "address": F_ADDRESS, "bernoulli_bits": F_BITS}
+            "address": F_ADDRESS, "bernoulli_bits": F_BITS, "csr_float64": F_CSR}
 PARTITION_ROWS = PART
 
 
@@ -196,6 +199,20 @@ cdef Py_ssize_t _categorical_i32_act(const void *data, const void *aux, Py_ssize
     return D
 
 
+cdef Py_ssize_t _csr_act(const void *data, const void *aux, Py_ssize_t row,
+                         Py_ssize_t D, int32_t *idx, double *val, double *logh) noexcept nogil:
+    """A sparse row: its non-zeros as they are stored (columns and values)."""
+    cdef const int64_t *span = <const int64_t *>data + 2 * row
+    cdef const double *nz = <const double *>aux
+    cdef Py_ssize_t j, n = 0
+    for j in range(span[0], span[1]):
+        idx[n] = <int32_t>nz[2 * j]
+        val[n] = nz[2 * j + 1]
+        n += 1
+    logh[0] = 0.0
+    return n
+
+
 cdef Py_ssize_t _bits_act(const void *data, const void *aux, Py_ssize_t row,
                           Py_ssize_t G, int32_t *idx, double *val, double *logh) noexcept nogil:
     """Packed bits: half byte h (4 features) of the row is statistic 16 h + its value
@@ -255,6 +272,8 @@ cdef active_fn _active(int kind) noexcept:
         return _categorical_i32_act
     if kind == F_BITS:
         return _bits_act
+    if kind == F_CSR:
+        return _csr_act
     return NULL
 
 
@@ -449,13 +468,41 @@ cdef void _chunk(features_fn feat, const void *data, const void *aux, Py_ssize_t
 def _check_data(str fn, data, Py_ssize_t N, Py_ssize_t D, int kind):
     """The data buffer must be C-contiguous N x D of the dtype its features read."""
     want = {F_BERNOULLI_U8: np.uint8, F_COUNTS_F64: np.float64, F_COUNTS_F32: np.float32,
-            F_CATEGORICAL_I32: np.int32, F_BITS: np.uint8}.get(kind)
+            F_CATEGORICAL_I32: np.int32, F_BITS: np.uint8, F_CSR: np.int64}.get(kind)
     if not isinstance(data, np.ndarray) or data.ndim != 2 or not data.flags.c_contiguous:
         raise ValueError(f"{fn}: data must be a C-contiguous 2-D array")
     if data.shape[0] != N or data.shape[1] != D:
         raise ValueError(f"{fn}: data has shape {data.shape}, expected ({N}, {D})")
     if want is not None and data.dtype != want:
         raise ValueError(f"{fn}: data has dtype {data.dtype}, the features read {np.dtype(want)}")
+
+
+def _check_csr(str fn, data, aux, Py_ssize_t S):
+    """Sparse rows: data (N x 2) spans in rising order within aux (nnz x 2 float64), each
+    column an integer in [0, S) and each value finite (every entry is read)."""
+    if data.shape[1] != 2:
+        raise ValueError(f"{fn}: sparse rows need data of shape (N, 2), got {data.shape}")
+    if (not isinstance(aux, np.ndarray) or aux.dtype != np.float64 or aux.ndim != 2
+            or aux.shape[1] != 2 or not aux.flags.c_contiguous):
+        raise ValueError(f"{fn}: aux must be the (nnz, 2) float64 columns and values")
+    nnz = aux.shape[0]
+    if data.shape[0] and (np.any(data[:, 0] > data[:, 1]) or data.min() < 0
+                          or data.max() > nnz):
+        raise ValueError(f"{fn}: the row spans must lie within the {nnz} non-zeros")
+    cols = aux[:, 0]
+    if nnz and (not np.all(np.isfinite(aux)) or cols.min() < 0 or cols.max() >= S
+                or np.any(cols != np.floor(cols))):
+        raise ValueError(f"{fn}: the columns must be integers in [0, {S}) and the values "
+                         "finite")
+
+
+def _max_active(data, int kind, Py_ssize_t D):
+    """The most non-zero statistics one row can have (the buffers' width)."""
+    if kind == F_BITS:
+        return 2 * D
+    if kind == F_CSR:
+        return int(np.max(data[:, 1] - data[:, 0])) if data.shape[0] else 1
+    return D
 
 
 def _transposed(const double[:, ::1] W, int kind, Py_ssize_t D):
@@ -478,8 +525,10 @@ def _validate(str fn, data, aux, int kind, uintptr_t address, Py_ssize_t S,
         raise ValueError(f"{fn}: data must be a 2-D array")
     cdef Py_ssize_t N = data.shape[0], D = data.shape[1], K = W.shape[0]
     _check_data(fn, data, N, D, kind)
-    if kind < 0 or kind > F_BITS or (kind == F_ADDRESS and address == 0):
+    if kind < 0 or kind > F_CSR or (kind == F_ADDRESS and address == 0):
         raise ValueError(f"{fn}: unknown features kind {kind} (or a NULL address)")
+    if kind == F_CSR:
+        _check_csr(fn, data, aux, S)
     if K < 1:
         raise ValueError(f"{fn}: W has {K} rows; it needs K >= 1 components")
     check_shape(fn, "W", W.shape[0], W.shape[1], K, S, "K x S")
@@ -496,7 +545,8 @@ def _validate(str fn, data, aux, int kind, uintptr_t address, Py_ssize_t S,
             raise ValueError(f"{fn}: aux must be the int64 category offsets ({D + 1},)")
         if aux[0] != 0 or aux[D] != S or np.any(np.diff(aux) < 1):
             raise ValueError(f"{fn}: aux must rise from 0 to S = {S}")
-    elif aux is not None and (not isinstance(aux, np.ndarray) or not aux.flags.c_contiguous):
+    elif kind != F_CSR and aux is not None and (not isinstance(aux, np.ndarray)
+                                                  or not aux.flags.c_contiguous):
         raise ValueError(f"{fn}: aux must be a C-contiguous array or None")
     return N, D, K, aux
 
@@ -565,7 +615,7 @@ def row_pass(data, aux, int kind, uintptr_t address, Py_ssize_t S,
     cdef double[:, ::1] stT = np.zeros((S if kind == F_BITS else 1, K))
     # per thread: the chunk's sparse rows (B x D values, then B (6 + 2 K) scratch), or
     # the dense features; each thread's rows padded to whole cache lines apart
-    cdef Py_ssize_t Am = 2 * D if kind == F_BITS else D      # non-zero statistics a row
+    cdef Py_ssize_t Am = max(1, _max_active(data, kind, D))  # non-zero statistics a row
     cdef Py_ssize_t wlen = (B * Am + B * (6 + 2 * K)) if act != NULL else B * (S + K + 1) + 1
     cdef double[:, ::1] ws = np.empty((T, (wlen + 7) // 8 * 8 + 8))
     cdef int32_t[:, ::1] wi = np.empty((T, (B * max(Am, 1) + 15) // 16 * 16 + 16),
@@ -642,9 +692,9 @@ def log_joint_rows(data, aux, int kind, uintptr_t address, Py_ssize_t S,
     cdef const void *dp = <const void *>data_arr.data
     cdef active_fn act = _active(kind)
     cdef double[:, ::1] Wt = _transposed(W, kind, D) if act != NULL else np.empty((1, 1))
-    cdef double[:, ::1] ws = np.empty((T, (B * (S + 1) + 1 + 2 * D + 7) // 8 * 8 + 8))
-    cdef int32_t[:, ::1] wi = np.empty((T, (2 * max(D, 1) + 15) // 16 * 16 + 16),
-                                       dtype=np.int32)
+    cdef Py_ssize_t Am = max(1, _max_active(data, kind, D))
+    cdef double[:, ::1] ws = np.empty((T, (B * (S + 1) + 1 + Am + 7) // 8 * 8 + 8))
+    cdef int32_t[:, ::1] wi = np.empty((T, (Am + 15) // 16 * 16 + 16), dtype=np.int32)
     cdef Py_ssize_t n_chunks = (N + B - 1) // B, ch, r0, nb, i, a, na, k
     cdef double lh
     cdef double *row

@@ -20,9 +20,11 @@ _LAZY = {
     "BernoulliMixture": "fastvem.models",
     "CategoricalMixture": "fastvem.models",
     "PoissonMixture": "fastvem.models",
+    "MultinomialMixture": "fastvem.models",
 }
 
-__all__ = ["GaussianMixture", "BernoulliMixture", "CategoricalMixture", "PoissonMixture",
+__all__ = ["GaussianMixture", "BernoulliMixture", "CategoricalMixture", "MultinomialMixture",
+           "PoissonMixture",
            "BayesianGaussianMixture", "LatentDirichletAllocation", "load", "datasets",
            "kernels", "methods", "review", "__version__"]
 

@@ -257,3 +257,50 @@ def poisson_meanfield_step(X, sample_weight, conc, s, t, gamma0, shape0, rate0):
     kl = np.sum(gamma_kl(s, t, shape0, rate0))
     elbo = _elbo(w, r, poisson_expected_log_joint(X, conc, s, t), conc, gamma0, kl)
     return conc, s, t, elbo
+
+
+# ------------------------------------------------------------- multinomial
+# X: a dense (N, V) array of counts (this oracle densifies; the estimator never
+# does).  log p(x | beta_k) = sum_w x_w log beta_kw (the multinomial coefficient,
+# free of the parameters, is left out).  MAP: (c_kw + alpha) / (sum_w c_kw + V alpha);
+# mean field: q(beta_k) = Dirichlet(A_k), prior Dirichlet((1 + alpha) ones(V)).
+def multinomial_log_joint(X, weights, probs):
+    X = np.asarray(X, dtype=np.float64)
+    return _log(weights)[None, :] + xlogy(X[:, None, :], probs[None, :, :]).sum(-1)
+
+
+def _multinomial_m(X, w, r, probs, alpha):
+    wr = w[:, None] * r
+    nk = wr.sum(axis=0)
+    c = wr.T @ np.asarray(X, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        new = (c + alpha) / (c.sum(1, keepdims=True) + X.shape[1] * alpha)
+    return nk / w.sum(), _keep_empty(new, probs, nk)
+
+
+def multinomial_em_step(X, sample_weight, weights, probs, alpha):
+    w = _sample_weight(X, sample_weight)
+    r, objective = _soft(multinomial_log_joint(X, weights, probs), w)
+    return (*_multinomial_m(X, w, r, probs, alpha), objective)
+
+
+def multinomial_crisp_step(X, sample_weight, weights, probs, alpha):
+    w = _sample_weight(X, sample_weight)
+    r, objective = _hard(multinomial_log_joint(X, weights, probs), w)
+    return (*_multinomial_m(X, w, r, probs, alpha), objective)
+
+
+def multinomial_expected_log_joint(X, conc, A):
+    elog = digamma(A) - digamma(A.sum(1, keepdims=True))
+    return _expected_log_pi(conc)[None, :] + np.asarray(X, dtype=np.float64) @ elog.T
+
+
+def multinomial_meanfield_step(X, sample_weight, conc, A, gamma0, alpha):
+    w = _sample_weight(X, sample_weight)
+    r, _ = _soft(multinomial_expected_log_joint(X, conc, A), w)
+    wr = w[:, None] * r
+    conc = gamma0 + wr.sum(axis=0)
+    A = 1 + alpha + wr.T @ np.asarray(X, dtype=np.float64)
+    kl = sum(dirichlet_kl(A[k], (1 + alpha) * np.ones(A.shape[1])) for k in range(len(conc)))
+    elbo = _elbo(w, r, multinomial_expected_log_joint(X, conc, A), conc, gamma0, kl)
+    return conc, A, elbo

@@ -354,3 +354,102 @@ def test_verbose_prints_scikit_learn_lines(capsys):
     assert out[-1].startswith("Initialization did not converge. time lapse")
     PoissonMixture(2, verbose=1, max_iter=200, tol=1e-3, random_state=0).fit(X)
     assert capsys.readouterr().out.splitlines()[-1] == "Initialization converged."
+
+
+# ------------------------------------------------------------ multinomial
+def _corpus(n=600, V=80, k=3, seed=0):
+    rng = np.random.default_rng(seed)
+    beta = rng.dirichlet(np.full(V, 0.1), size=k)
+    w = np.array([0.5, 0.3, 0.2])[:k]
+    z = rng.choice(k, n, p=w / w.sum())
+    lengths = rng.integers(20, 60, n)
+    X = np.array([rng.multinomial(L, beta[zi]) for L, zi in zip(lengths, z)], dtype=float)
+    return X, z, w, beta
+
+
+@pytest.mark.parametrize("method", ["em", "crisp", "meanfield"])
+@pytest.mark.parametrize("sparse", [False, True])
+def test_multinomial_equals_the_oracle(method, sparse):
+    import scipy.sparse as sp
+    from fastvem import MultinomialMixture
+    X, _, _, _ = _corpus()
+    sw = np.random.default_rng(1).uniform(0.5, 2.0, X.shape[0])
+    rng = np.random.default_rng(2)
+    w0, p0 = rng.dirichlet(np.full(3, 5.0)), rng.dirichlet(np.ones(X.shape[1]), size=3)
+    est = MultinomialMixture(3, method=method, weights_init=w0, probabilities_init=p0,
+                             max_iter=4, tol=0.0)
+    with pytest.warns(Warning):
+        est.fit(sp.csr_matrix(X) if sparse else X, sample_weight=sw)
+    if method == "meanfield":
+        nk0 = w0 * sw.sum()
+        conc, A = 1 / 3 + nk0, 2.0 + p0 * nk0[:, None]
+        for _ in range(4):
+            conc, A, elbo = od.multinomial_meanfield_step(X, sw, conc, A, 1 / 3, 1.0)
+        np.testing.assert_allclose(est.probabilities_, A / A.sum(1, keepdims=True), rtol=1e-9)
+        np.testing.assert_allclose(est.lower_bound_, elbo, rtol=1e-9)
+        return
+    w, p, objs = w0, p0, []
+    for _ in range(4):
+        w, p, obj = getattr(od, f"multinomial_{method}_step")(X, sw, w, p, 1.0)
+        objs.append(obj)
+    np.testing.assert_allclose(est.weights_, w, rtol=1e-10)
+    np.testing.assert_allclose(est.probabilities_, p, rtol=1e-9)
+    np.testing.assert_allclose(est.lower_bounds_, objs, rtol=1e-10)
+
+
+def test_multinomial_never_densifies_threads_and_truth():
+    import scipy.sparse as sp
+    from sklearn.metrics import adjusted_rand_score
+    from fastvem import MultinomialMixture
+    X, z, w, beta = _corpus(n=1500, seed=3)
+    Xs = sp.csr_matrix(X)
+    fits = [MultinomialMixture(3, method=m, random_state=0, n_threads=t, n_init=2,
+                               n_samples=60, burn_in=30).fit(Xs)
+            for m in ("em", "gibbs") for t in (1, 3)]
+    for a, b in ((fits[0], fits[1]), (fits[2], fits[3])):
+        assert np.array_equal(a.weights_, b.weights_) and a.lower_bounds_ == b.lower_bounds_
+    bayes = adjusted_rand_score(z, od.multinomial_log_joint(X, w, beta).argmax(1))
+    for est in (fits[0], fits[2]):
+        assert adjusted_rand_score(z, est.predict(Xs)) > bayes - 0.03
+    lb = np.array(MultinomialMixture(3, alpha=0.0, max_iter=30, tol=0.0,
+                                     random_state=1).fit(Xs).lower_bounds_)
+    assert np.all(np.diff(lb) >= -1e-9 * np.abs(lb[1:]))
+
+
+def test_multinomial_on_reuters():
+    """The lda package's Reuters corpus (395 documents, 4,258 words): more
+    components fit the held-out documents better than one, every method runs."""
+    lda = pytest.importorskip("lda")
+    import scipy.sparse as sp
+    from fastvem import MultinomialMixture
+    X = sp.csr_matrix(lda.datasets.load_reuters())
+    tr, te = np.arange(0, X.shape[0], 2), np.arange(1, X.shape[0], 2)
+    one = MultinomialMixture(1).fit(X[tr])
+    scores = {}
+    for method in ("em", "meanfield", "crisp", "gibbs"):
+        est = MultinomialMixture(5, method=method, random_state=0, n_samples=40, burn_in=20,
+                                 max_iter=200).fit(X[tr])
+        scores[method] = est.score(X[te])
+        assert np.all(np.isfinite(est.predict_proba(X[te])))
+    assert scores["em"] > one.score(X[te]) + 5.0, scores
+    assert scores["meanfield"] > one.score(X[te]) + 5.0, scores
+
+
+def test_multinomial_bad_input_and_save(tmp_path):
+    import scipy.sparse as sp
+    import fastvem
+    from fastvem import MultinomialMixture
+    with pytest.raises(ValueError, match="Negative values"):
+        MultinomialMixture(2).fit(sp.csr_matrix(np.array([[1.0, -1.0], [2, 0], [0, 3]])))
+    with pytest.raises(ValueError, match="NaN|infinity"):
+        MultinomialMixture(2).fit(np.array([[1.0, np.nan], [2, 0], [0, 3]]))
+    X, _, _, _ = _corpus(n=200)
+    est = MultinomialMixture(3, method="meanfield", random_state=0).fit(sp.csr_matrix(X))
+    with pytest.raises(ValueError, match="features"):
+        est.predict(X[:, :5])
+    path = str(tmp_path / "m.npz")
+    est.save(path)
+    back = fastvem.load(path)
+    np.testing.assert_array_equal(back.predict_proba(X), est.predict_proba(X))
+    Xs, y = est.sample(10)
+    assert Xs.shape == (10, X.shape[1]) and np.all(Xs >= 0)

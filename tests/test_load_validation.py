@@ -82,6 +82,8 @@ SPECS.update({
         3, max_iter=4, random_state=0, n_threads=1).fit(X_CODES),
     "disc-poisson-gibbs": lambda: fastvem.PoissonMixture(
         2, method="gibbs", n_samples=6, burn_in=2, random_state=0, n_threads=1).fit(X_COUNTS),
+    "disc-multinomial-meanfield": lambda: fastvem.MultinomialMixture(
+        2, method="meanfield", max_iter=4, random_state=0, n_threads=1).fit(X_WORDS),
     "disc-categorical-meanfield-dp": lambda: fastvem.CategoricalMixture(
         3, method="meanfield", max_iter=4, random_state=0, n_threads=1,
         weight_concentration_prior_type="dirichlet_process").fit(X_CODES),
@@ -101,14 +103,15 @@ _RNG = np.random.default_rng(7)
 X_BINARY = (_RNG.random((120, 10)) < 0.4).astype(np.uint8)
 X_CODES = _RNG.integers(0, [3, 4, 2], (120, 3))
 X_COUNTS = _RNG.poisson(3.0, (120, 4)).astype(np.float64)
+X_WORDS = sp.csr_matrix(_RNG.poisson(0.3, (120, 30)).astype(np.float64))
 
 
 def _data(name):
     if name.startswith("lda"):
         return CORPUS
     if name.startswith("disc-"):
-        return {"bernoulli": X_BINARY, "categorical": X_CODES,
-                "poisson": X_COUNTS}[name.split("-")[1]]
+        return {"bernoulli": X_BINARY, "categorical": X_CODES, "poisson": X_COUNTS,
+                "multinomial": X_WORDS}[name.split("-")[1]]
     if "f32" in name:
         return X.astype(np.float32)
     if "events" in name:
@@ -245,6 +248,7 @@ def _read(path):
 # point, mean-field and gibbs parameterisations, init arrays, float32, feature
 # names and partial_fit models (the rest of SPECS stores the same attributes).
 CORRUPTED = ("disc-bernoulli-meanfield", "disc-categorical-em", "disc-poisson-gibbs",
+             "disc-multinomial-meanfield",
              "disc-categorical-meanfield-dp", "gm-em-full", "gm-vem-tied", "gm-crisp-diag", "gm-em-spherical",
              "gm-meanfield-spherical", "gm-meanfield-diag-memoized",
              "bgm-dirichlet_process-full", "bgm-dirichlet_distribution-tied",

@@ -21,7 +21,7 @@ from scipy.special import digamma
 
 from .base import Family, beta_kl, dirichlet_kl, gamma_kl
 
-__all__ = ["Bernoulli", "Categorical", "Poisson", "RATE_FLOOR", "PROB_FLOOR"]
+__all__ = ["Bernoulli", "Categorical", "Multinomial", "Poisson", "RATE_FLOOR", "PROB_FLOOR"]
 
 RATE_FLOOR = 1e-10                 # the smallest Poisson rate (log 0 would be -inf)
 PROB_FLOOR = np.finfo(np.float64).tiny   # log of a zero probability: -708, not -inf
@@ -326,6 +326,97 @@ class Categorical(Family):
             p = theta_k[self.offsets[j]:self.offsets[j + 1]]
             out[:, j] = rng.choice(len(p), size=n, p=p / p.sum())
         return out
+
+
+class Multinomial(Family):
+    """Document-term counts (a mixture of unigrams): T(x) = x, one probability
+    vector over the V words per component.  The multinomial coefficient of a
+    document does not depend on the parameters and is left out of log p(x | theta)
+    (and so of score_samples).  The rows reach the kernel as they are stored,
+    sparse: a scipy.sparse matrix is never densified."""
+
+    name = "multinomial"
+    features = "csr_float64"
+
+    def __init__(self, n_features, alpha=1.0):
+        self.n_features = int(n_features)
+        self.alpha = _check_alpha(alpha)
+        self._nz = None
+        self.mean_length = 1.0
+
+    def n_statistics(self):
+        return self.n_features
+
+    def aux(self):
+        return self._nz
+
+    def prepare(self, X, fitting=False):
+        """(N x 2) row spans; the non-zeros (columns, counts) are kept for aux()."""
+        import scipy.sparse as sp
+        if sp.issparse(X):
+            from sklearn.utils import check_array
+            X = check_array(X, accept_sparse="csr", dtype=np.float64, input_name="X")
+            X = X.tocsr(copy=True)
+            X.sum_duplicates()
+        else:
+            X = sp.csr_matrix(np.asarray(_numeric(X), dtype=np.float64))
+        if X.shape[0] == 0 or X.shape[1] == 0:
+            raise ValueError(f"X is empty: shape {X.shape}")
+        if X.shape[1] != self.n_features:
+            raise ValueError(f"X has {X.shape[1]} features, expected {self.n_features}")
+        if X.nnz and not np.all(np.isfinite(X.data)):
+            raise ValueError("X contains NaN or infinity")
+        if X.nnz and X.data.min() < 0:
+            raise ValueError("Negative values in data passed to X: counts must be >= 0")
+        ptr = X.indptr.astype(np.int64)
+        self._nz = np.ascontiguousarray(np.column_stack((X.indices.astype(np.float64),
+                                                         X.data)))
+        self._csr = X
+        if fitting:
+            self.mean_length = float(X.data.sum() / X.shape[0])
+        return np.ascontiguousarray(np.column_stack((ptr[:-1], ptr[1:])))
+
+    def dense_features(self):
+        """The rows as l1-normalised sparse vectors (for the k-means start)."""
+        from sklearn.preprocessing import normalize
+        return normalize(self._csr, norm="l1")
+
+    def effective(self, theta):
+        return np.log(np.maximum(theta, PROB_FLOOR)), np.zeros(theta.shape[0])
+
+    def expected_effective(self, A):
+        return digamma(A) - digamma(A.sum(1, keepdims=True)), np.zeros(A.shape[0])
+
+    def point_estimate(self, stats, nk, previous):
+        theta = previous.copy()
+        on = nk > 0
+        c = stats[on]
+        theta[on] = (c + self.alpha) / (c.sum(1, keepdims=True) + self.n_features * self.alpha)
+        return theta
+
+    def default_prior(self, X):
+        return 1.0 + self.alpha
+
+    def posterior(self, stats, nk, prior):
+        return prior + stats
+
+    def sample_posterior(self, A, rng):
+        g = rng.standard_gamma(A)
+        return g / g.sum(1, keepdims=True)
+
+    def posterior_mean(self, A):
+        return A / A.sum(1, keepdims=True)
+
+    def kl(self, A, prior):
+        return dirichlet_kl(A, prior)
+
+    def n_parameters(self, n_components):
+        return n_components * (self.n_features - 1)
+
+    def sample_rows(self, theta_k, n, rng):
+        """n documents of the fit's mean length (rounded), counts per word."""
+        length = max(int(round(self.mean_length)), 1)
+        return rng.multinomial(length, theta_k / theta_k.sum(), size=n).astype(np.float64)
 
 
 def check_codes(X, name="X"):

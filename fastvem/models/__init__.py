@@ -1,8 +1,10 @@
 """scikit-learn-compatible estimators."""
 from .bayesian_mixture import BayesianGaussianMixture
 from .gaussian_mixture import GaussianMixture
-from .discrete_mixture import BernoulliMixture, CategoricalMixture, PoissonMixture
+from .discrete_mixture import (BernoulliMixture, CategoricalMixture, MultinomialMixture,
+                               PoissonMixture)
 from .lda import LatentDirichletAllocation
 
 __all__ = ["GaussianMixture", "BayesianGaussianMixture", "LatentDirichletAllocation",
-           "BernoulliMixture", "CategoricalMixture", "PoissonMixture"]
+           "BernoulliMixture", "CategoricalMixture", "MultinomialMixture",
+           "PoissonMixture"]

@@ -24,13 +24,13 @@ from sklearn.utils.validation import check_is_fitted
 from ..engine import Trace, blas_single_thread, default_n_threads
 from ..io import register, save_estimator
 from ..families.base import beta_kl, dirichlet_kl
-from ..families.discrete import Bernoulli, Categorical, Poisson
+from ..families.discrete import Bernoulli, Categorical, Multinomial, Poisson
 from ..methods import get_method
 from ..structures.mixture import DirichletWeights
 from .._validation import (check_random_state_param, check_sample_weight, is_choice,
                            progress_reporter)
 
-__all__ = ["BernoulliMixture", "CategoricalMixture", "PoissonMixture"]
+__all__ = ["BernoulliMixture", "CategoricalMixture", "MultinomialMixture", "PoissonMixture"]
 
 _MASK64 = (1 << 64) - 1
 _nothing = contextlib.nullcontext
@@ -67,7 +67,7 @@ class _DiscreteMixture(DensityMixin, BaseEstimator):
     _fitted_attributes = ("weights_", "lower_bound_", "lower_bounds_", "n_iter_", "converged_",
                           "n_features_in_", "weight_concentration_", "posterior_",
                           "posterior_samples_", "n_relabelled_", "probabilities_", "rates_",
-                          "n_categories_")
+                          "n_categories_", "mean_length_")
 
     # ------------------------------------------------------------ parameters
     def _check_params(self, n_samples):
@@ -218,6 +218,8 @@ class _DiscreteMixture(DensityMixin, BaseEstimator):
 
     @staticmethod
     def _features_dense(fam, data):
+        if fam.name == "multinomial":
+            return fam.dense_features()
         if fam.name == "bernoulli":
             return fam.unpack(data)
         if fam.name == "categorical":
@@ -369,8 +371,9 @@ class _DiscreteMixture(DensityMixin, BaseEstimator):
         """The kernel's array of X for a fitted model: X validated once, its
         features counted against the fit's."""
         check_is_fitted(self)
+        import scipy.sparse as sp
         from ..families.discrete import _numeric
-        n = _numeric(X).shape[1]
+        n = X.shape[1] if sp.issparse(X) else _numeric(X).shape[1]
         if n != self.n_features_in_:
             raise ValueError(f"X has {n} features, but {type(self).__name__} is expecting "
                              f"{self.n_features_in_} features as input")
@@ -421,11 +424,13 @@ class _DiscreteMixture(DensityMixin, BaseEstimator):
         return self._family_.n_parameters(self.n_components) + self.n_components - 1
 
     def bic(self, X):
-        n = np.asarray(X).shape[0] if hasattr(X, "shape") else len(X)
+        """Bayesian information criterion of the fitted model on X (lower is better)."""
+        n = X.shape[0] if hasattr(X, "shape") else len(X)
         return -2 * self.score(X) * n + self._n_parameters() * np.log(n)
 
     def aic(self, X):
-        n = np.asarray(X).shape[0] if hasattr(X, "shape") else len(X)
+        """Akaike information criterion of the fitted model on X (lower is better)."""
+        n = X.shape[0] if hasattr(X, "shape") else len(X)
         return -2 * self.score(X) * n + 2 * self._n_parameters()
 
     def sample(self, n_samples=1):
@@ -666,3 +671,89 @@ class CategoricalMixture(_DiscreteMixture):
                     or not np.allclose(p.sum(1), 1.0, atol=1e-6):
                 raise ValueError(f"probabilities_[{j}] must be a ({K}, {L}) array of "
                                  "probability rows summing to 1")
+
+
+@register
+class MultinomialMixture(_DiscreteMixture):
+    """A mixture of unigrams: each document (a row of word counts, dense or
+    scipy.sparse, never densified) is drawn from one of K word distributions, by
+    every method.
+
+    alpha: the Dirichlet(1 + alpha) prior on each word distribution, whose MAP
+    em / vem / crisp take ((c_w + alpha) / (sum c + V alpha): MultinomialNB's
+    smoothing); counts may be non-negative reals (tf-idf).  Fitted: ``weights_``
+    and ``probabilities_`` (K x V).
+    """
+
+    _theta_attr = "probabilities_"
+
+    def __init__(self, n_components=1, *, method="em", alpha=1.0, tol=1e-3, max_iter=100,
+                 n_init=1, init_params="kmeans", weights_init=None, probabilities_init=None,
+                 weight_concentration_prior_type="dirichlet_distribution",
+                 weight_concentration_prior=None, n_samples=200, burn_in=100,
+                 random_state=None, n_threads=None, verbose=0, verbose_interval=10):
+        self.n_components = n_components
+        self.method = method
+        self.alpha = alpha
+        self.tol = tol
+        self.max_iter = max_iter
+        self.n_init = n_init
+        self.init_params = init_params
+        self.weights_init = weights_init
+        self.probabilities_init = probabilities_init
+        self.weight_concentration_prior_type = weight_concentration_prior_type
+        self.weight_concentration_prior = weight_concentration_prior
+        self.n_samples = n_samples
+        self.burn_in = burn_in
+        self.random_state = random_state
+        self.n_threads = n_threads
+        self.verbose = verbose
+        self.verbose_interval = verbose_interval
+
+    def _family(self, X, fitting=False):
+        if not hasattr(X, "shape"):
+            X = np.asarray(X)
+        V = X.shape[1] if len(X.shape) == 2 else 0
+        fam = Multinomial(V, self.alpha)
+        return fam
+
+    def _given_theta(self, fam, K):
+        if self.probabilities_init is None:
+            return None
+        p = np.asarray(self.probabilities_init, dtype=np.float64)
+        if p.shape != (K, fam.n_features) or np.any(p < 0) \
+                or not np.allclose(p.sum(1), 1.0, atol=1e-6):
+            raise ValueError(f"probabilities_init must be a ({K}, {fam.n_features}) array of "
+                             f"probability rows summing to 1, got shape {p.shape}")
+        return p.copy()
+
+    def _set_theta(self, fam, theta):
+        self.probabilities_ = theta
+        self.mean_length_ = fam.mean_length
+
+    def _fitted_family(self):
+        fam = Multinomial(self.n_features_in_, self.alpha)
+        fam.mean_length = float(getattr(self, "mean_length_", 1.0))
+        return fam
+
+    def _fitted_theta(self, fam):
+        return self.probabilities_
+
+    def _check_theta(self, K):
+        p = np.asarray(getattr(self, "probabilities_", None))
+        V = self.n_features_in_
+        if p.shape != (K, V) or p.dtype.kind != "f" or np.any(p < 0) \
+                or not np.allclose(p.sum(1), 1.0, atol=1e-6):
+            raise ValueError(f"probabilities_ must be a ({K}, {V}) array of probability rows "
+                             "summing to 1")
+        m = getattr(self, "mean_length_", None)
+        if (isinstance(m, (bool, np.bool_)) or not isinstance(m, (float, int, np.floating,
+                                                                   np.integer))
+                or not np.isfinite(m) or m <= 0):
+            raise ValueError(f"mean_length_ must be a positive number, got {m!r}")
+        self.mean_length_ = float(m)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        return tags
