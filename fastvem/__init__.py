@@ -21,9 +21,11 @@ _LAZY = {
     "CategoricalMixture": "fastvem.models",
     "PoissonMixture": "fastvem.models",
     "MultinomialMixture": "fastvem.models",
+    "Mixture": "fastvem.models",
 }
 
-__all__ = ["GaussianMixture", "BernoulliMixture", "CategoricalMixture", "MultinomialMixture",
+__all__ = ["GaussianMixture", "Mixture", "BernoulliMixture", "CategoricalMixture",
+           "MultinomialMixture",
            "PoissonMixture",
            "BayesianGaussianMixture", "LatentDirichletAllocation", "load", "datasets",
            "kernels", "methods", "review", "__version__"]

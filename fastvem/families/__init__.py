@@ -1,4 +1,11 @@
-"""Observation families (DESIGN.md axis 1): log-densities, statistics, updates."""
-from .gaussian import GaussianFamily, GaussianWishartPrior
+"""Observation families (DESIGN.md axis 1): log-densities, statistics, updates.
 
-__all__ = ["GaussianFamily", "GaussianWishartPrior"]
+``ExponentialFamily`` (a user's numba row functions) needs the optional extra
+``fastvem[numba]``; importing it does not."""
+from .base import Family
+from .discrete import Bernoulli, Categorical, Multinomial, Poisson
+from .gaussian import GaussianFamily, GaussianWishartPrior
+from .numba_family import ExponentialFamily
+
+__all__ = ["Family", "Bernoulli", "Categorical", "Multinomial", "Poisson", "ExponentialFamily",
+           "GaussianFamily", "GaussianWishartPrior"]

@@ -1,10 +1,10 @@
 """scikit-learn-compatible estimators."""
 from .bayesian_mixture import BayesianGaussianMixture
 from .gaussian_mixture import GaussianMixture
-from .discrete_mixture import (BernoulliMixture, CategoricalMixture, MultinomialMixture,
-                               PoissonMixture)
+from .discrete_mixture import (BernoulliMixture, CategoricalMixture, Mixture,
+                               MultinomialMixture, PoissonMixture)
 from .lda import LatentDirichletAllocation
 
 __all__ = ["GaussianMixture", "BayesianGaussianMixture", "LatentDirichletAllocation",
-           "BernoulliMixture", "CategoricalMixture", "MultinomialMixture",
+           "BernoulliMixture", "CategoricalMixture", "Mixture", "MultinomialMixture",
            "PoissonMixture"]

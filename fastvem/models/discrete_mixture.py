@@ -30,7 +30,8 @@ from ..structures.mixture import DirichletWeights
 from .._validation import (check_random_state_param, check_sample_weight, is_choice,
                            progress_reporter)
 
-__all__ = ["BernoulliMixture", "CategoricalMixture", "MultinomialMixture", "PoissonMixture"]
+__all__ = ["BernoulliMixture", "CategoricalMixture", "Mixture", "MultinomialMixture",
+           "PoissonMixture"]
 
 _MASK64 = (1 << 64) - 1
 _nothing = contextlib.nullcontext
@@ -757,3 +758,97 @@ class MultinomialMixture(_DiscreteMixture):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
         return tags
+
+
+_FAMILY_NAMES = {"bernoulli": BernoulliMixture, "categorical": CategoricalMixture,
+                 "poisson": PoissonMixture, "multinomial": MultinomialMixture}
+
+
+class Mixture(_DiscreteMixture):
+    """The generic mixture: ``family`` is a name ('bernoulli', 'categorical',
+    'poisson', 'multinomial': the built-in family with its defaults) or a
+    ``fastvem.families.ExponentialFamily`` of the user's numba row functions.
+
+    Fitted: ``weights_`` and ``params_`` (K x S: the family's mean parameters for a
+    built-in family; the natural parameters, also ``natural_params_``, for an
+    ExponentialFamily).  An ExponentialFamily fits by em, vem and crisp;
+    ``natural_params_init`` gives its start (else k-means on X, as for the others).
+    'gaussian' is fitted by fastvem.GaussianMixture in this version.
+    """
+
+    def __init__(self, family="bernoulli", n_components=1, *, method="em", tol=1e-3,
+                 max_iter=100, n_init=1, init_params="kmeans", weights_init=None,
+                 natural_params_init=None, weight_concentration_prior_type="dirichlet_distribution",
+                 weight_concentration_prior=None, n_samples=200, burn_in=100,
+                 random_state=None, n_threads=None, verbose=0, verbose_interval=10):
+        self.family = family
+        self.n_components = n_components
+        self.method = method
+        self.tol = tol
+        self.max_iter = max_iter
+        self.n_init = n_init
+        self.init_params = init_params
+        self.weights_init = weights_init
+        self.natural_params_init = natural_params_init
+        self.weight_concentration_prior_type = weight_concentration_prior_type
+        self.weight_concentration_prior = weight_concentration_prior
+        self.n_samples = n_samples
+        self.burn_in = burn_in
+        self.random_state = random_state
+        self.n_threads = n_threads
+        self.verbose = verbose
+        self.verbose_interval = verbose_interval
+
+    def _user_family(self):
+        from ..families.numba_family import ExponentialFamily
+        return isinstance(self.family, ExponentialFamily)
+
+    def _builtin(self):
+        if isinstance(self.family, str) and self.family in _FAMILY_NAMES:
+            return _FAMILY_NAMES[self.family](self.n_components)
+        if self.family == "gaussian":
+            raise ValueError("family='gaussian' is fitted by fastvem.GaussianMixture in this "
+                             "version")
+        raise ValueError(f"family must be one of {sorted(_FAMILY_NAMES)} or a "
+                         f"fastvem.families.ExponentialFamily, got {self.family!r}")
+
+    def _family(self, X, fitting=False):
+        if self._user_family():
+            m = get_method(self.method)
+            if m.update != "point":
+                raise ValueError(f"method={m.name!r} needs a conjugate prior, which an "
+                                 "ExponentialFamily does not take in this version: use em, "
+                                 "vem or crisp")
+            return self.family
+        return self._builtin()._family(X, fitting)
+
+    def _given_theta(self, fam, K):
+        if self.natural_params_init is None:
+            return None
+        if not self._user_family():
+            raise ValueError("natural_params_init is for an ExponentialFamily; a built-in "
+                             "family starts from k-means or from its own estimator's inits")
+        eta = np.asarray(self.natural_params_init, dtype=np.float64)
+        if eta.shape != (K, fam.S) or not np.all(np.isfinite(eta)):
+            raise ValueError(f"natural_params_init must be a finite ({K}, {fam.S}) array, got "
+                             f"shape {eta.shape}")
+        fam.effective(eta)                   # log_partition finite at the start
+        return eta.copy()
+
+    def _set_theta(self, fam, theta):
+        self.params_ = theta
+        if self._user_family():
+            self.natural_params_ = theta
+        self._fitted_fam = fam
+
+    def _fitted_family(self):
+        return self._fitted_fam
+
+    def _fitted_theta(self, fam):
+        return self.params_
+
+    def sample(self, n_samples=1):
+        if self._user_family():
+            raise NotImplementedError("sample needs a sampler of the family, which an "
+                                      "ExponentialFamily does not take in this version")
+        return super().sample(n_samples)
