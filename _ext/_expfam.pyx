@@ -1,21 +1,24 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
 # The row driver for exponential families (DESIGN.md: the compiled family
 # interface).  One chunked, threaded, deterministic pass over the rows of a
-# mixture, written once; a family is a table of nogil C functions, of which a
-# built-in exponential family fills only `features`:
+# mixture, written once; a family reaches it through a table of nogil C
+# functions, in one of two forms:
 #
-#     features(data, aux, r0, nb, D, S, T, logh): T (nb x S, float64) = T(x) of rows
-#         r0 .. r0+nb-1 of the family's data, logh (nb) = log h(x)
+#   sparse  active(data, aux, row, D, idx, val, logh) -> n: the non-zero statistics
+#           of one row (indices into 0..S-1, values) and log h(x).  Every built-in
+#           family (FEATURES): packed bits, categorical codes, counts, sparse rows.
+#           lp[n, k] = c[k] + logw[k] + logh[n] + sum_a val_a W[k, idx_a], the row
+#           held in vector registers; statistics S[idx_a, k] += val_a r[n, k].
+#   dense   features(data, aux, r0, nb, D, S, T, logh): T (nb x S) = T(x) of a
+#           chunk, at a given address (a user's numba cfunc), with the
+#           exponential-family defaults: lp = T W^T + c + logw + logh and
+#           S += R^T T, one GEMM each (soft; a row add for one-hot r).
 #
-# Everything else has the exponential-family default:
-#     log-density   lp[n, k] = T[n] . W[k] + c[k] + logh[n] + logw[k]   (one GEMM)
-#     statistics    S[k] += sum_n r[n, k] w[n] T[n]                      (one GEMM, soft;
-#                   a row add for one-hot r: argmax, sample or given labels)
-# where (W, c) are the family's effective parameters: (eta, -A(eta)) for a point
+# (W, c) are the family's effective parameters: (eta, -A(eta)) for a point
 # estimate, (E[eta], E[-A(eta)]) under q(theta) for mean field, so that one kernel
 # gives log p(x | theta_k) or E_q log p(x | theta_k); logw are the structure's
-# (expected) log weights.  A family whose features are not built in passes the
-# address of a C function with the same signature (a numba cfunc, say).
+# (expected) log weights.  The mixture's local step (softmax, argmax, draw) is the
+# one the Gaussian kernels use (_common.pxd: local_step_t).
 #
 # Determinism and contention (as the Gaussian kernels): rows are cut into fixed
 # partitions of PART rows; the threads take partitions dynamically in rounds of
@@ -68,76 +71,24 @@ cdef enum:
     ROUND = 8          # partitions per thread in a round of dynamic scheduling
     MODE_GIVEN = 3     # one-hot from given labels (initialisation)
 
-# the built-in families' features (FEATURES below names them for Python)
+# the features kinds (FEATURES below names them for Python)
 cdef enum:
-    F_BERNOULLI_U8 = 0     # uint8 0/1, T = x
+    F_BERNOULLI_U8 = 0     # uint8 0/1 (one byte a feature), T = x
     F_COUNTS_F64 = 1       # float64 counts (Poisson), T = x, log h = -sum lgamma(x + 1)
     F_COUNTS_F32 = 2       # float32 counts
     F_CATEGORICAL_I32 = 3  # int32 codes, aux = int64 offsets (F + 1): T = one-hot per feature
-    F_ADDRESS = 4          # a C function at a given address
-    F_CSR = 6              # sparse rows: data (N x 2 int64) the [start, end) of each row
-                           # in aux, (nnz x 2 float64) the column (exact in float64) and
-                           # the value of each non-zero
+    F_ADDRESS = 4          # a dense features function at a given address
     F_BITS = 5             # packed 0/1 bits (np.packbits, little bit order), 8 per byte:
                            # each half byte is one "statistic" of 16 values (a lookup
                            # table of the sums of its bits' parameters)
+    F_CSR = 6              # sparse rows: data (N x 2 int64) the [start, end) of each row
+                           # in aux, (nnz x 2 float64) the column (exact in float64) and
+                           # the value of each non-zero
 
 FEATURES = {"bernoulli_uint8": F_BERNOULLI_U8, "counts_float64": F_COUNTS_F64,
             "counts_float32": F_COUNTS_F32, "categorical_int32": F_CATEGORICAL_I32,
             "address": F_ADDRESS, "bernoulli_bits": F_BITS, "csr_float64": F_CSR}
 PARTITION_ROWS = PART
-
-
-cdef void _bernoulli_u8(const void *data, const void *aux, Py_ssize_t r0, Py_ssize_t nb,
-                        Py_ssize_t D, Py_ssize_t S, double *T, double *logh) noexcept nogil:
-    cdef const uint8_t *x = <const uint8_t *>data + r0 * D
-    cdef Py_ssize_t i, d
-    for i in range(nb):
-        logh[i] = 0.0
-        for d in range(D):
-            T[i * S + d] = x[i * D + d]
-
-
-cdef void _counts_f64(const void *data, const void *aux, Py_ssize_t r0, Py_ssize_t nb,
-                      Py_ssize_t D, Py_ssize_t S, double *T, double *logh) noexcept nogil:
-    cdef const double *x = <const double *>data + r0 * D
-    cdef Py_ssize_t i, d
-    cdef double v, h
-    for i in range(nb):
-        h = 0.0
-        for d in range(D):
-            v = x[i * D + d]
-            T[i * S + d] = v
-            if v != 0.0:
-                h -= lgamma(v + 1.0)
-        logh[i] = h
-
-
-cdef void _counts_f32(const void *data, const void *aux, Py_ssize_t r0, Py_ssize_t nb,
-                      Py_ssize_t D, Py_ssize_t S, double *T, double *logh) noexcept nogil:
-    cdef const float *x = <const float *>data + r0 * D
-    cdef Py_ssize_t i, d
-    cdef double v, h
-    for i in range(nb):
-        h = 0.0
-        for d in range(D):
-            v = x[i * D + d]
-            T[i * S + d] = v
-            if v != 0.0:
-                h -= lgamma(v + 1.0)
-        logh[i] = h
-
-
-cdef void _categorical_i32(const void *data, const void *aux, Py_ssize_t r0, Py_ssize_t nb,
-                           Py_ssize_t D, Py_ssize_t S, double *T, double *logh) noexcept nogil:
-    cdef const int32_t *x = <const int32_t *>data + r0 * D
-    cdef const int64_t *off = <const int64_t *>aux
-    cdef Py_ssize_t i, j
-    memset(T, 0, nb * S * sizeof(double))
-    for i in range(nb):
-        logh[i] = 0.0
-        for j in range(D):
-            T[i * S + off[j] + x[i * D + j]] = 1.0
 
 
 cdef Py_ssize_t _bernoulli_u8_act(const void *data, const void *aux, Py_ssize_t row,
@@ -153,30 +104,14 @@ cdef Py_ssize_t _bernoulli_u8_act(const void *data, const void *aux, Py_ssize_t 
     return n
 
 
-cdef Py_ssize_t _counts_f64_act(const void *data, const void *aux, Py_ssize_t row,
-                                Py_ssize_t D, int32_t *idx, double *val,
-                                double *logh) noexcept nogil:
-    cdef const double *x = <const double *>data + row * D
-    cdef Py_ssize_t d, n = 0
-    cdef double h = 0.0
-    for d in range(D):
-        if x[d] != 0.0:
-            idx[n] = <int32_t>d
-            val[n] = x[d]
-            h -= lgamma(x[d] + 1.0)
-            n += 1
-    logh[0] = h
-    return n
 
-
-cdef Py_ssize_t _counts_f32_act(const void *data, const void *aux, Py_ssize_t row,
-                                Py_ssize_t D, int32_t *idx, double *val,
-                                double *logh) noexcept nogil:
-    cdef const float *x = <const float *>data + row * D
+cdef inline Py_ssize_t _counts_act(const floating *x, Py_ssize_t D, int32_t *idx, double *val,
+                                   double *logh) noexcept nogil:
+    """Non-zero counts of one row and log h = -sum log x!."""
     cdef Py_ssize_t d, n = 0
     cdef double h = 0.0, v
     for d in range(D):
-        if x[d] != 0.0:
+        if x[d] != 0:
             v = x[d]
             idx[n] = <int32_t>d
             val[n] = v
@@ -184,6 +119,18 @@ cdef Py_ssize_t _counts_f32_act(const void *data, const void *aux, Py_ssize_t ro
             n += 1
     logh[0] = h
     return n
+
+
+cdef Py_ssize_t _counts_f64_act(const void *data, const void *aux, Py_ssize_t row,
+                                Py_ssize_t D, int32_t *idx, double *val,
+                                double *logh) noexcept nogil:
+    return _counts_act(<const double *>data + row * D, D, idx, val, logh)
+
+
+cdef Py_ssize_t _counts_f32_act(const void *data, const void *aux, Py_ssize_t row,
+                                Py_ssize_t D, int32_t *idx, double *val,
+                                double *logh) noexcept nogil:
+    return _counts_act(<const float *>data + row * D, D, idx, val, logh)
 
 
 cdef Py_ssize_t _categorical_i32_act(const void *data, const void *aux, Py_ssize_t row,
@@ -354,15 +301,9 @@ cdef void _chunk_active(active_fn act, const void *data, const void *aux, Py_ssi
 
 
 cdef features_fn _table(int kind, uintptr_t address) noexcept:
-    if kind == F_BERNOULLI_U8:
-        return _bernoulli_u8
-    if kind == F_COUNTS_F64:
-        return _counts_f64
-    if kind == F_COUNTS_F32:
-        return _counts_f32
-    if kind == F_CATEGORICAL_I32:
-        return _categorical_i32
-    return <features_fn>address
+    """The dense features function: only a given address (every built-in family
+    has the sparse form, `_active`)."""
+    return <features_fn>address if kind == F_ADDRESS else NULL
 
 
 # ------------------------------------------------------------------ one chunk

@@ -2,8 +2,6 @@
 a Poisson and a diagonal-Gaussian family written as row functions equal the
 built-in PoissonMixture and GaussianMixture(covariance_type='diag') from the same
 start, iterate for iterate; the row functions are checked before any kernel."""
-import math
-
 import numpy as np
 import pytest
 
@@ -12,68 +10,15 @@ from numba import njit  # noqa: E402
 
 import fastvem  # noqa: E402
 from fastvem.families import ExponentialFamily  # noqa: E402
+from fastvem.families.numba_family import (example_diagonal_gaussian,  # noqa: E402
+                                           example_poisson)
 
-
-@njit
-def poisson_stats(x, t):
-    for d in range(x.shape[0]):
-        t[d] = x[d]
-
-
-@njit
-def poisson_log_h(x):
-    s = 0.0
-    for d in range(x.shape[0]):
-        s -= math.lgamma(x[d] + 1.0)
-    return s
-
-
-@njit
-def poisson_log_a(eta):
-    return np.sum(np.exp(eta))
-
-
-@njit
-def poisson_to_eta(m, eta):
-    for d in range(m.shape[0]):
-        eta[d] = np.log(max(m[d], 1e-10))
-
-
-@njit
-def gauss_stats(x, t):
-    D = x.shape[0]
-    for d in range(D):
-        t[d] = x[d]
-        t[D + d] = x[d] * x[d]
-
-
-@njit
-def gauss_log_h(x):
-    return -0.5 * x.shape[0] * np.log(2 * np.pi)
-
-
-@njit
-def gauss_log_a(eta):
-    D = eta.shape[0] // 2
-    s = 0.0
-    for d in range(D):
-        s += -eta[d] ** 2 / (4 * eta[D + d]) - 0.5 * np.log(-2 * eta[D + d])
-    return s
-
-
-@njit
-def gauss_to_eta(m, eta):
-    D = m.shape[0] // 2
-    for d in range(D):
-        var = m[D + d] - m[d] ** 2
-        eta[d] = m[d] / var
-        eta[D + d] = -0.5 / var
-
-
-POISSON = ExponentialFamily(lambda D: D, poisson_stats, poisson_log_h, poisson_log_a,
-                            poisson_to_eta)
-GAUSS = ExponentialFamily(lambda D: 2 * D, gauss_stats, gauss_log_h, gauss_log_a,
-                          gauss_to_eta)
+POISSON = example_poisson()
+GAUSS = example_diagonal_gaussian()
+poisson_log_h = POISSON.log_base_measure
+poisson_log_a = POISSON.log_partition
+poisson_to_eta = POISSON.mean_to_natural
+poisson_stats = POISSON.statistics
 
 
 @pytest.mark.parametrize("method", ["em", "crisp"])

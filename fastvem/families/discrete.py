@@ -272,14 +272,14 @@ class Categorical(Family):
 
     def blocks(self, a):
         """The per-feature blocks of a K x S array."""
-        return [a[:, self.offsets[j]:self.offsets[j + 1]] for j in range(self.n_features)]
+        return [a[:, self.offsets[j]:self.offsets[j + 1]] for j in range(len(self.n_categories))]
 
     def effective(self, theta):
         return np.log(np.maximum(theta, PROB_FLOOR)), np.zeros(theta.shape[0])
 
     def expected_effective(self, A):
         W = np.empty_like(A)
-        for j in range(self.n_features):
+        for j in range(len(self.n_categories)):
             o0, o1 = self.offsets[j], self.offsets[j + 1]
             W[:, o0:o1] = digamma(A[:, o0:o1]) - digamma(A[:, o0:o1].sum(1, keepdims=True))
         return W, np.zeros(A.shape[0])
@@ -301,7 +301,7 @@ class Categorical(Family):
 
     def sample_posterior(self, A, rng):
         theta = np.empty_like(A)
-        for j in range(self.n_features):
+        for j in range(len(self.n_categories)):
             o0, o1 = self.offsets[j], self.offsets[j + 1]
             g = rng.standard_gamma(A[:, o0:o1])
             theta[:, o0:o1] = g / g.sum(1, keepdims=True)
@@ -309,7 +309,7 @@ class Categorical(Family):
 
     def posterior_mean(self, A):
         theta = np.empty_like(A)
-        for j in range(self.n_features):
+        for j in range(len(self.n_categories)):
             o0, o1 = self.offsets[j], self.offsets[j + 1]
             theta[:, o0:o1] = A[:, o0:o1] / A[:, o0:o1].sum(1, keepdims=True)
         return theta
@@ -322,30 +322,31 @@ class Categorical(Family):
 
     def sample_rows(self, theta_k, n, rng):
         out = np.empty((n, self.n_features), dtype=np.int64)
-        for j in range(self.n_features):
+        for j in range(len(self.n_categories)):
             p = theta_k[self.offsets[j]:self.offsets[j + 1]]
             out[:, j] = rng.choice(len(p), size=n, p=p / p.sum())
         return out
 
 
-class Multinomial(Family):
+class Multinomial(Categorical):
     """Document-term counts (a mixture of unigrams): T(x) = x, one probability
-    vector over the V words per component.  The multinomial coefficient of a
-    document does not depend on the parameters and is left out of log p(x | theta)
-    (and so of score_samples).  The rows reach the kernel as they are stored,
-    sparse: a scipy.sparse matrix is never densified."""
+    vector over the V words per component -- a categorical family of one feature
+    with V categories, whose rows are counts instead of one code.  The multinomial
+    coefficient of a document does not depend on the parameters and is left out of
+    log p(x | theta) (and so of score_samples).  The rows reach the kernel as they
+    are stored, sparse: a scipy.sparse matrix is never densified."""
 
     name = "multinomial"
     features = "csr_float64"
 
     def __init__(self, n_features, alpha=1.0):
-        self.n_features = int(n_features)
-        self.alpha = _check_alpha(alpha)
+        super().__init__([int(n_features)], alpha)
         self._nz = None
         self.mean_length = 1.0
 
-    def n_statistics(self):
-        return self.n_features
+    @property
+    def n_features(self):
+        return self.n_categories[0]
 
     def aux(self):
         return self._nz
@@ -380,38 +381,6 @@ class Multinomial(Family):
         """The rows as l1-normalised sparse vectors (for the k-means start)."""
         from sklearn.preprocessing import normalize
         return normalize(self._csr, norm="l1")
-
-    def effective(self, theta):
-        return np.log(np.maximum(theta, PROB_FLOOR)), np.zeros(theta.shape[0])
-
-    def expected_effective(self, A):
-        return digamma(A) - digamma(A.sum(1, keepdims=True)), np.zeros(A.shape[0])
-
-    def point_estimate(self, stats, nk, previous):
-        theta = previous.copy()
-        on = nk > 0
-        c = stats[on]
-        theta[on] = (c + self.alpha) / (c.sum(1, keepdims=True) + self.n_features * self.alpha)
-        return theta
-
-    def default_prior(self, X):
-        return 1.0 + self.alpha
-
-    def posterior(self, stats, nk, prior):
-        return prior + stats
-
-    def sample_posterior(self, A, rng):
-        g = rng.standard_gamma(A)
-        return g / g.sum(1, keepdims=True)
-
-    def posterior_mean(self, A):
-        return A / A.sum(1, keepdims=True)
-
-    def kl(self, A, prior):
-        return dirichlet_kl(A, prior)
-
-    def n_parameters(self, n_components):
-        return n_components * (self.n_features - 1)
 
     def sample_rows(self, theta_k, n, rng):
         """n documents of the fit's mean length (rounded), counts per word."""

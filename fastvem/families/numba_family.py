@@ -170,3 +170,71 @@ class ExponentialFamily(Family):
 
     def n_parameters(self, n_components):
         return n_components * self.S
+
+
+def example_poisson():
+    """An ExponentialFamily of independent Poisson counts, written as a user would:
+    T(x) = x, log h = -sum log x!, A(eta) = sum exp(eta), eta = log m (the rates
+    floored at 1e-10 as PoissonMixture floors them)."""
+    numba = _numba()
+    import math
+
+    @numba.njit
+    def statistics(x, t):
+        for d in range(x.shape[0]):
+            t[d] = x[d]
+
+    @numba.njit
+    def log_base_measure(x):
+        s = 0.0
+        for d in range(x.shape[0]):
+            s -= math.lgamma(x[d] + 1.0)
+        return s
+
+    @numba.njit
+    def log_partition(eta):
+        return np.sum(np.exp(eta))
+
+    @numba.njit
+    def mean_to_natural(m, eta):
+        for d in range(m.shape[0]):
+            eta[d] = np.log(max(m[d], 1e-10))
+
+    return ExponentialFamily(lambda d: d, statistics, log_base_measure, log_partition,
+                             mean_to_natural)
+
+
+def example_diagonal_gaussian():
+    """An ExponentialFamily of a Gaussian with a diagonal covariance: T(x) = (x, x^2),
+    eta = (mu / var, -1 / (2 var)), no regularisation of the variances."""
+    numba = _numba()
+
+    @numba.njit
+    def statistics(x, t):
+        D = x.shape[0]
+        for d in range(D):
+            t[d] = x[d]
+            t[D + d] = x[d] * x[d]
+
+    @numba.njit
+    def log_base_measure(x):
+        return -0.5 * x.shape[0] * np.log(2 * np.pi)
+
+    @numba.njit
+    def log_partition(eta):
+        D = eta.shape[0] // 2
+        s = 0.0
+        for d in range(D):
+            s += -eta[d] ** 2 / (4 * eta[D + d]) - 0.5 * np.log(-2 * eta[D + d])
+        return s
+
+    @numba.njit
+    def mean_to_natural(m, eta):
+        D = m.shape[0] // 2
+        for d in range(D):
+            var = m[D + d] - m[d] ** 2
+            eta[d] = m[d] / var
+            eta[D + d] = -0.5 / var
+
+    return ExponentialFamily(lambda d: 2 * d, statistics, log_base_measure, log_partition,
+                             mean_to_natural)

@@ -37,6 +37,14 @@ _MASK64 = (1 << 64) - 1
 _nothing = contextlib.nullcontext
 
 
+def _store(est, args):
+    """scikit-learn's rule, once: every constructor argument becomes the attribute of
+    the same name, untouched (validation happens in fit)."""
+    for name, value in args.items():
+        if name not in ("self", "__class__"):
+            setattr(est, name, value)
+
+
 def _kernel():
     from .._ext import _expfam
     return _expfam
@@ -469,24 +477,7 @@ class BernoulliMixture(_DiscreteMixture):
                  probabilities_init=None, weight_concentration_prior_type="dirichlet_distribution",
                  weight_concentration_prior=None, n_samples=200, burn_in=100,
                  random_state=None, n_threads=None, verbose=0, verbose_interval=10):
-        self.n_components = n_components
-        self.method = method
-        self.alpha = alpha
-        self.binarize = binarize
-        self.tol = tol
-        self.max_iter = max_iter
-        self.n_init = n_init
-        self.init_params = init_params
-        self.weights_init = weights_init
-        self.probabilities_init = probabilities_init
-        self.weight_concentration_prior_type = weight_concentration_prior_type
-        self.weight_concentration_prior = weight_concentration_prior
-        self.n_samples = n_samples
-        self.burn_in = burn_in
-        self.random_state = random_state
-        self.n_threads = n_threads
-        self.verbose = verbose
-        self.verbose_interval = verbose_interval
+        _store(self, locals())
 
     def _family(self, X, fitting=False):
         Bernoulli.check_binarize(self.binarize)
@@ -537,24 +528,7 @@ class PoissonMixture(_DiscreteMixture):
                  rate_prior=None, weight_concentration_prior_type="dirichlet_distribution",
                  weight_concentration_prior=None, n_samples=200, burn_in=100,
                  random_state=None, n_threads=None, verbose=0, verbose_interval=10):
-        self.n_components = n_components
-        self.method = method
-        self.tol = tol
-        self.max_iter = max_iter
-        self.n_init = n_init
-        self.init_params = init_params
-        self.weights_init = weights_init
-        self.rates_init = rates_init
-        self.shape_prior = shape_prior
-        self.rate_prior = rate_prior
-        self.weight_concentration_prior_type = weight_concentration_prior_type
-        self.weight_concentration_prior = weight_concentration_prior
-        self.n_samples = n_samples
-        self.burn_in = burn_in
-        self.random_state = random_state
-        self.n_threads = n_threads
-        self.verbose = verbose
-        self.verbose_interval = verbose_interval
+        _store(self, locals())
 
     def _family(self, X, fitting=False):
         X = np.asarray(X) if not hasattr(X, "shape") else X
@@ -606,24 +580,7 @@ class CategoricalMixture(_DiscreteMixture):
                  probabilities_init=None, weight_concentration_prior_type="dirichlet_distribution",
                  weight_concentration_prior=None, n_samples=200, burn_in=100,
                  random_state=None, n_threads=None, verbose=0, verbose_interval=10):
-        self.n_components = n_components
-        self.method = method
-        self.n_categories = n_categories
-        self.alpha = alpha
-        self.tol = tol
-        self.max_iter = max_iter
-        self.n_init = n_init
-        self.init_params = init_params
-        self.weights_init = weights_init
-        self.probabilities_init = probabilities_init
-        self.weight_concentration_prior_type = weight_concentration_prior_type
-        self.weight_concentration_prior = weight_concentration_prior
-        self.n_samples = n_samples
-        self.burn_in = burn_in
-        self.random_state = random_state
-        self.n_threads = n_threads
-        self.verbose = verbose
-        self.verbose_interval = verbose_interval
+        _store(self, locals())
 
     def _family(self, X, fitting=False):
         cats = Categorical.infer_categories(X, self.n_categories)
@@ -693,23 +650,7 @@ class MultinomialMixture(_DiscreteMixture):
                  weight_concentration_prior_type="dirichlet_distribution",
                  weight_concentration_prior=None, n_samples=200, burn_in=100,
                  random_state=None, n_threads=None, verbose=0, verbose_interval=10):
-        self.n_components = n_components
-        self.method = method
-        self.alpha = alpha
-        self.tol = tol
-        self.max_iter = max_iter
-        self.n_init = n_init
-        self.init_params = init_params
-        self.weights_init = weights_init
-        self.probabilities_init = probabilities_init
-        self.weight_concentration_prior_type = weight_concentration_prior_type
-        self.weight_concentration_prior = weight_concentration_prior
-        self.n_samples = n_samples
-        self.burn_in = burn_in
-        self.random_state = random_state
-        self.n_threads = n_threads
-        self.verbose = verbose
-        self.verbose_interval = verbose_interval
+        _store(self, locals())
 
     def _family(self, X, fitting=False):
         if not hasattr(X, "shape"):
@@ -781,23 +722,7 @@ class Mixture(_DiscreteMixture):
                  natural_params_init=None, weight_concentration_prior_type="dirichlet_distribution",
                  weight_concentration_prior=None, n_samples=200, burn_in=100,
                  random_state=None, n_threads=None, verbose=0, verbose_interval=10):
-        self.family = family
-        self.n_components = n_components
-        self.method = method
-        self.tol = tol
-        self.max_iter = max_iter
-        self.n_init = n_init
-        self.init_params = init_params
-        self.weights_init = weights_init
-        self.natural_params_init = natural_params_init
-        self.weight_concentration_prior_type = weight_concentration_prior_type
-        self.weight_concentration_prior = weight_concentration_prior
-        self.n_samples = n_samples
-        self.burn_in = burn_in
-        self.random_state = random_state
-        self.n_threads = n_threads
-        self.verbose = verbose
-        self.verbose_interval = verbose_interval
+        _store(self, locals())
 
     def _user_family(self):
         from ..families.numba_family import ExponentialFamily
