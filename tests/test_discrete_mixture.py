@@ -453,3 +453,45 @@ def test_multinomial_bad_input_and_save(tmp_path):
     np.testing.assert_array_equal(back.predict_proba(X), est.predict_proba(X))
     Xs, y = est.sample(10)
     assert Xs.shape == (10, X.shape[1]) and np.all(Xs >= 0)
+
+
+# ------------------------------------------------------- gibbs calibration
+def _sbc_case(kind, rng):
+    """(true theta functional, data, estimator) with parameters drawn from the
+    estimator's own prior: pi ~ Dirichlet(1), theta from the family's prior."""
+    K, N = 2, 25
+    pi = rng.dirichlet(np.ones(K))
+    z = rng.choice(K, size=N, p=pi)
+    kw = dict(method="gibbs", n_samples=19, burn_in=20, thin=3, init_params="random",
+              weight_concentration_prior=1.0)
+    if kind == "bernoulli":
+        p = rng.beta(1.0, 1.0, (K, 3))                  # alpha=0: Beta(1, 1)
+        X = (rng.random((N, 3)) < p[z]).astype(np.uint8)
+        return pi @ p[:, 0], X, BernoulliMixture(K, alpha=0.0, **kw), lambda e, s: s[:, :, 0]
+    if kind == "poisson":
+        lam = rng.gamma(2.0, 1.0 / 0.5, (K, 2))         # Gamma(shape 2, rate 0.5)
+        X = rng.poisson(lam[z]).astype(np.float64)
+        return (pi @ lam[:, 0], X, PoissonMixture(K, shape_prior=2.0, rate_prior=0.5, **kw),
+                lambda e, s: s[:, :, 0])
+    probs = rng.dirichlet(np.ones(3), size=K)           # alpha=0: Dirichlet(1)
+    X = np.array([[rng.choice(3, p=probs[zi])] for zi in z])
+    return (pi @ probs[:, 0], X, CategoricalMixture(K, alpha=0.0, n_categories=[3], **kw),
+            lambda e, s: s[:, :, 0])
+
+
+@pytest.mark.parametrize("kind", ["bernoulli", "poisson", "categorical"])
+def test_gibbs_simulation_based_calibration(kind):
+    """SBC (Talts et al. 2018): parameters drawn from the prior, data from the model;
+    the rank of a label-invariant functional of the truth (sum_k pi_k theta_k0)
+    among the kept posterior draws must be uniform."""
+    from scipy import stats
+    rng = np.random.default_rng(2024)
+    ranks = []
+    for rep in range(150):
+        truth, X, est, pick = _sbc_case(kind, rng)
+        est.set_params(random_state=rep).fit(X)
+        ps = est.posterior_samples_
+        f_draws = (ps["weights"] * pick(est, ps["theta"])).sum(1)
+        ranks.append(int((f_draws < truth).sum()))
+    counts = np.bincount(ranks, minlength=20).reshape(5, 4).sum(1)     # 5 bins of 4 ranks
+    assert stats.chisquare(counts).pvalue > 1e-3, counts

@@ -92,6 +92,7 @@ class _DiscreteMixture(DensityMixin, BaseEstimator):
         if m.assign == "sample":
             _check_int(self.n_samples, "n_samples", 1)
             _check_int(self.burn_in, "burn_in", 0)
+            _check_int(self.thin, "thin", 1)
         return m, K
 
     def _weights_prior(self, K):
@@ -154,7 +155,7 @@ class _DiscreteMixture(DensityMixin, BaseEstimator):
         best = None
         # scikit-learn's verbose lines; for gibbs a bar over every sweep of every start
         report, close = progress_reporter(
-            self, m.name, total=(self.n_init * (self.burn_in + self.n_samples)
+            self, m.name, total=(self.n_init * (self.burn_in + self.n_samples * self.thin)
                                  if m.update == "sample" else None))
         try:
             for init in range(self.n_init):
@@ -314,7 +315,7 @@ class _DiscreteMixture(DensityMixin, BaseEstimator):
         seed = int(rng.randint(2 ** 31))
         trace = Trace()
         draws_w, draws_t = [], []
-        n_sweeps = self.burn_in + self.n_samples
+        n_sweeps = self.burn_in + self.n_samples * self.thin
         for sweep in range(n_sweeps):
             t0 = time.perf_counter()
             W, c = fam.effective(theta)
@@ -327,7 +328,7 @@ class _DiscreteMixture(DensityMixin, BaseEstimator):
             weights = np.maximum(wprior.sample(wprior.posterior(nk), rng), 0.0)
             weights = weights / weights.sum()
             theta = fam.sample_posterior(fam.posterior(stats, nk, prior), rng)
-            if sweep >= self.burn_in:
+            if sweep >= self.burn_in and (sweep - self.burn_in + 1) % self.thin == 0:
                 draws_w.append(weights)
                 draws_t.append(theta)
         dw, dt = np.array(draws_w), np.array(draws_t)
@@ -475,7 +476,7 @@ class BernoulliMixture(_DiscreteMixture):
     def __init__(self, n_components=1, *, method="em", alpha=1.0, binarize=None, tol=1e-3,
                  max_iter=100, n_init=1, init_params="kmeans", weights_init=None,
                  probabilities_init=None, weight_concentration_prior_type="dirichlet_distribution",
-                 weight_concentration_prior=None, n_samples=200, burn_in=100,
+                 weight_concentration_prior=None, n_samples=200, burn_in=100, thin=1,
                  random_state=None, n_threads=None, verbose=0, verbose_interval=10):
         _store(self, locals())
 
@@ -526,7 +527,7 @@ class PoissonMixture(_DiscreteMixture):
     def __init__(self, n_components=1, *, method="em", tol=1e-3, max_iter=100, n_init=1,
                  init_params="kmeans", weights_init=None, rates_init=None, shape_prior=None,
                  rate_prior=None, weight_concentration_prior_type="dirichlet_distribution",
-                 weight_concentration_prior=None, n_samples=200, burn_in=100,
+                 weight_concentration_prior=None, n_samples=200, burn_in=100, thin=1,
                  random_state=None, n_threads=None, verbose=0, verbose_interval=10):
         _store(self, locals())
 
@@ -578,7 +579,7 @@ class CategoricalMixture(_DiscreteMixture):
     def __init__(self, n_components=1, *, method="em", n_categories=None, alpha=1.0,
                  tol=1e-3, max_iter=100, n_init=1, init_params="kmeans", weights_init=None,
                  probabilities_init=None, weight_concentration_prior_type="dirichlet_distribution",
-                 weight_concentration_prior=None, n_samples=200, burn_in=100,
+                 weight_concentration_prior=None, n_samples=200, burn_in=100, thin=1,
                  random_state=None, n_threads=None, verbose=0, verbose_interval=10):
         _store(self, locals())
 
@@ -648,7 +649,7 @@ class MultinomialMixture(_DiscreteMixture):
     def __init__(self, n_components=1, *, method="em", alpha=1.0, tol=1e-3, max_iter=100,
                  n_init=1, init_params="kmeans", weights_init=None, probabilities_init=None,
                  weight_concentration_prior_type="dirichlet_distribution",
-                 weight_concentration_prior=None, n_samples=200, burn_in=100,
+                 weight_concentration_prior=None, n_samples=200, burn_in=100, thin=1,
                  random_state=None, n_threads=None, verbose=0, verbose_interval=10):
         _store(self, locals())
 
@@ -720,7 +721,7 @@ class Mixture(_DiscreteMixture):
     def __init__(self, family="bernoulli", n_components=1, *, method="em", tol=1e-3,
                  max_iter=100, n_init=1, init_params="kmeans", weights_init=None,
                  natural_params_init=None, weight_concentration_prior_type="dirichlet_distribution",
-                 weight_concentration_prior=None, n_samples=200, burn_in=100,
+                 weight_concentration_prior=None, n_samples=200, burn_in=100, thin=1,
                  random_state=None, n_threads=None, verbose=0, verbose_interval=10):
         _store(self, locals())
 
