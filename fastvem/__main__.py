@@ -116,6 +116,9 @@ def _review(args):
             if value != default:
                 raise ValueError(f"{flag} is for --model gmm; a topic model has no "
                                  f"{'labels to score' if flag == '--labels' else 'covariances'}")
+    elif args.model != "gmm" and args.covariance_type != "full":
+        raise ValueError(f"--covariance-type is for --model gmm; a {args.model} mixture has "
+                         "no covariances")
     labels = _labels(args.labels) if args.labels else None
     methods = args.methods
     if methods is None:
@@ -196,8 +199,11 @@ def _parser():
                        description="Fit every method on a train split over several seeds, "
                                    "score held-out rows, and write a table, CSV, JSON and a "
                                    "plot of accuracy against time.")
-    r.add_argument("--model", default="gmm", choices=["gmm", "lda"],
-                   help="gmm: Gaussian mixture; lda: topic model (Reuters via the lda package)")
+    r.add_argument("--model", default="gmm",
+                   choices=["gmm", "lda", "bernoulli", "categorical", "poisson", "multinomial"],
+                   help="gmm: Gaussian mixture; lda: topic model (Reuters via the lda package); "
+                        "bernoulli (default data: binarised digits), categorical, poisson "
+                        "(--data needed), multinomial (default: Reuters): discrete mixtures")
     r.add_argument("--data", default=None, help=".npy or .csv file, with or without a header "
                    "row (default: Old Faithful); for lda a scipy.sparse .npz or .npy of counts "
                    "(default: Reuters)")
@@ -208,7 +214,8 @@ def _parser():
                         "gibbs,meanfield,em,vem,crisp; lda has no em)")
     r.add_argument("-k", "--n-components", type=int, default=None,
                    help="components (default: 8 for gmm, more than Old Faithful's two "
-                        "clusters support; 10 topics for lda)")
+                        "clusters support; 10 topics for lda; 10 for bernoulli, 5 for "
+                        "multinomial, 3 for categorical and poisson)")
     r.add_argument("--covariance-type", default="full",
                    choices=["full", "tied", "diag", "spherical"],
                    help="covariance type of the Gaussian mixture (full)")

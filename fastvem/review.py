@@ -21,7 +21,13 @@ from .methods import METHOD_NAMES
 __all__ = ["review"]
 
 # components of the review when none are given (see `review`)
-DEFAULT_COMPONENTS = {"gmm": 8, "lda": 10}
+DEFAULT_COMPONENTS = {"gmm": 8, "lda": 10, "bernoulli": 10, "categorical": 3, "poisson": 3,
+                      "multinomial": 5}
+MODELS = tuple(DEFAULT_COMPONENTS)
+# the mixture estimators by model name (the review fits each the same way)
+_MIXTURES = {"gmm": "GaussianMixture", "bernoulli": "BernoulliMixture",
+             "categorical": "CategoricalMixture", "poisson": "PoissonMixture",
+             "multinomial": "MultinomialMixture"}
 
 _COLUMNS = ("method", "seed", "seconds", "iterations", "train_objective",
             "heldout_log_predictive", "ari")
@@ -71,13 +77,39 @@ def _has_header(path):
         return 1
 
 
-def _estimator(method, n_components, covariance_type, seed, max_iter, tol):
-    from .models import GaussianMixture
-    extra = {}
+def _estimator(model, method, n_components, covariance_type, seed, max_iter, tol, extra):
+    from . import models
+    cls = getattr(models, _MIXTURES[model])
+    kw = dict(extra)
     if method == "gibbs":
-        extra = dict(n_samples=100, burn_in=50, n_chains=2)
-    return GaussianMixture(n_components, covariance_type=covariance_type, method=method,
-                           random_state=seed, max_iter=max_iter, tol=tol, **extra)
+        kw.update(n_samples=100, burn_in=50)
+        if model == "gmm":
+            kw.update(n_chains=2)
+    if model == "gmm":
+        kw.update(covariance_type=covariance_type)
+    return cls(n_components, method=method, random_state=seed, max_iter=max_iter, tol=tol,
+               **kw)
+
+
+def _load_model_data(model, data, labels):
+    """(X, labels or None, name, constructor extras) for a mixture model's review."""
+    if model == "multinomial":
+        X, name = _load_corpus(data)
+        return X, labels, name, {}
+    if data is None and model == "bernoulli":
+        from sklearn.datasets import load_digits
+        d = load_digits()
+        X = (d.data > 7).astype(np.float64)
+        return X, (d.target if labels is None else labels), \
+            "binarised 8x8 digits (scikit-learn)", {}
+    if data is None and model != "gmm":
+        raise ValueError(f"model={model!r} has no shipped data set: pass data (--data)")
+    X, _, name = _load_data(data)
+    extra = {}
+    if model == "categorical" and X.ndim == 2 and X.size and np.all(np.isfinite(X)):
+        # every category of the data, so a held-out row never meets an unseen code
+        extra["n_categories"] = [int(v) + 1 for v in np.max(X, axis=0)]
+    return X, labels, name, extra
 
 
 def review(data=None, labels=None, *, model="gmm", methods=METHOD_NAMES, n_components=None,
@@ -94,8 +126,8 @@ def review(data=None, labels=None, *, model="gmm", methods=METHOD_NAMES, n_compo
     crisp fit them to a few training rows and lose on the held-out half) and 10
     topics for 'lda'."""
     from sklearn.metrics import adjusted_rand_score
-    if model not in ("gmm", "lda"):
-        raise ValueError(f"model must be 'gmm' or 'lda', got {model!r}")
+    if not isinstance(model, str) or model not in MODELS:
+        raise ValueError(f"model must be one of {list(MODELS)}, got {model!r}")
     if n_components is None:
         n_components = DEFAULT_COMPONENTS[model]
     if model == "lda":
@@ -105,13 +137,15 @@ def review(data=None, labels=None, *, model="gmm", methods=METHOD_NAMES, n_compo
     if bad or not methods:
         raise ValueError(f"methods must be a non-empty subset of {list(METHOD_NAMES)}, got {bad}")
     seeds = _check_seeds(seeds, test_size)
-    X, _, name = _load_data(data)
-    if X.ndim != 2:
-        raise ValueError(f"data must be a table (rows x features), got {X.ndim} dimensions")
+    X, labels, name, extra = _load_model_data(model, data, labels)
+    if len(X.shape) != 2:
+        raise ValueError(f"data must be a table (rows x features), got {len(X.shape)} "
+                         "dimensions")
     if X.shape[0] < 4:
         raise ValueError(f"data must have at least 4 rows, got {X.shape[0]}")
-    if not np.all(np.isfinite(X)):
-        raise ValueError(f"data contains {int(np.sum(~np.isfinite(X)))} NaN or infinite "
+    values = X.data if hasattr(X, "tocsr") else X
+    if not np.all(np.isfinite(values)):
+        raise ValueError(f"data contains {int(np.sum(~np.isfinite(values)))} NaN or infinite "
                          "values; remove or impute them first")
     y = None if labels is None else np.asarray(labels)
     if y is not None and y.shape[0] != X.shape[0]:
@@ -123,7 +157,8 @@ def review(data=None, labels=None, *, model="gmm", methods=METHOD_NAMES, n_compo
     for seed in seeds:
         test, train = _split(seed, X.shape[0], test_size)
         for method in methods:
-            est = _estimator(method, n_components, covariance_type, seed, max_iter, tol)
+            est = _estimator(model, method, n_components, covariance_type, seed, max_iter,
+                             tol, extra)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 t0 = time.perf_counter()
@@ -140,12 +175,15 @@ def review(data=None, labels=None, *, model="gmm", methods=METHOD_NAMES, n_compo
         bar.close()
 
     summary = _summary(rows, methods)
-    table = _table(summary, name, X.shape, n_components, covariance_type, len(seeds))
+    label = _MIXTURES[model]
+    table = _table(summary, name, X.shape, label, n_components,
+                   covariance_type if model == "gmm" else None, len(seeds))
     table += "\n" + reading(summary, "held-out lpd")
-    meta = {"data": name, "shape": list(X.shape), "n_components": n_components,
-            "covariance_type": covariance_type, "seeds": seeds, "test_size": test_size}
+    meta = {"data": name, "shape": list(X.shape), "model": model,
+            "n_components": n_components, "covariance_type": covariance_type,
+            "seeds": seeds, "test_size": test_size}
     _write(out, rows, _COLUMNS, meta, summary, table,
-           f"{name}, GaussianMixture K={n_components}" if plot else None,
+           f"{name}, {label} K={n_components}" if plot else None,
            "held-out log predictive density per sample")
     return rows
 
@@ -256,9 +294,9 @@ def _summary(rows, methods):
     return out
 
 
-def _table(summary, name, shape, K, cov, n_seeds):
-    head = (f"fastvem review: {name} ({shape[0]} x {shape[1]}), GaussianMixture K={K} "
-            f"covariance_type={cov}, median of {n_seeds} seeds")
+def _table(summary, name, shape, label, K, cov, n_seeds):
+    head = (f"fastvem review: {name} ({shape[0]} x {shape[1]}), {label} K={K}"
+            f"{'' if cov is None else f' covariance_type={cov}'}, median of {n_seeds} seeds")
     cols = f"{'method':10s} {'seconds':>9s} {'iters':>6s} {'train objective':>16s} " \
            f"{'held-out lpd':>13s} {'ARI':>6s}"
     lines = [head, cols, "-" * len(cols)]

@@ -495,3 +495,21 @@ def test_gibbs_simulation_based_calibration(kind):
         ranks.append(int((f_draws < truth).sum()))
     counts = np.bincount(ranks, minlength=20).reshape(5, 4).sum(1)     # 5 bins of 4 ranks
     assert stats.chisquare(counts).pvalue > 1e-3, counts
+
+
+@pytest.mark.parametrize("kind", ["bernoulli", "categorical", "poisson"])
+def test_memmap_fits_as_the_array(kind, tmp_path):
+    """A np.memmap of the rows fits exactly as the array in memory (the kernels read
+    it in place where its dtype is the kernel's; Bernoulli rows are packed 8 a byte)."""
+    X, _, _, _ = DATA[kind](n=2000)
+    X = np.ascontiguousarray(X, dtype=np.float64 if kind == "poisson" else
+                             (np.int32 if kind == "categorical" else np.uint8))
+    path = str(tmp_path / "x.dat")
+    mm = np.memmap(path, dtype=X.dtype, mode="w+", shape=X.shape)
+    mm[:] = X
+    mm.flush()
+    ro = np.memmap(path, dtype=X.dtype, mode="r", shape=X.shape)
+    a = DATA_EST[kind](3, random_state=0, max_iter=20).fit(X)
+    b = DATA_EST[kind](3, random_state=0, max_iter=20).fit(ro)
+    assert a.lower_bounds_ == b.lower_bounds_
+    np.testing.assert_array_equal(a.predict_proba(X), b.predict_proba(ro))

@@ -96,7 +96,7 @@ def test_default_review_shows_the_spectrum(tmp_path):
     """The README's first command: on Old Faithful with 8 components (more than its
     two clusters support) the Bayesian methods, which leave the extra components
     empty or average over them, beat em and crisp on the held-out half by more than
-    the seed-to-seed standard errors, and crisp is the fastest."""
+    the seed-to-seed standard errors."""
     rows = fastvem.review(out=str(tmp_path), progress=False, plot=False)
     from fastvem.review import _summary
     s = {r["method"]: r for r in _summary(rows, list(METHOD_NAMES))}
@@ -104,8 +104,7 @@ def test_default_review_shows_the_spectrum(tmp_path):
         for point in ("em", "crisp"):
             gap = s[bayes]["heldout_log_predictive"] - s[point]["heldout_log_predictive"]
             assert gap > 2 * (s[bayes]["heldout_se"] + s[point]["heldout_se"]), (bayes, point)
-    assert min(s, key=lambda m: s[m]["seconds"]) == "crisp"
-    assert s["gibbs"]["seconds"] > 10 * s["em"]["seconds"]
+    # (which method is fastest is measured, not asserted: timings belong in benchmarks)
 
 
 def _summary_row(method, lpd, se, seconds, perplexity=None):
@@ -175,3 +174,37 @@ def test_review_plot_has_no_overlapping_labels(seconds):
     assert "perplexity" in ax.get_ylabel()
     import matplotlib.pyplot as plt
     plt.close(fig)
+
+
+def test_review_of_the_discrete_mixtures(tmp_path, capsys):
+    """Every discrete mixture has a review: bernoulli on the binarised digits by
+    default (with their labels: the ARI), categorical and poisson on given data,
+    multinomial on a corpus file; a model without shipped data asks for it."""
+    rows = fastvem.review(model="bernoulli", methods=["em", "crisp"], seeds=[0],
+                          out=str(tmp_path / "b"), progress=False, plot=False)
+    assert {r["method"] for r in rows} == {"em", "crisp"}
+    assert all(r["ari"] > 0.3 and np.isfinite(r["heldout_log_predictive"]) for r in rows)
+    assert "BernoulliMixture K=10" in open(tmp_path / "b" / "review.txt").read()
+    rng = np.random.default_rng(0)
+    codes = rng.integers(0, [3, 4, 2], (200, 3))
+    codes[0] = [2, 3, 1]
+    rows = fastvem.review(codes, model="categorical", seeds=[0, 1], out=str(tmp_path / "c"),
+                          progress=False, plot=False)
+    assert len(rows) == 2 * len(METHOD_NAMES)
+    rows = fastvem.review(rng.poisson(3.0, (200, 4)).astype(float), model="poisson",
+                          methods=["meanfield", "gibbs"], seeds=[0], out=str(tmp_path / "p"),
+                          progress=False, plot=True)
+    assert os.path.exists(tmp_path / "p" / "review.png")
+    with pytest.raises(ValueError, match="no shipped data"):
+        fastvem.review(model="poisson", out=str(tmp_path), progress=False)
+    import scipy.sparse as sp
+    from fastvem.datasets import make_lda_corpus
+    C, _ = make_lda_corpus(200, 100, 3, doc_length=40, random_state=0)
+    sp.save_npz(tmp_path / "c.npz", C)
+    assert main(["review", "--model", "multinomial", "--data", str(tmp_path / "c.npz"), "-k",
+                 "3", "--seeds", "0", "--methods", "em,gibbs", "--out", str(tmp_path / "m"),
+                 "--no-progress"]) == 0
+    assert "MultinomialMixture K=3" in capsys.readouterr().out
+    assert main(["review", "--model", "poisson", "--covariance-type", "diag",
+                 "--no-progress"]) == 2
+    assert "--covariance-type is for --model gmm" in capsys.readouterr().err
