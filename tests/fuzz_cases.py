@@ -184,6 +184,55 @@ def mixture_inputs(n):
     _run(test, n)
 
 
+DISCRETE = ("BernoulliMixture", "CategoricalMixture", "PoissonMixture", "MultinomialMixture")
+
+
+def discrete_inputs(n):
+    """Generated X (the arrays above: every dtype, layout, NaN / inf / huge / tiny
+    value, shapes with 0 and 1 rows or columns; and the corpora above: sparse, with
+    duplicates, negative or fractional counts) into every discrete mixture x method,
+    each as given and in the form the family takes (0/1, codes, counts): fit either
+    succeeds with finite parameters and finite predictions, or refuses cleanly; X is
+    never modified."""
+    @given(st.one_of(arrays(), corpora()), st.sampled_from(DISCRETE),
+           st.sampled_from(METHODS), st.integers(1, 3), st.booleans(),
+           st.sampled_from(["as is", "abs", "round", "binary"]))
+    def test(X, name, method, K, weighted, form):
+        if form != "as is" and isinstance(X, np.ndarray) and X.dtype.kind in "biuf":
+            with np.errstate(all="ignore"):
+                X = {"abs": np.abs(X), "round": np.round(np.abs(X)),
+                     "binary": (X > 0).astype(np.uint8)}[form]
+        before = ([list(r) for r in X] if isinstance(X, list)
+                  else X.copy() if sp.issparse(X) else np.array(X, copy=True))
+        est = getattr(fastvem, name)(K, method=method, random_state=0, max_iter=10,
+                                     n_samples=4, burn_in=2)
+        n_rows = X.shape[0] if hasattr(X, "shape") else len(X)
+        sw = np.linspace(0.5, 2.0, n_rows) if weighted and n_rows else None
+        try:
+            est.fit(X, sample_weight=sw)
+        except CLEAN as exc:
+            _refused(exc)
+            return
+        finally:
+            if isinstance(X, list):
+                assert X == before, "X was modified"
+            elif sp.issparse(X):
+                assert (X.format == before.format and X.shape == before.shape
+                        and np.array_equal(X.data, before.data, equal_nan=True)
+                        and all(np.array_equal(getattr(X, a), getattr(before, a))
+                                for a in ("indices", "indptr"))), "X was modified"
+            else:
+                assert _same(X, before), "X was modified"
+        theta = getattr(est, "rates_", None)
+        if theta is None:
+            theta = est.probabilities_
+        for a in (theta if isinstance(theta, list) else [theta]) + [est.weights_]:
+            assert _finite(np.asarray(a)), f"{name} parameters are not finite"
+        for call in (est.predict_proba, est.score_samples, est.predict):
+            _finite_or_refused(call, X, what=name)
+    _run(test, n)
+
+
 def lda_inputs(n):
     """Generated corpora (dense / CSR / CSC, duplicates, negative, NaN, inf,
     fractional, huge and tiny counts, empty documents, zero rows or columns) into
@@ -438,8 +487,9 @@ def parameter_scan(_n=None):
     assert not bad
 
 
-CASES = {f.__name__: f for f in (mixture_inputs, lda_inputs, mutations_after_fit,
-                                 corrupted_files, kernel_inputs, parameter_scan)}
+CASES = {f.__name__: f for f in (mixture_inputs, discrete_inputs, lda_inputs,
+                                 mutations_after_fit, corrupted_files, kernel_inputs,
+                                 parameter_scan)}
 
 if __name__ == "__main__":
     CASES[sys.argv[1]](int(sys.argv[2]))

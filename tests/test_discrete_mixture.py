@@ -513,3 +513,43 @@ def test_memmap_fits_as_the_array(kind, tmp_path):
     b = DATA_EST[kind](3, random_state=0, max_iter=20).fit(ro)
     assert a.lower_bounds_ == b.lower_bounds_
     np.testing.assert_array_equal(a.predict_proba(X), b.predict_proba(ro))
+
+
+# ------------------------------------------------------------ the contract
+CONTRACT = [(kind, m) for kind in ("bernoulli", "categorical", "poisson", "multinomial")
+            for m in ("em", "vem", "crisp", "meanfield", "gibbs")]
+
+
+@pytest.mark.parametrize("kind, method", CONTRACT, ids=[f"{k}-{m}" for k, m in CONTRACT])
+def test_discrete_contract(kind, method):
+    """Every discrete mixture x method: the input untouched (dense and sparse),
+    finite fitted state, well-formed predictions, the same fit twice, a clone
+    unfitted."""
+    import scipy.sparse as sp
+    from sklearn.base import clone
+    from sklearn.exceptions import NotFittedError
+    from fastvem import MultinomialMixture
+    if kind == "multinomial":
+        X = sp.csr_matrix(_corpus(n=300)[0])
+        cls = MultinomialMixture
+    else:
+        X = DATA[kind](n=300)[0]
+        cls = DATA_EST[kind]
+    before = X.copy()
+    est = cls(3, method=method, random_state=0, max_iter=15, n_samples=10, burn_in=5).fit(X)
+    if sp.issparse(X):
+        assert (X != before).nnz == 0 and X.has_sorted_indices == before.has_sorted_indices
+    else:
+        np.testing.assert_array_equal(X, before)
+    theta = _theta(est, kind) if kind != "multinomial" else est.probabilities_
+    for a in (theta if isinstance(theta, list) else [theta]) + [est.weights_]:
+        assert np.all(np.isfinite(a))
+    P = est.predict_proba(X)
+    np.testing.assert_allclose(P.sum(1), 1.0, rtol=1e-12)
+    assert np.array_equal(est.predict(X), np.argmax(P, 1))
+    assert np.all(np.isfinite(est.score_samples(X)))
+    again = cls(3, method=method, random_state=0, max_iter=15, n_samples=10, burn_in=5).fit(X)
+    assert again.lower_bounds_ == est.lower_bounds_
+    np.testing.assert_array_equal(again.predict_proba(X), P)
+    with pytest.raises(NotFittedError):
+        clone(est).predict(X)

@@ -15,7 +15,7 @@ import pytest
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 # examples per case: (quick, long)
-CASES = {"mixture_inputs": (300, 5000), "lda_inputs": (200, 3000),
+CASES = {"mixture_inputs": (300, 5000), "discrete_inputs": (300, 5000), "lda_inputs": (200, 3000),
          "mutations_after_fit": (150, 3000), "corrupted_files": (400, 5000),
          "kernel_inputs": (300, 5000)}
 
