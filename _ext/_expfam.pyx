@@ -637,7 +637,6 @@ def log_joint_rows(data, aux, int kind, uintptr_t address, Py_ssize_t S,
     cdef double[:, ::1] ws = np.empty((T, (B * (S + 1) + 1 + Am + 7) // 8 * 8 + 8))
     cdef int32_t[:, ::1] wi = np.empty((T, (Am + 15) // 16 * 16 + 16), dtype=np.int32)
     cdef Py_ssize_t n_chunks = (N + B - 1) // B, ch, r0, nb, i, a, na, k
-    cdef double lh
     cdef double *row
     cdef int tid
     with nogil:
@@ -647,9 +646,11 @@ def log_joint_rows(data, aux, int kind, uintptr_t address, Py_ssize_t S,
             nb = min(<Py_ssize_t>B, N - r0)
             if act != NULL:
                 for i in range(nb):
-                    na = act(dp, off, r0 + i, D, &wi[tid, 0], &ws[tid, 0], &lh)
+                    # log h into this thread's buffer (a variable only written through
+                    # its address would be shared by the threads)
+                    na = act(dp, off, r0 + i, D, &wi[tid, 0], &ws[tid, 0], &ws[tid, Am])
                     row = &out[r0 + i, 0]
-                    fv_init_row(row, &c[0], &logw[0], lh, K)
+                    fv_init_row(row, &c[0], &logw[0], ws[tid, Am], K)
                     fv_gather_rows(row, &Wt[0, 0], &wi[tid, 0], &ws[tid, 0], na, K)
                 continue
             feat(dp, off, r0, nb, D, S, &ws[tid, B], &ws[tid, 0])

@@ -614,6 +614,7 @@ def check_discrete_mixture(est):
     _finite("lower_bounds_", lbs)
     _float("lower_bound_", attrs.need("lower_bound_"), neginf=n_iter == 0)
     _trace(est, n_iter, nan_objective=False)
+    est.n_rows_seen_ = _float("n_rows_seen_", attrs.need("n_rows_seen_"), low=0.0)
     if update == "posterior":
         post = _positive_floats("posterior_", attrs.need("posterior_"), None)
         if post.ndim != 3 or post.shape[1:] != (K, S) or post.shape[0] not in (1, 2):

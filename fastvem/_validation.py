@@ -166,3 +166,19 @@ class FittedConfig:
 
     def __sklearn_is_fitted__(self):
         return hasattr(self, "_fitted_with")
+
+
+def stepwise_schedule(est):
+    """(learning_decay, learning_offset, total_samples) of partial_fit, read from the
+    estimator with their defaults (0.7, 1.0, None) and checked: the step size of
+    call t is rho = (learning_offset + t) ** -learning_decay."""
+    decay = getattr(est, "learning_decay", 0.7)
+    offset = getattr(est, "learning_offset", 1.0)
+    total = getattr(est, "total_samples", None)
+    if not (isinstance(decay, (int, float)) and 0.5 < decay <= 1.0):
+        raise ValueError(f"learning_decay must be in (0.5, 1], got {decay!r}")
+    if not (isinstance(offset, (int, float)) and offset >= 1.0):
+        raise ValueError(f"learning_offset must be >= 1, got {offset!r}")
+    if total is not None and not (isinstance(total, (int, float)) and total > 0):
+        raise ValueError(f"total_samples must be None or positive, got {total!r}")
+    return float(decay), float(offset), total

@@ -122,6 +122,11 @@ class Bernoulli(Family):
     def sample_posterior(self, q, rng):
         return rng.beta(*q)
 
+    def posterior_statistics(self, q, prior):
+        """(stats, nk) that posterior(stats, nk, prior) maps to q: its inverse."""
+        a, b = q
+        return a - prior, (a + b - 2 * prior)[:, 0]
+
     def posterior_mean(self, q):
         a, b = q
         return a / (a + b)
@@ -203,6 +208,11 @@ class Poisson(Family):
     def sample_posterior(self, q, rng):
         s, t = q
         return np.maximum(rng.gamma(s, 1.0 / t), RATE_FLOOR)
+
+    def posterior_statistics(self, q, prior):
+        """(stats, nk) that posterior(stats, nk, prior) maps to q: its inverse."""
+        shape0, rate0 = prior
+        return q[0] - shape0, (q[1] - rate0)[:, 0]
 
     def posterior_mean(self, q):
         return q[0] / q[1]
@@ -298,6 +308,12 @@ class Categorical(Family):
 
     def posterior(self, stats, nk, prior):
         return prior + stats
+
+    def posterior_statistics(self, A, prior):
+        """(stats, nk) that posterior(stats, nk, prior) maps to A: its inverse (nk from
+        the first feature's counts; every feature's sum to it)."""
+        stats = A - prior
+        return stats, stats[:, self.offsets[0]:self.offsets[1]].sum(1)
 
     def sample_posterior(self, A, rng):
         theta = np.empty_like(A)

@@ -18,6 +18,7 @@ import numbers
 
 import numpy as np
 from sklearn.base import BaseEstimator, DensityMixin
+from sklearn.utils._available_if import available_if
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted
 
@@ -28,7 +29,7 @@ from ..families.discrete import Bernoulli, Categorical, Multinomial, Poisson
 from ..methods import get_method
 from ..structures.mixture import DirichletWeights
 from .._validation import (check_random_state_param, check_sample_weight, is_choice,
-                           progress_reporter)
+                           progress_reporter, stepwise_schedule)
 
 __all__ = ["BernoulliMixture", "CategoricalMixture", "Mixture", "MultinomialMixture",
            "PoissonMixture"]
@@ -76,7 +77,7 @@ class _DiscreteMixture(DensityMixin, BaseEstimator):
     _fitted_attributes = ("weights_", "lower_bound_", "lower_bounds_", "n_iter_", "converged_",
                           "n_features_in_", "weight_concentration_", "posterior_",
                           "posterior_samples_", "n_relabelled_", "probabilities_", "rates_",
-                          "n_categories_", "mean_length_")
+                          "n_categories_", "mean_length_", "n_rows_seen_")
 
     # ------------------------------------------------------------ parameters
     def _check_params(self, n_samples):
@@ -142,6 +143,7 @@ class _DiscreteMixture(DensityMixin, BaseEstimator):
         for name in list(vars(self)):
             if name.endswith("_") and not name.startswith("_"):
                 delattr(self, name)
+        self.__dict__.pop("_stream", None)
         fam = self._family(X, fitting=True)
         data = fam.prepare(X, fitting=True)
         N = data.shape[0]
@@ -183,6 +185,8 @@ class _DiscreteMixture(DensityMixin, BaseEstimator):
         self.n_iter_ = int(best["n_iter"])
         self.converged_ = bool(best["converged"])
         self.n_features_in_ = int(fam.n_features)
+        self.n_rows_seen_ = total
+        self._prior = prior
         for key in ("weight_concentration_", "posterior_samples_", "n_relabelled_"):
             if key in best:
                 setattr(self, key, best[key])
@@ -196,6 +200,112 @@ class _DiscreteMixture(DensityMixin, BaseEstimator):
                           f"iterations (tol={self.tol}); increase max_iter or tol",
                           ConvergenceWarning)
         return self
+
+    @available_if(lambda self: getattr(self, "method", "em") != "gibbs")
+    def partial_fit(self, X, y=None, sample_weight=None):
+        """One stochastic step on the chunk X; returns self.  em / vem / crisp:
+        stepwise EM; meanfield: stochastic variational inference.
+
+        The running statistics are S <- (1 - rho) S + rho * scale * stats(X), with
+        rho = (learning_offset + t) ** -learning_decay (t = 0, 1, ... counts the
+        calls: the first takes the chunk's statistics whole) and scale = (rows seen
+        so far, or total_samples for meanfield when set) / (the chunk's rows), so S
+        stays at the scale of the data and alpha smooths as in fit.  The first call
+        initialises as fit does.  A model fitted by fit (or loaded) continues with
+        em / vem / crisp from its parameters (its weights and theta as S, counted as
+        the rows it was fitted to), and with meanfield from the statistics its q
+        implies (less the prior's pseudo-counts).  Not available for gibbs."""
+        m = get_method(self.method)
+        if m.update == "sample":
+            raise ValueError("partial_fit is not available for method='gibbs'")
+        decay, offset, total = stepwise_schedule(self)
+        stream = getattr(self, "_stream", None)
+        fitted = hasattr(self, "weights_")
+        if fitted:
+            fam, data = self._prepare(X)
+            if stream is None:
+                stream = self._stream_from_fit(fam, data, m)
+        else:
+            fam = self._family(X, fitting=True)
+            data = fam.prepare(X, fitting=True)
+            self._check_params(data.shape[0])
+            stream = None
+        N = data.shape[0]
+        K = self.n_components
+        sw = check_sample_weight(sample_weight, N)
+        weight = float(N if sw is None else sw.sum())
+        self._threads = default_n_threads(self.n_threads)
+        if stream is None:                       # the first call
+            rng = check_random_state_param(self.random_state)
+            weights, theta = self._initialise(fam, data, sw, K, rng)
+            prior, wprior = fam.default_prior(data), self._weights_prior(K)
+            nk0 = weights * weight
+            stream = {"fam": fam, "S": theta * nk0[:, None], "nk": nk0, "t": 0, "seen": 0.0,
+                      "prior": prior, "wprior": wprior, "theta": theta, "weights": weights}
+            if m.update == "posterior":
+                stream["q"] = fam.posterior(stream["S"], nk0, prior)
+                stream["conc"] = wprior.posterior(nk0)
+            self.n_iter_ = 0
+        fam, wprior = stream["fam"], stream["wprior"]
+        if m.update == "posterior":
+            W, c = fam.expected_effective(stream["q"])
+            logw = wprior.expected_log_weights(stream["conc"])
+        else:
+            W, c = fam.effective(stream["theta"])
+            with np.errstate(divide="ignore"):
+                logw = np.log(stream["weights"])
+        stats, nk_b, totals = self._pass(fam, data, sw, W, c, logw,
+                                         0 if m.assign == "softmax" else 1)
+        stream["seen"] += weight
+        rho = 1.0 if stream["t"] == 0 else (offset + stream["t"]) ** (-decay)
+        scale = ((total if total is not None and m.update == "posterior" else stream["seen"])
+                 / weight)
+        stream["S"] = (1.0 - rho) * stream["S"] + rho * scale * stats
+        stream["nk"] = (1.0 - rho) * stream["nk"] + rho * scale * nk_b
+        stream["t"] += 1
+        self._stream = stream
+        S, nk = stream["S"], stream["nk"]
+        if m.update == "posterior":
+            stream["q"] = fam.posterior(S, nk, stream["prior"])
+            stream["conc"] = wprior.posterior(nk)
+            self.weights_ = wprior.mean_weights(stream["conc"])
+            theta = fam.posterior_mean(stream["q"])
+            q = stream["q"]
+            self.posterior_ = np.stack(q) if isinstance(q, tuple) else q[None]
+            self.weight_concentration_ = stream["conc"]
+        else:
+            self.weights_ = stream["weights"] = nk / nk.sum()
+            theta = stream["theta"] = fam.point_estimate(S, nk, stream["theta"])
+        self._set_theta(fam, theta)
+        self.n_features_in_ = int(fam.n_features)
+        self.n_rows_seen_ = stream["seen"]
+        self.n_iter_ = getattr(self, "n_iter_", 0) + 1
+        self.converged_ = False
+        self.lower_bound_ = float(totals[0] / weight)
+        self.lower_bounds_ = [self.lower_bound_]
+        self._restore()
+        return self
+
+    def _stream_from_fit(self, fam, data, m):
+        """The running state of partial_fit for a model fitted by fit (or loaded): its
+        parameters as the statistics of one earlier step, at the scale of the rows it
+        was fitted to.  Mean field: the statistics q implies, with the fit's prior (a
+        loaded Poisson model: the default prior of this chunk)."""
+        wprior = self._wprior
+        stream = {"fam": fam, "t": 1, "wprior": wprior, "theta": self._theta,
+                  "weights": np.asarray(self.weights_, dtype=np.float64)}
+        if m.update == "posterior":
+            prior = getattr(self, "_prior", None)
+            if prior is None:
+                prior = fam.default_prior(data)
+            S, nk = fam.posterior_statistics(self._q, prior)
+            stream.update(S=S, nk=nk, seen=float(max(nk.sum(), 1.0)), prior=prior,
+                          q=self._q, conc=self.weight_concentration_)
+        else:
+            seen = float(getattr(self, "n_rows_seen_", 1.0))
+            nk = stream["weights"] * seen
+            stream.update(S=self._theta * nk[:, None], nk=nk, seen=seen, prior=None)
+        return stream
 
     def _initialise(self, fam, data, sw, K, rng):
         """(weights, theta): the given initial parameters, or the point estimate from

@@ -24,7 +24,7 @@ from ..stats import GaussianStats
 from ..sources import ChunkSource, DaskSource, is_chunk_iterable, is_dask_array
 from .._validation import (FittedConfig, check_array_param, check_sample_weight,
                           check_random_state_param, check_scale, is_choice,
-                          progress_reporter)
+                          progress_reporter, stepwise_schedule)
 
 __all__ = ["GaussianMixture"]
 
@@ -376,15 +376,7 @@ class GaussianMixture(FittedConfig, DensityMixin, BaseEstimator):
         method, n_threads = self._check_hyper()
         if method.update == "sample":
             raise ValueError("partial_fit is not available for method='gibbs'")
-        decay = getattr(self, "learning_decay", 0.7)
-        offset = getattr(self, "learning_offset", 1.0)
-        total = getattr(self, "total_samples", None)
-        if not (isinstance(decay, (int, float)) and 0.5 < decay <= 1.0):
-            raise ValueError(f"learning_decay must be in (0.5, 1], got {decay!r}")
-        if not (isinstance(offset, (int, float)) and offset >= 1.0):
-            raise ValueError(f"learning_offset must be >= 1, got {offset!r}")
-        if total is not None and not (isinstance(total, (int, float)) and total > 0):
-            raise ValueError(f"total_samples must be None or positive, got {total!r}")
+        decay, offset, total = stepwise_schedule(self)
         stream = getattr(self, "_stream", None)
         fitted = hasattr(self, "means_")
         if fitted:
