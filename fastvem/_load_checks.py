@@ -603,7 +603,8 @@ def check_discrete_mixture(est):
     D = _int("n_features_in_", attrs.need("n_features_in_"), low=1)
     est.n_features_in_ = D
     _probabilities("weights_", _farray("weights_", attrs.need("weights_"), (K,)))
-    for name in ("probabilities_", "rates_", "n_categories_"):
+    for name in ("probabilities_", "rates_", "n_categories_", "shape_prior_", "rate_prior_",
+                 "mean_length_"):
         attrs.maybe(name)
     est._check_theta(K)
     theta = est._fitted_theta(est._fitted_family())
@@ -617,8 +618,9 @@ def check_discrete_mixture(est):
     est.n_rows_seen_ = _float("n_rows_seen_", attrs.need("n_rows_seen_"), low=0.0)
     if update == "posterior":
         post = _positive_floats("posterior_", attrs.need("posterior_"), None)
-        if post.ndim != 3 or post.shape[1:] != (K, S) or post.shape[0] not in (1, 2):
-            _fail(f"posterior_ has shape {post.shape}, expected (1 or 2, {K}, {S})")
+        n_q = est._fitted_family().n_posterior_arrays
+        if post.ndim != 3 or post.shape != (n_q, K, S):
+            _fail(f"posterior_ has shape {post.shape}, expected ({n_q}, {K}, {S})")
         dp = est.weight_concentration_prior_type == "dirichlet_process"
         conc = _positive_floats("weight_concentration_", attrs.need("weight_concentration_"),
                                 (2, K) if dp else (K,))

@@ -50,6 +50,10 @@ def save_estimator(est, path):
             scalars[key] = value
         elif isinstance(value, (np.integer, np.floating, np.bool_)):
             scalars[key] = value.item()
+        elif (isinstance(value, (list, tuple)) and value
+              and all(isinstance(v, np.ndarray) for v in value)):
+            for i, sub_value in enumerate(value):     # one array per feature, say
+                arrays[f"plist__{key}.{i}"] = sub_value
         elif isinstance(value, (np.ndarray, list, tuple)):
             arrays["param__" + key] = np.asarray(value)
         else:
@@ -74,8 +78,7 @@ def save_estimator(est, path):
             for sub_key, sub_value in value.items():
                 arrays[f"dict__{key}.{sub_key}"] = np.asarray(sub_value)
             continue
-        if (isinstance(value, list) and value and all(isinstance(v, np.ndarray) for v in value)
-                and len({v.shape for v in value}) > 1):
+        if isinstance(value, list) and value and all(isinstance(v, np.ndarray) for v in value):
             for i, sub_value in enumerate(value):     # one array per feature, say
                 arrays[f"list__{key}.{i}"] = sub_value
             continue
@@ -134,6 +137,16 @@ def load(path):
         raise ValueError(f"{path!s}: unknown estimator class {cls_name!r}")
     for key in [k for k in files if k.startswith("param__")]:
         params[key[len("param__"):]] = files.pop(key)
+    plists = {}
+    for key in [k for k in files if k.startswith("plist__")]:
+        name, index = key[len("plist__"):].rsplit(".", 1) if "." in key else (key, "")
+        if not (index.isascii() and index.isdigit()):
+            raise ValueError(f"{path!s}: unexpected archive member {key!r}")
+        plists.setdefault(name, {})[int(index)] = files.pop(key)
+    for name, parts in plists.items():
+        if sorted(parts) != list(range(len(parts))):
+            raise ValueError(f"{path!s}: parameter {name} has entries {sorted(parts)}")
+        params[name] = [parts[i] for i in range(len(parts))]
     cls = registry[cls_name]
     unknown = sorted(set(params) - set(cls().get_params(deep=False)))
     if unknown:

@@ -633,3 +633,48 @@ def test_partial_fit_rules():
         est.partial_fit(X)
     refit = PoissonMixture(2, random_state=0).partial_fit(X[:200]).fit(X)
     assert not hasattr(refit, "_stream") and refit.n_iter_ >= 1
+
+
+def test_review_findings_stay_fixed(tmp_path):
+    """Found in review: partial_fit with a new chunk's own sparse data; a categorical
+    model with equal category counts and per-feature initial probabilities saves and
+    loads; a loaded Poisson meanfield model continues with its own prior; huge counts
+    and a numba family writing past its statistics are refused."""
+    import scipy.sparse as sp
+    import fastvem
+    from fastvem import MultinomialMixture
+    X, _, _, _ = _corpus(n=400)
+    a, b = sp.csr_matrix(X[:200]), sp.csr_matrix(X[200:] * (np.arange(X.shape[1]) % 3 == 0))
+    est = MultinomialMixture(2, random_state=0).partial_fit(a).partial_fit(b)
+    w = est.weights_
+    ref = MultinomialMixture(2, random_state=0).partial_fit(a)
+    lj = od.multinomial_log_joint(b.toarray(), ref.weights_, ref.probabilities_)
+    from scipy.special import logsumexp
+    assert est.lower_bound_ == pytest.approx(logsumexp(lj, axis=1).mean(), rel=1e-10)
+    assert np.all(np.isfinite(w))
+    codes = np.random.default_rng(0).integers(0, 3, (200, 4))
+    init = [np.full((2, 3), 1 / 3)] * 4
+    for kw in ({}, {"probabilities_init": init, "weights_init": [0.5, 0.5]}):
+        cm = CategoricalMixture(2, random_state=0, **kw).fit(codes)
+        cm.save(str(tmp_path / "c.npz"))
+        back = fastvem.load(str(tmp_path / "c.npz"))
+        np.testing.assert_array_equal(back.predict_proba(codes), cm.predict_proba(codes))
+    Xp = np.random.default_rng(1).poisson(4.0, (300, 3)).astype(float)
+    mf = PoissonMixture(2, method="meanfield", random_state=0).fit(Xp)
+    mf.save(str(tmp_path / "p.npz"))
+    back = fastvem.load(str(tmp_path / "p.npz"))
+    chunk = Xp[:100].copy()
+    chunk[:, 0] = 0
+    mf.partial_fit(chunk)
+    back.partial_fit(chunk)
+    np.testing.assert_allclose(back.rates_, mf.rates_, rtol=1e-12)
+    with pytest.raises(ValueError, match="counts up to"):
+        PoissonMixture(2).fit(np.array([[1.0, 1e307], [2.0, 3.0], [0.0, 1.0]]))
+    pytest.importorskip("numba")
+    from fastvem.families import ExponentialFamily
+    from fastvem.families.numba_family import example_poisson
+    p = example_poisson()
+    over = ExponentialFamily(lambda d: d - 1, p.statistics, p.log_base_measure,
+                             p.log_partition, p.mean_to_natural)
+    with pytest.raises(ValueError, match="past the end"):
+        fastvem.Mixture(over, 2).fit(Xp)

@@ -12,7 +12,8 @@ Priors, as scikit-learn's naive Bayes smooths (``alpha``):
   1 / (the feature's mean): one pseudo-row at the data's mean.  em, vem and
   crisp take the ML rate, floored at RATE_FLOOR.
 A component that holds no weight keeps its previous parameters under em / vem /
-crisp (the estimator re-seeds it and records the event).
+crisp, with weight 0: it is not re-seeded in this version (GaussianMixture's
+splitting of the widest component is not yet on these families).
 """
 import numbers
 
@@ -24,6 +25,7 @@ from .base import Family, beta_kl, dirichlet_kl, gamma_kl
 __all__ = ["Bernoulli", "Categorical", "Multinomial", "Poisson", "RATE_FLOOR", "PROB_FLOOR"]
 
 RATE_FLOOR = 1e-10                 # the smallest Poisson rate (log 0 would be -inf)
+MAX_COUNT = 1e250                  # the largest count (over n_features) a row may hold
 PROB_FLOOR = np.finfo(np.float64).tiny   # log of a zero probability: -708, not -inf
 _ONE_BELOW = 1.0 - 2.0 ** -53     # the largest Bernoulli probability inside a log
 
@@ -56,6 +58,7 @@ class Bernoulli(Family):
     """Binary features: T(x) = x, one probability per feature and component."""
 
     name = "bernoulli"
+    n_posterior_arrays = 2          # q = (a, b) of the Beta posteriors
     # the kernel reads the rows packed 8 features a byte (np.packbits, little bit
     # order): 8x less memory than uint8, and each half byte is one lookup of a
     # 16-entry table per component instead of up to 4 additions
@@ -146,6 +149,7 @@ class Poisson(Family):
     T(x) = x, log h(x) = -sum log x!, one rate per feature and component."""
 
     name = "poisson"
+    n_posterior_arrays = 2          # q = (shape, rate) of the Gamma posteriors
 
     def __init__(self, n_features, shape_prior=None, rate_prior=None):
         self.n_features = int(n_features)
@@ -164,6 +168,11 @@ class Poisson(Family):
             i, j = np.argwhere(X < 0)[0]
             raise ValueError(f"Negative values in data passed to X: counts must be >= 0, "
                              f"found {X[i, j]!r} at row {i}, column {j}")
+        limit = MAX_COUNT / X.shape[1]
+        if np.max(X) > limit:
+            raise ValueError(f"X holds a count of {float(np.max(X)):.3g}; counts up to "
+                             f"{limit:.3g} are supported ({MAX_COUNT:g} / n_features: log x! "
+                             "and the sums over features must stay finite)")
         if X.dtype == np.float32:
             self.features = "counts_float32"
             return np.ascontiguousarray(X)
@@ -233,6 +242,7 @@ class Categorical(Family):
 
     name = "categorical"
     features = "categorical_int32"
+    n_posterior_arrays = 1          # q = the Dirichlet concentrations, side by side
 
     def __init__(self, n_categories, alpha=1.0):
         self.n_categories = [int(v) for v in n_categories]

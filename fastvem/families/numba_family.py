@@ -126,6 +126,9 @@ class ExponentialFamily(Family):
         if not np.all(np.isfinite(t[:S])):
             raise ValueError(f"statistics(x, t) left non-finite values in t (length S = {S}): "
                              f"{t[:S]}")
+        if not np.all(np.isnan(t[S:])):
+            raise ValueError(f"statistics(x, t) wrote past the end of t (length S = {S}, "
+                             "from n_statistics): it writes more statistics than declared")
         try:
             h = float(self.log_base_measure(x))
         except Exception as exc:

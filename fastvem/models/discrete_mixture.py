@@ -77,7 +77,8 @@ class _DiscreteMixture(DensityMixin, BaseEstimator):
     _fitted_attributes = ("weights_", "lower_bound_", "lower_bounds_", "n_iter_", "converged_",
                           "n_features_in_", "weight_concentration_", "posterior_",
                           "posterior_samples_", "n_relabelled_", "probabilities_", "rates_",
-                          "n_categories_", "mean_length_", "n_rows_seen_")
+                          "n_categories_", "mean_length_", "n_rows_seen_", "shape_prior_",
+                          "rate_prior_")
 
     # ------------------------------------------------------------ parameters
     def _check_params(self, n_samples):
@@ -186,7 +187,7 @@ class _DiscreteMixture(DensityMixin, BaseEstimator):
         self.converged_ = bool(best["converged"])
         self.n_features_in_ = int(fam.n_features)
         self.n_rows_seen_ = total
-        self._prior = prior
+        self._set_prior(prior)
         for key in ("weight_concentration_", "posterior_samples_", "n_relabelled_"):
             if key in best:
                 setattr(self, key, best[key])
@@ -239,6 +240,7 @@ class _DiscreteMixture(DensityMixin, BaseEstimator):
             rng = check_random_state_param(self.random_state)
             weights, theta = self._initialise(fam, data, sw, K, rng)
             prior, wprior = fam.default_prior(data), self._weights_prior(K)
+            self._set_prior(prior)
             nk0 = weights * weight
             stream = {"fam": fam, "S": theta * nk0[:, None], "nk": nk0, "t": 0, "seen": 0.0,
                       "prior": prior, "wprior": wprior, "theta": theta, "weights": weights}
@@ -246,7 +248,8 @@ class _DiscreteMixture(DensityMixin, BaseEstimator):
                 stream["q"] = fam.posterior(stream["S"], nk0, prior)
                 stream["conc"] = wprior.posterior(nk0)
             self.n_iter_ = 0
-        fam, wprior = stream["fam"], stream["wprior"]
+        stream["fam"] = fam              # the family that prepared this chunk's data
+        wprior = stream["wprior"]
         if m.update == "posterior":
             W, c = fam.expected_effective(stream["q"])
             logw = wprior.expected_log_weights(stream["conc"])
@@ -295,9 +298,7 @@ class _DiscreteMixture(DensityMixin, BaseEstimator):
         stream = {"fam": fam, "t": 1, "wprior": wprior, "theta": self._theta,
                   "weights": np.asarray(self.weights_, dtype=np.float64)}
         if m.update == "posterior":
-            prior = getattr(self, "_prior", None)
-            if prior is None:
-                prior = fam.default_prior(data)
+            prior = self._prior if self._prior is not None else fam.default_prior(data)
             S, nk = fam.posterior_statistics(self._q, prior)
             stream.update(S=S, nk=nk, seen=float(max(nk.sum(), 1.0)), prior=prior,
                           q=self._q, conc=self.weight_concentration_)
@@ -469,11 +470,19 @@ class _DiscreteMixture(DensityMixin, BaseEstimator):
         fam = self._fitted_family()
         self._family_ = fam
         self._theta = self._fitted_theta(fam)
+        self._prior = self._fitted_prior()
         post = (getattr(self, "posterior_", None)
                 if get_method(self.method).update == "posterior" else None)
         self._q = None if post is None else (post[0] if post.shape[0] == 1
                                              else (post[0], post[1]))
         self._wprior = self._weights_prior(self.n_components)
+
+    def _set_prior(self, prior):
+        """Keep the family's prior (a constant for most families)."""
+        self._prior = prior
+
+    def _fitted_prior(self):
+        return getattr(self, "_prior", None)
 
     def save(self, path):
         """Write the fitted model to a pickle-free .npz file (fastvem.load reads it)."""
@@ -661,6 +670,18 @@ class PoissonMixture(_DiscreteMixture):
     def _fitted_family(self):
         return Poisson(self.n_features_in_, self.shape_prior, self.rate_prior)
 
+    def _set_prior(self, prior):
+        """The Gamma prior of the rates (from the data unless given): fitted
+        attributes, so that a loaded model continues partial_fit with it."""
+        self.shape_prior_, self.rate_prior_ = (np.asarray(p, dtype=np.float64) for p in prior)
+        self._prior = prior
+
+    def _fitted_prior(self):
+        if getattr(self, "shape_prior_", None) is None:
+            return None
+        return (np.asarray(self.shape_prior_, dtype=np.float64),
+                np.asarray(self.rate_prior_, dtype=np.float64))
+
     def _fitted_theta(self, fam):
         return self.rates_
 
@@ -670,6 +691,11 @@ class PoissonMixture(_DiscreteMixture):
                 or not np.all(np.isfinite(r)) or np.any(r <= 0):
             raise ValueError(f"rates_ must be a ({K}, {self.n_features_in_}) array of positive "
                              "finite rates")
+        for name in ("shape_prior_", "rate_prior_"):
+            v = np.asarray(getattr(self, name, None))
+            if v.shape != (self.n_features_in_,) or v.dtype.kind != "f" \
+                    or not np.all(np.isfinite(v)) or np.any(v <= 0):
+                raise ValueError(f"{name} must be {self.n_features_in_} positive finite values")
 
 
 @register
