@@ -151,6 +151,32 @@ def _dup_csr(C, shape):
     return sp.csr_matrix((data, cols, indptr), shape=shape)
 
 
+def _fit_untouched(est, X, weighted):
+    """est.fit(X) (with sample weights when `weighted`): True when fitted, False when
+    refused cleanly; either way X (a list, an array or a sparse matrix) unmodified."""
+    sparse = sp.issparse(X)
+    before = ([list(r) for r in X] if isinstance(X, list)
+              else X.copy() if sparse else np.array(X, copy=True))
+    n_rows = X.shape[0] if hasattr(X, "shape") else len(X)
+    sw = np.linspace(0.5, 2.0, n_rows) if weighted and n_rows else None
+    try:
+        est.fit(X, sample_weight=sw)
+    except CLEAN as exc:
+        _refused(exc)
+        return False
+    finally:
+        if isinstance(X, list):
+            assert X == before, "X was modified"
+        elif sparse:
+            assert (X.format == before.format and X.shape == before.shape
+                    and np.array_equal(X.data, before.data, equal_nan=True)
+                    and all(np.array_equal(getattr(X, a), getattr(before, a))
+                            for a in ("indices", "indptr"))), "X was modified"
+        else:
+            assert _same(X, before), "X was modified"
+    return True
+
+
 # ------------------------------------------------------------------ cases
 def _run(test, n):
     settings(max_examples=n, deadline=None, database=None, derandomize=True,
@@ -165,17 +191,9 @@ def mixture_inputs(n):
     @given(arrays(), st.sampled_from(METHODS + ("bgm",)), st.sampled_from(COV),
            st.integers(1, 3), st.booleans())
     def test(X, method, cov, K, weighted):
-        before = [list(r) for r in X] if isinstance(X, list) else np.array(X, copy=True)
         est = _mixture("bgm" if method == "bgm" else "gm", method, cov, K)
-        n_rows = len(X)
-        sw = np.linspace(0.5, 2.0, n_rows) if weighted and n_rows else None
-        try:
-            est.fit(X, sample_weight=sw)
-        except CLEAN as exc:
-            _refused(exc)
+        if not _fit_untouched(est, X, weighted):
             return
-        finally:
-            assert (X == before) if isinstance(X, list) else _same(X, before), "X was modified"
         for name in ("weights_", "means_", "covariances_", "precisions_cholesky_"):
             assert _finite(getattr(est, name)), f"{name} is not finite"
         Xa = np.asarray(X, dtype=np.float64)
@@ -202,27 +220,10 @@ def discrete_inputs(n):
             with np.errstate(all="ignore"):
                 X = {"abs": np.abs(X), "round": np.round(np.abs(X)),
                      "binary": (X > 0).astype(np.uint8)}[form]
-        before = ([list(r) for r in X] if isinstance(X, list)
-                  else X.copy() if sp.issparse(X) else np.array(X, copy=True))
         est = getattr(fastvem, name)(K, method=method, random_state=0, max_iter=10,
                                      n_samples=4, burn_in=2)
-        n_rows = X.shape[0] if hasattr(X, "shape") else len(X)
-        sw = np.linspace(0.5, 2.0, n_rows) if weighted and n_rows else None
-        try:
-            est.fit(X, sample_weight=sw)
-        except CLEAN as exc:
-            _refused(exc)
+        if not _fit_untouched(est, X, weighted):
             return
-        finally:
-            if isinstance(X, list):
-                assert X == before, "X was modified"
-            elif sp.issparse(X):
-                assert (X.format == before.format and X.shape == before.shape
-                        and np.array_equal(X.data, before.data, equal_nan=True)
-                        and all(np.array_equal(getattr(X, a), getattr(before, a))
-                                for a in ("indices", "indptr"))), "X was modified"
-            else:
-                assert _same(X, before), "X was modified"
         theta = getattr(est, "rates_", None)
         if theta is None:
             theta = est.probabilities_

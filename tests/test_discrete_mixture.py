@@ -678,3 +678,20 @@ def test_review_findings_stay_fixed(tmp_path):
                              p.log_partition, p.mean_to_natural)
     with pytest.raises(ValueError, match="past the end"):
         fastvem.Mixture(over, 2).fit(Xp)
+
+
+def test_set_params_after_fit_asks_for_a_refit():
+    """A parameter that fixes the fitted state (n_components, method, binarize),
+    changed by set_params, is refused by predict and partial_fit until a refit;
+    fit and a harmless change (tol) work."""
+    X, _, _, _ = bernoulli_data(n=300)
+    est = BernoulliMixture(3, random_state=0).fit(X)
+    est.set_params(tol=1e-6)
+    est.predict(X)
+    for param, value in (("n_components", 4), ("method", "meanfield"), ("binarize", 0.5)):
+        est = BernoulliMixture(3, random_state=0).fit(X).set_params(**{param: value})
+        with pytest.raises(ValueError, match=f"{param} was .* refit required"):
+            est.predict_proba(X)
+        with pytest.raises(ValueError, match="refit required"):
+            est.partial_fit(X)
+        assert est.fit(X).predict(X).shape == (300,)

@@ -16,7 +16,8 @@ fields and never by its name:
                   sample_posterior(q, rng) -> theta (gibbs)
                   posterior_mean(q) -> theta, kl(q, prior) -> KL(q || prior)
                   default_prior(X) -> prior (from the data's own statistics)
-    model         n_parameters(K), sample_rows(theta_k, n, rng)
+    model         n_parameters(K), sample_rows(theta_k, n, rng),
+                  dense_features(data) -> T(x) of the rows (the k-means start)
 
 theta is one (K x S) array of mean parameters, E[T(x)] under each component:
 the probabilities (Bernoulli, categorical: every feature's probability vector,
@@ -42,6 +43,11 @@ class Family:
 
     def n_statistics(self):
         raise NotImplementedError
+
+    def dense_features(self, data):
+        """T(x) of the prepared rows as a (sparse or dense) float matrix: what the
+        k-means start clusters."""
+        return np.asarray(data, dtype=np.float64)
 
     def prepare(self, X, fitting=False):
         raise NotImplementedError

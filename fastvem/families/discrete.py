@@ -96,7 +96,7 @@ class Bernoulli(Family):
             bits = X != 0
         return np.ascontiguousarray(np.packbits(bits, axis=1, bitorder="little"))
 
-    def unpack(self, data):
+    def dense_features(self, data):
         """The 0/1 rows (float64) of packed data."""
         return np.unpackbits(data, axis=1, count=self.n_features,
                              bitorder="little").astype(np.float64)
@@ -290,6 +290,14 @@ class Categorical(Family):
                              f"(n_categories[{j}] = {self.n_categories[j]})")
         return codes
 
+    def dense_features(self, data):
+        """The one-hot codes of every feature side by side (N x S)."""
+        out = np.zeros((data.shape[0], self.n_statistics()))
+        rows = np.arange(data.shape[0])
+        for j in range(data.shape[1]):
+            out[rows, self.offsets[j] + data[:, j]] = 1.0
+        return out
+
     def blocks(self, a):
         """The per-feature blocks of a K x S array."""
         return [a[:, self.offsets[j]:self.offsets[j + 1]] for j in range(len(self.n_categories))]
@@ -403,8 +411,8 @@ class Multinomial(Categorical):
             self.mean_length = float(X.data.sum() / X.shape[0])
         return np.ascontiguousarray(np.column_stack((ptr[:-1], ptr[1:])))
 
-    def dense_features(self):
-        """The rows as l1-normalised sparse vectors (for the k-means start)."""
+    def dense_features(self, data):
+        """The prepared rows as l1-normalised sparse vectors (for the k-means start)."""
         from sklearn.preprocessing import normalize
         return normalize(self._csr, norm="l1")
 

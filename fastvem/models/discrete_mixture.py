@@ -28,8 +28,8 @@ from ..families.base import beta_kl, dirichlet_kl
 from ..families.discrete import Bernoulli, Categorical, Multinomial, Poisson
 from ..methods import get_method
 from ..structures.mixture import DirichletWeights
-from .._validation import (check_random_state_param, check_sample_weight, is_choice,
-                           progress_reporter, stepwise_schedule)
+from .._validation import (FittedConfig, check_random_state_param, check_sample_weight,
+                           is_choice, progress_reporter, stepwise_schedule)
 
 __all__ = ["BernoulliMixture", "CategoricalMixture", "Mixture", "MultinomialMixture",
            "PoissonMixture"]
@@ -67,8 +67,12 @@ def _check_float(value, name, low=0.0, allow_none=False):
     return float(value)
 
 
-class _DiscreteMixture(DensityMixin, BaseEstimator):
+class _DiscreteMixture(FittedConfig, DensityMixin, BaseEstimator):
     """The shared estimator; subclasses name the family and the fitted attribute."""
+
+    # parameters a fitted model predicts and continues (partial_fit) with: changed by
+    # set_params, they ask for a refit instead of mixing two configurations
+    _CONFIG = ("n_components", "method", "weight_concentration_prior_type")
 
     _theta_attr = "probabilities_"
     _theta_init = "probabilities_init"
@@ -145,6 +149,7 @@ class _DiscreteMixture(DensityMixin, BaseEstimator):
             if name.endswith("_") and not name.startswith("_"):
                 delattr(self, name)
         self.__dict__.pop("_stream", None)
+        self.__dict__.pop("_fitted_with", None)     # unfitted until this fit completes
         fam = self._family(X, fitting=True)
         data = fam.prepare(X, fitting=True)
         N = data.shape[0]
@@ -223,7 +228,7 @@ class _DiscreteMixture(DensityMixin, BaseEstimator):
         stream = getattr(self, "_stream", None)
         fitted = hasattr(self, "weights_")
         if fitted:
-            fam, data = self._prepare(X)
+            fam, data = self._prepare(X, "partial_fit")
             if stream is None:
                 stream = self._stream_from_fit(fam, data, m)
         else:
@@ -324,7 +329,7 @@ class _DiscreteMixture(DensityMixin, BaseEstimator):
         N = data.shape[0]
         if self.init_params == "kmeans":
             from sklearn.cluster import KMeans
-            feats = self._features_dense(fam, data)
+            feats = fam.dense_features(data)
             labels = KMeans(K, n_init=1, random_state=rng).fit(feats).labels_
         else:
             labels = rng.randint(K, size=N)
@@ -336,19 +341,6 @@ class _DiscreteMixture(DensityMixin, BaseEstimator):
         theta = fam.point_estimate(stats, nk, np.tile(mean, (K, 1)))
         weights = nk / nk.sum()
         return (weights if w0 is None else w0 / w0.sum()), (theta if t0 is None else t0)
-
-    @staticmethod
-    def _features_dense(fam, data):
-        if fam.name == "multinomial":
-            return fam.dense_features()
-        if fam.name == "bernoulli":
-            return fam.unpack(data)
-        if fam.name == "categorical":
-            out = np.zeros((data.shape[0], fam.n_statistics()))
-            for j in range(data.shape[1]):
-                out[np.arange(data.shape[0]), fam.offsets[j] + data[:, j]] = 1.0
-            return out
-        return np.asarray(data, dtype=np.float64)
 
     # ---------------------------------------------------------- the methods
     def _point(self, fam, data, sw, total, weights, theta, mode, report):
@@ -476,6 +468,7 @@ class _DiscreteMixture(DensityMixin, BaseEstimator):
         self._q = None if post is None else (post[0] if post.shape[0] == 1
                                              else (post[0], post[1]))
         self._wprior = self._weights_prior(self.n_components)
+        self._fitted_with = self._config()
 
     def _set_prior(self, prior):
         """Keep the family's prior (a constant for most families)."""
@@ -496,10 +489,11 @@ class _DiscreteMixture(DensityMixin, BaseEstimator):
         self._restore()
 
     # ------------------------------------------------------------ prediction
-    def _prepare(self, X):
+    def _prepare(self, X, what="predict"):
         """The kernel's array of X for a fitted model: X validated once, its
         features counted against the fit's."""
         check_is_fitted(self)
+        self._check_config(what)
         import scipy.sparse as sp
         from ..families.discrete import _numeric
         n = X.shape[1] if sp.issparse(X) else _numeric(X).shape[1]
@@ -591,6 +585,7 @@ class BernoulliMixture(_DiscreteMixture):
 
     _theta_attr = "probabilities_"
     _positive_only = False          # with binarize, any real threshold and data
+    _CONFIG = _DiscreteMixture._CONFIG + ("binarize",)
 
     def __init__(self, n_components=1, *, method="em", alpha=1.0, binarize=None, tol=1e-3,
                  max_iter=100, n_init=1, init_params="kmeans", weights_init=None,
@@ -853,6 +848,8 @@ class Mixture(_DiscreteMixture):
     ``natural_params_init`` gives its start (else k-means on X, as for the others).
     'gaussian' is fitted by fastvem.GaussianMixture in this version.
     """
+
+    _CONFIG = _DiscreteMixture._CONFIG + ("family",)
 
     def __init__(self, family="bernoulli", n_components=1, *, method="em", tol=1e-3,
                  max_iter=100, n_init=1, init_params="kmeans", weights_init=None,
