@@ -84,10 +84,18 @@ cdef enum:
     F_CSR = 6              # sparse rows: data (N x 2 int64) the [start, end) of each row
                            # in aux, (nnz x 2 float64) the column (exact in float64) and
                            # the value of each non-zero
+    F_GAUSS_F64 = 7        # real rows (float64), aux = the D reference point (float64):
+                           # T = (x - ref, (x - ref)^2), S = 2 D, log h = -D log(2 pi) / 2
+    F_GAUSS_F32 = 8        # the same, float32 rows
+    F_PRODUCT = 9          # a product of sparse-form families over disjoint columns: data
+                           # is the list of its parts (kind, data, aux, S); a row's
+                           # statistics are the parts' side by side, log h their sum
 
 FEATURES = {"bernoulli_uint8": F_BERNOULLI_U8, "counts_float64": F_COUNTS_F64,
             "counts_float32": F_COUNTS_F32, "categorical_int32": F_CATEGORICAL_I32,
-            "address": F_ADDRESS, "bernoulli_bits": F_BITS, "csr_float64": F_CSR}
+            "address": F_ADDRESS, "bernoulli_bits": F_BITS, "csr_float64": F_CSR,
+            "gaussian_float64": F_GAUSS_F64, "gaussian_float32": F_GAUSS_F32,
+            "product": F_PRODUCT}
 PARTITION_ROWS = PART
 
 
@@ -160,6 +168,60 @@ cdef Py_ssize_t _csr_act(const void *data, const void *aux, Py_ssize_t row,
     return n
 
 
+cdef inline Py_ssize_t _gauss_act(const floating *x, const double *ref, Py_ssize_t D,
+                                  int32_t *idx, double *val, double *logh) noexcept nogil:
+    """A real row about the reference point: (x - ref) then its squares."""
+    cdef Py_ssize_t d
+    cdef double v
+    for d in range(D):
+        v = x[d] - ref[d]
+        idx[d] = <int32_t>d
+        val[d] = v
+        idx[D + d] = <int32_t>(D + d)
+        val[D + d] = v * v
+    logh[0] = -0.9189385332046727 * D          # -log(2 pi) / 2 a feature
+    return 2 * D
+
+
+cdef Py_ssize_t _gauss_f64_act(const void *data, const void *aux, Py_ssize_t row,
+                               Py_ssize_t D, int32_t *idx, double *val,
+                               double *logh) noexcept nogil:
+    return _gauss_act(<const double *>data + row * D, <const double *>aux, D, idx, val, logh)
+
+
+cdef Py_ssize_t _gauss_f32_act(const void *data, const void *aux, Py_ssize_t row,
+                               Py_ssize_t D, int32_t *idx, double *val,
+                               double *logh) noexcept nogil:
+    return _gauss_act(<const float *>data + row * D, <const double *>aux, D, idx, val, logh)
+
+
+# one part of a product: its sparse form, data, aux, features and first statistic
+cdef struct part_t:
+    active_fn act
+    const void *data
+    const void *aux
+    Py_ssize_t D
+    Py_ssize_t offset
+
+
+cdef Py_ssize_t _product_act(const void *data, const void *aux, Py_ssize_t row,
+                             Py_ssize_t P, int32_t *idx, double *val,
+                             double *logh) noexcept nogil:
+    """The parts' statistics side by side (each shifted by its first statistic) and
+    the sum of their log h: data is the table of the P parts."""
+    cdef const part_t *parts = <const part_t *>data
+    cdef Py_ssize_t p, a, n = 0, m
+    cdef double h = 0.0, hp
+    for p in range(P):
+        m = parts[p].act(parts[p].data, parts[p].aux, row, parts[p].D, idx + n, val + n, &hp)
+        for a in range(n, n + m):
+            idx[a] = <int32_t>(idx[a] + parts[p].offset)
+        n += m
+        h += hp
+    logh[0] = h
+    return n
+
+
 cdef Py_ssize_t _bits_act(const void *data, const void *aux, Py_ssize_t row,
                           Py_ssize_t G, int32_t *idx, double *val, double *logh) noexcept nogil:
     """Packed bits: half byte h (4 features) of the row is statistic 16 h + its value
@@ -221,6 +283,12 @@ cdef active_fn _active(int kind) noexcept:
         return _bits_act
     if kind == F_CSR:
         return _csr_act
+    if kind == F_GAUSS_F64:
+        return _gauss_f64_act
+    if kind == F_GAUSS_F32:
+        return _gauss_f32_act
+    if kind == F_PRODUCT:
+        return _product_act
     return NULL
 
 
@@ -409,7 +477,8 @@ cdef void _chunk(features_fn feat, const void *data, const void *aux, Py_ssize_t
 def _check_data(str fn, data, Py_ssize_t N, Py_ssize_t D, int kind):
     """The data buffer must be C-contiguous N x D of the dtype its features read."""
     want = {F_BERNOULLI_U8: np.uint8, F_COUNTS_F64: np.float64, F_COUNTS_F32: np.float32,
-            F_CATEGORICAL_I32: np.int32, F_BITS: np.uint8, F_CSR: np.int64}.get(kind)
+            F_CATEGORICAL_I32: np.int32, F_BITS: np.uint8, F_CSR: np.int64,
+            F_GAUSS_F64: np.float64, F_GAUSS_F32: np.float32}.get(kind)
     if not isinstance(data, np.ndarray) or data.ndim != 2 or not data.flags.c_contiguous:
         raise ValueError(f"{fn}: data must be a C-contiguous 2-D array")
     if data.shape[0] != N or data.shape[1] != D:
@@ -443,6 +512,10 @@ def _max_active(data, int kind, Py_ssize_t D):
         return 2 * D
     if kind == F_CSR:
         return int(np.max(data[:, 1] - data[:, 0])) if data.shape[0] else 1
+    if kind == F_GAUSS_F64 or kind == F_GAUSS_F32:
+        return 2 * D
+    if kind == F_PRODUCT:
+        return sum(_max_active(pd, pk, pd.shape[1]) for pk, pd, _, _ in data)
     return D
 
 
@@ -458,29 +531,58 @@ def _transposed(const double[:, ::1] W, int kind, Py_ssize_t D):
     return np.ascontiguousarray(np.asarray(W).T)
 
 
-def _validate(str fn, data, aux, int kind, uintptr_t address, Py_ssize_t S,
-              const double[:, ::1] W, const double[::1] c, const double[::1] logw):
-    """The checks both entries share: the data for its features kind, W (K x S), c
-    and logw (K), the features' aux array.  Returns (N, D, K, aux array or None)."""
+def _validate_data(str fn, data, aux, int kind, uintptr_t address, Py_ssize_t S):
+    """The data for its features kind and S statistics, with the features' aux
+    array; a product's parts each so.  Returns (N, D, aux): D is the number of
+    parts for a product."""
+    if kind < 0 or kind > F_PRODUCT or (kind == F_ADDRESS and address == 0):
+        raise ValueError(f"{fn}: unknown features kind {kind} (or a NULL address)")
+    cdef Py_ssize_t N, D, total = 0
+    if kind == F_PRODUCT:
+        if aux is not None:
+            raise ValueError(f"{fn}: a product keeps each part's aux in its part; aux must be None")
+        if not isinstance(data, (list, tuple)) or len(data) == 0:
+            raise ValueError(f"{fn}: a product's data must be a non-empty list of parts "
+                             "(kind, data, aux, S)")
+        n_rows = None
+        for part in data:
+            if not isinstance(part, tuple) or len(part) != 4:
+                raise ValueError(f"{fn}: each part of a product must be (kind, data, aux, S)")
+            pk, pdata, paux, ps = part
+            if pk in (F_ADDRESS, F_BITS, F_PRODUCT):
+                raise ValueError(f"{fn}: a product's parts must be sparse-form features "
+                                 "(not an address, packed bits or another product)")
+            if ps < 0:
+                raise ValueError(f"{fn}: a part's S must be >= 0, got {ps}")
+            n, _, _ = _validate_data(fn, pdata, paux, pk, 0, ps)
+            if n_rows is not None and n != n_rows:
+                raise ValueError(f"{fn}: the parts of a product have {n_rows} and {n} rows")
+            n_rows = n
+            total += ps
+        if total != S:
+            raise ValueError(f"{fn}: the parts have {total} statistics in all, S = {S}")
+        return n_rows, len(data), None
     if not isinstance(data, np.ndarray) or data.ndim != 2:
         raise ValueError(f"{fn}: data must be a 2-D array")
-    cdef Py_ssize_t N = data.shape[0], D = data.shape[1], K = W.shape[0]
+    N = data.shape[0]
+    D = data.shape[1]
     _check_data(fn, data, N, D, kind)
-    if kind < 0 or kind > F_CSR or (kind == F_ADDRESS and address == 0):
-        raise ValueError(f"{fn}: unknown features kind {kind} (or a NULL address)")
     if kind == F_CSR:
         _check_csr(fn, data, aux, S)
-    if K < 1:
-        raise ValueError(f"{fn}: W has {K} rows; it needs K >= 1 components")
-    check_shape(fn, "W", W.shape[0], W.shape[1], K, S, "K x S")
-    check_len(fn, "c", c.shape[0], K, "K components (rows of W)")
-    check_len(fn, "logw", logw.shape[0], K, "K components (rows of W)")
     if kind == F_BERNOULLI_U8 or kind == F_COUNTS_F64 or kind == F_COUNTS_F32:
         if S != D:
             raise ValueError(f"{fn}: S = {S} statistics, the features write D = {D}")
     if kind == F_BITS and D != (S + 7) // 8:
         raise ValueError(f"{fn}: {S} packed features need {(S + 7) // 8} bytes a row, got {D}")
-    if kind == F_CATEGORICAL_I32:
+    if kind == F_GAUSS_F64 or kind == F_GAUSS_F32:
+        if S != 2 * D:
+            raise ValueError(f"{fn}: S = {S} statistics, the Gaussian features write 2 D = "
+                             f"{2 * D}")
+        if (not isinstance(aux, np.ndarray) or aux.dtype != np.float64 or aux.ndim != 1
+                or aux.shape[0] != D or not aux.flags.c_contiguous
+                or not np.all(np.isfinite(aux))):
+            raise ValueError(f"{fn}: aux must be the finite float64 reference point ({D},)")
+    elif kind == F_CATEGORICAL_I32:
         if (not isinstance(aux, np.ndarray) or aux.dtype != np.int64 or aux.ndim != 1
                 or aux.shape[0] != D + 1 or not aux.flags.c_contiguous):
             raise ValueError(f"{fn}: aux must be the int64 category offsets ({D + 1},)")
@@ -489,7 +591,48 @@ def _validate(str fn, data, aux, int kind, uintptr_t address, Py_ssize_t S,
     elif kind != F_CSR and aux is not None and (not isinstance(aux, np.ndarray)
                                                   or not aux.flags.c_contiguous):
         raise ValueError(f"{fn}: aux must be a C-contiguous array or None")
+    return N, D, aux
+
+
+def _validate(str fn, data, aux, int kind, uintptr_t address, Py_ssize_t S,
+              const double[:, ::1] W, const double[::1] c, const double[::1] logw):
+    """The checks both entries share: the data for its features kind (and its aux
+    array), W (K x S), c and logw (K).  Returns (N, D, K, aux array or None)."""
+    cdef Py_ssize_t N, D, K = W.shape[0]
+    N, D, aux = _validate_data(fn, data, aux, kind, address, S)
+    if K < 1:
+        raise ValueError(f"{fn}: W has {K} rows; it needs K >= 1 components")
+    check_shape(fn, "W", W.shape[0], W.shape[1], K, S, "K x S")
+    check_len(fn, "c", c.shape[0], K, "K components (rows of W)")
+    check_len(fn, "logw", logw.shape[0], K, "K components (rows of W)")
     return N, D, K, aux
+
+
+cdef object _data_pointer(data, int kind, const void **dp):
+    """The address the features read: the data's, or for a product a table of its
+    parts (returned: the caller keeps it alive while the kernel runs)."""
+    cdef cnp.ndarray arr
+    if kind != F_PRODUCT:
+        arr = data
+        dp[0] = <const void *>arr.data
+        return None
+    cdef cnp.ndarray table = np.zeros(len(data) * sizeof(part_t), dtype=np.uint8)
+    cdef part_t *parts = <part_t *>table.data
+    cdef Py_ssize_t p, offset = 0
+    for p, (pk, pdata, paux, ps) in enumerate(data):
+        parts[p].act = _active(pk)
+        arr = pdata
+        parts[p].data = <const void *>arr.data
+        if paux is None:
+            parts[p].aux = NULL
+        else:
+            arr = paux
+            parts[p].aux = <const void *>arr.data
+        parts[p].D = pdata.shape[1]
+        parts[p].offset = offset
+        offset += ps
+    dp[0] = <const void *>table.data
+    return table
 
 
 def row_pass(data, aux, int kind, uintptr_t address, Py_ssize_t S,
@@ -499,7 +642,8 @@ def row_pass(data, aux, int kind, uintptr_t address, Py_ssize_t S,
              double[::1] totals, int mode, unsigned long long seed, int n_threads):
     """One pass of the local step over the rows of a mixture.
 
-    IN    data (N x D, the dtype of `kind`), aux (the features' extra array or None),
+    IN    data (N x D, the dtype of `kind`; for 'product' the list of its parts,
+          each (kind, data, aux, S)), aux (the features' extra array or None),
           kind (FEATURES), address (of a features function when kind is 'address'),
           S (statistics per component), W (K x S) and c (K): effective parameters,
           logw (K): (expected) log weights, sample_weight (N, float64) or None,
@@ -541,8 +685,8 @@ def row_pass(data, aux, int kind, uintptr_t address, Py_ssize_t S,
         return
     cdef int T = clamp_threads(fn, n_threads, (N + PART - 1) // PART)
     cdef features_fn feat = _table(kind, address)
-    cdef cnp.ndarray data_arr = data
-    cdef const void *dp = <const void *>data_arr.data
+    cdef const void *dp = NULL
+    table = _data_pointer(data, kind, &dp)
     cdef Py_ssize_t n_parts = (N + PART - 1) // PART
     cdef active_fn act = _active(kind)
     # the sparse form (built-in families): W transposed (S x K); for packed bits the
@@ -629,8 +773,8 @@ def log_joint_rows(data, aux, int kind, uintptr_t address, Py_ssize_t S,
         return
     cdef int T = clamp_threads(fn, n_threads, (N + B - 1) // B)
     cdef features_fn feat = _table(kind, address)
-    cdef cnp.ndarray data_arr = data
-    cdef const void *dp = <const void *>data_arr.data
+    cdef const void *dp = NULL
+    table = _data_pointer(data, kind, &dp)
     cdef active_fn act = _active(kind)
     cdef double[:, ::1] Wt = _transposed(W, kind, D) if act != NULL else np.empty((1, 1))
     cdef Py_ssize_t Am = max(1, _max_active(data, kind, D))

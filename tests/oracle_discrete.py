@@ -304,3 +304,94 @@ def multinomial_meanfield_step(X, sample_weight, conc, A, gamma0, alpha):
     kl = sum(dirichlet_kl(A[k], (1 + alpha) * np.ones(A.shape[1])) for k in range(len(conc)))
     elbo = _elbo(w, r, multinomial_expected_log_joint(X, conc, A), conc, gamma0, kl)
     return conc, A, elbo
+
+
+# ------------------------------------------------------ Gaussian (diagonal)
+def gaussian_diag_log_joint(X, weights, means, variances):
+    X = np.asarray(X, dtype=np.float64)
+    lp = np.stack([np.sum(-0.5 * np.log(2 * np.pi * variances[k])
+                          - 0.5 * (X - means[k]) ** 2 / variances[k], axis=1)
+                   for k in range(len(weights))], axis=1)
+    return _log(weights) + lp
+
+
+def _gaussian_diag_m(X, w, r, means, variances, reg_covar):
+    wr = w[:, None] * r
+    nk = wr.sum(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mu = (wr.T @ X) / nk[:, None]
+        var = np.stack([(wr[:, k:k + 1] * (X - mu[k]) ** 2).sum(0) / nk[k]
+                        for k in range(len(nk))]) + reg_covar
+    return nk / w.sum(), _keep_empty(mu, means, nk), _keep_empty(var, variances, nk)
+
+
+def gaussian_diag_em_step(X, sample_weight, weights, means, variances, reg_covar):
+    X = np.asarray(X, dtype=np.float64)
+    w = _sample_weight(X, sample_weight)
+    r, objective = _soft(gaussian_diag_log_joint(X, weights, means, variances), w)
+    return (*_gaussian_diag_m(X, w, r, means, variances, reg_covar), objective)
+
+
+def normal_gamma_posterior(X, w, r, m0, beta0, a0, b0):
+    """Each feature's Normal-Gamma posterior in the textbook form: beta = beta0 + n,
+    m = (beta0 m0 + n xbar) / beta, a = a0 + n / 2, b = b0 + (n s2 + beta0 n
+    (xbar - m0)^2 / beta) / 2 with s2 the weighted variance about xbar."""
+    X = np.asarray(X, dtype=np.float64)
+    wr = w[:, None] * r
+    n = wr.sum(axis=0)[:, None]
+    xbar = (wr.T @ X) / n
+    s2 = np.stack([(wr[:, k:k + 1] * (X - xbar[k]) ** 2).sum(0) for k in range(r.shape[1])]) / n
+    beta = beta0 + n + 0 * xbar
+    m = (beta0 * m0 + n * xbar) / beta
+    a = a0 + n / 2 + 0 * xbar
+    b = b0 + 0.5 * (n * s2 + beta0 * n * (xbar - m0) ** 2 / beta)
+    return m, beta, a, b
+
+
+def normal_gamma_expected_log_lik(X, m, beta, a, b):
+    """(N, K): E log N(x | mu, 1 / lam) under mu | lam ~ N(m, 1 / (beta lam)),
+    lam ~ Gamma(a, rate b), summed over features."""
+    X = np.asarray(X, dtype=np.float64)
+    e_log_lam = digamma(a) - np.log(b)
+    e_lam = a / b
+    return np.stack([np.sum(0.5 * e_log_lam[k] - 0.5 * np.log(2 * np.pi)
+                            - 0.5 * e_lam[k] * (X - m[k]) ** 2 - 0.5 / beta[k], axis=1)
+                     for k in range(m.shape[0])], axis=1)
+
+
+# ------------------------------------------------------------------ product
+def product_em_step(members, X, sample_weight, weights, params, hard=False):
+    """One em (or crisp) step of a product of families over disjoint columns.
+    members: [(name, columns, options)], params: one entry per member (Bernoulli:
+    probs; categorical: list of probs; Poisson: rates; gaussian_diag: (means,
+    variances)).  The log joint is log pi + the members' log densities summed; the
+    M-step is each member's own with the shared responsibilities."""
+    w = _sample_weight(X, sample_weight)
+    ones = np.ones(len(weights))
+    lj = _log(np.asarray(weights, dtype=np.float64))
+    for (name, cols, opt), p in zip(members, params):
+        Xm = X[:, cols]
+        if name == "bernoulli":
+            lj = lj + bernoulli_log_joint(Xm, ones, p)
+        elif name == "categorical":
+            lj = lj + categorical_log_joint(Xm, ones, p)
+        elif name == "poisson":
+            lj = lj + poisson_log_joint(Xm, ones, p)
+        else:
+            lj = lj + gaussian_diag_log_joint(Xm, ones, *p)
+    r, objective = (_hard if hard else _soft)(lj, w)
+    new = []
+    for (name, cols, opt), p in zip(members, params):
+        Xm = X[:, cols]
+        if name == "bernoulli":
+            pi, q = _bernoulli_m(np.asarray(Xm, dtype=np.float64), w, r, p, opt["alpha"])
+        elif name == "categorical":
+            pi, q = _categorical_m(np.asarray(Xm).astype(np.intp), w, r, p,
+                                   opt["n_categories"], opt["alpha"])
+        elif name == "poisson":
+            pi, q = _poisson_m(np.asarray(Xm, dtype=np.float64), w, r, p, opt["rate_floor"])
+        else:
+            pi, mu, var = _gaussian_diag_m(Xm, w, r, p[0], p[1], opt["reg_covar"])
+            q = (mu, var)
+        new.append(q)
+    return pi, new, objective

@@ -5,7 +5,9 @@
 from .base import Family
 from .discrete import Bernoulli, Categorical, Multinomial, Poisson
 from .gaussian import GaussianFamily, GaussianWishartPrior
+from .normal import GaussianDiag
 from .numba_family import ExponentialFamily
+from .product import Product
 
 __all__ = ["Family", "Bernoulli", "Categorical", "Multinomial", "Poisson", "ExponentialFamily",
-           "GaussianFamily", "GaussianWishartPrior"]
+           "GaussianDiag", "GaussianFamily", "GaussianWishartPrior", "Product"]

@@ -17,7 +17,11 @@ fields and never by its name:
                   posterior_mean(q) -> theta, kl(q, prior) -> KL(q || prior)
                   default_prior(X) -> prior (from the data's own statistics)
     model         n_parameters(K), sample_rows(theta_k, n, rng),
-                  dense_features(data) -> T(x) of the rows (the k-means start)
+                  dense_features(data) -> T(x) of the rows (the k-means start),
+                  describe(theta) -> the parameters by name (means, rates, ...)
+    storage       pack_posterior(q) -> one (P, K, width) array, unpack_posterior
+                  its inverse; kernel_data(data) and take_rows(data, rows): what
+                  the driver reads and a subset of the prepared rows
 
 theta is one (K x S) array of mean parameters, E[T(x)] under each component:
 the probabilities (Bernoulli, categorical: every feature's probability vector,
@@ -43,6 +47,29 @@ class Family:
 
     def n_statistics(self):
         raise NotImplementedError
+
+    def posterior_width(self):
+        """The width of each of q's arrays (K x width)."""
+        return self.n_statistics()
+
+    def pack_posterior(self, q):
+        """q as one (n_posterior_arrays, K, width) array (posterior_, save)."""
+        return np.stack(q) if isinstance(q, tuple) else np.asarray(q)[None]
+
+    def unpack_posterior(self, post):
+        return post[0] if post.shape[0] == 1 else tuple(post)
+
+    def kernel_data(self, data):
+        """What the row driver reads for the prepared data."""
+        return data
+
+    def take_rows(self, data, rows):
+        """The prepared data of a subset of its rows."""
+        return np.ascontiguousarray(data[rows])
+
+    def describe(self, theta):
+        """The fitted parameters by name."""
+        return {"params": theta}
 
     def dense_features(self, data):
         """T(x) of the prepared rows as a (sparse or dense) float matrix: what the

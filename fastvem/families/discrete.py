@@ -64,10 +64,13 @@ class Bernoulli(Family):
     # 16-entry table per component instead of up to 4 additions
     features = "bernoulli_bits"
 
-    def __init__(self, n_features, alpha=1.0, binarize=None):
+    def __init__(self, n_features, alpha=1.0, binarize=None, packed=True):
         self.n_features = int(n_features)
         self.alpha = _check_alpha(alpha)
         self.binarize = binarize
+        # a product's parts read one byte a feature (the lookup space is per family)
+        self.packed = bool(packed)
+        self.features = "bernoulli_bits" if self.packed else "bernoulli_uint8"
 
     def n_statistics(self):
         return self.n_features
@@ -94,12 +97,19 @@ class Bernoulli(Family):
                 raise ValueError(f"X must hold only 0 and 1 (binarize=None), found {X[i, j]!r} "
                                  f"at row {i}, column {j}; pass binarize=threshold to binarise")
             bits = X != 0
+        if not self.packed:
+            return np.ascontiguousarray(bits, dtype=np.uint8)
         return np.ascontiguousarray(np.packbits(bits, axis=1, bitorder="little"))
 
     def dense_features(self, data):
-        """The 0/1 rows (float64) of packed data."""
+        """The 0/1 rows (float64) of the prepared data."""
+        if not self.packed:
+            return data.astype(np.float64)
         return np.unpackbits(data, axis=1, count=self.n_features,
                              bitorder="little").astype(np.float64)
+
+    def describe(self, theta):
+        return {"probabilities": theta}
 
     def effective(self, theta):
         p = np.clip(theta, PROB_FLOOR, _ONE_BELOW)
@@ -159,6 +169,9 @@ class Poisson(Family):
 
     def n_statistics(self):
         return self.n_features
+
+    def describe(self, theta):
+        return {"rates": theta}
 
     def prepare(self, X, fitting=False):
         X = _numeric(X)
@@ -298,6 +311,9 @@ class Categorical(Family):
             out[rows, self.offsets[j] + data[:, j]] = 1.0
         return out
 
+    def describe(self, theta):
+        return {"probabilities": self.blocks(theta)}
+
     def blocks(self, a):
         """The per-feature blocks of a K x S array."""
         return [a[:, self.offsets[j]:self.offsets[j + 1]] for j in range(len(self.n_categories))]
@@ -410,6 +426,9 @@ class Multinomial(Categorical):
         if fitting:
             self.mean_length = float(X.data.sum() / X.shape[0])
         return np.ascontiguousarray(np.column_stack((ptr[:-1], ptr[1:])))
+
+    def describe(self, theta):
+        return {"probabilities": theta}
 
     def dense_features(self, data):
         """The prepared rows as l1-normalised sparse vectors (for the k-means start)."""

@@ -119,7 +119,7 @@ class _DiscreteMixture(FittedConfig, DensityMixin, BaseEstimator):
         empty = np.empty(0, dtype=np.int64)
         # only a dense features function reaches BLAS (and limiting it costs ~1 ms)
         with blas_single_thread() if fam.features == "address" else _nothing():
-            k.row_pass(data, fam.aux(), k.FEATURES[fam.features], fam.address, S,
+            k.row_pass(fam.kernel_data(data), fam.aux(), k.FEATURES[fam.features], fam.address, S,
                        np.ascontiguousarray(W), np.ascontiguousarray(c),
                        np.ascontiguousarray(logw), sw, empty if given is None else given,
                        empty if labels is None else labels, stats, nk, totals, mode,
@@ -130,7 +130,8 @@ class _DiscreteMixture(FittedConfig, DensityMixin, BaseEstimator):
         k = _kernel()
         out = np.empty((data.shape[0], W.shape[0]))
         with blas_single_thread() if fam.features == "address" else _nothing():
-            k.log_joint_rows(data, fam.aux(), k.FEATURES[fam.features], fam.address,
+            k.log_joint_rows(fam.kernel_data(data), fam.aux(), k.FEATURES[fam.features],
+                             fam.address,
                              W.shape[1], np.ascontiguousarray(W), np.ascontiguousarray(c),
                              np.ascontiguousarray(logw), out, self._threads)
         return out
@@ -197,8 +198,7 @@ class _DiscreteMixture(FittedConfig, DensityMixin, BaseEstimator):
             if key in best:
                 setattr(self, key, best[key])
         if best.get("q") is not None:
-            q = best["q"]
-            self.posterior_ = np.stack(q) if isinstance(q, tuple) else q[None]
+            self.posterior_ = fam.pack_posterior(best["q"])
         self._restore()
         if not self.converged_ and m.update != "sample" and self.max_iter > 0:
             import warnings
@@ -278,8 +278,7 @@ class _DiscreteMixture(FittedConfig, DensityMixin, BaseEstimator):
             stream["conc"] = wprior.posterior(nk)
             self.weights_ = wprior.mean_weights(stream["conc"])
             theta = fam.posterior_mean(stream["q"])
-            q = stream["q"]
-            self.posterior_ = np.stack(q) if isinstance(q, tuple) else q[None]
+            self.posterior_ = fam.pack_posterior(stream["q"])
             self.weight_concentration_ = stream["conc"]
         else:
             self.weights_ = stream["weights"] = nk / nk.sum()
@@ -435,8 +434,8 @@ class _DiscreteMixture(FittedConfig, DensityMixin, BaseEstimator):
                 draws_w.append(weights)
                 draws_t.append(theta)
         dw, dt = np.array(draws_w), np.array(draws_t)
-        ref = np.ascontiguousarray(
-            data[np.linspace(0, data.shape[0] - 1, min(data.shape[0], 500)).astype(int)])
+        ref = fam.take_rows(
+            data, np.linspace(0, data.shape[0] - 1, min(data.shape[0], 500)).astype(int))
         probs = []
         for w, t in zip(dw, dt):
             W, c = fam.effective(t)
@@ -465,8 +464,7 @@ class _DiscreteMixture(FittedConfig, DensityMixin, BaseEstimator):
         self._prior = self._fitted_prior()
         post = (getattr(self, "posterior_", None)
                 if get_method(self.method).update == "posterior" else None)
-        self._q = None if post is None else (post[0] if post.shape[0] == 1
-                                             else (post[0], post[1]))
+        self._q = None if post is None else fam.unpack_posterior(post)
         self._wprior = self._weights_prior(self.n_components)
         self._fitted_with = self._config()
 
@@ -839,21 +837,31 @@ _FAMILY_NAMES = {"bernoulli": BernoulliMixture, "categorical": CategoricalMixtur
 
 class Mixture(_DiscreteMixture):
     """The generic mixture: ``family`` is a name ('bernoulli', 'categorical',
-    'poisson', 'multinomial': the built-in family with its defaults) or a
-    ``fastvem.families.ExponentialFamily`` of the user's numba row functions.
+    'poisson', 'multinomial', 'gaussian_diag': the built-in family with its
+    defaults), a family object (``fastvem.families.Bernoulli(...)``, ...,
+    ``GaussianDiag``, a ``Product`` of families over disjoint columns for mixed
+    data), or a ``fastvem.families.ExponentialFamily`` of the user's numba row
+    functions.
 
-    Fitted: ``weights_`` and ``params_`` (K x S: the family's mean parameters for a
-    built-in family; the natural parameters, also ``natural_params_``, for an
-    ExponentialFamily).  An ExponentialFamily fits by em, vem and crisp;
-    ``natural_params_init`` gives its start (else k-means on X, as for the others).
-    'gaussian' is fitted by fastvem.GaussianMixture in this version.
+    Fitted: ``weights_``, ``params_`` (K x S: the family's mean parameters for a
+    built-in family or a product, side by side; the natural parameters, also
+    ``natural_params_``, for an ExponentialFamily), ``family_`` (the family as
+    fitted: a product's members built from their columns) and
+    ``component_params_`` (the parameters by name: ``family_.describe(params_)``;
+    for a product one dict per member with its columns).  An ExponentialFamily
+    fits by em, vem and crisp, and by meanfield and gibbs when it has a
+    ``conjugate``; ``natural_params_init`` gives its start.  ``params_init`` (K x S,
+    in the form of ``params_``) starts a built-in family or a product.  Without
+    them, k-means on X (or random labels) starts, as for the other mixtures.  'gaussian' (full, tied, spherical covariances) is fitted by
+    fastvem.GaussianMixture.
     """
 
     _CONFIG = _DiscreteMixture._CONFIG + ("family",)
 
     def __init__(self, family="bernoulli", n_components=1, *, method="em", tol=1e-3,
                  max_iter=100, n_init=1, init_params="kmeans", weights_init=None,
-                 natural_params_init=None, weight_concentration_prior_type="dirichlet_distribution",
+                 params_init=None, natural_params_init=None,
+                 weight_concentration_prior_type="dirichlet_distribution",
                  weight_concentration_prior=None, n_samples=200, burn_in=100, thin=1,
                  random_state=None, n_threads=None, verbose=0, verbose_interval=10):
         _store(self, locals())
@@ -866,22 +874,44 @@ class Mixture(_DiscreteMixture):
         if isinstance(self.family, str) and self.family in _FAMILY_NAMES:
             return _FAMILY_NAMES[self.family](self.n_components)
         if self.family == "gaussian":
-            raise ValueError("family='gaussian' is fitted by fastvem.GaussianMixture in this "
-                             "version")
-        raise ValueError(f"family must be one of {sorted(_FAMILY_NAMES)} or a "
+            raise ValueError("family='gaussian' is fitted by fastvem.GaussianMixture (every "
+                             "covariance type); family='gaussian_diag' is the diagonal "
+                             "Gaussian on the shared driver (and a Product's member)")
+        raise ValueError(f"family must be one of {sorted(_FAMILY_NAMES) + ['gaussian_diag']}, "
+                         "a family object (fastvem.families: Bernoulli, Categorical, Poisson, "
+                         "Multinomial, GaussianDiag, Product) or a "
                          f"fastvem.families.ExponentialFamily, got {self.family!r}")
 
     def _family(self, X, fitting=False):
+        from ..families.base import Family
+        from ..families.normal import GaussianDiag
         if self._user_family():
             m = get_method(self.method)
-            if m.update != "point":
-                raise ValueError(f"method={m.name!r} needs a conjugate prior, which an "
-                                 "ExponentialFamily does not take in this version: use em, "
-                                 "vem or crisp")
+            if m.update != "point" and self.family.conjugate is None:
+                raise ValueError(f"method={m.name!r} needs a conjugate prior: give the "
+                                 "ExponentialFamily a conjugate=Conjugate(...), or use em, vem "
+                                 "or crisp")
             return self.family
+        if isinstance(self.family, Family):
+            return self.family
+        if self.family == "gaussian_diag":
+            X = np.asarray(X) if not hasattr(X, "shape") else X
+            return GaussianDiag(X.shape[1] if getattr(X, "ndim", 0) == 2 else 0)
         return self._builtin()._family(X, fitting)
 
     def _given_theta(self, fam, K):
+        if self.params_init is not None:
+            if self._user_family():
+                raise ValueError("an ExponentialFamily starts from natural_params_init, not "
+                                 "params_init")
+            S = fam.n_statistics()
+            theta = np.asarray(self.params_init, dtype=np.float64)
+            if theta.shape != (K, S) or not np.all(np.isfinite(theta)):
+                raise ValueError(f"params_init must be a finite ({K}, {S}) array of the "
+                                 f"family's mean parameters (as params_), got shape "
+                                 f"{theta.shape}")
+            fam.effective(theta)
+            return theta.copy()
         if self.natural_params_init is None:
             return None
         if not self._user_family():
@@ -898,10 +928,11 @@ class Mixture(_DiscreteMixture):
         self.params_ = theta
         if self._user_family():
             self.natural_params_ = theta
-        self._fitted_fam = fam
+        self.family_ = fam
+        self.component_params_ = fam.describe(theta)
 
     def _fitted_family(self):
-        return self._fitted_fam
+        return self.family_
 
     def _fitted_theta(self, fam):
         return self.params_

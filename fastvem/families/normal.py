@@ -1,0 +1,207 @@
+"""A Gaussian with a diagonal covariance as an exponential family on the compiled
+row driver (`_ext/_expfam.pyx`, features 'gaussian_float64' / 'gaussian_float32'):
+the family that `families.Product` puts beside discrete ones for mixed data, and
+that ``fastvem.Mixture(family='gaussian_diag')`` fits.  GaussianMixture keeps its
+own kernel (`_ext/_gaussian.pyx`: full, tied, diag and spherical by Cholesky
+factors); this one is the sparse form's.
+
+Statistics: T(x) = (x - ref, (x - ref)^2) about one reference point ref (the
+data's mean at fit, or the given ``reference``: the sums of squares then do not
+lose digits to a large offset), S = 2 D, log h = -D log(2 pi) / 2.  theta (K x 2 D) holds the mean
+parameters (E[x - ref], E[(x - ref)^2]) of each component; ``describe`` gives
+the means and variances.  em, vem and crisp: the ML mean and variance, plus
+reg_covar on each variance, as GaussianMixture(covariance_type='diag').
+
+Mean field and gibbs: each (mean, precision) pair of a feature has a
+Normal-Gamma prior, mean | precision ~ N(mean_prior, 1 / (mean_precision_prior
+precision)) and precision ~ Gamma(degrees_of_freedom_prior / 2, rate =
+degrees_of_freedom_prior covariance_prior / 2), so that E[precision] = 1 /
+covariance_prior.  Defaults, as BayesianGaussianMixture's: mean_precision_prior
+1, mean_prior the data's mean, degrees_of_freedom_prior n_features,
+covariance_prior the data's variance per feature.  (BayesianGaussianMixture's
+'diag' takes E[log precision] from a Wishart's formula; this family's is each
+Gamma's own.)
+"""
+import numbers
+
+import numpy as np
+from scipy.special import digamma
+
+from .base import Family, gamma_kl
+
+__all__ = ["GaussianDiag"]
+
+_LOG_2PI = np.log(2 * np.pi)
+
+
+def _column_moments(X, ref):
+    """The mean and variance of X - ref per column, in chunks (a memmap stays on disk)."""
+    N, D = X.shape
+    s1, s2 = np.zeros(D), np.zeros(D)
+    for s in range(0, N, 1 << 16):
+        xc = np.asarray(X[s:s + (1 << 16)], dtype=np.float64) - ref
+        s1 += xc.sum(0)
+        s2 += (xc * xc).sum(0)
+    mean = s1 / N
+    return mean, np.maximum(s2 / N - mean * mean, 0.0)
+
+
+def _positive(value, name, allow_none=True):
+    if value is None and allow_none:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) \
+            or not np.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return float(value)
+
+
+class GaussianDiag(Family):
+    """Real features, one mean and one variance per feature and component."""
+
+    name = "gaussian_diag"
+    n_posterior_arrays = 4          # q = (m, beta, a, b), each K x D
+
+    def __init__(self, n_features, reg_covar=1e-6, mean_precision_prior=None, mean_prior=None,
+                 degrees_of_freedom_prior=None, covariance_prior=None, reference=None):
+        self.n_features = int(n_features)
+        self.reference = reference
+        self.reg_covar = _positive(reg_covar, "reg_covar", allow_none=False)
+        self.mean_precision_prior = mean_precision_prior
+        self.mean_prior = mean_prior
+        self.degrees_of_freedom_prior = degrees_of_freedom_prior
+        self.covariance_prior = covariance_prior
+        self.ref = None
+        self.features = "gaussian_float64"
+
+    def n_statistics(self):
+        return 2 * self.n_features
+
+    def posterior_width(self):
+        return self.n_features
+
+    def aux(self):
+        return self.ref
+
+    def prepare(self, X, fitting=False):
+        """The rows as they are (float32 kept, else float64); the reference point is
+        the data's mean at fit."""
+        from .discrete import _numeric
+        X = _numeric(X)
+        if X.shape[1] != self.n_features:
+            raise ValueError(f"X has {X.shape[1]} features, expected {self.n_features}")
+        if X.dtype == np.float32:
+            self.features = "gaussian_float32"
+            X = np.ascontiguousarray(X)
+        else:
+            self.features = "gaussian_float64"
+            X = np.ascontiguousarray(X, dtype=np.float64)
+        if self.reference is not None:
+            ref = np.broadcast_to(np.asarray(self.reference, dtype=np.float64),
+                                  (self.n_features,))
+            if not np.all(np.isfinite(ref)):
+                raise ValueError(f"reference must be finite, got {self.reference!r}")
+            self.ref = np.ascontiguousarray(ref)
+        elif fitting or self.ref is None:
+            self.ref = np.ascontiguousarray(_column_moments(X, np.zeros(X.shape[1]))[0])
+        return X
+
+    # ------------------------------------------------------ the parameters
+    def _split(self, theta):
+        D = self.n_features
+        mu = theta[:, :D]
+        return mu, theta[:, D:] - mu * mu
+
+    def describe(self, theta):
+        mu, var = self._split(theta)
+        return {"means": mu + self.ref, "variances": var}
+
+    def effective(self, theta):
+        mu, var = self._split(theta)
+        var = np.maximum(var, self.reg_covar * 1e-3)   # rounding only: estimates hold reg_covar
+        return (np.hstack((mu / var, -0.5 / var)),
+                -np.sum(0.5 * mu * mu / var + 0.5 * np.log(var), axis=1))
+
+    def point_estimate(self, stats, nk, previous):
+        D = self.n_features
+        theta = previous.copy()
+        on = nk > 0
+        mu = stats[on, :D] / nk[on, None]
+        var = np.maximum(stats[on, D:] / nk[on, None] - mu * mu, 0.0) + self.reg_covar
+        theta[on] = np.hstack((mu, var + mu * mu))
+        return theta
+
+    def theta_from(self, means, variances):
+        """theta from means and variances given in the data's coordinates."""
+        mu = np.asarray(means, dtype=np.float64) - self.ref
+        return np.hstack((mu, np.asarray(variances, dtype=np.float64) + mu * mu))
+
+    # ---------------------------------------------- conjugate (Normal-Gamma)
+    def default_prior(self, X):
+        """(m0 (D), beta0, a0, b0 (D)) about the reference point."""
+        D = self.n_features
+        mean, var = _column_moments(X, self.ref)
+        beta0 = _positive(self.mean_precision_prior, "mean_precision_prior") or 1.0
+        dof = _positive(self.degrees_of_freedom_prior, "degrees_of_freedom_prior") or float(D)
+        m0 = mean if self.mean_prior is None else \
+            np.broadcast_to(np.asarray(self.mean_prior, dtype=np.float64), (D,)) - self.ref
+        if self.covariance_prior is None:
+            cov = np.maximum(var, self.reg_covar)
+        else:
+            cov = np.broadcast_to(np.asarray(self.covariance_prior, dtype=np.float64), (D,))
+        for name, v in (("mean_prior", m0), ("covariance_prior", cov)):
+            if not np.all(np.isfinite(v)) or (name == "covariance_prior" and np.any(v <= 0)):
+                raise ValueError(f"{name} must be finite{' and > 0' if name[0] == 'c' else ''}"
+                                 f", got {v}")
+        return np.array(m0, dtype=np.float64), beta0, 0.5 * dof, 0.5 * dof * cov
+
+    def posterior(self, stats, nk, prior):
+        m0, beta0, a0, b0 = prior
+        D = self.n_features
+        beta = beta0 + nk[:, None] + np.zeros((1, D))
+        m = (beta0 * m0 + stats[:, :D]) / beta
+        a = a0 + 0.5 * nk[:, None] + np.zeros((1, D))
+        # b0 + (within-component squares + the shrinkage term) / 2 >= b0 exactly
+        b = np.maximum(b0 + 0.5 * (stats[:, D:] + beta0 * m0 * m0 - beta * m * m), b0)
+        return m, beta, a, b
+
+    def posterior_statistics(self, q, prior):
+        m0, beta0, a0, b0 = prior
+        m, beta, a, b = q
+        s1 = beta * m - beta0 * m0
+        s2 = 2.0 * (b - b0) - beta0 * m0 * m0 + beta * m * m
+        return np.hstack((s1, s2)), (beta - beta0)[:, 0]
+
+    def expected_effective(self, q):
+        m, beta, a, b = q
+        lam = a / b
+        return (np.hstack((lam * m, -0.5 * lam)),
+                np.sum(0.5 * (digamma(a) - np.log(b)) - 0.5 * (lam * m * m + 1.0 / beta),
+                       axis=1))
+
+    def posterior_mean(self, q):
+        m, beta, a, b = q
+        return np.hstack((m, b / a + m * m))
+
+    def sample_posterior(self, q, rng):
+        m, beta, a, b = q
+        lam = rng.gamma(a, 1.0 / b)
+        mu = m + rng.standard_normal(m.shape) / np.sqrt(beta * lam)
+        return np.hstack((mu, 1.0 / lam + mu * mu))
+
+    def kl(self, q, prior):
+        m0, beta0, a0, b0 = prior
+        m, beta, a, b = q
+        r = beta0 / beta
+        return gamma_kl(a, b, a0, b0) + 0.5 * float(
+            np.sum(r - 1.0 - np.log(r) + beta0 * (a / b) * (m - m0) ** 2))
+
+    # ---------------------------------------------------------------- model
+    def n_parameters(self, n_components):
+        return 2 * n_components * self.n_features
+
+    def sample_rows(self, theta_k, n, rng):
+        mu, var = self._split(theta_k[None])
+        return mu[0] + self.ref + np.sqrt(var[0]) * rng.standard_normal((n, self.n_features))
+
+    def dense_features(self, data):
+        return np.asarray(data, dtype=np.float64)
