@@ -6,8 +6,9 @@ from .base import Family
 from .discrete import Bernoulli, Categorical, Multinomial, Poisson
 from .gaussian import GaussianFamily, GaussianWishartPrior
 from .normal import GaussianDiag
-from .numba_family import ExponentialFamily
+from .numba_family import Conjugate, ExponentialFamily
 from .product import Product
 
-__all__ = ["Family", "Bernoulli", "Categorical", "Multinomial", "Poisson", "ExponentialFamily",
+__all__ = ["Family", "Bernoulli", "Categorical", "Conjugate", "Multinomial", "Poisson",
+           "ExponentialFamily",
            "GaussianDiag", "GaussianFamily", "GaussianWishartPrior", "Product"]

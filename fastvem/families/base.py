@@ -71,6 +71,11 @@ class Family:
         """The fitted parameters by name."""
         return {"params": theta}
 
+    def initial_statistics(self, theta, nk):
+        """The statistics (K x S) of nk rows at the point theta: where mean field and
+        stepwise EM start from a point.  theta holds mean parameters here."""
+        return theta * nk[:, None]
+
     def dense_features(self, data):
         """T(x) of the prepared rows as a (sparse or dense) float matrix: what the
         k-means start clusters."""

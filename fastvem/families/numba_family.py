@@ -16,9 +16,29 @@ and the statistics are then the exponential-family defaults: one GEMM each.
                     natural_params_init=eta0).fit(X).natural_params_
 
 The parameters are the natural parameters eta (K x S).  em, vem and crisp work
-with these four functions; meanfield and gibbs need a conjugate prior, which this
-version does not take yet: they are refused with that reason.  numba is the
-optional extra ``fastvem[numba]``.
+with these four functions.  Mean field and gibbs need the conjugate prior
+p(eta | tau, nu) = exp(tau . eta - nu A(eta) - log Z(tau, nu)), given as a
+``Conjugate`` of four more row functions and the prior's (tau0, nu0):
+
+    conj = Conjugate(
+        expected_natural=e_eta,        # @njit e_eta(tau, nu, out): out = E[eta]  (S,)
+        expected_log_partition=e_a,    # @njit e_a(tau, nu) -> E[A(eta)]
+        log_normalizer=log_z,          # @njit log_z(tau, nu) -> log Z(tau, nu)
+        sample_natural=draw,           # @njit draw(tau, nu, seed, out): out = a draw of eta
+        natural_to_mean=grad_a,        # @njit grad_a(eta, m): m = grad A(eta) = E[T(x)]
+        prior_statistics=tau0,         # (S,) array, or a function of n_features
+        prior_count=nu0)               # nu0 > 0
+    ExponentialFamily(..., conjugate=conj)
+
+The posterior of component k is (tau0 + its statistics, nu0 + its count); mean
+field reads E[eta] and E[A(eta)] from it (the effective parameters: one kernel),
+its KL to the prior from log Z, and gibbs draws eta from it.  A draw is seeded by
+the engine (``seed``, a new one per component and sweep, from the estimator's
+random_state): numba's np.random functions (gamma, normal, beta, ...) seeded
+with np.random.seed(seed) inside ``draw`` give reproducible chains without the
+user writing a sampler from uniforms.  ``natural_to_mean`` turns a starting
+point (k-means or natural_params_init) into the statistics mean field starts
+from.  numba is the optional extra ``fastvem[numba]``.
 """
 import numbers
 
@@ -26,7 +46,7 @@ import numpy as np
 
 from .base import Family
 
-__all__ = ["ExponentialFamily"]
+__all__ = ["Conjugate", "ExponentialFamily"]
 
 _CACHE = {}          # (id of each user function) -> the compiled features cfunc
 
@@ -81,9 +101,8 @@ class ExponentialFamily(Family):
                 raise TypeError(f"{name} must be a numba.njit function, got {f!r}")
         if not callable(n_statistics):
             raise TypeError("n_statistics must be a function of n_features returning S")
-        if conjugate is not None:
-            raise ValueError("conjugate is not taken by this version: meanfield and gibbs for "
-                             "an ExponentialFamily are not built yet (em, vem, crisp are)")
+        if conjugate is not None and not isinstance(conjugate, Conjugate):
+            raise TypeError(f"conjugate must be a fastvem.families.Conjugate, got {conjugate!r}")
         self._n_statistics = n_statistics
         self.statistics = statistics
         self.log_base_measure = log_base_measure
@@ -174,11 +193,176 @@ class ExponentialFamily(Family):
     def n_parameters(self, n_components):
         return n_components * self.S
 
+    # ------------------------------------------ the conjugate (mean field, gibbs)
+    def _conj(self):
+        if self.conjugate is None:
+            raise ValueError("this method needs the family's conjugate prior: give the "
+                             "ExponentialFamily a conjugate=Conjugate(...)")
+        return self.conjugate
 
-def example_poisson():
+    def default_prior(self, X):
+        if self.conjugate is None:
+            return None
+        return self.conjugate.prior(self.n_features, self.S)
+
+    def mean_parameters(self, eta):
+        """E[T(x)] (K x S) at eta, by the conjugate's natural_to_mean."""
+        return self._conj().call_rows("natural_to_mean", eta, self.S)
+
+    def initial_statistics(self, theta, nk):
+        """The statistics of nk rows at eta: E[T(x)] by natural_to_mean (a stepwise
+        or mean-field start from natural parameters needs it)."""
+        if self.conjugate is None:
+            raise ValueError("continuing from natural parameters (partial_fit after fit, "
+                             "or mean field) needs E[T(x)] at eta: give the "
+                             "ExponentialFamily a conjugate=Conjugate(..., natural_to_mean=...)")
+        return self.mean_parameters(theta) * nk[:, None]
+
+    def posterior(self, stats, nk, prior):
+        tau0, nu0 = prior
+        return tau0 + stats, nu0 + np.asarray(nk, dtype=np.float64)
+
+    def posterior_statistics(self, q, prior):
+        tau0, nu0 = prior
+        return q[0] - tau0, q[1] - nu0
+
+    def pack_posterior(self, q):
+        tau, nu = q
+        return np.stack((tau, np.repeat(nu[:, None], tau.shape[1], axis=1)))
+
+    def unpack_posterior(self, post):
+        return post[0], post[1][:, 0].copy()
+
+    def expected_effective(self, q):
+        tau, nu = q
+        conj = self._conj()
+        W = conj.call_pairs("expected_natural", tau, nu, self.S)
+        c = -conj.scalars("expected_log_partition", tau, nu)
+        return W, c
+
+    def posterior_mean(self, q):
+        """E[eta] under each component's posterior (natural_params_)."""
+        return self._conj().call_pairs("expected_natural", q[0], q[1], self.S)
+
+    def sample_posterior(self, q, rng):
+        tau, nu = q
+        conj = self._conj()
+        eta = np.full((tau.shape[0], self.S), np.nan)
+        for k in range(tau.shape[0]):
+            seed = int(rng.randint(2 ** 31))
+            conj.sample_natural(np.ascontiguousarray(tau[k]), float(nu[k]), seed, eta[k])
+        if not np.all(np.isfinite(eta)):
+            raise ValueError("sample_natural(tau, nu, seed, out) left non-finite values in out")
+        return eta
+
+    def kl(self, q, prior):
+        """KL(q || prior) summed over components: (tau - tau0) . E[eta] - (nu - nu0)
+        E[A] - log Z(tau, nu) + log Z(tau0, nu0)."""
+        tau, nu = q
+        tau0, nu0 = prior
+        conj = self._conj()
+        e_eta = conj.call_pairs("expected_natural", tau, nu, self.S)
+        e_a = conj.scalars("expected_log_partition", tau, nu)
+        log_z = conj.scalars("log_normalizer", tau, nu)
+        log_z0 = conj.scalars("log_normalizer", tau0[None], np.array([nu0]))[0]
+        return float(np.sum((tau - tau0) * e_eta) - np.sum((nu - nu0) * e_a)
+                     - np.sum(log_z) + tau.shape[0] * log_z0)
+
+
+class Conjugate:
+    """The conjugate prior of an ExponentialFamily (see the module doc): numba row
+    functions and the prior's pseudo-statistics tau0 and count nu0."""
+
+    _FUNCTIONS = ("expected_natural", "expected_log_partition", "log_normalizer",
+                  "sample_natural", "natural_to_mean")
+
+    def __init__(self, expected_natural, expected_log_partition, log_normalizer,
+                 sample_natural, natural_to_mean, prior_statistics, prior_count):
+        _numba()
+        for name in self._FUNCTIONS:
+            f = locals()[name]
+            if not hasattr(f, "py_func"):
+                raise TypeError(f"{name} must be a numba.njit function, got {f!r}")
+            setattr(self, name, f)
+        if isinstance(prior_count, (bool, np.bool_)) or not isinstance(prior_count, numbers.Real) \
+                or not np.isfinite(prior_count) or prior_count <= 0:
+            raise ValueError(f"prior_count must be a finite number > 0, got {prior_count!r}")
+        if not callable(prior_statistics):
+            prior_statistics = np.asarray(prior_statistics, dtype=np.float64)
+        self.prior_statistics = prior_statistics
+        self.prior_count = float(prior_count)
+
+    def prior(self, n_features, S):
+        tau0 = self.prior_statistics
+        if callable(tau0):
+            tau0 = tau0(n_features)
+        tau0 = np.ascontiguousarray(tau0, dtype=np.float64)
+        if tau0.shape != (S,) or not np.all(np.isfinite(tau0)):
+            raise ValueError(f"prior_statistics must be {S} finite values (one per statistic), "
+                             f"got shape {tau0.shape}")
+        return tau0, self.prior_count
+
+    def _call(self, name, *args):
+        try:
+            return getattr(self, name)(*args)
+        except Exception as exc:
+            raise ValueError(f"{name} failed: {exc}") from None
+
+    def call_rows(self, name, a, S):
+        """out[k] (S,) = name(a[k], out[k]) for each row; checked like the row functions."""
+        out = np.full((a.shape[0], S + 8), np.nan)
+        for k in range(a.shape[0]):
+            self._call(name, np.ascontiguousarray(a[k]), out[k, :S])
+        self._check(name, out, S)
+        return np.ascontiguousarray(out[:, :S])
+
+    def call_pairs(self, name, tau, nu, S):
+        out = np.full((tau.shape[0], S + 8), np.nan)
+        for k in range(tau.shape[0]):
+            self._call(name, np.ascontiguousarray(tau[k]), float(nu[k]), out[k, :S])
+        self._check(name, out, S)
+        return np.ascontiguousarray(out[:, :S])
+
+    def scalars(self, name, tau, nu):
+        v = np.array([float(self._call(name, np.ascontiguousarray(tau[k]), float(nu[k])))
+                      for k in range(tau.shape[0])])
+        if not np.all(np.isfinite(v)):
+            raise ValueError(f"{name}(tau, nu) is not finite: {v}")
+        return v
+
+    @staticmethod
+    def _check(name, out, S):
+        if not np.all(np.isnan(out[:, S:])):
+            raise ValueError(f"{name} wrote past the end of its output (length S = {S})")
+        if not np.all(np.isfinite(out[:, :S])):
+            raise ValueError(f"{name} left non-finite values in its output (length S = {S})")
+
+
+def _example_digamma():
+    """digamma for numba (the examples' conjugates): the recurrence up to x >= 10,
+    then the asymptotic series (error below 1e-13)."""
+    numba = _numba()
+    import math
+
+    @numba.njit
+    def digamma(x):
+        r = 0.0
+        while x < 10.0:
+            r -= 1.0 / x
+            x += 1.0
+        f = 1.0 / (x * x)
+        return r + math.log(x) - 0.5 / x - f * (1.0 / 12 - f * (1.0 / 120 - f * (
+            1.0 / 252 - f * (1.0 / 240 - f * (1.0 / 132)))))
+
+    return digamma
+
+
+def example_poisson(shape_prior=None, rate_prior=1.0):
     """An ExponentialFamily of independent Poisson counts, written as a user would:
     T(x) = x, log h = -sum log x!, A(eta) = sum exp(eta), eta = log m (the rates
-    floored at 1e-10 as PoissonMixture floors them)."""
+    floored at 1e-10 as PoissonMixture floors them).  With shape_prior, the
+    conjugate: each rate ~ Gamma(shape_prior, rate_prior) (tau0 = shape_prior, nu0 =
+    rate_prior), as PoissonMixture(shape_prior=..., rate_prior=...) has it."""
     numba = _numba()
     import math
 
@@ -203,14 +387,59 @@ def example_poisson():
         for d in range(m.shape[0]):
             eta[d] = np.log(max(m[d], 1e-10))
 
+    conjugate = None
+    if shape_prior is not None:
+        digamma = _example_digamma()
+
+        @numba.njit
+        def expected_natural(tau, nu, out):      # rate ~ Gamma(tau, nu): E log rate
+            for d in range(tau.shape[0]):
+                out[d] = digamma(tau[d]) - math.log(nu)
+
+        @numba.njit
+        def expected_log_partition(tau, nu):     # E sum rate
+            return np.sum(tau) / nu
+
+        @numba.njit
+        def log_normalizer(tau, nu):
+            s = 0.0
+            for d in range(tau.shape[0]):
+                s += math.lgamma(tau[d]) - tau[d] * math.log(nu)
+            return s
+
+        @numba.njit
+        def sample_natural(tau, nu, seed, out):
+            np.random.seed(seed)
+            for d in range(tau.shape[0]):
+                out[d] = math.log(max(np.random.gamma(tau[d], 1.0 / nu), 1e-10))
+
+        @numba.njit
+        def natural_to_mean(eta, m):
+            for d in range(eta.shape[0]):
+                m[d] = math.exp(eta[d])
+
+        conjugate = Conjugate(expected_natural, expected_log_partition, log_normalizer,
+                              sample_natural, natural_to_mean,
+                              prior_statistics=lambda D: np.full(D, float(shape_prior)),
+                              prior_count=rate_prior)
+
     return ExponentialFamily(lambda d: d, statistics, log_base_measure, log_partition,
-                             mean_to_natural)
+                             mean_to_natural, conjugate=conjugate)
 
 
-def example_diagonal_gaussian():
+def example_diagonal_gaussian(mean_precision_prior=None, mean_prior=0.0, b_prior=1.0):
     """An ExponentialFamily of a Gaussian with a diagonal covariance: T(x) = (x, x^2),
-    eta = (mu / var, -1 / (2 var)), no regularisation of the variances."""
+    eta = (mu / var, -1 / (2 var)), no regularisation of the variances.
+
+    With mean_precision_prior (beta0), the conjugate in eta: with the prior count
+    nu0 = beta0 and tau0 = (beta0 m0, 2 b0 + beta0 m0^2) per feature, each (mean,
+    precision) is Normal-Gamma: mean | precision ~ N(m0, 1 / (beta0 precision)),
+    precision ~ Gamma(a0 = beta0 / 2 + 3 / 2, rate b0) (the 3 / 2: the density is
+    with respect to d eta, whose Jacobian from (mean, precision) is precision / 2):
+    the built-in GaussianDiag with degrees_of_freedom_prior = beta0 + 3 and
+    covariance_prior = 2 b0 / (beta0 + 3)."""
     numba = _numba()
+    import math
 
     @numba.njit
     def statistics(x, t):
@@ -239,5 +468,68 @@ def example_diagonal_gaussian():
             eta[d] = m[d] / var
             eta[D + d] = -0.5 / var
 
+    conjugate = None
+    if mean_precision_prior is not None:
+        digamma = _example_digamma()
+
+        @numba.njit
+        def _ng(tau, nu, d, D):                    # (m, a, b) of feature d
+            m = tau[d] / nu
+            return m, 0.5 * nu + 1.5, 0.5 * (tau[D + d] - tau[d] * m)
+
+        @numba.njit
+        def expected_natural(tau, nu, out):
+            D = tau.shape[0] // 2
+            for d in range(D):
+                m, a, b = _ng(tau, nu, d, D)
+                out[d] = a / b * m                 # E[precision mean]
+                out[D + d] = -0.5 * a / b          # E[-precision / 2]
+
+        @numba.njit
+        def expected_log_partition(tau, nu):     # E[precision mean^2 / 2 - log precision / 2]
+            D = tau.shape[0] // 2
+            s = 0.0
+            for d in range(D):
+                m, a, b = _ng(tau, nu, d, D)
+                s += 0.5 * (a / b * m * m + 1.0 / nu) - 0.5 * (digamma(a) - math.log(b))
+            return s
+
+        @numba.njit
+        def log_normalizer(tau, nu):
+            D = tau.shape[0] // 2
+            s = 0.0
+            for d in range(D):
+                m, a, b = _ng(tau, nu, d, D)
+                s += (-math.log(2.0) + 0.5 * math.log(2 * math.pi / nu) + math.lgamma(a)
+                      - a * math.log(b))
+            return s
+
+        @numba.njit
+        def sample_natural(tau, nu, seed, out):
+            np.random.seed(seed)
+            D = tau.shape[0] // 2
+            for d in range(D):
+                m, a, b = _ng(tau, nu, d, D)
+                lam = np.random.gamma(a, 1.0 / b)
+                mu = m + np.random.normal() / math.sqrt(nu * lam)
+                out[d] = lam * mu
+                out[D + d] = -0.5 * lam
+
+        @numba.njit
+        def natural_to_mean(eta, m):
+            D = eta.shape[0] // 2
+            for d in range(D):
+                var = -0.5 / eta[D + d]
+                m[d] = eta[d] * var
+                m[D + d] = var + m[d] * m[d]
+
+        beta0, m0, b0 = float(mean_precision_prior), float(mean_prior), float(b_prior)
+        conjugate = Conjugate(
+            expected_natural, expected_log_partition, log_normalizer, sample_natural,
+            natural_to_mean,
+            prior_statistics=lambda D: np.concatenate((np.full(D, beta0 * m0),
+                                                       np.full(D, 2 * b0 + beta0 * m0 * m0))),
+            prior_count=beta0)
+
     return ExponentialFamily(lambda d: 2 * d, statistics, log_base_measure, log_partition,
-                             mean_to_natural)
+                             mean_to_natural, conjugate=conjugate)

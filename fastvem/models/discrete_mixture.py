@@ -250,6 +250,7 @@ class _DiscreteMixture(FittedConfig, DensityMixin, BaseEstimator):
             stream = {"fam": fam, "S": theta * nk0[:, None], "nk": nk0, "t": 0, "seen": 0.0,
                       "prior": prior, "wprior": wprior, "theta": theta, "weights": weights}
             if m.update == "posterior":
+                stream["S"] = fam.initial_statistics(theta, nk0)
                 stream["q"] = fam.posterior(stream["S"], nk0, prior)
                 stream["conc"] = wprior.posterior(nk0)
             self.n_iter_ = 0
@@ -309,7 +310,8 @@ class _DiscreteMixture(FittedConfig, DensityMixin, BaseEstimator):
         else:
             seen = float(getattr(self, "n_rows_seen_", 1.0))
             nk = stream["weights"] * seen
-            stream.update(S=self._theta * nk[:, None], nk=nk, seen=seen, prior=None)
+            stream.update(S=fam.initial_statistics(self._theta, nk), nk=nk, seen=seen,
+                          prior=None)
         return stream
 
     def _initialise(self, fam, data, sw, K, rng):
@@ -386,7 +388,7 @@ class _DiscreteMixture(FittedConfig, DensityMixin, BaseEstimator):
         import time
         # q from the initial point: pseudo-counts of the initial weights and parameters
         nk0 = weights * total
-        q = fam.posterior(theta * nk0[:, None], nk0, prior)
+        q = fam.posterior(fam.initial_statistics(theta, nk0), nk0, prior)
         conc = wprior.posterior(nk0)
         trace = Trace()
         objective, converged, n_iter = -np.inf, False, 0
