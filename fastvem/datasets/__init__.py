@@ -3,7 +3,8 @@ import os
 
 import numpy as np
 
-__all__ = ["load_old_faithful", "make_gaussian_mixture", "make_lda_corpus"]
+__all__ = ["load_house_votes", "load_old_faithful", "make_gaussian_mixture",
+           "make_lda_corpus"]
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -18,6 +19,39 @@ def load_old_faithful():
         names = fh.readline().strip().split(",")
     X = np.loadtxt(path, delimiter=",", skiprows=1)
     return X, names
+
+
+_VOTE_CODES = {"n": 0, "y": 1, "?": 2}
+
+
+def load_house_votes():
+    """1984 United States Congressional Voting Records (435 x 16): the votes of
+    every member of the House of Representatives (98th Congress, 2nd session) on
+    16 key votes identified by the Congressional Quarterly Almanac, with each
+    member's party (267 democrats, 168 republicans).
+
+    Source: J. Schlimmer (1987), "Congressional Voting Records", UCI Machine
+    Learning Repository (house-votes-84.data), https://doi.org/10.24432/C5C01P,
+    licensed CC BY 4.0.  The shipped file keeps the raw values and the row order
+    of the UCI file, with a header naming the columns.
+
+    Coding: n (voted against, paired against, announced against) = 0,
+    y (voted for, paired for, announced for) = 1, ? (voted present, voted present
+    to avoid a conflict of interest, or did not vote or otherwise make a position
+    known) = 2.  The abstention is kept as a category of its own, as latent class
+    analysis commonly treats it, rather than as a missing value; 392 of the
+    6,960 votes are '?' (104 of them on the last vote).
+
+    Returns (X, party, feature_names): X an (435, 16) int64 array of codes for
+    ``CategoricalMixture``, party a (435,) string array ('democrat' or
+    'republican'), feature_names the 16 vote names in column order."""
+    path = os.path.join(_HERE, "house_votes_84.csv")
+    with open(path) as fh:
+        header = fh.readline().strip().split(",")
+        rows = [line.strip().split(",") for line in fh if line.strip()]
+    party = np.array([r[0] for r in rows])
+    X = np.array([[_VOTE_CODES[v] for v in r[1:]] for r in rows], dtype=np.int64)
+    return X, party, header[1:]
 
 
 def make_gaussian_mixture(n_samples, n_features, n_components, covariance_type="full",
