@@ -175,3 +175,136 @@ class ChunkSource:
             if got >= n_rows:
                 break
         return np.ascontiguousarray(np.concatenate(out))
+
+
+def tree_sum_iter(parts):
+    """tree_sum of an iterable, consumed as it comes: the same pairs in the same
+    order -- the same result, bit for bit -- holding O(log n) partial sums instead
+    of all n parts (a source of many chunks streams its statistics through it)."""
+    stack = []                       # (level, partial sum), levels strictly decreasing
+    for p in parts:
+        level = 0
+        while stack and stack[-1][0] == level:
+            p = stack.pop()[1] + p
+            level += 1
+        stack.append((level, p))
+    if not stack:
+        raise ValueError("nothing to sum")
+    total = stack.pop()[1]
+    while stack:                     # tree_sum carries an odd tail up to the last level
+        total = stack.pop()[1] + total
+    return total
+
+
+class RowChunks:
+    """A re-iterable of 2-D chunks of rows handed over as they are (ndarrays,
+    memmaps or scipy.sparse matrices, in their own dtype), for an estimator that
+    validates and prepares every chunk itself (the discrete mixtures).  A one-shot
+    iterator is refused.  Every pass checks that each chunk is 2-D and as wide as
+    the first; chunks without rows are skipped.  ``map(fn, *args)`` yields
+    ``fn(chunk, index, start, *args)`` chunk by chunk, in order (index: the chunk's
+    position in the iterable; start: its first row in the whole source)."""
+
+    what = "chunk"
+
+    def __init__(self, chunks, name="X"):
+        if iter(chunks) is chunks:
+            raise ValueError(f"{name} is a one-shot iterator; the fit reads the chunks once per "
+                             "iteration: pass a list, or an object whose __iter__ starts over")
+        self.chunks = chunks
+        self.name = name
+        self.width = None
+
+    def _iter(self):
+        start = 0
+        for i, c in enumerate(self.chunks):
+            shape = getattr(c, "shape", None)
+            if shape is None:
+                c = np.asarray(c)
+                shape = c.shape
+            if len(shape) != 2:
+                raise ValueError(f"{self.name}: chunk {i} must be 2-D, got shape {tuple(shape)}")
+            if self.width is None:
+                self.width = shape[1]
+            elif shape[1] != self.width:
+                raise ValueError(f"{self.name}: chunk {i} has {shape[1]} columns, the first "
+                                 f"chunk has {self.width} (chunks of inconsistent width)")
+            if shape[0]:
+                yield i, start, c
+                start += shape[0]
+
+    def map(self, fn, *args):
+        for i, start, c in self._iter():
+            yield fn(c, i, start, *args)
+
+    def head(self, n_rows):
+        """The first n_rows rows, as one array (one scipy.sparse CSR matrix if any
+        of the chunks read is sparse)."""
+        import scipy.sparse as sp
+        out, got = [], 0
+        for _, _, c in self._iter():
+            if sp.issparse(c):
+                c = sp.csr_matrix(c)          # COO and others do not slice
+            out.append(c[:n_rows - got])
+            got += out[-1].shape[0]
+            if got >= n_rows:
+                break
+        if any(sp.issparse(c) for c in out):
+            return sp.vstack([sp.csr_matrix(c) for c in out], format="csr")
+        return np.ascontiguousarray(np.concatenate([np.asarray(c) for c in out]))
+
+
+class DaskRowBlocks:
+    """The row blocks of a 2-D Dask array handed over as they are (their dtype
+    kept, no validation pass: the estimator validates each block in its own task);
+    column chunks are merged.  ``map(fn, *args)`` runs ``fn(block, index, start,
+    *args)`` where each block lives (dask.delayed over the blocks; a
+    dask.distributed Client's workers when one is active) and returns the results
+    in block order."""
+
+    what = "block"
+
+    def __init__(self, X, name="X"):
+        if X.ndim != 2:
+            raise ValueError(f"{name} must be a 2-D dask array, got {X.ndim} dimensions")
+        if any(np.isnan(c) for c in X.chunks[0]) or any(np.isnan(c) for c in X.chunks[1]):
+            raise ValueError(f"{name} has unknown chunk sizes (NaN in {name}.chunks); call "
+                             f"{name}.compute_chunk_sizes() first")
+        if X.dtype.kind not in "biuf":
+            raise TypeError(f"{name} must be numeric, got dtype {X.dtype}")
+        if len(X.chunks[1]) > 1:
+            X = X.rechunk({1: -1})
+        if X.shape[1] == 0:
+            raise ValueError(f"{name} has 0 features")
+        self.X = X
+        self.name = name
+        self.shape = X.shape
+        self.width = X.shape[1]
+        starts = np.concatenate(([0], np.cumsum(X.chunks[0])[:-1])).astype(int)
+        self.blocks = [(i, int(s), b) for i, (b, s, n) in
+                       enumerate(zip(X.to_delayed().ravel(), starts, X.chunks[0])) if n > 0]
+        if not self.blocks:
+            raise ValueError(f"{name} holds no rows")
+
+    def map(self, fn, *args):
+        import dask
+        f = dask.delayed(fn, pure=True)
+        shared = [dask.delayed(a, pure=True) for a in args]     # one graph node each
+        return list(dask.compute(*[f(b, i, s, *shared) for i, s, b in self.blocks]))
+
+    def head(self, n_rows):
+        """The first n_rows rows as an array (for initialisation)."""
+        out = self.X[:n_rows].compute()
+        return np.ascontiguousarray(out) if isinstance(out, np.ndarray) else out
+
+
+def row_source(X, name="X"):
+    """X as a RowChunks or a DaskRowBlocks when it is a chunked source (an
+    iterable of 2-D chunks, a Dask array), else None (an in-memory X)."""
+    if isinstance(X, (RowChunks, DaskRowBlocks)):
+        return X
+    if is_dask_array(X):
+        return DaskRowBlocks(X, name)
+    if is_chunk_iterable(X):
+        return RowChunks(X, name)
+    return None

@@ -12,8 +12,28 @@ scikit-learn's GaussianMixture reports it; no prior term); crisp the complete-da
 log joint at the argmax labels; meanfield the full evidence lower bound (every
 normalising constant included) with the E-step's responsibilities and the
 updated q(theta); gibbs the complete-data log joint at the drawn labels.
+
+Large data (fit and fit_predict): besides an in-memory array (or scipy.sparse
+matrix, for the multinomial), X may be a re-iterable of 2-D chunks (a list of
+arrays, memmaps or scipy.sparse matrices, or an object whose __iter__ reads them
+again) or a Dask array chunked by rows (see fastvem.sources).  One first pass
+validates every chunk (each prepared by its own family, as a fit of that chunk
+alone would be) and sums what the family's fit-time set-up reads from the data
+(_Summary: the column maxima -- a categorical feature's codes --, column sums and
+pooled sums of squares); the family is then set up as if it had seen all the rows.
+Every iteration prepares each chunk again with a copy of that family and runs the
+row driver on it (a Dask block in its own task, where it lives); the chunks'
+(stats, nk, totals) are summed in chunk order by a fixed pairwise tree, so the fit
+does not depend on the scheduler, the worker or the thread count, and equals the
+in-memory fit to round-off.  Initial parameters (k-means or random labels) come
+from the first rows (up to 1,000,000, fewer for wide rows; all the rows of a
+smaller source, which then starts exactly as the in-memory fit does); gibbs takes
+its reference rows for relabelling from them too, and keys the draws of a chunk
+by its first row (one chunk draws as the in-memory fit does).  sample_weight,
+predict, score and partial_fit take in-memory data only.
 """
 import contextlib
+import copy
 import numbers
 
 import numpy as np
@@ -27,6 +47,7 @@ from ..io import register, save_estimator
 from ..families.base import beta_kl, dirichlet_kl
 from ..families.discrete import Bernoulli, Categorical, Multinomial, Poisson
 from ..methods import get_method
+from ..sources import DaskRowBlocks, is_chunk_iterable, is_dask_array, row_source, tree_sum_iter
 from ..structures.mixture import DirichletWeights
 from .._validation import (FittedConfig, check_random_state_param, check_sample_weight,
                            is_choice, progress_reporter, stepwise_schedule)
@@ -65,6 +86,278 @@ def _check_float(value, name, low=0.0, allow_none=False):
             or not np.isfinite(value) or value < low:
         raise ValueError(f"{name} must be a finite number >= {low}, got {value!r}")
     return float(value)
+
+
+def _row_pass(fam, data, sw, W, c, logw, mode, seed, given, labels, n_threads, limit_blas=True):
+    """One pass of the row driver over prepared data: stats (K x S), nk (K), totals
+    [sum w objective, sum w entropy, sum w log h].  limit_blas=False where the
+    caller already holds BLAS to one thread (a chunked source's passes)."""
+    K, S = W.shape
+    stats = np.zeros((K, S))
+    nk = np.zeros(K)
+    totals = np.zeros(3)
+    k = _kernel()
+    empty = np.empty(0, dtype=np.int64)
+    # only a dense features function reaches BLAS (and limiting it costs ~1 ms)
+    with blas_single_thread() if limit_blas and fam.features == "address" else _nothing():
+        k.row_pass(fam.kernel_data(data), fam.aux(), k.FEATURES[fam.features], fam.address, S,
+                   np.ascontiguousarray(W), np.ascontiguousarray(c),
+                   np.ascontiguousarray(logw), sw, empty if given is None else given,
+                   empty if labels is None else labels, stats, nk, totals, mode,
+                   seed & _MASK64, n_threads)
+    return stats, nk, totals
+
+
+def _log_joint_rows(fam, data, W, c, logw, n_threads, limit_blas=True):
+    """(N x K) log w_k + log p(x_n | theta_k) of prepared rows."""
+    k = _kernel()
+    out = np.empty((data.shape[0], W.shape[0]))
+    with blas_single_thread() if limit_blas and fam.features == "address" else _nothing():
+        k.log_joint_rows(fam.kernel_data(data), fam.aux(), k.FEATURES[fam.features],
+                         fam.address,
+                         W.shape[1], np.ascontiguousarray(W), np.ascontiguousarray(c),
+                         np.ascontiguousarray(logw), out, n_threads)
+    return out
+
+
+# ------------------------------------------------------------------ chunked sources
+_INIT_ROWS = 1_000_000     # rows of a chunked source that initialisation reads, at most
+_INIT_BYTES = 1 << 29      # ... and about this many bytes of them as float64 entries
+
+
+def _source_families():
+    from ..families.normal import GaussianDiag
+    from ..families.numba_family import ExponentialFamily
+    return (Bernoulli, Categorical, Poisson, GaussianDiag, ExponentialFamily)
+
+
+def _leaves(fam):
+    """(family, columns) of each family that reads columns of X: a product's
+    members, or the family itself over every column."""
+    from ..families.product import Product
+    if isinstance(fam, Product):
+        return list(fam.parts)
+    return [(fam, slice(None))]
+
+
+def _own_copy(fam):
+    """A copy of a family for one chunk's prepare.  prepare records per-chunk state
+    on its family (the kernel's dtype, a multinomial's non-zeros as aux(), a
+    product's resolved members), so chunks prepared side by side (Dask's threads)
+    each need their own; shallow: no data are copied."""
+    from ..families.base import Family
+    from ..families.product import Product
+    fam = copy.copy(fam)
+    if isinstance(fam, Product):
+        fam.members = [(copy.copy(f) if isinstance(f, Family) else f, cols)
+                       for f, cols in fam.members]
+        if fam.parts is not None:
+            fam.parts = [(copy.copy(f), cols) for f, cols in fam.parts]
+    return fam
+
+
+def _prepare_chunk(fam, block, index, prefix, fitting=False):
+    """fam.prepare of one chunk; its errors name the chunk."""
+    try:
+        return fam.prepare(block, fitting=fitting)
+    except (ValueError, TypeError) as exc:
+        kind = TypeError if isinstance(exc, TypeError) else ValueError
+        raise kind(f"{prefix} {index}: {exc}") from exc
+
+
+def _chunk_seed(seed, start):
+    """The draws' key of the chunk whose first row is `start` (the driver keys a
+    draw by the row's index inside its chunk): the sweep's own seed for the first
+    chunk, so that one chunk draws as the in-memory fit does, and a splitmix64 hash
+    of (seed, start) for the others."""
+    seed &= _MASK64
+    if start == 0:
+        return seed
+    z = (seed + start * 0x9E3779B97F4A7C15) & _MASK64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return z ^ (z >> 31)
+
+
+class _Sums:
+    """Arrays that add elementwise (one chunk's (stats, nk, totals))."""
+
+    def __init__(self, *parts):
+        self.parts = parts
+
+    def __add__(self, other):
+        return _Sums(*(a + b for a, b in zip(self.parts, other.parts)))
+
+
+class _Summary:
+    """What a family's fit-time set-up reads from the rows, for a chunked source:
+    rows n, column maxima (a categorical feature's largest code), column sums and
+    centred sums of squares m2 (pooled exactly; None once a chunk is sparse), the
+    stored entries (rows x columns, or the non-zeros) and the first row."""
+
+    def __init__(self, n, colmax, colsum, m2, entries, first):
+        self.n, self.colmax, self.colsum, self.m2 = n, colmax, colsum, m2
+        self.entries, self.first = entries, first
+
+    @classmethod
+    def of(cls, block):
+        import scipy.sparse as sp
+        n = block.shape[0]
+        if sp.issparse(block):
+            b = sp.csr_matrix(block, dtype=np.float64)
+            return cls(n, b.max(axis=0).toarray().ravel(), np.asarray(b.sum(axis=0)).ravel(),
+                       None, b.nnz, b[:1])
+        x = np.asarray(block, dtype=np.float64)
+        colsum = x.sum(0)
+        d = x - colsum / n
+        return cls(n, x.max(0), colsum, np.einsum("ij,ij->j", d, d), x.size, x[:1].copy())
+
+    def __add__(self, other):
+        n = self.n + other.n
+        m2 = None
+        if self.m2 is not None and other.m2 is not None:
+            delta = other.colsum / other.n - self.colsum / self.n
+            m2 = self.m2 + other.m2 + delta * delta * (self.n * (other.n / n))
+        return _Summary(n, np.maximum(self.colmax, other.colmax), self.colsum + other.colsum,
+                        m2, self.entries + other.entries, self.first)
+
+    def setup_rows(self):
+        """Two rows a family is set up on (prepare with fitting=True) as if on all the
+        rows: the first row (a numba family checks its functions on it) and the
+        column maxima (the categories a categorical feature infers).  Each entry is
+        a value of its column, so they pass every family's validation."""
+        import scipy.sparse as sp
+        if sp.issparse(self.first):
+            return sp.vstack([self.first, sp.csr_matrix(self.colmax[None])], format="csr")
+        return np.vstack([self.first, self.colmax[None]])
+
+    def set_up(self, fam):
+        """What the set-up rows cannot carry, from all the rows: a GaussianDiag's
+        reference point (the data's mean) and a multinomial's mean length."""
+        from ..families.normal import GaussianDiag
+        for leaf, cols in _leaves(fam):
+            if not isinstance(leaf, _source_families()):
+                raise TypeError(f"a {type(leaf).__name__} family fits in-memory data only: its "
+                                "set-up from the data is not known for chunked sources")
+            if isinstance(leaf, GaussianDiag) and leaf.reference is None:
+                leaf.ref = np.ascontiguousarray(self.colsum[cols] / self.n)
+            elif isinstance(leaf, Multinomial):
+                leaf.mean_length = float(self.colsum[cols].sum() / self.n)
+
+    def prior_data(self, fam):
+        """What fam.default_prior reads in place of the prepared rows: default_prior
+        reads the data only through column means (Poisson) and means and variances
+        (GaussianDiag; the other families ignore them), so rows with exactly those
+        moments -- one row at the mean, or mean +- sd -- give the prior of all the
+        rows."""
+        from ..families.normal import GaussianDiag
+        from ..families.product import Product, ProductData
+        mean = self.colsum / self.n
+        sd = np.zeros_like(mean) if self.m2 is None else np.sqrt(np.maximum(self.m2 / self.n, 0))
+
+        def rows(leaf, cols):
+            if isinstance(leaf, GaussianDiag):
+                return np.vstack((mean[cols] + sd[cols], mean[cols] - sd[cols]))
+            return mean[cols][None]
+        if isinstance(fam, Product):
+            return ProductData([(leaf.features, rows(leaf, cols), None, None)
+                                for leaf, cols in fam.parts])
+        return rows(fam, slice(None))
+
+
+def _chunk_summary(block, index, start, est, prefix):
+    """One chunk of the first pass: validated by the family a fit of this chunk
+    alone would use (its own categories, ...), then summarised."""
+    try:
+        fam = _own_copy(est._family(block))
+    except (ValueError, TypeError) as exc:
+        kind = TypeError if isinstance(exc, TypeError) else ValueError
+        raise kind(f"{prefix} {index}: {exc}") from exc
+    _prepare_chunk(fam, block, index, prefix, fitting=True)
+    return _Summary.of(block)
+
+
+def _chunk_pass(block, index, start, fam, W, c, logw, mode, seed, n_threads, prefix):
+    """One chunk of an E-step pass (runs where the chunk lives)."""
+    fam = _own_copy(fam)
+    data = _prepare_chunk(fam, block, index, prefix)
+    return _Sums(*_row_pass(fam, data, None, W, c, logw, mode, _chunk_seed(seed, start), None,
+                            None, n_threads, limit_blas=False))
+
+
+def _chunk_labels(block, index, start, fam, W, c, logw, n_threads, prefix):
+    """The labels of one chunk's rows (fit_predict)."""
+    fam = _own_copy(fam)
+    data = _prepare_chunk(fam, block, index, prefix)
+    return np.argmax(_log_joint_rows(fam, data, W, c, logw, n_threads, limit_blas=False), axis=1)
+
+
+def _sum_parts(parts):
+    """tree_sum_iter of parts, or None when there are none."""
+    parts = iter(parts)
+    first = next(parts, None)
+    if first is None:
+        return None
+    return tree_sum_iter(_chain(first, parts))
+
+
+def _chain(first, rest):
+    yield first
+    yield from rest
+
+
+class _Streamed:
+    """A chunked source as the estimator's prepared data (what _pass runs over):
+    every pass prepares each chunk with a copy of the set-up family and runs the row
+    driver on it, where the chunk lives; the chunks' (stats, nk, totals) are summed
+    in chunk order by tree_sum_iter."""
+
+    def __init__(self, source, fam, summary, prior, n_threads):
+        self.source = source
+        self.family = fam                       # prepares the first rows (init, gibbs)
+        self.chunk_family = _own_copy(fam)      # travels to the chunks: it holds no rows
+        self.shape = (summary.n, source.width)
+        self.prior = prior
+        self.n_threads = n_threads
+        self.prefix = f"{source.name}: {source.what}"
+        self._bytes_per_row = 8.0 * max(summary.entries / summary.n, 1.0)
+        self._head = None
+
+    def head(self, n_components):
+        """The first rows, prepared (read once per fit): up to _INIT_ROWS, fewer when
+        they would take over about _INIT_BYTES as float64, never fewer than
+        n_components."""
+        if self._head is None:
+            n = min(_INIT_ROWS, max(1000, int(_INIT_BYTES // self._bytes_per_row)))
+            n = min(self.shape[0], max(n_components, n))
+            self._head = self.family.prepare(self.source.head(n))
+        return self._head
+
+    def _blas(self):
+        return blas_single_thread() if self.chunk_family.features == "address" else _nothing()
+
+    def pass_(self, W, c, logw, mode, seed):
+        args = (np.ascontiguousarray(W), np.ascontiguousarray(c), np.ascontiguousarray(logw))
+        with self._blas():
+            sums = tree_sum_iter(self.source.map(_chunk_pass, self.chunk_family, *args, mode,
+                                                 seed & _MASK64, self.n_threads, self.prefix))
+        return sums.parts
+
+    def labels(self, W, c, logw):
+        args = (np.ascontiguousarray(W), np.ascontiguousarray(c), np.ascontiguousarray(logw))
+        with self._blas():
+            return np.concatenate(list(self.source.map(_chunk_labels, self.chunk_family, *args,
+                                                       self.n_threads, self.prefix)))
+
+
+def _refuse_source(X, what):
+    if is_dask_array(X) or is_chunk_iterable(X):
+        what = "predict, predict_proba and score" if what == "predict" else what
+        raise TypeError(f"{what} take in-memory rows (an array, or a scipy.sparse matrix for "
+                        "the multinomial); a chunked source (an iterable of chunks, a dask "
+                        f"array) is read by fit and fit_predict only: call {what} chunk by "
+                        "chunk")
+
 
 
 class _DiscreteMixture(FittedConfig, DensityMixin, BaseEstimator):
@@ -111,55 +404,52 @@ class _DiscreteMixture(FittedConfig, DensityMixin, BaseEstimator):
     # -------------------------------------------------------------- kernels
     def _pass(self, fam, data, sw, W, c, logw, mode, seed=0, given=None, labels=None):
         """stats (K x S), nk (K), totals [sum w objective, sum w entropy, sum w log h]."""
-        K, S = W.shape
-        stats = np.zeros((K, S))
-        nk = np.zeros(K)
-        totals = np.zeros(3)
-        k = _kernel()
-        empty = np.empty(0, dtype=np.int64)
-        # only a dense features function reaches BLAS (and limiting it costs ~1 ms)
-        with blas_single_thread() if fam.features == "address" else _nothing():
-            k.row_pass(fam.kernel_data(data), fam.aux(), k.FEATURES[fam.features], fam.address, S,
-                       np.ascontiguousarray(W), np.ascontiguousarray(c),
-                       np.ascontiguousarray(logw), sw, empty if given is None else given,
-                       empty if labels is None else labels, stats, nk, totals, mode,
-                       seed & _MASK64, self._threads)
-        return stats, nk, totals
+        if isinstance(data, _Streamed):         # a chunked source: chunk by chunk
+            return data.pass_(W, c, logw, mode, seed)
+        return _row_pass(fam, data, sw, W, c, logw, mode, seed, given, labels, self._threads)
 
     def _log_joint(self, fam, data, W, c, logw):
-        k = _kernel()
-        out = np.empty((data.shape[0], W.shape[0]))
-        with blas_single_thread() if fam.features == "address" else _nothing():
-            k.log_joint_rows(fam.kernel_data(data), fam.aux(), k.FEATURES[fam.features],
-                             fam.address,
-                             W.shape[1], np.ascontiguousarray(W), np.ascontiguousarray(c),
-                             np.ascontiguousarray(logw), out, self._threads)
-        return out
+        return _log_joint_rows(fam, data, W, c, logw, self._threads)
 
     # ------------------------------------------------------------------ fit
     def fit(self, X, y=None, sample_weight=None):
-        """Fit the mixture to X (rows), optionally weighted by sample_weight."""
+        """Fit the mixture to X (rows), optionally weighted by sample_weight.  X may
+        also be a re-iterable of 2-D chunks or a Dask array chunked by rows (see the
+        module doc; no sample_weight then)."""
         self._fit(X, sample_weight)
         return self
 
     def fit_predict(self, X, y=None, sample_weight=None):
-        return self._fit(X, sample_weight).predict(X)
+        """Fit, then return the most probable component of each row of X (of a chunked
+        source: of every row, chunk by chunk, in order)."""
+        data = self._fit(X, sample_weight)
+        if isinstance(data, _Streamed):
+            return data.labels(*self._effective())
+        return self.predict(X)
 
     def _fit(self, X, sample_weight):
+        """Fit; returns the prepared data the passes ran over."""
         for name in list(vars(self)):
             if name.endswith("_") and not name.startswith("_"):
                 delattr(self, name)
         self.__dict__.pop("_stream", None)
         self.__dict__.pop("_fitted_with", None)     # unfitted until this fit completes
-        fam = self._family(X, fitting=True)
-        data = fam.prepare(X, fitting=True)
+        source = row_source(X)
+        if source is None:
+            fam = self._family(X, fitting=True)
+            data = fam.prepare(X, fitting=True)
+        else:
+            if sample_weight is not None:
+                raise ValueError("sample_weight is not supported with a chunked X (an "
+                                 "iterable of chunks, a dask array)")
+            fam, data = self._setup_source(source)
         N = data.shape[0]
         m, K = self._check_params(N)
         sw = check_sample_weight(sample_weight, N)
         total = float(N if sw is None else sw.sum())
         self._threads = default_n_threads(self.n_threads)
         rng = check_random_state_param(self.random_state)
-        prior = fam.default_prior(data)
+        prior = fam.default_prior(data) if source is None else data.prior
         wprior = self._weights_prior(K)
         best = None
         # scikit-learn's verbose lines; for gibbs a bar over every sweep of every start
@@ -205,7 +495,34 @@ class _DiscreteMixture(FittedConfig, DensityMixin, BaseEstimator):
             warnings.warn(f"{type(self).__name__} did not converge in {self.n_iter_} "
                           f"iterations (tol={self.tol}); increase max_iter or tol",
                           ConvergenceWarning)
-        return self
+        return data
+
+    def _setup_source(self, source):
+        """(family, _Streamed) of a chunked source: one pass validates every chunk and
+        sums what the family's fit-time set-up reads (_Summary); the family is then
+        set up as if it had seen all the rows, and its default prior taken from the
+        sums."""
+        from ..families.numba_family import ExponentialFamily
+        if isinstance(source, DaskRowBlocks) and isinstance(getattr(self, "family", None),
+                                                            ExponentialFamily):
+            raise TypeError("an ExponentialFamily runs on in-memory data or an iterable of "
+                            "chunks, not on a dask array (its compiled row function lives in "
+                            "this process)")
+        for name in ("_family_", "_theta", "_q"):   # nothing of an earlier fit travels
+            self.__dict__.pop(name, None)
+        prefix = f"{source.name}: {source.what}"
+        summary = _sum_parts(source.map(_chunk_summary, self, prefix))
+        if summary is None:
+            raise ValueError(f"{source.name} holds no rows (no chunks, or only empty ones)")
+        setup = summary.setup_rows()
+        fam = self._family(setup, fitting=True)
+        fam.prepare(setup, fitting=True)
+        summary.set_up(fam)
+        prior = fam.default_prior(summary.prior_data(fam))
+        # a Dask block's task runs one thread unless told (blocks run side by side)
+        n_threads = (1 if isinstance(source, DaskRowBlocks) and self.n_threads is None
+                     else default_n_threads(self.n_threads))
+        return fam, _Streamed(source, fam, summary, prior, n_threads)
 
     @available_if(lambda self: getattr(self, "method", "em") != "gibbs")
     def partial_fit(self, X, y=None, sample_weight=None):
@@ -224,6 +541,7 @@ class _DiscreteMixture(FittedConfig, DensityMixin, BaseEstimator):
         m = get_method(self.method)
         if m.update == "sample":
             raise ValueError("partial_fit is not available for method='gibbs'")
+        _refuse_source(X, "partial_fit")
         decay, offset, total = stepwise_schedule(self)
         stream = getattr(self, "_stream", None)
         fitted = hasattr(self, "weights_")
@@ -327,6 +645,8 @@ class _DiscreteMixture(FittedConfig, DensityMixin, BaseEstimator):
                                  f"got {w0!r}")
         if w0 is not None and t0 is not None:
             return w0 / w0.sum(), t0
+        if isinstance(data, _Streamed):     # a chunked source: from its first rows
+            data, sw = data.head(K), None
         N = data.shape[0]
         if self.init_params == "kmeans":
             from sklearn.cluster import KMeans
@@ -436,6 +756,8 @@ class _DiscreteMixture(FittedConfig, DensityMixin, BaseEstimator):
                 draws_w.append(weights)
                 draws_t.append(theta)
         dw, dt = np.array(draws_w), np.array(draws_t)
+        if isinstance(data, _Streamed):     # a chunked source: among its first rows
+            data = data.head(dw.shape[1])
         ref = fam.take_rows(
             data, np.linspace(0, data.shape[0] - 1, min(data.shape[0], 500)).astype(int))
         probs = []
@@ -494,6 +816,7 @@ class _DiscreteMixture(FittedConfig, DensityMixin, BaseEstimator):
         features counted against the fit's."""
         check_is_fitted(self)
         self._check_config(what)
+        _refuse_source(X, what)
         import scipy.sparse as sp
         from ..families.discrete import _numeric
         n = X.shape[1] if sp.issparse(X) else _numeric(X).shape[1]
@@ -502,8 +825,9 @@ class _DiscreteMixture(FittedConfig, DensityMixin, BaseEstimator):
                              f"{self.n_features_in_} features as input")
         return self._family_, self._family_.prepare(X)
 
-    def _effective_rows(self, X):
-        fam, data = self._prepare(X)
+    def _effective(self):
+        """(W, c, logw) the fitted model predicts with."""
+        fam = self._family_
         if self._q is not None:                 # mean field: E_q log p, E log pi
             W, c = fam.expected_effective(self._q)
             logw = self._wprior.expected_log_weights(self.weight_concentration_)
@@ -511,7 +835,11 @@ class _DiscreteMixture(FittedConfig, DensityMixin, BaseEstimator):
             W, c = fam.effective(self._theta)
             with np.errstate(divide="ignore"):
                 logw = np.log(self.weights_)
-        return fam, data, W, c, logw
+        return W, c, logw
+
+    def _effective_rows(self, X):
+        fam, data = self._prepare(X)
+        return (fam, data) + self._effective()
 
     def _estimate_weighted_log_prob(self, X):
         fam, data, W, c, logw = self._effective_rows(X)
