@@ -20,11 +20,14 @@
 # (expected) log weights.  The mixture's local step (softmax, argmax, draw) is the
 # one the Gaussian kernels use (_common.pxd: local_step_t).
 #
-# Determinism and contention (as the Gaussian kernels): rows are cut into fixed
-# partitions of PART rows; the threads take partitions dynamically in rounds of
-# ROUND per thread, each into its own slot, and the slots are added in partition
-# order, so the sums do not depend on the thread count or on which thread ran
-# what, and a preempted thread delays only its own partition.  Draws (gibbs) are
+# Determinism and contention: the passes run on the shared row driver
+# (_driver.pxd, as the Gaussian kernels do): rows are cut into fixed partitions
+# of PART rows; the threads take partitions dynamically in rounds of ROUND per
+# thread, each into its own slot, and the slots are added in partition order, so
+# the sums do not depend on the thread count or on which thread ran what, and a
+# preempted thread delays only its own partition.  This unit's callbacks are
+# `_pass_partition` / `_pass_fold` (row_pass) and `_joint_chunk`
+# (log_joint_rows).  Draws (gibbs) are
 # keyed by (seed, global row).  BLAS runs single-threaded inside (the caller
 # limits it).
 #
@@ -32,7 +35,6 @@
 # to), scalars, n_threads.  The data are validated in Python
 # (fastvem/families/discrete.py); every entry still checks each buffer's size.
 from cython cimport floating
-from cython.parallel cimport prange, threadid
 from libc.math cimport log, lgamma, INFINITY
 from libc.stdint cimport uint8_t, int32_t, int64_t, uintptr_t
 from libc.string cimport memset
@@ -44,6 +46,7 @@ import numpy as np
 from libc.stdint cimport uint64_t
 from _common cimport fv_exp, fv_log, uniform01, local_step_t, MODE_SOFT, MODE_HARD, MODE_SAMPLE
 from _common cimport clamp_threads, check_len, check_shape
+from _driver cimport run_partitions, run_chunks
 
 cnp.import_array()
 
@@ -635,6 +638,77 @@ cdef object _data_pointer(data, int kind, const void **dp):
     return table
 
 
+# the driver's context and callbacks for row_pass
+cdef struct RowPass:
+    active_fn act
+    features_fn feat
+    const void *dp
+    const void *off
+    int kind
+    Py_ssize_t D, Am, Sv, S, K, A
+    const double *Wt
+    const double *W
+    const double *c
+    const double *logw
+    const double *sw
+    int mode
+    unsigned long long seed
+    const int64_t *given
+    int64_t *labels
+    double *ws
+    Py_ssize_t ws_stride
+    int32_t *wi
+    Py_ssize_t wi_stride
+    Py_ssize_t *wl
+    Py_ssize_t wl_stride
+    double *stats
+    double *nk
+    double *totals
+    double *stT
+
+
+cdef void _pass_partition(void *vc, Py_ssize_t p, Py_ssize_t r, Py_ssize_t r1, int tid,
+                          double *slot) noexcept nogil:
+    """Rows [r, r1) chunk by chunk into the slot, by the sparse or the dense form."""
+    cdef RowPass *x = <RowPass *>vc
+    cdef double *wsp = x.ws + tid * x.ws_stride
+    memset(slot, 0, x.A * sizeof(double))
+    if x.act != NULL:
+        while r < r1:
+            _chunk_active(x.act, x.dp, x.off, r, min(<Py_ssize_t>B, r1 - r), x.D, x.Am, x.Sv,
+                          x.K, x.Wt, x.c, x.logw, x.sw, x.mode, x.seed, x.given, x.labels,
+                          x.wi + tid * x.wi_stride, wsp, wsp + B * x.Am,
+                          x.wl + tid * x.wl_stride, slot)
+            r = r + B
+        return
+    while r < r1:
+        _chunk(x.feat, x.dp, x.off, r, min(<Py_ssize_t>B, r1 - r), x.D, x.S, x.K, x.W, x.c,
+               x.logw, x.sw, x.mode, x.seed, x.given, x.labels, wsp + B, wsp,
+               wsp + B + B * x.S, slot)
+        r = r + B
+
+
+cdef void _pass_fold(void *vc, const double *slot) noexcept nogil:
+    """One slot into stats, nk and totals: packed bits' lookup-space statistics
+    folded back to the features, the sparse form's S x K transposed, the dense
+    form's K x S as it is."""
+    cdef RowPass *x = <RowPass *>vc
+    cdef Py_ssize_t j, k, K = x.K, S = x.S, Sv = x.Sv
+    if x.kind == F_BITS:
+        _bits_fold(slot, x.D, S, K, x.stT)
+    elif x.act != NULL:
+        for j in range(S):
+            for k in range(K):
+                x.stats[k * S + j] += slot[j * K + k]
+    else:
+        for j in range(K * S):
+            x.stats[j] += slot[j]
+    for k in range(K):
+        x.nk[k] += slot[K * Sv + k]
+    for j in range(3):
+        x.totals[j] += slot[K * Sv + K + j]
+
+
 def row_pass(data, aux, int kind, uintptr_t address, Py_ssize_t S,
              const double[:, ::1] W, const double[::1] c, const double[::1] logw,
              sample_weight, const cnp.int64_t[::1] given,
@@ -706,53 +780,82 @@ def row_pass(data, aux, int kind, uintptr_t address, Py_ssize_t S,
     cdef int32_t[:, ::1] wi = np.empty((T, (B * max(Am, 1) + 15) // 16 * 16 + 16),
                                        dtype=np.int32)
     cdef Py_ssize_t[:, ::1] wl = np.empty((T, B + 8), dtype=np.intp)
-    cdef const int64_t *gp = &given[0] if given.shape[0] > 0 else NULL
-    cdef int64_t *lab = &labels[0] if labels.shape[0] > 0 else NULL
-    cdef Py_ssize_t start = 0, nw, i, p, r, r1, j, k
-    cdef int tid
-    cdef double *wsp
+    cdef RowPass ctx
+    ctx.act = act
+    ctx.feat = feat
+    ctx.dp = dp
+    ctx.off = off
+    ctx.kind = kind
+    ctx.D = D
+    ctx.Am = Am
+    ctx.Sv = Sv
+    ctx.S = S
+    ctx.K = K
+    ctx.Wt = &Wt[0, 0]
+    ctx.W = &W[0, 0]
+    ctx.c = &c[0]
+    ctx.logw = &logw[0]
+    ctx.sw = swp
+    ctx.mode = mode
+    ctx.seed = seed
+    ctx.given = &given[0] if given.shape[0] > 0 else NULL
+    ctx.labels = &labels[0] if labels.shape[0] > 0 else NULL
+    ctx.ws = &ws[0, 0]
+    ctx.ws_stride = ws.shape[1]
+    ctx.wi = &wi[0, 0]
+    ctx.wi_stride = wi.shape[1]
+    ctx.wl = &wl[0, 0]
+    ctx.wl_stride = wl.shape[1]
+    ctx.A = A
+    ctx.stats = &stats[0, 0]
+    ctx.nk = &nk[0]
+    ctx.totals = &totals[0]
+    ctx.stT = &stT[0, 0]
+    cdef Py_ssize_t j, k
     with nogil:
-        while start < n_parts:
-            nw = min(slots, n_parts - start)
-            for i in prange(nw, num_threads=T, schedule='dynamic', chunksize=1):
-                tid = threadid()
-                p = start + i
-                wsp = &ws[tid, 0]
-                memset(&acc[i, 0], 0, A * sizeof(double))
-                r = p * PART
-                r1 = min(N, r + PART)
-                if act != NULL:
-                    while r < r1:
-                        _chunk_active(act, dp, off, r, min(<Py_ssize_t>B, r1 - r), D, Am, Sv,
-                                      K, &Wt[0, 0], &c[0], &logw[0], swp, mode, seed, gp,
-                                      lab, &wi[tid, 0], wsp, wsp + B * Am, &wl[tid, 0],
-                                      &acc[i, 0])
-                        r = r + B
-                    continue
-                while r < r1:
-                    _chunk(feat, dp, off, r, min(<Py_ssize_t>B, r1 - r), D, S, K, &W[0, 0],
-                           &c[0], &logw[0], swp, mode, seed, gp, lab, wsp + B,
-                           wsp, wsp + B + B * S, &acc[i, 0])
-                    r = r + B
-            for i in range(nw):
-                if kind == F_BITS:          # the slot holds the lookup space's stats
-                    _bits_fold(&acc[i, 0], D, S, K, &stT[0, 0])
-                elif act != NULL:           # the slot holds stats^T (S x K)
-                    for j in range(S):
-                        for k in range(K):
-                            stats[k, j] += acc[i, j * K + k]
-                else:
-                    for j in range(K * S):
-                        (&stats[0, 0])[j] += acc[i, j]
-                for k in range(K):
-                    nk[k] += acc[i, K * Sv + k]
-                for j in range(3):
-                    totals[j] += acc[i, K * Sv + K + j]
-            start = start + nw
+        run_partitions(&ctx, _pass_partition, _pass_fold, N, PART, &acc[0, 0], slots, A, T)
         if kind == F_BITS:
             for j in range(S):
                 for k in range(K):
                     stats[k, j] += stT[j, k]
+
+
+# the driver's context and callback for log_joint_rows
+cdef struct JointRows:
+    active_fn act
+    features_fn feat
+    const void *dp
+    const void *off
+    Py_ssize_t D, Am, S, K
+    const double *Wt
+    const double *W
+    const double *c
+    const double *logw
+    double *ws
+    Py_ssize_t ws_stride
+    int32_t *wi
+    Py_ssize_t wi_stride
+    double *out
+
+
+cdef void _joint_chunk(void *vc, Py_ssize_t r0, Py_ssize_t r1, int tid) noexcept nogil:
+    """The log-joint rows [r0, r1) into out (each row its own, no reduction)."""
+    cdef JointRows *x = <JointRows *>vc
+    cdef double *ws = x.ws + tid * x.ws_stride
+    cdef int32_t *wi = x.wi + tid * x.wi_stride
+    cdef Py_ssize_t i, na, K = x.K
+    cdef double *row
+    if x.act != NULL:
+        for i in range(r0, r1):
+            # log h into this thread's buffer (a variable only written through its
+            # address would be shared by the threads)
+            na = x.act(x.dp, x.off, i, x.D, wi, ws, ws + x.Am)
+            row = x.out + i * K
+            fv_init_row(row, x.c, x.logw, ws[x.Am], K)
+            fv_gather_rows(row, x.Wt, wi, ws, na, K)
+        return
+    x.feat(x.dp, x.off, r0, r1 - r0, x.D, x.S, ws + B, ws)
+    _log_dens(ws + B, ws, x.W, x.c, x.logw, r1 - r0, x.S, K, x.out + r0 * K)
 
 
 def log_joint_rows(data, aux, int kind, uintptr_t address, Py_ssize_t S,
@@ -780,23 +883,23 @@ def log_joint_rows(data, aux, int kind, uintptr_t address, Py_ssize_t S,
     cdef Py_ssize_t Am = max(1, _max_active(data, kind, D))
     cdef double[:, ::1] ws = np.empty((T, (B * (S + 1) + 1 + Am + 7) // 8 * 8 + 8))
     cdef int32_t[:, ::1] wi = np.empty((T, (Am + 15) // 16 * 16 + 16), dtype=np.int32)
-    cdef Py_ssize_t n_chunks = (N + B - 1) // B, ch, r0, nb, i, a, na, k
-    cdef double *row
-    cdef int tid
+    cdef JointRows ctx
+    ctx.act = act
+    ctx.feat = feat
+    ctx.dp = dp
+    ctx.off = off
+    ctx.D = D
+    ctx.Am = Am
+    ctx.S = S
+    ctx.K = K
+    ctx.Wt = &Wt[0, 0]
+    ctx.W = &W[0, 0]
+    ctx.c = &c[0]
+    ctx.logw = &logw[0]
+    ctx.ws = &ws[0, 0]
+    ctx.ws_stride = ws.shape[1]
+    ctx.wi = &wi[0, 0]
+    ctx.wi_stride = wi.shape[1]
+    ctx.out = &out[0, 0]
     with nogil:
-        for ch in prange(n_chunks, num_threads=T, schedule='dynamic', chunksize=4):
-            tid = threadid()
-            r0 = ch * B
-            nb = min(<Py_ssize_t>B, N - r0)
-            if act != NULL:
-                for i in range(nb):
-                    # log h into this thread's buffer (a variable only written through
-                    # its address would be shared by the threads)
-                    na = act(dp, off, r0 + i, D, &wi[tid, 0], &ws[tid, 0], &ws[tid, Am])
-                    row = &out[r0 + i, 0]
-                    fv_init_row(row, &c[0], &logw[0], ws[tid, Am], K)
-                    fv_gather_rows(row, &Wt[0, 0], &wi[tid, 0], &ws[tid, 0], na, K)
-                continue
-            feat(dp, off, r0, nb, D, S, &ws[tid, B], &ws[tid, 0])
-            _log_dens(&ws[tid, B], &ws[tid, 0], &W[0, 0], &c[0], &logw[0], nb, S, K,
-                      &out[r0, 0])
+        run_chunks(&ctx, _joint_chunk, N, B, T)

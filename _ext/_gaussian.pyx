@@ -5,11 +5,13 @@
 #
 # Conventions (DESIGN.md): inputs, outputs (overwritten), accumulators (added
 # to), scalars, n_threads.  Data are float32 or float64 (fused); statistics are
-# float64.  Rows are cut into partitions of PART_ROWS rows; each partition is
-# reduced sequentially, chunk by chunk, by one thread into its own float64
-# accumulator, and partitions are added into the result in index order, so the
-# result is bitwise identical for any n_threads.  Memory: O(threads * chunk * K
-# + statistics); no N x K array exists.
+# float64.  The passes run on the shared row driver (_driver.pxd): rows are cut
+# into partitions of PART_ROWS rows; each partition is reduced sequentially,
+# chunk by chunk, by one thread into its own float64 slot (the callback
+# `_partition` below: features, log-densities, local step, statistics), and the
+# slots are added into the result in partition order, so the result is bitwise
+# identical for any n_threads.  Memory: O(threads * chunk * K + statistics); no
+# N x K array exists.
 #
 # Per chunk, every row x becomes features Z = [x - ref | sq] about a reference
 # point ref near the data (the mean of the means):
@@ -42,7 +44,6 @@
 
 cimport cython
 from cython cimport floating
-from cython.parallel cimport prange, threadid
 from libc.stdint cimport uint64_t
 from libc.string cimport memset
 
@@ -50,6 +51,7 @@ from scipy.linalg.cython_blas cimport dgemm, sgemm
 
 from _common cimport fexp, flog, uniform01, local_step_t, MODE_SOFT, MODE_HARD, MODE_SAMPLE
 from _common cimport clamp_threads, check_len, check_shape
+from _driver cimport run_partitions, run_chunks, round_slots
 
 import numpy as np
 
@@ -317,40 +319,85 @@ cdef void _partition(int cov, const floating* X, const double* w,
     acc[S - 1] = ent
 
 
+# the driver's context and callbacks (one per dtype: a callback is not fused)
+cdef struct GaussPass:
+    int cov
+    const void *X
+    const double *w
+    Py_ssize_t B, D, K, S
+    const void *fac
+    const void *bvec
+    const void *ref
+    const void *cst
+    const void *R
+    int mode
+    uint64_t seed
+    void *ws
+    Py_ssize_t ws_stride
+    Py_ssize_t *labels
+    Py_ssize_t labels_stride
+    double *stats
+
+
+cdef void _part_f64(void *vc, Py_ssize_t p, Py_ssize_t r0, Py_ssize_t r1, int tid,
+                    double *slot) noexcept nogil:
+    cdef GaussPass *c = <GaussPass *>vc
+    _partition(c.cov, <const double *>c.X, c.w, r0, r1, c.B, c.D, c.K,
+               <const double *>c.fac, <const double *>c.bvec, <const double *>c.ref,
+               <const double *>c.cst, <const double *>c.R, c.mode, c.seed,
+               <double *>c.ws + tid * c.ws_stride, c.labels + tid * c.labels_stride, slot, c.S)
+
+
+cdef void _part_f32(void *vc, Py_ssize_t p, Py_ssize_t r0, Py_ssize_t r1, int tid,
+                    double *slot) noexcept nogil:
+    cdef GaussPass *c = <GaussPass *>vc
+    _partition(c.cov, <const float *>c.X, c.w, r0, r1, c.B, c.D, c.K,
+               <const float *>c.fac, <const float *>c.bvec, <const float *>c.ref,
+               <const float *>c.cst, <const float *>c.R, c.mode, c.seed,
+               <float *>c.ws + tid * c.ws_stride, c.labels + tid * c.labels_stride, slot, c.S)
+
+
+cdef void _fold(void *vc, const double *slot) noexcept nogil:
+    cdef GaussPass *c = <GaussPass *>vc
+    cdef Py_ssize_t j
+    for j in range(c.S):
+        c.stats[j] = c.stats[j] + slot[j]
+
+
 cdef void _reduce_passes(int cov, const floating* X, const double* w, Py_ssize_t N,
                          Py_ssize_t D, Py_ssize_t K, const floating* fac,
                          const floating* bvec, const floating* ref, const floating* cst,
                          const floating* R, int mode, uint64_t seed, floating[:, ::1] ws,
                          Py_ssize_t[:, ::1] labels, double[:, ::1] acc, double* stats,
                          Py_ssize_t S, Py_ssize_t B, int T) noexcept nogil:
-    """Partitions in rounds of acc.shape[0] (a multiple of T): within a round the
-    threads take partitions dynamically, each into its own slot of acc (with the
-    workspace of the thread that runs it), then the slots are added in partition
-    order.  A preempted thread delays only its own partition while the others take
-    the rest of the round: no barrier per wave of T.  The sums, and so the
-    results, do not depend on T or on which thread ran what."""
-    cdef Py_ssize_t P = PART
-    cdef Py_ssize_t n_parts = (N + P - 1) // P
-    cdef Py_ssize_t slots = acc.shape[0]
-    cdef Py_ssize_t start = 0, i, nw, p, j
-    cdef int tid
-    while start < n_parts:
-        nw = min(slots, n_parts - start)
-        for i in prange(nw, num_threads=T, schedule='dynamic', chunksize=1):
-            tid = threadid()
-            p = start + i
-            _partition(cov, X, w, p * P, min(N, (p + 1) * P), B, D, K, fac, bvec, ref, cst,
-                       R, mode, seed, &ws[tid, 0], &labels[tid, 0], &acc[i, 0], S)
-        for i in range(nw):
-            for j in range(S):
-                stats[j] = stats[j] + acc[i, j]
-        start = start + nw
+    """Every partition through the shared driver (_driver.pxd: run_partitions),
+    in rounds of acc.shape[0] slots, added into stats in partition order."""
+    cdef GaussPass c
+    c.cov = cov
+    c.X = X
+    c.w = w
+    c.B = B
+    c.D = D
+    c.K = K
+    c.S = S
+    c.fac = fac
+    c.bvec = bvec
+    c.ref = ref
+    c.cst = cst
+    c.R = R
+    c.mode = mode
+    c.seed = seed
+    c.ws = &ws[0, 0]
+    c.ws_stride = ws.shape[1]
+    c.labels = &labels[0, 0]
+    c.labels_stride = labels.shape[1]
+    c.stats = stats
+    run_partitions(&c, _part_f64 if floating is double else _part_f32, _fold, N, PART,
+                   &acc[0, 0], acc.shape[0], S, T)
 
 
 cdef Py_ssize_t _slots(Py_ssize_t N, int T):
-    """Partition slots per round: ROUND partitions per thread (fewer when the data
-    hold fewer), so that a round's end is rarely waited for."""
-    return max(1, min((N + PART - 1) // PART, <Py_ssize_t>T * ROUND))
+    return round_slots(N, PART, T, ROUND)
 
 
 def _threads(Py_ssize_t N, int n_threads):
@@ -499,6 +546,40 @@ cdef void _estep_chunk(int cov, const floating* X, Py_ssize_t r0, Py_ssize_t r1,
                     out[(r0 + n) * K + k] = lpT[k * B + n]
 
 
+cdef struct GaussEstep:
+    int cov
+    const void *X
+    Py_ssize_t B, D, K
+    const void *fac
+    const void *bvec
+    const void *ref
+    const void *cst
+    void *ws
+    Py_ssize_t ws_stride
+    Py_ssize_t *labels
+    Py_ssize_t labels_stride
+    void *out
+    double *out_norm
+    Py_ssize_t *out_label
+    bint responsibilities
+
+
+cdef void _estep_f64(void *vc, Py_ssize_t r0, Py_ssize_t r1, int tid) noexcept nogil:
+    cdef GaussEstep *c = <GaussEstep *>vc
+    _estep_chunk(c.cov, <const double *>c.X, r0, r1, c.B, c.D, c.K, <const double *>c.fac,
+                 <const double *>c.bvec, <const double *>c.ref, <const double *>c.cst,
+                 <double *>c.ws + tid * c.ws_stride, c.labels + tid * c.labels_stride,
+                 <double *>c.out, c.out_norm, c.out_label, c.responsibilities)
+
+
+cdef void _estep_f32(void *vc, Py_ssize_t r0, Py_ssize_t r1, int tid) noexcept nogil:
+    cdef GaussEstep *c = <GaussEstep *>vc
+    _estep_chunk(c.cov, <const float *>c.X, r0, r1, c.B, c.D, c.K, <const float *>c.fac,
+                 <const float *>c.bvec, <const float *>c.ref, <const float *>c.cst,
+                 <float *>c.ws + tid * c.ws_stride, c.labels + tid * c.labels_stride,
+                 <float *>c.out, c.out_norm, c.out_label, c.responsibilities)
+
+
 def estep(const floating[:, ::1] X, const floating[::1] fac, const floating[::1] bvec,
           const floating[::1] ref, const floating[::1] cst,
           floating[:, ::1] out, double[::1] out_norm, Py_ssize_t[::1] out_label,
@@ -529,12 +610,23 @@ def estep(const floating[:, ::1] X, const floating[::1] fac, const floating[::1]
     dtype = np.float32 if floating is float else np.float64
     cdef floating[:, ::1] ws = np.empty((T, workspace_size(cov, K, D, B)), dtype=dtype)
     cdef Py_ssize_t[:, ::1] labels = np.zeros((T, B), dtype=np.intp)
-    cdef Py_ssize_t c, tid
+    cdef GaussEstep c
+    c.cov = cov
+    c.X = &X[0, 0]
+    c.B = B
+    c.D = D
+    c.K = K
+    c.fac = &fac[0]
+    c.bvec = &bvec[0]
+    c.ref = &ref[0]
+    c.cst = &cst[0]
+    c.ws = &ws[0, 0]
+    c.ws_stride = ws.shape[1]
+    c.labels = &labels[0, 0]
+    c.labels_stride = labels.shape[1]
+    c.out = &out[0, 0] if want_out else NULL
+    c.out_norm = &out_norm[0] if want_norm else NULL
+    c.out_label = &out_label[0] if want_label else NULL
+    c.responsibilities = responsibilities
     with nogil:
-        for c in prange(n_chunks, num_threads=T, schedule='dynamic', chunksize=4):
-            tid = threadid()
-            _estep_chunk(cov, &X[0, 0], c * B, min(N, (c + 1) * B), B, D, K,
-                         &fac[0], &bvec[0], &ref[0], &cst[0], &ws[tid, 0], &labels[tid, 0],
-                         &out[0, 0] if want_out else NULL,
-                         &out_norm[0] if want_norm else NULL,
-                         &out_label[0] if want_label else NULL, responsibilities)
+        run_chunks(&c, _estep_f64 if floating is double else _estep_f32, N, B, T)
