@@ -71,6 +71,34 @@ class Family:
         """The fitted parameters by name."""
         return {"params": theta}
 
+    def split(self, theta_k):
+        """Two parameter rows (mean parameters) either side of theta_k, half a
+        standard deviation apart along the family's widest statistic: where an
+        empty component is re-seeded (None: the family does not split)."""
+        return None
+
+    def reseed(self, weights, theta, empty):
+        """Re-seed each empty component by splitting the heaviest live one (its
+        weight halved between the two): returns (weights, theta, the components
+        re-seeded), or the input unchanged where the family does not split."""
+        weights, theta = weights.copy(), theta.copy()
+        dead = set(int(k) for k in empty)
+        done = []
+        for k in sorted(dead):
+            live = [j for j in range(len(weights)) if j not in dead]
+            if not live:
+                break
+            j = max(live, key=lambda i: (weights[i], -i))
+            pair = self.split(theta[j])
+            if pair is None:
+                break
+            theta[j], theta[k] = pair
+            weights[j] *= 0.5
+            weights[k] = weights[j]
+            dead.discard(k)
+            done.append(k)
+        return weights / weights.sum(), theta, done
+
     def initial_statistics(self, theta, nk):
         """The statistics (K x S) of nk rows at the point theta: where mean field and
         stepwise EM start from a point.  theta holds mean parameters here."""

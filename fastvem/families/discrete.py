@@ -11,9 +11,11 @@ Priors, as scikit-learn's naive Bayes smooths (``alpha``):
 - Poisson: each rate ~ Gamma(shape0, rate0), by default shape0 = 1 and rate0 =
   1 / (the feature's mean): one pseudo-row at the data's mean.  em, vem and
   crisp take the ML rate, floored at RATE_FLOOR.
-A component that holds no weight keeps its previous parameters under em / vem /
-crisp, with weight 0: it is not re-seeded in this version (GaussianMixture's
-splitting of the widest component is not yet on these families).
+A component that holds no weight keeps its previous parameters in
+point_estimate; the estimator then re-seeds it (em, vem, crisp) by splitting the
+heaviest live component in two (`split`: its widest statistic moved half a
+standard deviation up and down, the weight halved), as GaussianMixture splits
+the widest component, and records it in trace_["events"].
 """
 import numbers
 
@@ -111,6 +113,17 @@ class Bernoulli(Family):
     def describe(self, theta):
         return {"probabilities": theta}
 
+    def split(self, theta_k):
+        """The feature of the largest variance p (1 - p), moved half a standard
+        deviation up and down."""
+        v = theta_k * (1.0 - theta_k)
+        d = int(np.argmax(v))
+        delta = 0.5 * np.sqrt(v[d])
+        a, b = theta_k.copy(), theta_k.copy()
+        a[d] = min(theta_k[d] + delta, 1.0)
+        b[d] = max(theta_k[d] - delta, 0.0)
+        return a, b
+
     def effective(self, theta):
         p = np.clip(theta, PROB_FLOOR, _ONE_BELOW)
         return np.log(p) - np.log1p(-p), np.sum(np.log1p(-p), axis=1)
@@ -172,6 +185,16 @@ class Poisson(Family):
 
     def describe(self, theta):
         return {"rates": theta}
+
+    def split(self, theta_k):
+        """The feature of the largest variance (its rate) moved half a standard
+        deviation up and down."""
+        d = int(np.argmax(theta_k))
+        delta = 0.5 * np.sqrt(theta_k[d])
+        a, b = theta_k.copy(), theta_k.copy()
+        a[d] = theta_k[d] + delta
+        b[d] = max(theta_k[d] - delta, RATE_FLOOR)
+        return a, b
 
     def prepare(self, X, fitting=False):
         X = _numeric(X)
@@ -313,6 +336,24 @@ class Categorical(Family):
 
     def describe(self, theta):
         return {"probabilities": self.blocks(theta)}
+
+    def split(self, theta_k):
+        """The code of the largest variance p (1 - p) (over every feature): one half
+        moves half way to it, the other halves its probability (each feature's
+        vector still sums to 1)."""
+        v = theta_k * (1.0 - theta_k)
+        c = int(np.argmax(v))
+        j = int(np.searchsorted(self.offsets, c, side="right")) - 1
+        o0, o1 = self.offsets[j], self.offsets[j + 1]
+        a, b = theta_k.copy(), theta_k.copy()
+        p = theta_k[o0:o1]
+        a[o0:o1] = 0.5 * p
+        a[c] += 0.5
+        rest = 1.0 - p[c - o0]
+        if rest > 0:                # else every code but c has probability 0: b = theta_k
+            b[o0:o1] = p * (1.0 + 0.5 * p[c - o0] / rest)
+            b[c] = 0.5 * p[c - o0]
+        return a, b
 
     def blocks(self, a):
         """The per-feature blocks of a K x S array."""

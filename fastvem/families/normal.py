@@ -130,6 +130,19 @@ class GaussianDiag(Family):
         theta[on] = np.hstack((mu, var + mu * mu))
         return theta
 
+    def split(self, theta_k):
+        """The feature of the largest variance: means half a standard deviation up
+        and down, variances kept."""
+        mu, var = self._split(theta_k[None])
+        mu, var = mu[0], var[0]
+        d = int(np.argmax(var))
+        out = []
+        for sign in (1.0, -1.0):
+            m = mu.copy()
+            m[d] += sign * 0.5 * np.sqrt(var[d])
+            out.append(np.concatenate((m, var + m * m)))
+        return tuple(out)
+
     def theta_from(self, means, variances):
         """theta from means and variances given in the data's coordinates."""
         mu = np.asarray(means, dtype=np.float64) - self.ref

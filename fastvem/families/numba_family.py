@@ -187,9 +187,6 @@ class ExponentialFamily(Family):
             eta[on] = self.natural(stats[on] / nk[on, None])
         return eta
 
-    def default_prior(self, X):
-        return None
-
     def n_parameters(self, n_components):
         return n_components * self.S
 

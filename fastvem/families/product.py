@@ -170,7 +170,7 @@ class Product(Family):
         return np.hstack(feats)
 
     # ----------------------------------------------------- the members' blocks
-    def split(self, a):
+    def blocks(self, a):
         """The members' blocks of a K x S array."""
         return [a[:, self.offsets[i]:self.offsets[i + 1]] for i in range(len(self.parts))]
 
@@ -181,7 +181,16 @@ class Product(Family):
 
     def describe(self, theta):
         return [dict(columns=cols, family=fam.name, **fam.describe(block))
-                for (fam, cols), block in zip(self.parts, self.split(theta))]
+                for (fam, cols), block in zip(self.parts, self.blocks(theta))]
+
+    def split(self, theta_k):
+        """Every member split (the two rows differ in each member's widest statistic);
+        None if a member does not split."""
+        pairs = [fam.split(block[0])
+                 for (fam, _), block in zip(self.parts, self.blocks(theta_k[None]))]
+        if any(p is None for p in pairs):
+            return None
+        return np.concatenate([p[0] for p in pairs]), np.concatenate([p[1] for p in pairs])
 
     def effective(self, theta):
         Ws, cs = zip(*(fam.effective(t) for fam, (t,) in self._each(theta)))
@@ -237,6 +246,6 @@ class Product(Family):
 
     def sample_rows(self, theta_k, n, rng):
         out = np.empty((n, self.n_features))
-        for (fam, cols), block in zip(self.parts, self.split(theta_k[None])):
+        for (fam, cols), block in zip(self.parts, self.blocks(theta_k[None])):
             out[:, cols] = fam.sample_rows(block[0], n, rng)
         return out

@@ -49,6 +49,7 @@ from ..families.discrete import Bernoulli, Categorical, Multinomial, Poisson
 from ..methods import get_method
 from ..sources import DaskRowBlocks, is_chunk_iterable, is_dask_array, row_source, tree_sum_iter
 from ..structures.mixture import DirichletWeights
+from ..structures.mixture import Mixture as MixtureStructure
 from .._validation import (FittedConfig, check_random_state_param, check_sample_weight,
                            is_choice, progress_reporter, stepwise_schedule)
 
@@ -678,9 +679,17 @@ class _DiscreteMixture(FittedConfig, DensityMixin, BaseEstimator):
             prev, objective = objective, totals[0] / total
             weights = nk / nk.sum()
             theta = fam.point_estimate(stats, nk, theta)
+            # an empty component is re-seeded by splitting the heaviest live one (as
+            # GaussianMixture does); the fit does not stop on that iteration
+            reseeded = []
+            empty = MixtureStructure.empty_components(nk, nk.sum())
+            if len(empty):
+                weights, theta, reseeded = fam.reseed(weights, theta, empty)
+                if reseeded:
+                    trace.events.append((n_iter, f"re-seeded empty components {reseeded}"))
             trace.append(objective, time.perf_counter() - t0)
             report.iteration(n_iter, objective, objective - prev)
-            if abs(objective - prev) < self.tol:
+            if not reseeded and abs(objective - prev) < self.tol:
                 converged = True
                 break
         if self.max_iter == 0:
