@@ -616,6 +616,8 @@ def check_discrete_mixture(est):
     _float("lower_bound_", attrs.need("lower_bound_"), neginf=n_iter == 0)
     _trace(est, n_iter, nan_objective=False)
     est.n_rows_seen_ = _float("n_rows_seen_", attrs.need("n_rows_seen_"), low=0.0)
+    if hasattr(est, "n_e_steps_"):
+        est.n_e_steps_ = _int("n_e_steps_", est.n_e_steps_, low=0)
     if update == "posterior":
         post = _positive_floats("posterior_", attrs.need("posterior_"), None)
         n_q = est._fitted_family().n_posterior_arrays

@@ -189,6 +189,8 @@ HARMLESS = {
         "optional: a model fitted on an array has no feature names",
     ("drop", "attr__n_e_steps_", "*gm-*"):
         "an informational count that no method reads; partial_fit models have none",
+    ("drop", "attr__n_e_steps_", "disc-*"):
+        "the same count for the discrete mixtures (files saved before it load)",
     ("drop", "attr__bound_", "lda-*"):
         "the training perplexity, which no method reads; partial_fit models have none",
     ("drop", "param__*", "*"):

@@ -99,6 +99,25 @@ class Family:
             done.append(k)
         return weights / weights.sum(), theta, done
 
+    def log_prior(self, theta):
+        """The log density (up to a constant) of the prior whose MAP point_estimate
+        takes: with the log-likelihood, the objective em then never decreases (0 for
+        a maximum-likelihood estimate)."""
+        return 0.0
+
+    def to_unconstrained(self, theta):
+        """theta (K x S) in unconstrained coordinates (K x U) for extrapolation
+        (SQUAREM); None: the family has none."""
+        return None
+
+    def from_unconstrained(self, u):
+        """The inverse of to_unconstrained (None where it gives no valid theta)."""
+        return None
+
+    def rows(self, data, lo, hi):
+        """The prepared rows lo..hi-1 (a view where the layout allows it)."""
+        return data[lo:hi]
+
     def initial_statistics(self, theta, nk):
         """The statistics (K x S) of nk rows at the point theta: where mean field and
         stepwise EM start from a point.  theta holds mean parameters here."""

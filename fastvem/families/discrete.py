@@ -113,6 +113,19 @@ class Bernoulli(Family):
     def describe(self, theta):
         return {"probabilities": theta}
 
+    def log_prior(self, theta):
+        if self.alpha == 0:
+            return 0.0
+        p = np.clip(theta, PROB_FLOOR, _ONE_BELOW)
+        return self.alpha * float(np.sum(np.log(p) + np.log1p(-p)))
+
+    def to_unconstrained(self, theta):
+        p = np.clip(theta, PROB_FLOOR, _ONE_BELOW)
+        return np.log(p) - np.log1p(-p)
+
+    def from_unconstrained(self, u):
+        return 1.0 / (1.0 + np.exp(-u)) if np.all(np.isfinite(u)) else None
+
     def split(self, theta_k):
         """The feature of the largest variance p (1 - p), moved half a standard
         deviation up and down."""
@@ -185,6 +198,14 @@ class Poisson(Family):
 
     def describe(self, theta):
         return {"rates": theta}
+
+    def to_unconstrained(self, theta):
+        return np.log(np.maximum(theta, RATE_FLOOR))
+
+    def from_unconstrained(self, u):
+        if not np.all(np.isfinite(u)) or np.max(u) > 700:
+            return None
+        return np.maximum(np.exp(u), RATE_FLOOR)
 
     def split(self, theta_k):
         """The feature of the largest variance (its rate) moved half a standard
@@ -336,6 +357,25 @@ class Categorical(Family):
 
     def describe(self, theta):
         return {"probabilities": self.blocks(theta)}
+
+    def log_prior(self, theta):
+        if self.alpha == 0:
+            return 0.0
+        return self.alpha * float(np.sum(np.log(np.maximum(theta, PROB_FLOOR))))
+
+    def to_unconstrained(self, theta):
+        return np.log(np.maximum(theta, PROB_FLOOR))
+
+    def from_unconstrained(self, u):
+        """Each feature's block through a softmax."""
+        if not np.all(np.isfinite(u)):
+            return None
+        theta = np.empty_like(u)
+        for j in range(len(self.n_categories)):
+            o0, o1 = self.offsets[j], self.offsets[j + 1]
+            e = np.exp(u[:, o0:o1] - u[:, o0:o1].max(1, keepdims=True))
+            theta[:, o0:o1] = e / e.sum(1, keepdims=True)
+        return theta
 
     def split(self, theta_k):
         """The code of the largest variance p (1 - p) (over every feature): one half

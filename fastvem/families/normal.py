@@ -130,6 +130,17 @@ class GaussianDiag(Family):
         theta[on] = np.hstack((mu, var + mu * mu))
         return theta
 
+    def to_unconstrained(self, theta):
+        mu, var = self._split(theta)
+        return np.hstack((mu, np.log(np.maximum(var, self.reg_covar * 1e-3))))
+
+    def from_unconstrained(self, u):
+        D = self.n_features
+        if not np.all(np.isfinite(u)) or np.max(u[:, D:]) > 700:
+            return None
+        mu, var = u[:, :D], np.exp(u[:, D:])
+        return np.hstack((mu, var + mu * mu))
+
     def split(self, theta_k):
         """The feature of the largest variance: means half a standard deviation up
         and down, variances kept."""

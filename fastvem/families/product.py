@@ -183,6 +183,28 @@ class Product(Family):
         return [dict(columns=cols, family=fam.name, **fam.describe(block))
                 for (fam, cols), block in zip(self.parts, self.blocks(theta))]
 
+    def log_prior(self, theta):
+        return float(sum(fam.log_prior(t) for fam, (t,) in self._each(theta)))
+
+    def to_unconstrained(self, theta):
+        us = [fam.to_unconstrained(t) for fam, (t,) in self._each(theta)]
+        if any(u is None for u in us):
+            return None
+        self._u_widths = np.cumsum([0] + [u.shape[1] for u in us])
+        return np.hstack(us)
+
+    def from_unconstrained(self, u):
+        parts = []
+        for i, (fam, _) in enumerate(self.parts):
+            t = fam.from_unconstrained(u[:, self._u_widths[i]:self._u_widths[i + 1]])
+            if t is None:
+                return None
+            parts.append(t)
+        return np.hstack(parts)
+
+    def rows(self, data, lo, hi):
+        return ProductData([(k, d[lo:hi], a, s) for k, d, a, s in data.parts])
+
     def split(self, theta_k):
         """Every member split (the two rows differ in each member's widest statistic);
         None if a member does not split."""

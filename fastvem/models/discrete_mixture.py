@@ -31,6 +31,13 @@ smaller source, which then starts exactly as the in-memory fit does); gibbs take
 its reference rows for relabelling from them too, and keys the draws of a chunk
 by its first row (one chunk draws as the in-memory fit does).  sample_weight,
 predict, score and partial_fit take in-memory data only.
+
+Schedules shared with GaussianMixture (fastvem.engine): accelerate='squarem' wraps
+the em / vem step in engine.squarem (log weights and the family's unconstrained
+coordinates; the safeguard compares log-likelihood + the family's log prior, the
+objective MAP-EM climbs; n_e_steps_ counts the E-steps), and n_batches runs
+memoized mean-field passes (each batch's statistics kept and replaced, q updated
+after every batch).
 """
 import contextlib
 import copy
@@ -376,12 +383,24 @@ class _DiscreteMixture(FittedConfig, DensityMixin, BaseEstimator):
                           "n_features_in_", "weight_concentration_", "posterior_",
                           "posterior_samples_", "n_relabelled_", "probabilities_", "rates_",
                           "n_categories_", "mean_length_", "n_rows_seen_", "shape_prior_",
-                          "rate_prior_")
+                          "rate_prior_", "n_e_steps_")
 
     # ------------------------------------------------------------ parameters
     def _check_params(self, n_samples):
         m = get_method(self.method)
         K = _check_int(self.n_components, "n_components", 1)
+        accelerate = getattr(self, "accelerate", None)
+        if not is_choice(accelerate, (None, "squarem")):
+            raise ValueError(f"accelerate must be None or 'squarem', got {accelerate!r}")
+        if accelerate is not None and not (m.update == "point" and m.assign == "softmax"):
+            raise ValueError(f"accelerate='squarem' extrapolates em / vem iterates; it is not "
+                             f"available for method={m.name!r}")
+        self._accelerate = accelerate == "squarem"
+        if getattr(self, "n_batches", None) is not None:
+            _check_int(self.n_batches, "n_batches", 1)
+            if m.update != "posterior":
+                raise ValueError(f"n_batches (memoized passes) is for method='meanfield', got "
+                                 f"method={m.name!r}")
         if K > n_samples:
             raise ValueError(f"n_components={K} must be <= n_samples={n_samples}")
         _check_int(self.max_iter, "max_iter", 0)
@@ -485,7 +504,8 @@ class _DiscreteMixture(FittedConfig, DensityMixin, BaseEstimator):
         self.n_features_in_ = int(fam.n_features)
         self.n_rows_seen_ = total
         self._set_prior(prior)
-        for key in ("weight_concentration_", "posterior_samples_", "n_relabelled_"):
+        for key in ("weight_concentration_", "posterior_samples_", "n_relabelled_",
+                    "n_e_steps_"):
             if key in best:
                 setattr(self, key, best[key])
         if best.get("q") is not None:
@@ -666,36 +686,84 @@ class _DiscreteMixture(FittedConfig, DensityMixin, BaseEstimator):
 
     # ---------------------------------------------------------- the methods
     def _point(self, fam, data, sw, total, weights, theta, mode, report):
-        """em / vem (soft) and crisp (argmax): the point updates."""
-        trace = Trace()
-        objective, converged, n_iter = -np.inf, False, 0
+        """em / vem (soft) and crisp (argmax): the point updates, one step at a time
+        (engine.squarem extrapolates the steps when accelerate='squarem', as for
+        GaussianMixture: an iteration is then three E-steps or more, and has
+        converged when its gain is below 3 * tol)."""
         import time
-        for n_iter in range(1, self.max_iter + 1):
-            t0 = time.perf_counter()
+        from ..engine import squarem
+
+        def step(params, iteration):
+            weights, theta = params
             W, c = fam.effective(theta)
             with np.errstate(divide="ignore"):
                 logw = np.log(weights)
             stats, nk, totals = self._pass(fam, data, sw, W, c, logw, mode)
-            prev, objective = objective, totals[0] / total
             weights = nk / nk.sum()
             theta = fam.point_estimate(stats, nk, theta)
             # an empty component is re-seeded by splitting the heaviest live one (as
             # GaussianMixture does); the fit does not stop on that iteration
-            reseeded = []
+            events = []
             empty = MixtureStructure.empty_components(nk, nk.sum())
             if len(empty):
                 weights, theta, reseeded = fam.reseed(weights, theta, empty)
                 if reseeded:
-                    trace.events.append((n_iter, f"re-seeded empty components {reseeded}"))
+                    events.append(f"re-seeded empty components {reseeded}")
+            # accelerated, the safeguard compares the objective MAP-EM climbs: the
+            # log-likelihood plus the family's log prior (taken off again below)
+            penalty = fam.log_prior(params[1]) / total if self._accelerate else 0.0
+            return totals[0] / total + penalty, (weights, theta), events
+
+        counter = {"steps": 0}
+        tol = self.tol
+        if self._accelerate and fam.to_unconstrained(theta) is None:
+            raise ValueError(f"accelerate='squarem' needs the family's unconstrained "
+                             f"coordinates, which a {type(fam).__name__} does not give")
+        if self._accelerate:
+            K = len(weights)
+
+            def to_vec(params):
+                return np.concatenate((np.log(np.maximum(params[0], 1e-300)),
+                                       fam.to_unconstrained(params[1]).ravel()))
+
+            def from_vec(v):
+                if not np.all(np.isfinite(v)):
+                    return None
+                w = np.exp(v[:K] - v[:K].max())
+                t = fam.from_unconstrained(v[K:].reshape(K, -1))
+                return None if t is None else (w / w.sum(), t)
+
+            step = squarem(step, to_vec, from_vec, counter)
+            tol = 3 * self.tol
+        trace = Trace()
+        objective, converged, n_iter = -np.inf, False, 0
+        params = (weights, theta)
+        for n_iter in range(1, self.max_iter + 1):
+            t0 = time.perf_counter()
+            prev = objective
+            penalty = fam.log_prior(params[1]) / total if self._accelerate else 0.0
+            objective, params, events = step(params, n_iter)
+            objective -= penalty                # the log-likelihood, as plain em records
             trace.append(objective, time.perf_counter() - t0)
+            trace.events.extend((n_iter, e) for e in events)
             report.iteration(n_iter, objective, objective - prev)
-            if not reseeded and abs(objective - prev) < self.tol:
+            if not events and abs(objective - prev) < tol:
                 converged = True
                 break
         if self.max_iter == 0:
             objective = -np.inf
+        weights, theta = params
         return {"weights": weights, "theta": theta, "objective": objective, "trace": trace,
-                "n_iter": n_iter, "converged": converged}
+                "n_iter": n_iter, "converged": converged,
+                "n_e_steps_": counter["steps"] or n_iter}
+
+    def _batches(self, n_rows):
+        """The [lo, hi) row ranges of memoized passes (n_batches), or None."""
+        if self.n_batches is None:
+            return None
+        n = max(1, min(int(self.n_batches), n_rows))
+        edges = np.linspace(0, n_rows, n + 1).astype(np.int64)
+        return [(int(lo), int(hi)) for lo, hi in zip(edges[:-1], edges[1:]) if hi > lo]
 
     def _elbo(self, fam, stats, nk, totals, q, conc, prior, wprior, total):
         """The full ELBO per unit weight with the E-step's responsibilities (through
@@ -721,13 +789,39 @@ class _DiscreteMixture(FittedConfig, DensityMixin, BaseEstimator):
         conc = wprior.posterior(nk0)
         trace = Trace()
         objective, converged, n_iter = -np.inf, False, 0
+        batches = self._batches(data.shape[0])
+        if batches is not None and isinstance(data, _Streamed):
+            raise ValueError("n_batches (memoized passes) needs in-memory or memmap X (a "
+                             "dask array or an iterable of chunks is not sliced)")
+        kept = [None] * len(batches or ())
+        sums = None
         for n_iter in range(1, self.max_iter + 1):
             t0 = time.perf_counter()
-            W, c = fam.expected_effective(q)
-            logw = wprior.expected_log_weights(conc)
-            stats, nk, totals = self._pass(fam, data, sw, W, c, logw, 0)
-            q = fam.posterior(stats, nk, prior)
-            conc = wprior.posterior(nk)
+            if batches is None:
+                W, c = fam.expected_effective(q)
+                logw = wprior.expected_log_weights(conc)
+                stats, nk, totals = self._pass(fam, data, sw, W, c, logw, 0)
+                q = fam.posterior(stats, nk, prior)
+                conc = wprior.posterior(nk)
+            else:
+                # memoized passes (Hughes & Sudderth 2013): each batch's statistics
+                # are kept; a visit replaces them (total - old + new) and q is
+                # updated from the total after every batch
+                for b, (lo, hi) in enumerate(batches):
+                    W, c = fam.expected_effective(q)
+                    logw = wprior.expected_log_weights(conc)
+                    new = self._pass(fam, fam.rows(data, lo, hi),
+                                     None if sw is None else sw[lo:hi], W, c, logw, 0)
+                    if sums is None:
+                        sums = list(new)
+                    elif kept[b] is None:
+                        sums = [t + n for t, n in zip(sums, new)]
+                    else:
+                        sums = [t - o + n for t, o, n in zip(sums, kept[b], new)]
+                    kept[b] = new
+                    q = fam.posterior(sums[0], sums[1], prior)
+                    conc = wprior.posterior(sums[1])
+                stats, nk, totals = sums
             prev, objective = objective, self._elbo(fam, stats, nk, totals, q, conc, prior,
                                                     wprior, total)
             trace.append(objective, time.perf_counter() - t0)
@@ -928,7 +1022,8 @@ class BernoulliMixture(_DiscreteMixture):
                  max_iter=100, n_init=1, init_params="kmeans", weights_init=None,
                  probabilities_init=None, weight_concentration_prior_type="dirichlet_distribution",
                  weight_concentration_prior=None, n_samples=200, burn_in=100, thin=1,
-                 random_state=None, n_threads=None, verbose=0, verbose_interval=10):
+                 random_state=None, n_threads=None, verbose=0, verbose_interval=10,
+                 accelerate=None, n_batches=None):
         _store(self, locals())
 
     def _family(self, X, fitting=False):
@@ -979,7 +1074,8 @@ class PoissonMixture(_DiscreteMixture):
                  init_params="kmeans", weights_init=None, rates_init=None, shape_prior=None,
                  rate_prior=None, weight_concentration_prior_type="dirichlet_distribution",
                  weight_concentration_prior=None, n_samples=200, burn_in=100, thin=1,
-                 random_state=None, n_threads=None, verbose=0, verbose_interval=10):
+                 random_state=None, n_threads=None, verbose=0, verbose_interval=10,
+                 accelerate=None, n_batches=None):
         _store(self, locals())
 
     def _family(self, X, fitting=False):
@@ -1048,7 +1144,8 @@ class CategoricalMixture(_DiscreteMixture):
                  tol=1e-3, max_iter=100, n_init=1, init_params="kmeans", weights_init=None,
                  probabilities_init=None, weight_concentration_prior_type="dirichlet_distribution",
                  weight_concentration_prior=None, n_samples=200, burn_in=100, thin=1,
-                 random_state=None, n_threads=None, verbose=0, verbose_interval=10):
+                 random_state=None, n_threads=None, verbose=0, verbose_interval=10,
+                 accelerate=None, n_batches=None):
         _store(self, locals())
 
     def _family(self, X, fitting=False):
@@ -1118,7 +1215,8 @@ class MultinomialMixture(_DiscreteMixture):
                  n_init=1, init_params="kmeans", weights_init=None, probabilities_init=None,
                  weight_concentration_prior_type="dirichlet_distribution",
                  weight_concentration_prior=None, n_samples=200, burn_in=100, thin=1,
-                 random_state=None, n_threads=None, verbose=0, verbose_interval=10):
+                 random_state=None, n_threads=None, verbose=0, verbose_interval=10,
+                 accelerate=None, n_batches=None):
         _store(self, locals())
 
     def _family(self, X, fitting=False):
@@ -1202,7 +1300,8 @@ class Mixture(_DiscreteMixture):
                  params_init=None, natural_params_init=None,
                  weight_concentration_prior_type="dirichlet_distribution",
                  weight_concentration_prior=None, n_samples=200, burn_in=100, thin=1,
-                 random_state=None, n_threads=None, verbose=0, verbose_interval=10):
+                 random_state=None, n_threads=None, verbose=0, verbose_interval=10,
+                 accelerate=None, n_batches=None):
         _store(self, locals())
 
     def _user_family(self):
