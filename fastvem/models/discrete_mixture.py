@@ -51,11 +51,9 @@ from sklearn.utils.validation import check_is_fitted
 
 from ..engine import Trace, blas_single_thread, default_n_threads
 from ..io import register, save_estimator
-from ..families.base import beta_kl, dirichlet_kl
 from ..families.discrete import Bernoulli, Categorical, Multinomial, Poisson
 from ..methods import get_method
 from ..sources import DaskRowBlocks, is_chunk_iterable, is_dask_array, row_source, tree_sum_iter
-from ..structures.mixture import DirichletWeights
 from ..structures.mixture import Mixture as MixtureStructure
 from .._validation import (FittedConfig, check_random_state_param, check_sample_weight,
                            is_choice, progress_reporter, stepwise_schedule)
@@ -419,7 +417,7 @@ class _DiscreteMixture(FittedConfig, DensityMixin, BaseEstimator):
         g0 = 1.0 / K if g0 is None else _check_float(g0, "weight_concentration_prior", 0.0)
         if g0 <= 0:
             raise ValueError(f"weight_concentration_prior must be > 0, got {g0}")
-        return DirichletWeights(self.weight_concentration_prior_type, g0)
+        return MixtureStructure.prior(self.weight_concentration_prior_type, g0)
 
     # -------------------------------------------------------------- kernels
     def _pass(self, fam, data, sw, W, c, logw, mode, seed=0, given=None, labels=None):
@@ -699,7 +697,7 @@ class _DiscreteMixture(FittedConfig, DensityMixin, BaseEstimator):
             with np.errstate(divide="ignore"):
                 logw = np.log(weights)
             stats, nk, totals = self._pass(fam, data, sw, W, c, logw, mode)
-            weights = nk / nk.sum()
+            weights = MixtureStructure.point_estimate(nk)
             theta = fam.point_estimate(stats, nk, theta)
             # an empty component is re-seeded by splitting the heaviest live one (as
             # GaussianMixture does); the fit does not stop on that iteration
@@ -771,15 +769,8 @@ class _DiscreteMixture(FittedConfig, DensityMixin, BaseEstimator):
         W, c = fam.expected_effective(q)
         elogw = wprior.expected_log_weights(conc)
         value = (np.sum(W * stats) + np.sum((c + elogw) * nk) + totals[2] + totals[1]
-                 - self._weights_kl(conc, wprior) - fam.kl(q, prior))
+                 - wprior.kl(conc) - fam.kl(q, prior))
         return value / total
-
-    @staticmethod
-    def _weights_kl(conc, wprior):
-        if wprior.prior_type == "dirichlet_process":
-            a, b = conc
-            return beta_kl(a, b, 1.0, wprior.alpha0)
-        return dirichlet_kl(conc, wprior.alpha0)
 
     def _meanfield(self, fam, data, sw, total, weights, theta, prior, wprior, report):
         import time

@@ -1,4 +1,5 @@
 """Latent structures (DESIGN.md axis 2): how evidence becomes q(T), and their globals."""
+from .base import Structure
 from .mixture import DirichletWeights, Mixture
 
-__all__ = ["Mixture", "DirichletWeights"]
+__all__ = ["Structure", "Mixture", "DirichletWeights"]

@@ -6,12 +6,24 @@ global parameter pi and the empty-component rule.
 """
 import numpy as np
 
+from .base import Structure
 
-class Mixture:
+
+class Mixture(Structure):
+    """iid z_n ~ Categorical(pi): the statistics block is the counts nk (K), the
+    parameters the weights pi, their law under mean field and gibbs a
+    DirichletWeights."""
+
     name = "mixture"
+    local_step_kind = "mixture"
 
-    def __init__(self, n_components):
-        self.n_components = int(n_components)
+    def statistics_size(self):
+        return self.n_components
+
+    @staticmethod
+    def prior(prior_type, alpha0):
+        """The law of the weights (mean field, gibbs)."""
+        return DirichletWeights(prior_type, alpha0)
 
     @staticmethod
     def log_weights(weights):
@@ -72,6 +84,21 @@ class DirichletWeights:
             v[-1] = 1.0                      # truncation: the last stick takes the rest
             return v * np.hstack((1.0, np.cumprod(1.0 - v[:-1])))
         return rng.dirichlet(conc)
+
+    # the protocol's names for the law of a structure's parameters
+    def expected_log(self, conc):
+        return self.expected_log_weights(conc)
+
+    def kl(self, conc):
+        """KL(q(pi) || prior): the weights' part of the ELBO."""
+        from ..families.base import beta_kl, dirichlet_kl
+        if self.prior_type == "dirichlet_process":
+            a, b = conc
+            return beta_kl(a, b, 1.0, self.alpha0)
+        return dirichlet_kl(conc, self.alpha0)
+
+    def mean(self, conc):
+        return self.mean_weights(conc)
 
     def mean_weights(self, conc):
         """E_q[pi], normalised."""

@@ -12,6 +12,7 @@ from scipy.special import gammaln, psi
 
 from .._ext import _lda
 from ..families.categorical import dirichlet_newton
+from .base import Structure
 
 __all__ = ["TopicModel"]
 
@@ -20,13 +21,11 @@ __all__ = ["TopicModel"]
 BLOCK_DOCS = 64 * _lda.PARTITION_DOCS
 
 
-class TopicModel:
+class TopicModel(Structure):
     """Per-document fixed point, objective terms and alpha updates."""
 
     name = "topic_model"
-
-    def __init__(self, n_components):
-        self.n_components = n_components
+    local_step_kind = "document"
 
     @staticmethod
     def local_step(corpus, eb, alpha, gamma, hard, max_iter, tol, need_stats, n_threads,
