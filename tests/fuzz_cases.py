@@ -234,6 +234,46 @@ def discrete_inputs(n):
     _run(test, n)
 
 
+def mixed_inputs(n):
+    """Generated arrays into fastvem.Mixture over the diagonal Gaussian and over
+    products (the first column Gaussian, the others Poisson, Bernoulli or
+    categorical in the form they take), every method, with and without SQUAREM or
+    memoized passes: finite parameters and predictions, or a clean refusal; X never
+    modified."""
+    from fastvem.families import Product
+
+    @given(arrays(), st.sampled_from(["gaussian_diag", "poisson", "bernoulli", "categorical"]),
+           st.sampled_from(METHODS), st.integers(1, 3), st.booleans(), st.booleans())
+    def test(X, second, method, K, weighted, schedule):
+        if not (isinstance(X, np.ndarray) and X.ndim == 2 and X.dtype.kind in "biuf"
+                and X.shape[1] >= 1):
+            family = "gaussian_diag"
+        elif X.shape[1] == 1 or second == "gaussian_diag":
+            family = "gaussian_diag"
+        else:
+            with np.errstate(all="ignore"):
+                rest = np.abs(X[:, 1:].astype(np.float64))
+                rest = {"poisson": np.round(rest), "bernoulli": (rest > 1).astype(float),
+                        "categorical": np.round(rest) % 4}[second]
+                X = np.column_stack([X[:, :1].astype(np.float64), rest])
+            family = Product([("gaussian_diag", [0]),
+                              (second, list(range(1, X.shape[1])))])
+        kw = {}
+        if schedule and method in ("em", "vem"):
+            kw["accelerate"] = "squarem"
+        if schedule and method == "meanfield":
+            kw["n_batches"] = 3
+        est = fastvem.Mixture(family, K, method=method, random_state=0, max_iter=10,
+                              n_samples=4, burn_in=2, **kw)
+        if not _fit_untouched(est, X, weighted):
+            return
+        for a in (est.params_, est.weights_):
+            assert _finite(np.asarray(a)), "Mixture parameters are not finite"
+        for call in (est.predict_proba, est.score_samples, est.predict):
+            _finite_or_refused(call, X, what="Mixture")
+    _run(test, n)
+
+
 def lda_inputs(n):
     """Generated corpora (dense / CSR / CSC, duplicates, negative, NaN, inf,
     fractional, huge and tiny counts, empty documents, zero rows or columns) into
@@ -488,7 +528,7 @@ def parameter_scan(_n=None):
     assert not bad
 
 
-CASES = {f.__name__: f for f in (mixture_inputs, discrete_inputs, lda_inputs,
+CASES = {f.__name__: f for f in (mixture_inputs, discrete_inputs, mixed_inputs, lda_inputs,
                                  mutations_after_fit, corrupted_files, kernel_inputs,
                                  parameter_scan)}
 
