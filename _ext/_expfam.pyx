@@ -58,6 +58,11 @@ cdef extern from "fv_expfam.h" nogil:
     void fv_scatter_rows(double *St, const double *r, const int32_t *idx, const double *val,
                          long na, long K)
     double fv_exp_row(double *row, double *d, double mx, long K)
+    int fv_bits_fast(long K)
+    void fv_bits_gather(double *lpT, long B, const double *tab, const uint8_t *x, long G,
+                        long nb, const double *base, long K)
+    void fv_bits_scatter(double *st, double *nk, const double *lpT, long B, const uint8_t *x,
+                         long G, long nb, long K)
 
 ctypedef void (*features_fn)(const void *data, const void *aux, Py_ssize_t r0, Py_ssize_t nb,
                              Py_ssize_t D, Py_ssize_t S, double *T, double *logh) noexcept nogil
@@ -83,7 +88,8 @@ cdef enum:
     F_ADDRESS = 4          # a dense features function at a given address
     F_BITS = 5             # packed 0/1 bits (np.packbits, little bit order), 8 per byte:
                            # each half byte is one "statistic" of 16 values (a lookup
-                           # table of the sums of its bits' parameters)
+                           # table of the sums of its bits' parameters); its E-step
+                           # reads the bytes itself (fv_expfam.h: fv_bits_gather)
     F_CSR = 6              # sparse rows: data (N x 2 int64) the [start, end) of each row
                            # in aux, (nnz x 2 float64) the column (exact in float64) and
                            # the value of each non-zero
@@ -295,9 +301,9 @@ cdef active_fn _active(int kind) noexcept:
     return NULL
 
 
-cdef void _chunk_active(active_fn act, const void *data, const void *aux, Py_ssize_t r0,
-                        Py_ssize_t nb, Py_ssize_t D, Py_ssize_t Am, Py_ssize_t S,
-                        Py_ssize_t K,
+cdef void _chunk_active(active_fn act, bint bits, const void *data, const void *aux,
+                        Py_ssize_t r0, Py_ssize_t nb, Py_ssize_t D, Py_ssize_t Am,
+                        Py_ssize_t S, Py_ssize_t K,
                         const double *Wt, const double *c, const double *logw,
                         const double *sw, int mode, unsigned long long seed,
                         const int64_t *given, int64_t *labels_out, int32_t *idx, double *val,
@@ -310,7 +316,11 @@ cdef void _chunk_active(active_fn act, const void *data, const void *aux, Py_ssi
          kernels: _common.pxd local_step_t);
       4. stT[idx_a, k] += val_a r[i, k] (soft), or the row to its label's column.
     ws: B (6 + 2 K) doubles of scratch; lab: B labels; idx, val: B x Am (the most
-    non-zero statistics of a row)."""
+    non-zero statistics of a row).
+    bits: packed bits with a K that fv_bits_gather / fv_bits_scatter serve
+    (fv_expfam.h): step 2 (and step 4 when soft) reads the rows' bytes itself, 4 rows
+    at a time, straight into lpT: the same sums in the same order (log h = 0, every
+    value 1), so step 1 runs only for the one-hot step 4 of the other modes."""
     cdef Py_ssize_t i, k, a, na, z
     cdef double w, ent = 0.0, obj = 0.0, slh = 0.0
     cdef double *st = acc
@@ -324,9 +334,15 @@ cdef void _chunk_active(active_fn act, const void *data, const void *aux, Py_ssi
     cdef double *lpR = ws + 6 * B
     cdef double *lpT = lpR + B * K
     cdef double *row
-    for i in range(nb):
-        nav[i] = <double>act(data, aux, r0 + i, D, idx + i * Am, val + i * Am, lh + i)
-        slh += (1.0 if sw == NULL else sw[r0 + i]) * lh[i]
+    cdef const uint8_t *xb = <const uint8_t *>data + r0 * D
+    if bits and mode == MODE_SOFT:
+        if sw != NULL:                  # sum w log h with log h = 0, as below
+            for i in range(nb):
+                slh += sw[r0 + i] * 0.0
+    else:
+        for i in range(nb):
+            nav[i] = <double>act(data, aux, r0 + i, D, idx + i * Am, val + i * Am, lh + i)
+            slh += (1.0 if sw == NULL else sw[r0 + i]) * lh[i]
     if mode == MODE_GIVEN:
         for i in range(nb):
             w = 1.0 if sw == NULL else sw[r0 + i]
@@ -336,17 +352,23 @@ cdef void _chunk_active(active_fn act, const void *data, const void *aux, Py_ssi
                 st[idx[i * Am + a] * K + z] += w * val[i * Am + a]
         acc[K * S + K + 2] += slh
         return
-    for i in range(nb):
-        row = lpR + i * K
-        fv_init_row(row, c, logw, lh[i], K)
-        fv_gather_rows(row, Wt, idx + i * Am, val + i * Am, <long>nav[i], K)
-        for k in range(K):
-            lpT[k * B + i] = row[k]
+    if bits:
+        fv_init_row(lpR, c, logw, 0.0, K)           # the rows' common start
+        fv_bits_gather(lpT, B, Wt, xb, D, nb, lpR, K)
+    else:
+        for i in range(nb):
+            row = lpR + i * K
+            fv_init_row(row, c, logw, lh[i], K)
+            fv_gather_rows(row, Wt, idx + i * Am, val + i * Am, <long>nav[i], K)
+            for k in range(K):
+                lpT[k * B + i] = row[k]
     obj = local_step_t(MODE_SOFT if mode == MODE_SOFT else
                        (MODE_HARD if mode == MODE_HARD else MODE_SAMPLE),
                        lpT, nb, B, K, (sw + r0) if sw != NULL else NULL, <uint64_t>seed,
                        <uint64_t>r0, lab, mx, sm, ax, ea, &ent)
-    if mode == MODE_SOFT:
+    if mode == MODE_SOFT and bits:
+        fv_bits_scatter(st, nk, lpT, B, xb, D, nb, K)
+    elif mode == MODE_SOFT:
         for k in range(K):
             w = 0.0                 # the chunk's count, in a register, then added once
             for i in range(nb):
@@ -522,12 +544,21 @@ def _max_active(data, int kind, Py_ssize_t D):
     return D
 
 
+def _aligned(Py_ssize_t rows, Py_ssize_t cols):
+    """A zeroed rows x cols float64 array whose first entry lies on a 64-byte boundary
+    (NumPy aligns to 16): with cols a multiple of 8, every row starts a cache line,
+    so that the vector loads and stores of a row of K values never straddle two."""
+    buf = np.zeros(rows * cols + 8)
+    cdef Py_ssize_t skip = (64 - <Py_ssize_t>(buf.ctypes.data % 64)) % 64 // 8
+    return buf[skip:skip + rows * cols].reshape(rows, cols)
+
+
 def _transposed(const double[:, ::1] W, int kind, Py_ssize_t D):
     """W for the sparse form: S x K (a statistic's K values contiguous), or for packed
     bits the lookup table of 2 D half bytes x 16 values x K."""
     cdef double[:, ::1] tab
     if kind == F_BITS:
-        tab = np.empty((D * 32, W.shape[0]))
+        tab = _aligned(D * 32, W.shape[0])
         with nogil:
             _bits_table(W, D, tab)
         return tab
@@ -641,6 +672,7 @@ cdef object _data_pointer(data, int kind, const void **dp):
 # the driver's context and callbacks for row_pass
 cdef struct RowPass:
     active_fn act
+    bint bits              # packed bits by fv_bits_gather / fv_bits_scatter
     features_fn feat
     const void *dp
     const void *off
@@ -675,9 +707,9 @@ cdef void _pass_partition(void *vc, Py_ssize_t p, Py_ssize_t r, Py_ssize_t r1, i
     memset(slot, 0, x.A * sizeof(double))
     if x.act != NULL:
         while r < r1:
-            _chunk_active(x.act, x.dp, x.off, r, min(<Py_ssize_t>B, r1 - r), x.D, x.Am, x.Sv,
-                          x.K, x.Wt, x.c, x.logw, x.sw, x.mode, x.seed, x.given, x.labels,
-                          x.wi + tid * x.wi_stride, wsp, wsp + B * x.Am,
+            _chunk_active(x.act, x.bits, x.dp, x.off, r, min(<Py_ssize_t>B, r1 - r), x.D,
+                          x.Am, x.Sv, x.K, x.Wt, x.c, x.logw, x.sw, x.mode, x.seed, x.given,
+                          x.labels, x.wi + tid * x.wi_stride, wsp, wsp + B * x.Am,
                           x.wl + tid * x.wl_stride, slot)
             r = r + B
         return
@@ -770,18 +802,20 @@ def row_pass(data, aux, int kind, uintptr_t address, Py_ssize_t S,
     cdef Py_ssize_t A = K * Sv + K + 3
     cdef Py_ssize_t slots = max(1, min(n_parts, <Py_ssize_t>T * ROUND,
                                        max(<Py_ssize_t>T, (256 << 20) // (8 * A))))
-    cdef double[:, ::1] acc = np.zeros((slots, A))
+    cdef Py_ssize_t A8 = (A + 7) // 8 * 8      # slots a whole number of cache lines apart
+    cdef double[:, ::1] acc = _aligned(slots, A8)
     cdef double[:, ::1] stT = np.zeros((S if kind == F_BITS else 1, K))
     # per thread: the chunk's sparse rows (B x D values, then B (6 + 2 K) scratch), or
     # the dense features; each thread's rows padded to whole cache lines apart
     cdef Py_ssize_t Am = max(1, _max_active(data, kind, D))  # non-zero statistics a row
     cdef Py_ssize_t wlen = (B * Am + B * (6 + 2 * K)) if act != NULL else B * (S + K + 1) + 1
-    cdef double[:, ::1] ws = np.empty((T, (wlen + 7) // 8 * 8 + 8))
+    cdef double[:, ::1] ws = _aligned(T, (wlen + 7) // 8 * 8 + 8)
     cdef int32_t[:, ::1] wi = np.empty((T, (B * max(Am, 1) + 15) // 16 * 16 + 16),
                                        dtype=np.int32)
     cdef Py_ssize_t[:, ::1] wl = np.empty((T, B + 8), dtype=np.intp)
     cdef RowPass ctx
     ctx.act = act
+    ctx.bits = kind == F_BITS and fv_bits_fast(K)
     ctx.feat = feat
     ctx.dp = dp
     ctx.off = off
@@ -813,7 +847,7 @@ def row_pass(data, aux, int kind, uintptr_t address, Py_ssize_t S,
     ctx.stT = &stT[0, 0]
     cdef Py_ssize_t j, k
     with nogil:
-        run_partitions(&ctx, _pass_partition, _pass_fold, N, PART, &acc[0, 0], slots, A, T)
+        run_partitions(&ctx, _pass_partition, _pass_fold, N, PART, &acc[0, 0], slots, A8, T)
         if kind == F_BITS:
             for j in range(S):
                 for k in range(K):
