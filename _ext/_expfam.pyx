@@ -96,6 +96,10 @@ cdef enum:
     F_GAUSS_F64 = 7        # real rows (float64), aux = the D reference point (float64):
                            # T = (x - ref, (x - ref)^2), S = 2 D, log h = -D log(2 pi) / 2
     F_GAUSS_F32 = 8        # the same, float32 rows
+    F_GAUSS_FULL_F64 = 10  # real rows (float64), aux = the reference point: T = (x - ref,
+                           # the upper triangle of (x - ref)(x - ref)^T row by row),
+                           # S = D + D (D + 1) / 2, log h = -D log(2 pi) / 2
+    F_GAUSS_FULL_F32 = 11  # the same, float32 rows
     F_PRODUCT = 9          # a product of sparse-form families over disjoint columns: data
                            # is the list of its parts (kind, data, aux, S); a row's
                            # statistics are the parts' side by side, log h their sum
@@ -104,7 +108,8 @@ FEATURES = {"bernoulli_uint8": F_BERNOULLI_U8, "counts_float64": F_COUNTS_F64,
             "counts_float32": F_COUNTS_F32, "categorical_int32": F_CATEGORICAL_I32,
             "address": F_ADDRESS, "bernoulli_bits": F_BITS, "csr_float64": F_CSR,
             "gaussian_float64": F_GAUSS_F64, "gaussian_float32": F_GAUSS_F32,
-            "product": F_PRODUCT}
+            "product": F_PRODUCT, "gaussian_full_float64": F_GAUSS_FULL_F64,
+            "gaussian_full_float32": F_GAUSS_FULL_F32}
 PARTITION_ROWS = PART
 
 
@@ -204,6 +209,39 @@ cdef Py_ssize_t _gauss_f32_act(const void *data, const void *aux, Py_ssize_t row
     return _gauss_act(<const float *>data + row * D, <const double *>aux, D, idx, val, logh)
 
 
+cdef inline Py_ssize_t _gauss_full_act(const floating *x, const double *ref, Py_ssize_t D,
+                                       int32_t *idx, double *val, double *logh) noexcept nogil:
+    """A real row about the reference point: (x - ref), then the products of its
+    entries (i <= j, row by row of the upper triangle)."""
+    cdef Py_ssize_t d, e, p = D
+    cdef double v
+    for d in range(D):
+        idx[d] = <int32_t>d
+        val[d] = x[d] - ref[d]
+    for d in range(D):
+        v = val[d]
+        for e in range(d, D):
+            idx[p] = <int32_t>p
+            val[p] = v * val[e]
+            p += 1
+    logh[0] = -0.9189385332046727 * D
+    return p
+
+
+cdef Py_ssize_t _gauss_full_f64_act(const void *data, const void *aux, Py_ssize_t row,
+                                    Py_ssize_t D, int32_t *idx, double *val,
+                                    double *logh) noexcept nogil:
+    return _gauss_full_act(<const double *>data + row * D, <const double *>aux, D, idx, val,
+                           logh)
+
+
+cdef Py_ssize_t _gauss_full_f32_act(const void *data, const void *aux, Py_ssize_t row,
+                                    Py_ssize_t D, int32_t *idx, double *val,
+                                    double *logh) noexcept nogil:
+    return _gauss_full_act(<const float *>data + row * D, <const double *>aux, D, idx, val,
+                           logh)
+
+
 # one part of a product: its sparse form, data, aux, features and first statistic
 cdef struct part_t:
     active_fn act
@@ -298,6 +336,10 @@ cdef active_fn _active(int kind) noexcept:
         return _gauss_f32_act
     if kind == F_PRODUCT:
         return _product_act
+    if kind == F_GAUSS_FULL_F64:
+        return _gauss_full_f64_act
+    if kind == F_GAUSS_FULL_F32:
+        return _gauss_full_f32_act
     return NULL
 
 
@@ -503,7 +545,8 @@ def _check_data(str fn, data, Py_ssize_t N, Py_ssize_t D, int kind):
     """The data buffer must be C-contiguous N x D of the dtype its features read."""
     want = {F_BERNOULLI_U8: np.uint8, F_COUNTS_F64: np.float64, F_COUNTS_F32: np.float32,
             F_CATEGORICAL_I32: np.int32, F_BITS: np.uint8, F_CSR: np.int64,
-            F_GAUSS_F64: np.float64, F_GAUSS_F32: np.float32}.get(kind)
+            F_GAUSS_F64: np.float64, F_GAUSS_F32: np.float32,
+            F_GAUSS_FULL_F64: np.float64, F_GAUSS_FULL_F32: np.float32}.get(kind)
     if not isinstance(data, np.ndarray) or data.ndim != 2 or not data.flags.c_contiguous:
         raise ValueError(f"{fn}: data must be a C-contiguous 2-D array")
     if data.shape[0] != N or data.shape[1] != D:
@@ -539,6 +582,8 @@ def _max_active(data, int kind, Py_ssize_t D):
         return int(np.max(data[:, 1] - data[:, 0])) if data.shape[0] else 1
     if kind == F_GAUSS_F64 or kind == F_GAUSS_F32:
         return 2 * D
+    if kind == F_GAUSS_FULL_F64 or kind == F_GAUSS_FULL_F32:
+        return D + D * (D + 1) // 2
     if kind == F_PRODUCT:
         return sum(_max_active(pd, pk, pd.shape[1]) for pk, pd, _, _ in data)
     return D
@@ -569,7 +614,7 @@ def _validate_data(str fn, data, aux, int kind, uintptr_t address, Py_ssize_t S)
     """The data for its features kind and S statistics, with the features' aux
     array; a product's parts each so.  Returns (N, D, aux): D is the number of
     parts for a product."""
-    if kind < 0 or kind > F_PRODUCT or (kind == F_ADDRESS and address == 0):
+    if kind < 0 or kind > F_GAUSS_FULL_F32 or (kind == F_ADDRESS and address == 0):
         raise ValueError(f"{fn}: unknown features kind {kind} (or a NULL address)")
     cdef Py_ssize_t N, D, total = 0
     if kind == F_PRODUCT:
@@ -608,10 +653,11 @@ def _validate_data(str fn, data, aux, int kind, uintptr_t address, Py_ssize_t S)
             raise ValueError(f"{fn}: S = {S} statistics, the features write D = {D}")
     if kind == F_BITS and D != (S + 7) // 8:
         raise ValueError(f"{fn}: {S} packed features need {(S + 7) // 8} bytes a row, got {D}")
-    if kind == F_GAUSS_F64 or kind == F_GAUSS_F32:
-        if S != 2 * D:
-            raise ValueError(f"{fn}: S = {S} statistics, the Gaussian features write 2 D = "
-                             f"{2 * D}")
+    cdef bint full = kind == F_GAUSS_FULL_F64 or kind == F_GAUSS_FULL_F32
+    if kind == F_GAUSS_F64 or kind == F_GAUSS_F32 or full:
+        if S != (D + D * (D + 1) // 2 if full else 2 * D):
+            raise ValueError(f"{fn}: S = {S} statistics, the Gaussian features write "
+                             f"{D + D * (D + 1) // 2 if full else 2 * D}")
         if (not isinstance(aux, np.ndarray) or aux.dtype != np.float64 or aux.ndim != 1
                 or aux.shape[0] != D or not aux.flags.c_contiguous
                 or not np.all(np.isfinite(aux))):

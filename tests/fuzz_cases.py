@@ -235,29 +235,29 @@ def discrete_inputs(n):
 
 
 def mixed_inputs(n):
-    """Generated arrays into fastvem.Mixture over the diagonal Gaussian and over
-    products (the first column Gaussian, the others Poisson, Bernoulli or
+    """Generated arrays into fastvem.Mixture over the full or diagonal Gaussian and
+    over products (the first column Gaussian, the others Poisson, Bernoulli or
     categorical in the form they take), every method, with and without SQUAREM or
     memoized passes: finite parameters and predictions, or a clean refusal; X never
     modified."""
     from fastvem.families import Product
 
-    @given(arrays(), st.sampled_from(["gaussian_diag", "poisson", "bernoulli", "categorical"]),
+    @given(arrays(), st.sampled_from(["gaussian", "gaussian_diag"]),
+           st.sampled_from(["gaussian_diag", "poisson", "bernoulli", "categorical"]),
            st.sampled_from(METHODS), st.integers(1, 3), st.booleans(), st.booleans())
-    def test(X, second, method, K, weighted, schedule):
+    def test(X, first, second, method, K, weighted, schedule):
         if not (isinstance(X, np.ndarray) and X.ndim == 2 and X.dtype.kind in "biuf"
                 and X.shape[1] >= 1):
-            family = "gaussian_diag"
+            family = first
         elif X.shape[1] == 1 or second == "gaussian_diag":
-            family = "gaussian_diag"
+            family = first
         else:
             with np.errstate(all="ignore"):
                 rest = np.abs(X[:, 1:].astype(np.float64))
                 rest = {"poisson": np.round(rest), "bernoulli": (rest > 1).astype(float),
                         "categorical": np.round(rest) % 4}[second]
                 X = np.column_stack([X[:, :1].astype(np.float64), rest])
-            family = Product([("gaussian_diag", [0]),
-                              (second, list(range(1, X.shape[1])))])
+            family = Product([(first, [0]), (second, list(range(1, X.shape[1])))])
         kw = {}
         if schedule and method in ("em", "vem"):
             kw["accelerate"] = "squarem"

@@ -227,7 +227,7 @@ def test_float32_gaussian_and_partial_fit():
     ([("poisson", [0, 1]), ("bernoulli", [1, 2])], "overlap: column 1 is in members 0 and 1"),
     ([("poisson", [0, 1])], "column 2 of X is in no member"),
     ([("poisson", [0, 1, 2, 3])], r"not all in \[0, 3\)"),
-    ([("gaussian", [0, 1, 2])], "must be one of 'gaussian_diag'"),
+    ([("normal", [0, 1, 2])], "must be one of 'gaussian', 'gaussian_diag'"),
     ([("poisson", [0, 0, 1, 2])], "repeat a column"),
     ([("poisson", [])], "non-empty list of integer column indices"),
     ([("poisson", [0.5, 1])], "non-empty list of integer column indices"),

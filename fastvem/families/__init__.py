@@ -5,10 +5,10 @@
 from .base import Family
 from .discrete import Bernoulli, Categorical, Multinomial, Poisson
 from .gaussian import GaussianFamily, GaussianWishartPrior
-from .normal import GaussianDiag
+from .normal import GaussianDiag, GaussianFull
 from .numba_family import Conjugate, ExponentialFamily
 from .product import Product
 
 __all__ = ["Family", "Bernoulli", "Categorical", "Conjugate", "Multinomial", "Poisson",
            "ExponentialFamily",
-           "GaussianDiag", "GaussianFamily", "GaussianWishartPrior", "Product"]
+           "GaussianDiag", "GaussianFamily", "GaussianFull", "GaussianWishartPrior", "Product"]

@@ -89,6 +89,8 @@ class GaussianDiag(Family):
         X = _numeric(X)
         if X.shape[1] != self.n_features:
             raise ValueError(f"X has {X.shape[1]} features, expected {self.n_features}")
+        from .._validation import check_scale
+        check_scale(X)                  # the statistics square the values
         if X.dtype == np.float32:
             self.features = "gaussian_float32"
             X = np.ascontiguousarray(X)
@@ -226,6 +228,284 @@ class GaussianDiag(Family):
     def sample_rows(self, theta_k, n, rng):
         mu, var = self._split(theta_k[None])
         return mu[0] + self.ref + np.sqrt(var[0]) * rng.standard_normal((n, self.n_features))
+
+    def dense_features(self, data):
+        return np.asarray(data, dtype=np.float64)
+
+
+# ---------------------------------------------------------------------------
+# full covariance
+# ---------------------------------------------------------------------------
+def _triu(D):
+    return np.triu_indices(D)
+
+
+def _to_matrix(upper, D):
+    """K x P upper triangles (row by row) -> K x D x D symmetric matrices."""
+    iu = _triu(D)
+    M = np.zeros((upper.shape[0], D, D))
+    M[:, iu[0], iu[1]] = upper
+    M[:, iu[1], iu[0]] = upper
+    return M
+
+
+def _to_upper(M):
+    iu = _triu(M.shape[-1])
+    return M[:, iu[0], iu[1]]
+
+
+def _chol(M, what):
+    try:
+        return np.linalg.cholesky(M)
+    except np.linalg.LinAlgError:
+        raise ValueError(f"a component's {what} is not positive definite (collinear or "
+                         "degenerate data); increase reg_covar") from None
+
+
+class GaussianFull(Family):
+    """Real features with a full covariance per component, on the shared row
+    driver's sparse form (features 'gaussian_full_float64' / 'gaussian_full_float32'):
+    T(x) = (x - ref, the upper triangle of (x - ref)(x - ref)^T), S = D + D (D + 1) / 2,
+    about one reference point ref (the data's mean at fit, or ``reference``).  The
+    log-density is linear in T(x): the precision's entries weight the products.
+    em / vem / crisp: the ML mean and covariance plus reg_covar on the diagonal, as
+    GaussianMixture(covariance_type='full').  Mean field and gibbs: a Normal-Wishart
+    prior with BayesianGaussianMixture's parameters and defaults (mean_precision_prior
+    1, mean_prior the data's mean, degrees_of_freedom_prior n_features,
+    covariance_prior the data's covariance); its q and E-step are
+    BayesianGaussianMixture's, term for term.  GaussianMixture keeps its own faster
+    Cholesky kernel; this family is what ``fastvem.Mixture('gaussian')`` and a
+    Product's Gaussian members run on."""
+
+    name = "gaussian"
+    n_posterior_arrays = 1          # (m, beta, nu, W^-1) side by side, per component
+
+    def __init__(self, n_features, reg_covar=1e-6, mean_precision_prior=None, mean_prior=None,
+                 degrees_of_freedom_prior=None, covariance_prior=None, reference=None):
+        self.n_features = int(n_features)
+        self.reg_covar = _positive(reg_covar, "reg_covar", allow_none=False)
+        self.mean_precision_prior = mean_precision_prior
+        self.mean_prior = mean_prior
+        self.degrees_of_freedom_prior = degrees_of_freedom_prior
+        self.covariance_prior = covariance_prior
+        self.reference = reference
+        self.ref = None
+        self.features = "gaussian_full_float64"
+
+    def n_statistics(self):
+        D = self.n_features
+        return D + D * (D + 1) // 2
+
+    def posterior_width(self):
+        D = self.n_features
+        return D + 2 + D * D
+
+    def aux(self):
+        return self.ref
+
+    def prepare(self, X, fitting=False):
+        X = GaussianDiag.prepare(self, X, fitting)
+        self.features = ("gaussian_full_float32" if X.dtype == np.float32
+                         else "gaussian_full_float64")
+        return X
+
+    # ------------------------------------------------------ the parameters
+    def _split(self, theta):
+        D = self.n_features
+        mu = theta[:, :D]
+        return mu, _to_matrix(theta[:, D:], D) - mu[:, :, None] * mu[:, None, :]
+
+    def _theta(self, mu, cov):
+        return np.hstack((mu, _to_upper(cov + mu[:, :, None] * mu[:, None, :])))
+
+    def _natural(self, mu, prec):
+        """(W, c) from means and precisions (K x D x D): x^T P mu - x^T P x / 2 -
+        mu^T P mu / 2 + log|P| / 2, the products off the diagonal counted twice."""
+        D = self.n_features
+        quad = -prec.copy()
+        quad[:, np.arange(D), np.arange(D)] *= 0.5
+        lin = np.einsum("kij,kj->ki", prec, mu)
+        return np.hstack((lin, _to_upper(quad))), -0.5 * np.einsum("ki,ki->k", lin, mu)
+
+    def describe(self, theta):
+        mu, cov = self._split(theta)
+        return {"means": mu + self.ref, "covariances": cov}
+
+    def theta_from(self, means, covariances):
+        mu = np.asarray(means, dtype=np.float64) - self.ref
+        return self._theta(mu, np.asarray(covariances, dtype=np.float64))
+
+    def effective(self, theta):
+        mu, cov = self._split(theta)
+        L = _chol(cov, "covariance")
+        eye = np.broadcast_to(np.eye(self.n_features), cov.shape)
+        Linv = np.linalg.solve(L, eye)
+        prec = np.einsum("kji,kjl->kil", Linv, Linv)
+        W, c = self._natural(mu, prec)
+        return W, c - np.sum(np.log(np.diagonal(L, axis1=1, axis2=2)), axis=1)
+
+    def point_estimate(self, stats, nk, previous):
+        D = self.n_features
+        theta = previous.copy()
+        on = nk > 0
+        if np.any(on):
+            mu = stats[on, :D] / nk[on, None]
+            cov = _to_matrix(stats[on, D:], D) / nk[on, None, None] \
+                - mu[:, :, None] * mu[:, None, :]
+            cov[:, np.arange(D), np.arange(D)] += self.reg_covar
+            theta[on] = self._theta(mu, cov)
+        return theta
+
+    def split(self, theta_k):
+        """The principal axis: means half a standard deviation either side."""
+        mu, cov = self._split(theta_k[None])
+        vals, vecs = np.linalg.eigh(cov[0])
+        axis = vecs[:, -1] * np.sqrt(max(vals[-1], 0.0))
+        return (self._theta(mu + 0.5 * axis, cov)[0], self._theta(mu - 0.5 * axis, cov)[0])
+
+    def to_unconstrained(self, theta):
+        mu, cov = self._split(theta)
+        L = _chol(cov, "covariance")
+        D = self.n_features
+        L[:, np.arange(D), np.arange(D)] = np.log(np.diagonal(L, axis1=1, axis2=2))
+        low = np.tril_indices(D)
+        return np.hstack((mu, L[:, low[0], low[1]]))
+
+    def from_unconstrained(self, u):
+        D = self.n_features
+        if not np.all(np.isfinite(u)):
+            return None
+        low = np.tril_indices(D)
+        L = np.zeros((u.shape[0], D, D))
+        L[:, low[0], low[1]] = u[:, D:]
+        d = L[:, np.arange(D), np.arange(D)]
+        if np.max(d) > 300:
+            return None
+        L[:, np.arange(D), np.arange(D)] = np.exp(d)
+        return self._theta(u[:, :D], L @ np.transpose(L, (0, 2, 1)))
+
+    # --------------------------------------- conjugate (Normal-Wishart, sklearn's)
+    def default_prior(self, X):
+        """(m0 (D), beta0, nu0, W0^-1 (D x D)) about the reference point."""
+        D = self.n_features
+        N = X.shape[0]
+        s1, s2 = np.zeros(D), np.zeros((D, D))
+        for s in range(0, N, 1 << 16):
+            xc = np.asarray(X[s:s + (1 << 16)], dtype=np.float64) - self.ref
+            s1 += xc.sum(0)
+            s2 += xc.T @ xc
+        mean = s1 / N
+        beta0 = _positive(self.mean_precision_prior, "mean_precision_prior") or 1.0
+        nu0 = self.degrees_of_freedom_prior
+        nu0 = float(D) if nu0 is None else float(nu0)
+        if not np.isfinite(nu0) or nu0 <= D - 1:
+            raise ValueError(f"degrees_of_freedom_prior must be > n_features - 1 = {D - 1}, "
+                             f"got {self.degrees_of_freedom_prior!r}")
+        m0 = mean if self.mean_prior is None else \
+            np.broadcast_to(np.asarray(self.mean_prior, dtype=np.float64), (D,)) - self.ref
+        if self.covariance_prior is None:
+            # scikit-learn's default: np.cov of the data (N - 1 in the denominator)
+            cov = (s2 - N * np.outer(mean, mean)) / max(N - 1, 1)
+            cov[np.arange(D), np.arange(D)] = np.maximum(np.diag(cov), self.reg_covar)
+        else:
+            cov = np.array(np.broadcast_to(np.asarray(self.covariance_prior, dtype=np.float64),
+                                           (D, D)))
+        if not np.all(np.isfinite(m0)):
+            raise ValueError(f"mean_prior must be finite, got {self.mean_prior!r}")
+        _chol(cov[None], "covariance_prior")
+        return np.array(m0), beta0, nu0, cov
+
+    def posterior(self, stats, nk, prior):
+        m0, beta0, nu0, W0inv = prior
+        D = self.n_features
+        beta = beta0 + nk
+        m = (beta0 * m0 + stats[:, :D]) / beta[:, None]
+        Winv = (W0inv + _to_matrix(stats[:, D:], D) + beta0 * np.outer(m0, m0)
+                - beta[:, None, None] * m[:, :, None] * m[:, None, :])
+        return m, beta, nu0 + nk, 0.5 * (Winv + np.transpose(Winv, (0, 2, 1)))
+
+    def posterior_statistics(self, q, prior):
+        m0, beta0, nu0, W0inv = prior
+        m, beta, nu, Winv = q
+        s2 = Winv - W0inv - beta0 * np.outer(m0, m0) + beta[:, None, None] * m[:, :, None] \
+            * m[:, None, :]
+        return np.hstack((beta[:, None] * m - beta0 * m0, _to_upper(s2))), beta - beta0
+
+    def _expected(self, q):
+        """E[precision] (K x D x D) and E[log |precision|] (K)."""
+        from scipy.special import digamma
+        m, beta, nu, Winv = q
+        D = self.n_features
+        L = _chol(Winv, "posterior scale W^-1")
+        eye = np.broadcast_to(np.eye(D), Winv.shape)
+        Linv = np.linalg.solve(L, eye)
+        W = np.einsum("kji,kjl->kil", Linv, Linv)
+        logdet_W = -2.0 * np.sum(np.log(np.diagonal(L, axis1=1, axis2=2)), axis=1)
+        e_logdet = (np.sum(digamma(0.5 * (nu[:, None] - np.arange(D))), axis=1)
+                    + D * np.log(2.0) + logdet_W)
+        return nu[:, None, None] * W, e_logdet, W, logdet_W
+
+    def expected_effective(self, q):
+        m, beta, nu, Winv = q
+        prec, e_logdet, _, _ = self._expected(q)
+        W, c = self._natural(m, prec)
+        return W, c - 0.5 * self.n_features / beta + 0.5 * e_logdet
+
+    def posterior_mean(self, q):
+        m, beta, nu, Winv = q
+        return self._theta(m, Winv / nu[:, None, None])
+
+    def sample_posterior(self, q, rng):
+        from scipy.stats import wishart
+        m, beta, nu, Winv = q
+        _, _, W, _ = self._expected(q)
+        K, D = m.shape
+        mu, cov = np.empty((K, D)), np.empty((K, D, D))
+        for k in range(K):
+            prec = np.atleast_2d(wishart.rvs(df=nu[k], scale=W[k], random_state=rng))
+            cov[k] = np.linalg.inv(prec)
+            cov[k] = 0.5 * (cov[k] + cov[k].T)
+            mu[k] = rng.multivariate_normal(m[k], cov[k] / beta[k])
+        return self._theta(mu, cov)
+
+    def kl(self, q, prior):
+        """KL of the Normal-Wishart posteriors to the prior, summed over components."""
+        from scipy.special import multigammaln
+        m0, beta0, nu0, W0inv = prior
+        m, beta, nu, Winv = q
+        D = self.n_features
+        _, e_logdet, W, logdet_W = self._expected(q)
+        logdet_W0 = -2.0 * np.sum(np.log(np.diag(_chol(W0inv[None], "prior")[0])))
+        tr = np.einsum("ij,kji->k", W0inv, W)
+        wishart = (0.5 * (nu - nu0) * e_logdet - 0.5 * nu * D + 0.5 * nu * tr
+                   - 0.5 * (nu - nu0) * D * np.log(2.0) - 0.5 * nu * logdet_W
+                   + 0.5 * nu0 * logdet_W0
+                   - np.array([multigammaln(0.5 * v, D) for v in nu])
+                   + multigammaln(0.5 * nu0, D))
+        dm = m - m0
+        r = beta0 / beta
+        normal = 0.5 * (D * r - D - D * np.log(r)
+                        + beta0 * nu * np.einsum("ki,kij,kj->k", dm, W, dm))
+        return float(np.sum(wishart + normal))
+
+    def pack_posterior(self, q):
+        m, beta, nu, Winv = q
+        K = m.shape[0]
+        return np.hstack((m, beta[:, None], nu[:, None], Winv.reshape(K, -1)))[None]
+
+    def unpack_posterior(self, post):
+        D = self.n_features
+        a = post[0]
+        return (a[:, :D].copy(), a[:, D].copy(), a[:, D + 1].copy(),
+                a[:, D + 2:].reshape(a.shape[0], D, D).copy())
+
+    # ---------------------------------------------------------------- model
+    def n_parameters(self, n_components):
+        return n_components * self.n_statistics()
+
+    def sample_rows(self, theta_k, n, rng):
+        mu, cov = self._split(theta_k[None])
+        return rng.multivariate_normal(mu[0] + self.ref, cov[0], size=n)
 
     def dense_features(self, data):
         return np.asarray(data, dtype=np.float64)

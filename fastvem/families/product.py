@@ -6,9 +6,9 @@ are additive, and a product's are its members' side by side).
                    ("poisson", [5])])
     fastvem.Mixture(fam, n_components=4, method="meanfield").fit(X)
 
-Each member is a built-in family's name ('gaussian_diag', 'bernoulli',
-'categorical', 'poisson', 'multinomial', built with that family's defaults from
-its columns at fit) or a family object of one of those kinds; columns are the
+Each member is a built-in family's name ('gaussian' (full covariance),
+'gaussian_diag', 'bernoulli', 'categorical', 'poisson', 'multinomial', built with
+that family's defaults from its columns at fit) or a family object of one of those kinds; columns are the
 indices of X that it reads.  Every column of X belongs to exactly one member.
 
 The compiled row driver reads the members' prepared columns in one pass
@@ -44,9 +44,11 @@ class ProductData:
 
 def _builtin(name, n_columns, Xc):
     from .discrete import Bernoulli, Categorical, Multinomial, Poisson
-    from .normal import GaussianDiag
+    from .normal import GaussianDiag, GaussianFull
     if name == "gaussian_diag":
         return GaussianDiag(n_columns)
+    if name == "gaussian":
+        return GaussianFull(n_columns)
     if name == "bernoulli":
         return Bernoulli(n_columns, packed=False)
     if name == "poisson":
@@ -55,9 +57,9 @@ def _builtin(name, n_columns, Xc):
         return Categorical(Categorical.infer_categories(Xc, None))
     if name == "multinomial":
         return Multinomial(n_columns)
-    raise ValueError(f"a Product member must be one of 'gaussian_diag', 'bernoulli', "
-                     f"'categorical', 'poisson', 'multinomial' or a family object of those "
-                     f"kinds, got {name!r}")
+    raise ValueError("a Product member must be one of 'gaussian', 'gaussian_diag', "
+                     "'bernoulli', 'categorical', 'poisson', 'multinomial' or a family object "
+                     f"of those kinds, got {name!r}")
 
 
 class Product(Family):

@@ -1280,8 +1280,11 @@ class Mixture(_DiscreteMixture):
     fits by em, vem and crisp, and by meanfield and gibbs when it has a
     ``conjugate``; ``natural_params_init`` gives its start.  ``params_init`` (K x S,
     in the form of ``params_``) starts a built-in family or a product.  Without
-    them, k-means on X (or random labels) starts, as for the other mixtures.  'gaussian' (full, tied, spherical covariances) is fitted by
-    fastvem.GaussianMixture.
+    them, k-means on X (or random labels) starts, as for the other mixtures.
+    'gaussian' is the full-covariance Gaussian family on the shared driver
+    (``GaussianFull``: what GaussianMixture(covariance_type='full') and
+    BayesianGaussianMixture fit, by its own faster kernel); 'gaussian_diag' the
+    diagonal one.
     """
 
     _CONFIG = _DiscreteMixture._CONFIG + ("family",)
@@ -1302,18 +1305,15 @@ class Mixture(_DiscreteMixture):
     def _builtin(self):
         if isinstance(self.family, str) and self.family in _FAMILY_NAMES:
             return _FAMILY_NAMES[self.family](self.n_components)
-        if self.family == "gaussian":
-            raise ValueError("family='gaussian' is fitted by fastvem.GaussianMixture (every "
-                             "covariance type); family='gaussian_diag' is the diagonal "
-                             "Gaussian on the shared driver (and a Product's member)")
-        raise ValueError(f"family must be one of {sorted(_FAMILY_NAMES) + ['gaussian_diag']}, "
+        raise ValueError(f"family must be one of "
+                         f"{sorted(_FAMILY_NAMES) + ['gaussian', 'gaussian_diag']}, "
                          "a family object (fastvem.families: Bernoulli, Categorical, Poisson, "
-                         "Multinomial, GaussianDiag, Product) or a "
+                         "Multinomial, GaussianDiag, GaussianFull, Product) or a "
                          f"fastvem.families.ExponentialFamily, got {self.family!r}")
 
     def _family(self, X, fitting=False):
         from ..families.base import Family
-        from ..families.normal import GaussianDiag
+        from ..families.normal import GaussianDiag, GaussianFull
         if self._user_family():
             m = get_method(self.method)
             if m.update != "point" and self.family.conjugate is None:
@@ -1323,9 +1323,10 @@ class Mixture(_DiscreteMixture):
             return self.family
         if isinstance(self.family, Family):
             return self.family
-        if self.family == "gaussian_diag":
+        if self.family in ("gaussian", "gaussian_diag"):
             X = np.asarray(X) if not hasattr(X, "shape") else X
-            return GaussianDiag(X.shape[1] if getattr(X, "ndim", 0) == 2 else 0)
+            D = X.shape[1] if getattr(X, "ndim", 0) == 2 else 0
+            return GaussianDiag(D) if self.family == "gaussian_diag" else GaussianFull(D)
         return self._builtin()._family(X, fitting)
 
     def _given_theta(self, fam, K):
