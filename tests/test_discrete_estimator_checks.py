@@ -8,7 +8,8 @@ codes in test_categorical_mixture_plumbing."""
 import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from fastvem import BernoulliMixture, CategoricalMixture, MultinomialMixture, PoissonMixture
+from fastvem import (BernoulliMixture, CategoricalMixture, Mixture, MultinomialMixture,
+                     PoissonMixture)
 
 ESTIMATORS = [
     BernoulliMixture(binarize=0.5),
@@ -19,6 +20,10 @@ ESTIMATORS = [
     PoissonMixture(n_components=2, method="meanfield", random_state=0),
     MultinomialMixture(),
     MultinomialMixture(n_components=2, method="crisp", random_state=0),
+    Mixture("gaussian"),
+    Mixture("gaussian", n_components=2, method="meanfield", random_state=0),
+    Mixture("gaussian_diag", method="crisp"),
+    Mixture("poisson", n_components=2, accelerate="squarem", random_state=0),
 ]
 
 _SW_REASON = (

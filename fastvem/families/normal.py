@@ -90,13 +90,13 @@ class GaussianDiag(Family):
         if X.shape[1] != self.n_features:
             raise ValueError(f"X has {X.shape[1]} features, expected {self.n_features}")
         from .._validation import check_scale
-        check_scale(X)                  # the statistics square the values
         if X.dtype == np.float32:
             self.features = "gaussian_float32"
             X = np.ascontiguousarray(X)
         else:
             self.features = "gaussian_float64"
             X = np.ascontiguousarray(X, dtype=np.float64)
+        check_scale(X)                  # the statistics square the values
         if self.reference is not None:
             ref = np.broadcast_to(np.asarray(self.reference, dtype=np.float64),
                                   (self.n_features,))
@@ -404,9 +404,15 @@ class GaussianFull(Family):
         m0 = mean if self.mean_prior is None else \
             np.broadcast_to(np.asarray(self.mean_prior, dtype=np.float64), (D,)) - self.ref
         if self.covariance_prior is None:
-            # scikit-learn's default: np.cov of the data (N - 1 in the denominator)
+            # scikit-learn's default: np.cov of the data (N - 1 in the denominator);
+            # reg_covar added to its diagonal only where it is singular (collinear
+            # columns), so that a point method, which never reads it, still fits
             cov = (s2 - N * np.outer(mean, mean)) / max(N - 1, 1)
             cov[np.arange(D), np.arange(D)] = np.maximum(np.diag(cov), self.reg_covar)
+            try:
+                np.linalg.cholesky(cov)
+            except np.linalg.LinAlgError:
+                cov[np.arange(D), np.arange(D)] += self.reg_covar * max(1.0, np.max(np.diag(cov)))
         else:
             cov = np.array(np.broadcast_to(np.asarray(self.covariance_prior, dtype=np.float64),
                                            (D, D)))

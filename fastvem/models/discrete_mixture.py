@@ -1367,6 +1367,14 @@ class Mixture(_DiscreteMixture):
     def _fitted_theta(self, fam):
         return self.params_
 
+    def __sklearn_tags__(self):
+        """Non-negative input only for the count families (Poisson, multinomial)."""
+        tags = super().__sklearn_tags__()
+        fam = self.family
+        tags.input_tags.positive_only = (fam in ("poisson", "multinomial")
+                                         or isinstance(fam, (Poisson, Multinomial)))
+        return tags
+
     def sample(self, n_samples=1):
         if self._user_family():
             raise NotImplementedError("sample needs a sampler of the family, which an "
