@@ -715,28 +715,60 @@ cdef object _data_pointer(data, int kind, const void **dp):
     return table
 
 
-# the driver's context and callbacks for row_pass
-cdef struct RowPass:
+cdef struct FamilyTable:
+    # what both entries hand a family's rows to: its sparse form (act) or dense
+    # features (feat) with its data (dp, off: the data and aux arrays), the rows'
+    # features D, the most non-zero statistics of a row Am, S, K, the effective
+    # parameters (Wt: S x K for the sparse form, W: K x S for the dense), c, logw,
+    # and each thread's scratch (ws, wi rows of the given strides)
     active_fn act
-    bint bits              # packed bits by fv_bits_gather / fv_bits_scatter
     features_fn feat
     const void *dp
     const void *off
-    int kind
-    Py_ssize_t D, Am, Sv, S, K, A
+    Py_ssize_t D, Am, S, K
     const double *Wt
     const double *W
     const double *c
     const double *logw
+    double *ws
+    Py_ssize_t ws_stride
+    int32_t *wi
+    Py_ssize_t wi_stride
+
+
+cdef void _fill_table(FamilyTable *f, active_fn act, features_fn feat, const void *dp,
+                      const void *off, Py_ssize_t D, Py_ssize_t Am, Py_ssize_t S,
+                      Py_ssize_t K, const double *Wt, const double *W, const double *c,
+                      const double *logw, double[:, ::1] ws, int32_t[:, ::1] wi):
+    f.act = act
+    f.feat = feat
+    f.dp = dp
+    f.off = off
+    f.D = D
+    f.Am = Am
+    f.S = S
+    f.K = K
+    f.Wt = Wt
+    f.W = W
+    f.c = c
+    f.logw = logw
+    f.ws = &ws[0, 0]
+    f.ws_stride = ws.shape[1]
+    f.wi = &wi[0, 0]
+    f.wi_stride = wi.shape[1]
+
+
+# the driver's context and callbacks for row_pass
+cdef struct RowPass:
+    FamilyTable f
+    bint bits              # packed bits by fv_bits_gather / fv_bits_scatter
+    int kind
+    Py_ssize_t Sv, A
     const double *sw
     int mode
     unsigned long long seed
     const int64_t *given
     int64_t *labels
-    double *ws
-    Py_ssize_t ws_stride
-    int32_t *wi
-    Py_ssize_t wi_stride
     Py_ssize_t *wl
     Py_ssize_t wl_stride
     double *stats
@@ -749,20 +781,20 @@ cdef void _pass_partition(void *vc, Py_ssize_t p, Py_ssize_t r, Py_ssize_t r1, i
                           double *slot) noexcept nogil:
     """Rows [r, r1) chunk by chunk into the slot, by the sparse or the dense form."""
     cdef RowPass *x = <RowPass *>vc
-    cdef double *wsp = x.ws + tid * x.ws_stride
+    cdef double *wsp = x.f.ws + tid * x.f.ws_stride
     memset(slot, 0, x.A * sizeof(double))
-    if x.act != NULL:
+    if x.f.act != NULL:
         while r < r1:
-            _chunk_active(x.act, x.bits, x.dp, x.off, r, min(<Py_ssize_t>B, r1 - r), x.D,
-                          x.Am, x.Sv, x.K, x.Wt, x.c, x.logw, x.sw, x.mode, x.seed, x.given,
-                          x.labels, x.wi + tid * x.wi_stride, wsp, wsp + B * x.Am,
+            _chunk_active(x.f.act, x.bits, x.f.dp, x.f.off, r, min(<Py_ssize_t>B, r1 - r), x.f.D,
+                          x.f.Am, x.Sv, x.f.K, x.f.Wt, x.f.c, x.f.logw, x.sw, x.mode, x.seed, x.given,
+                          x.labels, x.f.wi + tid * x.f.wi_stride, wsp, wsp + B * x.f.Am,
                           x.wl + tid * x.wl_stride, slot)
             r = r + B
         return
     while r < r1:
-        _chunk(x.feat, x.dp, x.off, r, min(<Py_ssize_t>B, r1 - r), x.D, x.S, x.K, x.W, x.c,
-               x.logw, x.sw, x.mode, x.seed, x.given, x.labels, wsp + B, wsp,
-               wsp + B + B * x.S, slot)
+        _chunk(x.f.feat, x.f.dp, x.f.off, r, min(<Py_ssize_t>B, r1 - r), x.f.D, x.f.S, x.f.K, x.f.W, x.f.c,
+               x.f.logw, x.sw, x.mode, x.seed, x.given, x.labels, wsp + B, wsp,
+               wsp + B + B * x.f.S, slot)
         r = r + B
 
 
@@ -771,10 +803,10 @@ cdef void _pass_fold(void *vc, const double *slot) noexcept nogil:
     folded back to the features, the sparse form's S x K transposed, the dense
     form's K x S as it is."""
     cdef RowPass *x = <RowPass *>vc
-    cdef Py_ssize_t j, k, K = x.K, S = x.S, Sv = x.Sv
+    cdef Py_ssize_t j, k, K = x.f.K, S = x.f.S, Sv = x.Sv
     if x.kind == F_BITS:
-        _bits_fold(slot, x.D, S, K, x.stT)
-    elif x.act != NULL:
+        _bits_fold(slot, x.f.D, S, K, x.stT)
+    elif x.f.act != NULL:
         for j in range(S):
             for k in range(K):
                 x.stats[k * S + j] += slot[j * K + k]
@@ -860,30 +892,16 @@ def row_pass(data, aux, int kind, uintptr_t address, Py_ssize_t S,
                                        dtype=np.int32)
     cdef Py_ssize_t[:, ::1] wl = np.empty((T, B + 8), dtype=np.intp)
     cdef RowPass ctx
-    ctx.act = act
+    _fill_table(&ctx.f, act, feat, dp, off, D, Am, S, K, &Wt[0, 0], &W[0, 0], &c[0],
+                &logw[0], ws, wi)
     ctx.bits = kind == F_BITS and fv_bits_fast(K)
-    ctx.feat = feat
-    ctx.dp = dp
-    ctx.off = off
     ctx.kind = kind
-    ctx.D = D
-    ctx.Am = Am
     ctx.Sv = Sv
-    ctx.S = S
-    ctx.K = K
-    ctx.Wt = &Wt[0, 0]
-    ctx.W = &W[0, 0]
-    ctx.c = &c[0]
-    ctx.logw = &logw[0]
     ctx.sw = swp
     ctx.mode = mode
     ctx.seed = seed
     ctx.given = &given[0] if given.shape[0] > 0 else NULL
     ctx.labels = &labels[0] if labels.shape[0] > 0 else NULL
-    ctx.ws = &ws[0, 0]
-    ctx.ws_stride = ws.shape[1]
-    ctx.wi = &wi[0, 0]
-    ctx.wi_stride = wi.shape[1]
     ctx.wl = &wl[0, 0]
     ctx.wl_stride = wl.shape[1]
     ctx.A = A
@@ -902,40 +920,28 @@ def row_pass(data, aux, int kind, uintptr_t address, Py_ssize_t S,
 
 # the driver's context and callback for log_joint_rows
 cdef struct JointRows:
-    active_fn act
-    features_fn feat
-    const void *dp
-    const void *off
-    Py_ssize_t D, Am, S, K
-    const double *Wt
-    const double *W
-    const double *c
-    const double *logw
-    double *ws
-    Py_ssize_t ws_stride
-    int32_t *wi
-    Py_ssize_t wi_stride
+    FamilyTable f
     double *out
 
 
 cdef void _joint_chunk(void *vc, Py_ssize_t r0, Py_ssize_t r1, int tid) noexcept nogil:
     """The log-joint rows [r0, r1) into out (each row its own, no reduction)."""
     cdef JointRows *x = <JointRows *>vc
-    cdef double *ws = x.ws + tid * x.ws_stride
-    cdef int32_t *wi = x.wi + tid * x.wi_stride
-    cdef Py_ssize_t i, na, K = x.K
+    cdef double *ws = x.f.ws + tid * x.f.ws_stride
+    cdef int32_t *wi = x.f.wi + tid * x.f.wi_stride
+    cdef Py_ssize_t i, na, K = x.f.K
     cdef double *row
-    if x.act != NULL:
+    if x.f.act != NULL:
         for i in range(r0, r1):
             # log h into this thread's buffer (a variable only written through its
             # address would be shared by the threads)
-            na = x.act(x.dp, x.off, i, x.D, wi, ws, ws + x.Am)
+            na = x.f.act(x.f.dp, x.f.off, i, x.f.D, wi, ws, ws + x.f.Am)
             row = x.out + i * K
-            fv_init_row(row, x.c, x.logw, ws[x.Am], K)
-            fv_gather_rows(row, x.Wt, wi, ws, na, K)
+            fv_init_row(row, x.f.c, x.f.logw, ws[x.f.Am], K)
+            fv_gather_rows(row, x.f.Wt, wi, ws, na, K)
         return
-    x.feat(x.dp, x.off, r0, r1 - r0, x.D, x.S, ws + B, ws)
-    _log_dens(ws + B, ws, x.W, x.c, x.logw, r1 - r0, x.S, K, x.out + r0 * K)
+    x.f.feat(x.f.dp, x.f.off, r0, r1 - r0, x.f.D, x.f.S, ws + B, ws)
+    _log_dens(ws + B, ws, x.f.W, x.f.c, x.f.logw, r1 - r0, x.f.S, K, x.out + r0 * K)
 
 
 def log_joint_rows(data, aux, int kind, uintptr_t address, Py_ssize_t S,
@@ -964,22 +970,8 @@ def log_joint_rows(data, aux, int kind, uintptr_t address, Py_ssize_t S,
     cdef double[:, ::1] ws = np.empty((T, (B * (S + 1) + 1 + Am + 7) // 8 * 8 + 8))
     cdef int32_t[:, ::1] wi = np.empty((T, (Am + 15) // 16 * 16 + 16), dtype=np.int32)
     cdef JointRows ctx
-    ctx.act = act
-    ctx.feat = feat
-    ctx.dp = dp
-    ctx.off = off
-    ctx.D = D
-    ctx.Am = Am
-    ctx.S = S
-    ctx.K = K
-    ctx.Wt = &Wt[0, 0]
-    ctx.W = &W[0, 0]
-    ctx.c = &c[0]
-    ctx.logw = &logw[0]
-    ctx.ws = &ws[0, 0]
-    ctx.ws_stride = ws.shape[1]
-    ctx.wi = &wi[0, 0]
-    ctx.wi_stride = wi.shape[1]
+    _fill_table(&ctx.f, act, feat, dp, off, D, Am, S, K, &Wt[0, 0], &W[0, 0], &c[0],
+                &logw[0], ws, wi)
     ctx.out = &out[0, 0]
     with nogil:
         run_chunks(&ctx, _joint_chunk, N, B, T)

@@ -54,18 +54,23 @@ def _block_check(block):
     return np.array([block.shape[0], float(np.all(np.isfinite(block)))])
 
 
+def _check_dask(X, name):
+    """A 2-D numeric dask array with known chunk sizes; ValueError / TypeError naming X."""
+    if X.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D dask array, got {X.ndim} dimensions")
+    if any(np.isnan(c) for c in X.chunks[0]) or any(np.isnan(c) for c in X.chunks[1]):
+        raise ValueError(f"{name} has unknown chunk sizes (NaN in {name}.chunks); call "
+                         f"{name}.compute_chunk_sizes() first")
+    if X.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be numeric, got dtype {X.dtype}")
+
+
 class DaskSource:
     """A validated 2-D Dask array of float32 / float64 rows, chunked by rows only."""
 
     def __init__(self, X, name="X"):
         import dask.array as da
-        if X.ndim != 2:
-            raise ValueError(f"{name} must be a 2-D dask array, got {X.ndim} dimensions")
-        if any(np.isnan(c) for c in X.chunks[0]) or any(np.isnan(c) for c in X.chunks[1]):
-            raise ValueError(f"{name} has unknown chunk sizes (NaN in {name}.chunks); call "
-                             f"{name}.compute_chunk_sizes() first")
-        if X.dtype.kind not in "biuf":
-            raise TypeError(f"{name} must be numeric, got dtype {X.dtype}")
+        _check_dask(X, name)
         if X.dtype not in (np.float32, np.float64):
             X = X.astype(np.float64)
         if len(X.chunks[1]) > 1:
@@ -265,13 +270,7 @@ class DaskRowBlocks:
     what = "block"
 
     def __init__(self, X, name="X"):
-        if X.ndim != 2:
-            raise ValueError(f"{name} must be a 2-D dask array, got {X.ndim} dimensions")
-        if any(np.isnan(c) for c in X.chunks[0]) or any(np.isnan(c) for c in X.chunks[1]):
-            raise ValueError(f"{name} has unknown chunk sizes (NaN in {name}.chunks); call "
-                             f"{name}.compute_chunk_sizes() first")
-        if X.dtype.kind not in "biuf":
-            raise TypeError(f"{name} must be numeric, got dtype {X.dtype}")
+        _check_dask(X, name)
         if len(X.chunks[1]) > 1:
             X = X.rechunk({1: -1})
         if X.shape[1] == 0:
