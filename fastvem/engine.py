@@ -166,15 +166,9 @@ class MixtureEngine:
         """Effective parameters of the E-step: the point parameters, or under
         q(theta) the expected-log ones (the same kernel then returns
         E_q[log p(x, z=k)])."""
-        fam = self.family
-        D = params["means"].shape[1]
-        if "weight_concentration" in params:
-            const = (fam.expected_log_normaliser(params, D)
-                     + self.weight_prior.expected_log_weights(params["weight_concentration"]))
-        else:
-            const = (fam.log_normaliser(params["precisions_cholesky"], D)
-                     + self.structure.log_weights(params["weights"]))
-        return fam.kernel_params(params["means"], params["precisions_cholesky"], const, dtype)
+        posterior = self.structure.is_posterior(params)
+        logw = self.structure.params_log_weights(params, self.weight_prior)
+        return self.family.effective_kernel_params(params, logw, posterior, dtype)
 
     def statistics(self, X, sample_weight, params, iteration=0):
         """Sum of the statistics of every block of X (an ndarray is one block)."""
@@ -217,9 +211,8 @@ class MixtureEngine:
     def bound(self, stats, q):
         """scikit-learn's variational lower bound (total), right after the update:
         H[q(z)] + the q(theta) terms of the family and the structure."""
-        K, D = q["means"].shape
-        return (stats.entropy + self.family.posterior_bound_terms(q, K, D)
-                + self.weight_prior.bound_term(q["weight_concentration"]))
+        return (stats.entropy + self.family.posterior_bound_terms(q)
+                + self.structure.weights_bound_term(q, self.weight_prior))
 
     def step(self, X, sample_weight):
         """step(params, iteration) -> (per-sample objective, new params, events).

@@ -153,6 +153,16 @@ class GaussianFamily:
         return (log_det_cholesky(prec_chol, self.covariance_type, n_features)
                 - 0.5 * n_features * math.log(2 * math.pi))
 
+    def effective_kernel_params(self, params, logw, posterior, dtype):
+        """The E-step's effective parameters from the family's entries of a parameter
+        dict and the structure's log weights: the point parameters' normaliser, or
+        under q(theta) the expected-log one."""
+        D = params["means"].shape[1]
+        norm = (self.expected_log_normaliser(params, D) if posterior
+                else self.log_normaliser(params["precisions_cholesky"], D))
+        return self.kernel_params(params["means"], params["precisions_cholesky"], norm + logw,
+                                  dtype)
+
     def kernel_params(self, means, prec_chol, const, dtype):
         return KernelParams(self.covariance_type, means, prec_chol, const, dtype)
 
@@ -372,10 +382,10 @@ class GaussianFamily:
         return (self.log_normaliser(q["precisions_cholesky"], D) - 0.5 * D * np.log(dof)
                 + 0.5 * (_log_lambda(dof, D) - D / q["mean_precision"]))
 
-    def posterior_bound_terms(self, q, n_components, n_features):
+    def posterior_bound_terms(self, q):
         """The q(theta)-dependent part of scikit-learn's variational lower bound
         (evaluated right after the update): -log Wishart norm - D/2 sum log beta."""
-        D = n_features
+        n_components, D = q["means"].shape
         dof = q["degrees_of_freedom"]
         ldc = (log_det_cholesky(q["precisions_cholesky"], self.covariance_type, D)
                - 0.5 * D * np.log(dof))
