@@ -190,12 +190,11 @@ class MixtureEngine:
             theta = self.family.sample_posterior(stats, self.prior, rng)
             weights = self.weight_prior.sample(self.weight_prior.posterior(stats.nk), rng)
             # the allocation counts of the sweep ride along (occupancy of the draw)
-            return {"weights": weights, **theta, "counts": np.array(stats.nk)}, []
+            return self.structure.with_weights(theta, weights, counts=stats.nk), []
         if self.method.update == "posterior":
             nk = stats.nk + _EPS
             q = self.family.posterior(stats, nk, self.prior)
-            q["weight_concentration"] = self.weight_prior.posterior(nk)
-            return q, []
+            return self.structure.with_posterior(q, self.weight_prior.posterior(nk)), []
         if self.method.update != "point":
             raise NotImplementedError(f"update {self.method.update!r} is not available yet")
         nk = stats.nk + _EPS
@@ -206,7 +205,7 @@ class MixtureEngine:
         if len(empty):
             weights, theta = self.family.reseed(weights, theta, empty)
             events.append(f"re-seeded empty components {empty.tolist()}")
-        return {"weights": weights, **theta}, events
+        return self.structure.with_weights(theta, weights), events
 
     def bound(self, stats, q):
         """scikit-learn's variational lower bound (total), right after the update:

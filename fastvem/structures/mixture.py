@@ -48,6 +48,20 @@ class Mixture(Structure):
         return self.log_weights(params["weights"])
 
     @staticmethod
+    def with_weights(theta, weights, counts=None):
+        """A parameter dict: the family's entries and the weights (and, for a draw,
+        the allocation counts of the sweep)."""
+        out = {"weights": weights, **theta}
+        if counts is not None:
+            out["counts"] = np.array(counts)
+        return out
+
+    @staticmethod
+    def with_posterior(q, concentration):
+        q["weight_concentration"] = concentration
+        return q
+
+    @staticmethod
     def weights_bound_term(q, weight_prior):
         return weight_prior.bound_term(q["weight_concentration"])
 
