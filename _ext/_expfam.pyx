@@ -35,7 +35,7 @@
 # to), scalars, n_threads.  The data are validated in Python
 # (fastvem/families/discrete.py); every entry still checks each buffer's size.
 from cython cimport floating
-from libc.math cimport log, lgamma, INFINITY
+from libc.math cimport log, lgamma, INFINITY, NAN, isnan
 from libc.stdint cimport uint8_t, int32_t, int64_t, uintptr_t
 from libc.string cimport memset
 from scipy.linalg.cython_blas cimport dgemm
@@ -135,6 +135,10 @@ cdef inline Py_ssize_t _counts_act(const floating *x, Py_ssize_t D, int32_t *idx
     for d in range(D):
         if x[d] != 0:
             v = x[d]
+            if not (v > 0.0 and v < INFINITY):
+                # a negative or non-finite count: as a code out of range (NaN log h)
+                logh[0] = NAN
+                return 0
             idx[n] = <int32_t>d
             val[n] = v
             h -= lgamma(v + 1.0)
@@ -162,6 +166,11 @@ cdef Py_ssize_t _categorical_i32_act(const void *data, const void *aux, Py_ssize
     cdef const int64_t *off = <const int64_t *>aux
     cdef Py_ssize_t j
     for j in range(D):
+        if x[j] < 0 or x[j] >= off[j + 1] - off[j]:
+            # a code outside its feature's categories: the row reads and writes
+            # nothing, and its log h is NaN, which the entries turn into an error
+            logh[0] = NAN
+            return 0
         idx[j] = <int32_t>(off[j] + x[j])
         val[j] = 1.0
     logh[0] = 0.0
@@ -610,6 +619,22 @@ def _transposed(const double[:, ::1] W, int kind, Py_ssize_t D):
     return np.ascontiguousarray(np.asarray(W).T)
 
 
+_CHECKED = (F_CATEGORICAL_I32, F_COUNTS_F64, F_COUNTS_F32)
+_BAD_VALUE = ("the rows hold a value their family does not take: a category code outside its "
+              "feature's categories (codes must be in [0, aux[j + 1] - aux[j])), or a negative "
+              "or non-finite count")
+
+
+def _has_codes(int kind, data):
+    """Whether the rows hold category codes or counts (a family or a product part),
+    whose values the kernel checks as it reads them: a code outside its feature's
+    categories, or a negative or non-finite count, gives its row a NaN log h, which
+    the entries turn into a ValueError."""
+    if kind in _CHECKED:
+        return True
+    return kind == F_PRODUCT and any(p[0] in _CHECKED for p in data)
+
+
 def _validate_data(str fn, data, aux, int kind, uintptr_t address, Py_ssize_t S):
     """The data for its features kind and S statistics, with the features' aux
     array; a product's parts each so.  Returns (N, D, aux): D is the number of
@@ -910,8 +935,12 @@ def row_pass(data, aux, int kind, uintptr_t address, Py_ssize_t S,
     ctx.totals = &totals[0]
     ctx.stT = &stT[0, 0]
     cdef Py_ssize_t j, k
+    cdef double before = totals[2]
     with nogil:
         run_partitions(&ctx, _pass_partition, _pass_fold, N, PART, &acc[0, 0], slots, A8, T)
+    if isnan(totals[2]) and not isnan(before) and _has_codes(kind, data):
+        raise ValueError(f"{fn}: {_BAD_VALUE}; the accumulators hold partial sums")
+    with nogil:
         if kind == F_BITS:
             for j in range(S):
                 for k in range(K):
@@ -975,3 +1004,6 @@ def log_joint_rows(data, aux, int kind, uintptr_t address, Py_ssize_t S,
     ctx.out = &out[0, 0]
     with nogil:
         run_chunks(&ctx, _joint_chunk, N, B, T)
+    if (_has_codes(kind, data) and np.all(np.isfinite(W)) and np.all(np.isfinite(c))
+            and not np.any(np.isnan(logw)) and np.any(np.isnan(out))):
+        raise ValueError(f"{fn}: {_BAD_VALUE}")

@@ -274,6 +274,105 @@ def mixed_inputs(n):
     _run(test, n)
 
 
+_EXPFAM_DTYPES = {"bernoulli_uint8": np.uint8, "counts_float64": np.float64,
+                  "counts_float32": np.float32, "categorical_int32": np.int32,
+                  "bernoulli_bits": np.uint8, "csr_float64": np.int64,
+                  "gaussian_float64": np.float64, "gaussian_float32": np.float32,
+                  "gaussian_full_float64": np.float64, "gaussian_full_float32": np.float32}
+
+
+@st.composite
+def _expfam_part(draw, N):
+    """(kind name, data, aux, S) for one family of the row driver: mostly well-formed
+    (so that the kernel runs), with one field at a time drawn wrong."""
+    kind = draw(st.sampled_from(sorted(_EXPFAM_DTYPES)))
+    D = draw(st.integers(0, 5))
+    dtype = draw(st.sampled_from([_EXPFAM_DTYPES[kind]] * 4 + [np.float64, np.int32,
+                                                               np.uint8]))
+    rng = np.random.default_rng(draw(st.integers(0, 2 ** 16)))
+    aux, S = None, D
+    if kind == "categorical_int32":
+        cats = rng.integers(1, 4, D)
+        aux = np.concatenate(([0], np.cumsum(cats))).astype(np.int64)
+        S = int(aux[-1])
+        data = (rng.integers(0, 4, (N, D)) * draw(st.sampled_from([1, 1, 1, -1, 2])))
+    elif kind == "csr_float64":
+        S = D + 1
+        lengths = rng.integers(0, 3, N)
+        ptr = np.concatenate(([0], np.cumsum(lengths)))
+        data = np.column_stack((ptr[:-1], ptr[1:]))
+        cols = rng.integers(0, S + draw(st.sampled_from([0, 0, 0, 1])), ptr[-1])
+        aux = np.column_stack((cols, rng.random(ptr[-1]))).astype(np.float64)
+    elif kind == "bernoulli_bits":
+        S = 8 * D - draw(st.integers(0, 7)) if D else 0
+        data = rng.integers(0, 256, (N, D))
+    elif kind.startswith("gaussian"):
+        full = "full" in kind
+        S = D + D * (D + 1) // 2 if full else 2 * D
+        data = rng.normal(size=(N, D)) * draw(st.sampled_from([1.0, 1.0, 1e200, np.nan]))
+        aux = draw(st.sampled_from([np.zeros(D), np.zeros(D + 1), None]))
+    else:
+        data = rng.poisson(2.0, (N, D)) * draw(st.sampled_from([1, 1, 1, -1]))
+    data = np.asarray(data).astype(dtype)
+    if draw(st.integers(0, 9)) == 0:
+        data = np.asfortranarray(data)
+    S += draw(st.sampled_from([0, 0, 0, 0, 1, -1]))
+    return kind, data, aux, max(S, 0)
+
+
+def expfam_inputs(n):
+    """The exponential-family row driver's entries (fastvem.kernels' low level:
+    _expfam.row_pass, log_joint_rows) on generated buffers of every features kind
+    and products of them, with wrong shapes, dtypes, aux arrays, codes out of range,
+    labels, modes and thread counts: a ValueError / TypeError, or finite statistics
+    and log-joint rows where the inputs are finite -- never a crash."""
+    from fastvem._ext import _expfam as k
+
+    @given(st.integers(0, 40).flatmap(
+        lambda N: st.tuples(st.just(N), st.lists(_expfam_part(N), min_size=1, max_size=3))),
+        st.booleans(), st.integers(0, 4), st.integers(0, 4), st.integers(1, 3),
+        st.booleans(), st.integers(0, 2 ** 16))
+    def test(spec, product, K, mode, threads, weighted, seed):
+        N, parts = spec
+        rng = np.random.default_rng(seed)
+        if product:
+            data = [(k.FEATURES.get(kind, -1), d, a, S) for kind, d, a, S in parts]
+            kind, aux, S = k.FEATURES["product"], None, sum(p[3] for p in parts)
+        else:
+            kname, data, aux, S = parts[0]
+            kind = k.FEATURES[kname]
+        W = rng.normal(size=(K, S))
+        c, logw = rng.normal(size=K), np.log(np.full(K, 1.0 / max(K, 1)))
+        sw = rng.random(N) if weighted else None
+        given = rng.integers(0, max(K, 1), N).astype(np.int64) if mode == 3 \
+            else np.empty(0, dtype=np.int64)
+        labels = np.empty(N if mode in (1, 2) else 0, dtype=np.int64)
+        stats, nk, totals = np.zeros((K, S)), np.zeros(K), np.zeros(3)
+        bad_codes = any(kn == "categorical_int32" and d.dtype == np.int32 and a is not None
+                        and d.ndim == 2 and d.shape[1] == len(a) - 1 and d.size
+                        and (np.any(d < 0) or np.any(d >= np.diff(a)[None, :]))
+                        for kn, d, a, _ in (parts if product else parts[:1]))
+        try:
+            k.row_pass(data, aux, kind, 0, S, W, c, logw, sw, given, labels, stats, nk, totals,
+                       mode, seed, threads)
+        except CLEAN as exc:
+            _refused(exc)
+        else:
+            assert not bad_codes, "row_pass accepted category codes out of range"
+            finite_in = all(np.all(np.isfinite(np.asarray(p[1], dtype=np.float64)))
+                            for p in parts)
+            if finite_in and "gaussian" not in str(parts):
+                assert _finite(stats) and _finite(nk), "row_pass gave NaN / inf"
+            if mode in (1, 2) and N and K:
+                assert labels.min() >= 0 and labels.max() < K, "labels out of range"
+        out = np.empty((N, K))
+        try:
+            k.log_joint_rows(data, aux, kind, 0, S, W, c, logw, out, threads)
+        except CLEAN as exc:
+            _refused(exc)
+    _run(test, n)
+
+
 def lda_inputs(n):
     """Generated corpora (dense / CSR / CSC, duplicates, negative, NaN, inf,
     fractional, huge and tiny counts, empty documents, zero rows or columns) into
@@ -528,7 +627,8 @@ def parameter_scan(_n=None):
     assert not bad
 
 
-CASES = {f.__name__: f for f in (mixture_inputs, discrete_inputs, mixed_inputs, lda_inputs,
+CASES = {f.__name__: f for f in (mixture_inputs, discrete_inputs, mixed_inputs,
+                                 expfam_inputs, lda_inputs,
                                  mutations_after_fit, corrupted_files, kernel_inputs,
                                  parameter_scan)}
 

@@ -16,7 +16,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 # examples per case: (quick, long)
 CASES = {"mixture_inputs": (300, 5000), "discrete_inputs": (300, 5000), "lda_inputs": (200, 3000),
-         "mixed_inputs": (300, 5000),
+         "mixed_inputs": (300, 5000), "expfam_inputs": (300, 5000),
          "mutations_after_fit": (150, 3000), "corrupted_files": (400, 5000),
          "kernel_inputs": (300, 5000)}
 

@@ -286,3 +286,35 @@ def test_degenerate_columns_fit():
                                      3, method=method, random_state=0, n_samples=10,
                                      burn_in=10), X)
         assert np.all(np.isfinite(est.params_)) and np.all(np.isfinite(est.score_samples(X)))
+
+
+def test_the_row_driver_refuses_codes_out_of_range():
+    """The low-level entries check every category code as they read it (a code
+    outside its feature's categories would index another feature's statistics, or
+    none): a ValueError, alone and inside a product."""
+    from fastvem._ext import _expfam as k
+    aux = np.array([0, 2, 4], dtype=np.int64)
+    empty = np.empty(0, dtype=np.int64)
+    for codes in ([[1, 1], [0, 2]], [[1, -1], [0, 0]]):
+        data = np.array(codes, dtype=np.int32)
+        for product in (False, True):
+            if product:
+                g = np.zeros((2, 1))
+                args = ([(k.FEATURES["categorical_int32"], data, aux, 4),
+                         (k.FEATURES["gaussian_float64"], g, np.zeros(1), 2)], None,
+                        k.FEATURES["product"], 6)
+            else:
+                args = (data, aux, k.FEATURES["categorical_int32"], 4)
+            S = args[3]
+            with pytest.raises(ValueError, match="a category code outside its feature's"):
+                k.row_pass(*args[:3], 0, S, np.zeros((2, S)), np.zeros(2), np.zeros(2), None,
+                           empty, empty, np.zeros((2, S)), np.zeros(2), np.zeros(3), 0, 0, 1)
+            with pytest.raises(ValueError, match="a category code outside its feature's"):
+                k.log_joint_rows(*args[:3], 0, S, np.zeros((2, S)), np.zeros(2), np.zeros(2),
+                                 np.empty((2, 2)), 1)
+    for bad in (-1.0, np.nan, np.inf):
+        counts = np.array([[1.0, 2.0], [0.0, bad]])
+        with pytest.raises(ValueError, match="a negative or non-finite count"):
+            k.row_pass(counts, None, k.FEATURES["counts_float64"], 0, 2, np.zeros((2, 2)),
+                       np.zeros(2), np.zeros(2), None, empty, empty, np.zeros((2, 2)),
+                       np.zeros(2), np.zeros(3), 0, 0, 1)
