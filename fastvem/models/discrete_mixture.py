@@ -1265,11 +1265,12 @@ _FAMILY_NAMES = {"bernoulli": BernoulliMixture, "categorical": CategoricalMixtur
 
 class Mixture(_DiscreteMixture):
     """The generic mixture: ``family`` is a name ('bernoulli', 'categorical',
-    'poisson', 'multinomial', 'gaussian_diag': the built-in family with its
-    defaults), a family object (``fastvem.families.Bernoulli(...)``, ...,
-    ``GaussianDiag``, a ``Product`` of families over disjoint columns for mixed
-    data), or a ``fastvem.families.ExponentialFamily`` of the user's numba row
-    functions.
+    'poisson', 'multinomial', 'gaussian', 'gaussian_diag': the built-in family with
+    its defaults), a family object (``fastvem.families.Bernoulli(...)``, ...,
+    ``GaussianFull``, ``GaussianDiag``, a ``Product`` of families over disjoint
+    columns for mixed data), or a ``fastvem.families.ExponentialFamily`` of the
+    user's numba row functions.  The schedules are the other mixtures':
+    ``accelerate='squarem'`` (em / vem) and ``n_batches`` (memoized mean field).
 
     Fitted: ``weights_``, ``params_`` (K x S: the family's mean parameters for a
     built-in family or a product, side by side; the natural parameters, also
