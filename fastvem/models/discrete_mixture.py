@@ -132,9 +132,9 @@ _INIT_BYTES = 1 << 29      # ... and about this many bytes of them as float64 en
 
 
 def _source_families():
-    from ..families.normal import GaussianDiag
+    from ..families.normal import GaussianDiag, GaussianFull
     from ..families.numba_family import ExponentialFamily
-    return (Bernoulli, Categorical, Poisson, GaussianDiag, ExponentialFamily)
+    return (Bernoulli, Categorical, Poisson, GaussianDiag, GaussianFull, ExponentialFamily)
 
 
 def _leaves(fam):
@@ -201,12 +201,14 @@ class _Summary:
     centred sums of squares m2 (pooled exactly; None once a chunk is sparse), the
     stored entries (rows x columns, or the non-zeros) and the first row."""
 
-    def __init__(self, n, colmax, colsum, m2, entries, first):
+    def __init__(self, n, colmax, colsum, m2, entries, first, scatter=None):
         self.n, self.colmax, self.colsum, self.m2 = n, colmax, colsum, m2
-        self.entries, self.first = entries, first
+        self.entries, self.first, self.scatter = entries, first, scatter
 
     @classmethod
-    def of(cls, block):
+    def of(cls, block, scatter=False):
+        """A chunk's summary; with scatter, also its centred cross-products (D x D:
+        a full-covariance Gaussian's default prior reads the data's covariance)."""
         import scipy.sparse as sp
         n = block.shape[0]
         if sp.issparse(block):
@@ -216,16 +218,20 @@ class _Summary:
         x = np.asarray(block, dtype=np.float64)
         colsum = x.sum(0)
         d = x - colsum / n
-        return cls(n, x.max(0), colsum, np.einsum("ij,ij->j", d, d), x.size, x[:1].copy())
+        return cls(n, x.max(0), colsum, np.einsum("ij,ij->j", d, d), x.size, x[:1].copy(),
+                   d.T @ d if scatter else None)
 
     def __add__(self, other):
         n = self.n + other.n
-        m2 = None
+        m2 = scatter = None
         if self.m2 is not None and other.m2 is not None:
             delta = other.colsum / other.n - self.colsum / self.n
             m2 = self.m2 + other.m2 + delta * delta * (self.n * (other.n / n))
+            if self.scatter is not None and other.scatter is not None:
+                scatter = (self.scatter + other.scatter
+                           + np.outer(delta, delta) * (self.n * (other.n / n)))
         return _Summary(n, np.maximum(self.colmax, other.colmax), self.colsum + other.colsum,
-                        m2, self.entries + other.entries, self.first)
+                        m2, self.entries + other.entries, self.first, scatter)
 
     def setup_rows(self):
         """Two rows a family is set up on (prepare with fitting=True) as if on all the
@@ -240,12 +246,15 @@ class _Summary:
     def set_up(self, fam):
         """What the set-up rows cannot carry, from all the rows: a GaussianDiag's
         reference point (the data's mean) and a multinomial's mean length."""
-        from ..families.normal import GaussianDiag
+        from ..families.normal import GaussianDiag, GaussianFull
         for leaf, cols in _leaves(fam):
             if not isinstance(leaf, _source_families()):
                 raise TypeError(f"a {type(leaf).__name__} family fits in-memory data only: its "
                                 "set-up from the data is not known for chunked sources")
-            if isinstance(leaf, GaussianDiag) and leaf.reference is None:
+            if isinstance(leaf, GaussianFull) and self.scatter is None:
+                raise TypeError("a full-covariance Gaussian on a chunked source needs dense "
+                                "chunks (its prior reads the data's covariance)")
+            if isinstance(leaf, (GaussianDiag, GaussianFull)) and leaf.reference is None:
                 leaf.ref = np.ascontiguousarray(self.colsum[cols] / self.n)
             elif isinstance(leaf, Multinomial):
                 leaf.mean_length = float(self.colsum[cols].sum() / self.n)
@@ -256,12 +265,22 @@ class _Summary:
         (GaussianDiag; the other families ignore them), so rows with exactly those
         moments -- one row at the mean, or mean +- sd -- give the prior of all the
         rows."""
-        from ..families.normal import GaussianDiag
+        from ..families.normal import GaussianDiag, GaussianFull
         from ..families.product import Product, ProductData
         mean = self.colsum / self.n
         sd = np.zeros_like(mean) if self.m2 is None else np.sqrt(np.maximum(self.m2 / self.n, 0))
 
         def rows(leaf, cols):
+            if isinstance(leaf, GaussianFull):
+                # 2 D rows mean +- a l_i, l_i the scaled eigenvectors of the data's
+                # covariance C (N - 1 in the denominator, as GaussianFull reads it):
+                # their covariance is 2 a^2 C / (2 D - 1) = C with a^2 = (2 D - 1) / 2
+                ix = np.arange(len(mean))[cols]
+                C = self.scatter[np.ix_(ix, ix)] / max(self.n - 1, 1)
+                vals, vecs = np.linalg.eigh(C)
+                ls = (vecs * np.sqrt(np.maximum(vals, 0.0))).T
+                a = np.sqrt((2 * len(ls) - 1) / 2.0)
+                return np.vstack((mean[cols] + a * ls, mean[cols] - a * ls))
             if isinstance(leaf, GaussianDiag):
                 return np.vstack((mean[cols] + sd[cols], mean[cols] - sd[cols]))
             return mean[cols][None]
@@ -280,7 +299,9 @@ def _chunk_summary(block, index, start, est, prefix):
         kind = TypeError if isinstance(exc, TypeError) else ValueError
         raise kind(f"{prefix} {index}: {exc}") from exc
     _prepare_chunk(fam, block, index, prefix, fitting=True)
-    return _Summary.of(block)
+    from ..families.normal import GaussianFull
+    return _Summary.of(block, scatter=any(isinstance(leaf, GaussianFull)
+                                          for leaf, _ in _leaves(fam)))
 
 
 def _chunk_pass(block, index, start, fam, W, c, logw, mode, seed, n_threads, prefix):
