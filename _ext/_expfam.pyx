@@ -386,11 +386,7 @@ cdef void _chunk_active(active_fn act, bint bits, const void *data, const void *
     cdef double *lpT = lpR + B * K
     cdef double *row
     cdef const uint8_t *xb = <const uint8_t *>data + r0 * D
-    if bits and mode == MODE_SOFT:
-        if sw != NULL:                  # sum w log h with log h = 0, as below
-            for i in range(nb):
-                slh += sw[r0 + i] * 0.0
-    else:
+    if not (bits and mode == MODE_SOFT):    # (packed bits: log h = 0, slh stays 0)
         for i in range(nb):
             nav[i] = <double>act(data, aux, r0 + i, D, idx + i * Am, val + i * Am, lh + i)
             slh += (1.0 if sw == NULL else sw[r0 + i]) * lh[i]

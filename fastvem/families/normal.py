@@ -46,6 +46,30 @@ def _column_moments(X, ref):
     return mean, np.maximum(s2 / N - mean * mean, 0.0)
 
 
+def _prepare_real(fam, X, fitting, kind):
+    """A Gaussian family's rows: validated, float32 kept (else float64), their scale
+    checked (the statistics square them); sets fam.features ('<kind>_float32' /
+    '_float64') and the reference point fam.ref (the given one, or the data's mean
+    at fit)."""
+    from .._validation import check_scale
+    from .discrete import _numeric
+    X = _numeric(X)
+    if X.shape[1] != fam.n_features:
+        raise ValueError(f"X has {X.shape[1]} features, expected {fam.n_features}")
+    f32 = X.dtype == np.float32
+    fam.features = f"{kind}_float32" if f32 else f"{kind}_float64"
+    X = np.ascontiguousarray(X, dtype=np.float32 if f32 else np.float64)
+    check_scale(X)
+    if fam.reference is not None:
+        ref = np.broadcast_to(np.asarray(fam.reference, dtype=np.float64), (fam.n_features,))
+        if not np.all(np.isfinite(ref)):
+            raise ValueError(f"reference must be finite, got {fam.reference!r}")
+        fam.ref = np.ascontiguousarray(ref)
+    elif fitting or fam.ref is None:
+        fam.ref = np.ascontiguousarray(_column_moments(X, np.zeros(X.shape[1]))[0])
+    return X
+
+
 def _positive(value, name, allow_none=True):
     if value is None and allow_none:
         return None
@@ -85,27 +109,7 @@ class GaussianDiag(Family):
     def prepare(self, X, fitting=False):
         """The rows as they are (float32 kept, else float64); the reference point is
         the data's mean at fit."""
-        from .discrete import _numeric
-        X = _numeric(X)
-        if X.shape[1] != self.n_features:
-            raise ValueError(f"X has {X.shape[1]} features, expected {self.n_features}")
-        from .._validation import check_scale
-        if X.dtype == np.float32:
-            self.features = "gaussian_float32"
-            X = np.ascontiguousarray(X)
-        else:
-            self.features = "gaussian_float64"
-            X = np.ascontiguousarray(X, dtype=np.float64)
-        check_scale(X)                  # the statistics square the values
-        if self.reference is not None:
-            ref = np.broadcast_to(np.asarray(self.reference, dtype=np.float64),
-                                  (self.n_features,))
-            if not np.all(np.isfinite(ref)):
-                raise ValueError(f"reference must be finite, got {self.reference!r}")
-            self.ref = np.ascontiguousarray(ref)
-        elif fitting or self.ref is None:
-            self.ref = np.ascontiguousarray(_column_moments(X, np.zeros(X.shape[1]))[0])
-        return X
+        return _prepare_real(self, X, fitting, "gaussian")
 
     # ------------------------------------------------------ the parameters
     def _split(self, theta):
@@ -304,10 +308,7 @@ class GaussianFull(Family):
         return self.ref
 
     def prepare(self, X, fitting=False):
-        X = GaussianDiag.prepare(self, X, fitting)
-        self.features = ("gaussian_full_float32" if X.dtype == np.float32
-                         else "gaussian_full_float64")
-        return X
+        return _prepare_real(self, X, fitting, "gaussian_full")
 
     # ------------------------------------------------------ the parameters
     def _split(self, theta):

@@ -78,6 +78,13 @@ def _kernel():
     return _expfam
 
 
+def _n_columns(X):
+    """The columns of 2-D X (an array, a scipy.sparse matrix or a list of rows), 0
+    otherwise: the family is built from it, and prepare then validates X."""
+    shape = X.shape if hasattr(X, "shape") else np.shape(np.asarray(X, dtype=object))
+    return int(shape[1]) if len(shape) == 2 else 0
+
+
 def _check_int(value, name, low):
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) \
             or value < low:
@@ -1040,8 +1047,7 @@ class BernoulliMixture(_DiscreteMixture):
 
     def _family(self, X, fitting=False):
         Bernoulli.check_binarize(self.binarize)
-        X = np.asarray(X) if not hasattr(X, "shape") else X
-        D = X.shape[1] if getattr(X, "ndim", 0) == 2 else 0
+        D = _n_columns(X)
         return Bernoulli(D, self.alpha, self.binarize)
 
     def _given_theta(self, fam, K):
@@ -1091,8 +1097,7 @@ class PoissonMixture(_DiscreteMixture):
         _store(self, locals())
 
     def _family(self, X, fitting=False):
-        X = np.asarray(X) if not hasattr(X, "shape") else X
-        D = X.shape[1] if getattr(X, "ndim", 0) == 2 else 0
+        D = _n_columns(X)
         return Poisson(D, self.shape_prior, self.rate_prior)
 
     def _given_theta(self, fam, K):
@@ -1232,9 +1237,7 @@ class MultinomialMixture(_DiscreteMixture):
         _store(self, locals())
 
     def _family(self, X, fitting=False):
-        if not hasattr(X, "shape"):
-            X = np.asarray(X)
-        V = X.shape[1] if len(X.shape) == 2 else 0
+        V = _n_columns(X)
         fam = Multinomial(V, self.alpha)
         return fam
 
@@ -1346,8 +1349,7 @@ class Mixture(_DiscreteMixture):
         if isinstance(self.family, Family):
             return self.family
         if self.family in ("gaussian", "gaussian_diag"):
-            X = np.asarray(X) if not hasattr(X, "shape") else X
-            D = X.shape[1] if getattr(X, "ndim", 0) == 2 else 0
+            D = _n_columns(X)
             return GaussianDiag(D) if self.family == "gaussian_diag" else GaussianFull(D)
         return self._builtin()._family(X, fitting)
 
