@@ -19,7 +19,8 @@ from threadpoolctl import ThreadpoolController
 from .methods import get_method
 
 __all__ = ["Trace", "FitResult", "run_iterations", "fit_restarts", "MixtureEngine",
-           "default_n_threads", "blas_single_thread", "squarem", "memoized"]
+           "FamilyEngine", "RowStats", "default_n_threads", "blas_single_thread", "squarem",
+           "memoized"]
 
 _EPS = 10 * np.finfo(np.float64).eps
 _controller = None
@@ -119,7 +120,9 @@ def run_iterations(step, params, max_iter, tol, start_objective=-np.inf, callbac
             progress(n_iter, objective, objective - prev)
         if callback is not None and callback(n_iter, objective, params):
             break
-        if abs(objective - prev) < tol:
+        # an iteration that re-seeded a component has not converged: its parameters
+        # moved by the re-seeding, not by the fixed point
+        if not events and abs(objective - prev) < tol:
             converged = True
             break
     return FitResult(params, objective, n_iter, converged, trace)
@@ -227,6 +230,122 @@ class MixtureEngine:
         return _step
 
 
+class RowStats:
+    """The row driver's statistics of a family on a mixture (``_ext/_expfam.pyx``):
+    stats (K x S), nk (K), totals [sum w objective, sum w entropy, sum w log h] and
+    the rows' weight.  They add like GaussianStats (memoized passes)."""
+
+    __slots__ = ("stats", "nk", "totals", "weight")
+
+    def __init__(self, stats, nk, totals, weight):
+        self.stats, self.nk, self.totals, self.weight = stats, nk, totals, float(weight)
+
+    @property
+    def objective(self):
+        return float(self.totals[0])
+
+    @property
+    def entropy(self):
+        return float(self.totals[1])
+
+    def __add__(self, other):
+        return RowStats(self.stats + other.stats, self.nk + other.nk,
+                        self.totals + other.totals, self.weight + other.weight)
+
+    def __sub__(self, other):
+        return RowStats(self.stats - other.stats, self.nk - other.nk,
+                        self.totals - other.totals, self.weight - other.weight)
+
+
+class FamilyEngine:
+    """A family of the ``Family`` protocol x the mixture structure x a method, over
+    the exponential-family row driver: the same interface as MixtureEngine
+    (statistics, update, bound, step), so that run_iterations, fit_restarts,
+    squarem and memoized run every model.
+
+    Parameters are (weights, theta) for the point methods (theta: K x S mean
+    parameters) and (q, concentration) under mean field.  run_pass(data, sw, W, c,
+    logw, mode, seed) -> (stats, nk, totals) is the estimator's pass over its data
+    (in memory, or chunk by chunk).  With penalised, the objective of a point step
+    adds the family's log prior (the objective MAP-EM climbs, what SQUAREM's
+    safeguard compares)."""
+
+    _MODES = {"softmax": 0, "argmax": 1, "sample": 2}
+
+    def __init__(self, family, structure, method, run_pass, prior=None, weight_prior=None,
+                 penalised=False):
+        self.family = family
+        self.structure = structure
+        self.method = get_method(method)
+        self.run_pass = run_pass
+        self.prior = prior
+        self.weight_prior = weight_prior
+        self.penalised = penalised
+
+    @property
+    def posterior(self):
+        return self.method.update == "posterior"
+
+    def effective(self, params):
+        """(W, c, log weights) of the E-step: the point parameters, or under q the
+        expected natural parameters and log-normalisers and E log pi."""
+        fam = self.family
+        if self.posterior:
+            q, conc = params
+            W, c = fam.expected_effective(q)
+            return W, c, self.weight_prior.expected_log_weights(conc)
+        weights, theta = params
+        W, c = fam.effective(theta)
+        return W, c, self.structure.log_weights(weights)
+
+    def statistics(self, data, sample_weight, params, iteration=0, seed=0):
+        W, c, logw = self.effective(params)
+        stats, nk, totals = self.run_pass(data, sample_weight, W, c, logw,
+                                          self._MODES[self.method.assign], seed)
+        weight = data.shape[0] if sample_weight is None else sample_weight.sum()
+        return RowStats(stats, nk, totals, weight)
+
+    def update(self, stats, iteration=0, params=None):
+        """The method's update from statistics: q(theta) and q(pi) (mean field), or
+        the point estimates with empty components re-seeded (the family splits the
+        heaviest live one; the event is returned)."""
+        fam, nk = self.family, stats.nk
+        if self.posterior:
+            return (fam.posterior(stats.stats, nk, self.prior),
+                    self.weight_prior.posterior(nk)), []
+        weights = self.structure.point_estimate(nk)
+        theta = fam.point_estimate(stats.stats, nk, params[1])
+        events = []
+        empty = self.structure.empty_components(nk, nk.sum())
+        if len(empty):
+            weights, theta, reseeded = fam.reseed(weights, theta, empty)
+            if reseeded:
+                events.append(f"re-seeded empty components {reseeded}")
+        return (weights, theta), events
+
+    def bound(self, stats, params):
+        """The full evidence lower bound (total, every normalising constant) with the
+        E-step's responsibilities (through the statistics and their entropy) and
+        the updated q."""
+        q, conc = params
+        W, c = self.family.expected_effective(q)
+        elogw = self.weight_prior.expected_log_weights(conc)
+        return (np.sum(W * stats.stats) + np.sum((c + elogw) * stats.nk) + stats.totals[2]
+                + stats.totals[1] - self.weight_prior.kl(conc) - self.family.kl(q, self.prior))
+
+    def step(self, data, sample_weight):
+        """step(params, iteration) -> (per-unit-weight objective, new params, events),
+        as MixtureEngine.step."""
+        def _step(params, iteration):
+            stats = self.statistics(data, sample_weight, params, iteration)
+            new, events = self.update(stats, iteration, params)
+            if self.posterior:
+                return self.bound(stats, new) / stats.weight, new, events
+            penalty = self.family.log_prior(params[1]) / stats.weight if self.penalised else 0.0
+            return stats.objective / stats.weight + penalty, new, events
+        return _step
+
+
 def _block_statistics(block, family, kp, mode, seed, n_threads):
     """The statistics of one block of rows (runs on a Dask worker)."""
     block = np.ascontiguousarray(block, dtype=kp.fac.dtype if hasattr(kp, "fac") else None)
@@ -268,14 +387,14 @@ def squarem(step, to_vec, from_vec, counter):
     return _step
 
 
-def memoized(engine, X, sample_weight, n_batches):
+def memoized(engine, X, sample_weight, n_batches, rows=None):
     """Memoized passes for mean field (Hughes & Sudderth 2013): the rows are cut into
     n_batches contiguous batches; each batch's statistics are kept, and visiting a
     batch replaces them (total <- total - old + new) before q(theta) is updated from
     the total.  Every visit and every update is an exact coordinate ascent step of
     the ELBO, so after the first pass (which builds the total batch by batch) the
     ELBO never decreases.  step(q, iteration) runs one pass and returns the ELBO per
-    unit weight at its end."""
+    unit weight at its end.  rows(lo, hi) gives a batch of X (default X[lo:hi])."""
     N = X.shape[0]
     n_batches = max(1, min(int(n_batches), N))     # a batch holds one row at least
     edges = np.linspace(0, N, n_batches + 1).astype(np.int64)
@@ -288,7 +407,8 @@ def memoized(engine, X, sample_weight, n_batches):
             if hi <= lo:
                 continue
             sw = None if sample_weight is None else sample_weight[lo:hi]
-            new = engine.statistics(X[lo:hi], sw, q, iteration)
+            new = engine.statistics(X[lo:hi] if rows is None else rows(lo, hi), sw, q,
+                                    iteration)
             total = state["total"]
             if total is None:
                 total = new

@@ -49,7 +49,8 @@ from sklearn.utils._available_if import available_if
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted
 
-from ..engine import Trace, blas_single_thread, default_n_threads
+from ..engine import (FamilyEngine, Trace, blas_single_thread, default_n_threads, fit_restarts,
+                      memoized, squarem)
 from ..io import register, save_estimator
 from ..families.discrete import Bernoulli, Categorical, Multinomial, Poisson
 from ..methods import get_method
@@ -497,27 +498,23 @@ class _DiscreteMixture(FittedConfig, DensityMixin, BaseEstimator):
         rng = check_random_state_param(self.random_state)
         prior = fam.default_prior(data) if source is None else data.prior
         wprior = self._weights_prior(K)
-        best = None
         # scikit-learn's verbose lines; for gibbs a bar over every sweep of every start
         report, close = progress_reporter(
             self, m.name, total=(self.n_init * (self.burn_in + self.n_samples * self.thin)
                                  if m.update == "sample" else None))
         try:
-            for init in range(self.n_init):
-                report.restart(init)
-                weights, theta = self._initialise(fam, data, sw, K, rng)
-                if m.update == "sample":
-                    run = self._gibbs(fam, data, sw, total, weights, theta, prior, wprior, rng,
-                                      report)
-                elif m.update == "posterior":
-                    run = self._meanfield(fam, data, sw, total, weights, theta, prior, wprior,
-                                          report)
-                else:
-                    run = self._point(fam, data, sw, total, weights, theta,
-                                      0 if m.assign == "softmax" else 1, report)
-                report.end(run["converged"], run["objective"])
-                if best is None or run["objective"] > best["objective"]:
-                    best = run
+            if m.update == "sample":
+                best = None
+                for init in range(self.n_init):
+                    report.restart(init)
+                    weights, theta = self._initialise(fam, data, sw, K, rng)
+                    run = self._gibbs(fam, data, sw, total, weights, theta, prior, wprior,
+                                      rng, report)
+                    report.end(run["converged"], run["objective"])
+                    if best is None or run["objective"] > best["objective"]:
+                        best = run
+            else:
+                best = self._run(fam, data, sw, total, K, m, prior, wprior, rng, report)
         finally:
             close()
         self.weights_ = best["weights"]
@@ -711,146 +708,77 @@ class _DiscreteMixture(FittedConfig, DensityMixin, BaseEstimator):
         return (weights if w0 is None else w0 / w0.sum()), (theta if t0 is None else t0)
 
     # ---------------------------------------------------------- the methods
-    def _point(self, fam, data, sw, total, weights, theta, mode, report):
-        """em / vem (soft) and crisp (argmax): the point updates, one step at a time
-        (engine.squarem extrapolates the steps when accelerate='squarem', as for
-        GaussianMixture: an iteration is then three E-steps or more, and has
-        converged when its gain is below 3 * tol)."""
-        import time
-        from ..engine import squarem
+    def _run(self, fam, data, sw, total, K, m, prior, wprior, rng, report):
+        """em / vem (soft), crisp (argmax) and meanfield: n_init restarts of the
+        engine's iterations (fastvem.engine: FamilyEngine's step, SQUAREM around it
+        when accelerate='squarem', memoized passes when n_batches is set), as for
+        GaussianMixture.  Mean field starts q from the initial point (pseudo-counts
+        of the initial weights and parameters).  Accelerated, an iteration is three
+        E-steps or more, and has converged when its gain is below 3 * tol."""
+        engine = FamilyEngine(fam, MixtureStructure(K), m,
+                              lambda d, w, W, c, logw, mode, seed:
+                              self._pass(fam, d, w, W, c, logw, mode, seed),
+                              prior, wprior, penalised=self._accelerate)
 
-        def step(params, iteration):
-            weights, theta = params
-            W, c = fam.effective(theta)
-            with np.errstate(divide="ignore"):
-                logw = np.log(weights)
-            stats, nk, totals = self._pass(fam, data, sw, W, c, logw, mode)
-            weights = MixtureStructure.point_estimate(nk)
-            theta = fam.point_estimate(stats, nk, theta)
-            # an empty component is re-seeded by splitting the heaviest live one (as
-            # GaussianMixture does); the fit does not stop on that iteration
-            events = []
-            empty = MixtureStructure.empty_components(nk, nk.sum())
-            if len(empty):
-                weights, theta, reseeded = fam.reseed(weights, theta, empty)
-                if reseeded:
-                    events.append(f"re-seeded empty components {reseeded}")
-            # accelerated, the safeguard compares the objective MAP-EM climbs: the
-            # log-likelihood plus the family's log prior (taken off again below)
-            penalty = fam.log_prior(params[1]) / total if self._accelerate else 0.0
-            return totals[0] / total + penalty, (weights, theta), events
+        def initialise():
+            weights, theta = self._initialise(fam, data, sw, K, rng)
+            if not engine.posterior:
+                return weights, theta
+            nk0 = weights * total
+            return (fam.posterior(fam.initial_statistics(theta, nk0), nk0, prior),
+                    wprior.posterior(nk0))
 
+        step = engine.step(data, sw)
+        if self.n_batches is not None:
+            if isinstance(data, _Streamed):
+                raise ValueError("n_batches (memoized passes) needs in-memory or memmap X (a "
+                                 "dask array or an iterable of chunks is not sliced)")
+            step = memoized(engine, data, sw, self.n_batches,
+                            rows=lambda lo, hi: fam.rows(data, lo, hi))
         counter = {"steps": 0}
         tol = self.tol
-        if self._accelerate and fam.to_unconstrained(theta) is None:
-            raise ValueError(f"accelerate='squarem' needs the family's unconstrained "
-                             f"coordinates, which a {type(fam).__name__} does not give")
         if self._accelerate:
-            K = len(weights)
-
-            def to_vec(params):
-                return np.concatenate((np.log(np.maximum(params[0], 1e-300)),
-                                       fam.to_unconstrained(params[1]).ravel()))
-
-            def from_vec(v):
-                if not np.all(np.isfinite(v)):
-                    return None
-                w = np.exp(v[:K] - v[:K].max())
-                t = fam.from_unconstrained(v[K:].reshape(K, -1))
-                return None if t is None else (w / w.sum(), t)
-
-            step = squarem(step, to_vec, from_vec, counter)
+            step = self._squarem(fam, K, total, step, counter)
             tol = 3 * self.tol
-        trace = Trace()
-        objective, converged, n_iter = -np.inf, False, 0
-        params = (weights, theta)
-        for n_iter in range(1, self.max_iter + 1):
-            t0 = time.perf_counter()
-            prev = objective
-            penalty = fam.log_prior(params[1]) / total if self._accelerate else 0.0
-            objective, params, events = step(params, n_iter)
-            objective -= penalty                # the log-likelihood, as plain em records
-            trace.append(objective, time.perf_counter() - t0)
-            trace.events.extend((n_iter, e) for e in events)
-            report.iteration(n_iter, objective, objective - prev)
-            if not events and abs(objective - prev) < tol:
-                converged = True
-                break
-        if self.max_iter == 0:
-            objective = -np.inf
-        weights, theta = params
-        return {"weights": weights, "theta": theta, "objective": objective, "trace": trace,
-                "n_iter": n_iter, "converged": converged,
-                "n_e_steps_": counter["steps"] or n_iter}
+        best = fit_restarts(initialise, step, self.n_init, self.max_iter, tol,
+                            progress=report.iteration, on_restart=report.restart,
+                            on_end=report.end)
+        run = {"objective": best.objective, "trace": best.trace, "n_iter": best.n_iter,
+               "converged": best.converged}
+        if engine.posterior:
+            q, conc = best.params
+            run.update(weights=wprior.mean_weights(conc), theta=fam.posterior_mean(q), q=q,
+                       weight_concentration_=conc)
+        else:
+            run.update(weights=best.params[0], theta=best.params[1],
+                       n_e_steps_=counter["steps"] or best.n_iter)
+        return run
 
-    def _batches(self, n_rows):
-        """The [lo, hi) row ranges of memoized passes (n_batches), or None."""
-        if self.n_batches is None:
-            return None
-        n = max(1, min(int(self.n_batches), n_rows))
-        edges = np.linspace(0, n_rows, n + 1).astype(np.int64)
-        return [(int(lo), int(hi)) for lo, hi in zip(edges[:-1], edges[1:]) if hi > lo]
+    @staticmethod
+    def _squarem(fam, K, total, step, counter):
+        """engine.squarem around the penalised point step, in the coordinates (log
+        weights, the family's unconstrained theta); the objective it returns is the
+        log-likelihood again (the log prior taken off), as plain em records it."""
+        def to_vec(params):
+            u = fam.to_unconstrained(params[1])
+            if u is None:
+                raise ValueError(f"accelerate='squarem' needs the family's unconstrained "
+                                 f"coordinates, which a {type(fam).__name__} does not give")
+            return np.concatenate((np.log(np.maximum(params[0], 1e-300)), u.ravel()))
 
-    def _elbo(self, fam, stats, nk, totals, q, conc, prior, wprior, total):
-        """The full ELBO per unit weight with the E-step's responsibilities (through
-        stats, nk and their entropy) and the updated q."""
-        W, c = fam.expected_effective(q)
-        elogw = wprior.expected_log_weights(conc)
-        value = (np.sum(W * stats) + np.sum((c + elogw) * nk) + totals[2] + totals[1]
-                 - wprior.kl(conc) - fam.kl(q, prior))
-        return value / total
+        def from_vec(v):
+            if not np.all(np.isfinite(v)):
+                return None
+            w = np.exp(v[:K] - v[:K].max())
+            t = fam.from_unconstrained(v[K:].reshape(K, -1))
+            return None if t is None else (w / w.sum(), t)
 
-    def _meanfield(self, fam, data, sw, total, weights, theta, prior, wprior, report):
-        import time
-        # q from the initial point: pseudo-counts of the initial weights and parameters
-        nk0 = weights * total
-        q = fam.posterior(fam.initial_statistics(theta, nk0), nk0, prior)
-        conc = wprior.posterior(nk0)
-        trace = Trace()
-        objective, converged, n_iter = -np.inf, False, 0
-        batches = self._batches(data.shape[0])
-        if batches is not None and isinstance(data, _Streamed):
-            raise ValueError("n_batches (memoized passes) needs in-memory or memmap X (a "
-                             "dask array or an iterable of chunks is not sliced)")
-        kept = [None] * len(batches or ())
-        sums = None
-        for n_iter in range(1, self.max_iter + 1):
-            t0 = time.perf_counter()
-            if batches is None:
-                W, c = fam.expected_effective(q)
-                logw = wprior.expected_log_weights(conc)
-                stats, nk, totals = self._pass(fam, data, sw, W, c, logw, 0)
-                q = fam.posterior(stats, nk, prior)
-                conc = wprior.posterior(nk)
-            else:
-                # memoized passes (Hughes & Sudderth 2013): each batch's statistics
-                # are kept; a visit replaces them (total - old + new) and q is
-                # updated from the total after every batch
-                for b, (lo, hi) in enumerate(batches):
-                    W, c = fam.expected_effective(q)
-                    logw = wprior.expected_log_weights(conc)
-                    new = self._pass(fam, fam.rows(data, lo, hi),
-                                     None if sw is None else sw[lo:hi], W, c, logw, 0)
-                    if sums is None:
-                        sums = list(new)
-                    elif kept[b] is None:
-                        sums = [t + n for t, n in zip(sums, new)]
-                    else:
-                        sums = [t - o + n for t, o, n in zip(sums, kept[b], new)]
-                    kept[b] = new
-                    q = fam.posterior(sums[0], sums[1], prior)
-                    conc = wprior.posterior(sums[1])
-                stats, nk, totals = sums
-            prev, objective = objective, self._elbo(fam, stats, nk, totals, q, conc, prior,
-                                                    wprior, total)
-            trace.append(objective, time.perf_counter() - t0)
-            report.iteration(n_iter, objective, objective - prev)
-            if abs(objective - prev) < self.tol:
-                converged = True
-                break
-        return {"weights": wprior.mean_weights(conc), "theta": fam.posterior_mean(q),
-                "objective": objective, "trace": trace, "n_iter": n_iter,
-                "converged": converged, "q": q, "weight_concentration_": conc}
+        accelerated = squarem(step, to_vec, from_vec, counter)
+
+        def _step(params, iteration):
+            objective, new, events = accelerated(params, iteration)
+            return objective - fam.log_prior(params[1]) / total, new, events
+        return _step
 
     def _gibbs(self, fam, data, sw, total, weights, theta, prior, wprior, rng, report):
         """One chain: labels drawn by the kernel (keyed by seed, sweep and row),
