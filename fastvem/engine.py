@@ -229,6 +229,12 @@ class MixtureEngine:
             return stats.objective / stats.weight, new, events
         return _step
 
+    def accelerated(self, step, counter, total_weight, n_features):
+        """squarem around step, in the family's unconstrained coordinates."""
+        K = self.structure.n_components
+        return squarem(step, self.family.to_unconstrained,
+                       lambda v: self.family.from_unconstrained(v, K, n_features), counter)
+
 
 class RowStats:
     """The row driver's statistics of a family on a mixture (``_ext/_expfam.pyx``):
@@ -266,21 +272,17 @@ class FamilyEngine:
     Parameters are (weights, theta) for the point methods (theta: K x S mean
     parameters) and (q, concentration) under mean field.  run_pass(data, sw, W, c,
     logw, mode, seed) -> (stats, nk, totals) is the estimator's pass over its data
-    (in memory, or chunk by chunk).  With penalised, the objective of a point step
-    adds the family's log prior (the objective MAP-EM climbs, what SQUAREM's
-    safeguard compares)."""
+    (in memory, or chunk by chunk)."""
 
     _MODES = {"softmax": 0, "argmax": 1, "sample": 2}
 
-    def __init__(self, family, structure, method, run_pass, prior=None, weight_prior=None,
-                 penalised=False):
+    def __init__(self, family, structure, method, run_pass, prior=None, weight_prior=None):
         self.family = family
         self.structure = structure
         self.method = get_method(method)
         self.run_pass = run_pass
         self.prior = prior
         self.weight_prior = weight_prior
-        self.penalised = penalised
 
     @property
     def posterior(self):
@@ -341,9 +343,31 @@ class FamilyEngine:
             new, events = self.update(stats, iteration, params)
             if self.posterior:
                 return self.bound(stats, new) / stats.weight, new, events
-            penalty = self.family.log_prior(params[1]) / stats.weight if self.penalised else 0.0
-            return stats.objective / stats.weight + penalty, new, events
+            return stats.objective / stats.weight, new, events
         return _step
+
+    def accelerated(self, step, counter, total_weight, n_features=None):
+        """squarem around step in the coordinates (log weights, the family's
+        unconstrained theta); its safeguard compares the log-likelihood plus the
+        family's log prior (per unit weight), the objective MAP-EM climbs."""
+        fam, K = self.family, self.structure.n_components
+
+        def to_vec(params):
+            u = fam.to_unconstrained(params[1])
+            if u is None:
+                raise ValueError(f"accelerate='squarem' needs the family's unconstrained "
+                                 f"coordinates, which a {type(fam).__name__} does not give")
+            return np.concatenate((np.log(np.maximum(params[0], 1e-300)), u.ravel()))
+
+        def from_vec(v):
+            if not np.all(np.isfinite(v)):
+                return None
+            w = np.exp(v[:K] - v[:K].max())
+            t = fam.from_unconstrained(v[K:].reshape(K, -1))
+            return None if t is None else (w / w.sum(), t)
+
+        return squarem(step, to_vec, from_vec, counter,
+                       penalty=lambda params: fam.log_prior(params[1]) / total_weight)
 
 
 def _block_statistics(block, family, kp, mode, seed, n_threads):
@@ -352,7 +376,7 @@ def _block_statistics(block, family, kp, mode, seed, n_threads):
     return family.statistics(block, None, kp, mode, seed, n_threads)
 
 
-def squarem(step, to_vec, from_vec, counter):
+def squarem(step, to_vec, from_vec, counter, penalty=None):
     """SQUAREM (Varadhan & Roland 2008, scheme S3) around a monotone fixed-point step.
 
     One accelerated step: two plain steps theta0 -> theta1 -> theta2, the
@@ -361,12 +385,18 @@ def squarem(step, to_vec, from_vec, counter):
     coordinates of to_vec / from_vec, then a plain step from theta'.  Safeguard: if
     the objective at theta' is below the objective at theta1, a is moved halfway to
     -1 and tried again; a = -1 is theta' = theta2, where the plain steps guarantee it.
-    So the objective sequence never decreases.  counter['steps'] counts plain steps
-    (E-steps), the cost that matters."""
+    So the objective sequence never decreases.  penalty(params), when given, is
+    added to the step's objective where the safeguard compares (MAP-EM climbs the
+    log-likelihood plus the log prior); the objective returned is the step's own.
+    counter['steps'] counts plain steps (E-steps), the cost that matters."""
+    def climbed(L, params):
+        return L if penalty is None else L + penalty(params)
+
     def _step(params, iteration):
         L0, p1, ev = step(params, iteration)
         L1, p2, ev2 = step(p1, iteration)
         counter["steps"] += 2
+        L1 = climbed(L1, p1)
         x0, x1, x2 = to_vec(params), to_vec(p1), to_vec(p2)
         r = x1 - x0
         v = x2 - 2 * x1 + x0
@@ -378,6 +408,7 @@ def squarem(step, to_vec, from_vec, counter):
             if cand is not None:
                 try:
                     Lc, p3, ev3 = step(cand, iteration)
+                    Lc = climbed(Lc, cand)
                 except (FloatingPointError, ValueError, np.linalg.LinAlgError):
                     Lc = -np.inf
                 counter["steps"] += 1

@@ -44,20 +44,18 @@ import copy
 import numbers
 
 import numpy as np
-from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.utils._available_if import available_if
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted
 
-from ..engine import (FamilyEngine, Trace, blas_single_thread, default_n_threads, fit_restarts,
-                      memoized, squarem)
-from ..io import register, save_estimator
+from ..engine import FamilyEngine, Trace, blas_single_thread, default_n_threads
+from ..io import register
 from ..families.discrete import Bernoulli, Categorical, Multinomial, Poisson
 from ..methods import get_method
 from ..sources import DaskRowBlocks, is_chunk_iterable, is_dask_array, row_source, tree_sum_iter
 from ..structures.mixture import Mixture as MixtureStructure
-from .._validation import (FittedConfig, check_random_state_param, check_sample_weight,
-                           is_choice, progress_reporter, stepwise_schedule)
+from .._validation import (check_random_state_param, check_sample_weight, is_choice,
+                           progress_reporter, stepwise_schedule)
+from .base import MixtureEstimator
 
 __all__ = ["BernoulliMixture", "CategoricalMixture", "Mixture", "MultinomialMixture",
            "PoissonMixture"]
@@ -395,7 +393,7 @@ def _refuse_source(X, what):
 
 
 
-class _DiscreteMixture(FittedConfig, DensityMixin, BaseEstimator):
+class _DiscreteMixture(MixtureEstimator):
     """The shared estimator; subclasses name the family and the fitted attribute."""
 
     # parameters a fitted model predicts and continues (partial_fit) with: changed by
@@ -459,23 +457,17 @@ class _DiscreteMixture(FittedConfig, DensityMixin, BaseEstimator):
         return _log_joint_rows(fam, data, W, c, logw, self._threads)
 
     # ------------------------------------------------------------------ fit
-    def fit(self, X, y=None, sample_weight=None):
-        """Fit the mixture to X (rows), optionally weighted by sample_weight.  X may
-        also be a re-iterable of 2-D chunks or a Dask array chunked by rows (see the
-        module doc; no sample_weight then)."""
-        self._fit(X, sample_weight)
-        return self
-
-    def fit_predict(self, X, y=None, sample_weight=None):
-        """Fit, then return the most probable component of each row of X (of a chunked
-        source: of every row, chunk by chunk, in order)."""
-        data = self._fit(X, sample_weight)
+    # fit(X, y=None, sample_weight=None, callback=None) and fit_predict are the base
+    # estimator's: X may also be a re-iterable of 2-D chunks or a Dask array chunked
+    # by rows (see the module doc; no sample_weight then)
+    def _labels(self, data, X):
         if isinstance(data, _Streamed):
             return data.labels(*self._effective())
         return self.predict(X)
 
-    def _fit(self, X, sample_weight):
+    def _fit(self, X, sample_weight, callback=None):
         """Fit; returns the prepared data the passes ran over."""
+        self._check_callback(callback)
         for name in list(vars(self)):
             if name.endswith("_") and not name.startswith("_"):
                 delattr(self, name)
@@ -509,12 +501,13 @@ class _DiscreteMixture(FittedConfig, DensityMixin, BaseEstimator):
                     report.restart(init)
                     weights, theta = self._initialise(fam, data, sw, K, rng)
                     run = self._gibbs(fam, data, sw, total, weights, theta, prior, wprior,
-                                      rng, report)
+                                      rng, report, callback)
                     report.end(run["converged"], run["objective"])
                     if best is None or run["objective"] > best["objective"]:
                         best = run
             else:
-                best = self._run(fam, data, sw, total, K, m, prior, wprior, rng, report)
+                best = self._run(fam, data, sw, total, K, m, prior, wprior, rng, report,
+                                 callback)
         finally:
             close()
         self.weights_ = best["weights"]
@@ -534,11 +527,8 @@ class _DiscreteMixture(FittedConfig, DensityMixin, BaseEstimator):
         if best.get("q") is not None:
             self.posterior_ = fam.pack_posterior(best["q"])
         self._restore()
-        if not self.converged_ and m.update != "sample" and self.max_iter > 0:
-            import warnings
-            warnings.warn(f"{type(self).__name__} did not converge in {self.n_iter_} "
-                          f"iterations (tol={self.tol}); increase max_iter or tol",
-                          ConvergenceWarning)
+        if m.update != "sample":
+            self._warn_unconverged(self.converged_)
         return data
 
     def _setup_source(self, source):
@@ -708,7 +698,7 @@ class _DiscreteMixture(FittedConfig, DensityMixin, BaseEstimator):
         return (weights if w0 is None else w0 / w0.sum()), (theta if t0 is None else t0)
 
     # ---------------------------------------------------------- the methods
-    def _run(self, fam, data, sw, total, K, m, prior, wprior, rng, report):
+    def _run(self, fam, data, sw, total, K, m, prior, wprior, rng, report, callback=None):
         """em / vem (soft), crisp (argmax) and meanfield: n_init restarts of the
         engine's iterations (fastvem.engine: FamilyEngine's step, SQUAREM around it
         when accelerate='squarem', memoized passes when n_batches is set), as for
@@ -718,7 +708,7 @@ class _DiscreteMixture(FittedConfig, DensityMixin, BaseEstimator):
         engine = FamilyEngine(fam, MixtureStructure(K), m,
                               lambda d, w, W, c, logw, mode, seed:
                               self._pass(fam, d, w, W, c, logw, mode, seed),
-                              prior, wprior, penalised=self._accelerate)
+                              prior, wprior)
 
         def initialise():
             weights, theta = self._initialise(fam, data, sw, K, rng)
@@ -728,21 +718,12 @@ class _DiscreteMixture(FittedConfig, DensityMixin, BaseEstimator):
             return (fam.posterior(fam.initial_statistics(theta, nk0), nk0, prior),
                     wprior.posterior(nk0))
 
-        step = engine.step(data, sw)
-        if self.n_batches is not None:
-            if isinstance(data, _Streamed):
-                raise ValueError("n_batches (memoized passes) needs in-memory or memmap X (a "
-                                 "dask array or an iterable of chunks is not sliced)")
-            step = memoized(engine, data, sw, self.n_batches,
-                            rows=lambda lo, hi: fam.rows(data, lo, hi))
-        counter = {"steps": 0}
-        tol = self.tol
-        if self._accelerate:
-            step = self._squarem(fam, K, total, step, counter)
-            tol = 3 * self.tol
-        best = fit_restarts(initialise, step, self.n_init, self.max_iter, tol,
-                            progress=report.iteration, on_restart=report.restart,
-                            on_end=report.end)
+        if self.n_batches is not None and isinstance(data, _Streamed):
+            raise ValueError("n_batches (memoized passes) needs in-memory or memmap X (a "
+                             "dask array or an iterable of chunks is not sliced)")
+        best, n_e_steps = self._iterate(engine, data, sw, initialise, report,
+                                        rows=lambda lo, hi: fam.rows(data, lo, hi),
+                                        callback=callback)
         run = {"objective": best.objective, "trace": best.trace, "n_iter": best.n_iter,
                "converged": best.converged}
         if engine.posterior:
@@ -750,37 +731,11 @@ class _DiscreteMixture(FittedConfig, DensityMixin, BaseEstimator):
             run.update(weights=wprior.mean_weights(conc), theta=fam.posterior_mean(q), q=q,
                        weight_concentration_=conc)
         else:
-            run.update(weights=best.params[0], theta=best.params[1],
-                       n_e_steps_=counter["steps"] or best.n_iter)
+            run.update(weights=best.params[0], theta=best.params[1], n_e_steps_=n_e_steps)
         return run
 
-    @staticmethod
-    def _squarem(fam, K, total, step, counter):
-        """engine.squarem around the penalised point step, in the coordinates (log
-        weights, the family's unconstrained theta); the objective it returns is the
-        log-likelihood again (the log prior taken off), as plain em records it."""
-        def to_vec(params):
-            u = fam.to_unconstrained(params[1])
-            if u is None:
-                raise ValueError(f"accelerate='squarem' needs the family's unconstrained "
-                                 f"coordinates, which a {type(fam).__name__} does not give")
-            return np.concatenate((np.log(np.maximum(params[0], 1e-300)), u.ravel()))
-
-        def from_vec(v):
-            if not np.all(np.isfinite(v)):
-                return None
-            w = np.exp(v[:K] - v[:K].max())
-            t = fam.from_unconstrained(v[K:].reshape(K, -1))
-            return None if t is None else (w / w.sum(), t)
-
-        accelerated = squarem(step, to_vec, from_vec, counter)
-
-        def _step(params, iteration):
-            objective, new, events = accelerated(params, iteration)
-            return objective - fam.log_prior(params[1]) / total, new, events
-        return _step
-
-    def _gibbs(self, fam, data, sw, total, weights, theta, prior, wprior, rng, report):
+    def _gibbs(self, fam, data, sw, total, weights, theta, prior, wprior, rng, report,
+               callback=None):
         """One chain: labels drawn by the kernel (keyed by seed, sweep and row),
         then weights and parameters drawn from their conditionals; the kept draws
         are relabelled (Stephens) on reference rows and averaged."""
@@ -805,6 +760,12 @@ class _DiscreteMixture(FittedConfig, DensityMixin, BaseEstimator):
             if sweep >= self.burn_in and (sweep - self.burn_in + 1) % self.thin == 0:
                 draws_w.append(weights)
                 draws_t.append(theta)
+            if callback is not None and callback(sweep + 1, totals[0] / total,
+                                                 (weights, theta)):
+                break
+        if not draws_w:                     # stopped by the callback during burn-in
+            draws_w.append(weights)
+            draws_t.append(theta)
         dw, dt = np.array(draws_w), np.array(draws_t)
         if isinstance(data, _Streamed):     # a chunked source: among its first rows
             data = data.head(dw.shape[1])
@@ -823,7 +784,7 @@ class _DiscreteMixture(FittedConfig, DensityMixin, BaseEstimator):
         dw = np.take_along_axis(dw, perms, axis=1)
         dt = np.take_along_axis(dt, perms[:, :, None], axis=1)
         return {"weights": dw.mean(0), "theta": dt.mean(0), "objective": trace.objective[-1],
-                "trace": trace, "n_iter": n_sweeps, "converged": True,
+                "trace": trace, "n_iter": len(trace.objective), "converged": True,
                 "posterior_samples_": {"weights": dw, "theta": dt},
                 "n_relabelled_": n_relab}
 
@@ -848,10 +809,6 @@ class _DiscreteMixture(FittedConfig, DensityMixin, BaseEstimator):
 
     def _fitted_prior(self):
         return getattr(self, "_prior", None)
-
-    def save(self, path):
-        """Write the fitted model to a pickle-free .npz file (fastvem.load reads it)."""
-        save_estimator(self, path)
 
     def _check_loaded(self):
         """Every fitted attribute of a loaded model against its schema (see
@@ -887,68 +844,38 @@ class _DiscreteMixture(FittedConfig, DensityMixin, BaseEstimator):
                 logw = np.log(self.weights_)
         return W, c, logw
 
-    def _effective_rows(self, X):
-        fam, data = self._prepare(X)
-        return (fam, data) + self._effective()
+    def _predict_rows(self, X, what):
+        return self._prepare(X, what)[1]
 
-    def _estimate_weighted_log_prob(self, X):
-        fam, data, W, c, logw = self._effective_rows(X)
+    def _estep(self, data, want):
+        """The E-step under the fitted model.  'norm' (score_samples): log p(x) at the
+        fitted parameters (for meanfield: at the posterior means, which for Bernoulli
+        and categorical features is the exact posterior predictive of a row); the
+        others under the E-step's parameters (mean field: E_q log p, E log pi)."""
+        fam = self._family_
         self._threads = default_n_threads(self.n_threads)
-        return self._log_joint(fam, data, W, c, logw)
-
-    def predict_proba(self, X):
-        lj = self._estimate_weighted_log_prob(X)
-        lj -= lj.max(1, keepdims=True)
-        p = np.exp(lj)
-        return p / p.sum(1, keepdims=True)
-
-    def predict(self, X):
-        return np.argmax(self._estimate_weighted_log_prob(X), axis=1)
-
-    def score_samples(self, X):
-        """log p(x) per row: the mixture density at the fitted parameters (for
-        meanfield: at the posterior means, which for Bernoulli and categorical
-        features is the exact posterior predictive of a row)."""
-        fam, data = self._prepare(X)
-        W, c = fam.effective(self._theta)
-        with np.errstate(divide="ignore"):
-            logw = np.log(self.weights_)
-        self._threads = default_n_threads(self.n_threads)
+        if want == "norm":
+            W, c = fam.effective(self._theta)
+            with np.errstate(divide="ignore"):
+                logw = np.log(self.weights_)
+        else:
+            W, c, logw = self._effective()
         lj = self._log_joint(fam, data, W, c, logw)
-        mx = lj.max(1)
-        return mx + np.log(np.exp(lj - mx[:, None]).sum(1))
-
-    def score(self, X, y=None):
-        return float(np.mean(self.score_samples(X)))
+        if want == "logprob":
+            return lj
+        if want == "label":
+            return np.argmax(lj, axis=1)
+        mx = lj.max(1, keepdims=True)
+        if want == "norm":
+            return mx[:, 0] + np.log(np.exp(lj - mx).sum(1))
+        p = np.exp(lj - mx)
+        return p / p.sum(1, keepdims=True)
 
     def _n_parameters(self):
         return self._family_.n_parameters(self.n_components) + self.n_components - 1
 
-    def bic(self, X):
-        """Bayesian information criterion of the fitted model on X (lower is better)."""
-        n = X.shape[0] if hasattr(X, "shape") else len(X)
-        return -2 * self.score(X) * n + self._n_parameters() * np.log(n)
-
-    def aic(self, X):
-        """Akaike information criterion of the fitted model on X (lower is better)."""
-        n = X.shape[0] if hasattr(X, "shape") else len(X)
-        return -2 * self.score(X) * n + 2 * self._n_parameters()
-
-    def sample(self, n_samples=1):
-        """(X, labels): n_samples rows drawn from the fitted mixture."""
-        check_is_fitted(self)
-        n_samples = _check_int(n_samples, "n_samples", 1)
-        rng = check_random_state_param(self.random_state)
-        counts = rng.multinomial(n_samples, self.weights_ / self.weights_.sum())
-        X = [self._family_.sample_rows(self._theta[k], n, rng) for k, n in enumerate(counts)]
-        y = np.repeat(np.arange(self.n_components), counts)
-        return np.vstack(X), y
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = False
-        tags.input_tags.positive_only = self._positive_only
-        return tags
+    def _sample_component(self, k, n, rng):
+        return self._family_.sample_rows(self._theta[k], n, rng)
 
 
 @register

@@ -3,15 +3,13 @@ import numbers
 import warnings
 
 import numpy as np
-from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.cluster import KMeans, kmeans_plusplus
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._available_if import available_if
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import validate_data
 
-from ..io import register, save_estimator
-from ..engine import (MixtureEngine, blas_single_thread, default_n_threads, fit_restarts,
-                      memoized, run_iterations, squarem)
+from ..io import register
+from ..engine import MixtureEngine, blas_single_thread, default_n_threads, run_iterations
 from ..families.gaussian import (COVARIANCE_TYPES, GaussianFamily, GaussianWishartPrior,
                                  init_block_rows,
                                  pool_scatter,
@@ -22,9 +20,9 @@ from ..methods import PRESETS, check_supported
 from ..structures.mixture import DirichletWeights, Mixture
 from ..stats import GaussianStats
 from ..sources import ChunkSource, DaskSource, is_chunk_iterable, is_dask_array
-from .._validation import (FittedConfig, check_array_param, check_sample_weight,
-                          check_random_state_param, check_scale, is_choice,
-                          progress_reporter, stepwise_schedule)
+from .._validation import (check_array_param, check_sample_weight, check_random_state_param,
+                          check_scale, is_choice, progress_reporter, stepwise_schedule)
+from .base import MixtureEstimator
 
 __all__ = ["GaussianMixture"]
 
@@ -70,7 +68,7 @@ def _centre(X, rows=65536):
 
 
 @register
-class GaussianMixture(FittedConfig, DensityMixin, BaseEstimator):
+class GaussianMixture(MixtureEstimator):
     """Gaussian mixture fitted by em (default), vem or crisp EM.
 
     Accepts every constructor parameter of
@@ -349,19 +347,6 @@ class GaussianMixture(FittedConfig, DensityMixin, BaseEstimator):
         return check_scale(X)
 
     # ---------------------------------------------------------------- fitting
-    def fit(self, X, y=None, sample_weight=None, callback=None):
-        """Estimate the parameters; returns self.
-
-        sample_weight : frequency weights, shape (n_samples,).  em, vem and crisp
-            depend only on their ratios (any uniform scale gives the same fit);
-            for meanfield and gibbs more weight is more data.
-        callback : called as ``callback(iteration, objective, params)`` after
-            each iteration (params: dict of float64 'weights', 'means',
-            'covariances', 'precisions_cholesky'); returning True stops the run.
-        """
-        self._fit(X, sample_weight, callback)
-        return self
-
     @available_if(lambda self: getattr(self, "method", "em") != "gibbs")
     def partial_fit(self, X, y=None, sample_weight=None):
         """One stochastic step on the chunk X (stepwise EM for em / vem / crisp,
@@ -504,9 +489,8 @@ class GaussianMixture(FittedConfig, DensityMixin, BaseEstimator):
     # parameters that shape the fitted state: predictions need them as fitted
     _CONFIG = ("n_components", "covariance_type", "method", "weight_concentration_prior_type")
 
-    def fit_predict(self, X, y=None, sample_weight=None, callback=None):
-        """Fit, then return the most probable component of each row of X."""
-        X = self._fit(X, sample_weight, callback)
+    def _labels(self, X, _):
+        """The labels of the rows fit ran over."""
         if isinstance(X, ChunkSource):      # labels of each chunk, in order
             return np.concatenate([self._estep(b, "label") for b in X._blocks()])
         if isinstance(X, DaskSource):       # computed where each block lives
@@ -518,8 +502,7 @@ class GaussianMixture(FittedConfig, DensityMixin, BaseEstimator):
         self._stream = None          # a fit starts any later partial_fit afresh
         # not fitted until this fit completes (a failed fit leaves no half model)
         self.__dict__.pop("_fitted_with", None)
-        if callback is not None and not callable(callback):
-            raise TypeError(f"callback must be callable, got {type(callback).__name__}")
+        self._check_callback(callback)
         method, n_threads = self._check_hyper()
         dask_source = None
         if is_dask_array(X) or is_chunk_iterable(X):
@@ -584,38 +567,22 @@ class GaussianMixture(FittedConfig, DensityMixin, BaseEstimator):
                                             n_threads, engine)
             return self._initial_params(X, sw, family, inits, random_state, n_threads, engine)
 
-        step = engine.step(X, sw)
-        counter = {"steps": 0}
-        if getattr(self, "n_batches", None) is not None:
-            if dask_source is not None:
-                raise ValueError("n_batches (memoized passes) needs an in-memory or memmap X "
-                                 "(a dask array or an iterable of chunks is not sliced)")
-            step = memoized(engine, X, sw, self.n_batches)
-        if getattr(self, "accelerate", None) == "squarem":
-            K = self.n_components
-            step = squarem(step, family.to_unconstrained,
-                           lambda v: family.from_unconstrained(v, K, D), counter)
+        if getattr(self, "n_batches", None) is not None and dask_source is not None:
+            raise ValueError("n_batches (memoized passes) needs an in-memory or memmap X "
+                             "(a dask array or an iterable of chunks is not sliced)")
         report, close = progress_reporter(self, method.name)
         try:
-            with blas_single_thread():
-                # an accelerated iteration runs three E-steps: its gain is compared
-                # with tol per E-step
-                tol_it = self.tol / scale * (3 if getattr(self, "accelerate", None) else 1)
-                best = fit_restarts(initialise, step, n_init, self.max_iter,
-                                    tol_it, start, callback=callback,
-                                    progress=report.iteration,
-                                    on_restart=report.restart, on_end=report.end)
+            best, n_e_steps = self._iterate(engine, X, sw, initialise, report, n_init=n_init,
+                                            scale=scale, start=start, callback=callback,
+                                            blas=blas_single_thread())
         finally:
             close()
         self.converged_ = best.converged
-        if not best.converged and self.max_iter > 0:
-            warnings.warn("Best performing initialization did not converge. Try different init "
-                          "parameters, or increase max_iter, tol, or check for degenerate data.",
-                          ConvergenceWarning)
+        self._warn_unconverged(best.converged)
         self._set_params(best.params, X.dtype)
         self.n_iter_ = best.n_iter
         # E-steps over all restarts (an accelerated iteration runs several)
-        self.n_e_steps_ = counter["steps"] if counter["steps"] else int(best.n_iter)
+        self.n_e_steps_ = n_e_steps
         self.lower_bound_ = best.objective * scale
         self.lower_bounds_ = [v * scale for v in best.trace.objective]
         self.trace_ = best.trace.as_dict()
@@ -996,60 +963,16 @@ class GaussianMixture(FittedConfig, DensityMixin, BaseEstimator):
             return np.argmax(out, axis=1)
         return out if mode != "resp" else out.astype(X.dtype, copy=False)
 
-    def predict(self, X):
-        """Most probable component of each row of X."""
-        check_is_fitted(self)
-        self._check_config()
-        return self._estep(self._validate_X(X, reset=False), "label")
+    def _predict_rows(self, X, what):
+        return self._validate_X(X, reset=False)
 
-    def predict_proba(self, X):
-        """Posterior probability of each component for each row of X, (N, K)."""
-        check_is_fitted(self)
-        self._check_config()
-        return self._estep(self._validate_X(X, reset=False), "resp")
-
-    def score_samples(self, X):
-        """log p(x) of each row of X under the fitted mixture."""
-        check_is_fitted(self)
-        self._check_config()
-        return self._estep(self._validate_X(X, reset=False), "norm")
-
-    def score(self, X, y=None):
-        """Mean log-likelihood per sample."""
-        return float(np.mean(self.score_samples(X)))
-
-    def _estimate_weighted_log_prob(self, X):
-        """log p(x, z=k), (N, K), as scikit-learn's private method of that name."""
-        check_is_fitted(self)
-        self._check_config()
-        return self._estep(self._validate_X(X, reset=False), "logprob")
-
-    def sample(self, n_samples=1):
-        """Draw n_samples points; returns (X, y) as scikit-learn."""
-        check_is_fitted(self)
-        self._check_config()
-        if isinstance(n_samples, (bool, np.bool_)) or not isinstance(n_samples, numbers.Integral):
-            raise TypeError(f"n_samples must be an int, got {n_samples!r}")
-        if n_samples < 1:
-            raise ValueError(f"Invalid value for 'n_samples': {n_samples}. The sampling "
-                             "requires at least one sample.")
-        rng = check_random_state_param(self.random_state)
-        D = self.means_.shape[1]
-        counts = rng.multinomial(n_samples, np.asarray(self.weights_, dtype=np.float64)
-                                 / np.sum(self.weights_, dtype=np.float64))
-        ct = self.covariance_type
-        parts = []
-        for k, (mean, c) in enumerate(zip(self.means_, counts)):
-            if ct == "full":
-                parts.append(rng.multivariate_normal(mean, self.covariances_[k], int(c)))
-            elif ct == "tied":
-                parts.append(rng.multivariate_normal(mean, self.covariances_, int(c)))
-            else:
-                parts.append(mean + rng.standard_normal(size=(c, D))
-                             * np.sqrt(self.covariances_[k]))
-        X = np.vstack(parts)
-        y = np.concatenate([np.full(int(c), k, dtype=np.int64) for k, c in enumerate(counts)])
-        return X, y
+    def _sample_component(self, k, n, rng):
+        mean, ct = self.means_[k], self.covariance_type
+        if ct == "full":
+            return rng.multivariate_normal(mean, self.covariances_[k], n)
+        if ct == "tied":
+            return rng.multivariate_normal(mean, self.covariances_, n)
+        return mean + rng.standard_normal(size=(n, mean.shape[0])) * np.sqrt(self.covariances_[k])
 
     def _n_parameters(self):
         K, D = self.means_.shape
@@ -1057,27 +980,7 @@ class GaussianMixture(FittedConfig, DensityMixin, BaseEstimator):
                "spherical": K}[self.covariance_type]
         return int(cov + K * D + K - 1)
 
-    def _total_loglik(self, X):
-        check_is_fitted(self)
-        self._check_config()
-        X = self._validate_X(X, reset=False)
-        return float(self._estep(X, "norm").sum()), X.shape[0]
-
-    def bic(self, X):
-        """Bayesian information criterion (lower is better)."""
-        ll, n = self._total_loglik(X)
-        return -2 * ll + self._n_parameters() * np.log(n)
-
-    def aic(self, X):
-        """Akaike information criterion (lower is better)."""
-        ll, _ = self._total_loglik(X)
-        return -2 * ll + 2 * self._n_parameters()
-
     # ------------------------------------------------------------ persistence
-    def save(self, path):
-        """Write the fitted model to `path` (.npz, pickle-free, versioned)."""
-        save_estimator(self, path)
-
     def _check_loaded(self):
         """Every fitted attribute of a loaded model, against its schema (see
         fastvem._load_checks); ValueError naming the attribute otherwise."""
@@ -1086,9 +989,3 @@ class GaussianMixture(FittedConfig, DensityMixin, BaseEstimator):
         if (getattr(self, "weight_concentration_", None) is not None
                 and self.weight_concentration_prior_type == "dirichlet_process"):
             self.weight_concentration_ = tuple(np.asarray(self.weight_concentration_))
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = False
-        return tags
-

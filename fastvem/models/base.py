@@ -1,0 +1,165 @@
+"""The base estimator of every mixture model, written once: the fit schedule
+(n_init restarts of the engine's iterations, SQUAREM, memoized passes, the
+convergence warning), fit / fit_predict, the predictions (predict, predict_proba,
+score_samples, score, bic, aic, sample), persistence and the scikit-learn
+plumbing.
+
+A model names its family, structure and fitted attributes, and fills in:
+
+    _fit(X, sample_weight, callback) -> data   validate, build the engine, call
+                                               _iterate (or its sampler), store
+    _labels(data, X)                   the labels of the rows fit ran over
+    _predict_rows(X, what)             rows validated against the fitted model
+    _estep(rows, want)                 want: 'label', 'resp' (N x K), 'norm' (log
+                                       p(x), N), 'logprob' (log p(x, z=k), N x K)
+    _sample_component(k, n, rng)       n rows drawn from component k
+    _n_parameters()                    free parameters (bic, aic)
+    _check_loaded()                    the schema of its saved attributes
+
+The engines (fastvem.engine: MixtureEngine for GaussianMixture's Cholesky
+kernels, FamilyEngine for every family of the Family protocol) share one
+interface -- statistics, update, bound, step, accelerated -- so the schedule
+below runs every model.
+"""
+import contextlib
+import numbers
+
+import numpy as np
+from sklearn.base import BaseEstimator, DensityMixin
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils.validation import check_is_fitted
+
+from ..engine import fit_restarts, memoized
+from ..io import save_estimator
+from .._validation import FittedConfig, check_random_state_param
+
+__all__ = ["MixtureEstimator"]
+
+
+class MixtureEstimator(FittedConfig, DensityMixin, BaseEstimator):
+    """The shared estimator of the mixture models (see the module doc)."""
+
+    # input tags: non-negative data only (the count families)
+    _positive_only = False
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, X, y=None, sample_weight=None, callback=None):
+        """Estimate the parameters; returns self.
+
+        sample_weight : frequency weights, shape (n_samples,).
+        callback : called as ``callback(iteration, objective, params)`` after each
+            iteration (each sweep for gibbs); returning True stops the run.
+        """
+        self._fit(X, sample_weight, callback)
+        return self
+
+    def fit_predict(self, X, y=None, sample_weight=None, callback=None):
+        """Fit, then return the most probable component of each row of X (of a
+        chunked source: of every row, chunk by chunk, in order)."""
+        data = self._fit(X, sample_weight, callback)
+        return self._labels(data, X)
+
+    def _iterate(self, engine, data, sw, initialise, report, n_init=None, rows=None,
+                 scale=1.0, start=-np.inf, callback=None, blas=None):
+        """n_init runs of the engine's step from initialise() (the best final
+        objective kept): memoized passes over n_batches batches of rows (rows(lo,
+        hi) slices the data) when n_batches is set, SQUAREM around the step when
+        accelerate='squarem' (an iteration then runs three E-steps or more and has
+        converged when its gain is below 3 * tol: tol per E-step).  tol applies to
+        the objective per unit weight times scale.  Returns (FitResult, E-steps
+        over every run)."""
+        step = engine.step(data, sw)
+        if getattr(self, "n_batches", None) is not None:
+            step = memoized(engine, data, sw, self.n_batches, rows=rows)
+        counter = {"steps": 0}
+        tol = self.tol / scale
+        if getattr(self, "accelerate", None) == "squarem":
+            total = float(data.shape[0] if sw is None else np.sum(sw))
+            step = engine.accelerated(step, counter, total, data.shape[1])
+            tol *= 3
+        with blas if blas is not None else contextlib.nullcontext():
+            best = fit_restarts(initialise, step, self.n_init if n_init is None else n_init,
+                                self.max_iter, tol, start, callback=callback,
+                                progress=report.iteration, on_restart=report.restart,
+                                on_end=report.end)
+        return best, counter["steps"] or int(best.n_iter)
+
+    def _warn_unconverged(self, converged):
+        if not converged and self.max_iter > 0:
+            import warnings
+            warnings.warn("Best performing initialization did not converge. Try different "
+                          "init parameters, or increase max_iter, tol, or check for degenerate "
+                          "data.", ConvergenceWarning)
+
+    @staticmethod
+    def _check_callback(callback):
+        if callback is not None and not callable(callback):
+            raise TypeError(f"callback must be callable, got {type(callback).__name__}")
+
+    # ----------------------------------------------------------- predictions
+    def _rows(self, X, what="predict"):
+        check_is_fitted(self)
+        self._check_config(what)
+        return self._predict_rows(X, what)
+
+    def predict(self, X):
+        """Most probable component of each row of X."""
+        return self._estep(self._rows(X), "label")
+
+    def predict_proba(self, X):
+        """Posterior probability of each component for each row of X, (N, K)."""
+        return self._estep(self._rows(X), "resp")
+
+    def score_samples(self, X):
+        """log p(x) of each row of X under the fitted mixture."""
+        return self._estep(self._rows(X), "norm")
+
+    def score(self, X, y=None):
+        """Mean log-likelihood per sample."""
+        return float(np.mean(self.score_samples(X)))
+
+    def _estimate_weighted_log_prob(self, X):
+        """log p(x, z=k), (N, K), as scikit-learn's private method of that name."""
+        return self._estep(self._rows(X), "logprob")
+
+    def _total_loglik(self, X):
+        ll = self.score_samples(X)
+        return float(np.sum(ll)), ll.shape[0]
+
+    def bic(self, X):
+        """Bayesian information criterion of the fitted model on X (lower is better)."""
+        ll, n = self._total_loglik(X)
+        return -2 * ll + self._n_parameters() * np.log(n)
+
+    def aic(self, X):
+        """Akaike information criterion of the fitted model on X (lower is better)."""
+        ll, _ = self._total_loglik(X)
+        return -2 * ll + 2 * self._n_parameters()
+
+    def sample(self, n_samples=1):
+        """(X, y): n_samples rows drawn from the fitted mixture and their components."""
+        check_is_fitted(self)
+        self._check_config()
+        if isinstance(n_samples, (bool, np.bool_)) or not isinstance(n_samples, numbers.Integral):
+            raise TypeError(f"n_samples must be an int, got {n_samples!r}")
+        if n_samples < 1:
+            raise ValueError(f"Invalid value for 'n_samples': {n_samples}. The sampling "
+                             "requires at least one sample.")
+        rng = check_random_state_param(self.random_state)
+        weights = np.asarray(self.weights_, dtype=np.float64)
+        counts = rng.multinomial(n_samples, weights / weights.sum())
+        X = np.vstack([self._sample_component(k, int(c), rng) for k, c in enumerate(counts)])
+        y = np.concatenate([np.full(int(c), k, dtype=np.int64) for k, c in enumerate(counts)])
+        return X, y
+
+    # ------------------------------------------------------------ persistence
+    def save(self, path):
+        """Write the fitted model to `path` (.npz, pickle-free, versioned; fastvem.load
+        reads it)."""
+        save_estimator(self, path)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = False
+        tags.input_tags.positive_only = self._positive_only
+        return tags
