@@ -57,7 +57,7 @@ def _flags():
 
 
 compile_args, link_args = _flags()
-ext_names = ["_gaussian", "_lda", "_expfam"]
+ext_names = ["_gaussian", "_lda", "_expfam", "_hmm"]
 extensions = [
     Extension(
         f"fastvem._ext.{name}",

@@ -1,0 +1,950 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+# The sequence driver for hidden Markov models (DESIGN.md: the latent structure
+# 'chain' on the compiled family interface).  A family reaches it through the
+# same features table as the mixtures' row driver (_expfam_features.pxi, included
+# by both: every built-in sparse form, packed bits, products, or a dense features
+# function at an address); the chain's local step replaces the mixture's softmax:
+#
+#   mode 0  softmax   scaled forward-backward: the posteriors gamma_t(k) and the
+#                     expected transition counts sum_t xi_t(j, k); objective log p(x)
+#   mode 1  argmax    Viterbi: the MAP path, one-hot; objective its log joint
+#   mode 2  sample    forward filtering, backward sampling; objective the drawn
+#                     path's log joint.  One uniform per row, keyed by (seed, global
+#                     row index) with _common.pxd's generator (uniform01), as the
+#                     mixtures' draws: a draw depends on neither threads nor
+#                     partitions
+#   mode 3  vem       the factorised q(z_1)...q(z_T) (mean-field fixed point), each
+#                     q(z_t) updated from its neighbours' expectations, swept forwards
+#                     until a sweep gains less than tol; objective its ELBO
+#
+# For each sequence: its rows' log-densities lp (L x K) = W T(x) + c + log h(x),
+# the local step, then the statistics with those weights: stats[k] += w r_tk T(x_t),
+# nk[k] += w r_tk, start[k] += w r_1k, trans[j, k] += w xi(j, k) (w the sequence's
+# weight).
+#
+# The scaled forward-backward never forms exp(lp) of a whole row nor a T x K x K
+# array: alpha_t (each row normalised) and pred_t = alpha_{t-1} A (the predicted
+# state) are kept per row; the backward pass carries gamma itself, through
+# q_{t+1}(k) = gamma_{t+1}(k) / pred_{t+1}(k):
+#     beta_t = A q_{t+1},   gamma_t = alpha_t beta_t / s,   xi_t = alpha_t A q_{t+1} / s
+# (s = sum_j alpha_t(j) beta_t(j) = 1 up to rounding), so every quantity is a
+# probability or a ratio of one (no overflow where a state is unreachable, no
+# exp of a log-density difference beyond the row's own maximum), and
+# sum_t xi_t = A o sum_t (alpha_t / s) (x) q_{t+1} is one outer product a step.
+# The forward step falls back to log space for a row whose reachable states all
+# lie more than ~660 nats below its best one.
+#
+# Determinism: sequences are grouped, consecutively, into partitions of about
+# SEQ_PART rows (a sequence longer than that is a partition of its own) -- fixed
+# by the offsets alone; threads take partitions dynamically in rounds, each into
+# its own slot, and the slots are added in partition order (as _driver.pxd's
+# run_partitions does for rows), so every output is bitwise the same for any
+# n_threads.  Memory: per thread 3 x (longest sequence) x K doubles (lp, alpha,
+# pred; Viterbi also (longest sequence) x K int32 back-pointers), plus the
+# statistics' slots; no N x K array (hmm_posteriors' output excepted).
+#
+# Conventions (DESIGN.md): inputs, outputs (overwritten), accumulators (added
+# to), scalars, n_threads.  Every entry validates its arguments in Python before
+# any loop runs (ValueError naming the argument).
+from cython cimport floating
+from cython.parallel cimport prange, threadid
+from libc.math cimport log, lgamma, INFINITY, NAN, isnan
+from libc.stdint cimport uint8_t, int32_t, int64_t, uint64_t, uintptr_t
+from libc.string cimport memset, memcpy
+
+cimport numpy as cnp
+import numpy as np
+
+from _common cimport fv_exp, uniform01, clamp_threads, check_len, check_shape
+
+cnp.import_array()
+
+cdef enum:
+    SEQ_PART = 4096    # rows per partition (whole sequences, grouped until this many)
+    DB = 256           # rows per chunk of a dense features function
+    ROUND = 8          # partitions per thread in a round of dynamic scheduling
+    H_SOFT = 0
+    H_ARGMAX = 1
+    H_SAMPLE = 2
+    H_VEM = 3
+
+include "_expfam_features.pxi"
+
+PARTITION_ROWS = SEQ_PART
+MODES = {"softmax": H_SOFT, "argmax": H_ARGMAX, "sample": H_SAMPLE, "vem": H_VEM}
+
+
+# --------------------------------------------------------------------- context
+cdef struct Hmm:
+    FamilyTable f             # the family's features table (act or feat), W, c
+    int kind
+    Py_ssize_t Sv             # the slots' statistics space: S, or 32 D for packed bits
+    Py_ssize_t A              # slot width: K Sv + K + K + K K + 3
+    Py_ssize_t Lm             # the longest sequence
+    const int64_t *off        # sequence s = rows [off[s], off[s + 1])
+    const int64_t *bounds     # partition p = sequences [bounds[p], bounds[p + 1])
+    const double *sw          # a weight per sequence, or NULL
+    const double *ls          # log_start (K)
+    const double *lt          # log_trans (K x K)
+    const double *ltT         # log_trans transposed
+    const double *pi          # exp(log_start)
+    const double *At          # exp(log_trans)
+    const double *AtT         # exp(log_trans) transposed
+    int mode
+    uint64_t seed
+    double tol
+    int max_iter
+    double *buf               # per thread scratch, buf_stride doubles apart
+    Py_ssize_t buf_stride
+    int32_t *ibuf             # per thread int32 scratch
+    Py_ssize_t ibuf_stride
+    # E-step-only outputs (NULL in hmm_pass): no statistics then
+    double *gamma_out         # N x K
+    double *seq_out           # n_seq
+    int64_t *path_out         # N (hmm_pass: the labels of modes 1 and 2, or NULL)
+    bint no_stats
+    # the results the slots fold into
+    double *stats
+    double *nk
+    double *start
+    double *trans
+    double *totals
+    double *stT
+
+
+# ------------------------------------------------------- the rows' log-densities
+cdef double _seq_lp(Hmm *h, Py_ssize_t r0, Py_ssize_t L, double *lp, double *fv,
+                    int32_t *fi) noexcept nogil:
+    """lp (L x K) = c + log h(x_t) + W . T(x_t) for the rows r0 .. r0 + L - 1;
+    returns sum_t log h(x_t) (NaN where the features met a value their family does
+    not take).  fv, fi: the features' scratch (Am + 1 values, Am indices; or for a
+    dense form DB (S + 1) values)."""
+    cdef Py_ssize_t t, k, s, na, nb, K = h.f.K, S = h.f.S
+    cdef double lh, acc, tot = 0.0
+    cdef double *row
+    cdef const double *Tr
+    if h.f.act != NULL:
+        for t in range(L):
+            na = h.f.act(h.f.dp, h.f.off, r0 + t, h.f.D, fi, fv, fv + h.f.Am)
+            lh = fv[h.f.Am]
+            row = lp + t * K
+            fv_init_row(row, h.f.c, h.f.logw, lh, K)
+            fv_gather_rows(row, h.f.Wt, fi, fv, na, K)
+            tot += lh
+        return tot
+    t = 0
+    while t < L:
+        nb = DB if L - t > DB else L - t
+        h.f.feat(h.f.dp, h.f.off, r0 + t, nb, h.f.D, S, fv + DB, fv)
+        for s in range(nb):
+            Tr = fv + DB + s * S
+            row = lp + (t + s) * K
+            for k in range(K):
+                acc = 0.0
+                for na in range(S):
+                    acc += Tr[na] * h.f.W[k * S + na]
+                row[k] = h.f.c[k] + fv[s] + acc
+            tot += fv[s]
+        t += nb
+    return tot
+
+
+cdef void _seq_stats(Hmm *h, Py_ssize_t r0, Py_ssize_t L, const double *g, const int32_t *z,
+                     double w, double *st, double *fv, int32_t *fi, double *row) noexcept nogil:
+    """The statistics of the rows r0 .. r0 + L - 1 into st (the slot's: Sv x K for a
+    sparse form, K x S for a dense one), each row weighted by w g[t] (soft; g is
+    L x K) or, where g is NULL, by w at its label z[t]."""
+    cdef Py_ssize_t t, k, s, a, na, nb, K = h.f.K, S = h.f.S
+    cdef double v
+    cdef const double *Tr
+    if h.f.act != NULL:
+        for t in range(L):
+            na = h.f.act(h.f.dp, h.f.off, r0 + t, h.f.D, fi, fv, fv + h.f.Am)
+            if g == NULL:
+                for a in range(na):
+                    st[fi[a] * K + z[t]] += w * fv[a]
+            else:
+                for k in range(K):
+                    row[k] = w * g[t * K + k]
+                fv_scatter_rows(st, row, fi, fv, na, K)
+        return
+    t = 0
+    while t < L:
+        nb = DB if L - t > DB else L - t
+        h.f.feat(h.f.dp, h.f.off, r0 + t, nb, h.f.D, S, fv + DB, fv)
+        for a in range(nb):
+            Tr = fv + DB + a * S
+            for k in range(K):
+                if g == NULL:
+                    if k != z[t + a]:
+                        continue
+                    v = w
+                else:
+                    v = w * g[(t + a) * K + k]
+                if v != 0.0:
+                    for s in range(S):
+                        st[k * S + s] += v * Tr[s]
+        t += nb
+
+
+# ------------------------------------------------------------- forward-backward
+cdef double _forward(const double *lp, Py_ssize_t L, Py_ssize_t K, const double *pi,
+                     const double *A, double *al, double *pr) noexcept nogil:
+    """The scaled forward pass: al (L x K) = p(z_t | x_1..t) and pr (L x K) =
+    p(z_t | x_1..t-1) (pr_1 = pi); returns log p(x_1..L)."""
+    cdef Py_ssize_t t, j, k
+    cdef double m, s, aj, ll = 0.0, v
+    cdef double *a
+    cdef double *p
+    cdef const double *l
+    for t in range(L):
+        p = pr + t * K
+        a = al + t * K
+        l = lp + t * K
+        if t == 0:
+            memcpy(p, pi, K * sizeof(double))
+        else:
+            memset(p, 0, K * sizeof(double))
+            for j in range(K):
+                aj = al[(t - 1) * K + j]
+                if aj != 0.0:
+                    fv_axpy(p, A + j * K, aj, K)
+        m = l[0]
+        for k in range(1, K):
+            if l[k] > m:
+                m = l[k]
+        s = 0.0
+        for k in range(K):
+            a[k] = p[k] * fv_exp(l[k] - m)
+        for k in range(K):
+            s += a[k]
+        if not (s > 1e-280):
+            # the reachable states lie far below the row's best (or underflowed):
+            # the same step in log space, the maximum over the reachable states
+            m = -INFINITY
+            for k in range(K):
+                v = log(p[k]) + l[k] if p[k] > 0.0 else -INFINITY
+                a[k] = v
+                if v > m:
+                    m = v
+            s = 0.0
+            for k in range(K):
+                a[k] = fv_exp(a[k] - m) if a[k] > -INFINITY else 0.0
+                s += a[k]
+        v = 1.0 / s
+        for k in range(K):
+            a[k] = a[k] * v
+        ll += m + log(s)
+    return ll
+
+
+cdef double _backward(const double *lp, Py_ssize_t L, Py_ssize_t K, const double *AT,
+                      double *al, const double *pr, double *M, double *q,
+                      double *beta) noexcept nogil:
+    """al (the forward pass's alpha) becomes gamma in place; M (K x K) = sum_t
+    (alpha_t / s_t) (x) q_{t+1}, so that sum_t xi_t = A o M (see the header);
+    returns sum_t sum_k gamma_t(k) lp_t(k)."""
+    cdef Py_ssize_t t, j, k
+    cdef double s, v, el = 0.0
+    cdef double *a
+    cdef const double *g1
+    cdef const double *p1
+    memset(M, 0, K * K * sizeof(double))
+    a = al + (L - 1) * K
+    for k in range(K):
+        if a[k] > 0.0:
+            el += a[k] * lp[(L - 1) * K + k]
+    t = L - 2
+    while t >= 0:
+        g1 = al + (t + 1) * K
+        p1 = pr + (t + 1) * K
+        for k in range(K):
+            q[k] = g1[k] / p1[k] if p1[k] > 0.0 else 0.0
+        memset(beta, 0, K * sizeof(double))
+        for k in range(K):
+            if q[k] != 0.0:
+                fv_axpy(beta, AT + k * K, q[k], K)      # beta = A q
+        a = al + t * K
+        s = 0.0
+        for j in range(K):
+            s += a[j] * beta[j]
+        s = 1.0 / s
+        for j in range(K):
+            v = a[j] * s
+            if v != 0.0:
+                fv_axpy(M + j * K, q, v, K)
+            a[j] = v * beta[j]
+            if a[j] > 0.0:
+                el += a[j] * lp[t * K + j]
+        t -= 1
+    return el
+
+
+cdef double _viterbi(const double *lp, Py_ssize_t L, Py_ssize_t K, const double *ls,
+                     const double *lt, double *d, double *d2, int32_t *bp,
+                     int32_t *z) noexcept nogil:
+    """The MAP path z (L) and its log joint (the first maximiser on ties).  d, d2: K
+    scratch each; bp: L x K back-pointers."""
+    cdef Py_ssize_t t, j, k
+    cdef double v
+    cdef double *tmp
+    cdef int32_t *b
+    for k in range(K):
+        d[k] = ls[k] + lp[k]
+    for t in range(1, L):
+        b = bp + t * K
+        for k in range(K):
+            d2[k] = d[0] + lt[k]
+            b[k] = 0
+        for j in range(1, K):
+            for k in range(K):
+                v = d[j] + lt[j * K + k]
+                if v > d2[k]:
+                    d2[k] = v
+                    b[k] = <int32_t>j
+        for k in range(K):
+            d2[k] = d2[k] + lp[t * K + k]
+        tmp = d
+        d = d2
+        d2 = tmp
+    j = 0
+    for k in range(1, K):
+        if d[k] > d[j]:
+            j = k
+    z[L - 1] = <int32_t>j
+    v = d[j]
+    t = L - 1
+    while t > 0:
+        z[t - 1] = bp[t * K + z[t]]
+        t -= 1
+    return v
+
+
+cdef inline int32_t _draw(const double *p, Py_ssize_t K, double u) noexcept nogil:
+    """The inverse-cdf draw of one of K states from the unnormalised p (>= 0) with
+    the uniform u in [0, 1): never a state of zero mass."""
+    cdef Py_ssize_t k
+    cdef double tot = 0.0, cum = 0.0
+    cdef int32_t last = 0
+    for k in range(K):
+        tot += p[k]
+    u = u * tot
+    for k in range(K):
+        if p[k] > 0.0:
+            cum += p[k]
+            last = <int32_t>k
+            if u < cum:
+                return last
+    return last
+
+
+cdef double _ffbs(const double *lp, Py_ssize_t L, Py_ssize_t K, const double *ls,
+                  const double *lt, const double *A, const double *al, uint64_t seed,
+                  uint64_t row0, double *e, int32_t *z) noexcept nogil:
+    """Backward sampling after the forward pass (al): z_L ~ alpha_L, then z_t ~
+    alpha_t(j) A[j, z_t+1]; the uniform of row t keyed by (seed, row0 + t).
+    Returns the drawn path's log joint."""
+    cdef Py_ssize_t t, j, nz
+    cdef double lj
+    z[L - 1] = _draw(al + (L - 1) * K, K, uniform01(seed, row0 + <uint64_t>(L - 1)))
+    lj = lp[(L - 1) * K + z[L - 1]]
+    t = L - 2
+    while t >= 0:
+        nz = z[t + 1]
+        for j in range(K):
+            e[j] = al[t * K + j] * A[j * K + nz]
+        z[t] = _draw(e, K, uniform01(seed, row0 + <uint64_t>t))
+        lj += lt[z[t] * K + nz] + lp[t * K + z[t]]
+        t -= 1
+    return lj + ls[z[0]]
+
+
+# ------------------------------------------------------- the factorised fixed point
+cdef void _softmax(double *e, Py_ssize_t K) noexcept nogil:
+    cdef Py_ssize_t k
+    cdef double m = -INFINITY, s = 0.0
+    for k in range(K):
+        if e[k] > m:
+            m = e[k]
+    for k in range(K):
+        e[k] = fv_exp(e[k] - m) if e[k] > -INFINITY else 0.0
+        s += e[k]
+    s = 1.0 / s
+    for k in range(K):
+        e[k] = e[k] * s
+
+
+cdef void _vem_update(const double *lp, Py_ssize_t t, Py_ssize_t L, Py_ssize_t K,
+                      const double *ls, const double *lt, const double *ltT, double *qv,
+                      bint nxt) noexcept nogil:
+    """q_t <- softmax(lp_t + [t = 0] log_start + sum_j q_t-1(j) lt[j, :] + (if nxt)
+    sum_j lt[:, j] q_t+1(j))."""
+    cdef Py_ssize_t j
+    cdef double *e = qv + t * K
+    cdef const double *qq
+    memcpy(e, lp + t * K, K * sizeof(double))
+    if t == 0:
+        for j in range(K):
+            e[j] = e[j] + ls[j]
+    else:
+        qq = qv + (t - 1) * K
+        for j in range(K):
+            if qq[j] != 0.0:
+                fv_axpy(e, lt + j * K, qq[j], K)
+    if nxt and t + 1 < L:
+        qq = qv + (t + 1) * K
+        for j in range(K):
+            if qq[j] != 0.0:
+                fv_axpy(e, ltT + j * K, qq[j], K)
+    _softmax(e, K)
+
+
+cdef double _vem_elbo(const double *lp, Py_ssize_t L, Py_ssize_t K, const double *ls,
+                      const double *lt, const double *q, double *tmp,
+                      double *ent) noexcept nogil:
+    """The ELBO of the factorised q (L x K): E_q log p(x, z) + sum_t H[q_t];
+    ent = sum_t H[q_t].  Terms of zero q are 0 (a forbidden start has q = 0)."""
+    cdef Py_ssize_t t, j, k
+    cdef double v, el = 0.0, h = 0.0
+    cdef const double *qt
+    for t in range(L):
+        qt = q + t * K
+        for k in range(K):
+            if qt[k] > 0.0:
+                el += qt[k] * lp[t * K + k]
+                h -= qt[k] * log(qt[k])
+                if t == 0:
+                    el += qt[k] * ls[k]
+        if t > 0:
+            memset(tmp, 0, K * sizeof(double))
+            for j in range(K):
+                if q[(t - 1) * K + j] != 0.0:
+                    fv_axpy(tmp, lt + j * K, q[(t - 1) * K + j], K)
+            for k in range(K):
+                if qt[k] > 0.0:
+                    el += qt[k] * tmp[k]
+    ent[0] = h
+    return el + h
+
+
+cdef double _vem(const double *lp, Py_ssize_t L, Py_ssize_t K, const double *ls,
+                 const double *lt, const double *ltT, double *q, double *tmp, double tol,
+                 int max_iter, double *ent) noexcept nogil:
+    """The factorised fixed point: q initialised by one forward pass (each q_t from
+    its predecessor only), then sweeps t = 1 .. L updating q_t from both neighbours
+    until a sweep gains less than tol in the ELBO (or max_iter sweeps); returns
+    the ELBO, ent its entropy."""
+    cdef Py_ssize_t t
+    cdef int it
+    cdef double elbo, new
+    for t in range(L):
+        _vem_update(lp, t, L, K, ls, lt, ltT, q, False)
+    elbo = _vem_elbo(lp, L, K, ls, lt, q, tmp, ent)
+    if L == 1:
+        return elbo
+    for it in range(max_iter):
+        for t in range(L):
+            _vem_update(lp, t, L, K, ls, lt, ltT, q, True)
+        new = _vem_elbo(lp, L, K, ls, lt, q, tmp, ent)
+        if not (new - elbo > tol):
+            elbo = new
+            break
+        elbo = new
+    return elbo
+
+
+# ---------------------------------------------------------------- one partition
+cdef void _partition(Hmm *h, Py_ssize_t p, int tid, double *slot) noexcept nogil:
+    """The sequences of partition p into the slot [stats (Sv x K sparse / K x S
+    dense), nk (K), start (K), trans (K x K), objective, entropy, sum log h] -- or,
+    in the E-step-only entries, into their outputs."""
+    cdef Py_ssize_t K = h.f.K, Lm = h.Lm, s, t, j, k, r0, L
+    cdef double *ws = h.buf + tid * h.buf_stride
+    cdef double *lp = ws
+    cdef double *al = ws + Lm * K
+    cdef double *pr = ws + 2 * Lm * K
+    cdef double *M = ws + 3 * Lm * K
+    cdef double *v1 = M + K * K
+    cdef double *v2 = v1 + K
+    cdef double *v3 = v2 + K
+    cdef double *fv = v3 + K
+    cdef int32_t *iw = h.ibuf + tid * h.ibuf_stride
+    cdef int32_t *z = iw
+    cdef int32_t *fi = iw + Lm
+    cdef int32_t *bp = fi + h.f.Am
+    cdef double *st = slot
+    cdef double *nk = slot + K * h.Sv
+    cdef double *sc = nk + K
+    cdef double *tc = sc + K
+    cdef double *tot = tc + K * K
+    cdef double w, lh, obj, ent, el, et
+    cdef bint soft
+    memset(slot, 0, h.A * sizeof(double))
+    for s in range(h.bounds[p], h.bounds[p + 1]):
+        r0 = h.off[s]
+        L = h.off[s + 1] - r0
+        w = h.sw[s] if h.sw != NULL else 1.0
+        lh = _seq_lp(h, r0, L, lp, fv, fi)
+        ent = 0.0
+        soft = h.mode == H_SOFT or h.mode == H_VEM
+        if h.mode == H_SOFT:
+            obj = _forward(lp, L, K, h.pi, h.At, al, pr)
+            el = _backward(lp, L, K, h.AtT, al, pr, M, v1, v2)
+            # H[p(z | x)] = log p(x) - E log p(x, z), the zero-probability terms 0
+            et = el
+            for k in range(K):
+                if al[k] > 0.0:
+                    et += al[k] * h.ls[k]
+            for j in range(K * K):
+                M[j] = M[j] * h.At[j]
+                if M[j] > 0.0:
+                    et += M[j] * h.lt[j]
+            ent = obj - et
+        elif h.mode == H_VEM:
+            obj = _vem(lp, L, K, h.ls, h.lt, h.ltT, al, v1, h.tol, h.max_iter, &ent)
+            memset(M, 0, K * K * sizeof(double))
+            for t in range(1, L):
+                for j in range(K):
+                    if al[(t - 1) * K + j] != 0.0:
+                        fv_axpy(M + j * K, al + t * K, al[(t - 1) * K + j], K)
+        elif h.mode == H_ARGMAX:
+            obj = _viterbi(lp, L, K, h.ls, h.lt, v1, v2, bp, z)
+        else:
+            _forward(lp, L, K, h.pi, h.At, al, pr)
+            obj = _ffbs(lp, L, K, h.ls, h.lt, h.At, al, h.seed, <uint64_t>r0, v1, z)
+        if h.gamma_out != NULL:
+            memcpy(h.gamma_out + r0 * K, al, L * K * sizeof(double))
+        if h.seq_out != NULL:
+            # a value the family does not take (NaN log h) marks its sequence NaN
+            h.seq_out[s] = obj if lh == lh else NAN
+        if h.path_out != NULL and not soft:
+            for t in range(L):
+                h.path_out[r0 + t] = z[t]
+        if h.no_stats:
+            continue
+        tot[0] += w * obj
+        tot[1] += w * ent
+        tot[2] += w * lh
+        if soft:
+            _seq_stats(h, r0, L, al, NULL, w, st, fv, fi, v3)
+            for t in range(L):
+                fv_axpy(nk, al + t * K, w, K)
+            fv_axpy(sc, al, w, K)
+            fv_axpy(tc, M, w, K * K)
+        else:
+            _seq_stats(h, r0, L, NULL, z, w, st, fv, fi, v3)
+            for t in range(L):
+                nk[z[t]] += w
+            sc[z[0]] += w
+            for t in range(1, L):
+                tc[z[t - 1] * K + z[t]] += w
+
+
+cdef void _fold(Hmm *h, const double *slot) noexcept nogil:
+    """One slot into the results: packed bits' lookup-space statistics folded back
+    to the features, a sparse form's S x K transposed, a dense form's as it is."""
+    cdef Py_ssize_t j, k, K = h.f.K, S = h.f.S, Sv = h.Sv
+    cdef const double *r = slot + K * Sv
+    if h.kind == F_BITS:
+        _bits_fold(slot, h.f.D, S, K, h.stT)
+    elif h.f.act != NULL:
+        for j in range(S):
+            for k in range(K):
+                h.stats[k * S + j] += slot[j * K + k]
+    else:
+        for j in range(K * S):
+            h.stats[j] += slot[j]
+    for k in range(K):
+        h.nk[k] += r[k]
+        h.start[k] += r[K + k]
+    for j in range(K * K):
+        h.trans[j] += r[2 * K + j]
+    for j in range(3):
+        h.totals[j] += r[2 * K + K * K + j]
+
+
+cdef void _run(Hmm *h, Py_ssize_t n_parts, double *slots, Py_ssize_t n_slots,
+               Py_ssize_t width, int T) noexcept nogil:
+    """Every partition once, taken dynamically by T threads in rounds of n_slots,
+    each into its own slot; the slots folded in partition order after each round
+    (in the E-step-only entries each partition writes its own rows, no fold)."""
+    cdef Py_ssize_t start = 0, nw, i
+    cdef int tid
+    while start < n_parts:
+        nw = n_slots if n_slots < n_parts - start else n_parts - start
+        for i in prange(nw, num_threads=T, schedule='dynamic', chunksize=1):
+            tid = threadid()
+            _partition(h, start + i, tid, slots + i * width)
+        if not h.no_stats:
+            for i in range(nw):
+                _fold(h, slots + i * width)
+        start = start + nw
+
+
+cdef Py_ssize_t _partitions(const int64_t *off, Py_ssize_t n_seq, Py_ssize_t budget,
+                            int64_t *bounds) noexcept nogil:
+    """Consecutive sequences grouped while the group holds fewer than budget rows;
+    bounds[p] .. bounds[p + 1] the sequences of partition p; returns their number."""
+    cdef Py_ssize_t n = 0, s = 0
+    cdef int64_t first
+    bounds[0] = 0
+    while s < n_seq:
+        first = off[s]
+        s += 1
+        while s < n_seq and off[s] - first < budget:
+            s += 1
+        n += 1
+        bounds[n] = s
+    return n
+
+
+def partition_bounds(offsets, Py_ssize_t budget=SEQ_PART):
+    """The partitions of whole sequences (int64 bounds into the sequences) that
+    the kernels run, fixed by the offsets alone (for tests and callers that split
+    work the same way)."""
+    cdef const int64_t[::1] off = _check_offsets("partition_bounds", offsets,
+                                                 int(offsets[len(offsets) - 1])
+                                                 if len(offsets) else 0)
+    if budget < 1:
+        raise ValueError(f"partition_bounds: budget must be >= 1, got {budget}")
+    cdef Py_ssize_t n_seq = off.shape[0] - 1
+    cdef cnp.ndarray[cnp.int64_t, ndim=1] b = np.zeros(n_seq + 1, dtype=np.int64)
+    cdef Py_ssize_t n = _partitions(&off[0], n_seq, budget, <int64_t *>b.data)
+    return b[:n + 1].copy()
+
+
+# ------------------------------------------------------------------ validation
+def _check_offsets(str fn, offsets, Py_ssize_t N):
+    if (not isinstance(offsets, np.ndarray) or offsets.dtype != np.int64 or offsets.ndim != 1
+            or not offsets.flags.c_contiguous):
+        raise ValueError(f"{fn}: offsets must be a C-contiguous 1-D int64 array (n_seq + 1), got "
+                         f"{type(offsets).__name__}"
+                         + (f" of dtype {offsets.dtype} and shape {offsets.shape}"
+                            if isinstance(offsets, np.ndarray) else ""))
+    if offsets.shape[0] < 1:
+        raise ValueError(f"{fn}: offsets must hold at least one entry (0)")
+    if offsets[0] != 0:
+        raise ValueError(f"{fn}: offsets must start at 0, got offsets[0] = {offsets[0]}")
+    cdef Py_ssize_t last = offsets.shape[0] - 1
+    if offsets[last] != N:
+        raise ValueError(f"{fn}: offsets must end at N = {N} (the rows of data), got "
+                         f"offsets[-1] = {offsets[last]}")
+    if offsets.shape[0] > 1 and np.any(np.diff(offsets) <= 0):
+        i = int(np.argmax(np.diff(offsets) <= 0))
+        raise ValueError(f"{fn}: offsets must be strictly increasing (every sequence at least "
+                         f"one row): offsets[{i}] = {offsets[i]}, offsets[{i + 1}] = "
+                         f"{offsets[i + 1]}")
+    return offsets
+
+
+def _float_array(str fn, str name, a, shape):
+    if (not isinstance(a, np.ndarray) or a.dtype != np.float64 or a.shape != shape
+            or not a.flags.c_contiguous):
+        got = (f"dtype {a.dtype}, shape {a.shape}" if isinstance(a, np.ndarray)
+               else type(a).__name__)
+        raise ValueError(f"{fn}: {name} must be a C-contiguous float64 array of shape {shape}, "
+                         f"got {got}")
+    return a
+
+
+def _validate_hmm(str fn, data, aux, int kind, uintptr_t address, Py_ssize_t S, W, c,
+                  log_start, log_trans, offsets, int mode):
+    """The checks every entry shares; returns (N, D, K, aux, n_seq, longest)."""
+    cdef Py_ssize_t N, D, K
+    N, D, aux = _validate_data(fn, data, aux, kind, address, S)
+    if not isinstance(W, np.ndarray) or W.ndim != 2:
+        raise ValueError(f"{fn}: W must be a 2-D float64 array (K x S)")
+    K = W.shape[0]
+    if K < 1:
+        raise ValueError(f"{fn}: W has {K} rows; it needs K >= 1 states")
+    _float_array(fn, "W", W, (K, S))
+    _float_array(fn, "c", c, (K,))
+    if not np.all(np.isfinite(W)):
+        raise ValueError(f"{fn}: W must be finite")
+    if not np.all(np.isfinite(c)):
+        raise ValueError(f"{fn}: c must be finite")
+    _float_array(fn, "log_start", log_start, (K,))
+    _float_array(fn, "log_trans", log_trans, (K, K))
+    if np.any(np.isnan(log_start)) or np.any(log_start == np.inf):
+        raise ValueError(f"{fn}: log_start must be finite where the probability is positive "
+                         "(-inf for a forbidden start; no NaN or +inf)")
+    if not np.any(np.isfinite(log_start)):
+        raise ValueError(f"{fn}: log_start gives every state probability 0")
+    if np.any(np.isnan(log_trans)) or np.any(log_trans == np.inf):
+        raise ValueError(f"{fn}: log_trans must be finite where the probability is positive "
+                         "(-inf for a forbidden transition; no NaN or +inf)")
+    bad = ~np.any(np.isfinite(log_trans), axis=1)
+    if np.any(bad):
+        raise ValueError(f"{fn}: log_trans row {int(np.argmax(bad))} gives every transition "
+                         "probability 0 (each state needs a successor)")
+    if mode == H_VEM and not np.all(np.isfinite(log_trans)):
+        raise ValueError(f"{fn}: mode 3 (vem) needs every log_trans entry finite: the "
+                         "factorised fixed point is not defined with forbidden transitions")
+    _check_offsets(fn, offsets, N)
+    cdef Py_ssize_t n_seq = offsets.shape[0] - 1
+    longest = int(np.max(np.diff(offsets))) if n_seq > 0 else 0
+    return N, D, K, aux, n_seq, longest
+
+
+cdef object _setup(Hmm *h, str fn, data, aux, int kind, uintptr_t address, Py_ssize_t S,
+                   W, c, log_start, log_trans, offsets, int mode, int n_threads, list keep):
+    """Fill the context (the features table, the parameters, each thread's scratch,
+    the partitions); returns (N, K, n_seq, T, n_parts).  Every array the context
+    points into is appended to keep (alive while the kernel runs)."""
+    cdef Py_ssize_t N, D, K, n_seq, Lm
+    N, D, K, aux, n_seq, Lm = _validate_hmm(fn, data, aux, kind, address, S, W, c, log_start,
+                                            log_trans, offsets, mode)
+    cdef const int64_t *offp = NULL
+    cdef cnp.ndarray arr
+    if aux is not None:
+        arr = aux
+        offp = <const int64_t *>arr.data
+    cdef const void *dp = NULL
+    keep.append(_data_pointer(data, kind, &dp))
+    cdef active_fn act = _active(kind)
+    cdef features_fn feat = _table(kind, address)
+    cdef Py_ssize_t Am = max(1, _max_active(data, kind, D))
+    cdef double[:, ::1] Wt = _transposed(W, kind, D) if act != NULL else np.zeros((1, 1))
+    cdef double[::1] zeros = np.zeros(K)
+    keep.extend([Wt, zeros])
+    # partitions of whole sequences (fixed by the offsets alone)
+    cdef int64_t[::1] bounds = np.zeros(n_seq + 1, dtype=np.int64)
+    cdef const int64_t[::1] offv = offsets
+    cdef Py_ssize_t n_parts = _partitions(&offv[0], n_seq, SEQ_PART, &bounds[0]) if n_seq else 0
+    keep.append(bounds)
+    cdef int T = clamp_threads(fn, n_threads, n_parts if n_parts > 0 else 1)
+    # per thread: lp, alpha, pred (Lm x K each), M (K x K), 3 K, the features' values
+    cdef Py_ssize_t fvl = (Am + 1) if act != NULL else DB * (S + 1)
+    cdef Py_ssize_t bl = 3 * Lm * K + K * K + 3 * K + fvl
+    cdef double[:, ::1] buf = _aligned(T, (bl + 7) // 8 * 8 + 8)
+    cdef Py_ssize_t il = Lm + Am + (Lm * K if mode == H_ARGMAX else 0)
+    cdef int32_t[:, ::1] ibuf = np.zeros((T, (il + 15) // 16 * 16 + 16), dtype=np.int32)
+    keep.extend([buf, ibuf])
+    cdef const double[:, ::1] Wv = W
+    cdef const double[::1] cv = c
+    _fill_table(&h.f, act, feat, dp, offp, D, Am, S, K, &Wt[0, 0], &Wv[0, 0], &cv[0],
+                &zeros[0], buf, ibuf)
+    ls = np.ascontiguousarray(log_start)
+    lt = np.ascontiguousarray(log_trans)
+    ltT = np.ascontiguousarray(lt.T)
+    pi = np.exp(ls)
+    At = np.exp(lt)
+    AtT = np.ascontiguousarray(At.T)
+    keep.extend([ls, lt, ltT, pi, At, AtT])
+    cdef const double[::1] lsv = ls
+    cdef const double[:, ::1] ltv = lt
+    cdef const double[:, ::1] ltTv = ltT
+    cdef const double[::1] piv = pi
+    cdef const double[:, ::1] Av = At
+    cdef const double[:, ::1] ATv = AtT
+    h.kind = kind
+    h.Sv = D * 32 if kind == F_BITS else S
+    h.A = K * h.Sv + 2 * K + K * K + 3
+    h.Lm = Lm
+    h.off = &offv[0]
+    h.bounds = &bounds[0]
+    h.sw = NULL
+    h.ls = &lsv[0]
+    h.lt = &ltv[0, 0]
+    h.ltT = &ltTv[0, 0]
+    h.pi = &piv[0]
+    h.At = &Av[0, 0]
+    h.AtT = &ATv[0, 0]
+    h.mode = mode
+    h.seed = 0
+    h.tol = 0.0
+    h.max_iter = 0
+    h.buf = &buf[0, 0]
+    h.buf_stride = buf.shape[1]
+    h.ibuf = &ibuf[0, 0]
+    h.ibuf_stride = ibuf.shape[1]
+    h.gamma_out = NULL
+    h.seq_out = NULL
+    h.path_out = NULL
+    h.no_stats = False
+    h.stats = NULL
+    h.nk = NULL
+    h.start = NULL
+    h.trans = NULL
+    h.totals = NULL
+    h.stT = NULL
+    return N, K, n_seq, T, n_parts
+
+
+def _check_vem(str fn, tol, max_iter):
+    if not (isinstance(tol, (int, float, np.floating, np.integer)) and np.isfinite(tol)
+            and tol >= 0):
+        raise ValueError(f"{fn}: tol must be a finite number >= 0, got {tol!r}")
+    if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) or max_iter < 0:
+        raise ValueError(f"{fn}: max_iter must be an integer >= 0, got {max_iter!r}")
+
+
+# --------------------------------------------------------------------- entries
+def hmm_pass(data, aux, int features, uintptr_t address, Py_ssize_t S, W, c, log_start,
+             log_trans, offsets, sample_weight, stats, nk, start_counts, trans_counts, totals,
+             int mode, unsigned long long seed, int n_threads, tol=1e-8, max_iter=200,
+             labels=None):
+    """One pass of the chain's local step over the sequences of an HMM.
+
+    IN    data, aux, features, address, S: the family's prepared rows and features
+          table, exactly as _expfam.row_pass takes them (N rows in all);
+          W (K x S) and c (K): the family's effective parameters;
+          log_start (K), log_trans (K x K, row j: from state j): the chain's log
+          start and transition probabilities (expected logs under mean field: they
+          need not be normalised); -inf where a probability is 0;
+          offsets (n_seq + 1 int64): sequence s is the rows offsets[s] ..
+          offsets[s + 1] - 1 (0 = offsets[0] < ... < offsets[-1] = N);
+          sample_weight: n_seq float64 (one weight per sequence), or None / length 0
+    OUT   labels (keyword, N int64 or None): the path of modes 1 and 2
+    INOUT stats (K x S) += sum_t w r_t(k) T(x_t); nk (K) += sum_t w r_t(k);
+          start_counts (K) += w r_1(k); trans_counts (K x K) += w sum_t xi_t(j, k);
+          totals (3) += [sum w objective, sum w entropy of q, sum w sum_t log h(x_t)]
+          objective per sequence: log p(x) (mode 0), the path's log joint (1, 2),
+          the ELBO (3); entropy: H[p(z | x)] (0), sum_t H[q(z_t)] (3), 0 else
+    mode  0 softmax (forward-backward), 1 argmax (Viterbi), 2 sample (forward
+          filtering, backward sampling; draws keyed by (seed, global row)), 3 vem
+          (the factorised fixed point, swept until the ELBO gains less than tol,
+          at most max_iter sweeps)
+    """
+    cdef str fn = "hmm_pass"
+    if mode < 0 or mode > H_VEM:
+        raise ValueError(f"{fn}: mode must be 0 (softmax), 1 (argmax), 2 (sample) or 3 (vem), "
+                         f"got {mode}")
+    _check_vem(fn, tol, max_iter)
+    cdef Hmm h
+    cdef list keep = []
+    cdef Py_ssize_t N, K, n_seq, n_parts
+    cdef int T
+    N, K, n_seq, T, n_parts = _setup(&h, fn, data, aux, features, address, S, W, c,
+                                     log_start, log_trans, offsets, mode, n_threads, keep)
+    _float_array(fn, "stats", stats, (K, S))
+    _float_array(fn, "nk", nk, (K,))
+    _float_array(fn, "start_counts", start_counts, (K,))
+    _float_array(fn, "trans_counts", trans_counts, (K, K))
+    _float_array(fn, "totals", totals, (3,))
+    cdef const double[::1] sw
+    if sample_weight is not None and not (isinstance(sample_weight, np.ndarray)
+                                          and sample_weight.ndim == 1
+                                          and sample_weight.shape[0] == 0):
+        _float_array(fn, "sample_weight", sample_weight, (n_seq,))
+        if not np.all(np.isfinite(sample_weight)) or np.any(sample_weight < 0):
+            raise ValueError(f"{fn}: sample_weight must be finite and >= 0")
+        sw = sample_weight
+        if n_seq > 0:
+            h.sw = &sw[0]
+    cdef int64_t[::1] lab
+    if labels is not None:
+        if (not isinstance(labels, np.ndarray) or labels.dtype != np.int64
+                or labels.shape != (N,) or not labels.flags.c_contiguous):
+            raise ValueError(f"{fn}: labels must be a C-contiguous int64 array of shape ({N},) "
+                             "or None")
+        if mode == H_ARGMAX or mode == H_SAMPLE:
+            lab = labels
+            if N > 0:
+                h.path_out = &lab[0]
+    if n_seq == 0:
+        return
+    cdef double[:, ::1] st = stats
+    cdef double[::1] nkv = nk
+    cdef double[::1] scv = start_counts
+    cdef double[:, ::1] tcv = trans_counts
+    cdef double[::1] tov = totals
+    cdef double[:, ::1] stT = np.zeros((S if features == F_BITS else 1, K))
+    h.stats = &st[0, 0]
+    h.nk = &nkv[0]
+    h.start = &scv[0]
+    h.trans = &tcv[0, 0]
+    h.totals = &tov[0]
+    h.stT = &stT[0, 0]
+    h.seed = seed
+    h.tol = tol
+    h.max_iter = max_iter
+    cdef Py_ssize_t A8 = (h.A + 7) // 8 * 8
+    cdef Py_ssize_t n_slots = max(1, min(n_parts, <Py_ssize_t>T * ROUND,
+                                         max(<Py_ssize_t>T, (256 << 20) // (8 * A8))))
+    cdef double[:, ::1] slots = _aligned(n_slots, A8)
+    cdef double before = totals[2]
+    cdef Py_ssize_t j, k
+    with nogil:
+        _run(&h, n_parts, &slots[0, 0], n_slots, A8, T)
+    if isnan(totals[2]) and not isnan(before) and _has_codes(features, data):
+        raise ValueError(f"{fn}: {_BAD_VALUE}; the accumulators hold partial sums")
+    if features == F_BITS:
+        for j in range(S):
+            for k in range(K):
+                st[k, j] += stT[j, k]
+
+
+def _estep(str fn, data, aux, int features, uintptr_t address, Py_ssize_t S, W, c, log_start,
+           log_trans, offsets, int mode, gamma, seq_out, path, int n_threads, tol, max_iter):
+    cdef Hmm h
+    cdef list keep = []
+    cdef Py_ssize_t N, K, n_seq, n_parts
+    cdef int T
+    N, K, n_seq, T, n_parts = _setup(&h, fn, data, aux, features, address, S, W, c,
+                                     log_start, log_trans, offsets, mode, n_threads, keep)
+    _float_array(fn, "loglik" if path is None else "logjoint", seq_out, (n_seq,))
+    cdef double[:, ::1] g
+    cdef double[::1] so
+    cdef int64_t[::1] pv
+    if gamma is not None:
+        _float_array(fn, "gamma", gamma, (N, K))
+    if path is not None and (not isinstance(path, np.ndarray) or path.dtype != np.int64
+                             or path.shape != (N,) or not path.flags.c_contiguous):
+        raise ValueError(f"{fn}: path must be a C-contiguous int64 array of shape ({N},)")
+    if n_seq == 0:
+        return
+    if gamma is not None:
+        g = gamma
+        h.gamma_out = &g[0, 0]
+    if path is not None:
+        pv = path
+        h.path_out = &pv[0]
+    so = seq_out
+    h.seq_out = &so[0]
+    h.no_stats = True
+    h.tol = tol
+    h.max_iter = max_iter
+    cdef Py_ssize_t n_slots = max(1, min(n_parts, <Py_ssize_t>T * ROUND))
+    cdef double[:, ::1] slots = _aligned(n_slots, (h.A + 7) // 8 * 8)
+    with nogil:
+        _run(&h, n_parts, &slots[0, 0], n_slots, slots.shape[1], T)
+    if np.any(np.isnan(seq_out)) and _has_codes(features, data):
+        raise ValueError(f"{fn}: {_BAD_VALUE}")
+
+
+def hmm_posteriors(data, aux, int features, uintptr_t address, Py_ssize_t S, W, c, log_start,
+                   log_trans, offsets, gamma, loglik, int n_threads, int mode=0, tol=1e-8,
+                   max_iter=200):
+    """The E-step alone (predict_proba, score_samples).
+
+    IN    as hmm_pass (data ... offsets)
+    OUT   gamma (N x K float64): p(z_t = k | x of its sequence) (mode 0), or the
+          factorised q(z_t = k) (mode 3); loglik (n_seq float64): each sequence's
+          log p(x) (mode 0) or ELBO (mode 3)
+    mode  0 exact (forward-backward) or 3 vem (tol, max_iter as hmm_pass)
+    """
+    cdef str fn = "hmm_posteriors"
+    if mode != H_SOFT and mode != H_VEM:
+        raise ValueError(f"{fn}: mode must be 0 (forward-backward) or 3 (vem), got {mode}")
+    _check_vem(fn, tol, max_iter)
+    if gamma is None:
+        raise ValueError(f"{fn}: gamma must be an (N, K) float64 array")
+    _estep(fn, data, aux, features, address, S, W, c, log_start, log_trans, offsets, mode,
+           gamma, loglik, None, n_threads, tol, max_iter)
+
+
+def hmm_viterbi(data, aux, int features, uintptr_t address, Py_ssize_t S, W, c, log_start,
+                log_trans, offsets, path, logjoint, int n_threads):
+    """The MAP path of every sequence (predict).
+
+    IN    as hmm_pass (data ... offsets)
+    OUT   path (N int64): the most probable state of each row on its sequence's
+          MAP path (the first maximiser on ties); logjoint (n_seq float64): each
+          sequence's log p(x, path)
+    """
+    cdef str fn = "hmm_viterbi"
+    if path is None:
+        raise ValueError(f"{fn}: path must be an (N,) int64 array")
+    _estep(fn, data, aux, features, address, S, W, c, log_start, log_trans, offsets, H_ARGMAX,
+           None, logjoint, path, n_threads, 0.0, 0)
