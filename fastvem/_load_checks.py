@@ -368,6 +368,31 @@ def _mixing(attrs, expected_keys):
         _fail(f"ess_ ({ess}) is not the least ESS in mixing_ ({least})")
 
 
+def _chains(attrs, S, n_iter, trace, lbs, lb):
+    """log_joint_ (chains, sweeps), the chains whose kept sweeps are the S draws,
+    against the trace (its mean over the chains), lower_bounds_ (one chain) and
+    lower_bound_ (the mean of the kept sweeps)."""
+    lj = _farray("log_joint_", attrs.need("log_joint_"), ndim=2)
+    C = lj.shape[0]
+    if lj.shape[1] != n_iter or C < 1 or S % C:
+        _fail(f"log_joint_ has shape {lj.shape}, expected (chains, n_iter_={n_iter}) "
+              f"with the chains dividing the {S} draws")
+    _finite("log_joint_", lj)
+    if trace is not None and not np.allclose(trace["objective"], lj.mean(0),
+                                             rtol=1e-12, atol=0):
+        _fail("trace_['objective'] is not the mean of log_joint_ over the chains")
+    if not any(np.array_equal(lbs, row) for row in lj):
+        _fail("lower_bounds_ is not a chain of log_joint_")
+    if not lj.min() <= lb <= lj.max():
+        _fail(f"lower_bound_ ({lb}) lies outside log_joint_")
+
+
+def _mixing_keys(K, per_component):
+    """The quantities the chains' diagnostics monitor (MixtureEstimator._mixing)."""
+    return (["log_joint", "allocation_entropy"] + [f"sorted_weight_{j}" for j in range(K)]
+            + [q for k in range(K) for q in [f"weight_{k}"] + per_component(k)])
+
+
 def _occupancy(attrs, K):
     occ = _farray("occupancy_", attrs.need("occupancy_"), (K,))
     _finite("occupancy_", occ)
@@ -505,20 +530,7 @@ def check_gaussian_mixture(est):
         mean_w = w.astype(np.float64).mean(0)
         if not np.allclose(weights, mean_w / mean_w.sum(), rtol=0, atol=1e-6):
             _fail("weights_ is not the mean of posterior_samples_['weights']")
-        # (chains, sweeps): the draws are the chains' kept sweeps, as many per chain
-        lj = _farray("log_joint_", attrs.need("log_joint_"), ndim=2)
-        C = lj.shape[0]
-        if lj.shape[1] != n_iter or C < 1 or S % C:
-            _fail(f"log_joint_ has shape {lj.shape}, expected (chains, n_iter_={n_iter}) "
-                  f"with the chains dividing the {S} draws")
-        _finite("log_joint_", lj)
-        if trace is not None and not np.allclose(trace["objective"], lj.mean(0),
-                                                 rtol=1e-12, atol=0):
-            _fail("trace_['objective'] is not the mean of log_joint_ over the chains")
-        if not any(np.array_equal(lbs, row) for row in lj):
-            _fail("lower_bounds_ is not a chain of log_joint_")
-        if not lj.min() <= lb <= lj.max():         # the mean of the kept sweeps
-            _fail(f"lower_bound_ ({lb}) lies outside log_joint_")
+        _chains(attrs, S, n_iter, trace, lbs, lb)
         _int("n_relabelled_", attrs.need("n_relabelled_"), 0, S)
         occ = _occupancy(attrs, K)
         occupied = _as_array("occupied_", attrs.need("occupied_"))
@@ -527,10 +539,7 @@ def check_gaussian_mixture(est):
         _shape("occupied_", occupied, (K,))
         if not np.array_equal(occupied, occ >= 0.5):
             _fail("occupied_ does not match occupancy_ >= 0.5")
-        keys = (["log_joint", "allocation_entropy"] + [f"sorted_weight_{j}" for j in range(K)]
-                + [f"weight_{k}" for k in range(K)]
-                + [f"mean_{k}_{d}" for k in range(K) for d in range(D)])
-        _mixing(attrs, keys)
+        _mixing(attrs, _mixing_keys(K, lambda k: [f"mean_{k}_{d}" for d in range(D)]))
     attrs.others(_FITTED)
 
 
@@ -613,8 +622,9 @@ def check_discrete_mixture(est):
     n_iter = _int("n_iter_", attrs.need("n_iter_"), low=1 if update == "sample" else 0)
     lbs = _farray("lower_bounds_", attrs.need("lower_bounds_"), (n_iter,))
     _finite("lower_bounds_", lbs)
-    _float("lower_bound_", attrs.need("lower_bound_"), neginf=n_iter == 0)
+    lb = _float("lower_bound_", attrs.need("lower_bound_"), neginf=n_iter == 0)
     _trace(est, n_iter, nan_objective=False)
+    trace = vars(est).get("trace_")
     est.n_rows_seen_ = _float("n_rows_seen_", attrs.need("n_rows_seen_"), low=0.0)
     if hasattr(est, "n_e_steps_"):
         est.n_e_steps_ = _int("n_e_steps_", est.n_e_steps_, low=0)
@@ -639,4 +649,7 @@ def check_discrete_mixture(est):
         t = _farray("posterior_samples_['theta']", draws["theta"], (w.shape[0], K, S))
         _finite("posterior_samples_['theta']", t)
         _positive("posterior_samples_['theta']", t, strict=False)
+        _chains(attrs, w.shape[0], n_iter, trace, lbs, lb)
+        n_mon = min(S, est._MONITORED_ENTRIES)
+        _mixing(attrs, _mixing_keys(K, lambda k: [f"theta_{k}_{j}" for j in range(n_mon)]))
     attrs.others(est._fitted_attributes)

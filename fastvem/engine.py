@@ -23,6 +23,7 @@ __all__ = ["Trace", "FitResult", "run_iterations", "fit_restarts", "MixtureEngin
            "memoized"]
 
 _EPS = 10 * np.finfo(np.float64).eps
+_MASK64 = (1 << 64) - 1
 _controller = None
 
 
@@ -270,7 +271,10 @@ class FamilyEngine:
     squarem and memoized run every model.
 
     Parameters are (weights, theta) for the point methods (theta: K x S mean
-    parameters) and (q, concentration) under mean field.  run_pass(data, sw, W, c,
+    parameters), (q, concentration) under mean field, and (weights, theta, the
+    sweep's allocation counts) for a draw.  The sampler's draws are keyed by
+    (seed, sweep): the kernel's labels by (seed * golden + sweep, row), the
+    parameters' by a RandomState seeded with [seed, sweep].  run_pass(data, sw, W, c,
     logw, mode, seed) -> (stats, nk, totals) is the estimator's pass over its data
     (in memory, or chunk by chunk)."""
 
@@ -283,6 +287,7 @@ class FamilyEngine:
         self.run_pass = run_pass
         self.prior = prior
         self.weight_prior = weight_prior
+        self.seed = 0
 
     @property
     def posterior(self):
@@ -296,12 +301,13 @@ class FamilyEngine:
             q, conc = params
             W, c = fam.expected_effective(q)
             return W, c, self.weight_prior.expected_log_weights(conc)
-        weights, theta = params
-        W, c = fam.effective(theta)
-        return W, c, self.structure.log_weights(weights)
+        W, c = fam.effective(params[1])
+        return W, c, self.structure.log_weights(params[0])
 
-    def statistics(self, data, sample_weight, params, iteration=0, seed=0):
+    def statistics(self, data, sample_weight, params, iteration=0):
         W, c, logw = self.effective(params)
+        seed = ((self.seed * 0x9E3779B97F4A7C15 + iteration) & _MASK64
+                if self.method.assign == "sample" else 0)
         stats, nk, totals = self.run_pass(data, sample_weight, W, c, logw,
                                           self._MODES[self.method.assign], seed)
         weight = data.shape[0] if sample_weight is None else sample_weight.sum()
@@ -312,6 +318,12 @@ class FamilyEngine:
         the point estimates with empty components re-seeded (the family splits the
         heaviest live one; the event is returned)."""
         fam, nk = self.family, stats.nk
+        if self.method.update == "sample":
+            rng = np.random.RandomState([self.seed & 0xFFFFFFFF, iteration & 0xFFFFFFFF])
+            weights = np.maximum(self.weight_prior.sample(self.weight_prior.posterior(nk), rng),
+                                 0.0)
+            theta = fam.sample_posterior(fam.posterior(stats.stats, nk, self.prior), rng)
+            return (weights / weights.sum(), theta, nk.copy()), []
         if self.posterior:
             return (fam.posterior(stats.stats, nk, self.prior),
                     self.weight_prior.posterior(nk)), []

@@ -211,10 +211,36 @@ def test_ground_truth_recovered(kind, method):
 
 def test_gibbs_keeps_relabelled_draws():
     X, _, _, _ = bernoulli_data(n=2000)
-    est = BernoulliMixture(3, method="gibbs", n_samples=50, burn_in=20, random_state=0).fit(X)
-    assert est.posterior_samples_["weights"].shape == (50, 3)
-    assert est.posterior_samples_["theta"].shape == (50, 3, 12)
+    est = BernoulliMixture(3, method="gibbs", n_samples=50, burn_in=20, n_chains=3,
+                           random_state=0).fit(X)
+    # the kept draws of every chain, on common labels
+    assert est.posterior_samples_["weights"].shape == (150, 3)
+    assert est.posterior_samples_["theta"].shape == (150, 3, 12)
     np.testing.assert_allclose(est.weights_, est.posterior_samples_["weights"].mean(0))
+    # the chains' diagnostics, as GaussianMixture's: the log joint of every sweep of
+    # every chain, and R-hat / ESS of the monitored quantities
+    assert est.log_joint_.shape == (3, 70)
+    assert est.n_iter_ == 70
+    assert {"log_joint", "allocation_entropy", "weight_0", "theta_2_11"} <= set(est.mixing_)
+    rhats = [v[0] for v in est.mixing_.values()]
+    assert est.rhat_ == max(rhats)
+    assert est.converged_ == all(r < 1.01 and v[1] >= 100 * 3
+                                 for r, v in zip(rhats, est.mixing_.values()))
+    # well-separated data: the chains agree after relabelling
+    draws = est.posterior_samples_["theta"].reshape(3, 50, 3, 12).mean(1)
+    assert np.max(np.abs(draws - draws.mean(0))) < 0.05
+
+
+def test_gibbs_callback_stops_the_sampler():
+    X, _, _, _ = bernoulli_data(n=500)
+    seen = []
+    est = BernoulliMixture(2, method="gibbs", n_samples=20, burn_in=5, n_chains=2,
+                           random_state=0)
+    est.fit(X, callback=lambda it, obj, params: seen.append((it, obj)) or it == 12)
+    # the first chain stopped at sweep 12: its draws (7 kept) and no second chain
+    assert [it for it, _ in seen] == list(range(1, 13))
+    assert est.posterior_samples_["weights"].shape == (7, 2)
+    assert est.log_joint_.shape == (1, 12)
 
 
 def test_sample_weight_equals_repeated_rows():
@@ -487,7 +513,7 @@ def _sbc_case(kind, rng):
     K, N = 2, 25
     pi = rng.dirichlet(np.ones(K))
     z = rng.choice(K, size=N, p=pi)
-    kw = dict(method="gibbs", n_samples=19, burn_in=20, thin=3, init_params="random",
+    kw = dict(method="gibbs", n_samples=19, burn_in=20, thin=3, n_chains=1, init_params="random",
               weight_concentration_prior=1.0)
     if kind == "bernoulli":
         p = rng.beta(1.0, 1.0, (K, 3))                  # alpha=0: Beta(1, 1)

@@ -182,7 +182,7 @@ def test_numba_gibbs_recovers_the_rates_and_is_reproducible():
     est = np.exp(fits[0].natural_params_)
     order = np.argsort(est[:, 0])
     np.testing.assert_allclose(est[order], rates, rtol=0.06)
-    assert fits[0].posterior_samples_["theta"].shape == (40, 2, 3)
+    assert fits[0].posterior_samples_["theta"].shape == (2 * 40, 2, 3)     # two chains
 
 
 def test_conjugate_refusals():

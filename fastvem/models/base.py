@@ -29,7 +29,7 @@ from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted
 
-from ..engine import fit_restarts, memoized
+from ..engine import fit_restarts, memoized, run_iterations
 from ..io import save_estimator
 from .._validation import FittedConfig, check_random_state_param
 
@@ -83,6 +83,93 @@ class MixtureEstimator(FittedConfig, DensityMixin, BaseEstimator):
                                 progress=report.iteration, on_restart=report.restart,
                                 on_end=report.end)
         return best, counter["steps"] or int(best.n_iter)
+
+    # ----------------------------------------------------------- gibbs chains
+    def _check_sampler(self):
+        for name, low in (("n_samples", 1), ("burn_in", 0), ("thin", 1), ("n_chains", 1)):
+            v = getattr(self, name)
+            if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral):
+                raise TypeError(f"{name} must be an int, got {type(v).__name__}")
+            if v < low:
+                raise ValueError(f"{name} must be >= {low}, got {v}")
+
+    def _sample_chains(self, engine, data, sw, start, report, callback=None, blas=None):
+        """n_chains chains of burn_in + n_samples * thin sweeps of the engine's
+        sampling step (labels drawn by the kernel, then the parameters from their
+        conditionals), chain c from start(c); every thin-th draw after burn-in is
+        kept.  A callback returning True stops the sampler (every chain is then cut
+        to the shortest).  Returns (the kept draws of every chain in order, the log
+        joint per sweep (n_chains, sweeps), the mean seconds per sweep, draws kept
+        per chain)."""
+        n_sweeps = self.burn_in + self.n_samples * self.thin
+        chains, log_joint, seconds = [], [], []
+        with blas if blas is not None else contextlib.nullcontext():
+            for chain in range(self.n_chains):
+                report.restart(chain)
+                params = start(chain)
+                kept = []
+
+                def keep(it, objective, p, kept=kept):
+                    if it > self.burn_in and (it - self.burn_in) % self.thin == 0:
+                        kept.append(p)
+                    return callback(it, objective, p) if callback is not None else False
+
+                res = run_iterations(engine.step(data, sw), params, n_sweeps, -1.0,
+                                     callback=keep, progress=report.iteration)
+                if not kept:               # stopped by the callback during burn-in
+                    kept.append(res.params)
+                chains.append(kept)
+                log_joint.append(res.trace.objective)
+                seconds.append(res.trace.seconds)
+                if res.n_iter < n_sweeps:  # a callback stopped the sampler
+                    break
+        n_kept = min(len(c) for c in chains)
+        n_run = min(len(t) for t in log_joint)
+        draws = [d for c in chains for d in c[:n_kept]]
+        return (draws, np.array([t[:n_run] for t in log_joint]),
+                np.mean([t[:n_run] for t in seconds], axis=0), n_kept)
+
+    def _mixing(self, log_joint, seconds, stack, n_kept, component_quantities):
+        """The chains' diagnostics, set as fitted attributes: log_joint_ (n_chains,
+        sweeps), mixing_[name] = (rank-normalised split-R-hat, bulk ESS) of the log
+        joint after burn-in, the allocation entropy, the sorted weights, and per
+        component its relabelled weight and component_quantities(shaped, k) (shaped:
+        the draws (n_chains, n_kept, ...)); rhat_ the worst, ess_ the least;
+        converged_ only when every quantity mixed (a ConvergenceWarning names the
+        worst otherwise); n_iter_, lower_bound_ (the mean log joint after burn-in),
+        lower_bounds_ (the chain that ends highest) and trace_ (mean over chains)."""
+        import warnings
+        from ..diagnostics import RHAT_MAX, ESS_MIN_PER_CHAIN, mixing_report
+        n_ch, n_run = log_joint.shape
+        self.log_joint_ = log_joint
+        post = log_joint[:, min(self.burn_in, n_run - 1):]
+        quantities = {"log_joint": post}
+        shaped = {k: v.reshape((n_ch, n_kept) + v.shape[1:]) for k, v in stack.items()}
+        w_sorted = np.sort(shaped["weights"], axis=-1)
+        share = shaped["counts"] / np.maximum(shaped["counts"].sum(-1, keepdims=True),
+                                              np.finfo(np.float64).tiny)
+        quantities["allocation_entropy"] = -np.sum(share * np.log(np.where(share > 0, share, 1)),
+                                                   axis=-1)
+        K = shaped["weights"].shape[-1]
+        for j in range(K):
+            quantities[f"sorted_weight_{j}"] = w_sorted[..., j]
+        for k in range(K):
+            quantities[f"weight_{k}"] = shaped["weights"][..., k]
+            quantities.update(component_quantities(shaped, k))
+        mix, self.rhat_, self.ess_, failing = mixing_report(quantities)
+        self.mixing_ = {k: np.array(v) for k, v in mix.items()}
+        self.converged_ = not failing
+        if failing:
+            worst = sorted(failing, key=lambda q: -np.nan_to_num(mix[q][0], nan=np.inf))[:4]
+            what = ", ".join(f"{q} (R-hat {mix[q][0]:.3f}, ESS {mix[q][1]:.0f})" for q in worst)
+            warnings.warn(
+                f"gibbs: the chains did not mix: {len(failing)} of {len(quantities)} monitored "
+                f"quantities have R-hat >= {RHAT_MAX} or ESS < {ESS_MIN_PER_CHAIN} per chain, "
+                f"worst {what}; increase burn_in, n_samples or n_chains", ConvergenceWarning)
+        self.n_iter_ = n_run
+        self.lower_bounds_ = list(log_joint[int(np.argmax(log_joint[:, -1]))])
+        self.lower_bound_ = float(post.mean())
+        self.trace_ = {"objective": log_joint.mean(0), "seconds": seconds, "events": []}
 
     def _warn_unconverged(self, converged):
         if not converged and self.max_iter > 0:

@@ -13,6 +13,16 @@ log joint at the argmax labels; meanfield the full evidence lower bound (every
 normalising constant included) with the E-step's responsibilities and the
 updated q(theta); gibbs the complete-data log joint at the drawn labels.
 
+gibbs runs n_chains chains (default 2) of burn_in + n_samples * thin sweeps, each
+from its own k-means start (the best of 5 seedings); the kept draws of all chains
+are relabelled together (Stephens) into posterior_samples_ ('weights', 'theta'),
+weights_ and the fitted theta are their means, and the chains' diagnostics are
+GaussianMixture's (MixtureEstimator._mixing): log_joint_ per chain and sweep,
+mixing_ (split-R-hat and bulk ESS of the log joint, the allocation entropy, the
+sorted and relabelled weights and the first 16 entries of each component's theta),
+rhat_, ess_, and converged_ only when they all mixed.  lower_bound_ is the mean
+log joint after burn-in.
+
 Large data (fit and fit_predict): besides an in-memory array (or scipy.sparse
 matrix, for the multinomial), X may be a re-iterable of 2-D chunks (a list of
 arrays, memmaps or scipy.sparse matrices, or an object whose __iter__ reads them
@@ -47,7 +57,7 @@ import numpy as np
 from sklearn.utils._available_if import available_if
 from sklearn.utils.validation import check_is_fitted
 
-from ..engine import FamilyEngine, Trace, blas_single_thread, default_n_threads
+from ..engine import FamilyEngine, blas_single_thread, default_n_threads
 from ..io import register
 from ..families.discrete import Bernoulli, Categorical, Multinomial, Poisson
 from ..methods import get_method
@@ -133,6 +143,7 @@ def _log_joint_rows(fam, data, W, c, logw, n_threads, limit_blas=True):
 
 
 # ------------------------------------------------------------------ chunked sources
+_GIBBS_KMEANS_INIT = 5     # k-means seedings per gibbs chain start (best inertia)
 _INIT_ROWS = 1_000_000     # rows of a chunked source that initialisation reads, at most
 _INIT_BYTES = 1 << 29      # ... and about this many bytes of them as float64 entries
 
@@ -408,7 +419,8 @@ class _DiscreteMixture(MixtureEstimator):
                           "n_features_in_", "weight_concentration_", "posterior_",
                           "posterior_samples_", "n_relabelled_", "probabilities_", "rates_",
                           "n_categories_", "mean_length_", "n_rows_seen_", "shape_prior_",
-                          "rate_prior_", "n_e_steps_")
+                          "rate_prior_", "n_e_steps_", "log_joint_", "mixing_", "rhat_",
+                          "ess_")
 
     # ------------------------------------------------------------ parameters
     def _check_params(self, n_samples):
@@ -490,42 +502,38 @@ class _DiscreteMixture(MixtureEstimator):
         rng = check_random_state_param(self.random_state)
         prior = fam.default_prior(data) if source is None else data.prior
         wprior = self._weights_prior(K)
-        # scikit-learn's verbose lines; for gibbs a bar over every sweep of every start
+        engine = FamilyEngine(fam, MixtureStructure(K), m,
+                              lambda d, w, W, c, logw, mode, seed:
+                              self._pass(fam, d, w, W, c, logw, mode, seed),
+                              prior, wprior)
+        # scikit-learn's verbose lines; for gibbs a bar over every sweep of every chain
         report, close = progress_reporter(
-            self, m.name, total=(self.n_init * (self.burn_in + self.n_samples * self.thin)
-                                 if m.update == "sample" else None))
+            self, m.name, total=(self.n_chains * (self.burn_in + self.n_samples * self.thin)
+                                 if m.update == "sample" else None),
+            unit="Chain" if m.update == "sample" else "Initialization")
         try:
             if m.update == "sample":
-                best = None
-                for init in range(self.n_init):
-                    report.restart(init)
-                    weights, theta = self._initialise(fam, data, sw, K, rng)
-                    run = self._gibbs(fam, data, sw, total, weights, theta, prior, wprior,
-                                      rng, report, callback)
-                    report.end(run["converged"], run["objective"])
-                    if best is None or run["objective"] > best["objective"]:
-                        best = run
+                self._gibbs(engine, data, sw, K, rng, report, callback)
             else:
-                best = self._run(fam, data, sw, total, K, m, prior, wprior, rng, report,
-                                 callback)
+                best = self._run(engine, data, sw, total, K, rng, report, callback)
         finally:
             close()
-        self.weights_ = best["weights"]
-        self._set_theta(fam, best["theta"])
-        self.lower_bound_ = float(best["objective"])
-        self.lower_bounds_ = list(best["trace"].objective)
-        self.trace_ = best["trace"].as_dict()
-        self.n_iter_ = int(best["n_iter"])
-        self.converged_ = bool(best["converged"])
+        if m.update != "sample":
+            self.weights_ = best["weights"]
+            self._set_theta(fam, best["theta"])
+            self.lower_bound_ = float(best["objective"])
+            self.lower_bounds_ = list(best["trace"].objective)
+            self.trace_ = best["trace"].as_dict()
+            self.n_iter_ = int(best["n_iter"])
+            self.converged_ = bool(best["converged"])
+            for key in ("weight_concentration_", "n_e_steps_"):
+                if key in best:
+                    setattr(self, key, best[key])
+            if best.get("q") is not None:
+                self.posterior_ = fam.pack_posterior(best["q"])
         self.n_features_in_ = int(fam.n_features)
         self.n_rows_seen_ = total
         self._set_prior(prior)
-        for key in ("weight_concentration_", "posterior_samples_", "n_relabelled_",
-                    "n_e_steps_"):
-            if key in best:
-                setattr(self, key, best[key])
-        if best.get("q") is not None:
-            self.posterior_ = fam.pack_posterior(best["q"])
         self._restore()
         if m.update != "sample":
             self._warn_unconverged(self.converged_)
@@ -666,7 +674,7 @@ class _DiscreteMixture(MixtureEstimator):
                           prior=None)
         return stream
 
-    def _initialise(self, fam, data, sw, K, rng):
+    def _initialise(self, fam, data, sw, K, rng, n_kmeans=1):
         """(weights, theta): the given initial parameters, or the point estimate from
         k-means labels (on the features T(x)) or from random labels."""
         w0 = getattr(self, "weights_init", None)
@@ -685,7 +693,7 @@ class _DiscreteMixture(MixtureEstimator):
         if self.init_params == "kmeans":
             from sklearn.cluster import KMeans
             feats = fam.dense_features(data)
-            labels = KMeans(K, n_init=1, random_state=rng).fit(feats).labels_
+            labels = KMeans(K, n_init=n_kmeans, random_state=rng).fit(feats).labels_
         else:
             labels = rng.randint(K, size=N)
         labels = labels.astype(np.int64)
@@ -698,17 +706,14 @@ class _DiscreteMixture(MixtureEstimator):
         return (weights if w0 is None else w0 / w0.sum()), (theta if t0 is None else t0)
 
     # ---------------------------------------------------------- the methods
-    def _run(self, fam, data, sw, total, K, m, prior, wprior, rng, report, callback=None):
+    def _run(self, engine, data, sw, total, K, rng, report, callback=None):
         """em / vem (soft), crisp (argmax) and meanfield: n_init restarts of the
         engine's iterations (fastvem.engine: FamilyEngine's step, SQUAREM around it
         when accelerate='squarem', memoized passes when n_batches is set), as for
         GaussianMixture.  Mean field starts q from the initial point (pseudo-counts
         of the initial weights and parameters).  Accelerated, an iteration is three
         E-steps or more, and has converged when its gain is below 3 * tol."""
-        engine = FamilyEngine(fam, MixtureStructure(K), m,
-                              lambda d, w, W, c, logw, mode, seed:
-                              self._pass(fam, d, w, W, c, logw, mode, seed),
-                              prior, wprior)
+        fam, prior, wprior = engine.family, engine.prior, engine.weight_prior
 
         def initialise():
             weights, theta = self._initialise(fam, data, sw, K, rng)
@@ -734,45 +739,39 @@ class _DiscreteMixture(MixtureEstimator):
             run.update(weights=best.params[0], theta=best.params[1], n_e_steps_=n_e_steps)
         return run
 
-    def _gibbs(self, fam, data, sw, total, weights, theta, prior, wprior, rng, report,
-               callback=None):
-        """One chain: labels drawn by the kernel (keyed by seed, sweep and row),
-        then weights and parameters drawn from their conditionals; the kept draws
-        are relabelled (Stephens) on reference rows and averaged."""
-        import time
-        from ..diagnostics import relabel
-        seed = int(rng.randint(2 ** 31))
-        trace = Trace()
-        draws_w, draws_t = [], []
-        n_sweeps = self.burn_in + self.n_samples * self.thin
-        for sweep in range(n_sweeps):
-            t0 = time.perf_counter()
-            W, c = fam.effective(theta)
-            with np.errstate(divide="ignore"):
-                logw = np.log(weights)
-            stats, nk, totals = self._pass(fam, data, sw, W, c, logw, 2,
-                                           seed=(seed * 0x9E3779B97F4A7C15 + sweep))
-            trace.append(totals[0] / total, time.perf_counter() - t0)
-            report.iteration(sweep + 1, totals[0] / total, np.nan)
-            weights = np.maximum(wprior.sample(wprior.posterior(nk), rng), 0.0)
-            weights = weights / weights.sum()
-            theta = fam.sample_posterior(fam.posterior(stats, nk, prior), rng)
-            if sweep >= self.burn_in and (sweep - self.burn_in + 1) % self.thin == 0:
-                draws_w.append(weights)
-                draws_t.append(theta)
-            if callback is not None and callback(sweep + 1, totals[0] / total,
-                                                 (weights, theta)):
-                break
-        if not draws_w:                     # stopped by the callback during burn-in
-            draws_w.append(weights)
-            draws_t.append(theta)
-        dw, dt = np.array(draws_w), np.array(draws_t)
+    # quantities of theta the chains' diagnostics monitor, at most (the first entries
+    # of each component's theta: a multinomial's K x V would be too many)
+    _MONITORED_ENTRIES = 16
+
+    def _gibbs(self, engine, data, sw, K, rng, report, callback=None):
+        """n_chains chains of the engine's sampler (labels drawn by the kernel, keyed
+        by the chain's seed, the sweep and the row; weights and theta drawn from
+        their conditionals), each started from its own initialisation; the kept
+        draws of every chain are relabelled together (Stephens) on reference rows
+        and averaged; the chains' diagnostics as GaussianMixture's (see
+        MixtureEstimator._mixing)."""
+        from ..diagnostics import permute_draws, relabel
+        fam = engine.family
+        self._check_sampler()
+
+        def start(chain):
+            # each chain from its own k-means fit, the best of a few seedings (as
+            # GaussianMixture's chains): a chain started in a poor mode rarely leaves
+            params = self._initialise(fam, data, sw, K, rng, n_kmeans=_GIBBS_KMEANS_INIT)
+            engine.seed = int(rng.randint(2 ** 31))
+            return params
+
+        draws, log_joint, seconds, n_kept = self._sample_chains(engine, data, sw, start,
+                                                                report, callback)
+        stack = {"weights": np.array([d[0] for d in draws]),
+                 "theta": np.array([d[1] for d in draws]),
+                 "counts": np.array([d[2] for d in draws])}
         if isinstance(data, _Streamed):     # a chunked source: among its first rows
-            data = data.head(dw.shape[1])
+            data = data.head(K)
         ref = fam.take_rows(
             data, np.linspace(0, data.shape[0] - 1, min(data.shape[0], 500)).astype(int))
         probs = []
-        for w, t in zip(dw, dt):
+        for w, t in zip(stack["weights"], stack["theta"]):
             W, c = fam.effective(t)
             with np.errstate(divide="ignore"):
                 lj = self._log_joint(fam, ref, W, c, np.log(w))
@@ -780,13 +779,15 @@ class _DiscreteMixture(MixtureEstimator):
             p = np.exp(lj)
             probs.append(p / p.sum(1, keepdims=True))
         perms, _ = relabel(np.array(probs))
-        n_relab = int(np.sum(np.any(perms != np.arange(dw.shape[1]), axis=1)))
-        dw = np.take_along_axis(dw, perms, axis=1)
-        dt = np.take_along_axis(dt, perms[:, :, None], axis=1)
-        return {"weights": dw.mean(0), "theta": dt.mean(0), "objective": trace.objective[-1],
-                "trace": trace, "n_iter": len(trace.objective), "converged": True,
-                "posterior_samples_": {"weights": dw, "theta": dt},
-                "n_relabelled_": n_relab}
+        stack = permute_draws(stack, perms)
+        self.n_relabelled_ = int(np.sum(np.any(perms != np.arange(K), axis=1)))
+        self.posterior_samples_ = {"weights": stack["weights"], "theta": stack["theta"]}
+        self.weights_ = stack["weights"].mean(0)
+        self._set_theta(fam, stack["theta"].mean(0))
+        n_mon = min(stack["theta"].shape[-1], self._MONITORED_ENTRIES)
+        self._mixing(log_joint, seconds, stack, n_kept,
+                     lambda shaped, k: {f"theta_{k}_{j}": shaped["theta"][..., k, j]
+                                        for j in range(n_mon)})
 
     # ------------------------------------------------------- fitted state
     def _restore(self):
@@ -896,6 +897,7 @@ class BernoulliMixture(_DiscreteMixture):
                  max_iter=100, n_init=1, init_params="kmeans", weights_init=None,
                  probabilities_init=None, weight_concentration_prior_type="dirichlet_distribution",
                  weight_concentration_prior=None, n_samples=200, burn_in=100, thin=1,
+                 n_chains=2,
                  random_state=None, n_threads=None, verbose=0, verbose_interval=10,
                  accelerate=None, n_batches=None):
         _store(self, locals())
@@ -947,6 +949,7 @@ class PoissonMixture(_DiscreteMixture):
                  init_params="kmeans", weights_init=None, rates_init=None, shape_prior=None,
                  rate_prior=None, weight_concentration_prior_type="dirichlet_distribution",
                  weight_concentration_prior=None, n_samples=200, burn_in=100, thin=1,
+                 n_chains=2,
                  random_state=None, n_threads=None, verbose=0, verbose_interval=10,
                  accelerate=None, n_batches=None):
         _store(self, locals())
@@ -1016,6 +1019,7 @@ class CategoricalMixture(_DiscreteMixture):
                  tol=1e-3, max_iter=100, n_init=1, init_params="kmeans", weights_init=None,
                  probabilities_init=None, weight_concentration_prior_type="dirichlet_distribution",
                  weight_concentration_prior=None, n_samples=200, burn_in=100, thin=1,
+                 n_chains=2,
                  random_state=None, n_threads=None, verbose=0, verbose_interval=10,
                  accelerate=None, n_batches=None):
         _store(self, locals())
@@ -1087,6 +1091,7 @@ class MultinomialMixture(_DiscreteMixture):
                  n_init=1, init_params="kmeans", weights_init=None, probabilities_init=None,
                  weight_concentration_prior_type="dirichlet_distribution",
                  weight_concentration_prior=None, n_samples=200, burn_in=100, thin=1,
+                 n_chains=2,
                  random_state=None, n_threads=None, verbose=0, verbose_interval=10,
                  accelerate=None, n_batches=None):
         _store(self, locals())
@@ -1174,6 +1179,7 @@ class Mixture(_DiscreteMixture):
                  params_init=None, natural_params_init=None,
                  weight_concentration_prior_type="dirichlet_distribution",
                  weight_concentration_prior=None, n_samples=200, burn_in=100, thin=1,
+                 n_chains=2,
                  random_state=None, n_threads=None, verbose=0, verbose_interval=10,
                  accelerate=None, n_batches=None):
         _store(self, locals())

@@ -1,15 +1,13 @@
 """fastvem.GaussianMixture: scikit-learn's GaussianMixture API on fastvem's engine."""
 import numbers
-import warnings
 
 import numpy as np
 from sklearn.cluster import KMeans, kmeans_plusplus
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._available_if import available_if
 from sklearn.utils.validation import validate_data
 
 from ..io import register
-from ..engine import MixtureEngine, blas_single_thread, default_n_threads, run_iterations
+from ..engine import MixtureEngine, blas_single_thread, default_n_threads
 from ..families.gaussian import (COVARIANCE_TYPES, GaussianFamily, GaussianWishartPrior,
                                  init_block_rows,
                                  pool_scatter,
@@ -596,53 +594,28 @@ class GaussianMixture(MixtureEstimator):
         all chains are put on common labels (Stephens' relabelling, see
         fastvem.diagnostics.relabel) before any summary; the summaries of a
         component average the draws in which it holds data."""
-        from ..diagnostics import (RHAT_MAX, ESS_MIN_PER_CHAIN, mixing_report, occupancy,
-                                   permute_draws)
-        for name, low in (("n_samples", 1), ("burn_in", 0), ("thin", 1), ("n_chains", 1)):
-            v = getattr(self, name)
-            if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral):
-                raise TypeError(f"{name} must be an int, got {type(v).__name__}")
-            if v < low:
-                raise ValueError(f"{name} must be >= {low}, got {v}")
-        n_sweeps = self.burn_in + self.n_samples * self.thin
+        from ..diagnostics import occupancy, permute_draws
+        self._check_sampler()
         # every chain starts from its own k-means fit (the best of a few k-means++
         # seedings, drawn from the chain's own seed): dispersed starts that are
         # still in the posterior's bulk -- a Gibbs chain started in a poor local
         # mode of a mixture rarely leaves it.  The other init_params are as given.
         init = (f"kmeans{_GIBBS_KMEANS_INIT}" if self.init_params == "kmeans"
                 else self.init_params)
-        chains, log_joint, seconds = [], [], []
+
+        def start(chain):
+            engine.seed = int(random_state.randint(np.iinfo(np.int32).max))
+            return self._initial_params(X, sw, family, inits, random_state, n_threads, engine,
+                                        init=init)
+
+        n_sweeps = self.burn_in + self.n_samples * self.thin
         report, close = progress_reporter(self, "gibbs", total=self.n_chains * n_sweeps,
                                           unit="Chain")
         try:
-            with blas_single_thread():
-                for chain in range(self.n_chains):
-                    report.restart(chain)
-                    engine.seed = int(random_state.randint(np.iinfo(np.int32).max))
-                    params = self._initial_params(X, sw, family, inits, random_state,
-                                                  n_threads, engine, init=init)
-                    kept = []
-
-                    def keep(it, objective, p, kept=kept):
-                        if it > self.burn_in and (it - self.burn_in) % self.thin == 0:
-                            kept.append(p)
-                        return callback(it, objective, p) if callback is not None else False
-
-                    res = run_iterations(engine.step(X, sw), params, n_sweeps, -1.0,
-                                         callback=keep, progress=report.iteration)
-                    if not kept:               # stopped by the callback during burn-in
-                        kept.append(res.params)
-                    chains.append(kept)
-                    log_joint.append(res.trace.objective)
-                    seconds.append(res.trace.seconds)
-                    if res.n_iter < n_sweeps:  # a callback stopped the sampler
-                        break
+            draws, log_joint, seconds, n_kept = self._sample_chains(
+                engine, X, sw, start, report, callback, blas=blas_single_thread())
         finally:
             close()
-        # every chain as long as the shortest (a callback may have stopped one)
-        n_kept = min(len(c) for c in chains)
-        n_run = min(len(t) for t in log_joint)
-        draws = [d for c in chains for d in c[:n_kept]]
         tied = self.covariance_type == "tied"
         stack = {k: np.stack([d[k] for d in draws])
                  for k in ("weights", "means", "covariances", "counts")}
@@ -655,40 +628,10 @@ class GaussianMixture(MixtureEstimator):
         occ, self.occupancy_, self.n_occupied_posterior_ = occupancy(stack["counts"], unit)
         self.occupied_ = self.occupancy_ >= 0.5
         self._set_params(self._summarise_draws(stack, occ, engine.prior), X.dtype)
-
-        lj = np.array([t[:n_run] for t in log_joint])     # (n_chains, sweeps), per sample
-        self.log_joint_ = lj
-        post = lj[:, min(self.burn_in, n_run - 1):]
-        quantities = {"log_joint": post}
-        n_ch = len(chains)
-        shaped = {k: v.reshape((n_ch, n_kept) + v.shape[1:]) for k, v in stack.items()}
-        w_sorted = np.sort(shaped["weights"], axis=-1)
-        share = shaped["counts"] / np.maximum(shaped["counts"].sum(-1, keepdims=True),
-                                              np.finfo(np.float64).tiny)
-        quantities["allocation_entropy"] = -np.sum(share * np.log(np.where(share > 0, share, 1)),
-                                                   axis=-1)
-        K, D = self.n_components, X.shape[1]
-        for j in range(K):
-            quantities[f"sorted_weight_{j}"] = w_sorted[..., j]
-        for k in range(K):
-            quantities[f"weight_{k}"] = shaped["weights"][..., k]
-            for d in range(D):
-                quantities[f"mean_{k}_{d}"] = shaped["means"][..., k, d]
-        mix, self.rhat_, self.ess_, failing = mixing_report(quantities)
-        self.mixing_ = {k: np.array(v) for k, v in mix.items()}
-        self.converged_ = not failing
-        if failing:
-            worst = sorted(failing, key=lambda q: -np.nan_to_num(mix[q][0], nan=np.inf))[:4]
-            what = ", ".join(f"{q} (R-hat {mix[q][0]:.3f}, ESS {mix[q][1]:.0f})" for q in worst)
-            warnings.warn(
-                f"gibbs: the chains did not mix: {len(failing)} of {len(quantities)} monitored "
-                f"quantities have R-hat >= {RHAT_MAX} or ESS < {ESS_MIN_PER_CHAIN} per chain, "
-                f"worst {what}; increase burn_in, n_samples or n_chains", ConvergenceWarning)
-        self.n_iter_ = n_run
-        self.lower_bounds_ = list(lj[int(np.argmax(lj[:, -1]))])
-        self.lower_bound_ = float(post.mean())
-        self.trace_ = {"objective": lj.mean(0), "seconds": np.mean(
-            [t[:n_run] for t in seconds], axis=0), "events": []}
+        D = X.shape[1]
+        self._mixing(log_joint, seconds, stack, n_kept,
+                     lambda shaped, k: {f"mean_{k}_{d}": shaped["means"][..., k, d]
+                                        for d in range(D)})
         self._fitted_with = self._config()
         return X
 
