@@ -22,11 +22,15 @@ _LAZY = {
     "PoissonMixture": "fastvem.models",
     "MultinomialMixture": "fastvem.models",
     "Mixture": "fastvem.models",
+    "GaussianHMM": "fastvem.models",
+    "CategoricalHMM": "fastvem.models",
+    "PoissonHMM": "fastvem.models",
+    "HMM": "fastvem.models",
 }
 
 __all__ = ["GaussianMixture", "Mixture", "BernoulliMixture", "CategoricalMixture",
            "MultinomialMixture",
-           "PoissonMixture",
+           "PoissonMixture", "GaussianHMM", "CategoricalHMM", "PoissonHMM", "HMM",
            "BayesianGaussianMixture", "LatentDirichletAllocation", "load", "datasets",
            "kernels", "methods", "review", "__version__"]
 

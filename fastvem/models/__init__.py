@@ -4,7 +4,8 @@ from .gaussian_mixture import GaussianMixture
 from .discrete_mixture import (BernoulliMixture, CategoricalMixture, Mixture,
                                MultinomialMixture, PoissonMixture)
 from .lda import LatentDirichletAllocation
+from .hmm import HMM, CategoricalHMM, GaussianHMM, PoissonHMM
 
 __all__ = ["GaussianMixture", "BayesianGaussianMixture", "LatentDirichletAllocation",
            "BernoulliMixture", "CategoricalMixture", "Mixture", "MultinomialMixture",
-           "PoissonMixture"]
+           "PoissonMixture", "GaussianHMM", "CategoricalHMM", "PoissonHMM", "HMM"]

@@ -1,0 +1,1215 @@
+"""Hidden Markov models on the shared engine: an hmmlearn 0.3 drop-in
+(GaussianHMM, CategoricalHMM, PoissonHMM) and the generic ``HMM(family, ...)``, by
+the methods em, vem, crisp, meanfield and gibbs.
+
+The model is a family (`families/`) x the chain structure (`structures/hmm.py`) x
+a method; one iteration runs the compiled sequence driver (`_ext/_hmm.pyx:
+hmm_pass`) over whole sequences -- the family's statistics weighted by the chain's
+local step, plus expected start and transition counts -- then updates the
+parameters from those additive statistics (`HMMEngine`, the interface of
+engine.FamilyEngine: statistics, update, bound, step), inside the engine's fit loop
+(`engine.run_iterations`).
+
+    method     kernel mode                  update                objective (trace_)
+    em         0 forward-backward           hmmlearn's MAP        log p(X) at the
+                                                                  iteration's start
+    vem        3 factorised q(z_1)..q(z_T)  hmmlearn's MAP        its ELBO
+    crisp      1 Viterbi path               hmmlearn's MAP        log p(X, path)
+    meanfield  0 forward-backward on the    Dirichlet q(start),   ELBO: log Z~ - KL(q)
+               expected logs (E_q log p)    q(transmat rows), the
+                                            family's conjugate q
+    gibbs      2 forward filtering,         draws from the        log p(X, drawn path)
+               backward sampling            conditionals          per sweep
+
+em reproduces hmmlearn iterate for iterate: the same M-step formulas (the
+Dirichlet priors startprob_prior / transmat_prior; means_prior, means_weight,
+covars_prior, covars_weight for the Gaussian; emissionprob_prior; lambdas_prior,
+lambdas_weight -- hmmlearn's formula, whose n is the total occupancy), the same
+log-likelihood history in ``monitor_.history`` and hmmlearn's stopping rule (the
+gain of the total log-likelihood below tol, at most n_iter iterations).  The
+Gaussian statistics are kept about the data's mean (the family's reference
+point), so the covariances are formed from centred sums; the values are
+hmmlearn's to round-off.
+
+Differences from hmmlearn, on purpose: a transition row that receives no mass
+(a state never visited under crisp, or every entry floored at 0 by a prior below
+1) keeps its previous row instead of becoming a row of zeros, and a state whose
+emission update is not finite (no occupancy and no prior mass) keeps its previous
+emission parameters; both are recorded in ``trace_["events"]``.  The
+``implementation`` argument is accepted and ignored (the kernel's scaled
+forward-backward is exact in either case).  Predictions (score, predict_proba,
+decode) are those of the HMM at the fitted point parameters for every method
+(meanfield: the posterior means; gibbs: the average of the relabelled draws).
+``lower_bound_`` and ``trace_["objective"]`` are per row; ``monitor_.history``
+holds the totals, as hmmlearn's.
+"""
+import contextlib
+import numbers
+import sys
+import time
+from collections import deque
+
+import numpy as np
+from sklearn.base import BaseEstimator
+
+from ..engine import Trace, blas_single_thread, default_n_threads, run_iterations
+from ..families.base import Family
+from ..families.discrete import Categorical, Poisson, PROB_FLOOR, check_codes
+from ..families.normal import GaussianDiag, GaussianFull, _to_matrix
+from ..methods import get_method
+from ..structures.hmm import Chain
+from .._validation import check_random_state_param
+
+__all__ = ["GaussianHMM", "CategoricalHMM", "PoissonHMM", "HMM", "HMMEngine", "HMMStats",
+           "ConvergenceMonitor"]
+
+_MASK64 = (1 << 64) - 1
+_MODES = {"em": 0, "vem": 3, "crisp": 1, "meanfield": 0, "gibbs": 2}
+_COVARIANCE_TYPES = ("spherical", "diag", "full", "tied")
+
+
+def _kernel():
+    from .._ext import _hmm
+    return _hmm
+
+
+# ---------------------------------------------------------------- statistics
+class HMMStats:
+    """The additive statistics of one pass: the family's stats (K x S) and
+    occupancies nk (K), the chain's start counts (K) and transition counts (K x K),
+    totals [sum objective, sum entropy, sum log h] and the rows' weight."""
+
+    __slots__ = ("stats", "nk", "start", "trans", "totals", "weight")
+
+    def __init__(self, stats, nk, start, trans, totals, weight):
+        self.stats, self.nk, self.start, self.trans = stats, nk, start, trans
+        self.totals, self.weight = totals, float(weight)
+
+    @property
+    def objective(self):
+        return float(self.totals[0])
+
+    @property
+    def entropy(self):
+        return float(self.totals[1])
+
+    def __add__(self, other):
+        return HMMStats(self.stats + other.stats, self.nk + other.nk, self.start + other.start,
+                        self.trans + other.trans, self.totals + other.totals,
+                        self.weight + other.weight)
+
+    def __sub__(self, other):
+        return HMMStats(self.stats - other.stats, self.nk - other.nk, self.start - other.start,
+                        self.trans - other.trans, self.totals - other.totals,
+                        self.weight - other.weight)
+
+
+def hmm_pass(fam, data, offsets, sw, W, c, log_start, log_trans, mode, seed, n_threads,
+             labels=None, tol=1e-8, max_iter=200):
+    """One pass of the sequence driver: (stats, nk, start, trans, totals)."""
+    k = _kernel()
+    K, S = W.shape
+    stats, nk, start = np.zeros((K, S)), np.zeros(K), np.zeros(K)
+    trans, totals = np.zeros((K, K)), np.zeros(3)
+    ctx = blas_single_thread() if fam.features == "address" else contextlib.nullcontext()
+    with ctx:
+        k.hmm_pass(fam.kernel_data(data), fam.aux(), k.FEATURES[fam.features], fam.address, S,
+                   np.ascontiguousarray(W, dtype=np.float64),
+                   np.ascontiguousarray(c, dtype=np.float64), log_start, log_trans, offsets,
+                   sw, stats, nk, start, trans, totals, int(mode), int(seed) & _MASK64,
+                   n_threads, tol=tol, max_iter=max_iter, labels=labels)
+    return stats, nk, start, trans, totals
+
+
+# ---------------------------------------------------------------- the engine
+class HMMEngine:
+    """A family x the chain structure x a method over the sequence driver, with
+    FamilyEngine's interface (statistics, update, bound, step).
+
+    Parameters are (startprob, transmat, theta) for the point methods (theta: the
+    family's K x S mean parameters) and (q_theta, q_chain) under mean field (q_chain
+    = the Dirichlet concentrations (a_start, A_trans)).  update: the codes of the
+    parameters a point update changes ('s' start, 't' transitions, and the family's
+    own codes, which its point_estimate reads)."""
+
+    def __init__(self, family, chain, method, data, offsets, n_threads, prior=None,
+                 update="st", seed=0, vem_tol=1e-8, vem_max_iter=200):
+        self.family = family
+        self.chain = chain
+        self.method = get_method(method)
+        self.mode = _MODES[self.method.name]
+        self.data, self.offsets = data, offsets
+        self.n_threads = n_threads
+        self.prior = prior
+        self.update_codes = update
+        self.seed = int(seed)
+        self.vem_tol, self.vem_max_iter = vem_tol, vem_max_iter
+
+    @property
+    def posterior(self):
+        return self.method.update == "posterior"
+
+    def effective(self, params):
+        """(W, c, log_start, log_trans) of the local step: the point parameters, or
+        under q the expected natural parameters and expected logs."""
+        if self.posterior:
+            q, qc = params
+            W, c = self.family.expected_effective(q)
+            ls, lt = self.chain.expected_log(qc)
+            return W, c, ls, lt
+        startprob, transmat, theta = params
+        W, c = self.family.effective(theta)
+        ls, lt = self.chain.log_params(startprob, transmat, floor=self.mode == 3)
+        return W, c, ls, lt
+
+    def statistics(self, data, sample_weight, params, iteration=0, seed=None):
+        W, c, ls, lt = self.effective(params)
+        if seed is None:
+            seed = self.seed * 0x9E3779B97F4A7C15 + iteration
+        out = hmm_pass(self.family, data, self.offsets, sample_weight, W, c, ls, lt, self.mode,
+                       seed, self.n_threads, tol=self.vem_tol, max_iter=self.vem_max_iter)
+        n = len(self.offsets) - 1
+        weight = data.shape[0] if sample_weight is None else float(
+            np.sum(sample_weight * np.diff(self.offsets)) if n else 0.0)
+        return HMMStats(*out, weight)
+
+    def update(self, stats, iteration=0, params=None):
+        """The method's update from the statistics: (q_theta, q_chain) under mean
+        field, else hmmlearn's MAP of start and transitions and the family's point
+        estimate (states without occupancy keep their parameters; events say so)."""
+        fam = self.family
+        if self.posterior:
+            return (fam.posterior(stats.stats, stats.nk, self.prior),
+                    self.chain.posterior(stats.start, stats.trans)), []
+        startprob, transmat, theta = params
+        startprob, transmat, events = self.chain.point_estimate(
+            stats.start, stats.trans, startprob, transmat, self.update_codes)
+        new = fam.point_estimate(stats.stats, stats.nk, theta)
+        empty = np.flatnonzero(stats.nk <= 0)
+        if len(empty):
+            events.append(f"states {empty.tolist()} never visited")
+        kept = getattr(fam, "kept_", None)
+        if kept:
+            events.append(f"states {kept} kept their emission parameters (update not finite)")
+        return (startprob, transmat, new), events
+
+    def bound(self, stats, params):
+        """The ELBO of mean field at the parameters the pass ran with: log Z~ (the
+        forward-backward normaliser on the expected logs, which is E_q log p(X, Z)
+        + H[q(Z)] at the optimal q(Z)) - KL(q(theta) || prior) - KL(q(chain) || prior)."""
+        q, qc = params
+        return stats.objective - self.family.kl(q, self.prior) - self.chain.kl(qc)
+
+    def expected_log_joint(self, stats, params):
+        """E_q log p(X, Z | params) + H[q] of the q(Z) whose statistics these are:
+        linear in the statistics, so any earlier q is scored at new parameters."""
+        W, c, ls, lt = self.effective(params)
+        return float(np.sum(W * stats.stats) + np.dot(c, stats.nk) + stats.totals[2]
+                     + np.dot(ls, stats.start) + np.sum(lt * stats.trans) + stats.totals[1])
+
+    def step(self, data, sample_weight, per_weight=True):
+        """step(params, iteration) -> (objective, new params, events); the objective
+        at the parameters the step started from, per unit weight (or the total).
+
+        vem: the kernel's fixed point starts afresh from a forward pass, so it may land
+        below the previous q(Z) scored at the new parameters; the step then keeps the
+        previous q's statistics (their ELBO at the new parameters, exactly, from the
+        statistics) -- so vem's ELBO never decreases, as em's log-likelihood."""
+        last = {}
+
+        def _step(params, iteration):
+            stats = self.statistics(data, sample_weight, params, iteration)
+            obj = self.bound(stats, params) if self.posterior else stats.objective
+            events = []
+            prev = last.get("stats")
+            if self.mode == 3 and prev is not None:
+                alt = self.expected_log_joint(prev, params)
+                if alt > obj:
+                    totals = prev.totals.copy()
+                    totals[0] = alt
+                    stats = HMMStats(prev.stats, prev.nk, prev.start, prev.trans, totals,
+                                     prev.weight)
+                    obj = alt
+                    events.append("vem kept the previous q(z): its fixed point from a "
+                                  "forward start was lower")
+            last["stats"] = stats
+            new, ev = self.update(stats, iteration, params)
+            return (obj / stats.weight if per_weight else obj), new, events + ev
+        return _step
+
+
+# ------------------------------------------------------ hmmlearn's M-steps
+def _broadcast(value, shape, name):
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+        arr = np.array(np.broadcast_to(arr, shape))
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number or an array broadcastable to {shape}, got "
+                         f"{value!r}") from None
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    return arr
+
+
+class _DiagHMMFamily(GaussianDiag):
+    """GaussianDiag whose point estimate is hmmlearn's GaussianHMM M-step for the
+    'diag' and 'spherical' covariance types (statistics about the reference point)."""
+
+    def __init__(self, n_features, n_components, covariance_type, min_covar, means_prior,
+                 means_weight, covars_prior, covars_weight, update):
+        super().__init__(n_features, reg_covar=min_covar)
+        self.K = n_components
+        self.covariance_type = covariance_type
+        shape = (n_components, n_features)
+        self.means_prior = _broadcast(means_prior, shape, "means_prior")
+        self.means_weight = _broadcast(means_weight, shape, "means_weight")
+        self.covars_prior = _broadcast(covars_prior, shape, "covars_prior")
+        self.covars_weight = _broadcast(covars_weight, shape, "covars_weight")
+        self.update = update
+        self.kept_ = []
+
+    def point_estimate(self, stats, nk, previous):
+        D = self.n_features
+        mu0, var0 = self._split(previous)
+        s1, s2 = stats[:, :D], stats[:, D:]
+        denom = nk[:, None]
+        mw = self.means_weight
+        mp = self.means_prior - self.ref
+        with np.errstate(divide="ignore", invalid="ignore"):
+            mu = (mw * mp + s1) / (mw + denom) if "m" in self.update else mu0
+            if "c" in self.update:
+                c_n = mw * (mu - mp) ** 2 + s2 - 2.0 * mu * s1 + mu * mu * denom
+                c_d = np.maximum(self.covars_weight - 1.0, 0.0) + denom
+                var = (self.covars_prior + c_n) / np.maximum(c_d, 1e-5)
+                if self.covariance_type == "spherical":
+                    var = np.tile(var.mean(1, keepdims=True), (1, D))
+            else:
+                var = var0
+        bad = ~(np.all(np.isfinite(mu), 1) & np.all(np.isfinite(var), 1) & np.all(var > 0, 1))
+        self.kept_ = np.flatnonzero(bad).tolist()
+        mu, var = np.where(bad[:, None], mu0, mu), np.where(bad[:, None], var0, var)
+        return np.hstack((mu, var + mu * mu))
+
+
+class _FullHMMFamily(GaussianFull):
+    """GaussianFull whose point estimate is hmmlearn's GaussianHMM M-step for the
+    'full' and 'tied' covariance types."""
+
+    def __init__(self, n_features, n_components, covariance_type, min_covar, means_prior,
+                 means_weight, covars_prior, covars_weight, update):
+        super().__init__(n_features, reg_covar=min_covar)
+        self.K = n_components
+        self.covariance_type = covariance_type
+        D = n_features
+        self.means_prior = _broadcast(means_prior, (n_components, D), "means_prior")
+        mw = np.asarray(means_weight, dtype=np.float64)
+        if mw.ndim == 0 or mw.shape in ((n_components,), (n_components, 1)):
+            self.means_weight = _broadcast(mw.reshape(-1, 1) if mw.ndim else mw,
+                                           (n_components, 1), "means_weight")
+        else:
+            raise ValueError(f"means_weight must be a number or one per state "
+                             f"({n_components},) for covariance_type={covariance_type!r}, "
+                             f"got shape {mw.shape}")
+        cshape = (D, D) if covariance_type == "tied" else (n_components, D, D)
+        self.covars_prior = _broadcast(covars_prior, cshape, "covars_prior")
+        cw = np.asarray(covars_weight, dtype=np.float64)
+        if cw.ndim:
+            raise ValueError(f"covars_weight must be a number for covariance_type="
+                             f"{covariance_type!r}, got shape {cw.shape}")
+        self.covars_weight = float(_broadcast(cw, (), "covars_weight"))
+        self.update = update
+        self.kept_ = []
+
+    def point_estimate(self, stats, nk, previous):
+        D = self.n_features
+        mu0, cov0 = self._split(previous)
+        s1 = stats[:, :D]
+        S2 = _to_matrix(stats[:, D:], D)
+        mw = self.means_weight
+        mp = self.means_prior - self.ref
+        with np.errstate(divide="ignore", invalid="ignore"):
+            mu = (mw * mp + s1) / (mw + nk[:, None]) if "m" in self.update else mu0
+            if "c" in self.update:
+                md = mu - mp
+                so = s1[:, :, None] * mu[:, None, :]
+                c_n = (mw[:, :, None] * md[:, :, None] * md[:, None, :] + S2 - so
+                       - np.transpose(so, (0, 2, 1))
+                       + mu[:, :, None] * mu[:, None, :] * nk[:, None, None])
+                cvw = max(self.covars_weight - D, 0.0)
+                if self.covariance_type == "tied":
+                    cov = np.broadcast_to((self.covars_prior + c_n.sum(0)) / (cvw + nk.sum()),
+                                          (len(nk), D, D)).copy()
+                else:
+                    cov = (self.covars_prior + c_n) / (cvw + nk[:, None, None])
+                cov = 0.5 * (cov + np.transpose(cov, (0, 2, 1)))
+            else:
+                cov = cov0
+        bad = ~(np.all(np.isfinite(mu), 1) & np.all(np.isfinite(cov), (1, 2)))
+        for k in np.flatnonzero(~bad):
+            try:
+                np.linalg.cholesky(cov[k])
+            except np.linalg.LinAlgError:
+                bad[k] = True
+        self.kept_ = np.flatnonzero(bad).tolist()
+        mu = np.where(bad[:, None], mu0, mu)
+        cov = np.where(bad[:, None, None], cov0, cov)
+        return self._theta(mu, cov)
+
+
+class _CategoricalHMMFamily(Categorical):
+    """Categorical (one feature of n_features symbols) with hmmlearn's M-step:
+    max(emissionprob_prior - 1 + counts, 0), normalised; the conjugate prior of mean
+    field and gibbs is Dirichlet(emissionprob_prior)."""
+
+    def __init__(self, n_symbols, n_components, emissionprob_prior, update):
+        super().__init__([n_symbols], alpha=0.0)
+        self.emissionprob_prior = _broadcast(emissionprob_prior, (n_components, n_symbols),
+                                             "emissionprob_prior")
+        self.update = update
+        self.kept_ = []
+
+    def point_estimate(self, stats, nk, previous):
+        if "e" not in self.update:
+            self.kept_ = []
+            return previous.copy()
+        e = np.maximum(self.emissionprob_prior - 1.0 + stats, 0.0)
+        tot = e.sum(1)
+        bad = ~(tot > 0) | ~np.isfinite(tot)
+        self.kept_ = np.flatnonzero(bad).tolist()
+        out = e / np.where(bad, 1.0, tot)[:, None]
+        out[bad] = previous[bad]
+        return out
+
+    def default_prior(self, X):
+        if np.any(self.emissionprob_prior <= 0):
+            raise ValueError("emissionprob_prior must be > 0 (a Dirichlet concentration) for "
+                             "method='meanfield' or 'gibbs'")
+        return self.emissionprob_prior
+
+    def log_prior(self, theta):
+        return float(np.sum((self.emissionprob_prior - 1.0)
+                            * np.log(np.maximum(theta, PROB_FLOOR))))
+
+
+class _PoissonHMMFamily(Poisson):
+    """Poisson with hmmlearn's PoissonHMM M-step: (lambdas_prior + n y_bar) /
+    (lambdas_weight + n), y_bar the state's mean and n the total occupancy (as
+    hmmlearn 0.3 computes it).  Mean field and gibbs: Gamma(lambdas_prior,
+    rate=lambdas_weight) where both are > 0, else the family's default prior."""
+
+    def __init__(self, n_features, n_components, lambdas_prior, lambdas_weight, update):
+        super().__init__(n_features)
+        shape = (n_components, n_features)
+        self.lambdas_prior = _broadcast(lambdas_prior, shape, "lambdas_prior")
+        self.lambdas_weight = _broadcast(lambdas_weight, shape, "lambdas_weight")
+        self.update = update
+        self.kept_ = []
+
+    def point_estimate(self, stats, nk, previous):
+        if "l" not in self.update:
+            self.kept_ = []
+            return previous.copy()
+        n = nk.sum()
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ybar = stats / nk[:, None]
+            lam = (self.lambdas_prior + n * ybar) / (self.lambdas_weight + n)
+        bad = ~np.all(np.isfinite(lam), 1) | np.any(lam < 0, 1)
+        self.kept_ = np.flatnonzero(bad).tolist()
+        lam[bad] = previous[bad]
+        return lam
+
+    def default_prior(self, X):
+        if np.all(self.lambdas_prior > 0) and np.all(self.lambdas_weight > 0):
+            return self.lambdas_prior[0], self.lambdas_weight[0]
+        return super().default_prior(X)
+
+
+# --------------------------------------------------------------- the monitor
+class ConvergenceMonitor:
+    """hmmlearn's convergence monitor: history (the total objective of every
+    iteration), iter, and converged (n_iter reached, or the last gain below tol)."""
+
+    _template = "{iter:>10d} {log_prob:>16.8f} {delta:>+16.8f}"
+
+    def __init__(self, tol, n_iter, verbose):
+        self.tol, self.n_iter, self.verbose = tol, n_iter, verbose
+        self.history = deque()
+        self.iter = 0
+
+    def __repr__(self):
+        return (f"ConvergenceMonitor(history={list(self.history)}, iter={self.iter}, "
+                f"n_iter={self.n_iter}, tol={self.tol}, verbose={self.verbose})")
+
+    def _reset(self):
+        self.iter = 0
+        self.history.clear()
+
+    def report(self, log_prob):
+        if self.verbose:
+            delta = log_prob - self.history[-1] if self.history else np.nan
+            print(self._template.format(iter=self.iter + 1, log_prob=log_prob, delta=delta),
+                  file=sys.stderr)
+        self.history.append(float(log_prob))
+        self.iter += 1
+
+    @property
+    def converged(self):
+        return (self.iter == self.n_iter
+                or (len(self.history) >= 2 and self.history[-1] - self.history[-2] < self.tol))
+
+
+# ---------------------------------------------------------------- validation
+def _check_int(value, name, low):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) \
+            or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    return int(value)
+
+
+def _offsets(lengths, n_rows):
+    """int64 offsets (n_seq + 1) of the sequences; ValueError naming lengths."""
+    if lengths is None:
+        return np.array([0, n_rows], dtype=np.int64)
+    try:
+        arr = np.asarray(lengths)
+    except Exception:
+        raise ValueError(f"lengths must be a 1-D array of positive integers, got "
+                         f"{lengths!r}") from None
+    if arr.ndim != 1 or arr.size == 0:
+        raise ValueError(f"lengths must be a non-empty 1-D array of positive integers, got "
+                         f"shape {arr.shape}")
+    if arr.dtype.kind == "f":
+        if not np.all(np.isfinite(arr)) or np.any(arr != np.floor(arr)):
+            raise ValueError(f"lengths must hold integers, got {arr!r}")
+    elif arr.dtype.kind not in "iu":
+        raise ValueError(f"lengths must hold integers, got dtype {arr.dtype}")
+    arr = arr.astype(np.int64)
+    if np.any(arr <= 0):
+        i = int(np.argmax(arr <= 0))
+        raise ValueError(f"lengths must all be >= 1 (every sequence at least one row), got "
+                         f"lengths[{i}] = {arr[i]}")
+    if int(arr.sum()) != n_rows:
+        raise ValueError(f"lengths must sum to the number of rows of X, {n_rows}; they sum "
+                         f"to {int(arr.sum())}")
+    return np.concatenate(([0], np.cumsum(arr))).astype(np.int64)
+
+
+def _distribution(value, shape, name):
+    """A user-given probability vector / matrix: shape, finite, >= 0, rows summing
+    to 1 (hmmlearn's np.allclose); ValueError naming it."""
+    arr = np.asarray(value, dtype=np.float64)
+    if arr.shape != shape:
+        raise ValueError(f"{name} must have shape {shape}, got {arr.shape}")
+    if not np.all(np.isfinite(arr)) or np.any(arr < 0):
+        raise ValueError(f"{name} must hold finite probabilities >= 0")
+    s = arr.sum(-1)
+    if not np.allclose(s, 1):
+        raise ValueError(f"{name} rows must sum to 1 (got sums {s})")
+    return arr / s[..., None] if arr.ndim > 1 else arr / s
+
+
+def _relabel_params(params, perm):
+    startprob, transmat, theta = params
+    return startprob[perm], transmat[np.ix_(perm, perm)], theta[perm]
+
+
+# ---------------------------------------------------------------- estimator
+class _BaseHMM(BaseEstimator):
+    """The shared HMM estimator; models name their family, emission codes and the
+    mapping between theta and their fitted attributes."""
+
+    _emission_codes = ""           # the codes of params / init_params for the emissions
+    _fitted_attributes = ()
+
+    # ------------------------------------------------------------ hooks
+    def _prepare_fit(self, X):
+        """(family, prepared data) for fit (the family built from X)."""
+        raise NotImplementedError
+
+    def _prepare_predict(self, X):
+        raise NotImplementedError
+
+    def _init_emissions(self, fam, X, data, rs):
+        """Set the emission attributes hmmlearn's _init would (for the codes in
+        init_params, or where the attribute is missing)."""
+        raise NotImplementedError
+
+    def _theta(self, fam):
+        """theta of the family from the emission attributes (validated)."""
+        raise NotImplementedError
+
+    def _set_theta(self, fam, theta):
+        raise NotImplementedError
+
+    def _n_emission_scalars(self):
+        raise NotImplementedError
+
+    def _generate_sample_from_state(self, state, rs):
+        raise NotImplementedError
+
+    # ------------------------------------------------------------ helpers
+    def _needs_init(self, code, name):
+        return code in self.init_params or not hasattr(self, name)
+
+    def _check_common(self):
+        K = _check_int(self.n_components, "n_components", 1)
+        _check_int(self.n_iter, "n_iter", 0)
+        if isinstance(self.tol, (bool, np.bool_)) or not isinstance(self.tol, numbers.Real) \
+                or np.isnan(self.tol):
+            raise ValueError(f"tol must be a number (the gain below which the fit stops; "
+                             f"-inf: never), got {self.tol!r}")
+        if self.algorithm not in ("viterbi", "map"):
+            raise ValueError(f"algorithm must be 'viterbi' or 'map', got {self.algorithm!r}")
+        if self.implementation not in ("log", "scaling"):
+            raise ValueError(f"implementation must be 'log' or 'scaling', got "
+                             f"{self.implementation!r}")
+        for name in ("params", "init_params"):
+            if not isinstance(getattr(self, name), str):
+                raise ValueError(f"{name} must be a string of parameter codes, got "
+                                 f"{getattr(self, name)!r}")
+        m = get_method(self.method)
+        return K, m
+
+    def _chain_params(self, K, rs):
+        """(startprob, transmat): hmmlearn's Dirichlet(1 / K) draws where
+        initialised, else the user's (validated)."""
+        init = np.full(K, 1.0 / K)
+        if self._needs_init("s", "startprob_"):
+            startprob = rs.dirichlet(init)
+        else:
+            startprob = _distribution(self.startprob_, (K,), "startprob_")
+        if self._needs_init("t", "transmat_"):
+            transmat = rs.dirichlet(init, size=K)
+        else:
+            transmat = _distribution(self.transmat_, (K, K), "transmat_")
+        return startprob, transmat
+
+    def _fitted_params(self, fam):
+        K = self.n_components
+        return (_distribution(self.startprob_, (K,), "startprob_"),
+                _distribution(self.transmat_, (K, K), "transmat_"), self._theta(fam))
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, X, lengths=None):
+        """Estimate the parameters from X (sequences of rows given by lengths);
+        returns self."""
+        K, m = self._check_common()
+        for name in ("startprob_posterior_", "transmat_posterior_", "emission_posterior_",
+                     "posterior_samples_", "n_relabelled_"):
+            self.__dict__.pop(name, None)       # a previous fit's, by another method
+        fam, data = self._prepare_fit(X)
+        N = data.shape[0]
+        offsets = _offsets(lengths, N)
+        threads = default_n_threads(self.n_threads)
+        # hmmlearn's random streams: the chain's start from check_random_state(random_state),
+        # the emissions' from another (an int seed starts both afresh; k-means takes
+        # random_state itself), so that a start equals hmmlearn's for the same seed
+        rs = check_random_state_param(self.random_state)
+        chain = Chain(K, self.startprob_prior, self.transmat_prior)
+        startprob, transmat = self._chain_params(K, rs)
+        rs_e = check_random_state_param(self.random_state)
+        self._init_emissions(fam, X, data, rs_e)
+        theta = self._theta(fam)
+        seed = int(rs_e.randint(2 ** 31))
+        engine = HMMEngine(fam, chain, m, data, offsets, threads, update=self.params, seed=seed)
+        if m.update == "sample":
+            self._gibbs(engine, fam, chain, data, offsets, (startprob, transmat, theta), rs)
+            return self
+        self.monitor_ = ConvergenceMonitor(self.tol, self.n_iter, self.verbose)
+        monitor = self.monitor_
+        params = (startprob, transmat, theta)
+        if engine.posterior:
+            engine.prior = fam.default_prior(data)
+            chain.check_posterior_prior()
+            n_seq = len(offsets) - 1
+            nk0 = np.full(K, N / K)
+            params = (fam.posterior(fam.initial_statistics(theta, nk0), nk0, engine.prior),
+                      chain.initial_posterior(startprob, transmat, n_seq, N - n_seq))
+        step = engine.step(data, None, per_weight=False)
+        tol = self.tol
+
+        def stop(n_iter, objective, params):
+            monitor.report(objective)
+            h = monitor.history
+            return len(h) >= 2 and h[-1] - h[-2] < tol
+
+        if self.n_iter == 0:
+            res_params, trace = params, Trace()
+        else:
+            res = run_iterations(step, params, self.n_iter, 0.0, callback=stop)
+            res_params, trace = res.params, res.trace
+        trace.objective = [o / N for o in trace.objective]
+        if engine.posterior:
+            q, qc = res_params
+            self.startprob_posterior_, self.transmat_posterior_ = qc
+            self.emission_posterior_ = fam.pack_posterior(q)
+            startprob, transmat = chain.mean(qc)
+            self.startprob_, self.transmat_ = startprob, transmat
+            self._set_theta(fam, fam.posterior_mean(q))
+        else:
+            self.startprob_, self.transmat_ = res_params[0], res_params[1]
+            self._set_theta(fam, res_params[2])
+        self._finish(fam, trace)
+        return self
+
+    def _finish(self, fam, trace):
+        self.trace_ = trace.as_dict()
+        self.lower_bound_ = float(trace.objective[-1]) if len(trace) else -np.inf
+        self.n_iter_ = len(trace)
+        self.n_features_in_ = int(fam.n_features)
+        self._fitted_method = self.method
+
+    def _gibbs(self, engine, fam, chain, data, offsets, params, rs):
+        """One chain of n_iter sweeps: the path drawn by forward filtering, backward
+        sampling (keyed by seed, sweep and row), then start, transitions and the
+        emissions from their conditionals.  The draws after burn_in (every thin-th)
+        are kept in posterior_samples_, relabelled (Stephens, on the posteriors of
+        up to 500 rows) and averaged into the fitted attributes; trace_ records the
+        drawn path's log joint per row, sweep by sweep."""
+        from ..diagnostics import relabel
+        chain.check_posterior_prior()
+        prior = fam.default_prior(data)
+        N = data.shape[0]
+        burn = self.n_iter // 2 if self.burn_in is None else _check_int(self.burn_in,
+                                                                         "burn_in", 0)
+        if burn >= self.n_iter:
+            raise ValueError(f"burn_in={burn} must be < n_iter={self.n_iter} (at least one "
+                             "draw kept)")
+        gen = np.random.default_rng(int(rs.randint(2 ** 31)))
+        trace = Trace()
+        draws = []
+        self.monitor_ = ConvergenceMonitor(self.tol, self.n_iter, self.verbose)
+        for sweep in range(self.n_iter):
+            t0 = time.perf_counter()
+            stats = engine.statistics(data, None, params, sweep)
+            trace.append(stats.objective / N, time.perf_counter() - t0)
+            self.monitor_.report(stats.objective)
+            startprob, transmat = chain.sample(chain.posterior(stats.start, stats.trans), gen)
+            theta = fam.sample_posterior(fam.posterior(stats.stats, stats.nk, prior), gen)
+            params = (startprob, transmat, theta)
+            if sweep >= burn:
+                draws.append(params)
+        # relabel on the posteriors of reference rows
+        rows = np.unique(np.linspace(0, N - 1, min(N, 500)).astype(np.int64))
+        probs = []
+        k = _kernel()
+        for s, t, th in draws:
+            W, c = fam.effective(th)
+            ls, lt = chain.log_params(s, t)
+            gamma = np.empty((N, self.n_components))
+            ll = np.empty(len(offsets) - 1)
+            k.hmm_posteriors(fam.kernel_data(data), fam.aux(), k.FEATURES[fam.features],
+                             fam.address, W.shape[1], np.ascontiguousarray(W),
+                             np.ascontiguousarray(c), ls, lt, offsets, gamma, ll,
+                             engine.n_threads)
+            probs.append(np.maximum(gamma[rows], 1e-300))
+        perms, _ = relabel(np.array(probs))
+        draws = [_relabel_params(d, p) for d, p in zip(draws, perms)]
+        S = np.array([d[0] for d in draws])
+        T = np.array([d[1] for d in draws])
+        TH = np.array([d[2] for d in draws])
+        self.posterior_samples_ = {"startprob": S, "transmat": T, "theta": TH}
+        self.n_relabelled_ = int(np.sum(np.any(perms != np.arange(self.n_components), 1)))
+        self.startprob_ = S.mean(0)
+        self.transmat_ = T.mean(0)
+        self._set_theta(fam, TH.mean(0))
+        self._finish(fam, trace)
+
+    # ----------------------------------------------------------- predictions
+    def _check_fitted(self):
+        if not hasattr(self, "startprob_") or not hasattr(self, "transmat_"):
+            from sklearn.exceptions import NotFittedError
+            raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet (or "
+                                 "its startprob_ / transmat_ are not set)")
+
+    def _setup_predict(self, X, lengths):
+        self._check_fitted()
+        K = _check_int(self.n_components, "n_components", 1)
+        fam, data = self._prepare_predict(X)
+        offsets = _offsets(lengths, data.shape[0])
+        startprob, transmat, theta = self._fitted_params(fam)
+        W, c = fam.effective(theta)
+        ls, lt = Chain.log_params(startprob, transmat)
+        k = _kernel()
+        args = (fam.kernel_data(data), fam.aux(), k.FEATURES[fam.features], fam.address,
+                W.shape[1], np.ascontiguousarray(W), np.ascontiguousarray(c), ls, lt, offsets)
+        return k, args, data.shape[0], K, offsets
+
+    def _posteriors(self, X, lengths):
+        k, args, N, K, offsets = self._setup_predict(X, lengths)
+        gamma = np.empty((N, K))
+        ll = np.empty(len(offsets) - 1)
+        k.hmm_posteriors(*args, gamma, ll, default_n_threads(self.n_threads))
+        return ll, gamma
+
+    def score_samples(self, X, lengths=None):
+        """(log p(X), posteriors (n_samples, n_components)), as hmmlearn's."""
+        ll, gamma = self._posteriors(X, lengths)
+        return float(ll.sum()), gamma
+
+    def score(self, X, lengths=None):
+        """log p(X) summed over the sequences, as hmmlearn's."""
+        return float(self._posteriors(X, lengths)[0].sum())
+
+    def predict_proba(self, X, lengths=None):
+        return self._posteriors(X, lengths)[1]
+
+    def decode(self, X, lengths=None, algorithm=None):
+        """(log probability, state sequence) by 'viterbi' (the MAP path; its log
+        joint) or 'map' (each row's most probable state; hmmlearn's log probability
+        -- the sum of the largest posteriors)."""
+        algorithm = algorithm or self.algorithm
+        if algorithm not in ("viterbi", "map"):
+            raise ValueError(f"algorithm must be 'viterbi' or 'map', got {algorithm!r}")
+        if algorithm == "map":
+            _, gamma = self._posteriors(X, lengths)
+            return float(np.max(gamma, axis=1).sum()), np.argmax(gamma, axis=1)
+        k, args, N, K, offsets = self._setup_predict(X, lengths)
+        path = np.empty(N, dtype=np.int64)
+        lj = np.empty(len(offsets) - 1)
+        k.hmm_viterbi(*args, path, lj, default_n_threads(self.n_threads))
+        return float(lj.sum()), path
+
+    def predict(self, X, lengths=None):
+        return self.decode(X, lengths)[1]
+
+    def _log_evidence(self, X, lengths=None, method="em"):
+        """Per sequence: log p(x) (method 'em') or the ELBO of vem's factorised q(z)
+        (method 'vem') at the fitted parameters."""
+        k, args, N, K, offsets = self._setup_predict(X, lengths)
+        args = list(args)
+        if method == "vem":
+            args[7], args[8] = Chain.log_params(self.startprob_, self.transmat_, floor=True)
+        gamma = np.empty((N, K))
+        ll = np.empty(len(offsets) - 1)
+        k.hmm_posteriors(*args, gamma, ll, 1, mode=3 if method == "vem" else 0)
+        return ll
+
+    def _n_parameters(self):
+        K = self.n_components
+        per = {"s": K - 1, "t": K * (K - 1)}
+        per.update(self._n_emission_scalars())
+        return sum(per.get(c, 0) for c in set(self.params))
+
+    def aic(self, X, lengths=None):
+        return -2 * self.score(X, lengths) + 2 * self._n_parameters()
+
+    def bic(self, X, lengths=None):
+        n = self._prepare_predict(X)[1].shape[0]
+        return -2 * self.score(X, lengths) + self._n_parameters() * np.log(n)
+
+    def sample(self, n_samples=1, random_state=None, currstate=None):
+        """(X, states): n_samples rows of one sequence drawn from the model, with
+        hmmlearn's random stream (the same draws for the same random_state)."""
+        self._check_fitted()
+        _check_int(n_samples, "n_samples", 1)
+        from sklearn.utils import check_random_state
+        rs = check_random_state(self.random_state if random_state is None else random_state)
+        K = self.n_components
+        startprob = _distribution(self.startprob_, (K,), "startprob_")
+        transmat = _distribution(self.transmat_, (K, K), "transmat_")
+        tcdf = np.cumsum(transmat, axis=1)
+        if currstate is None:
+            currstate = (np.cumsum(startprob) > rs.rand()).argmax()
+        states = [currstate]
+        X = [self._generate_sample_from_state(currstate, rs)]
+        for _ in range(n_samples - 1):
+            currstate = (tcdf[currstate] > rs.rand()).argmax()
+            states.append(currstate)
+            X.append(self._generate_sample_from_state(currstate, rs))
+        return np.atleast_2d(X), np.array(states, dtype=int)
+
+
+def _common_init(est, n_components, startprob_prior, transmat_prior, algorithm, random_state,
+                 n_iter, tol, verbose, params, init_params, implementation, method, n_threads,
+                 burn_in):
+    est.n_components = n_components
+    est.startprob_prior = startprob_prior
+    est.transmat_prior = transmat_prior
+    est.algorithm = algorithm
+    est.random_state = random_state
+    est.n_iter = n_iter
+    est.tol = tol
+    est.verbose = verbose
+    est.params = params
+    est.init_params = init_params
+    est.implementation = implementation
+    est.method = method
+    est.n_threads = n_threads
+    est.burn_in = burn_in
+
+
+# ---------------------------------------------------------------- Gaussian
+class GaussianHMM(_BaseHMM):
+    """Hidden Markov model with Gaussian emissions: hmmlearn.hmm.GaussianHMM's
+    parameters, attributes and M-step, fitted by ``method`` ('em' default, 'vem',
+    'crisp', 'meanfield' -- 'diag' and 'full' only --, 'gibbs' -- 'diag' and 'full'
+    only).  covars_ reads as full matrices (n_components, n_features, n_features)
+    for every covariance_type and is set in the type's own shape: (n_components,)
+    spherical, (n_components, n_features) diag, (n_features, n_features) tied,
+    (n_components, n_features, n_features) full."""
+
+    def __init__(self, n_components=1, covariance_type="diag", min_covar=1e-3,
+                 startprob_prior=1.0, transmat_prior=1.0, means_prior=0, means_weight=0,
+                 covars_prior=1e-2, covars_weight=1, algorithm="viterbi", random_state=None,
+                 n_iter=10, tol=1e-2, verbose=False, params="stmc", init_params="stmc",
+                 implementation="log", *, method="em", n_threads=None, burn_in=None):
+        _common_init(self, n_components, startprob_prior, transmat_prior, algorithm,
+                     random_state, n_iter, tol, verbose, params, init_params, implementation,
+                     method, n_threads, burn_in)
+        self.covariance_type = covariance_type
+        self.min_covar = min_covar
+        self.means_prior = means_prior
+        self.means_weight = means_weight
+        self.covars_prior = covars_prior
+        self.covars_weight = covars_weight
+
+    @property
+    def covars_(self):
+        ct, K = self.covariance_type, self.n_components
+        c = self._covars_
+        if ct == "full":
+            return c
+        if ct == "diag":
+            return np.array([np.diag(v) for v in c])
+        if ct == "tied":
+            return np.array([c] * K)
+        D = self.means_.shape[1] if hasattr(self, "means_") else 1
+        return np.eye(D)[None] * c[:, None, None]
+
+    @covars_.setter
+    def covars_(self, covars):
+        self._covars_ = np.array(covars, dtype=np.float64, copy=True)
+
+    def _family(self, D):
+        if self.covariance_type not in _COVARIANCE_TYPES:
+            raise ValueError(f"covariance_type must be one of {list(_COVARIANCE_TYPES)}, got "
+                             f"{self.covariance_type!r}")
+        if isinstance(self.min_covar, (bool, np.bool_)) or not isinstance(
+                self.min_covar, numbers.Real) or not np.isfinite(self.min_covar) \
+                or self.min_covar <= 0:
+            raise ValueError(f"min_covar must be a finite number > 0, got {self.min_covar!r}")
+        m = get_method(self.method).name
+        if m in ("meanfield", "gibbs") and self.covariance_type in ("spherical", "tied"):
+            raise NotImplementedError(
+                f"method={m!r} is built for covariance_type 'diag' and 'full' only, not "
+                f"{self.covariance_type!r}")
+        cls = _DiagHMMFamily if self.covariance_type in ("diag", "spherical") \
+            else _FullHMMFamily
+        return cls(D, self.n_components, self.covariance_type, self.min_covar,
+                   self.means_prior, self.means_weight, self.covars_prior,
+                   self.covars_weight, self.params)
+
+    def _prepare_fit(self, X):
+        from ..families.discrete import _numeric
+        D = _numeric(X).shape[1]
+        fam = self._family(D)
+        return fam, fam.prepare(X, fitting=True)
+
+    def _prepare_predict(self, X):
+        from ..families.discrete import _numeric
+        D = _numeric(X).shape[1]
+        if hasattr(self, "means_") and np.ndim(self.means_) == 2 \
+                and np.shape(self.means_)[1] != D:
+            raise ValueError(f"X has {D} features, but {type(self).__name__} is expecting "
+                             f"{np.shape(self.means_)[1]} features as input")
+        fam = self._family(D)
+        return fam, fam.prepare(X, fitting=True)
+
+    def _init_emissions(self, fam, X, data, rs):
+        D = fam.n_features
+        K = self.n_components
+        Xd = np.asarray(data, dtype=np.float64)
+        if self._needs_init("m", "means_"):
+            from sklearn.cluster import KMeans
+            if K > Xd.shape[0]:
+                raise ValueError(f"n_components={K} must be <= n_samples={Xd.shape[0]} for "
+                                 "the k-means start")
+            krs = self.random_state if not isinstance(self.random_state, np.random.RandomState) \
+                else rs
+            self.means_ = KMeans(n_clusters=K, random_state=krs, n_init=10).fit(Xd) \
+                .cluster_centers_
+        if self._needs_init("c", "covars_"):
+            cv = np.atleast_2d(np.cov(Xd.T)) if Xd.shape[0] > 1 else np.zeros((D, D))
+            cv = cv + self.min_covar * np.eye(D)
+            ct = self.covariance_type
+            if ct == "spherical":
+                self.covars_ = np.full(K, cv.mean())
+            elif ct == "tied":
+                self.covars_ = cv
+            elif ct == "diag":
+                self.covars_ = np.tile(np.diag(cv), (K, 1))
+            else:
+                self.covars_ = np.tile(cv, (K, 1, 1))
+
+    def _theta(self, fam):
+        from .._validation import check_array_param
+        K, D = self.n_components, fam.n_features
+        if not hasattr(self, "means_") or not hasattr(self, "_covars_"):
+            from sklearn.exceptions import NotFittedError
+            raise NotFittedError("means_ and covars_ must be set (fit, or set them)")
+        means = check_array_param(self.means_, "means_", (K, D))
+        ct = self.covariance_type
+        shape = {"spherical": (K,), "diag": (K, D), "tied": (D, D), "full": (K, D, D)}[ct]
+        c = np.asarray(self._covars_, dtype=np.float64)
+        if ct == "spherical" and c.shape == (K, D):     # hmmlearn's tiled form
+            c = c[:, 0]
+        c = check_array_param(c, "covars_", shape)
+        if ct in ("spherical", "diag"):
+            if np.any(c <= 0):
+                raise ValueError("covars_ must be positive")
+            var = np.tile(c[:, None], (1, D)) if ct == "spherical" else c
+            return fam.theta_from(means, var)
+        full = np.tile(c, (K, 1, 1)) if ct == "tied" else c
+        if not np.allclose(full, np.transpose(full, (0, 2, 1))):
+            raise ValueError("covars_ must be symmetric")
+        for k in range(K):
+            try:
+                np.linalg.cholesky(full[k])
+            except np.linalg.LinAlgError:
+                raise ValueError(f"covars_ must be positive definite (state {k} is not)") \
+                    from None
+        return fam.theta_from(means, full)
+
+    def _set_theta(self, fam, theta):
+        d = fam.describe(theta)
+        self.means_ = d["means"]
+        ct = self.covariance_type
+        if ct == "diag":
+            self._covars_ = d["variances"]
+        elif ct == "spherical":
+            self._covars_ = d["variances"][:, 0].copy()
+        elif ct == "full":
+            self._covars_ = d["covariances"]
+        else:
+            self._covars_ = d["covariances"][0].copy()
+        self.n_features = fam.n_features
+
+    def _n_emission_scalars(self):
+        K, D = self.n_components, np.shape(self.means_)[1]
+        return {"m": K * D, "c": {"spherical": K, "diag": K * D, "full": K * D * (D + 1) // 2,
+                                  "tied": D * (D + 1) // 2}[self.covariance_type]}
+
+    def _generate_sample_from_state(self, state, rs):
+        return rs.multivariate_normal(self.means_[state], self.covars_[state])
+
+
+# ---------------------------------------------------------------- Categorical
+class CategoricalHMM(_BaseHMM):
+    """Hidden Markov model with categorical emissions (X: (n_samples, 1) integer
+    symbols): hmmlearn.hmm.CategoricalHMM's parameters, attributes (emissionprob_)
+    and M-step, by ``method``."""
+
+    def __init__(self, n_components=1, startprob_prior=1.0, transmat_prior=1.0, *,
+                 emissionprob_prior=1.0, n_features=None, algorithm="viterbi",
+                 random_state=None, n_iter=10, tol=1e-2, verbose=False, params="ste",
+                 init_params="ste", implementation="log", method="em", n_threads=None,
+                 burn_in=None):
+        _common_init(self, n_components, startprob_prior, transmat_prior, algorithm,
+                     random_state, n_iter, tol, verbose, params, init_params, implementation,
+                     method, n_threads, burn_in)
+        self.emissionprob_prior = emissionprob_prior
+        self.n_features = n_features
+
+    def _symbols(self, codes):
+        if codes.shape[1] != 1:
+            raise ValueError(f"X must have shape (n_samples, 1) (one symbol a row), got "
+                             f"{codes.shape}")
+        nf = self.n_features
+        if nf is None and hasattr(self, "emissionprob_") and "e" not in self.init_params:
+            nf = np.shape(self.emissionprob_)[1]
+        if nf is None:
+            return int(codes.max()) + 1
+        nf = _check_int(nf, "n_features", 1)
+        if codes.max() >= nf:
+            raise ValueError(f"X holds symbol {int(codes.max())}, but the model emits symbols "
+                             f"up to {nf - 1} (n_features={nf})")
+        return nf
+
+    def _prepare_fit(self, X):
+        codes = check_codes(X)
+        nf = self._symbols(codes)
+        fam = _CategoricalHMMFamily(nf, self.n_components, self.emissionprob_prior, self.params)
+        return fam, fam.prepare(codes, fitting=True)
+
+    def _prepare_predict(self, X):
+        codes = check_codes(X)
+        if codes.shape[1] != 1:
+            raise ValueError(f"X must have shape (n_samples, 1) (one symbol a row), got "
+                             f"{codes.shape}")
+        nf = np.shape(self.emissionprob_)[1]
+        if codes.max() >= nf:
+            raise ValueError(f"X holds symbol {int(codes.max())}, but the model emits symbols "
+                             f"up to {nf - 1} (emissionprob_ has {nf} columns)")
+        fam = _CategoricalHMMFamily(nf, self.n_components, self.emissionprob_prior, self.params)
+        return fam, fam.prepare(codes)
+
+    def _init_emissions(self, fam, X, data, rs):
+        if self._needs_init("e", "emissionprob_"):
+            e = rs.rand(self.n_components, fam.n_categories[0])
+            self.emissionprob_ = e / e.sum(1, keepdims=True)
+
+    def _theta(self, fam):
+        return _distribution(self.emissionprob_, (self.n_components, fam.n_categories[0]),
+                             "emissionprob_")
+
+    def _set_theta(self, fam, theta):
+        self.emissionprob_ = np.array(theta)
+
+    def _n_emission_scalars(self):
+        K, nf = np.shape(self.emissionprob_)
+        return {"e": K * (nf - 1)}
+
+    def _generate_sample_from_state(self, state, rs):
+        cdf = np.cumsum(self.emissionprob_[state, :])
+        return [(cdf > rs.rand()).argmax()]
+
+
+# ---------------------------------------------------------------- Poisson
+class PoissonHMM(_BaseHMM):
+    """Hidden Markov model with Poisson emissions (counts, one rate per state and
+    feature): hmmlearn.hmm.PoissonHMM's parameters, attributes (lambdas_) and
+    M-step, by ``method``."""
+
+    def __init__(self, n_components=1, startprob_prior=1.0, transmat_prior=1.0,
+                 lambdas_prior=0.0, lambdas_weight=0.0, algorithm="viterbi", random_state=None,
+                 n_iter=10, tol=1e-2, verbose=False, params="stl", init_params="stl",
+                 implementation="log", *, method="em", n_threads=None, burn_in=None):
+        _common_init(self, n_components, startprob_prior, transmat_prior, algorithm,
+                     random_state, n_iter, tol, verbose, params, init_params, implementation,
+                     method, n_threads, burn_in)
+        self.lambdas_prior = lambdas_prior
+        self.lambdas_weight = lambdas_weight
+
+    def _family(self, D):
+        return _PoissonHMMFamily(D, self.n_components, self.lambdas_prior, self.lambdas_weight,
+                                 self.params)
+
+    def _prepare_fit(self, X):
+        from ..families.discrete import _numeric
+        fam = self._family(_numeric(X).shape[1])
+        return fam, fam.prepare(X, fitting=True)
+
+    def _prepare_predict(self, X):
+        from ..families.discrete import _numeric
+        D = _numeric(X).shape[1]
+        if hasattr(self, "lambdas_") and np.shape(self.lambdas_)[-1] != D:
+            raise ValueError(f"X has {D} features, but {type(self).__name__} is expecting "
+                             f"{np.shape(self.lambdas_)[-1]} features as input")
+        fam = self._family(D)
+        return fam, fam.prepare(X)
+
+    def _init_emissions(self, fam, X, data, rs):
+        if self._needs_init("l", "lambdas_"):
+            Xd = np.asarray(data, dtype=np.float64)
+            mean, var = Xd.mean(), Xd.var()
+            if not var > 0 or not mean > 0:
+                raise ValueError("X must hold counts that vary (and are not all 0) for "
+                                 "PoissonHMM's start (the method of moments); set lambdas_ "
+                                 "and drop 'l' from init_params otherwise")
+            self.lambdas_ = rs.gamma(shape=mean ** 2 / var, scale=var / mean,
+                                     size=(self.n_components, fam.n_features))
+
+    def _theta(self, fam):
+        from .._validation import check_array_param
+        lam = check_array_param(self.lambdas_, "lambdas_", (self.n_components, fam.n_features))
+        if np.any(lam < 0):
+            raise ValueError("lambdas_ must be >= 0")
+        return lam
+
+    def _set_theta(self, fam, theta):
+        self.lambdas_ = np.array(theta)
+        self.n_features = fam.n_features
+
+    def _n_emission_scalars(self):
+        return {"l": int(np.size(self.lambdas_))}
+
+    def _generate_sample_from_state(self, state, rs):
+        return rs.poisson(self.lambdas_[state])
+
+
+# ---------------------------------------------------------------- generic
+_FAMILIES = ("gaussian_diag", "gaussian_full", "gaussian", "categorical", "poisson",
+             "bernoulli")
+
+
+class HMM(_BaseHMM):
+    """A hidden Markov model over any family of the Family protocol: ``family`` a
+    name ('gaussian_diag', 'gaussian_full' / 'gaussian', 'categorical', 'poisson',
+    'bernoulli') or a Family object (its own point_estimate, priors and conjugate
+    laws).  Its emission parameters are the family's mean parameters ``theta_``
+    (n_components x n_statistics; ``emissions_`` names them); the emission code of
+    params / init_params is 'e'.  The start of theta: the family's point estimate
+    from k-means labels (init 'e')."""
+
+    _emission_codes = "e"
+
+    def __init__(self, family="gaussian_diag", n_components=1, *, startprob_prior=1.0,
+                 transmat_prior=1.0, algorithm="viterbi", random_state=None, n_iter=10,
+                 tol=1e-2, verbose=False, params="ste", init_params="ste",
+                 implementation="log", method="em", n_threads=None, burn_in=None):
+        _common_init(self, n_components, startprob_prior, transmat_prior, algorithm,
+                     random_state, n_iter, tol, verbose, params, init_params, implementation,
+                     method, n_threads, burn_in)
+        self.family = family
+
+    def _make_family(self, X):
+        import copy
+        if isinstance(self.family, Family):
+            return copy.deepcopy(self.family)
+        if self.family not in _FAMILIES:
+            raise ValueError(f"family must be one of {list(_FAMILIES)} or a Family object, got "
+                             f"{self.family!r}")
+        from ..families.discrete import Bernoulli, _numeric
+        if self.family == "categorical":
+            codes = check_codes(X)
+            return Categorical([int(v) + 1 for v in codes.max(0)])
+        D = _numeric(X).shape[1]
+        return {"gaussian_diag": GaussianDiag, "gaussian_full": GaussianFull,
+                "gaussian": GaussianFull, "poisson": Poisson,
+                "bernoulli": lambda d: Bernoulli(d, packed=False)}[self.family](D)
+
+    def _prepare_fit(self, X):
+        fam = self._make_family(X)
+        self._family_ = fam
+        return fam, fam.prepare(X, fitting=True)
+
+    def _prepare_predict(self, X):
+        import copy
+        fam = copy.deepcopy(getattr(self, "_family_", None)) or self._make_family(X)
+        return fam, fam.prepare(X)
+
+    def _init_emissions(self, fam, X, data, rs):
+        if not self._needs_init("e", "theta_"):
+            return
+        from sklearn.cluster import KMeans
+        K = self.n_components
+        feats = fam.dense_features(data)
+        if K > data.shape[0]:
+            raise ValueError(f"n_components={K} must be <= n_samples={data.shape[0]}")
+        labels = KMeans(K, n_init=1, random_state=rs).fit(feats).labels_
+        S = fam.n_statistics()
+        from .._ext import _expfam as ek
+        stats, nk, tot = np.zeros((K, S)), np.zeros(K), np.zeros(3)
+        ek.row_pass(fam.kernel_data(data), fam.aux(), ek.FEATURES[fam.features], fam.address, S,
+                    np.zeros((K, S)), np.zeros(K), np.zeros(K), None, labels.astype(np.int64),
+                    np.empty(0, dtype=np.int64), stats, nk, tot, 3, 0, 1)
+        mean = stats.sum(0) / max(nk.sum(), 1e-300)
+        self.theta_ = fam.point_estimate(stats, nk, np.tile(mean, (K, 1)))
+
+    def _theta(self, fam):
+        th = np.asarray(self.theta_, dtype=np.float64)
+        if th.shape != (self.n_components, fam.n_statistics()) or not np.all(np.isfinite(th)):
+            raise ValueError(f"theta_ must be a finite array of shape "
+                             f"({self.n_components}, {fam.n_statistics()}), got {th.shape}")
+        return th
+
+    def _set_theta(self, fam, theta):
+        self.theta_ = np.array(theta)
+        self.emissions_ = fam.describe(self.theta_)
+
+    def _n_emission_scalars(self):
+        return {"e": self._family_.n_parameters(self.n_components)}
+
+    def _generate_sample_from_state(self, state, rs):
+        return self._family_.sample_rows(self.theta_[state], 1, rs)[0]
