@@ -13,7 +13,8 @@ lost in the middle of an iteration only costs Dask a recomputation of its blocks
 """
 import numpy as np
 
-__all__ = ["is_dask_array", "is_chunk_iterable", "DaskSource", "ChunkSource", "tree_sum"]
+__all__ = ["is_dask_array", "is_chunk_iterable", "RowChunks", "DaskRowBlocks", "ChunkSource",
+           "DaskSource", "row_source", "tree_sum", "tree_sum_iter"]
 
 
 def is_dask_array(X):
@@ -65,121 +66,12 @@ def _check_dask(X, name):
         raise TypeError(f"{name} must be numeric, got dtype {X.dtype}")
 
 
-class DaskSource:
-    """A validated 2-D Dask array of float32 / float64 rows, chunked by rows only."""
-
-    def __init__(self, X, name="X"):
-        import dask.array as da
-        _check_dask(X, name)
-        if X.dtype not in (np.float32, np.float64):
-            X = X.astype(np.float64)
-        if len(X.chunks[1]) > 1:
-            X = X.rechunk({1: -1})
-        if X.shape[1] == 0:
-            raise ValueError(f"{name} has 0 features")
-        if X.shape[0] == 0 or any(c == 0 for c in X.chunks[0]):
-            X = X[:, :]   # keep as is; empty blocks are dropped below
-        self.X = X
-        self.dtype = X.dtype
-        self.shape = X.shape
-        self.blocks = [b for b, n in zip(X.to_delayed().ravel(), X.chunks[0]) if n > 0]
-        if not self.blocks:
-            raise ValueError(f"{name} holds no rows")
-        checks = self.compute([self._delayed(_block_check)(b) for b in self.blocks])
-        if not all(c[1] for c in checks):
-            raise ValueError(f"{name} contains NaN or infinity")
-        del da
-
-    @staticmethod
-    def _delayed(fn):
-        import dask
-        return dask.delayed(fn, pure=True)
-
-    @staticmethod
-    def compute(tasks):
-        import dask
-        return list(dask.compute(*tasks))
-
-    def map_sum(self, fn, *args):
-        """tree_sum over blocks of fn(block, *args), fn running where the block lives."""
-        import dask
-        f = dask.delayed(fn, pure=True)
-        return tree_sum(self.compute([f(b, *args) for b in self.blocks]))
-
-    def scatter(self):
-        """(weight, centre, centred scatter) of the rows, pooled exactly over blocks."""
-        return self.map_sum(_block_scatter).triple
-
-    def head(self, n_rows):
-        """The first n_rows rows as an ndarray (for initialisation)."""
-        return np.ascontiguousarray(self.X[:n_rows].compute())
-
-
 def is_chunk_iterable(X):
     """A list / tuple of arrays, or any re-iterable (not an array) of 2-D chunks."""
     if isinstance(X, (list, tuple)):       # a list of rows (1-D) is ordinary 2-D data
         return len(X) > 0 and all(getattr(c, "ndim", None) == 2 for c in X)
     return (hasattr(X, "__iter__") and not hasattr(X, "shape") and not isinstance(X, (str, bytes))
             and not isinstance(X, dict))
-
-
-class ChunkSource:
-    """A re-iterable of 2-D chunks of rows (a list of arrays or memmaps, or an object
-    whose __iter__ reads the chunks again, e.g. from files): validated in one pass,
-    then streamed chunk by chunk every iteration; statistics tree-summed in chunk
-    order."""
-
-    def __init__(self, chunks, name="X"):
-        if iter(chunks) is chunks:
-            raise ValueError(f"{name} is a one-shot iterator; the fit reads the chunks once per "
-                             "iteration: pass a list, or an object whose __iter__ starts over")
-        self.chunks = chunks
-        width, rows, dtypes, n_chunks = None, 0, set(), 0
-        for i, c in enumerate(chunks):
-            c = np.asarray(c)
-            if c.dtype.kind not in "biuf":
-                raise TypeError(f"{name}: chunk {i} must be numeric, got dtype {c.dtype}")
-            if c.ndim != 2:
-                raise ValueError(f"{name}: chunk {i} must be 2-D, got shape {c.shape}")
-            if width is None:
-                width = c.shape[1]
-            elif c.shape[1] != width:
-                raise ValueError(f"{name}: chunk {i} has {c.shape[1]} columns, the first chunk "
-                                 f"has {width} (chunks of inconsistent width)")
-            if c.shape[0] == 0:
-                continue
-            if not np.all(np.isfinite(c)):
-                raise ValueError(f"{name}: chunk {i} contains NaN or infinity")
-            rows += c.shape[0]
-            dtypes.add(c.dtype)
-            n_chunks += 1
-        if width is None or rows == 0:
-            raise ValueError(f"{name} holds no rows (no chunks, or only empty ones)")
-        if width == 0:
-            raise ValueError(f"{name} has 0 features")
-        self.dtype = np.dtype(np.float32) if dtypes == {np.dtype(np.float32)} else np.dtype(np.float64)
-        self.shape = (rows, width)
-
-    def _blocks(self):
-        for c in self.chunks:
-            c = np.asarray(c)
-            if c.shape[0]:
-                yield np.ascontiguousarray(c, dtype=self.dtype)
-
-    def map_sum(self, fn, *args):
-        return tree_sum(fn(b, *args) for b in self._blocks())
-
-    def scatter(self):
-        return self.map_sum(_block_scatter).triple
-
-    def head(self, n_rows):
-        out, got = [], 0
-        for b in self._blocks():
-            out.append(b[:n_rows - got])
-            got += out[-1].shape[0]
-            if got >= n_rows:
-                break
-        return np.ascontiguousarray(np.concatenate(out))
 
 
 def tree_sum_iter(parts):
@@ -295,6 +187,75 @@ class DaskRowBlocks:
         """The first n_rows rows as an array (for initialisation)."""
         out = self.X[:n_rows].compute()
         return np.ascontiguousarray(out) if isinstance(out, np.ndarray) else out
+
+
+def _positional(block, index, start, fn, *args):
+    """fn(block, *args) for a map that hands over (block, index, start, ...)."""
+    return fn(block, *args)
+
+
+class ChunkSource(RowChunks):
+    """RowChunks of float rows validated in one pass (2-D, numeric, finite, as wide
+    as the first), for an estimator that reads the chunks as float32 / float64
+    arrays (GaussianMixture): the chunks are streamed in one dtype (float32 when
+    every chunk is, else float64), and ``map_sum`` tree-sums fn(chunk, *args) in
+    chunk order."""
+
+    def __init__(self, chunks, name="X"):
+        super().__init__(chunks, name)
+        rows, dtypes = 0, set()
+        for i, start, c in self._iter():
+            c = np.asarray(c)
+            if c.dtype.kind not in "biuf":
+                raise TypeError(f"{name}: chunk {i} must be numeric, got dtype {c.dtype}")
+            if not np.all(np.isfinite(c)):
+                raise ValueError(f"{name}: chunk {i} contains NaN or infinity")
+            rows += c.shape[0]
+            dtypes.add(c.dtype)
+        if self.width is None or rows == 0:
+            raise ValueError(f"{name} holds no rows (no chunks, or only empty ones)")
+        if self.width == 0:
+            raise ValueError(f"{name} has 0 features")
+        self.dtype = (np.dtype(np.float32) if dtypes == {np.dtype(np.float32)}
+                      else np.dtype(np.float64))
+        self.shape = (rows, self.width)
+
+    def _blocks(self):
+        for _, _, c in self._iter():
+            yield np.ascontiguousarray(c, dtype=self.dtype)
+
+    def map_sum(self, fn, *args):
+        return tree_sum_iter(fn(b, *args) for b in self._blocks())
+
+    def scatter(self):
+        """(weight, centre, centred scatter) of the rows, pooled exactly over chunks."""
+        return self.map_sum(_block_scatter).triple
+
+    def head(self, n_rows):
+        return np.ascontiguousarray(super().head(n_rows), dtype=self.dtype)
+
+
+class DaskSource(DaskRowBlocks):
+    """DaskRowBlocks of float32 / float64 rows (other dtypes cast to float64),
+    validated in one pass over the blocks (finite), for GaussianMixture:
+    ``map_sum`` tree-sums fn(block, *args) over the blocks in block order, fn
+    running where each block lives."""
+
+    def __init__(self, X, name="X"):
+        _check_dask(X, name)
+        if X.dtype not in (np.float32, np.float64):
+            X = X.astype(np.float64)
+        super().__init__(X, name)
+        self.dtype = X.dtype
+        if not all(c[1] for c in self.map(_positional, _block_check)):
+            raise ValueError(f"{name} contains NaN or infinity")
+
+    def map_sum(self, fn, *args):
+        return tree_sum(self.map(_positional, fn, *args))
+
+    def scatter(self):
+        """(weight, centre, centred scatter) of the rows, pooled exactly over blocks."""
+        return self.map_sum(_block_scatter).triple
 
 
 def row_source(X, name="X"):

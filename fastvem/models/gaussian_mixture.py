@@ -45,7 +45,7 @@ _KMEANS_MAX_ROWS = 1_000_000   # k-means initialisation on at most this many row
 _GIBBS_KMEANS_INIT = 5         # k-means++ seedings per gibbs chain start (best inertia)
 
 
-def _block_labels(estimator, block):
+def _block_labels(block, index, start, estimator):
     """Labels of one block of a Dask array (runs on a worker)."""
     block = np.ascontiguousarray(block, dtype=np.asarray(estimator.means_).dtype)
     return estimator._estep(block, "label")
@@ -492,8 +492,7 @@ class GaussianMixture(MixtureEstimator):
         if isinstance(X, ChunkSource):      # labels of each chunk, in order
             return np.concatenate([self._estep(b, "label") for b in X._blocks()])
         if isinstance(X, DaskSource):       # computed where each block lives
-            return np.concatenate(X.compute([X._delayed(_block_labels)(self, b)
-                                             for b in X.blocks]))
+            return np.concatenate(X.map(_block_labels, self))
         return self._estep(X, want="label")
 
     def _fit(self, X, sample_weight, callback=None):
