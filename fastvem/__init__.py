@@ -26,11 +26,14 @@ _LAZY = {
     "CategoricalHMM": "fastvem.models",
     "PoissonHMM": "fastvem.models",
     "HMM": "fastvem.models",
+    "VariationalGaussianHMM": "fastvem.models",
+    "VariationalCategoricalHMM": "fastvem.models",
 }
 
 __all__ = ["GaussianMixture", "Mixture", "BernoulliMixture", "CategoricalMixture",
            "MultinomialMixture",
            "PoissonMixture", "GaussianHMM", "CategoricalHMM", "PoissonHMM", "HMM",
+           "VariationalGaussianHMM", "VariationalCategoricalHMM",
            "BayesianGaussianMixture", "LatentDirichletAllocation", "load", "datasets",
            "kernels", "methods", "review", "__version__"]
 

@@ -412,6 +412,16 @@ def _fitted(kind):
         X = rng.poisson(1.0, size=(20, 8)).astype(float)
         X[:, 0] += 1
         return fastvem.LatentDirichletAllocation(3, max_iter=3, random_state=0).fit(X), X
+    if kind.startswith("hmm-"):            # hmm-<family>-<method>
+        _, family, method = kind.split("-")
+        if family == "categorical":
+            X = rng.integers(0, 4, (40, 1))
+            est = fastvem.CategoricalHMM(2, method=method, n_iter=4, random_state=0)
+        else:
+            X = rng.normal(size=(40, 2))
+            est = fastvem.GaussianHMM(2, covariance_type=family, method=method, n_iter=4,
+                                      random_state=0)
+        return est.fit(X, [25, 15]), X
     X = rng.normal(size=(40, 2))
     method = kind.split("-")[1]
     est = _mixture("bgm" if method == "bgm" else "gm", method, "full", 2)
@@ -473,7 +483,8 @@ def corrupted_files(n):
     """A saved model (every estimator x method) with one stored array replaced by a
     random array (another shape, dtype or values): load refuses it with a
     ValueError, or the loaded model predicts finite values."""
-    kinds = ["lda"] + [f"gm-{m}" for m in METHODS] + ["gm-bgm"]
+    kinds = (["lda"] + [f"gm-{m}" for m in METHODS] + ["gm-bgm"]
+             + [f"hmm-{f}-{m}" for f in ("full", "diag", "categorical") for m in METHODS])
     saved = {}
     for k in kinds:
         est, X = _fitted(k)

@@ -4,8 +4,10 @@ from .gaussian_mixture import GaussianMixture
 from .discrete_mixture import (BernoulliMixture, CategoricalMixture, Mixture,
                                MultinomialMixture, PoissonMixture)
 from .lda import LatentDirichletAllocation
-from .hmm import HMM, CategoricalHMM, GaussianHMM, PoissonHMM
+from .hmm import (HMM, CategoricalHMM, GaussianHMM, PoissonHMM, VariationalCategoricalHMM,
+                  VariationalGaussianHMM)
 
 __all__ = ["GaussianMixture", "BayesianGaussianMixture", "LatentDirichletAllocation",
            "BernoulliMixture", "CategoricalMixture", "Mixture", "MultinomialMixture",
-           "PoissonMixture", "GaussianHMM", "CategoricalHMM", "PoissonHMM", "HMM"]
+           "PoissonMixture", "GaussianHMM", "CategoricalHMM", "PoissonHMM", "HMM",
+           "VariationalGaussianHMM", "VariationalCategoricalHMM"]

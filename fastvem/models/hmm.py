@@ -42,6 +42,20 @@ decode) are those of the HMM at the fitted point parameters for every method
 (meanfield: the posterior means; gibbs: the average of the relabelled draws).
 ``lower_bound_`` and ``trace_["objective"]`` are per row; ``monitor_.history``
 holds the totals, as hmmlearn's.
+
+Persistence: ``est.save(path)`` / ``fastvem.load(path)`` (fastvem/io.py) for every
+model here; the monitor is saved as ``monitor_history_`` and rebuilt on load,
+GaussianHMM's covariances in the covariance type's own shape (hmmlearn's
+``_covars_``) are kept in the instance under ``covars_`` (the ``covars_`` property
+still reads full matrices), and HMM(family) keeps what rebuilds its family
+(``reference_`` of a Gaussian, ``n_categories_`` of a categorical; a Family object
+cannot be saved).  Every attribute of a loaded model is checked by
+fastvem/_load_checks_hmm.py.
+
+VariationalGaussianHMM / VariationalCategoricalHMM are hmmlearn.vhmm's models:
+method='meanfield' with hmmlearn's priors, start and attribute names; their lower
+bound equals hmmlearn's iterate for iterate (every covariance_type; priors shared
+by the states; params='stmc').
 """
 import contextlib
 import numbers
@@ -56,12 +70,13 @@ from ..engine import Trace, blas_single_thread, default_n_threads, run_iteration
 from ..families.base import Family
 from ..families.discrete import Categorical, Poisson, PROB_FLOOR, check_codes
 from ..families.normal import GaussianDiag, GaussianFull, _to_matrix
+from ..io import register, save_estimator
 from ..methods import get_method
 from ..structures.hmm import Chain
 from .._validation import check_random_state_param
 
 __all__ = ["GaussianHMM", "CategoricalHMM", "PoissonHMM", "HMM", "HMMEngine", "HMMStats",
-           "ConvergenceMonitor"]
+           "ConvergenceMonitor", "VariationalGaussianHMM", "VariationalCategoricalHMM"]
 
 _MASK64 = (1 << 64) - 1
 _MODES = {"em": 0, "vem": 3, "crisp": 1, "meanfield": 0, "gibbs": 2}
@@ -519,7 +534,64 @@ class _BaseHMM(BaseEstimator):
     mapping between theta and their fitted attributes."""
 
     _emission_codes = ""           # the codes of params / init_params for the emissions
-    _fitted_attributes = ()
+    # what save writes and load reads (besides trace_): the chain, the run, and the
+    # attributes of mean field and gibbs; each model adds its emission attributes
+    _common_attributes = ("startprob_", "transmat_", "lower_bound_", "n_iter_",
+                          "n_features_in_", "monitor_history_", "startprob_posterior_",
+                          "transmat_posterior_", "emission_posterior_", "posterior_samples_",
+                          "n_relabelled_")
+    _emission_attributes = ()
+
+    _fitted_attributes = _common_attributes
+    # what fit drops first: a previous fit's attributes, which another method leaves
+    _stale_attributes = ("startprob_posterior_", "transmat_posterior_", "emission_posterior_",
+                         "posterior_samples_", "n_relabelled_", "reference_", "n_categories_")
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls._fitted_attributes = cls._common_attributes + cls._emission_attributes
+
+    # -------------------------------------------------------- the monitor
+    @property
+    def monitor_(self):
+        """hmmlearn's ConvergenceMonitor of the last fit (history: the total
+        objective per iteration; saved as monitor_history_ and rebuilt on load)."""
+        try:
+            return self.__dict__["_monitor"]
+        except KeyError:
+            raise AttributeError(f"{type(self).__name__} has no monitor_ (not fitted)") \
+                from None
+
+    @monitor_.setter
+    def monitor_(self, monitor):
+        self.__dict__["_monitor"] = monitor
+
+    # -------------------------------------------------------- persistence
+    def save(self, path):
+        """Write the fitted model to `path` (.npz, pickle-free, versioned;
+        fastvem.load reads it back).  HMM(family=<a Family object>) cannot be saved
+        (only a family named by a string is rebuilt on load)."""
+        save_estimator(self, path)
+
+    def _check_loaded(self):
+        """Every fitted attribute of a loaded model against its schema
+        (fastvem/_load_checks_hmm.py), then the state predictions need rebuilt
+        (the monitor, the family); ValueError naming the attribute otherwise."""
+        from .._load_checks_hmm import check_hmm
+        fam = check_hmm(self)
+        self._restore(fam)
+
+    def _loaded_family(self):
+        """The family of the saved model, from the constructor parameters and the
+        fitted attributes (validated)."""
+        raise NotImplementedError
+
+    def _restore(self, fam):
+        m = ConvergenceMonitor(self.tol, self.n_iter, self.verbose)
+        m.history.extend(float(v) for v in self.monitor_history_)
+        m.iter = len(m.history)
+        self._monitor = m
+        self._fitted_method = self.method
 
     # ------------------------------------------------------------ hooks
     def _prepare_fit(self, X):
@@ -570,6 +642,9 @@ class _BaseHMM(BaseEstimator):
         m = get_method(self.method)
         return K, m
 
+    def _chain(self, K):
+        return Chain(K, self.startprob_prior, self.transmat_prior)
+
     def _chain_params(self, K, rs):
         """(startprob, transmat): hmmlearn's Dirichlet(1 / K) draws where
         initialised, else the user's (validated)."""
@@ -594,8 +669,7 @@ class _BaseHMM(BaseEstimator):
         """Estimate the parameters from X (sequences of rows given by lengths);
         returns self."""
         K, m = self._check_common()
-        for name in ("startprob_posterior_", "transmat_posterior_", "emission_posterior_",
-                     "posterior_samples_", "n_relabelled_"):
+        for name in self._stale_attributes:
             self.__dict__.pop(name, None)       # a previous fit's, by another method
         fam, data = self._prepare_fit(X)
         N = data.shape[0]
@@ -605,20 +679,29 @@ class _BaseHMM(BaseEstimator):
         # the emissions' from another (an int seed starts both afresh; k-means takes
         # random_state itself), so that a start equals hmmlearn's for the same seed
         rs = check_random_state_param(self.random_state)
-        chain = Chain(K, self.startprob_prior, self.transmat_prior)
-        startprob, transmat = self._chain_params(K, rs)
-        rs_e = check_random_state_param(self.random_state)
-        self._init_emissions(fam, X, data, rs_e)
-        theta = self._theta(fam)
+        chain = self._chain(K)
+        variational = getattr(self, "_variational_start", None)
+        if variational is not None:         # the start is q itself (hmmlearn's vhmm)
+            startprob = transmat = theta = None
+            rs_e = rs
+        else:
+            startprob, transmat = self._chain_params(K, rs)
+            rs_e = check_random_state_param(self.random_state)
+            self._init_emissions(fam, X, data, rs_e)
+            theta = self._theta(fam)
         seed = int(rs_e.randint(2 ** 31))
         engine = HMMEngine(fam, chain, m, data, offsets, threads, update=self.params, seed=seed)
         if m.update == "sample":
             self._gibbs(engine, fam, chain, data, offsets, (startprob, transmat, theta), rs)
             return self
-        self.monitor_ = ConvergenceMonitor(self.tol, self.n_iter, self.verbose)
-        monitor = self.monitor_
+        self._monitor = ConvergenceMonitor(self.tol, self.n_iter, self.verbose)
+        monitor = self._monitor
         params = (startprob, transmat, theta)
-        if engine.posterior:
+        if variational is not None:
+            engine.prior = fam.default_prior(data)
+            chain.check_posterior_prior()
+            params = variational(fam, chain, X, data, offsets)
+        elif engine.posterior:
             engine.prior = fam.default_prior(data)
             chain.check_posterior_prior()
             n_seq = len(offsets) - 1
@@ -646,13 +729,18 @@ class _BaseHMM(BaseEstimator):
             startprob, transmat = chain.mean(qc)
             self.startprob_, self.transmat_ = startprob, transmat
             self._set_theta(fam, fam.posterior_mean(q))
+            self._set_posterior(fam, q, chain, engine.prior)
         else:
             self.startprob_, self.transmat_ = res_params[0], res_params[1]
             self._set_theta(fam, res_params[2])
         self._finish(fam, trace)
         return self
 
+    def _set_posterior(self, fam, q, chain, prior):
+        """Mean field's q under the model's own names (the variational HMMs)."""
+
     def _finish(self, fam, trace):
+        self.monitor_history_ = np.array(self._monitor.history, dtype=np.float64)
         self.trace_ = trace.as_dict()
         self.lower_bound_ = float(trace.objective[-1]) if len(trace) else -np.inf
         self.n_iter_ = len(trace)
@@ -678,12 +766,12 @@ class _BaseHMM(BaseEstimator):
         gen = np.random.default_rng(int(rs.randint(2 ** 31)))
         trace = Trace()
         draws = []
-        self.monitor_ = ConvergenceMonitor(self.tol, self.n_iter, self.verbose)
+        self._monitor = ConvergenceMonitor(self.tol, self.n_iter, self.verbose)
         for sweep in range(self.n_iter):
             t0 = time.perf_counter()
             stats = engine.statistics(data, None, params, sweep)
             trace.append(stats.objective / N, time.perf_counter() - t0)
-            self.monitor_.report(stats.objective)
+            self._monitor.report(stats.objective)
             startprob, transmat = chain.sample(chain.posterior(stats.start, stats.trans), gen)
             theta = fam.sample_posterior(fam.posterior(stats.stats, stats.nk, prior), gen)
             params = (startprob, transmat, theta)
@@ -840,6 +928,7 @@ def _common_init(est, n_components, startprob_prior, transmat_prior, algorithm, 
 
 
 # ---------------------------------------------------------------- Gaussian
+@register
 class GaussianHMM(_BaseHMM):
     """Hidden Markov model with Gaussian emissions: hmmlearn.hmm.GaussianHMM's
     parameters, attributes and M-step, fitted by ``method`` ('em' default, 'vem',
@@ -864,6 +953,8 @@ class GaussianHMM(_BaseHMM):
         self.covars_prior = covars_prior
         self.covars_weight = covars_weight
 
+    _emission_attributes = ("means_", "covars_")
+
     @property
     def covars_(self):
         ct, K = self.covariance_type, self.n_components
@@ -879,7 +970,28 @@ class GaussianHMM(_BaseHMM):
 
     @covars_.setter
     def covars_(self, covars):
-        self._covars_ = np.array(covars, dtype=np.float64, copy=True)
+        self._covars_ = covars
+
+    # the covariances in the covariance_type's own shape (hmmlearn's _covars_) are
+    # kept in the instance's dict under 'covars_' -- what save writes and load sets
+    # back through the setter -- while the covars_ property reads full matrices
+    @property
+    def _covars_(self):
+        try:
+            return self.__dict__["covars_"]
+        except KeyError:
+            raise AttributeError("covars_ is not set") from None
+
+    @_covars_.setter
+    def _covars_(self, covars):
+        arr = np.array(covars, copy=True)
+        if arr.dtype.kind in "biu":
+            arr = arr.astype(np.float64)
+        self.__dict__["covars_"] = arr
+
+    def _restore(self, fam):
+        super()._restore(fam)
+        self.n_features = fam.n_features
 
     def _family(self, D):
         if self.covariance_type not in _COVARIANCE_TYPES:
@@ -913,8 +1025,12 @@ class GaussianHMM(_BaseHMM):
                 and np.shape(self.means_)[1] != D:
             raise ValueError(f"X has {D} features, but {type(self).__name__} is expecting "
                              f"{np.shape(self.means_)[1]} features as input")
-        fam = self._family(D)
+        fam = self._predict_family(D)
         return fam, fam.prepare(X, fitting=True)
+
+    def _predict_family(self, D):
+        """The family predictions read the point parameters with."""
+        return self._family(D)
 
     def _init_emissions(self, fam, X, data, rs):
         D = fam.n_features
@@ -951,7 +1067,11 @@ class GaussianHMM(_BaseHMM):
         means = check_array_param(self.means_, "means_", (K, D))
         ct = self.covariance_type
         shape = {"spherical": (K,), "diag": (K, D), "tied": (D, D), "full": (K, D, D)}[ct]
-        c = np.asarray(self._covars_, dtype=np.float64)
+        try:
+            c = np.asarray(self._covars_, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(f"covars_ must hold numbers, got dtype "
+                             f"{np.asarray(self._covars_).dtype}") from None
         if ct == "spherical" and c.shape == (K, D):     # hmmlearn's tiled form
             c = c[:, 0]
         c = check_array_param(c, "covars_", shape)
@@ -995,6 +1115,7 @@ class GaussianHMM(_BaseHMM):
 
 
 # ---------------------------------------------------------------- Categorical
+@register
 class CategoricalHMM(_BaseHMM):
     """Hidden Markov model with categorical emissions (X: (n_samples, 1) integer
     symbols): hmmlearn.hmm.CategoricalHMM's parameters, attributes (emissionprob_)
@@ -1011,6 +1132,8 @@ class CategoricalHMM(_BaseHMM):
         self.emissionprob_prior = emissionprob_prior
         self.n_features = n_features
 
+    _emission_attributes = ("emissionprob_",)
+
     def _symbols(self, codes):
         if codes.shape[1] != 1:
             raise ValueError(f"X must have shape (n_samples, 1) (one symbol a row), got "
@@ -1026,10 +1149,14 @@ class CategoricalHMM(_BaseHMM):
                              f"up to {nf - 1} (n_features={nf})")
         return nf
 
+    def _emission_family(self, n_symbols):
+        return _CategoricalHMMFamily(n_symbols, self.n_components, self.emissionprob_prior,
+                                     self.params)
+
     def _prepare_fit(self, X):
         codes = check_codes(X)
         nf = self._symbols(codes)
-        fam = _CategoricalHMMFamily(nf, self.n_components, self.emissionprob_prior, self.params)
+        fam = self._emission_family(nf)
         return fam, fam.prepare(codes, fitting=True)
 
     def _prepare_predict(self, X):
@@ -1041,7 +1168,7 @@ class CategoricalHMM(_BaseHMM):
         if codes.max() >= nf:
             raise ValueError(f"X holds symbol {int(codes.max())}, but the model emits symbols "
                              f"up to {nf - 1} (emissionprob_ has {nf} columns)")
-        fam = _CategoricalHMMFamily(nf, self.n_components, self.emissionprob_prior, self.params)
+        fam = self._emission_family(nf)
         return fam, fam.prepare(codes)
 
     def _init_emissions(self, fam, X, data, rs):
@@ -1066,6 +1193,7 @@ class CategoricalHMM(_BaseHMM):
 
 
 # ---------------------------------------------------------------- Poisson
+@register
 class PoissonHMM(_BaseHMM):
     """Hidden Markov model with Poisson emissions (counts, one rate per state and
     feature): hmmlearn.hmm.PoissonHMM's parameters, attributes (lambdas_) and
@@ -1080,6 +1208,12 @@ class PoissonHMM(_BaseHMM):
                      method, n_threads, burn_in)
         self.lambdas_prior = lambdas_prior
         self.lambdas_weight = lambdas_weight
+
+    _emission_attributes = ("lambdas_",)
+
+    def _restore(self, fam):
+        super()._restore(fam)
+        self.n_features = fam.n_features
 
     def _family(self, D):
         return _PoissonHMMFamily(D, self.n_components, self.lambdas_prior, self.lambdas_weight,
@@ -1133,6 +1267,7 @@ _FAMILIES = ("gaussian_diag", "gaussian_full", "gaussian", "categorical", "poiss
              "bernoulli")
 
 
+@register
 class HMM(_BaseHMM):
     """A hidden Markov model over any family of the Family protocol: ``family`` a
     name ('gaussian_diag', 'gaussian_full' / 'gaussian', 'categorical', 'poisson',
@@ -1143,6 +1278,9 @@ class HMM(_BaseHMM):
     from k-means labels (init 'e')."""
 
     _emission_codes = "e"
+    # reference_: a Gaussian family's reference point (theta_ holds moments about
+    # it); n_categories_: a categorical family's categories per feature
+    _emission_attributes = ("theta_", "reference_", "n_categories_")
 
     def __init__(self, family="gaussian_diag", n_components=1, *, startprob_prior=1.0,
                  transmat_prior=1.0, algorithm="viterbi", random_state=None, n_iter=10,
@@ -1206,10 +1344,361 @@ class HMM(_BaseHMM):
 
     def _set_theta(self, fam, theta):
         self.theta_ = np.array(theta)
-        self.emissions_ = fam.describe(self.theta_)
+        if isinstance(self.family, str):        # what load rebuilds the family from
+            if getattr(fam, "ref", None) is not None:
+                self.reference_ = np.array(fam.ref, dtype=np.float64)
+            if isinstance(fam, Categorical):
+                self.n_categories_ = np.array(fam.n_categories, dtype=np.int64)
+
+    @property
+    def emissions_(self):
+        """The emission parameters by name (the family's describe of theta_)."""
+        if "theta_" not in self.__dict__ or "_family_" not in self.__dict__:
+            raise AttributeError("emissions_: the model is not fitted")
+        return self._family_.describe(self.theta_)
+
+    def _restore(self, fam):
+        super()._restore(fam)
+        self._family_ = fam
 
     def _n_emission_scalars(self):
         return {"e": self._family_.n_parameters(self.n_components)}
 
     def _generate_sample_from_state(self, state, rs):
         return self._family_.sample_rows(self.theta_[state], 1, rs)[0]
+
+
+# ------------------------------------------------- hmmlearn's variational HMMs
+def _shared(value, name, per_state, shared):
+    """A prior given once for every state (shape `shared`, or broadcastable to it),
+    or per state (shape `per_state`) with every state's the same."""
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number or an array, got {value!r}") from None
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    if per_state is not None and arr.shape == per_state and arr.shape != shared:
+        if not np.all(arr == arr[:1]):
+            raise NotImplementedError(
+                f"{name} differs between states: priors shared by every state are built, "
+                "not one per state")
+        arr = arr[0]
+    try:
+        return np.array(np.broadcast_to(arr, shared))
+    except ValueError:
+        raise ValueError(f"{name} must have shape {shared} or {per_state}, got "
+                         f"{arr.shape}") from None
+
+
+def _fill(scale, ct, K, D):
+    """hmmlearn's covariance-type shaped scale as K full matrices."""
+    a = np.asarray(scale, dtype=np.float64)
+    if ct == "full":
+        return a.reshape(K, D, D).copy()
+    if ct == "tied":
+        return np.tile(a.reshape(D, D), (K, 1, 1))
+    if ct == "diag":
+        return np.einsum("kd,de->kde", a.reshape(K, D), np.eye(D))
+    return a.reshape(K)[:, None, None] * np.eye(D)[None]
+
+
+def _unfill(full, ct):
+    if ct == "full":
+        return np.array(full)
+    if ct == "tied":
+        return np.array(full[0])
+    if ct == "diag":
+        return np.array(np.diagonal(full, axis1=1, axis2=2))
+    return np.array(full[:, 0, 0])
+
+
+class _VariationalGaussianFamily(GaussianFull):
+    """hmmlearn's VariationalGaussianHMM emissions: a Normal-Wishart q per state
+    (mean m, beta, dof, scale = W^-1) on the full Gaussian's statistics; 'diag'
+    and 'spherical' restrict the scale to a diagonal / a multiple of the identity,
+    'tied' shares dof and scale between states (one Wishart in the KL), as
+    hmmlearn does.  The E-step and KL are GaussianFull's conjugate formulas, which
+    are hmmlearn's: E log|Lambda| by the Wishart's digammas, and the Normal KL at
+    E[Lambda] (what hmmlearn computes)."""
+
+    def __init__(self, n_features, n_components, covariance_type, means_prior, beta_prior,
+                 dof_prior, scale_prior):
+        super().__init__(n_features)
+        K, D = n_components, n_features
+        self.K, self.covariance_type = K, covariance_type
+        self.m0 = None if means_prior is None else _shared(means_prior, "means_prior", (K, D),
+                                                           (D,))
+        self.beta0 = 1.0 if beta_prior is None else float(
+            _shared(beta_prior, "beta_prior", (K,), ()))
+        tied = covariance_type == "tied"
+        self.nu0 = float(D) if dof_prior is None else float(
+            _shared(dof_prior, "dof_prior", None if tied else (K,), ()))
+        sshape = {"full": (D, D), "tied": (D, D), "diag": (D,), "spherical": ()}[covariance_type]
+        per = {"full": (K, D, D), "tied": None, "diag": (K, D), "spherical": (K,)}[
+            covariance_type]
+        sc = np.full(sshape, 1e-3) if scale_prior is None else _shared(
+            scale_prior, "scale_prior", per, sshape)
+        if scale_prior is None and covariance_type in ("full", "tied"):
+            sc = np.eye(D) * 1e-3
+        self.scale0 = (sc if sshape == (D, D) else np.diag(sc) if sshape == (D,)
+                       else float(sc) * np.eye(D))
+        if self.beta0 <= 0:
+            raise ValueError(f"beta_prior must be > 0, got {beta_prior!r}")
+        if not self.nu0 > D - 1:
+            raise ValueError(f"dof_prior must be > n_features - 1 = {D - 1}, got "
+                             f"{dof_prior!r}")
+        try:
+            np.linalg.cholesky(self.scale0)
+        except np.linalg.LinAlgError:
+            raise ValueError("scale_prior must be positive definite") from None
+
+    def default_prior(self, X):
+        from ..families.normal import _column_moments
+        m0 = (_column_moments(X, self.ref)[0] if self.m0 is None else self.m0 - self.ref)
+        return np.array(m0, dtype=np.float64), self.beta0, self.nu0, self.scale0.copy()
+
+    def expected_effective(self, q):
+        """E_q log p(x | theta) + n_features / 2 log(2 pi): hmmlearn's sub-normalised
+        log-likelihood leaves the constant out, and so its lower bound."""
+        W, c = super().expected_effective(q)
+        return W, c + 0.5 * self.n_features * np.log(2.0 * np.pi)
+
+    def restrict(self, q, prior):
+        """q of the covariance type from the full conjugate update."""
+        m, beta, nu, Winv = q
+        ct, D = self.covariance_type, self.n_features
+        eye = np.eye(D)
+        if ct == "diag":
+            Winv = np.diagonal(Winv, axis1=1, axis2=2)[:, :, None] * eye[None]
+        elif ct == "spherical":
+            Winv = np.diagonal(Winv, axis1=1, axis2=2).mean(1)[:, None, None] * eye[None]
+        elif ct == "tied":
+            W0inv = prior[3]
+            Winv = np.broadcast_to(W0inv + np.sum(Winv - W0inv, axis=0), Winv.shape).copy()
+            nu = np.full_like(nu, prior[2] + np.sum(nu - prior[2]))
+        return m, beta, nu, Winv
+
+    def posterior(self, stats, nk, prior):
+        return self.restrict(super().posterior(stats, nk, prior), prior)
+
+    def kl(self, q, prior):
+        total = super().kl(q, prior)
+        if self.covariance_type != "tied":
+            return total
+        m0, beta0 = prior[0], prior[1]
+        m, beta, nu, Winv = q
+        K = m.shape[0]
+        wishart = super().kl((np.tile(m0, (K, 1)), np.full(K, float(beta0)), nu, Winv), prior)
+        return total - wishart * (K - 1) / K      # one shared Wishart, not K
+
+
+def _variational_chain(est, K, rs, n_seq, N):
+    """hmmlearn's start of q(startprob), q(transmat) (or the user's posteriors)."""
+    if est._needs_init("s", "startprob_posterior_"):
+        a = rs.dirichlet(np.full(K, 1.0 / K)) * n_seq
+    else:
+        a = _positive_array(est.startprob_posterior_, (K,), "startprob_posterior_")
+    if est._needs_init("t", "transmat_posterior_"):
+        A = rs.dirichlet(np.full(K, 1.0 / K), size=K) * (N / K)
+    else:
+        A = _positive_array(est.transmat_posterior_, (K, K), "transmat_posterior_")
+    return a, A
+
+
+def _positive_array(value, shape, name):
+    arr = np.asarray(value, dtype=np.float64)
+    if arr.shape != shape:
+        raise ValueError(f"{name} must have shape {shape}, got {arr.shape}")
+    if not np.all(np.isfinite(arr)) or np.any(arr <= 0):
+        raise ValueError(f"{name} must hold finite values > 0")
+    return arr.copy()
+
+
+def _variational_init(est, n_components, startprob_prior, transmat_prior, algorithm,
+                      random_state, n_iter, tol, verbose, params, init_params, implementation,
+                      n_threads):
+    _common_init(est, n_components, startprob_prior, transmat_prior, algorithm, random_state,
+                 n_iter, tol, verbose, params, init_params, implementation, "meanfield",
+                 n_threads, None)
+
+
+class _VariationalChain:
+    """The variational HMMs' chain priors: hmmlearn's default 1 / n_components;
+    q(startprob), q(transmat) set by the user are a fit's start (init_params)."""
+
+    _stale_attributes = ("emission_posterior_", "posterior_samples_", "n_relabelled_")
+
+    def _chain(self, K):
+        sp = 1.0 / K if self.startprob_prior is None else self.startprob_prior
+        tp = 1.0 / K if self.transmat_prior is None else self.transmat_prior
+        return Chain(K, sp, tp)
+
+    def _chain_posterior(self, chain):
+        self.startprob_prior_, self.transmat_prior_ = chain.check_posterior_prior()
+
+
+@register
+class VariationalCategoricalHMM(_VariationalChain, CategoricalHMM):
+    """hmmlearn.hmm.VariationalCategoricalHMM: CategoricalHMM by mean field
+    (method='meanfield', fixed), with hmmlearn's parameters, defaults (priors
+    1 / n_components and 1 / n_features, n_iter=100, tol=1e-6), its start of q
+    (or the user's startprob_posterior_, transmat_posterior_,
+    emissionprob_posterior_ where init_params leaves them out) and attributes
+    (startprob_prior_, startprob_posterior_, transmat_prior_, transmat_posterior_,
+    emissionprob_prior_, emissionprob_posterior_; startprob_, transmat_,
+    emissionprob_ the posterior means).  monitor_.history is hmmlearn's lower
+    bound, iterate for iterate."""
+
+    _emission_attributes = ("emissionprob_", "emissionprob_posterior_", "startprob_prior_",
+                            "transmat_prior_", "emissionprob_prior_")
+
+    def __init__(self, n_components=1, startprob_prior=None, transmat_prior=None,
+                 emissionprob_prior=None, n_features=None, algorithm="viterbi",
+                 random_state=None, n_iter=100, tol=1e-6, verbose=False, params="ste",
+                 init_params="ste", implementation="log", *, n_threads=None):
+        _variational_init(self, n_components, startprob_prior, transmat_prior, algorithm,
+                          random_state, n_iter, tol, verbose, params, init_params,
+                          implementation, n_threads)
+        self.emissionprob_prior = emissionprob_prior
+        self.n_features = n_features
+
+    def _emission_family(self, n_symbols):
+        prior = 1.0 / n_symbols if self.emissionprob_prior is None else self.emissionprob_prior
+        return _CategoricalHMMFamily(n_symbols, self.n_components, prior, self.params)
+
+    def _variational_start(self, fam, chain, X, data, offsets):
+        K, N = self.n_components, data.shape[0]
+        nf = fam.n_categories[0]
+        rs = check_random_state_param(self.random_state)
+        qc = _variational_chain(self, K, rs, len(offsets) - 1, N)
+        if self._needs_init("e", "emissionprob_posterior_"):
+            rs = check_random_state_param(self.random_state)
+            init = fam.emissionprob_prior[0, 0]
+            q = rs.dirichlet(alpha=[init] * nf, size=K) * (N / K)
+        else:
+            q = _positive_array(self.emissionprob_posterior_, (K, nf), "emissionprob_posterior_")
+        return q, qc
+
+    def _set_posterior(self, fam, q, chain, prior):
+        self._chain_posterior(chain)
+        self.emissionprob_prior_ = np.array(prior)
+        self.emissionprob_posterior_ = np.array(q)
+
+
+@register
+class VariationalGaussianHMM(_VariationalChain, GaussianHMM):
+    """hmmlearn.hmm.VariationalGaussianHMM: GaussianHMM by mean field
+    (method='meanfield', fixed), with hmmlearn's priors (startprob_prior,
+    transmat_prior, means_prior, beta_prior, dof_prior, scale_prior; None:
+    hmmlearn's defaults 1 / n_components, the data's mean, 1, n_features,
+    1e-3 I), its start of q (k-means; or the user's startprob_posterior_,
+    transmat_posterior_, means_posterior_, beta_posterior_, dof_posterior_,
+    scale_posterior_ where init_params leaves them out) and attributes (the *_prior_
+    and *_posterior_ arrays in hmmlearn's shapes; means_ and covars_ = scale /
+    dof, the fitted point predictions read).  Every covariance_type; the priors
+    must be the same for every state (hmmlearn allows one per state), and every
+    parameter is updated (params='stmc').  monitor_.history is hmmlearn's lower
+    bound (its ELBO without the constant -n_features / 2 log(2 pi) a row)."""
+
+    _emission_attributes = ("means_", "covars_", "means_prior_", "means_posterior_",
+                            "beta_prior_", "beta_posterior_", "dof_prior_", "dof_posterior_",
+                            "scale_prior_", "scale_posterior_", "startprob_prior_",
+                            "transmat_prior_")
+
+    def __init__(self, n_components=1, covariance_type="full", startprob_prior=None,
+                 transmat_prior=None, means_prior=None, beta_prior=None, dof_prior=None,
+                 scale_prior=None, algorithm="viterbi", random_state=None, n_iter=100,
+                 tol=1e-6, verbose=False, params="stmc", init_params="stmc",
+                 implementation="log", *, n_threads=None):
+        _variational_init(self, n_components, startprob_prior, transmat_prior, algorithm,
+                          random_state, n_iter, tol, verbose, params, init_params,
+                          implementation, n_threads)
+        self.covariance_type = covariance_type
+        self.means_prior = means_prior
+        self.beta_prior = beta_prior
+        self.dof_prior = dof_prior
+        self.scale_prior = scale_prior
+
+    def _family(self, D):
+        if self.covariance_type not in _COVARIANCE_TYPES:
+            raise ValueError(f"covariance_type must be one of {list(_COVARIANCE_TYPES)}, got "
+                             f"{self.covariance_type!r}")
+        if not isinstance(self.params, str) or set("stmc") - set(self.params):
+            raise NotImplementedError(f"{type(self).__name__} updates every parameter "
+                                      f"(params='stmc'), got params={self.params!r}")
+        return _VariationalGaussianFamily(D, self.n_components, self.covariance_type,
+                                          self.means_prior, self.beta_prior, self.dof_prior,
+                                          self.scale_prior)
+
+    def _predict_family(self, D):
+        ct = self.covariance_type
+        cls = _DiagHMMFamily if ct in ("diag", "spherical") else _FullHMMFamily
+        return cls(D, self.n_components, ct, 1e-3, 0, 0, 1e-2, 1, "stmc")
+
+    def _variational_start(self, fam, chain, X, data, offsets):
+        K, N, D, ct = self.n_components, data.shape[0], fam.n_features, self.covariance_type
+        rs = check_random_state_param(self.random_state)
+        qc = _variational_chain(self, K, rs, len(offsets) - 1, N)
+        Xd = np.asarray(data, dtype=np.float64)
+        names = ("means_posterior_", "beta_posterior_", "dof_posterior_", "scale_posterior_")
+        if any(self._needs_init(c, n) for c, n in zip("mmcc", names)):
+            from sklearn.cluster import KMeans
+            if K > N:
+                raise ValueError(f"n_components={K} must be <= n_samples={N} for the "
+                                 "k-means start")
+            km = KMeans(n_clusters=K, random_state=self.random_state, n_init=10).fit(Xd)
+            counts = np.bincount(km.predict(Xd), minlength=K).astype(np.float64)
+        if self._needs_init("m", "means_posterior_") or self._needs_init("m", "beta_posterior_"):
+            m, beta = km.cluster_centers_.copy(), counts.copy()
+        else:
+            m = _broadcast(self.means_posterior_, (K, D), "means_posterior_")
+            beta = _positive_array(self.beta_posterior_, (K,), "beta_posterior_")
+        if self._needs_init("c", "dof_posterior_") or self._needs_init("c", "scale_posterior_"):
+            nu = np.full(K, counts.sum()) if ct == "tied" else counts.copy()
+            cv = np.atleast_2d(np.cov(Xd.T)) + 1e-3 * np.eye(D)
+            if ct == "spherical":
+                scale = np.full(K, cv.mean()) * nu
+            elif ct == "diag":
+                scale = np.tile(np.diag(cv), (K, 1)) * nu[:, None]
+            elif ct == "tied":
+                scale = cv * nu[0]
+            else:
+                scale = cv[None] * nu[:, None, None]
+        else:
+            nu = np.broadcast_to(np.asarray(self.dof_posterior_, dtype=np.float64), (K,)).copy()
+            scale = np.asarray(self.scale_posterior_, dtype=np.float64)
+        Winv = _fill(scale, ct, K, D)
+        if not np.all(nu > D - 1) or not np.all(np.isfinite(Winv)):
+            raise ValueError("dof_posterior_ must be > n_features - 1 and scale_posterior_ "
+                             "finite")
+        q = (m - fam.ref, beta, nu, 0.5 * (Winv + np.transpose(Winv, (0, 2, 1))))
+        if ct in ("diag", "spherical"):       # the scale's shape (tied: shared already)
+            q = fam.restrict(q, None)
+        return q, qc
+
+    def _set_theta(self, fam, theta):
+        d = fam.describe(theta)
+        self.means_ = d["means"]
+        self._covars_ = _unfill(d["covariances"], self.covariance_type)
+        self.n_features = fam.n_features
+
+    def _set_posterior(self, fam, q, chain, prior):
+        self._chain_posterior(chain)
+        K, ct = self.n_components, self.covariance_type
+        m, beta, nu, Winv = q
+        m0, beta0, nu0, W0inv = prior
+        self.means_posterior_ = m + fam.ref
+        self.beta_posterior_ = np.array(beta)
+        self.dof_posterior_ = float(nu[0]) if ct == "tied" else np.array(nu)
+        self.scale_posterior_ = _unfill(Winv, ct)
+        self.means_prior_ = np.tile(m0 + fam.ref, (K, 1))
+        self.beta_prior_ = np.full(K, float(beta0))
+        self.dof_prior_ = float(nu0) if ct == "tied" else np.full(K, float(nu0))
+        self.scale_prior_ = _unfill(np.tile(W0inv, (K, 1, 1)), ct)
+
+    def _n_emission_scalars(self):
+        K, D = self.n_components, np.shape(self.means_)[1]
+        return {"m": K * D + K, "c": {"full": K + K * D * (D + 1) // 2,
+                                      "tied": 1 + D * (D + 1) // 2, "diag": K + K * D,
+                                      "spherical": 2 * K}[self.covariance_type]}

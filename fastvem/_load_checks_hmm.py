@@ -1,0 +1,253 @@
+"""What ``fastvem.load`` checks in a loaded hidden Markov model (GaussianHMM,
+CategoricalHMM, PoissonHMM, MultinomialHMM, HMM(family), the variational HMMs)
+before handing it back -- the HMM counterpart of fastvem/_load_checks.py, whose
+helpers it uses:
+
+- the constructor parameters, with the estimators' own checks (the emission
+  family is rebuilt from them, which validates the priors);
+- the chain: startprob_ (K) and transmat_ (K x K) float arrays, finite, >= 0,
+  every row summing to 1;
+- the emissions, by model: means_ (K x D, finite, within the kernels' range) and
+  covars_ in the covariance_type's own shape (positive, or symmetric positive
+  definite); emissionprob_ (K x symbols, rows that are distributions); lambdas_
+  (K x D, finite, >= 0); theta_ of HMM(family) (K x the family's statistics, in
+  the family's domain), with the reference point of a Gaussian family and the
+  categories of a categorical one;
+- the run: n_iter_, lower_bound_ (-inf only without iterations),
+  monitor_history_ (n_iter_ finite totals: hmmlearn's monitor_.history), trace_;
+- mean field: the Dirichlet concentrations startprob_posterior_ (K) and
+  transmat_posterior_ (K x K), positive, whose means are startprob_ / transmat_;
+  emission_posterior_ (the family's q packed, finite, positive where q's
+  parameters are);
+- gibbs: posterior_samples_ {'startprob' (S x K), 'transmat' (S x K x K), 'theta'
+  (S x K x statistics)}, each draw in its domain, startprob_ / transmat_ their
+  means; n_relabelled_ in [0, S];
+- finally the parameters the predictions read, through the estimator's own
+  validation (a covariance that does not factor, say).
+
+Each violation raises ValueError naming the attribute; fastvem.load prefixes the
+path.  Returns the rebuilt family (the estimator keeps what predictions need).
+"""
+import numpy as np
+
+from ._load_checks import (_Attrs, _covariances, _farray, _fail, _finite, _float, _int,
+                           _magnitude, _params, _positive, _positive_floats, _probabilities,
+                           _random_state, _shape, _spd, _trace)
+
+__all__ = ["check_hmm"]
+
+_MEAN_TOL = 1e-6
+
+
+def _chain(attrs, K):
+    start = _farray("startprob_", attrs.need("startprob_"), (K,))
+    _probabilities("startprob_", start)
+    trans = _farray("transmat_", attrs.need("transmat_"), (K, K))
+    _probabilities("transmat_", trans)
+    return start, trans
+
+
+def _n_features(attrs):
+    return _int("n_features_in_", attrs.need("n_features_in_"), low=1)
+
+
+# ------------------------------------------------------------ emissions
+def _gaussian(est, attrs, K):
+    D = _n_features(attrs)
+    means = _farray("means_", attrs.need("means_"), (K, D))
+    _magnitude("means_", _finite("means_", means))
+    ct = est.covariance_type
+    _covariances("covars_", attrs.need("covars_"), ct, K, D, reg_covar=1.0)
+    fam = est._family(D)
+    # predictions take the data's mean as the reference point; any finite one
+    # validates the parameters
+    ref = np.ascontiguousarray(means.astype(np.float64).mean(0))
+    fam.ref = ref
+    pfam = est._predict_family(D)
+    pfam.ref = ref
+    return fam, D, pfam
+
+
+def _categorical(est, attrs, K):
+    D = _n_features(attrs)
+    if D != 1:
+        _fail(f"n_features_in_ is {D}, expected 1 (one symbol a row)")
+    e = _farray("emissionprob_", attrs.need("emissionprob_"), ndim=2)
+    if e.shape[0] != K or e.shape[1] < 1:
+        _fail(f"emissionprob_ has shape {e.shape}, expected ({K}, n_symbols)")
+    _probabilities("emissionprob_", e)
+    nf = e.shape[1]
+    if est.n_features is not None and int(est.n_features) != nf:
+        _fail(f"emissionprob_ has {nf} symbols, but n_features={est.n_features}")
+    fam = est._emission_family(nf)
+    return fam, D, fam
+
+
+def _poisson(est, attrs, K):
+    D = _n_features(attrs)
+    lam = _farray("lambdas_", attrs.need("lambdas_"), (K, D))
+    _finite("lambdas_", lam)
+    _positive("lambdas_", lam, strict=False)
+    _magnitude("lambdas_", lam)
+    fam = est._family(D)
+    return fam, D, fam
+
+
+def _generic(est, attrs, K):
+    from .families.base import Family
+    from .families.discrete import Categorical
+    from .families.normal import GaussianDiag, GaussianFull
+    from .models.hmm import _FAMILIES
+    if isinstance(est.family, Family) or est.family not in _FAMILIES:
+        _fail(f"family={est.family!r} cannot be rebuilt (one of {list(_FAMILIES)})")
+    D = _n_features(attrs)
+    name = est.family
+    if name == "categorical":
+        cats = attrs.need("n_categories_")
+        if not isinstance(cats, np.ndarray) or cats.dtype.kind not in "iu":
+            _fail(f"n_categories_ must be an integer array, got {type(cats).__name__} "
+                  f"{getattr(cats, 'dtype', '')}")
+        _shape("n_categories_", cats, (D,))
+        if np.any(cats < 1) or np.any(cats > 2 ** 31 - 1):
+            _fail(f"n_categories_ must hold counts >= 1, got {cats.min()}")
+        fam = Categorical([int(v) for v in cats])
+    else:
+        from .families.discrete import Bernoulli, Poisson
+        fam = {"gaussian_diag": GaussianDiag, "gaussian_full": GaussianFull,
+               "gaussian": GaussianFull, "poisson": Poisson,
+               "bernoulli": lambda d: Bernoulli(d, packed=False)}[name](D)
+    if isinstance(fam, (GaussianDiag, GaussianFull)):
+        ref = _farray("reference_", attrs.need("reference_"), (D,))
+        _magnitude("reference_", _finite("reference_", ref))
+        fam.ref = np.ascontiguousarray(ref, dtype=np.float64)
+    S = fam.n_statistics()
+    theta = _farray("theta_", attrs.need("theta_"), (K, S))
+    _theta_domain("theta_", fam, theta)
+    return fam, D, fam
+
+
+def _theta_domain(name, fam, theta):
+    """theta (..., K, S), the family's mean parameters, in its domain."""
+    from .families.discrete import Bernoulli, Categorical, Poisson
+    from .families.normal import GaussianDiag, GaussianFull
+    _finite(name, theta)
+    t = theta.astype(np.float64).reshape((-1,) + theta.shape[-1:])
+    if isinstance(fam, (GaussianDiag, GaussianFull)):
+        _magnitude(name, theta)
+        mu, var = fam._split(t)
+        if isinstance(fam, GaussianFull):
+            _spd(f"{name} (its covariances)", var, allow_singular=False)
+        elif np.any(~(var > 0)):
+            _fail(f"{name} holds a variance <= 0 (second moment below the squared mean)")
+    elif isinstance(fam, Categorical):
+        _positive(name, t, strict=False)
+        for j in range(len(fam.n_categories)):
+            block = t[:, fam.offsets[j]:fam.offsets[j + 1]]
+            _probabilities(f"{name} (feature {j})", block)
+    elif isinstance(fam, (Bernoulli, Poisson)):
+        _positive(name, t, strict=False)
+        if isinstance(fam, Bernoulli) and np.any(t > 1):
+            _fail(f"{name} holds a probability above 1")
+        if isinstance(fam, Poisson):
+            _magnitude(name, t)
+
+
+_EMISSIONS = {"GaussianHMM": _gaussian, "VariationalGaussianHMM": _gaussian,
+              "CategoricalHMM": _categorical, "VariationalCategoricalHMM": _categorical,
+              "MultinomialHMM": _categorical, "PoissonHMM": _poisson, "HMM": _generic}
+
+
+def _emissions(est, attrs, K):
+    for cls in type(est).__mro__:
+        if cls.__name__ in _EMISSIONS:
+            return _EMISSIONS[cls.__name__](est, attrs, K)
+    _fail(f"no load checks for {type(est).__name__}")
+
+
+# ------------------------------------------------------- mean field
+def _posterior_shape(fam, K):
+    from .families.normal import GaussianDiag, GaussianFull
+    D = fam.n_features
+    if isinstance(fam, GaussianFull):
+        return (1, K, 2 + D + D * D)
+    if isinstance(fam, GaussianDiag):
+        return (4, K, D)
+    return (fam.n_posterior_arrays, K, fam.posterior_width())
+
+
+def _posterior(attrs, fam, K, start, trans):
+    from .families.normal import GaussianDiag, GaussianFull
+    a = _positive_floats("startprob_posterior_", attrs.need("startprob_posterior_"), (K,))
+    A = _positive_floats("transmat_posterior_", attrs.need("transmat_posterior_"), (K, K))
+    a64, A64 = a.astype(np.float64), A.astype(np.float64)
+    if not np.allclose(start, a64 / a64.sum(), rtol=0, atol=_MEAN_TOL):
+        _fail("startprob_ is not the mean of startprob_posterior_")
+    if not np.allclose(trans, A64 / A64.sum(1, keepdims=True), rtol=0, atol=_MEAN_TOL):
+        _fail("transmat_ is not the mean of transmat_posterior_")
+    name = "emission_posterior_"
+    q = _farray(name, attrs.need(name), _posterior_shape(fam, K))
+    _finite(name, q)
+    D = fam.n_features
+    if isinstance(fam, GaussianFull):
+        q0 = q[0].astype(np.float64)
+        _positive(f"{name} (beta)", q0[:, D])
+        if np.any(q0[:, D + 1] <= D - 1):
+            _fail(f"{name} holds degrees of freedom <= n_features - 1")
+        _spd(f"{name} (scale matrices)", q0[:, D + 2:].reshape(K, D, D), allow_singular=False)
+    elif isinstance(fam, GaussianDiag):
+        _positive(name, q[1:])                 # q[0]: the means, any real
+    else:
+        _positive(name, q)
+    _magnitude(name, q)
+
+
+def _draws(attrs, fam, K, start, trans, n_iter):
+    ps = attrs.need("posterior_samples_")
+    keys = ("startprob", "transmat", "theta")
+    if not isinstance(ps, dict) or set(ps) != set(keys):
+        _fail(f"posterior_samples_ must be a dict with {list(keys)}")
+    s = _farray("posterior_samples_['startprob']", ps["startprob"], ndim=2)
+    S = s.shape[0]
+    if S < 1 or S > max(n_iter, 1):
+        _fail(f"posterior_samples_['startprob'] holds {S} draws, expected 1..{n_iter}")
+    _shape("posterior_samples_['startprob']", s, (S, K))
+    _probabilities("posterior_samples_['startprob']", s)
+    t = _farray("posterior_samples_['transmat']", ps["transmat"], (S, K, K))
+    _probabilities("posterior_samples_['transmat']", t)
+    th = _farray("posterior_samples_['theta']", ps["theta"], (S, K, fam.n_statistics()))
+    _theta_domain("posterior_samples_['theta']", fam, th)
+    if not np.allclose(start, s.astype(np.float64).mean(0), rtol=0, atol=_MEAN_TOL):
+        _fail("startprob_ is not the mean of posterior_samples_['startprob']")
+    if not np.allclose(trans, t.astype(np.float64).mean(0), rtol=0, atol=_MEAN_TOL):
+        _fail("transmat_ is not the mean of posterior_samples_['transmat']")
+    _int("n_relabelled_", attrs.need("n_relabelled_"), 0, S)
+
+
+# ---------------------------------------------------------------- entry
+def check_hmm(est):
+    """Validate a loaded HMM (see the module doc); returns its emission family."""
+    from .methods import get_method
+    _params(est._check_common, lambda: _random_state(est))
+    method = get_method(est.method)
+    K = int(est.n_components)
+    attrs = _Attrs(est, f"method={method.name!r}")
+    start, trans = _chain(attrs, K)
+    start, trans = start.astype(np.float64), trans.astype(np.float64)
+    try:
+        fam, D, pfam = _emissions(est, attrs, K)
+    except (TypeError, NotImplementedError) as exc:
+        raise ValueError(f"invalid constructor parameter: {exc}") from None
+    update = method.update
+    n_iter = _int("n_iter_", attrs.need("n_iter_"), low=1 if update == "sample" else 0)
+    _float("lower_bound_", attrs.need("lower_bound_"), neginf=n_iter == 0)
+    hist = _farray("monitor_history_", attrs.need("monitor_history_"), (n_iter,))
+    _finite("monitor_history_", hist)
+    _trace(est, n_iter, nan_objective=False)
+    if update == "posterior":
+        _posterior(attrs, fam, K, start, trans)
+    if update == "sample":
+        _draws(attrs, fam, K, start, trans, n_iter)
+    attrs.others(est._fitted_attributes)
+    # what predictions read, through the estimator's own validation
+    est._fitted_params(pfam)
+    return pfam
