@@ -70,6 +70,10 @@ cdef enum:
 
 include "_expfam_features.pxi"
 
+cdef extern from "fv_hmm.h" nogil:
+    void fv_vecmat(double *y, const double *x, const double *M, long K)
+    void fv_outer_sum(double *M, const double *U, const double *Q, long n, long K)
+
 PARTITION_ROWS = SEQ_PART
 MODES = {"softmax": H_SOFT, "argmax": H_ARGMAX, "sample": H_SAMPLE, "vem": H_VEM}
 
@@ -191,9 +195,12 @@ cdef void _seq_stats(Hmm *h, Py_ssize_t r0, Py_ssize_t L, const double *g, const
 cdef double _forward(const double *lp, Py_ssize_t L, Py_ssize_t K, const double *pi,
                      const double *A, double *al, double *pr) noexcept nogil:
     """The scaled forward pass: al (L x K) = p(z_t | x_1..t) and pr (L x K) =
-    p(z_t | x_1..t-1) (pr_1 = pi); returns log p(x_1..L)."""
-    cdef Py_ssize_t t, j, k
-    cdef double m, s, aj, ll = 0.0, v
+    p(z_t | x_1..t-1) (pr_1 = pi); returns log p(x_1..L).  The scales s_t are
+    multiplied into one running product, whose log is taken only when it nears
+    the ends of the double range (and at the end): one log per ~1,000 rows, not
+    one per row."""
+    cdef Py_ssize_t t, k
+    cdef double m, s, ll = 0.0, prod = 1.0, v
     cdef double *a
     cdef double *p
     cdef const double *l
@@ -204,11 +211,7 @@ cdef double _forward(const double *lp, Py_ssize_t L, Py_ssize_t K, const double 
         if t == 0:
             memcpy(p, pi, K * sizeof(double))
         else:
-            memset(p, 0, K * sizeof(double))
-            for j in range(K):
-                aj = al[(t - 1) * K + j]
-                if aj != 0.0:
-                    fv_axpy(p, A + j * K, aj, K)
+            fv_vecmat(p, al + (t - 1) * K, A, K)       # p = alpha_{t-1} A
         m = l[0]
         for k in range(1, K):
             if l[k] > m:
@@ -218,7 +221,13 @@ cdef double _forward(const double *lp, Py_ssize_t L, Py_ssize_t K, const double 
             a[k] = p[k] * fv_exp(l[k] - m)
         for k in range(K):
             s += a[k]
-        if not (s > 1e-280):
+        if s > 1e-280:
+            ll += m
+            prod *= s
+            if prod < 1e-250 or prod > 1e250:
+                ll += log(prod)
+                prod = 1.0
+        else:
             # the reachable states lie far below the row's best (or underflowed):
             # the same step in log space, the maximum over the reachable states
             m = -INFINITY
@@ -231,25 +240,28 @@ cdef double _forward(const double *lp, Py_ssize_t L, Py_ssize_t K, const double 
             for k in range(K):
                 a[k] = fv_exp(a[k] - m) if a[k] > -INFINITY else 0.0
                 s += a[k]
+            ll += m + log(s)
         v = 1.0 / s
         for k in range(K):
             a[k] = a[k] * v
-        ll += m + log(s)
-    return ll
+    return ll + log(prod)
 
 
-cdef double _backward(const double *lp, Py_ssize_t L, Py_ssize_t K, const double *AT,
-                      double *al, const double *pr, double *M, double *q,
+cdef double _backward(double *lp, Py_ssize_t L, Py_ssize_t K, const double *AT,
+                      double *al, double *pr, double *M, double *q,
                       double *beta) noexcept nogil:
     """al (the forward pass's alpha) becomes gamma in place; M (K x K) = sum_t
     (alpha_t / s_t) (x) q_{t+1}, so that sum_t xi_t = A o M (see the header);
-    returns sum_t sum_k gamma_t(k) lp_t(k)."""
+    returns sum_t sum_k gamma_t(k) lp_t(k).  lp and pr are scratch afterwards: the
+    pass keeps alpha_t / s_t in lp's row t and q_{t+1} in pr's row t + 1 once it has
+    read them, and M is their outer-product sum, taken at the end with M in
+    registers (fv_hmm.h: fv_outer_sum)."""
     cdef Py_ssize_t t, j, k
     cdef double s, v, el = 0.0
     cdef double *a
+    cdef double *l
     cdef const double *g1
-    cdef const double *p1
-    memset(M, 0, K * K * sizeof(double))
+    cdef double *p1
     a = al + (L - 1) * K
     for k in range(K):
         if a[k] > 0.0:
@@ -260,23 +272,23 @@ cdef double _backward(const double *lp, Py_ssize_t L, Py_ssize_t K, const double
         p1 = pr + (t + 1) * K
         for k in range(K):
             q[k] = g1[k] / p1[k] if p1[k] > 0.0 else 0.0
-        memset(beta, 0, K * sizeof(double))
         for k in range(K):
-            if q[k] != 0.0:
-                fv_axpy(beta, AT + k * K, q[k], K)      # beta = A q
+            p1[k] = q[k]
+        fv_vecmat(beta, q, AT, K)                       # beta = A q
         a = al + t * K
+        l = lp + t * K
         s = 0.0
         for j in range(K):
             s += a[j] * beta[j]
         s = 1.0 / s
         for j in range(K):
             v = a[j] * s
-            if v != 0.0:
-                fv_axpy(M + j * K, q, v, K)
             a[j] = v * beta[j]
             if a[j] > 0.0:
-                el += a[j] * lp[t * K + j]
+                el += a[j] * l[j]
+            l[j] = v
         t -= 1
+    fv_outer_sum(M, lp, pr + K, L - 1, K)
     return el
 
 
