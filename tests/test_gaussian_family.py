@@ -188,3 +188,52 @@ def test_chunked_sources_fit_as_in_memory(method):
     ref = _quiet(fastvem.Mixture(fam(), 3, **kw), mixed)
     est = _quiet(fastvem.Mixture(fam(), 3, **kw), [mixed[:1000], mixed[1000:]])
     np.testing.assert_allclose(est.params_, ref.params_, rtol=1e-9, atol=1e-10)
+
+
+@pytest.mark.parametrize("name", ["gaussian", "gaussian_diag"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_cholesky_pass_equals_the_sparse_form(name, dtype):
+    """A Gaussian family's row pass runs on GaussianMixture's Cholesky-factor kernel
+    (fast_pass); it equals the sparse form's pass of the same (W, c) -- the point
+    parameters and the expected ones under q -- in every statistic, count and
+    total, weighted, for the soft and the argmax passes (a sampled pass draws from
+    each kernel's own stream)."""
+    from fastvem.families import GaussianDiag
+    from fastvem.models import discrete_mixture as dm
+    X = load_iris().data.astype(dtype)
+    K = 3
+    fam = (GaussianFull if name == "gaussian" else GaussianDiag)(X.shape[1])
+    data = fam.prepare(X, fitting=True)
+    rng = np.random.RandomState(0)
+    labels = rng.randint(K, size=len(X))
+    S = fam.n_statistics()
+    stats, nk, _ = dm._row_pass(fam, data, None, np.zeros((K, S)), np.zeros(K), np.zeros(K),
+                                3, 0, labels.astype(np.int64), None, 1)
+    theta = fam.point_estimate(stats, nk, np.tile(stats.sum(0) / nk.sum(), (K, 1)))
+    q = fam.posterior(stats, nk, fam.default_prior(data))
+    sw = rng.uniform(0.5, 2.0, len(X))
+    logw = np.log(np.array([0.2, 0.3, 0.5]))
+    tol = 1e-9 if dtype == np.float64 else 2e-4
+    for W, c in (fam.effective(theta), fam.expected_effective(q)):
+        for mode in (0, 1):
+            fast = fam.fast_pass(data, sw, W, c, logw, mode, 0, 2)
+            assert fast is not None
+            slow = dm._row_pass(_SparseOnly(fam), data, sw, W, c, logw, mode, 0, None, None, 2)
+            for a, b in zip(fast, slow):
+                scale = max(np.max(np.abs(b)), 1.0)
+                assert np.max(np.abs(a - b)) <= tol * scale, (mode, a, b)
+    # a quadratic part that is not negative definite: no fast pass (the sparse form runs)
+    W, c = fam.effective(theta)
+    assert fam.fast_pass(data, sw, -W, c, logw, 0, 0, 1) is None
+
+
+class _SparseOnly:
+    """A family seen without its fast_pass: the sparse form's row pass."""
+
+    def __init__(self, fam):
+        self._fam = fam
+
+    def __getattr__(self, name):
+        if name == "fast_pass":
+            raise AttributeError(name)
+        return getattr(self._fam, name)

@@ -70,6 +70,29 @@ def _prepare_real(fam, X, fitting, kind):
     return X
 
 
+_LOG_H = -0.5 * np.log(2 * np.pi)       # log h(x) per feature (the row driver's too)
+_MODE_NAMES = ("softmax", "argmax", "sample")
+
+
+def _cholesky_pass(fam, covariance_type, data, sw, lin, mu, fac, c, mode, seed, n_threads):
+    """A Gaussian family's row pass on GaussianMixture's Cholesky-factor kernel
+    (_ext/_gaussian.pyx): components with means ref + mu, precision factors fac and
+    natural-form constants c (c + log w), where lin = P mu is the linear part of the
+    natural parameters.  Returns (GaussianStats about ref, nk, totals [objective,
+    entropy, sum w log h]), or None where the constants are not finite."""
+    from .gaussian import GaussianFamily, KernelParams
+    from ..engine import blas_single_thread
+    log_h = _LOG_H * fam.n_features
+    cst = c + 0.5 * np.einsum("kd,kd->k", lin, mu) + log_h
+    if not (np.all(np.isfinite(fac)) and np.all(np.isfinite(mu)) and not np.any(np.isnan(cst))):
+        return None
+    kp = KernelParams(covariance_type, fam.ref + mu, fac, cst, data.dtype, ref=fam.ref)
+    with blas_single_thread():
+        st = GaussianFamily(covariance_type).statistics(data, sw, kp, _MODE_NAMES[mode], seed,
+                                                        n_threads)
+    return st, st.nk.copy(), np.array([st.objective, st.entropy, st.weight * log_h])
+
+
 def _positive(value, name, allow_none=True):
     if value is None and allow_none:
         return None
@@ -120,6 +143,19 @@ class GaussianDiag(Family):
     def describe(self, theta):
         mu, var = self._split(theta)
         return {"means": mu + self.ref, "variances": var}
+
+    def fast_pass(self, data, sw, W, c, logw, mode, seed, n_threads):
+        """The row pass on GaussianMixture's Cholesky-factor kernel (diag), as
+        GaussianFull.fast_pass: (W, c) read as means, precisions and constants;
+        None where a precision is not positive (the sparse form runs instead)."""
+        D = self.n_features
+        lin, prec = W[:, :D], -2.0 * W[:, D:]
+        if not np.all(prec > 0):
+            return None
+        mu = lin / prec
+        st = _cholesky_pass(self, "diag", data, sw, lin, mu, np.sqrt(prec), c + logw, mode, seed,
+                            n_threads)
+        return None if st is None else (np.hstack((st[0].s1, st[0].s2)),) + st[1:]
 
     def effective(self, theta):
         mu, var = self._split(theta)
@@ -331,6 +367,30 @@ class GaussianFull(Family):
     def describe(self, theta):
         mu, cov = self._split(theta)
         return {"means": mu + self.ref, "covariances": cov}
+
+    def fast_pass(self, data, sw, W, c, logw, mode, seed, n_threads):
+        """The row pass on GaussianMixture's Cholesky-factor kernel (_ext/_gaussian.pyx),
+        which reads D numbers per row and component where the sparse form reads
+        D + D (D + 1) / 2: (W, c) -- the point or the expected natural parameters --
+        rewritten as a mean, an upper-triangular precision factor and a constant per
+        component (any W whose quadratic part is negative definite is one), the
+        statistics returned about ref in this family's layout, with the totals
+        [objective, entropy, sum w log h] of the row driver.  None where the
+        precision is not positive definite (the caller then runs the sparse form)."""
+        from .gaussian import precision_cholesky_from_precisions
+        D = self.n_features
+        lin = W[:, :D]
+        prec = -_to_matrix(W[:, D:], D)
+        idx = np.arange(D)
+        prec[:, idx, idx] *= 2.0
+        try:
+            with np.errstate(all="raise"):
+                mu = np.linalg.solve(prec, lin[:, :, None])[:, :, 0]
+                fac = precision_cholesky_from_precisions(prec, "full")
+        except (np.linalg.LinAlgError, FloatingPointError, ValueError):
+            return None
+        st = _cholesky_pass(self, "full", data, sw, lin, mu, fac, c + logw, mode, seed, n_threads)
+        return None if st is None else (np.hstack((st[0].s1, _to_upper(st[0].s2))),) + st[1:]
 
     def theta_from(self, means, covariances):
         mu = np.asarray(means, dtype=np.float64) - self.ref

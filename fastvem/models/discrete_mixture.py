@@ -114,6 +114,11 @@ def _row_pass(fam, data, sw, W, c, logw, mode, seed, given, labels, n_threads, l
     """One pass of the row driver over prepared data: stats (K x S), nk (K), totals
     [sum w objective, sum w entropy, sum w log h].  limit_blas=False where the
     caller already holds BLAS to one thread (a chunked source's passes)."""
+    fast = getattr(fam, "fast_pass", None)
+    if fast is not None and given is None and labels is None and mode in (0, 1, 2):
+        out = fast(data, sw, W, c, logw, mode, seed, n_threads)     # a family's own kernel
+        if out is not None:
+            return out
     K, S = W.shape
     stats = np.zeros((K, S))
     nk = np.zeros(K)
