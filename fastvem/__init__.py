@@ -24,6 +24,7 @@ _LAZY = {
     "Mixture": "fastvem.models",
     "GaussianHMM": "fastvem.models",
     "CategoricalHMM": "fastvem.models",
+    "MultinomialHMM": "fastvem.models",
     "PoissonHMM": "fastvem.models",
     "HMM": "fastvem.models",
     "VariationalGaussianHMM": "fastvem.models",
@@ -32,8 +33,8 @@ _LAZY = {
 
 __all__ = ["GaussianMixture", "Mixture", "BernoulliMixture", "CategoricalMixture",
            "MultinomialMixture",
-           "PoissonMixture", "GaussianHMM", "CategoricalHMM", "PoissonHMM", "HMM",
-           "VariationalGaussianHMM", "VariationalCategoricalHMM",
+           "PoissonMixture", "GaussianHMM", "CategoricalHMM", "MultinomialHMM", "PoissonHMM",
+           "HMM", "VariationalGaussianHMM", "VariationalCategoricalHMM",
            "BayesianGaussianMixture", "LatentDirichletAllocation", "load", "datasets",
            "kernels", "methods", "review", "__version__"]
 

@@ -116,9 +116,9 @@ def _review(args):
             if value != default:
                 raise ValueError(f"{flag} is for --model gmm; a topic model has no "
                                  f"{'labels to score' if flag == '--labels' else 'covariances'}")
-    elif args.model != "gmm" and args.covariance_type != "full":
-        raise ValueError(f"--covariance-type is for --model gmm; a {args.model} mixture has "
-                         "no covariances")
+    elif args.model not in ("gmm", "hmm") and args.covariance_type != "full":
+        raise ValueError(f"--covariance-type is for --model gmm or hmm; a {args.model} "
+                         "mixture has no covariances")
     labels = _labels(args.labels) if args.labels else None
     methods = args.methods
     if methods is None:
@@ -200,10 +200,14 @@ def _parser():
                                    "score held-out rows, and write a table, CSV, JSON and a "
                                    "plot of accuracy against time.")
     r.add_argument("--model", default="gmm",
-                   choices=["gmm", "lda", "bernoulli", "categorical", "poisson", "multinomial"],
+                   choices=["gmm", "lda", "bernoulli", "categorical", "poisson", "multinomial",
+                            "hmm"],
                    help="gmm: Gaussian mixture; lda: topic model (Reuters via the lda package); "
                         "bernoulli (default data: binarised digits), categorical, poisson "
-                        "(--data needed), multinomial (default: Reuters): discrete mixtures")
+                        "(--data needed), multinomial (default: Reuters): discrete mixtures; "
+                        "hmm: Gaussian hidden Markov model on one series in recorded order "
+                        "(default: Old Faithful's eruptions), cut into 8 sequences, whole "
+                        "sequences held out")
     r.add_argument("--data", default=None, help=".npy or .csv file, with or without a header "
                    "row (default: Old Faithful); for lda a scipy.sparse .npz or .npy of counts "
                    "(default: Reuters)")
@@ -215,14 +219,15 @@ def _parser():
     r.add_argument("-k", "--n-components", type=int, default=None,
                    help="components (default: 8 for gmm, more than Old Faithful's two "
                         "clusters support; 10 topics for lda; 10 for bernoulli, 5 for "
-                        "multinomial, 3 for categorical and poisson)")
+                        "multinomial, 3 for categorical and poisson; 3 states for hmm)")
     r.add_argument("--covariance-type", default="full",
                    choices=["full", "tied", "diag", "spherical"],
-                   help="covariance type of the Gaussian mixture (full)")
+                   help="covariance type of the Gaussian mixture or HMM (full)")
     r.add_argument("--seeds", type=_int_list, default=[0, 1, 2, 3, 4],
                    help="comma-separated seeds, one train / test split each (0,1,2,3,4)")
     r.add_argument("--test-size", type=float, default=0.5,
-                   help="fraction of rows (documents) held out in each split (0.5)")
+                   help="fraction of rows (documents; sequences for hmm) held out in each "
+                        "split (0.5)")
     r.add_argument("--out", default="fastvem_review_out",
                    help="folder for review.txt / .csv / .json / .png (fastvem_review_out)")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -9,7 +9,9 @@ helpers it uses:
   every row summing to 1;
 - the emissions, by model: means_ (K x D, finite, within the kernels' range) and
   covars_ in the covariance_type's own shape (positive, or symmetric positive
-  definite); emissionprob_ (K x symbols, rows that are distributions); lambdas_
+  definite); emissionprob_ (K x symbols, rows that are distributions; of
+  MultinomialHMM K x n_features_in_, with n_trials None, an integer or integers
+  >= 0); lambdas_
   (K x D, finite, >= 0); theta_ of HMM(family) (K x the family's statistics, in
   the family's domain), with the reference point of a Gaussian family and the
   categories of a categorical one;
@@ -20,8 +22,11 @@ helpers it uses:
   emission_posterior_ (the family's q packed, finite, positive where q's
   parameters are);
 - gibbs: posterior_samples_ {'startprob' (S x K), 'transmat' (S x K x K), 'theta'
-  (S x K x statistics)}, each draw in its domain, startprob_ / transmat_ their
-  means; n_relabelled_ in [0, S];
+  (S x K x statistics)}, S a multiple of n_chains, each draw in its domain,
+  startprob_ / transmat_ their means; n_relabelled_ in [0, S]; the chains'
+  diagnostics: log_joint_ (n_chains x n_iter_, finite, its mean over the chains
+  the trace, lower_bound_ within it), mixing_ (R-hat, ESS of the monitored
+  quantities; rhat_ the worst, ess_ the least) and converged_ (a bool);
 - finally the parameters the predictions read, through the estimator's own
   validation (a covariance that does not factor, say).
 
@@ -30,9 +35,9 @@ path.  Returns the rebuilt family (the estimator keeps what predictions need).
 """
 import numpy as np
 
-from ._load_checks import (_Attrs, _covariances, _farray, _fail, _finite, _float, _int,
-                           _magnitude, _params, _positive, _positive_floats, _probabilities,
-                           _random_state, _shape, _spd, _trace)
+from ._load_checks import (_Attrs, _bool, _covariances, _farray, _fail, _finite, _float, _int,
+                           _magnitude, _mixing, _params, _positive, _positive_floats,
+                           _probabilities, _random_state, _shape, _spd, _trace)
 
 __all__ = ["check_hmm"]
 
@@ -80,6 +85,21 @@ def _categorical(est, attrs, K):
     if est.n_features is not None and int(est.n_features) != nf:
         _fail(f"emissionprob_ has {nf} symbols, but n_features={est.n_features}")
     fam = est._emission_family(nf)
+    return fam, D, fam
+
+
+def _multinomial(est, attrs, K):
+    D = _n_features(attrs)
+    e = _farray("emissionprob_", attrs.need("emissionprob_"), (K, D))
+    _probabilities("emissionprob_", e)
+    if est.n_trials is not None:
+        from .models.hmm import _check_n_trials
+        try:
+            _check_n_trials(est.n_trials)
+        except ValueError as exc:
+            _fail(f"invalid constructor parameter: {exc}")
+    from .models.hmm import _MultinomialHMMFamily
+    fam = _MultinomialHMMFamily(D, est.params)
     return fam, D, fam
 
 
@@ -154,7 +174,7 @@ def _theta_domain(name, fam, theta):
 
 _EMISSIONS = {"GaussianHMM": _gaussian, "VariationalGaussianHMM": _gaussian,
               "CategoricalHMM": _categorical, "VariationalCategoricalHMM": _categorical,
-              "MultinomialHMM": _categorical, "PoissonHMM": _poisson, "HMM": _generic}
+              "MultinomialHMM": _multinomial, "PoissonHMM": _poisson, "HMM": _generic}
 
 
 def _emissions(est, attrs, K):
@@ -201,15 +221,18 @@ def _posterior(attrs, fam, K, start, trans):
     _magnitude(name, q)
 
 
-def _draws(attrs, fam, K, start, trans, n_iter):
+def _draws(est, attrs, fam, K, start, trans, n_iter):
+    from .models.hmm import _monitored_names
+    n_chains = int(est.n_chains)
     ps = attrs.need("posterior_samples_")
     keys = ("startprob", "transmat", "theta")
     if not isinstance(ps, dict) or set(ps) != set(keys):
         _fail(f"posterior_samples_ must be a dict with {list(keys)}")
     s = _farray("posterior_samples_['startprob']", ps["startprob"], ndim=2)
     S = s.shape[0]
-    if S < 1 or S > max(n_iter, 1):
-        _fail(f"posterior_samples_['startprob'] holds {S} draws, expected 1..{n_iter}")
+    if S < 1 or S > n_chains * max(n_iter, 1) or S % n_chains:
+        _fail(f"posterior_samples_['startprob'] holds {S} draws, expected n_chains="
+              f"{n_chains} times 1..{n_iter}")
     _shape("posterior_samples_['startprob']", s, (S, K))
     _probabilities("posterior_samples_['startprob']", s)
     t = _farray("posterior_samples_['transmat']", ps["transmat"], (S, K, K))
@@ -221,6 +244,17 @@ def _draws(attrs, fam, K, start, trans, n_iter):
     if not np.allclose(trans, t.astype(np.float64).mean(0), rtol=0, atol=_MEAN_TOL):
         _fail("transmat_ is not the mean of posterior_samples_['transmat']")
     _int("n_relabelled_", attrs.need("n_relabelled_"), 0, S)
+    # the chains' diagnostics
+    lj = _farray("log_joint_", attrs.need("log_joint_"), (n_chains, n_iter))
+    _finite("log_joint_", lj)
+    lj = lj.astype(np.float64)
+    if not np.allclose(est.trace_["objective"], lj.mean(0), rtol=1e-12, atol=0):
+        _fail("trace_['objective'] is not the mean of log_joint_ over the chains")
+    lb = float(est.lower_bound_)
+    if not lj.min() <= lb <= lj.max():
+        _fail(f"lower_bound_ ({lb}) lies outside log_joint_")
+    _mixing(attrs, _monitored_names(K, fam.n_statistics()))
+    _bool("converged_", attrs.need("converged_"))
 
 
 # ---------------------------------------------------------------- entry
@@ -246,7 +280,7 @@ def check_hmm(est):
     if update == "posterior":
         _posterior(attrs, fam, K, start, trans)
     if update == "sample":
-        _draws(attrs, fam, K, start, trans, n_iter)
+        _draws(est, attrs, fam, K, start, trans, n_iter)
     attrs.others(est._fitted_attributes)
     # what predictions read, through the estimator's own validation
     est._fitted_params(pfam)

@@ -22,7 +22,7 @@ __all__ = ["review"]
 
 # components of the review when none are given (see `review`)
 DEFAULT_COMPONENTS = {"gmm": 8, "lda": 10, "bernoulli": 10, "categorical": 3, "poisson": 3,
-                      "multinomial": 5}
+                      "multinomial": 5, "hmm": 3}
 MODELS = tuple(DEFAULT_COMPONENTS)
 # the mixture estimators by model name (the review fits each the same way)
 _MIXTURES = {"gmm": "GaussianMixture", "bernoulli": "BernoulliMixture",
@@ -120,6 +120,8 @@ def review(data=None, labels=None, *, model="gmm", methods=METHOD_NAMES, n_compo
 
     data: None (the shipped Old Faithful data; for model='lda' the Reuters corpus),
     an array, or a .npy / .csv path.
+    model: 'gmm', 'lda', a discrete mixture, or 'hmm' (GaussianHMM on one series
+    -- the rows in recorded order -- cut into sequences; see `_review_hmm`).
     labels: optional true labels (for the adjusted Rand index on the test rows).
     n_components: None gives 8 components for 'gmm' (on Old Faithful, more than its
     two clusters support: mean field and gibbs leave the extra ones empty, em and
@@ -132,6 +134,9 @@ def review(data=None, labels=None, *, model="gmm", methods=METHOD_NAMES, n_compo
         n_components = DEFAULT_COMPONENTS[model]
     if model == "lda":
         return _review_lda(data, methods, n_components, seeds, test_size, out, progress, plot)
+    if model == "hmm":
+        return _review_hmm(data, labels, methods, n_components, covariance_type, seeds,
+                           test_size, out, max_iter, tol, progress, plot)
     methods = [methods] if isinstance(methods, str) else list(methods)
     bad = [m for m in methods if m not in METHOD_NAMES]
     if bad or not methods:
@@ -433,4 +438,139 @@ def _review_lda(data, methods, n_components, seeds, test_size, out, progress, pl
     _write(out, rows, list(rows[0]), meta, summary, "\n".join(lines),
            f"{name}, LDA K={n_components}" if plot else None,
            "-log perplexity per held-out token\n(document completion)")
+    return rows
+
+
+# the HMM review: the series is cut into this many consecutive sequences, and each
+# seed holds out test_size of the sequences (whole sequences, not rows)
+HMM_SEQUENCES = 8
+HMM_GIBBS = dict(n_iter=200, burn_in=100, n_chains=2)
+_HMM_COLUMNS = ("method", "seed", "seconds", "iterations", "train_objective",
+                "heldout_log_predictive", "elbo_gap", "ari")
+
+
+def _hmm_estimator(method, n_components, covariance_type, seed, max_iter, tol):
+    from .models import GaussianHMM
+    kw = dict(HMM_GIBBS) if method == "gibbs" else dict(n_iter=max_iter, tol=tol)
+    return GaussianHMM(n_components, covariance_type=covariance_type, method=method,
+                       random_state=seed, **kw)
+
+
+def _hmm_heldout(est, method, X, lengths):
+    """The held-out log predictive density of whole sequences, summed: plug-in
+    log p(x | theta-hat) for em / vem / crisp and for meanfield (at q's means: the
+    predictive under q of a whole sequence has no closed form); for gibbs each
+    sequence's log mean density over the kept draws."""
+    if method != "gibbs":
+        return float(est.score(X, lengths))
+    from scipy.special import logsumexp
+    ll = est._draws_log_evidence(X, lengths)            # (draws, sequences)
+    return float(np.sum(logsumexp(ll, axis=0) - np.log(ll.shape[0])))
+
+
+def _review_hmm(data, labels, methods, n_components, covariance_type, seeds, test_size, out,
+                max_iter, tol, progress, plot):
+    """The review for hidden Markov models: GaussianHMM by every method on one
+    series (default: Old Faithful's 272 eruptions in their recorded order), cut
+    into HMM_SEQUENCES consecutive sequences; each seed trains on a random part of
+    the sequences and scores the others, whole, by the held-out log predictive
+    density per row (`_hmm_heldout`).  For vem also the gap, per training row,
+    between the exact log-likelihood and vem's ELBO (the factorised q(z) at its
+    fixed point) at vem's fitted parameters: what the factorisation costs."""
+    from sklearn.metrics import adjusted_rand_score
+    methods = [methods] if isinstance(methods, str) else list(methods)
+    bad = [m for m in methods if m not in METHOD_NAMES]
+    if bad or not methods:
+        raise ValueError(f"methods must be a non-empty subset of {list(METHOD_NAMES)}, got {bad}")
+    if covariance_type not in ("full", "diag", "spherical", "tied"):
+        raise ValueError(f"covariance_type must be 'full', 'diag', 'spherical' or 'tied', got "
+                         f"{covariance_type!r}")
+    refused = [m for m in methods if m in ("meanfield", "gibbs")]
+    if covariance_type in ("spherical", "tied") and refused:
+        raise ValueError(f"methods {refused} are built for covariance_type 'diag' and 'full' "
+                         f"of GaussianHMM, not {covariance_type!r}: pass methods em, vem, crisp")
+    seeds = _check_seeds(seeds, test_size)
+    X, _, name = _load_data(data)
+    if X.ndim != 2:
+        raise ValueError(f"data must be a table (rows x features), got {X.ndim} dimensions")
+    if X.shape[0] < 2 * HMM_SEQUENCES:
+        raise ValueError(f"data must have at least {2 * HMM_SEQUENCES} rows (one series cut "
+                         f"into {HMM_SEQUENCES} sequences), got {X.shape[0]}")
+    if not np.all(np.isfinite(X)):
+        raise ValueError(f"data contains {int(np.sum(~np.isfinite(X)))} NaN or infinite "
+                         "values; remove or impute them first")
+    y = None if labels is None else np.asarray(labels)
+    if y is not None and y.shape[0] != X.shape[0]:
+        raise ValueError(f"labels has {y.shape[0]} entries, data has {X.shape[0]} rows")
+    pieces = np.array_split(np.arange(X.shape[0]), HMM_SEQUENCES)
+    os.makedirs(out, exist_ok=True)
+
+    def rows_of(which):
+        idx = np.concatenate([pieces[i] for i in which])
+        return idx, [len(pieces[i]) for i in which]
+
+    rows = []
+    bar = _bar(progress, len(seeds) * len(methods), "review hmm")
+    for seed in seeds:
+        test, train = (np.sort(i) for i in _split(seed, HMM_SEQUENCES, test_size))
+        if len(train) == 0:
+            raise ValueError(f"test_size={test_size} leaves no training sequence of "
+                             f"{HMM_SEQUENCES}")
+        tr, tr_len = rows_of(train)
+        te, te_len = rows_of(test)
+        for method in methods:
+            est = _hmm_estimator(method, n_components, covariance_type, seed, max_iter, tol)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                t0 = time.perf_counter()
+                est.fit(X[tr], tr_len)
+                seconds = time.perf_counter() - t0
+                heldout = _hmm_heldout(est, method, X[te], te_len) / len(te)
+                gap = None
+                if method == "vem":
+                    ll = est._log_evidence(X[tr], tr_len, "em")
+                    elbo = est._log_evidence(X[tr], tr_len, "vem")
+                    gap = float(np.sum(ll - elbo) / len(tr))
+                ari = (float(adjusted_rand_score(y[te], est.predict(X[te], te_len)))
+                       if y is not None else None)
+            rows.append({"method": method, "seed": seed, "seconds": seconds,
+                         "iterations": int(est.n_iter_),
+                         "train_objective": float(est.lower_bound_),
+                         "heldout_log_predictive": heldout, "elbo_gap": gap, "ari": ari})
+            _tick(bar, method, seed)
+    if bar is not None:
+        bar.close()
+
+    summary = _summary(rows, methods)
+    for srow in summary:
+        gaps = [r["elbo_gap"] for r in rows if r["method"] == srow["method"]
+                and r["elbo_gap"] is not None]
+        srow["elbo_gap"] = float(np.median(gaps)) if gaps else None
+    label = "GaussianHMM"
+    head = (f"fastvem review: {name} ({X.shape[0]} x {X.shape[1]}, one series cut into "
+            f"{HMM_SEQUENCES} sequences, {test_size:g} of them held out), {label} "
+            f"K={n_components} covariance_type={covariance_type}, median of {len(seeds)} seeds")
+    cols = (f"{'method':10s} {'seconds':>9s} {'iters':>6s} {'train objective':>16s} "
+            f"{'held-out lpd':>13s} {'ELBO gap':>9s} {'ARI':>6s}")
+    lines = [head, cols, "-" * len(cols)]
+    for srow in summary:
+        ari = "-" if srow["ari"] is None else f"{srow['ari']:.3f}"
+        gap = "-" if srow["elbo_gap"] is None else f"{srow['elbo_gap']:.5f}"
+        lines.append(f"{srow['method']:10s} {srow['seconds']:9.4f} {srow['iterations']:6.0f} "
+                     f"{srow['train_objective']:16.5f} {srow['heldout_log_predictive']:13.5f} "
+                     f"{gap:>9s} {ari:>6s}")
+    lines.append("held-out lpd: log predictive density of the held-out sequences, whole, per "
+                 "row (plug-in for em, vem, crisp and meanfield at q's means; gibbs: each "
+                 "sequence's mean density over the draws).  ELBO gap: log p(X) - vem's ELBO "
+                 "per training row at vem's parameters.  train objective: each method's own "
+                 "per row (em: log p(X); vem, meanfield: ELBO; crisp: the Viterbi path's log "
+                 "joint; gibbs: the drawn paths' mean log joint)")
+    lines.append(reading(summary, "held-out lpd"))
+    table = "\n".join(lines)
+    meta = {"data": name, "shape": list(X.shape), "model": "hmm",
+            "n_components": n_components, "covariance_type": covariance_type,
+            "n_sequences": HMM_SEQUENCES, "seeds": seeds, "test_size": test_size}
+    _write(out, rows, _HMM_COLUMNS, meta, summary, table,
+           f"{name}, {label} K={n_components}" if plot else None,
+           "held-out log predictive density per row\n(whole held-out sequences)")
     return rows

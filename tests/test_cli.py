@@ -118,3 +118,18 @@ def test_fit_save_predict_score(model, tmp_path):
 def test_predict_needs_a_model_file(tmp_path):
     code, _, err = _run(["predict", "--data", "iris.npy"], tmp_path)
     _one_line_error(code, err, "--model-file")
+
+
+def test_review_hmm_command(tmp_path, capsys):
+    out = str(tmp_path / "o")
+    assert main(["review", "--model", "hmm", "--methods", "em,vem", "--seeds", "0",
+                 "--covariance-type", "diag", "--out", out, "--no-progress"]) == 0
+    text = capsys.readouterr().out
+    assert "GaussianHMM K=3 covariance_type=diag" in text
+    assert "(272 x 2, one series cut into 8 sequences" in open(f"{out}/review.txt").read()
+
+
+def test_review_hmm_errors_are_one_line(tmp_path):
+    code, _, err = _run(["review", "--model", "hmm", "--covariance-type", "tied",
+                         "--no-progress", "--out", "o"], tmp_path)
+    _one_line_error(code, err, "meanfield", "tied")

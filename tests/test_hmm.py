@@ -322,8 +322,9 @@ def test_gibbs_keeps_draws_and_log_joint():
     m = fastvem.GaussianHMM(K, method="gibbs", n_iter=30, burn_in=10,
                             random_state=0).fit(X, lengths)
     S = m.posterior_samples_
-    assert S["startprob"].shape == (20, K) and S["transmat"].shape == (20, K, K)
-    assert len(m.trace_["objective"]) == 30
+    # n_chains=2 by default: 20 draws a chain, chain after chain
+    assert S["startprob"].shape == (40, K) and S["transmat"].shape == (40, K, K)
+    assert len(m.trace_["objective"]) == 30 and m.log_joint_.shape == (2, 30)
     close(m.startprob_, S["startprob"].mean(0))
     close(m.transmat_.sum(1), np.ones(K))
     # it finds the three well separated states

@@ -19,6 +19,8 @@ XC = np.where(_z == 0, _rng.integers(0, 2, 120), _rng.integers(2, 5, 120))[:, No
 XP = _rng.poisson(np.where(_z == 0, 1.0, 6.0)[:, None], (120, 3)).astype(np.float64)
 XB = (_rng.random((120, 5)) < np.where(_z == 0, 0.2, 0.8)[:, None]).astype(np.uint8)
 XCODES = np.column_stack((XC[:, 0], _rng.integers(0, 3, 120)))
+XM = np.array([_rng.multinomial(8, [0.6, 0.2, 0.1, 0.1] if z == 0 else [0.1, 0.1, 0.2, 0.6])
+               for z in _z])
 
 
 def _models():
@@ -33,6 +35,8 @@ def _models():
             2, method=m, n_iter=6, random_state=0), XC)
         out[f"poisson-{m}"] = (lambda m=m: fastvem.PoissonHMM(
             2, method=m, n_iter=6, random_state=0), XP)
+        out[f"multinomial-{m}"] = (lambda m=m: fastvem.MultinomialHMM(
+            2, n_trials=8, method=m, n_iter=6, random_state=0), XM)
         for fam, X in (("gaussian_diag", XG), ("gaussian_full", XG), ("categorical", XCODES),
                        ("bernoulli", XB), ("poisson", XP)):
             out[f"hmm_{fam}-{m}"] = (lambda m=m, fam=fam: fastvem.HMM(
@@ -180,6 +184,22 @@ def _nan_at_0(a):
     ("hmm_gaussian_full-crisp", _set("attr__theta_", lambda a: a[:, ::-1].copy()),
      "theta_"),
     ("gaussian-diag-em", lambda f: f.pop("attr__startprob_"), "startprob_ is missing"),
+    ("multinomial-em", _set("attr__emissionprob_", _row_off), "emissionprob_ does not sum to 1"),
+    ("gaussian-full-gibbs", _set("attr__log_joint_", _nan_at_0), "log_joint_ is not finite"),
+    ("categorical-gibbs", _set("attr__log_joint_", lambda a: a[:1].copy()),
+     r"log_joint_ has shape \(1, 6\), expected \(2, 6\)"),
+    ("poisson-gibbs", _set("attr__log_joint_", lambda a: a + 1.0),
+     "trace_\\['objective'\\] is not the mean of log_joint_"),
+    ("gaussian-diag-gibbs", lambda f: f.pop("dict__mixing_.stay_0"),
+     "mixing_ has the wrong quantities"),
+    ("multinomial-gibbs", lambda f: f.__setitem__("dict__mixing_.log_joint", np.array([1.0])),
+     r"mixing_\['log_joint'\] has shape"),
+    ("multinomial-crisp", _set("attr__emissionprob_", lambda a: a[:, :3].copy()),
+     r"emissionprob_ has shape \(2, 3\), expected \(2, 4\)"),
+    ("multinomial-gibbs", _set("dict__posterior_samples_.theta", lambda a: -a),
+     r"posterior_samples_\['theta'\]"),
+    ("multinomial-em", lambda f: f.__setitem__("param__n_trials", np.array([1.5])),
+     "n_trials"),
     ("gaussian-diag-em", lambda f: f.__setitem__("attr__monitor_", np.array("x")),
      "unexpected attribute 'monitor_'"),
 ])

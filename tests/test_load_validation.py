@@ -92,7 +92,7 @@ SPECS.update({
 
 def _hmm(name, cls, method, **kw):
     kw.setdefault("n_threads", 1)
-    n_iter = 6 if method == "gibbs" else 4
+    n_iter = 12 if method == "gibbs" else 4     # gibbs: enough draws a chain for R-hat
     return lambda: cls(n_components=2, method=method, n_iter=n_iter, random_state=0,
                        **kw).fit(_data(name))
 

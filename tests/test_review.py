@@ -53,7 +53,7 @@ def test_review_from_csv_file(tmp_path):
 @pytest.mark.parametrize("kw, match", [(dict(methods=["newton"]), "methods"),
                                        (dict(seeds=[]), "seeds"),
                                        (dict(test_size=1.5), "test_size"),
-                                       (dict(model="hmm"), "model"),
+                                       (dict(model="hmmm"), "model"),
                                        (dict(data="x.txt"), "data")])
 def test_review_bad_arguments(tmp_path, kw, match):
     kw.setdefault("data", None)
@@ -208,3 +208,74 @@ def test_review_of_the_discrete_mixtures(tmp_path, capsys):
     assert main(["review", "--model", "poisson", "--covariance-type", "diag",
                  "--no-progress"]) == 2
     assert "--covariance-type is for --model gmm" in capsys.readouterr().err
+
+
+def test_review_of_the_hmm_on_old_faithful(tmp_path, capsys):
+    """GaussianHMM by every method on Old Faithful's eruptions in recorded order, cut
+    into 8 sequences, half of them held out whole: a finite held-out lpd per row for
+    every method, vem's ELBO gap >= 0 (and only for vem), and the files written."""
+    from fastvem.review import HMM_SEQUENCES
+    out = tmp_path / "h"
+    rows = fastvem.review(model="hmm", seeds=[0, 1], out=str(out), progress=False, plot=True)
+    text = capsys.readouterr().out
+    assert "GaussianHMM K=3 covariance_type=full" in text and "ELBO gap" in text
+    assert "Reading: most accurate on held-out data was" in text
+    assert len(rows) == 2 * len(METHOD_NAMES)
+    assert {r["method"] for r in rows} == set(METHOD_NAMES)
+    for r in rows:
+        assert np.isfinite(r["heldout_log_predictive"]) and np.isfinite(r["train_objective"])
+        # Old Faithful: about -4 nats per eruption; nothing absurd
+        assert -6.0 < r["heldout_log_predictive"] < -3.0, r
+        if r["method"] == "vem":
+            assert r["elbo_gap"] >= -1e-9
+        else:
+            assert r["elbo_gap"] is None
+    meta = json.load(open(out / "review.json"))
+    assert meta["model"] == "hmm" and meta["n_sequences"] == HMM_SEQUENCES
+    assert meta["shape"] == [272, 2] and len(meta["summary"]) == len(METHOD_NAMES)
+    with open(out / "review.csv") as fh:
+        assert len(list(csv.DictReader(fh))) == 2 * len(METHOD_NAMES)
+    with open(out / "review.png", "rb") as fh:
+        assert fh.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_review_hmm_scores_whole_held_out_sequences(tmp_path):
+    """The held-out score is log p of the held-out sequences, whole, per row: the
+    review's number equals the estimator's score on the sequences the seed held out
+    (em; gibbs: the log mean over the draws, each sequence)."""
+    from scipy.special import logsumexp
+    from fastvem.review import HMM_SEQUENCES, _hmm_estimator, _split
+    X = fastvem.datasets.load_old_faithful()[0]
+    rows = fastvem.review(model="hmm", methods=["em", "gibbs"], seeds=[3], n_components=2,
+                          out=str(tmp_path), progress=False, plot=False)
+    pieces = np.array_split(np.arange(X.shape[0]), HMM_SEQUENCES)
+    test, train = (np.sort(i) for i in _split(3, HMM_SEQUENCES, 0.5))
+    tr = np.concatenate([pieces[i] for i in train])
+    te = np.concatenate([pieces[i] for i in test])
+    lens = [len(pieces[i]) for i in test]
+    em = _hmm_estimator("em", 2, "full", 3, 300, 1e-6).fit(X[tr], [len(pieces[i]) for i in train])
+    assert np.isclose(rows[0]["heldout_log_predictive"], em.score(X[te], lens) / len(te),
+                      rtol=1e-10)
+    gb = _hmm_estimator("gibbs", 2, "full", 3, 300, 1e-6).fit(X[tr],
+                                                             [len(pieces[i]) for i in train])
+    ll = gb._draws_log_evidence(X[te], lens)
+    assert ll.shape == (gb.posterior_samples_["startprob"].shape[0], len(lens))
+    want = np.sum(logsumexp(ll, axis=0) - np.log(ll.shape[0])) / len(te)
+    assert np.isclose(rows[1]["heldout_log_predictive"], want, rtol=1e-10)
+    # a draw's log evidence is the model's score with its attributes set to that draw
+    one = _hmm_estimator("em", 2, "full", 3, 300, 1e-6)
+    one.startprob_ = gb.posterior_samples_["startprob"][0]
+    one.transmat_ = gb.posterior_samples_["transmat"][0]
+    gb._set_theta(gb._sample_family, gb.posterior_samples_["theta"][0])
+    one.means_, one.covars_ = gb.means_, gb._covars_
+    assert np.isclose(one.score(X[te], lens), ll[0].sum(), rtol=1e-10)
+
+
+def test_review_hmm_refusals(tmp_path):
+    with pytest.raises(ValueError, match="meanfield"):
+        fastvem.review(model="hmm", covariance_type="tied", out=str(tmp_path), progress=False)
+    rows = fastvem.review(model="hmm", covariance_type="tied", methods=["em", "vem", "crisp"],
+                          seeds=[0], out=str(tmp_path), progress=False, plot=False)
+    assert len(rows) == 3
+    with pytest.raises(ValueError, match="at least 16 rows"):
+        fastvem.review(np.zeros((10, 2)), model="hmm", out=str(tmp_path), progress=False)

@@ -4,10 +4,10 @@ from .gaussian_mixture import GaussianMixture
 from .discrete_mixture import (BernoulliMixture, CategoricalMixture, Mixture,
                                MultinomialMixture, PoissonMixture)
 from .lda import LatentDirichletAllocation
-from .hmm import (HMM, CategoricalHMM, GaussianHMM, PoissonHMM, VariationalCategoricalHMM,
-                  VariationalGaussianHMM)
+from .hmm import (HMM, CategoricalHMM, GaussianHMM, MultinomialHMM, PoissonHMM,
+                  VariationalCategoricalHMM, VariationalGaussianHMM)
 
 __all__ = ["GaussianMixture", "BayesianGaussianMixture", "LatentDirichletAllocation",
            "BernoulliMixture", "CategoricalMixture", "Mixture", "MultinomialMixture",
-           "PoissonMixture", "GaussianHMM", "CategoricalHMM", "PoissonHMM", "HMM",
-           "VariationalGaussianHMM", "VariationalCategoricalHMM"]
+           "PoissonMixture", "GaussianHMM", "CategoricalHMM", "MultinomialHMM", "PoissonHMM",
+           "HMM", "VariationalGaussianHMM", "VariationalCategoricalHMM"]

@@ -1,6 +1,6 @@
 """Hidden Markov models on the shared engine: an hmmlearn 0.3 drop-in
-(GaussianHMM, CategoricalHMM, PoissonHMM) and the generic ``HMM(family, ...)``, by
-the methods em, vem, crisp, meanfield and gibbs.
+(GaussianHMM, CategoricalHMM, MultinomialHMM, PoissonHMM) and the generic
+``HMM(family, ...)``, by the methods em, vem, crisp, meanfield and gibbs.
 
 The model is a family (`families/`) x the chain structure (`structures/hmm.py`) x
 a method; one iteration runs the compiled sequence driver (`_ext/_hmm.pyx:
@@ -41,7 +41,16 @@ forward-backward is exact in either case).  Predictions (score, predict_proba,
 decode) are those of the HMM at the fitted point parameters for every method
 (meanfield: the posterior means; gibbs: the average of the relabelled draws).
 ``lower_bound_`` and ``trace_["objective"]`` are per row; ``monitor_.history``
-holds the totals, as hmmlearn's.
+holds the totals, as hmmlearn's.  MultinomialHMM's kernel leaves the multinomial
+coefficient out of log p(x | state) (a per-row constant); the estimator adds it
+back to every objective, score, score_samples and decode, so that they are
+hmmlearn's.
+
+gibbs runs n_chains chains (default 2) of n_iter sweeps, relabels the draws of
+every chain together and sets the mixtures' diagnostics: log_joint_ (n_chains,
+n_iter), mixing_ (R-hat, bulk ESS per monitored quantity), rhat_, ess_ and
+converged_ (fastvem.diagnostics; a ConvergenceWarning when a quantity did not
+mix); see ``_BaseHMM._gibbs``.
 
 Persistence: ``est.save(path)`` / ``fastvem.load(path)`` (fastvem/io.py) for every
 model here; the monitor is saved as ``monitor_history_`` and rebuilt on load,
@@ -68,17 +77,20 @@ from sklearn.base import BaseEstimator
 
 from ..engine import Trace, blas_single_thread, default_n_threads, run_iterations
 from ..families.base import Family
-from ..families.discrete import Categorical, Poisson, PROB_FLOOR, check_codes
+from ..families.discrete import Categorical, Multinomial, Poisson, PROB_FLOOR, check_codes
 from ..families.normal import GaussianDiag, GaussianFull, _to_matrix
 from ..io import register, save_estimator
 from ..methods import get_method
 from ..structures.hmm import Chain
 from .._validation import check_random_state_param
 
-__all__ = ["GaussianHMM", "CategoricalHMM", "PoissonHMM", "HMM", "HMMEngine", "HMMStats",
+__all__ = ["GaussianHMM", "CategoricalHMM", "MultinomialHMM", "PoissonHMM", "HMM", "HMMEngine",
+           "HMMStats",
            "ConvergenceMonitor", "VariationalGaussianHMM", "VariationalCategoricalHMM"]
 
 _MASK64 = (1 << 64) - 1
+# the mean parameters per state that gibbs' diagnostics monitor (the first ones)
+_MONITORED_ENTRIES = 3
 _MODES = {"em": 0, "vem": 3, "crisp": 1, "meanfield": 0, "gibbs": 2}
 _COVARIANCE_TYPES = ("spherical", "diag", "full", "tied")
 
@@ -406,6 +418,41 @@ class _CategoricalHMMFamily(Categorical):
                             * np.log(np.maximum(theta, PROB_FLOOR))))
 
 
+class _MultinomialHMMFamily(Multinomial):
+    """Multinomial counts over n_features symbols with hmmlearn's MultinomialHMM
+    M-step (the expected counts normalised, no prior); the conjugate prior of mean
+    field and gibbs is Dirichlet(1).  The kernel leaves the multinomial coefficient
+    log n! - sum log x! out of log p(x | state); row_log_h holds it per row of the
+    last prepared data (the estimator adds it to its scores)."""
+
+    def __init__(self, n_symbols, update):
+        super().__init__(n_symbols, alpha=0.0)
+        self.update = update
+        self.kept_ = []
+        self.row_log_h = 0.0
+
+    def prepare(self, X, fitting=False):
+        from scipy.special import gammaln
+        data = super().prepare(X, fitting)
+        X = np.asarray(X, dtype=np.float64)
+        self.row_log_h = gammaln(X.sum(1) + 1.0) - gammaln(X + 1.0).sum(1)
+        return data
+
+    def point_estimate(self, stats, nk, previous):
+        if "e" not in self.update:
+            self.kept_ = []
+            return previous.copy()
+        tot = stats.sum(1)
+        bad = ~(tot > 0) | ~np.isfinite(tot)
+        self.kept_ = np.flatnonzero(bad).tolist()
+        out = stats / np.where(bad, 1.0, tot)[:, None]
+        out[bad] = previous[bad]
+        return out
+
+    def log_prior(self, theta):
+        return 0.0
+
+
 class _PoissonHMMFamily(Poisson):
     """Poisson with hmmlearn's PoissonHMM M-step: (lambdas_prior + n y_bar) /
     (lambdas_weight + n), y_bar the state's mean and n the total occupancy (as
@@ -523,6 +570,39 @@ def _distribution(value, shape, name):
     return arr / s[..., None] if arr.ndim > 1 else arr / s
 
 
+def _row_constants(fam):
+    """The per-row part of log p(x | state) the family's kernel leaves out (the
+    multinomial coefficient of MultinomialHMM), or 0."""
+    return getattr(fam, "row_log_h", 0.0)
+
+
+def _sequence_constants(fam, offsets):
+    """_row_constants summed per sequence (n_sequences,), or 0."""
+    rows = _row_constants(fam)
+    if np.ndim(rows) == 0:
+        return 0.0
+    return np.add.reduceat(rows, offsets[:-1]) if len(rows) else np.zeros(len(offsets) - 1)
+
+
+def _shifted(step, constant):
+    """A step whose objective is shifted by a constant (what the kernel leaves out)."""
+    if not constant:
+        return step
+
+    def _step(params, iteration):
+        obj, new, events = step(params, iteration)
+        return obj + constant, new, events
+    return _step
+
+
+def _monitored_names(K, n_statistics):
+    """The names of the quantities gibbs' diagnostics monitor (mixing_'s keys)."""
+    n_mon = min(n_statistics, _MONITORED_ENTRIES)
+    return (["log_joint"] + [f"sorted_occupancy_{j}" for j in range(K)]
+            + [q for k in range(K) for q in [f"occupancy_{k}", f"stay_{k}"]
+               + [f"theta_{k}_{j}" for j in range(n_mon)]])
+
+
 def _relabel_params(params, perm):
     startprob, transmat, theta = params
     return startprob[perm], transmat[np.ix_(perm, perm)], theta[perm]
@@ -539,13 +619,16 @@ class _BaseHMM(BaseEstimator):
     _common_attributes = ("startprob_", "transmat_", "lower_bound_", "n_iter_",
                           "n_features_in_", "monitor_history_", "startprob_posterior_",
                           "transmat_posterior_", "emission_posterior_", "posterior_samples_",
-                          "n_relabelled_")
+                          "n_relabelled_", "log_joint_", "mixing_", "rhat_", "ess_",
+                          "converged_")
     _emission_attributes = ()
 
     _fitted_attributes = _common_attributes
     # what fit drops first: a previous fit's attributes, which another method leaves
     _stale_attributes = ("startprob_posterior_", "transmat_posterior_", "emission_posterior_",
-                         "posterior_samples_", "n_relabelled_", "reference_", "n_categories_")
+                         "posterior_samples_", "n_relabelled_", "reference_", "n_categories_",
+                         "_sample_family", "log_joint_", "mixing_", "rhat_", "ess_",
+                         "converged_")
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -640,6 +723,8 @@ class _BaseHMM(BaseEstimator):
                 raise ValueError(f"{name} must be a string of parameter codes, got "
                                  f"{getattr(self, name)!r}")
         m = get_method(self.method)
+        if "n_chains" in self.get_params(deep=False):
+            _check_int(self.n_chains, "n_chains", 1)
         return K, m
 
     def _chain(self, K):
@@ -708,7 +793,8 @@ class _BaseHMM(BaseEstimator):
             nk0 = np.full(K, N / K)
             params = (fam.posterior(fam.initial_statistics(theta, nk0), nk0, engine.prior),
                       chain.initial_posterior(startprob, transmat, n_seq, N - n_seq))
-        step = engine.step(data, None, per_weight=False)
+        step = _shifted(engine.step(data, None, per_weight=False),
+                        float(np.sum(_row_constants(fam))))
         tol = self.tol
 
         def stop(n_iter, objective, params):
@@ -748,43 +834,74 @@ class _BaseHMM(BaseEstimator):
         self._fitted_method = self.method
 
     def _gibbs(self, engine, fam, chain, data, offsets, params, rs):
-        """One chain of n_iter sweeps: the path drawn by forward filtering, backward
-        sampling (keyed by seed, sweep and row), then start, transitions and the
-        emissions from their conditionals.  The draws after burn_in (every thin-th)
-        are kept in posterior_samples_, relabelled (Stephens, on the posteriors of
-        up to 500 rows) and averaged into the fitted attributes; trace_ records the
-        drawn path's log joint per row, sweep by sweep."""
+        """n_chains chains of n_iter sweeps each: the path drawn by forward
+        filtering, backward sampling (keyed by seed, chain, sweep and row), then
+        start, transitions and the emissions from their conditionals.  Chain 0
+        starts from the estimator's start, chain c > 0 from the same emissions with
+        startprob and transmat drawn from Dirichlet(1) (where init_params
+        initialises them).  The draws after burn_in of every chain are relabelled
+        together (Stephens, on the posteriors of up to 500 rows), kept in
+        posterior_samples_ (chain after chain) and averaged into the fitted
+        attributes.  Diagnostics as the mixtures': log_joint_ (n_chains, n_iter)
+        -- the drawn path's log joint per row, sweep by sweep --, mixing_ (R-hat,
+        bulk ESS of every monitored quantity after burn-in: the log joint, the
+        sorted state occupancies, and per relabelled state its occupancy, its
+        self-transition and its first mean parameters), rhat_, ess_, and
+        converged_ only when every quantity mixed (a ConvergenceWarning
+        otherwise).  trace_ and monitor_.history hold the mean over the chains;
+        lower_bound_ the mean log joint per row after burn-in."""
         from ..diagnostics import relabel
         chain.check_posterior_prior()
         prior = fam.default_prior(data)
-        N = data.shape[0]
+        N, K = data.shape[0], self.n_components
+        n_chains = _check_int(self.n_chains, "n_chains", 1)
         burn = self.n_iter // 2 if self.burn_in is None else _check_int(self.burn_in,
                                                                          "burn_in", 0)
         if burn >= self.n_iter:
             raise ValueError(f"burn_in={burn} must be < n_iter={self.n_iter} (at least one "
                              "draw kept)")
-        gen = np.random.default_rng(int(rs.randint(2 ** 31)))
-        trace = Trace()
-        draws = []
+        base = int(rs.randint(2 ** 31))
+        seed0 = engine.seed
+        log_h = float(np.sum(_row_constants(fam)))
+        log_joint = np.empty((n_chains, self.n_iter))
+        seconds = np.empty((n_chains, self.n_iter))
+        draws, nks = [], []
+        for c in range(n_chains):
+            # chain 0: the generators of a single chain; chain c: its own streams
+            gen = np.random.default_rng(base if c == 0 else [base, c])
+            engine.seed = seed0 if c == 0 else (seed0 * 0x2545F4914F6CDD1D + c) & (2 ** 62 - 1)
+            p = params
+            if c > 0:
+                startprob, transmat, theta = params
+                if "s" in self.init_params:
+                    startprob = gen.dirichlet(np.ones(K))
+                if "t" in self.init_params:
+                    transmat = gen.dirichlet(np.ones(K), size=K)
+                p = (startprob, transmat, theta)
+            for sweep in range(self.n_iter):
+                t0 = time.perf_counter()
+                stats = engine.statistics(data, None, p, sweep)
+                startprob, transmat = chain.sample(chain.posterior(stats.start, stats.trans),
+                                                   gen)
+                theta = fam.sample_posterior(fam.posterior(stats.stats, stats.nk, prior), gen)
+                p = (startprob, transmat, theta)
+                log_joint[c, sweep] = (stats.objective + log_h) / N
+                seconds[c, sweep] = time.perf_counter() - t0
+                if sweep >= burn:
+                    draws.append(p)
+                    nks.append(stats.nk.copy())
+        engine.seed = seed0
         self._monitor = ConvergenceMonitor(self.tol, self.n_iter, self.verbose)
-        for sweep in range(self.n_iter):
-            t0 = time.perf_counter()
-            stats = engine.statistics(data, None, params, sweep)
-            trace.append(stats.objective / N, time.perf_counter() - t0)
-            self._monitor.report(stats.objective)
-            startprob, transmat = chain.sample(chain.posterior(stats.start, stats.trans), gen)
-            theta = fam.sample_posterior(fam.posterior(stats.stats, stats.nk, prior), gen)
-            params = (startprob, transmat, theta)
-            if sweep >= burn:
-                draws.append(params)
-        # relabel on the posteriors of reference rows
+        for total in log_joint.mean(0) * N:
+            self._monitor.report(total)
+        # relabel the draws of every chain together, on the posteriors of reference rows
         rows = np.unique(np.linspace(0, N - 1, min(N, 500)).astype(np.int64))
         probs = []
         k = _kernel()
         for s, t, th in draws:
             W, c = fam.effective(th)
             ls, lt = chain.log_params(s, t)
-            gamma = np.empty((N, self.n_components))
+            gamma = np.empty((N, K))
             ll = np.empty(len(offsets) - 1)
             k.hmm_posteriors(fam.kernel_data(data), fam.aux(), k.FEATURES[fam.features],
                              fam.address, W.shape[1], np.ascontiguousarray(W),
@@ -793,15 +910,55 @@ class _BaseHMM(BaseEstimator):
             probs.append(np.maximum(gamma[rows], 1e-300))
         perms, _ = relabel(np.array(probs))
         draws = [_relabel_params(d, p) for d, p in zip(draws, perms)]
+        nks = np.array([nk[p] for nk, p in zip(nks, perms)])
         S = np.array([d[0] for d in draws])
         T = np.array([d[1] for d in draws])
         TH = np.array([d[2] for d in draws])
         self.posterior_samples_ = {"startprob": S, "transmat": T, "theta": TH}
-        self.n_relabelled_ = int(np.sum(np.any(perms != np.arange(self.n_components), 1)))
+        self.__dict__["_sample_family"] = fam       # what the draws' theta is about
+        self.n_relabelled_ = int(np.sum(np.any(perms != np.arange(K), 1)))
         self.startprob_ = S.mean(0)
         self.transmat_ = T.mean(0)
         self._set_theta(fam, TH.mean(0))
+        trace = Trace(objective=list(log_joint.mean(0)), seconds=list(seconds.mean(0)))
         self._finish(fam, trace)
+        self._chain_diagnostics(log_joint, burn, nks / N, T, TH)
+
+    def _chain_diagnostics(self, log_joint, burn, occupancy, T, TH):
+        """log_joint_, mixing_, rhat_, ess_, converged_ (see _gibbs) and
+        lower_bound_ (the mean log joint per row after burn-in)."""
+        import warnings
+        from sklearn.exceptions import ConvergenceWarning
+        from ..diagnostics import ESS_MIN_PER_CHAIN, RHAT_MAX, mixing_report
+        n_ch = log_joint.shape[0]
+        K = self.n_components
+        n_kept = occupancy.shape[0] // n_ch
+        shaped = lambda a: a.reshape((n_ch, n_kept) + a.shape[1:])
+        occ, stay, th = shaped(occupancy), shaped(np.diagonal(T, axis1=1, axis2=2)), shaped(TH)
+        post = log_joint[:, burn:]
+        quantities = {"log_joint": post}
+        srt = np.sort(occ, axis=-1)
+        for j in range(K):
+            quantities[f"sorted_occupancy_{j}"] = srt[..., j]
+        n_mon = min(TH.shape[-1], _MONITORED_ENTRIES)
+        for k in range(K):
+            quantities[f"occupancy_{k}"] = occ[..., k]
+            quantities[f"stay_{k}"] = stay[..., k]
+            for j in range(n_mon):
+                quantities[f"theta_{k}_{j}"] = th[..., k, j]
+        mix, rhat, ess, failing = mixing_report(quantities)
+        self.log_joint_ = log_joint
+        self.mixing_ = {q: np.array(v) for q, v in mix.items()}
+        self.rhat_, self.ess_ = float(rhat), float(ess)
+        self.converged_ = not failing
+        self.lower_bound_ = float(post.mean())
+        if failing:
+            worst = sorted(failing, key=lambda q: -np.nan_to_num(mix[q][0], nan=np.inf))[:4]
+            what = ", ".join(f"{q} (R-hat {mix[q][0]:.3f}, ESS {mix[q][1]:.0f})" for q in worst)
+            warnings.warn(
+                f"gibbs: the chains did not mix: {len(failing)} of {len(quantities)} monitored "
+                f"quantities have R-hat >= {RHAT_MAX} or ESS < {ESS_MIN_PER_CHAIN} per chain, "
+                f"worst {what}; increase n_iter or n_chains", ConvergenceWarning)
 
     # ----------------------------------------------------------- predictions
     def _check_fitted(self):
@@ -821,14 +978,14 @@ class _BaseHMM(BaseEstimator):
         k = _kernel()
         args = (fam.kernel_data(data), fam.aux(), k.FEATURES[fam.features], fam.address,
                 W.shape[1], np.ascontiguousarray(W), np.ascontiguousarray(c), ls, lt, offsets)
-        return k, args, data.shape[0], K, offsets
+        return k, args, data.shape[0], K, offsets, _sequence_constants(fam, offsets)
 
     def _posteriors(self, X, lengths):
-        k, args, N, K, offsets = self._setup_predict(X, lengths)
+        k, args, N, K, offsets, log_h = self._setup_predict(X, lengths)
         gamma = np.empty((N, K))
         ll = np.empty(len(offsets) - 1)
         k.hmm_posteriors(*args, gamma, ll, default_n_threads(self.n_threads))
-        return ll, gamma
+        return ll + log_h, gamma
 
     def score_samples(self, X, lengths=None):
         """(log p(X), posteriors (n_samples, n_components)), as hmmlearn's."""
@@ -852,11 +1009,11 @@ class _BaseHMM(BaseEstimator):
         if algorithm == "map":
             _, gamma = self._posteriors(X, lengths)
             return float(np.max(gamma, axis=1).sum()), np.argmax(gamma, axis=1)
-        k, args, N, K, offsets = self._setup_predict(X, lengths)
+        k, args, N, K, offsets, log_h = self._setup_predict(X, lengths)
         path = np.empty(N, dtype=np.int64)
         lj = np.empty(len(offsets) - 1)
         k.hmm_viterbi(*args, path, lj, default_n_threads(self.n_threads))
-        return float(lj.sum()), path
+        return float((lj + log_h).sum()), path
 
     def predict(self, X, lengths=None):
         return self.decode(X, lengths)[1]
@@ -864,14 +1021,34 @@ class _BaseHMM(BaseEstimator):
     def _log_evidence(self, X, lengths=None, method="em"):
         """Per sequence: log p(x) (method 'em') or the ELBO of vem's factorised q(z)
         (method 'vem') at the fitted parameters."""
-        k, args, N, K, offsets = self._setup_predict(X, lengths)
+        k, args, N, K, offsets, log_h = self._setup_predict(X, lengths)
         args = list(args)
         if method == "vem":
             args[7], args[8] = Chain.log_params(self.startprob_, self.transmat_, floor=True)
         gamma = np.empty((N, K))
         ll = np.empty(len(offsets) - 1)
         k.hmm_posteriors(*args, gamma, ll, 1, mode=3 if method == "vem" else 0)
-        return ll
+        return ll + log_h
+
+    def _draws_log_evidence(self, X, lengths=None):
+        """(n_draws, n_sequences): log p(x_seq | draw) of every kept draw of gibbs
+        (the fitted attributes set to each draw in turn); the log posterior
+        predictive density of a sequence is the log mean over the draws.  Only in
+        the session that fitted the model (the draws' family is not saved)."""
+        import copy
+        fam = self.__dict__.get("_sample_family")
+        if fam is None or not hasattr(self, "posterior_samples_"):
+            raise ValueError("the draws' log evidence needs a model fitted by gibbs in this "
+                             "session")
+        S = self.posterior_samples_
+        one = copy.copy(self)
+        one.__dict__ = dict(self.__dict__)
+        out = []
+        for s, t, th in zip(S["startprob"], S["transmat"], S["theta"]):
+            one.startprob_, one.transmat_ = s, t
+            one._set_theta(fam, th)
+            out.append(one._log_evidence(X, lengths))
+        return np.array(out)
 
     def _n_parameters(self):
         K = self.n_components
@@ -908,9 +1085,12 @@ class _BaseHMM(BaseEstimator):
         return np.atleast_2d(X), np.array(states, dtype=int)
 
 
+_UNSET = object()
+
+
 def _common_init(est, n_components, startprob_prior, transmat_prior, algorithm, random_state,
                  n_iter, tol, verbose, params, init_params, implementation, method, n_threads,
-                 burn_in):
+                 burn_in, n_chains=_UNSET):
     est.n_components = n_components
     est.startprob_prior = startprob_prior
     est.transmat_prior = transmat_prior
@@ -925,6 +1105,8 @@ def _common_init(est, n_components, startprob_prior, transmat_prior, algorithm, 
     est.method = method
     est.n_threads = n_threads
     est.burn_in = burn_in
+    if n_chains is not _UNSET:          # gibbs' chains (the variational HMMs have none)
+        est.n_chains = n_chains
 
 
 # ---------------------------------------------------------------- Gaussian
@@ -942,10 +1124,11 @@ class GaussianHMM(_BaseHMM):
                  startprob_prior=1.0, transmat_prior=1.0, means_prior=0, means_weight=0,
                  covars_prior=1e-2, covars_weight=1, algorithm="viterbi", random_state=None,
                  n_iter=10, tol=1e-2, verbose=False, params="stmc", init_params="stmc",
-                 implementation="log", *, method="em", n_threads=None, burn_in=None):
+                 implementation="log", *, method="em", n_threads=None, burn_in=None,
+                 n_chains=2):
         _common_init(self, n_components, startprob_prior, transmat_prior, algorithm,
                      random_state, n_iter, tol, verbose, params, init_params, implementation,
-                     method, n_threads, burn_in)
+                     method, n_threads, burn_in, n_chains)
         self.covariance_type = covariance_type
         self.min_covar = min_covar
         self.means_prior = means_prior
@@ -1125,10 +1308,10 @@ class CategoricalHMM(_BaseHMM):
                  emissionprob_prior=1.0, n_features=None, algorithm="viterbi",
                  random_state=None, n_iter=10, tol=1e-2, verbose=False, params="ste",
                  init_params="ste", implementation="log", method="em", n_threads=None,
-                 burn_in=None):
+                 burn_in=None, n_chains=2):
         _common_init(self, n_components, startprob_prior, transmat_prior, algorithm,
                      random_state, n_iter, tol, verbose, params, init_params, implementation,
-                     method, n_threads, burn_in)
+                     method, n_threads, burn_in, n_chains)
         self.emissionprob_prior = emissionprob_prior
         self.n_features = n_features
 
@@ -1192,6 +1375,125 @@ class CategoricalHMM(_BaseHMM):
         return [(cdf > rs.rand()).argmax()]
 
 
+# ---------------------------------------------------------------- Multinomial
+def _check_n_trials(n_trials):
+    """n_trials as an array (0-d or 1-d) of integers >= 0; ValueError naming it."""
+    try:
+        nt = np.asarray(n_trials)
+    except Exception:
+        nt = np.asarray([None])
+    if isinstance(n_trials, (bool, np.bool_)) or nt.dtype.kind not in "iuf" or nt.ndim > 1 \
+            or not np.all(np.isfinite(nt)) or np.any(nt != np.floor(nt)) or np.any(nt < 0):
+        raise ValueError(f"n_trials must be None, an integer >= 0 or one per row of X, got "
+                         f"{n_trials!r}")
+    return nt
+
+
+def _check_counts(X, n_trials):
+    """X (n_samples, n_symbols) of counts: integers >= 0 (integral floats
+    accepted), each row summing to n_trials where it is given (an int, or one per
+    row); ValueError naming X or n_trials otherwise."""
+    from ..families.discrete import _numeric
+    X = _numeric(X)
+    if X.dtype.kind == "f" and np.any(X != np.floor(X)):
+        i, j = np.argwhere(X != np.floor(X))[0]
+        raise ValueError(f"X must hold counts (integers >= 0), got X[{i}, {j}] = {X[i, j]}")
+    if X.dtype.kind == "b":
+        X = X.astype(np.int64)
+    if np.any(X < 0):
+        i, j = np.argwhere(X < 0)[0]
+        raise ValueError(f"X must hold counts (integers >= 0), got a negative count "
+                         f"X[{i}, {j}] = {X[i, j]}")
+    if n_trials is None:
+        return X
+    nt = _check_n_trials(n_trials)
+    if nt.ndim == 1 and nt.shape[0] != X.shape[0]:
+        raise ValueError(f"n_trials has {nt.shape[0]} entries, but X has {X.shape[0]} rows "
+                         "(n_trials is an integer or one per row)")
+    sums = X.sum(1)
+    off = sums != nt
+    if np.any(off):
+        i = int(np.argmax(off))
+        want = nt if nt.ndim == 0 else nt[i]
+        raise ValueError(f"X's rows must sum to n_trials: row {i} sums to {sums[i]}, "
+                         f"n_trials is {want}")
+    return X
+
+
+@register
+class MultinomialHMM(_BaseHMM):
+    """Hidden Markov model with multinomial emissions (X: (n_samples, n_symbols)
+    rows of counts, each summing to n_trials): hmmlearn.hmm.MultinomialHMM's
+    parameters (n_trials: an integer, one per row, or None -- any totals),
+    attributes (emissionprob_) and M-step, by ``method``.  log p(x | state)
+    includes the multinomial coefficient, as hmmlearn's, in score, score_samples,
+    decode and monitor_.history.  Unlike hmmlearn, fit does not overwrite
+    n_trials (a constructor parameter) with the rows' totals; sample needs it to
+    be one integer."""
+
+    def __init__(self, n_components=1, n_trials=None, startprob_prior=1.0,
+                 transmat_prior=1.0, algorithm="viterbi", random_state=None, n_iter=10,
+                 tol=1e-2, verbose=False, params="ste", init_params="ste",
+                 implementation="log", *, method="em", n_threads=None, burn_in=None,
+                 n_chains=2):
+        _common_init(self, n_components, startprob_prior, transmat_prior, algorithm,
+                     random_state, n_iter, tol, verbose, params, init_params, implementation,
+                     method, n_threads, burn_in, n_chains)
+        self.n_trials = n_trials
+
+    _emission_attributes = ("emissionprob_",)
+
+    def _restore(self, fam):
+        super()._restore(fam)
+        self.n_features = fam.n_features
+
+    def _prepare_fit(self, X):
+        X = _check_counts(X, self.n_trials)
+        nf = X.shape[1]
+        if hasattr(self, "emissionprob_") and "e" not in self.init_params \
+                and np.ndim(self.emissionprob_) == 2 and np.shape(self.emissionprob_)[1] != nf:
+            raise ValueError(f"X has {nf} symbols, but emissionprob_ has "
+                             f"{np.shape(self.emissionprob_)[1]} columns")
+        fam = _MultinomialHMMFamily(nf, self.params)
+        return fam, fam.prepare(X, fitting=True)
+
+    def _prepare_predict(self, X):
+        X = _check_counts(X, self.n_trials)
+        nf = np.shape(self.emissionprob_)[1]
+        if X.shape[1] != nf:
+            raise ValueError(f"X has {X.shape[1]} symbols, but {type(self).__name__} is "
+                             f"expecting {nf} (emissionprob_ has {nf} columns)")
+        fam = _MultinomialHMMFamily(nf, self.params)
+        return fam, fam.prepare(X)
+
+    def _init_emissions(self, fam, X, data, rs):
+        if self._needs_init("e", "emissionprob_"):
+            e = rs.rand(self.n_components, fam.n_features)
+            self.emissionprob_ = e / e.sum(1, keepdims=True)
+
+    def _theta(self, fam):
+        return _distribution(self.emissionprob_, (self.n_components, fam.n_features),
+                             "emissionprob_")
+
+    def _set_theta(self, fam, theta):
+        self.emissionprob_ = np.array(theta)
+        self.n_features = fam.n_features
+
+    def _n_emission_scalars(self):
+        K, nf = np.shape(self.emissionprob_)
+        return {"e": K * (nf - 1)}
+
+    def _generate_sample_from_state(self, state, rs):
+        try:
+            if self.n_trials is None:
+                raise ValueError
+            n, = np.unique(_check_n_trials(self.n_trials))
+        except (ValueError, TypeError):
+            raise ValueError(f"n_trials must be one integer to sample, got "
+                             f"{self.n_trials!r}") from None
+        return rs.multinomial(int(n), self.emissionprob_[state, :])
+
+
 # ---------------------------------------------------------------- Poisson
 @register
 class PoissonHMM(_BaseHMM):
@@ -1202,10 +1504,11 @@ class PoissonHMM(_BaseHMM):
     def __init__(self, n_components=1, startprob_prior=1.0, transmat_prior=1.0,
                  lambdas_prior=0.0, lambdas_weight=0.0, algorithm="viterbi", random_state=None,
                  n_iter=10, tol=1e-2, verbose=False, params="stl", init_params="stl",
-                 implementation="log", *, method="em", n_threads=None, burn_in=None):
+                 implementation="log", *, method="em", n_threads=None, burn_in=None,
+                 n_chains=2):
         _common_init(self, n_components, startprob_prior, transmat_prior, algorithm,
                      random_state, n_iter, tol, verbose, params, init_params, implementation,
-                     method, n_threads, burn_in)
+                     method, n_threads, burn_in, n_chains)
         self.lambdas_prior = lambdas_prior
         self.lambdas_weight = lambdas_weight
 
@@ -1285,10 +1588,11 @@ class HMM(_BaseHMM):
     def __init__(self, family="gaussian_diag", n_components=1, *, startprob_prior=1.0,
                  transmat_prior=1.0, algorithm="viterbi", random_state=None, n_iter=10,
                  tol=1e-2, verbose=False, params="ste", init_params="ste",
-                 implementation="log", method="em", n_threads=None, burn_in=None):
+                 implementation="log", method="em", n_threads=None, burn_in=None,
+                 n_chains=2):
         _common_init(self, n_components, startprob_prior, transmat_prior, algorithm,
                      random_state, n_iter, tol, verbose, params, init_params, implementation,
-                     method, n_threads, burn_in)
+                     method, n_threads, burn_in, n_chains)
         self.family = family
 
     def _make_family(self, X):
