@@ -176,3 +176,21 @@ def mixing_report(quantities):
         worst_r = max(worst_r, r) if np.isfinite(r) else np.inf
         least_e = min(least_e, e)
     return report, worst_r, least_e, failing
+
+
+def check_mixing(quantities, advice):
+    """mixing_report of the monitored quantities, and a ConvergenceWarning naming the
+    worst of those that did not mix (advice: what to increase).  Returns
+    (name -> array (R-hat, ESS), worst R-hat, least ESS, all mixed)."""
+    import warnings
+    from sklearn.exceptions import ConvergenceWarning
+    mix, rhat, ess, failing = mixing_report(quantities)
+    if failing:
+        worst = sorted(failing, key=lambda q: -np.nan_to_num(mix[q][0], nan=np.inf))[:4]
+        what = ", ".join(f"{q} (R-hat {mix[q][0]:.3f}, ESS {mix[q][1]:.0f})" for q in worst)
+        warnings.warn(
+            f"gibbs: the chains did not mix: {len(failing)} of {len(quantities)} monitored "
+            f"quantities have R-hat >= {RHAT_MAX} or ESS < {ESS_MIN_PER_CHAIN} per chain, "
+            f"worst {what}; increase {advice}", ConvergenceWarning)
+    return {k: np.array(v) for k, v in mix.items()}, rhat, ess, not failing
+

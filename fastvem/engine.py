@@ -240,8 +240,11 @@ class MixtureEngine:
 class RowStats:
     """The row driver's statistics of a family on a mixture (``_ext/_expfam.pyx``):
     stats (K x S), nk (K), totals [sum w objective, sum w entropy, sum w log h] and
-    the rows' weight.  They add like GaussianStats (memoized passes)."""
+    the rows' weight.  They add and subtract field by field, like GaussianStats
+    (memoized passes); a structure with statistics of its own (the HMM's start and
+    transition counts) extends _fields."""
 
+    _fields = ("stats", "nk", "totals", "weight")
     __slots__ = ("stats", "nk", "totals", "weight")
 
     def __init__(self, stats, nk, totals, weight):
@@ -256,12 +259,10 @@ class RowStats:
         return float(self.totals[1])
 
     def __add__(self, other):
-        return RowStats(self.stats + other.stats, self.nk + other.nk,
-                        self.totals + other.totals, self.weight + other.weight)
+        return type(self)(*(getattr(self, f) + getattr(other, f) for f in self._fields))
 
     def __sub__(self, other):
-        return RowStats(self.stats - other.stats, self.nk - other.nk,
-                        self.totals - other.totals, self.weight - other.weight)
+        return type(self)(*(getattr(self, f) - getattr(other, f) for f in self._fields))
 
 
 class FamilyEngine:

@@ -22,6 +22,14 @@ from scipy.special import logsumexp
 
 
 # ------------------------------------------------------------------ log-densities
+def close(a, b, rtol=1e-9, what=""):
+    """a equals b to rtol times b's largest magnitude (at least 1)."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    assert a.shape == b.shape, (what, a.shape, b.shape)
+    scale = max(np.max(np.abs(b)), 1.0)
+    assert np.max(np.abs(a - b)) <= rtol * scale, (what, np.max(np.abs(a - b)))
+
+
 def logB_gaussian_diag(X, means, variances):
     X = np.asarray(X, dtype=np.float64)
     return np.stack([st.norm.logpdf(X, means[k], np.sqrt(variances[k])).sum(1)

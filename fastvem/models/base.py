@@ -138,8 +138,7 @@ class MixtureEstimator(FittedConfig, DensityMixin, BaseEstimator):
         converged_ only when every quantity mixed (a ConvergenceWarning names the
         worst otherwise); n_iter_, lower_bound_ (the mean log joint after burn-in),
         lower_bounds_ (the chain that ends highest) and trace_ (mean over chains)."""
-        import warnings
-        from ..diagnostics import RHAT_MAX, ESS_MIN_PER_CHAIN, mixing_report
+        from ..diagnostics import check_mixing
         n_ch, n_run = log_joint.shape
         self.log_joint_ = log_joint
         post = log_joint[:, min(self.burn_in, n_run - 1):]
@@ -156,16 +155,8 @@ class MixtureEstimator(FittedConfig, DensityMixin, BaseEstimator):
         for k in range(K):
             quantities[f"weight_{k}"] = shaped["weights"][..., k]
             quantities.update(component_quantities(shaped, k))
-        mix, self.rhat_, self.ess_, failing = mixing_report(quantities)
-        self.mixing_ = {k: np.array(v) for k, v in mix.items()}
-        self.converged_ = not failing
-        if failing:
-            worst = sorted(failing, key=lambda q: -np.nan_to_num(mix[q][0], nan=np.inf))[:4]
-            what = ", ".join(f"{q} (R-hat {mix[q][0]:.3f}, ESS {mix[q][1]:.0f})" for q in worst)
-            warnings.warn(
-                f"gibbs: the chains did not mix: {len(failing)} of {len(quantities)} monitored "
-                f"quantities have R-hat >= {RHAT_MAX} or ESS < {ESS_MIN_PER_CHAIN} per chain, "
-                f"worst {what}; increase burn_in, n_samples or n_chains", ConvergenceWarning)
+        self.mixing_, self.rhat_, self.ess_, self.converged_ = check_mixing(
+            quantities, "burn_in, n_samples or n_chains")
         self.n_iter_ = n_run
         self.lower_bounds_ = list(log_joint[int(np.argmax(log_joint[:, -1]))])
         self.lower_bound_ = float(post.mean())

@@ -75,7 +75,7 @@ from collections import deque
 import numpy as np
 from sklearn.base import BaseEstimator
 
-from ..engine import Trace, blas_single_thread, default_n_threads, run_iterations
+from ..engine import RowStats, Trace, blas_single_thread, default_n_threads, run_iterations
 from ..families.base import Family
 from ..families.discrete import Categorical, Multinomial, Poisson, PROB_FLOOR, check_codes
 from ..families.normal import GaussianDiag, GaussianFull, _to_matrix
@@ -101,34 +101,17 @@ def _kernel():
 
 
 # ---------------------------------------------------------------- statistics
-class HMMStats:
+class HMMStats(RowStats):
     """The additive statistics of one pass: the family's stats (K x S) and
     occupancies nk (K), the chain's start counts (K) and transition counts (K x K),
     totals [sum objective, sum entropy, sum log h] and the rows' weight."""
 
-    __slots__ = ("stats", "nk", "start", "trans", "totals", "weight")
+    _fields = ("stats", "nk", "start", "trans", "totals", "weight")
+    __slots__ = ("start", "trans")
 
     def __init__(self, stats, nk, start, trans, totals, weight):
-        self.stats, self.nk, self.start, self.trans = stats, nk, start, trans
-        self.totals, self.weight = totals, float(weight)
-
-    @property
-    def objective(self):
-        return float(self.totals[0])
-
-    @property
-    def entropy(self):
-        return float(self.totals[1])
-
-    def __add__(self, other):
-        return HMMStats(self.stats + other.stats, self.nk + other.nk, self.start + other.start,
-                        self.trans + other.trans, self.totals + other.totals,
-                        self.weight + other.weight)
-
-    def __sub__(self, other):
-        return HMMStats(self.stats - other.stats, self.nk - other.nk, self.start - other.start,
-                        self.trans - other.trans, self.totals - other.totals,
-                        self.weight - other.weight)
+        super().__init__(stats, nk, totals, weight)
+        self.start, self.trans = start, trans
 
 
 def hmm_pass(fam, data, offsets, sw, W, c, log_start, log_trans, mode, seed, n_threads,
@@ -927,9 +910,7 @@ class _BaseHMM(BaseEstimator):
     def _chain_diagnostics(self, log_joint, burn, occupancy, T, TH):
         """log_joint_, mixing_, rhat_, ess_, converged_ (see _gibbs) and
         lower_bound_ (the mean log joint per row after burn-in)."""
-        import warnings
-        from sklearn.exceptions import ConvergenceWarning
-        from ..diagnostics import ESS_MIN_PER_CHAIN, RHAT_MAX, mixing_report
+        from ..diagnostics import check_mixing
         n_ch = log_joint.shape[0]
         K = self.n_components
         n_kept = occupancy.shape[0] // n_ch
@@ -946,19 +927,11 @@ class _BaseHMM(BaseEstimator):
             quantities[f"stay_{k}"] = stay[..., k]
             for j in range(n_mon):
                 quantities[f"theta_{k}_{j}"] = th[..., k, j]
-        mix, rhat, ess, failing = mixing_report(quantities)
         self.log_joint_ = log_joint
-        self.mixing_ = {q: np.array(v) for q, v in mix.items()}
+        self.mixing_, rhat, ess, self.converged_ = check_mixing(quantities,
+                                                                "n_iter or n_chains")
         self.rhat_, self.ess_ = float(rhat), float(ess)
-        self.converged_ = not failing
         self.lower_bound_ = float(post.mean())
-        if failing:
-            worst = sorted(failing, key=lambda q: -np.nan_to_num(mix[q][0], nan=np.inf))[:4]
-            what = ", ".join(f"{q} (R-hat {mix[q][0]:.3f}, ESS {mix[q][1]:.0f})" for q in worst)
-            warnings.warn(
-                f"gibbs: the chains did not mix: {len(failing)} of {len(quantities)} monitored "
-                f"quantities have R-hat >= {RHAT_MAX} or ESS < {ESS_MIN_PER_CHAIN} per chain, "
-                f"worst {what}; increase n_iter or n_chains", ConvergenceWarning)
 
     # ----------------------------------------------------------- predictions
     def _check_fitted(self):
