@@ -5,10 +5,11 @@
 from .base import Family
 from .discrete import Bernoulli, Categorical, Multinomial, Poisson
 from .gaussian import GaussianFamily, GaussianWishartPrior
-from .normal import GaussianDiag, GaussianFull
+from .normal import GaussianDiag, GaussianFull, GaussianSpherical, GaussianTied
 from .numba_family import Conjugate, ExponentialFamily
 from .product import Product
 
 __all__ = ["Family", "Bernoulli", "Categorical", "Conjugate", "Multinomial", "Poisson",
            "ExponentialFamily",
-           "GaussianDiag", "GaussianFamily", "GaussianFull", "GaussianWishartPrior", "Product"]
+           "GaussianDiag", "GaussianFamily", "GaussianFull", "GaussianSpherical", "GaussianTied",
+           "GaussianWishartPrior", "Product"]

@@ -29,7 +29,7 @@ from scipy.special import digamma
 
 from .base import Family, gamma_kl
 
-__all__ = ["GaussianDiag"]
+__all__ = ["GaussianDiag", "GaussianFull", "GaussianSpherical", "GaussianTied"]
 
 _LOG_2PI = np.log(2 * np.pi)
 
@@ -576,3 +576,80 @@ class GaussianFull(Family):
 
     def dense_features(self, data):
         return np.asarray(data, dtype=np.float64)
+
+
+class _PointOnly:
+    """A family with point estimates only (em, vem, crisp): its conjugate posterior
+    is not built, so mean field and gibbs are refused up front (see
+    Mixture._family), and SQUAREM (no unconstrained coordinates kept tied)."""
+
+    point_only = True
+
+    def _refuse(self, *args, **kwargs):
+        raise NotImplementedError(f"a {type(self).__name__} family has point estimates only "
+                                  "(em, vem, crisp)")
+
+    posterior = sample_posterior = posterior_mean = kl = posterior_statistics = _refuse
+    expected_effective = _refuse
+
+    def to_unconstrained(self, theta):
+        return None
+
+
+class GaussianTied(_PointOnly, GaussianFull):
+    """Real features, one full covariance shared by every component
+    (covariance_type='tied'), on GaussianFull's statistics: em / vem / crisp give the
+    pooled maximum-likelihood covariance plus reg_covar on its diagonal, as
+    GaussianMixture(covariance_type='tied'); each component's theta holds its mean
+    and the shared covariance.  Mean field and gibbs are not built for it."""
+
+    name = "gaussian_tied"
+
+    def point_estimate(self, stats, nk, previous):
+        D = self.n_features
+        on = nk > 0
+        theta = previous.copy()
+        if not np.any(on):
+            return theta
+        mu_all, _ = self._split(previous)
+        mu_all = mu_all.copy()
+        mu_all[on] = stats[on, :D] / nk[on, None]
+        # sum_k sum_n r (x - mu_k)(x - mu_k)^T = sum_k S2_k - nk mu_k mu_k^T, any ref
+        S2 = _to_matrix(stats[on, D:], D).sum(0)
+        cov = (S2 - np.einsum("k,ki,kj->ij", nk[on], mu_all[on], mu_all[on])) / nk[on].sum()
+        cov[np.arange(D), np.arange(D)] = np.maximum(np.diag(cov), 0.0) + self.reg_covar
+        return self._theta(mu_all, np.broadcast_to(cov, (len(nk), D, D)))
+
+    def describe(self, theta):
+        mu, cov = self._split(theta)
+        return {"means": mu + self.ref, "covariance": cov[0]}
+
+    def n_parameters(self, n_components):
+        D = self.n_features
+        return n_components * D + D * (D + 1) // 2
+
+
+class GaussianSpherical(_PointOnly, GaussianDiag):
+    """Real features, one variance per component shared by every feature
+    (covariance_type='spherical'), on GaussianDiag's statistics: em / vem / crisp
+    give the mean of the per-feature variances plus reg_covar, as
+    GaussianMixture(covariance_type='spherical').  Mean field and gibbs are not
+    built for it."""
+
+    name = "gaussian_spherical"
+
+    def point_estimate(self, stats, nk, previous):
+        D = self.n_features
+        theta = previous.copy()
+        on = nk > 0
+        mu = stats[on, :D] / nk[on, None]
+        var = np.maximum((stats[on, D:] / nk[on, None] - mu * mu).mean(1), 0.0) + self.reg_covar
+        theta[on] = np.hstack((mu, var[:, None] + mu * mu))
+        return theta
+
+    def describe(self, theta):
+        mu, var = self._split(theta)
+        return {"means": mu + self.ref, "variances": var[:, 0]}
+
+    def n_parameters(self, n_components):
+        return n_components * (self.n_features + 1)

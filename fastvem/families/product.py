@@ -44,11 +44,11 @@ class ProductData:
 
 def _builtin(name, n_columns, Xc):
     from .discrete import Bernoulli, Categorical, Multinomial, Poisson
-    from .normal import GaussianDiag, GaussianFull
-    if name == "gaussian_diag":
-        return GaussianDiag(n_columns)
-    if name == "gaussian":
-        return GaussianFull(n_columns)
+    from .normal import GaussianDiag, GaussianFull, GaussianSpherical, GaussianTied
+    gaussians = {"gaussian": GaussianFull, "gaussian_diag": GaussianDiag,
+                 "gaussian_tied": GaussianTied, "gaussian_spherical": GaussianSpherical}
+    if name in gaussians:
+        return gaussians[name](n_columns)
     if name == "bernoulli":
         return Bernoulli(n_columns, packed=False)
     if name == "poisson":
@@ -58,7 +58,8 @@ def _builtin(name, n_columns, Xc):
     if name == "multinomial":
         return Multinomial(n_columns)
     raise ValueError("a Product member must be one of 'gaussian', 'gaussian_diag', "
-                     "'bernoulli', 'categorical', 'poisson', 'multinomial' or a family object "
+                     "'gaussian_tied', 'gaussian_spherical', 'bernoulli', 'categorical', "
+                     "'poisson', 'multinomial' or a family object "
                      f"of those kinds, got {name!r}")
 
 

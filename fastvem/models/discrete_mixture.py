@@ -60,6 +60,7 @@ from sklearn.utils.validation import check_is_fitted
 from ..engine import FamilyEngine, blas_single_thread, default_n_threads
 from ..io import register
 from ..families.discrete import Bernoulli, Categorical, Multinomial, Poisson
+from ..families.normal import GaussianDiag, GaussianFull, GaussianSpherical, GaussianTied
 from ..methods import get_method
 from ..sources import DaskRowBlocks, is_chunk_iterable, is_dask_array, row_source, tree_sum_iter
 from ..structures.mixture import Mixture as MixtureStructure
@@ -1152,9 +1153,26 @@ _FAMILY_NAMES = {"bernoulli": BernoulliMixture, "categorical": CategoricalMixtur
                  "poisson": PoissonMixture, "multinomial": MultinomialMixture}
 
 
+_GAUSSIAN_NAMES = {"gaussian": GaussianFull, "gaussian_diag": GaussianDiag,
+                   "gaussian_tied": GaussianTied, "gaussian_spherical": GaussianSpherical}
+
+
+def _point_only(fam):
+    """The class names of the families (a product's members by name or object) that
+    have point estimates only."""
+    from ..families.product import Product
+    out = []
+    for f, _ in (fam.members if isinstance(fam, Product) else [(fam, None)]):
+        cls = _GAUSSIAN_NAMES.get(f) if isinstance(f, str) else type(f)
+        if cls is not None and getattr(cls, "point_only", False):
+            out.append(cls.__name__)
+    return out
+
+
 class Mixture(_DiscreteMixture):
     """The generic mixture: ``family`` is a name ('bernoulli', 'categorical',
-    'poisson', 'multinomial', 'gaussian', 'gaussian_diag': the built-in family with
+    'poisson', 'multinomial', 'gaussian', 'gaussian_diag', 'gaussian_tied',
+    'gaussian_spherical': the built-in family with
     its defaults), a family object (``fastvem.families.Bernoulli(...)``, ...,
     ``GaussianFull``, ``GaussianDiag``, a ``Product`` of families over disjoint
     columns for mixed data), or a ``fastvem.families.ExponentialFamily`` of the
@@ -1171,10 +1189,13 @@ class Mixture(_DiscreteMixture):
     ``conjugate``; ``natural_params_init`` gives its start.  ``params_init`` (K x S,
     in the form of ``params_``) starts a built-in family or a product.  Without
     them, k-means on X (or random labels) starts, as for the other mixtures.
-    'gaussian' is the full-covariance Gaussian family on the shared driver
-    (``GaussianFull``: what GaussianMixture(covariance_type='full') and
-    BayesianGaussianMixture fit, by its own faster kernel); 'gaussian_diag' the
-    diagonal one.
+    'gaussian' is the full-covariance Gaussian family (``GaussianFull``: what
+    GaussianMixture(covariance_type='full') and BayesianGaussianMixture fit, equal
+    iterate for iterate), 'gaussian_diag' the diagonal one; both run their passes on
+    GaussianMixture's Cholesky-factor kernel.  'gaussian_tied' and
+    'gaussian_spherical' (``GaussianTied``, ``GaussianSpherical``) are the tied and
+    spherical covariances by em, vem and crisp (GaussianMixture's iterates);
+    mean field and gibbs are not built for them and are refused.
     """
 
     _CONFIG = _DiscreteMixture._CONFIG + ("family",)
@@ -1197,14 +1218,14 @@ class Mixture(_DiscreteMixture):
         if isinstance(self.family, str) and self.family in _FAMILY_NAMES:
             return _FAMILY_NAMES[self.family](self.n_components)
         raise ValueError(f"family must be one of "
-                         f"{sorted(_FAMILY_NAMES) + ['gaussian', 'gaussian_diag']}, "
+                         f"{sorted(_FAMILY_NAMES) + sorted(_GAUSSIAN_NAMES)}, "
                          "a family object (fastvem.families: Bernoulli, Categorical, Poisson, "
-                         "Multinomial, GaussianDiag, GaussianFull, Product) or a "
+                         "Multinomial, GaussianDiag, GaussianFull, GaussianTied, "
+                         "GaussianSpherical, Product) or a "
                          f"fastvem.families.ExponentialFamily, got {self.family!r}")
 
     def _family(self, X, fitting=False):
         from ..families.base import Family
-        from ..families.normal import GaussianDiag, GaussianFull
         if self._user_family():
             m = get_method(self.method)
             if m.update != "point" and self.family.conjugate is None:
@@ -1213,11 +1234,19 @@ class Mixture(_DiscreteMixture):
                                  "or crisp")
             return self.family
         if isinstance(self.family, Family):
-            return self.family
-        if self.family in ("gaussian", "gaussian_diag"):
-            D = _n_columns(X)
-            return GaussianDiag(D) if self.family == "gaussian_diag" else GaussianFull(D)
-        return self._builtin()._family(X, fitting)
+            fam = self.family
+        elif isinstance(self.family, str) and self.family in _GAUSSIAN_NAMES:
+            fam = _GAUSSIAN_NAMES[self.family](_n_columns(X))
+        else:
+            return self._builtin()._family(X, fitting)
+        m = get_method(self.method)
+        point_only = _point_only(fam)
+        if m.update != "point" and point_only:
+            raise ValueError(f"method={m.name!r} is not built for a {point_only[0]} family "
+                             "(point estimates only: use em, vem or crisp; GaussianMixture / "
+                             "BayesianGaussianMixture fit tied and spherical covariances by "
+                             "every method)")
+        return fam
 
     def _given_theta(self, fam, K):
         if self.params_init is not None:
