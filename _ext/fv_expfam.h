@@ -228,6 +228,17 @@ static inline void NAME(double *restrict lpT, long B, const double *restrict tab
     }                                                                                 \
 }
 
+/* one row's responsibilities rr (NV vectors) into the 2 G entries its bytes xq pick */
+#define FV_BITS_ADD_ROW(VT, L, NV, xq, rr)                                            \
+    for (long g = 0; g < G; g++) {                                                    \
+        double *sg = st + 32 * K * g;                                                 \
+        double *w = FV_LO(sg, (xq)[g], K), *v = FV_HI(sg, (xq)[g], K);                \
+        for (int j = 0; j < (NV); j++) {                                              \
+            *(VT *)(w + (L) * j) += (rr)[j];                                          \
+            *(VT *)(v + (L) * j) += (rr)[j];                                          \
+        }                                                                             \
+    }
+
 /* st[entry] += r for each of the 2 G entries of every row i = 0..nb-1, r the row's
  * responsibilities (lpT[k * B + i] after the local step), rows in order; and
  * nk[k] += the chunk's sum of r[k] (from 0, in row order, then added once) */
@@ -258,14 +269,7 @@ static inline void NAME(double *restrict st, double *restrict nk,               
             const unsigned char *xq = x + (i + q) * G;                                \
             for (int j = 0; j < NV; j++)                                              \
                 cnt[j] += r[q][j];                                                    \
-            for (long g = 0; g < G; g++) {                                            \
-                double *sg = st + 32 * K * g;                                         \
-                double *w = FV_LO(sg, xq[g], K), *v = FV_HI(sg, xq[g], K);            \
-                for (int j = 0; j < NV; j++) {                                        \
-                    *(VT *)(w + L * j) += r[q][j];                                    \
-                    *(VT *)(v + L * j) += r[q][j];                                    \
-                }                                                                     \
-            }                                                                         \
+            FV_BITS_ADD_ROW(VT, L, NV, xq, r[q])                                      \
         }                                                                             \
     }                                                                                 \
     for (; i < nb; i++) {                 /* the last nb % 4 rows, one at a time */  \
@@ -278,14 +282,7 @@ static inline void NAME(double *restrict st, double *restrict nk,               
             memcpy(&r0[j], t, sizeof t);                                              \
             cnt[j] += r0[j];                                                          \
         }                                                                             \
-        for (long g = 0; g < G; g++) {                                                \
-            double *sg = st + 32 * K * g;                                             \
-            double *w = FV_LO(sg, xq[g], K), *v = FV_HI(sg, xq[g], K);                \
-            for (int j = 0; j < NV; j++) {                                            \
-                *(VT *)(w + L * j) += r0[j];                                          \
-                *(VT *)(v + L * j) += r0[j];                                          \
-            }                                                                         \
-        }                                                                             \
+        FV_BITS_ADD_ROW(VT, L, NV, xq, r0)                                            \
     }                                                                                 \
     for (int j = 0; j < NV; j++)                                                      \
         *(VT *)(nk + L * j) += cnt[j];                                                \

@@ -522,21 +522,29 @@ class Multinomial(Categorical):
         return rng.multinomial(length, theta_k / theta_k.sum(), size=n).astype(np.float64)
 
 
+def first_non_count(X):
+    """(i, j, 'fraction' | 'negative') of the first entry of the numeric 2-D X that
+    is not an integer >= 0 (integral floats are integers), or None."""
+    if X.dtype.kind == "f" and np.any(X != np.floor(X)):
+        i, j = np.argwhere(X != np.floor(X))[0]
+        return i, j, "fraction"
+    if X.dtype.kind != "b" and np.any(X < 0):
+        i, j = np.argwhere(X < 0)[0]
+        return i, j, "negative"
+    return None
+
+
 def check_codes(X, name="X"):
     """Non-negative integer codes as a C-contiguous int32 array (integral floats
     are accepted); ValueError naming X otherwise."""
     X = _numeric(X, name)
-    if X.dtype.kind == "f":
-        if np.any(X != np.floor(X)):
-            i, j = np.argwhere(X != np.floor(X))[0]
-            raise ValueError(f"{name} must hold integer category codes, found {X[i, j]!r} at "
-                             f"row {i}, column {j}")
+    bad = first_non_count(X)
+    if bad is not None:
+        i, j, what = bad
+        need = "integer category codes" if what == "fraction" else "category codes >= 0"
+        raise ValueError(f"{name} must hold {need}, found {X[i, j]!r} at row {i}, column {j}")
     if X.dtype.kind == "b":
         X = X.astype(np.int32)
-    if np.any(X < 0):
-        i, j = np.argwhere(X < 0)[0]
-        raise ValueError(f"{name} must hold category codes >= 0, found {X[i, j]!r} at row {i}, "
-                         f"column {j}")
     if np.max(X) >= 2 ** 31 - 1:
         raise ValueError(f"{name} holds a category code of {np.max(X)}; codes must be < 2**31 - 1")
     return np.ascontiguousarray(X, dtype=np.int32)

@@ -155,7 +155,6 @@ _INIT_BYTES = 1 << 29      # ... and about this many bytes of them as float64 en
 
 
 def _source_families():
-    from ..families.normal import GaussianDiag, GaussianFull
     from ..families.numba_family import ExponentialFamily
     return (Bernoulli, Categorical, Poisson, GaussianDiag, GaussianFull, ExponentialFamily)
 
@@ -269,7 +268,6 @@ class _Summary:
     def set_up(self, fam):
         """What the set-up rows cannot carry, from all the rows: a GaussianDiag's
         reference point (the data's mean) and a multinomial's mean length."""
-        from ..families.normal import GaussianDiag, GaussianFull
         for leaf, cols in _leaves(fam):
             if not isinstance(leaf, _source_families()):
                 raise TypeError(f"a {type(leaf).__name__} family fits in-memory data only: its "
@@ -288,7 +286,6 @@ class _Summary:
         (GaussianDiag; the other families ignore them), so rows with exactly those
         moments -- one row at the mean, or mean +- sd -- give the prior of all the
         rows."""
-        from ..families.normal import GaussianDiag, GaussianFull
         from ..families.product import Product, ProductData
         mean = self.colsum / self.n
         sd = np.zeros_like(mean) if self.m2 is None else np.sqrt(np.maximum(self.m2 / self.n, 0))
@@ -322,7 +319,6 @@ def _chunk_summary(block, index, start, est, prefix):
         kind = TypeError if isinstance(exc, TypeError) else ValueError
         raise kind(f"{prefix} {index}: {exc}") from exc
     _prepare_chunk(fam, block, index, prefix, fitting=True)
-    from ..families.normal import GaussianFull
     return _Summary.of(block, scatter=any(isinstance(leaf, GaussianFull)
                                           for leaf, _ in _leaves(fam)))
 
@@ -452,9 +448,7 @@ class _DiscreteMixture(MixtureEstimator):
         if not is_choice(self.init_params, ("kmeans", "random")):
             raise ValueError(f"init_params must be 'kmeans' or 'random', got {self.init_params!r}")
         if m.assign == "sample":
-            _check_int(self.n_samples, "n_samples", 1)
-            _check_int(self.burn_in, "burn_in", 0)
-            _check_int(self.thin, "thin", 1)
+            self._check_sampler()
         return m, K
 
     def _weights_prior(self, K):
@@ -758,7 +752,6 @@ class _DiscreteMixture(MixtureEstimator):
         MixtureEstimator._mixing)."""
         from ..diagnostics import permute_draws, relabel
         fam = engine.family
-        self._check_sampler()
 
         def start(chain):
             # each chain from its own k-means fit, the best of a few seedings (as

@@ -1366,17 +1366,16 @@ def _check_counts(X, n_trials):
     """X (n_samples, n_symbols) of counts: integers >= 0 (integral floats
     accepted), each row summing to n_trials where it is given (an int, or one per
     row); ValueError naming X or n_trials otherwise."""
-    from ..families.discrete import _numeric
+    from ..families.discrete import _numeric, first_non_count
     X = _numeric(X)
-    if X.dtype.kind == "f" and np.any(X != np.floor(X)):
-        i, j = np.argwhere(X != np.floor(X))[0]
-        raise ValueError(f"X must hold counts (integers >= 0), got X[{i}, {j}] = {X[i, j]}")
+    bad = first_non_count(X)
+    if bad is not None:
+        i, j, what = bad
+        got = "a negative count " if what == "negative" else ""
+        raise ValueError(f"X must hold counts (integers >= 0), got {got}X[{i}, {j}] = "
+                         f"{X[i, j]}")
     if X.dtype.kind == "b":
         X = X.astype(np.int64)
-    if np.any(X < 0):
-        i, j = np.argwhere(X < 0)[0]
-        raise ValueError(f"X must hold counts (integers >= 0), got a negative count "
-                         f"X[{i}, {j}] = {X[i, j]}")
     if n_trials is None:
         return X
     nt = _check_n_trials(n_trials)
