@@ -182,3 +182,9 @@ def stepwise_schedule(est):
     if total is not None and not (isinstance(total, (int, float)) and total > 0):
         raise ValueError(f"total_samples must be None or positive, got {total!r}")
     return float(decay), float(offset), total
+
+
+def stepwise_rho(t, decay, offset):
+    """The step size of partial_fit's step t (0, 1, ...): 1 for the first (its
+    statistics taken whole), then (offset + t) ** -decay."""
+    return 1.0 if t == 0 else (offset + t) ** (-decay)

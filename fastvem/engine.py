@@ -264,6 +264,10 @@ class RowStats:
     def __sub__(self, other):
         return type(self)(*(getattr(self, f) - getattr(other, f) for f in self._fields))
 
+    def __mul__(self, a):
+        """Every field times the scalar a (a stepwise blend of statistics)."""
+        return type(self)(*(getattr(self, f) * a for f in self._fields))
+
 
 class FamilyEngine:
     """A family of the ``Family`` protocol x the mixture structure x a method, over

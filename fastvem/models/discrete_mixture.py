@@ -65,7 +65,7 @@ from ..methods import get_method
 from ..sources import DaskRowBlocks, is_chunk_iterable, is_dask_array, row_source, tree_sum_iter
 from ..structures.mixture import Mixture as MixtureStructure
 from .._validation import (check_random_state_param, check_sample_weight, is_choice,
-                           progress_reporter, stepwise_schedule)
+                           progress_reporter, stepwise_rho, stepwise_schedule)
 from .base import MixtureEstimator
 
 __all__ = ["BernoulliMixture", "CategoricalMixture", "Mixture", "MultinomialMixture",
@@ -626,7 +626,7 @@ class _DiscreteMixture(MixtureEstimator):
         stats, nk_b, totals = self._pass(fam, data, sw, W, c, logw,
                                          0 if m.assign == "softmax" else 1)
         stream["seen"] += weight
-        rho = 1.0 if stream["t"] == 0 else (offset + stream["t"]) ** (-decay)
+        rho = stepwise_rho(stream["t"], decay, offset)
         scale = ((total if total is not None and m.update == "posterior" else stream["seen"])
                  / weight)
         stream["S"] = (1.0 - rho) * stream["S"] + rho * scale * stats

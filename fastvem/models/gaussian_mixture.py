@@ -19,7 +19,8 @@ from ..structures.mixture import DirichletWeights, Mixture
 from ..stats import GaussianStats
 from ..sources import ChunkSource, DaskSource, is_chunk_iterable, is_dask_array
 from .._validation import (check_array_param, check_sample_weight, check_random_state_param,
-                          check_scale, is_choice, progress_reporter, stepwise_schedule)
+                          check_scale, is_choice, progress_reporter, stepwise_rho,
+                          stepwise_schedule)
 from .base import MixtureEstimator
 
 __all__ = ["GaussianMixture"]
@@ -395,7 +396,7 @@ class GaussianMixture(MixtureEstimator):
             engine.family = family
             params = self._get_params()
         stream["seen"] += weight
-        rho = 1.0 if stream["stats"] is None else (offset + stream["t"]) ** (-decay)
+        rho = stepwise_rho(stream["t"], decay, offset)
         scale = ((total if total is not None else stream["seen"]) / weight
                  if method.update == "posterior" else 1.0 / weight)
         with blas_single_thread():

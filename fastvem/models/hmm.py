@@ -61,6 +61,14 @@ still reads full matrices), and HMM(family) keeps what rebuilds its family
 cannot be saved).  Every attribute of a loaded model is checked by
 fastvem/_load_checks_hmm.py.
 
+Large data: fit also reads whole sequences from a source, once per iteration
+(an iterable of sequences or of (rows, lengths) pairs, a Dask array with
+lengths whose blocks hold whole sequences; `hmm_sources.py`), for em, vem, crisp
+and meanfield; a memmap is read in place.  partial_fit(X, lengths) takes one
+stochastic step on a batch of whole sequences (stepwise EM, or stochastic
+variational inference under mean field), with learning_decay, learning_offset
+and total_samples as the mixtures'.
+
 VariationalGaussianHMM / VariationalCategoricalHMM are hmmlearn.vhmm's models:
 method='meanfield' with hmmlearn's priors, start and attribute names; their lower
 bound equals hmmlearn's iterate for iterate (every covariance_type; priors shared
@@ -82,7 +90,9 @@ from ..families.normal import GaussianDiag, GaussianFull, _to_matrix
 from ..io import register, save_estimator
 from ..methods import get_method
 from ..structures.hmm import Chain
-from .._validation import check_random_state_param
+from .._validation import check_random_state_param, stepwise_schedule, stepwise_rho
+from .hmm_sources import (DaskSequenceBlocks, SequenceStream, refuse_sequence_source,
+                          sequence_source, survey_batch as _survey_batch)
 
 __all__ = ["GaussianHMM", "CategoricalHMM", "MultinomialHMM", "PoissonHMM", "HMM", "HMMEngine",
            "HMMStats",
@@ -93,6 +103,7 @@ _MASK64 = (1 << 64) - 1
 _MONITORED_ENTRIES = 3
 _MODES = {"em": 0, "vem": 3, "crisp": 1, "meanfield": 0, "gibbs": 2}
 _COVARIANCE_TYPES = ("spherical", "diag", "full", "tied")
+_SOURCE_INIT_ROWS = 100_000     # rows of a source the start (k-means, covariances) reads
 
 
 def _kernel():
@@ -154,6 +165,7 @@ class HMMEngine:
         self.update_codes = update
         self.seed = int(seed)
         self.vem_tol, self.vem_max_iter = vem_tol, vem_max_iter
+        self.last_stats = None          # the statistics the last step's update read
 
     @property
     def posterior(self):
@@ -176,6 +188,9 @@ class HMMEngine:
         W, c, ls, lt = self.effective(params)
         if seed is None:
             seed = self.seed * 0x9E3779B97F4A7C15 + iteration
+        if isinstance(data, SequenceStream):        # batch by batch, tree-summed
+            return data.statistics(W, c, ls, lt, self.mode, seed, self.vem_tol,
+                                   self.vem_max_iter)
         out = hmm_pass(self.family, data, self.offsets, sample_weight, W, c, ls, lt, self.mode,
                        seed, self.n_threads, tol=self.vem_tol, max_iter=self.vem_max_iter)
         n = len(self.offsets) - 1
@@ -242,7 +257,7 @@ class HMMEngine:
                     obj = alt
                     events.append("vem kept the previous q(z): its fixed point from a "
                                   "forward start was lower")
-            last["stats"] = stats
+            last["stats"] = self.last_stats = stats
             new, ev = self.update(stats, iteration, params)
             return (obj / stats.weight if per_weight else obj), new, events + ev
         return _step
@@ -586,6 +601,17 @@ def _monitored_names(K, n_statistics):
                + [f"theta_{k}_{j}" for j in range(n_mon)]])
 
 
+def _posterior_start(fam, chain, prior, params, n_rows, n_seq):
+    """Mean field's q from point parameters (startprob, transmat, theta): the
+    posteriors of the statistics they imply with the rows spread evenly over the
+    states."""
+    startprob, transmat, theta = params
+    K = len(startprob)
+    nk0 = np.full(K, n_rows / K)
+    return (fam.posterior(fam.initial_statistics(theta, nk0), nk0, prior),
+            chain.initial_posterior(startprob, transmat, n_seq, n_rows - n_seq))
+
+
 def _relabel_params(params, perm):
     startprob, transmat, theta = params
     return startprob[perm], transmat[np.ix_(perm, perm)], theta[perm]
@@ -631,6 +657,12 @@ class _BaseHMM(BaseEstimator):
     @monitor_.setter
     def monitor_(self, monitor):
         self.__dict__["_monitor"] = monitor
+
+    def __getstate__(self):
+        """Pickles leave out partial_fit's running state (its engine and family)."""
+        state = super().__getstate__()
+        state.pop("_stream", None)
+        return state
 
     # -------------------------------------------------------- persistence
     def save(self, path):
@@ -735,14 +767,40 @@ class _BaseHMM(BaseEstimator):
     # ------------------------------------------------------------------ fit
     def fit(self, X, lengths=None):
         """Estimate the parameters from X (sequences of rows given by lengths);
-        returns self."""
+        returns self.  X may also be a source of whole sequences read once per
+        iteration (fastvem/models/hmm_sources.py): an iterable of sequences (2-D
+        arrays, or pairs (rows, lengths); lengths=None then) or a Dask array with
+        lengths, each block holding whole sequences.  From a source the start
+        (k-means, the covariances) reads the first whole sequences holding at least
+        100,000 rows (hmmlearn's reads every row; equal when they are all), the
+        Gaussians' reference point and mean field's default prior the moments of
+        every row; gibbs and the Variational* models need an array."""
         K, m = self._check_common()
         for name in self._stale_attributes:
             self.__dict__.pop(name, None)       # a previous fit's, by another method
-        fam, data = self._prepare_fit(X)
-        N = data.shape[0]
-        offsets = _offsets(lengths, N)
+        self._stream = None                     # a later partial_fit continues this fit
         threads = default_n_threads(self.n_threads)
+        source = sequence_source(X, lengths)
+        if source is None:
+            fam, data = self._prepare_fit(X)
+            N = data.shape[0]
+            offsets = _offsets(lengths, N)
+            init_X, init_data, prior_data = X, data, data
+            n_seq, constant = len(offsets) - 1, float(np.sum(_row_constants(fam)))
+        else:
+            if m.update == "sample" or getattr(self, "_variational_start", None) is not None:
+                raise TypeError(f"{type(self).__name__}(method={m.name!r}) fits sequences in "
+                                "memory only (an array and lengths), not an iterable of "
+                                "sequences or a dask array")
+            # a Dask block's task runs one thread unless told (blocks run side by side)
+            if isinstance(source, DaskSequenceBlocks) and self.n_threads is None:
+                threads = 1
+            fam, survey, init_X = self._source_setup(source, K)
+            init_data = fam.prepare(init_X)
+            prior_data = survey.summary.prior_data(fam)
+            N, n_seq, constant = survey.summary.n, survey.n_seq, survey.log_h
+            data = SequenceStream(source, self, fam, N, threads)
+            offsets = None
         # hmmlearn's random streams: the chain's start from check_random_state(random_state),
         # the emissions' from another (an int seed starts both afresh; k-means takes
         # random_state itself), so that a start equals hmmlearn's for the same seed
@@ -755,7 +813,7 @@ class _BaseHMM(BaseEstimator):
         else:
             startprob, transmat = self._chain_params(K, rs)
             rs_e = check_random_state_param(self.random_state)
-            self._init_emissions(fam, X, data, rs_e)
+            self._init_emissions(fam, init_X, init_data, rs_e)
             theta = self._theta(fam)
         seed = int(rs_e.randint(2 ** 31))
         engine = HMMEngine(fam, chain, m, data, offsets, threads, update=self.params, seed=seed)
@@ -766,18 +824,14 @@ class _BaseHMM(BaseEstimator):
         monitor = self._monitor
         params = (startprob, transmat, theta)
         if variational is not None:
-            engine.prior = fam.default_prior(data)
+            engine.prior = fam.default_prior(prior_data)
             chain.check_posterior_prior()
             params = variational(fam, chain, X, data, offsets)
         elif engine.posterior:
-            engine.prior = fam.default_prior(data)
+            engine.prior = fam.default_prior(prior_data)
             chain.check_posterior_prior()
-            n_seq = len(offsets) - 1
-            nk0 = np.full(K, N / K)
-            params = (fam.posterior(fam.initial_statistics(theta, nk0), nk0, engine.prior),
-                      chain.initial_posterior(startprob, transmat, n_seq, N - n_seq))
-        step = _shifted(engine.step(data, None, per_weight=False),
-                        float(np.sum(_row_constants(fam))))
+            params = _posterior_start(fam, chain, engine.prior, params, N, n_seq)
+        step = _shifted(engine.step(data, None, per_weight=False), constant)
         tol = self.tol
 
         def stop(n_iter, objective, params):
@@ -790,9 +844,19 @@ class _BaseHMM(BaseEstimator):
         else:
             res = run_iterations(step, params, self.n_iter, 0.0, callback=stop)
             res_params, trace = res.params, res.trace
+            # the statistics the last update read: partial_fit continues from them
+            engine.data = None              # the stream keeps no rows
+            self._stream = {"engine": engine, "stats": engine.last_stats, "params": res_params,
+                            "t": 1, "seen": float(N)}
         trace.objective = [o / N for o in trace.objective]
+        self._set_fitted(fam, engine, chain, res_params)
+        self._finish(fam, trace)
+        return self
+
+    def _set_fitted(self, fam, engine, chain, params):
+        """The fitted attributes from the engine's parameters."""
         if engine.posterior:
-            q, qc = res_params
+            q, qc = params
             self.startprob_posterior_, self.transmat_posterior_ = qc
             self.emission_posterior_ = fam.pack_posterior(q)
             startprob, transmat = chain.mean(qc)
@@ -800,8 +864,111 @@ class _BaseHMM(BaseEstimator):
             self._set_theta(fam, fam.posterior_mean(q))
             self._set_posterior(fam, q, chain, engine.prior)
         else:
-            self.startprob_, self.transmat_ = res_params[0], res_params[1]
-            self._set_theta(fam, res_params[2])
+            self.startprob_, self.transmat_ = params[0], params[1]
+            self._set_theta(fam, params[2])
+
+    def _source_setup(self, source, K):
+        """(family, survey, first rows) of a fit from a source: one pass validates
+        every batch (as fit would validate it) and pools what the family's set-up
+        reads from all the rows (hmm_sources.survey)."""
+        survey = source.sum(_survey_batch, self)
+        fam = self._source_family(survey, source)
+        survey.summary.set_up(fam)
+        init_X, _ = source.head(max(K, _SOURCE_INIT_ROWS))
+        return fam, survey, init_X
+
+    def _source_family(self, survey, source):
+        """The family of a fit from a source, set up as on all the rows (the first
+        row and the column maxima: a categorical's symbols)."""
+        return self._prepare_fit(survey.summary.setup_rows())[0]
+
+    def _prepare_batch(self, fam, rows):
+        """A batch of a source prepared with the fit's family (its reference point
+        and categories kept)."""
+        return fam.prepare(rows)
+
+    # ------------------------------------------------------------ partial_fit
+    def partial_fit(self, X, lengths=None):
+        """One stochastic step on a batch of whole sequences; returns self.  em /
+        vem / crisp: stepwise EM; meanfield: stochastic variational inference.
+
+        The running statistics (the family's, the start and transition counts) are
+        S <- (1 - rho) S + rho * scale * stats(batch), with rho = (learning_offset
+        + t) ** -learning_decay (t = 0, 1, ... counts the steps; the first takes the
+        batch's statistics whole; defaults 0.7 and 1, read from the estimator's
+        learning_decay / learning_offset where set) and scale = (rows seen so far,
+        or total_samples rows for meanfield when set) / (the batch's rows), so that
+        the priors weigh as in a fit of the rows seen.  The parameters are then the
+        method's update from S.  The first call starts as fit does (from this batch;
+        the model's own parameters where init_params leaves them out); after fit
+        the steps continue from the fit's last statistics; a loaded model starts a
+        new stream from its parameters.  The family is fixed by the first batch
+        (a categorical's symbols: set n_features to the alphabet's size).  Not for
+        gibbs or the Variational* models."""
+        K, m = self._check_common()
+        if m.update == "sample" or getattr(self, "_variational_start", None) is not None:
+            raise ValueError(f"partial_fit is not available for {type(self).__name__}"
+                             f"(method={m.name!r})")
+        refuse_sequence_source(X, "partial_fit")
+        decay, offset, total = stepwise_schedule(self)
+        stream = self.__dict__.get("_stream")
+        threads = default_n_threads(self.n_threads)
+        if stream is not None and stream["engine"].method.name != m.name:
+            stream = None                      # the method changed: a new stream
+        if stream is None:
+            fitted = hasattr(self, "n_features_in_")     # by fit, or loaded
+            fam, data = self._prepare_predict(X) if fitted else self._prepare_fit(X)
+            N = data.shape[0]
+            offsets = _offsets(lengths, N)
+            rs = check_random_state_param(self.random_state)
+            chain = self._chain(K)
+            if fitted:
+                params = self._fitted_params(fam)
+            else:
+                startprob, transmat = self._chain_params(K, rs)
+                rs_e = check_random_state_param(self.random_state)
+                self._init_emissions(fam, X, data, rs_e)
+                params = (startprob, transmat, self._theta(fam))
+            engine = HMMEngine(fam, chain, m, data, offsets, threads, update=self.params,
+                               seed=0)
+            if engine.posterior:
+                engine.prior = fam.default_prior(data)
+                chain.check_posterior_prior()
+                params = _posterior_start(fam, chain, engine.prior, params, N,
+                                          len(offsets) - 1)
+            stream = {"engine": engine, "stats": None, "params": params, "t": 0, "seen": 0.0}
+        else:
+            engine = stream["engine"]
+            fam = engine.family
+            data = self._prepare_batch(fam, X)
+            N = data.shape[0]
+            offsets = _offsets(lengths, N)
+        engine.n_threads = threads
+        engine.offsets = offsets
+        params = stream["params"]
+        stats = engine.statistics(data, None, params, stream["t"])
+        obj = (engine.bound(stats, params) if engine.posterior else stats.objective) \
+            + float(np.sum(_row_constants(fam)))
+        stream["seen"] += N
+        rho = stepwise_rho(stream["t"], decay, offset)
+        scale = ((total if total is not None and engine.posterior else stream["seen"]) / N)
+        S = stats * (rho * scale)
+        if stream["stats"] is not None:
+            S = stream["stats"] * (1.0 - rho) + S
+        new, events = engine.update(S, stream["t"], params)
+        stream.update(stats=S, params=new, t=stream["t"] + 1)
+        engine.data = engine.offsets = None     # the stream keeps no rows
+        self._stream = stream
+        self._set_fitted(fam, engine, engine.chain, new)
+        # the run of partial_fit steps (a fit's own history is not continued): one
+        # entry a step in monitor_ and trace_, n_iter_ the steps taken
+        if "trace" not in stream:
+            stream["trace"] = Trace()
+            self.monitor_ = ConvergenceMonitor(self.tol, self.n_iter, self.verbose)
+        trace = stream["trace"]
+        trace.append(obj / N, 0.0)
+        trace.events.extend((len(trace), e) for e in events)
+        self.monitor_.report(obj)
         self._finish(fam, trace)
         return self
 
@@ -942,6 +1109,7 @@ class _BaseHMM(BaseEstimator):
 
     def _setup_predict(self, X, lengths):
         self._check_fitted()
+        refuse_sequence_source(X, "score, score_samples, predict, predict_proba and decode")
         K = _check_int(self.n_components, "n_components", 1)
         fam, data = self._prepare_predict(X)
         offsets = _offsets(lengths, data.shape[0])
@@ -1033,6 +1201,7 @@ class _BaseHMM(BaseEstimator):
         return -2 * self.score(X, lengths) + 2 * self._n_parameters()
 
     def bic(self, X, lengths=None):
+        refuse_sequence_source(X, "bic")
         n = self._prepare_predict(X)[1].shape[0]
         return -2 * self.score(X, lengths) + self._n_parameters() * np.log(n)
 
@@ -1059,6 +1228,13 @@ class _BaseHMM(BaseEstimator):
 
 
 _UNSET = object()
+
+
+def _stepwise_init(est, learning_decay, learning_offset, total_samples):
+    """partial_fit's schedule (see _BaseHMM.partial_fit)."""
+    est.learning_decay = learning_decay
+    est.learning_offset = learning_offset
+    est.total_samples = total_samples
 
 
 def _common_init(est, n_components, startprob_prior, transmat_prior, algorithm, random_state,
@@ -1098,10 +1274,12 @@ class GaussianHMM(_BaseHMM):
                  covars_prior=1e-2, covars_weight=1, algorithm="viterbi", random_state=None,
                  n_iter=10, tol=1e-2, verbose=False, params="stmc", init_params="stmc",
                  implementation="log", *, method="em", n_threads=None, burn_in=None,
-                 n_chains=2):
+                 n_chains=2, learning_decay=0.7, learning_offset=1.0,
+                 total_samples=None):
         _common_init(self, n_components, startprob_prior, transmat_prior, algorithm,
                      random_state, n_iter, tol, verbose, params, init_params, implementation,
                      method, n_threads, burn_in, n_chains)
+        _stepwise_init(self, learning_decay, learning_offset, total_samples)
         self.covariance_type = covariance_type
         self.min_covar = min_covar
         self.means_prior = means_prior
@@ -1281,10 +1459,12 @@ class CategoricalHMM(_BaseHMM):
                  emissionprob_prior=1.0, n_features=None, algorithm="viterbi",
                  random_state=None, n_iter=10, tol=1e-2, verbose=False, params="ste",
                  init_params="ste", implementation="log", method="em", n_threads=None,
-                 burn_in=None, n_chains=2):
+                 burn_in=None, n_chains=2, learning_decay=0.7, learning_offset=1.0,
+                 total_samples=None):
         _common_init(self, n_components, startprob_prior, transmat_prior, algorithm,
                      random_state, n_iter, tol, verbose, params, init_params, implementation,
                      method, n_threads, burn_in, n_chains)
+        _stepwise_init(self, learning_decay, learning_offset, total_samples)
         self.emissionprob_prior = emissionprob_prior
         self.n_features = n_features
 
@@ -1407,10 +1587,12 @@ class MultinomialHMM(_BaseHMM):
                  transmat_prior=1.0, algorithm="viterbi", random_state=None, n_iter=10,
                  tol=1e-2, verbose=False, params="ste", init_params="ste",
                  implementation="log", *, method="em", n_threads=None, burn_in=None,
-                 n_chains=2):
+                 n_chains=2, learning_decay=0.7, learning_offset=1.0,
+                 total_samples=None):
         _common_init(self, n_components, startprob_prior, transmat_prior, algorithm,
                      random_state, n_iter, tol, verbose, params, init_params, implementation,
                      method, n_threads, burn_in, n_chains)
+        _stepwise_init(self, learning_decay, learning_offset, total_samples)
         self.n_trials = n_trials
 
     _emission_attributes = ("emissionprob_",)
@@ -1437,6 +1619,17 @@ class MultinomialHMM(_BaseHMM):
                              f"expecting {nf} (emissionprob_ has {nf} columns)")
         fam = _MultinomialHMMFamily(nf, self.params)
         return fam, fam.prepare(X)
+
+    def _source_family(self, survey, source):
+        """From a source: the family of the first sequences (the column maxima of
+        every row would not sum to n_trials); n_trials one integer or None."""
+        if np.ndim(self.n_trials) > 0:
+            raise ValueError("n_trials must be one integer or None to fit from a source (one "
+                             "per row cannot follow the batches)")
+        return self._prepare_fit(source.head(1)[0])[0]
+
+    def _prepare_batch(self, fam, rows):
+        return fam.prepare(_check_counts(rows, self.n_trials))
 
     def _init_emissions(self, fam, X, data, rs):
         if self._needs_init("e", "emissionprob_"):
@@ -1477,10 +1670,12 @@ class PoissonHMM(_BaseHMM):
                  lambdas_prior=0.0, lambdas_weight=0.0, algorithm="viterbi", random_state=None,
                  n_iter=10, tol=1e-2, verbose=False, params="stl", init_params="stl",
                  implementation="log", *, method="em", n_threads=None, burn_in=None,
-                 n_chains=2):
+                 n_chains=2, learning_decay=0.7, learning_offset=1.0,
+                 total_samples=None):
         _common_init(self, n_components, startprob_prior, transmat_prior, algorithm,
                      random_state, n_iter, tol, verbose, params, init_params, implementation,
                      method, n_threads, burn_in, n_chains)
+        _stepwise_init(self, learning_decay, learning_offset, total_samples)
         self.lambdas_prior = lambdas_prior
         self.lambdas_weight = lambdas_weight
 
@@ -1561,10 +1756,12 @@ class HMM(_BaseHMM):
                  transmat_prior=1.0, algorithm="viterbi", random_state=None, n_iter=10,
                  tol=1e-2, verbose=False, params="ste", init_params="ste",
                  implementation="log", method="em", n_threads=None, burn_in=None,
-                 n_chains=2):
+                 n_chains=2, learning_decay=0.7, learning_offset=1.0,
+                 total_samples=None):
         _common_init(self, n_components, startprob_prior, transmat_prior, algorithm,
                      random_state, n_iter, tol, verbose, params, init_params, implementation,
                      method, n_threads, burn_in, n_chains)
+        _stepwise_init(self, learning_decay, learning_offset, total_samples)
         self.family = family
 
     def _make_family(self, X):
