@@ -29,12 +29,13 @@ _LAZY = {
     "HMM": "fastvem.models",
     "VariationalGaussianHMM": "fastvem.models",
     "VariationalCategoricalHMM": "fastvem.models",
+    "GMMHMM": "fastvem.models",
 }
 
 __all__ = ["GaussianMixture", "Mixture", "BernoulliMixture", "CategoricalMixture",
            "MultinomialMixture",
            "PoissonMixture", "GaussianHMM", "CategoricalHMM", "MultinomialHMM", "PoissonHMM",
-           "HMM", "VariationalGaussianHMM", "VariationalCategoricalHMM",
+           "HMM", "VariationalGaussianHMM", "VariationalCategoricalHMM", "GMMHMM",
            "BayesianGaussianMixture", "LatentDirichletAllocation", "load", "datasets",
            "kernels", "methods", "review", "__version__"]
 

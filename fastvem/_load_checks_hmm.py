@@ -172,9 +172,33 @@ def _theta_domain(name, fam, theta):
             _magnitude(name, t)
 
 
+def _gmm(est, attrs, K):
+    """GMMHMM: weights_ (K x n_mix, rows that are distributions), means_
+    (K x n_mix x D, finite, within the kernels' range), covars_ in hmmlearn's
+    GMMHMM shapes ((K, n_mix) spherical, (K, n_mix, D) diag, (K, n_mix, D, D) full,
+    (K, D, D) tied: positive, or symmetric positive definite)."""
+    D = _n_features(attrs)
+    M = int(est.n_mix)
+    w = _farray("weights_", attrs.need("weights_"), (K, M))
+    _probabilities("weights_", w)
+    means = _farray("means_", attrs.need("means_"), (K, M, D))
+    _magnitude("means_", _finite("means_", means))
+    ct = est.covariance_type
+    if ct == "tied":
+        _covariances("covars_", attrs.need("covars_"), "full", K, D, reg_covar=1.0)
+    else:
+        _covariances("covars_", attrs.need("covars_"), ct, M, D, reg_covar=1.0, lead=(K,))
+    fam = est._family(D)
+    # predictions take the data's mean as the reference point; any finite one
+    # validates the parameters
+    fam.ref = np.ascontiguousarray(means.astype(np.float64).reshape(K * M, D).mean(0))
+    return fam, D, fam
+
+
 _EMISSIONS = {"GaussianHMM": _gaussian, "VariationalGaussianHMM": _gaussian,
               "CategoricalHMM": _categorical, "VariationalCategoricalHMM": _categorical,
               "MultinomialHMM": _multinomial, "PoissonHMM": _poisson, "HMM": _generic}
+_EMISSIONS["GMMHMM"] = _gmm
 
 
 def _emissions(est, attrs, K):
@@ -222,6 +246,7 @@ def _posterior(attrs, fam, K, start, trans):
 
 
 def _draws(est, attrs, fam, K, start, trans, n_iter):
+    from .families.normal import GaussianDiag, GaussianFull
     from .models.hmm import _monitored_names
     n_chains = int(est.n_chains)
     ps = attrs.need("posterior_samples_")
@@ -239,6 +264,28 @@ def _draws(est, attrs, fam, K, start, trans, n_iter):
     _probabilities("posterior_samples_['transmat']", t)
     th = _farray("posterior_samples_['theta']", ps["theta"], (S, K, fam.n_statistics()))
     _theta_domain("posterior_samples_['theta']", fam, th)
+    # the fitted emissions are the draws' average; a Gaussian's draws are about the
+    # fit's reference point, which is not saved: its fitted means less the draws'
+    # average means are one shift for every state, and each draw keeps the
+    # covariance type (one variance a state, or one covariance for all)
+    fitted = np.asarray(est._theta(fam), dtype=np.float64)
+    mean = th.astype(np.float64).mean(0)
+    if isinstance(fam, (GaussianDiag, GaussianFull)):
+        D = fam.n_features
+        shift = fitted[:, :D] - mean[:, :D]
+        fitted, mean = shift, np.broadcast_to(shift[:1], shift.shape)
+        ct = getattr(est, "covariance_type", None)
+        mu, var = fam._split(th.astype(np.float64).reshape(-1, th.shape[-1]))
+        var = var.reshape((S, K) + var.shape[1:])
+        if ct == "spherical" and not np.allclose(var, var[..., :1], rtol=1e-9, atol=0):
+            _fail("posterior_samples_['theta'] holds a spherical draw whose variance differs "
+                  "between features")
+        if ct == "tied" and not np.allclose(var, var[:, :1], rtol=1e-9, atol=1e-12):
+            _fail("posterior_samples_['theta'] holds a tied draw whose covariance differs "
+                  "between states")
+    if not np.allclose(fitted, mean, rtol=1e-9, atol=_MEAN_TOL):
+        _fail("the fitted emission parameters are not the mean of "
+              "posterior_samples_['theta']")
     if not np.allclose(start, s.astype(np.float64).mean(0), rtol=0, atol=_MEAN_TOL):
         _fail("startprob_ is not the mean of posterior_samples_['startprob']")
     if not np.allclose(trans, t.astype(np.float64).mean(0), rtol=0, atol=_MEAN_TOL):

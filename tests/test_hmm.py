@@ -412,14 +412,6 @@ def test_single_rows_constant_feature_and_float32():
     assert np.allclose(m.emissionprob_[:, 2], 0) and np.allclose(m.emissionprob_.sum(1), 1)
 
 
-def test_not_built_methods_raise():
-    X, lengths = gaussian_data(0)
-    for ct in ("spherical", "tied"):
-        for meth in ("meanfield", "gibbs"):
-            with pytest.raises(NotImplementedError, match=meth):
-                fastvem.GaussianHMM(K, covariance_type=ct, method=meth).fit(X, lengths)
-
-
 # ------------------------------------------------------------ bad input
 @pytest.mark.parametrize("lengths,match", [
     ([100], "lengths"), ([50, 0, 52], "lengths"), ([60, -10, 52], "lengths"),

@@ -41,10 +41,8 @@ def _fit(cls, X, lengths=None, **kw):
     return cls(**kw).fit(X, lengths)
 
 
-# meanfield is built for diag and full GaussianHMM only (spherical / tied refused)
-@pytest.mark.parametrize("method, ct", [(m, c) for m in DETERMINISTIC
-                                        for c in ("diag", "full", "spherical", "tied")
-                                        if m != "meanfield" or c in ("diag", "full")])
+@pytest.mark.parametrize("method", DETERMINISTIC)
+@pytest.mark.parametrize("ct", ["diag", "full", "spherical", "tied"])
 def test_iterable_of_sequences_equals_the_array(method, ct):
     X, L, _, _ = _gaussian_data()
     a = _fit(GaussianHMM, X, L, covariance_type=ct, method=method)
@@ -245,3 +243,20 @@ def test_partial_fit_refusals_and_fixed_family():
     assert ok.emissionprob_.shape == (2, 4)
     with pytest.raises(ValueError, match="features"):
         GaussianHMM(3, random_state=0).partial_fit(X, L).partial_fit(np.ones((4, 3)))
+
+
+@pytest.mark.parametrize("method", ["em", "vem", "crisp"])
+def test_gmmhmm_from_sources_and_partial_fit(method, monkeypatch):
+    monkeypatch.setattr(hmm_sources, "BATCH_ROWS", 500)
+    X, L, _, _ = _gaussian_data(11)
+    kw = {"n_mix": 2, "covariance_type": "full", "method": method}
+    a = _fit(fastvem.GMMHMM, X, L, **kw)
+    b = _fit(fastvem.GMMHMM, _split(X, L), **kw)
+    _close(a, b, 1e-9)
+    for name in ("weights_", "means_", "covars_"):
+        np.testing.assert_allclose(getattr(a, name), getattr(b, name), rtol=1e-9, atol=1e-9)
+    one = fastvem.GMMHMM(3, random_state=0, n_iter=1, **kw).fit(X, L)
+    step = fastvem.GMMHMM(3, random_state=0, **kw).partial_fit(X, L)
+    for name in ("startprob_", "transmat_", "weights_", "means_", "covars_"):
+        np.testing.assert_allclose(getattr(step, name), getattr(one, name), rtol=1e-12,
+                                   atol=1e-12)

@@ -97,11 +97,9 @@ def _hmm(name, cls, method, **kw):
                        **kw).fit(_data(name))
 
 
-# hidden Markov models: every estimator x method (the Gaussian's covariance types
-# under the point methods; mean field and gibbs are built for diag and full)
+# hidden Markov models: every estimator x method x the Gaussian's covariance types
 for _m in ("em", "vem", "crisp", "meanfield", "gibbs"):
-    for _ct in (("diag", "full", "spherical", "tied") if _m in ("em", "vem", "crisp")
-                else ("diag", "full")):
+    for _ct in ("diag", "full", "spherical", "tied"):
         _n = f"hmm-gaussian-{_m}-{_ct}"
         SPECS[_n] = _hmm(_n, fastvem.GaussianHMM, _m, covariance_type=_ct)
     for _n, _cls in ((f"hmm-categorical-{_m}", fastvem.CategoricalHMM),

@@ -537,6 +537,12 @@ class GaussianFull(Family):
 
     def kl(self, q, prior):
         """KL of the Normal-Wishart posteriors to the prior, summed over components."""
+        wishart, normal = self._kl_parts(q, prior)
+        return float(np.sum(wishart + normal))
+
+    def _kl_parts(self, q, prior):
+        """Per component: KL(q(precision) || its prior) and the expected KL of
+        q(mean | precision) to its prior."""
         from scipy.special import multigammaln
         m0, beta0, nu0, W0inv = prior
         m, beta, nu, Winv = q
@@ -553,7 +559,7 @@ class GaussianFull(Family):
         r = beta0 / beta
         normal = 0.5 * (D * r - D - D * np.log(r)
                         + beta0 * nu * np.einsum("ki,kij,kj->k", dm, W, dm))
-        return float(np.sum(wishart + normal))
+        return wishart, normal
 
     def pack_posterior(self, q):
         m, beta, nu, Winv = q
@@ -578,30 +584,30 @@ class GaussianFull(Family):
         return np.asarray(data, dtype=np.float64)
 
 
-class _PointOnly:
-    """A family with point estimates only (em, vem, crisp): its conjugate posterior
-    is not built, so mean field and gibbs are refused up front (see
-    Mixture._family), and SQUAREM (no unconstrained coordinates kept tied)."""
-
-    point_only = True
-
-    def _refuse(self, *args, **kwargs):
-        raise NotImplementedError(f"a {type(self).__name__} family has point estimates only "
-                                  "(em, vem, crisp)")
-
-    posterior = sample_posterior = posterior_mean = kl = posterior_statistics = _refuse
-    expected_effective = _refuse
+class _NoSquarem:
+    """A family whose theta ties its components (a shared covariance) or its
+    features (one variance): SQUAREM's extrapolation in unconstrained coordinates
+    would untie them, so it is refused."""
 
     def to_unconstrained(self, theta):
         return None
 
 
-class GaussianTied(_PointOnly, GaussianFull):
+class GaussianTied(_NoSquarem, GaussianFull):
     """Real features, one full covariance shared by every component
     (covariance_type='tied'), on GaussianFull's statistics: em / vem / crisp give the
     pooled maximum-likelihood covariance plus reg_covar on its diagonal, as
     GaussianMixture(covariance_type='tied'); each component's theta holds its mean
-    and the shared covariance.  Mean field and gibbs are not built for it."""
+    and the shared covariance.
+
+    Mean field and gibbs: one precision Lambda ~ Wishart(nu0, W0) shared by the
+    components (GaussianFull's prior and defaults), and mean_k | Lambda ~ N(m0,
+    (beta0 Lambda)^-1) for each.  The exact conjugate posterior is q(Lambda) =
+    Wishart(nu0 + N, W) with W^-1 = W0^-1 + sum_k (the component's centred scatter
+    + beta0 N_k / (beta0 + N_k) (xbar_k - m0)(xbar_k - m0)^T), and q(mean_k |
+    Lambda) = N(m_k, (beta_k Lambda)^-1); q keeps GaussianFull's layout (nu and
+    W^-1 repeated in every component's row), so its expected natural parameters
+    and posterior means are GaussianFull's; the KL counts the Wishart once."""
 
     name = "gaussian_tied"
 
@@ -628,13 +634,57 @@ class GaussianTied(_PointOnly, GaussianFull):
         D = self.n_features
         return n_components * D + D * (D + 1) // 2
 
+    def posterior(self, stats, nk, prior):
+        m, beta, nu, Winv = GaussianFull.posterior(self, stats, nk, prior)
+        m0, beta0, nu0, W0inv = prior
+        K = len(nk)
+        # the per-component forms each hold W0^-1 once: the shared one holds it once
+        shared = W0inv + np.sum(Winv - W0inv, axis=0)
+        return (m, beta, np.full(K, nu0 + float(np.sum(nk))),
+                np.array(np.broadcast_to(0.5 * (shared + shared.T), Winv.shape)))
 
-class GaussianSpherical(_PointOnly, GaussianDiag):
+    def posterior_statistics(self, q, prior):
+        """Statistics whose posterior is q: each component's means part exact; the
+        shared scatter shared out in proportion to the components' counts."""
+        m0, beta0, nu0, W0inv = prior
+        m, beta, nu, Winv = q
+        nk = beta - beta0
+        share = nk / max(float(np.sum(nk)), np.finfo(np.float64).tiny)
+        per = W0inv + share[:, None, None] * (Winv - W0inv)
+        return GaussianFull.posterior_statistics(self, (m, beta, nu, per), prior)
+
+    def sample_posterior(self, q, rng):
+        """One shared precision from q(Lambda), then each mean given it."""
+        from scipy.stats import wishart
+        m, beta, nu, Winv = q
+        _, _, W, _ = self._expected(q)
+        K, D = m.shape
+        prec = np.atleast_2d(wishart.rvs(df=nu[0], scale=W[0], random_state=rng))
+        cov = np.linalg.inv(prec)
+        cov = 0.5 * (cov + cov.T)
+        mu = np.array([rng.multivariate_normal(m[k], cov / beta[k]) for k in range(K)])
+        return self._theta(mu, np.broadcast_to(cov, (K, D, D)))
+
+    def kl(self, q, prior):
+        wishart, normal = self._kl_parts(q, prior)
+        return float(wishart[0] + np.sum(normal))
+
+
+class GaussianSpherical(_NoSquarem, GaussianDiag):
     """Real features, one variance per component shared by every feature
     (covariance_type='spherical'), on GaussianDiag's statistics: em / vem / crisp
     give the mean of the per-feature variances plus reg_covar, as
-    GaussianMixture(covariance_type='spherical').  Mean field and gibbs are not
-    built for it."""
+    GaussianMixture(covariance_type='spherical').
+
+    Mean field and gibbs: one precision lambda_k ~ Gamma(a0, b0) per component,
+    shared by its features, and mean_k | lambda_k ~ N(m0, (beta0 lambda_k)^-1 I).
+    The exact conjugate posterior is Gamma(a0 + D N_k / 2, b0 + (the sum over
+    features of GaussianDiag's term) / 2) and N(m_k, (beta_k lambda_k)^-1 I).
+    Default prior: GaussianDiag's m0 and beta0, a0 = D dof / 2 and b0 = a0 x the
+    mean of the features' variances (the D per-feature Gamma priors' shape pooled;
+    dof = degrees_of_freedom_prior, default n_features).  q keeps GaussianDiag's
+    layout (a and b repeated over the features), so its expected natural
+    parameters and posterior means are GaussianDiag's."""
 
     name = "gaussian_spherical"
 
@@ -653,3 +703,42 @@ class GaussianSpherical(_PointOnly, GaussianDiag):
 
     def n_parameters(self, n_components):
         return n_components * (self.n_features + 1)
+
+    def default_prior(self, X):
+        """(m0 (D), beta0, a0, b0): GaussianDiag's pooled over the features."""
+        m0, beta0, a0, b0 = GaussianDiag.default_prior(self, X)
+        D = self.n_features
+        return m0, beta0, float(a0 * D), float(a0 * D * np.mean(b0 / a0))
+
+    def posterior(self, stats, nk, prior):
+        m0, beta0, a0, b0 = prior
+        D = self.n_features
+        beta = beta0 + nk[:, None] + np.zeros((1, D))
+        m = (beta0 * m0 + stats[:, :D]) / beta
+        a = a0 + 0.5 * D * nk
+        b = np.maximum(b0 + 0.5 * np.sum(stats[:, D:] + beta0 * m0 * m0 - beta * m * m,
+                                         axis=1), b0)
+        return m, beta, np.repeat(a[:, None], D, 1), np.repeat(b[:, None], D, 1)
+
+    def posterior_statistics(self, q, prior):
+        """Statistics whose posterior is q: the squares spread evenly over the
+        features (only their sum enters)."""
+        m0, beta0, a0, b0 = prior
+        m, beta, a, b = q
+        D = self.n_features
+        s1 = beta * m - beta0 * m0
+        s2 = 2.0 * (b - b0) / D - beta0 * m0 * m0 + beta * m * m
+        return np.hstack((s1, s2)), (beta - beta0)[:, 0]
+
+    def sample_posterior(self, q, rng):
+        m, beta, a, b = q
+        lam = rng.gamma(a[:, :1], 1.0 / b[:, :1])
+        mu = m + rng.standard_normal(m.shape) / np.sqrt(beta * lam)
+        return np.hstack((mu, np.broadcast_to(1.0 / lam, m.shape) + mu * mu))
+
+    def kl(self, q, prior):
+        m0, beta0, a0, b0 = prior
+        m, beta, a, b = q
+        r = beta0 / beta
+        return gamma_kl(a[:, 0], b[:, 0], a0, b0) + 0.5 * float(
+            np.sum(r - 1.0 - np.log(r) + beta0 * (a / b) * (m - m0) ** 2))

@@ -6,8 +6,9 @@ from .discrete_mixture import (BernoulliMixture, CategoricalMixture, Mixture,
 from .lda import LatentDirichletAllocation
 from .hmm import (HMM, CategoricalHMM, GaussianHMM, MultinomialHMM, PoissonHMM,
                   VariationalCategoricalHMM, VariationalGaussianHMM)
+from .gmmhmm import GMMHMM
 
 __all__ = ["GaussianMixture", "BayesianGaussianMixture", "LatentDirichletAllocation",
            "BernoulliMixture", "CategoricalMixture", "Mixture", "MultinomialMixture",
            "PoissonMixture", "GaussianHMM", "CategoricalHMM", "MultinomialHMM", "PoissonHMM",
-           "HMM", "VariationalGaussianHMM", "VariationalCategoricalHMM"]
+           "HMM", "VariationalGaussianHMM", "VariationalCategoricalHMM", "GMMHMM"]

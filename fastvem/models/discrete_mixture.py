@@ -1150,18 +1150,6 @@ _GAUSSIAN_NAMES = {"gaussian": GaussianFull, "gaussian_diag": GaussianDiag,
                    "gaussian_tied": GaussianTied, "gaussian_spherical": GaussianSpherical}
 
 
-def _point_only(fam):
-    """The class names of the families (a product's members by name or object) that
-    have point estimates only."""
-    from ..families.product import Product
-    out = []
-    for f, _ in (fam.members if isinstance(fam, Product) else [(fam, None)]):
-        cls = _GAUSSIAN_NAMES.get(f) if isinstance(f, str) else type(f)
-        if cls is not None and getattr(cls, "point_only", False):
-            out.append(cls.__name__)
-    return out
-
-
 class Mixture(_DiscreteMixture):
     """The generic mixture: ``family`` is a name ('bernoulli', 'categorical',
     'poisson', 'multinomial', 'gaussian', 'gaussian_diag', 'gaussian_tied',
@@ -1232,13 +1220,6 @@ class Mixture(_DiscreteMixture):
             fam = _GAUSSIAN_NAMES[self.family](_n_columns(X))
         else:
             return self._builtin()._family(X, fitting)
-        m = get_method(self.method)
-        point_only = _point_only(fam)
-        if m.update != "point" and point_only:
-            raise ValueError(f"method={m.name!r} is not built for a {point_only[0]} family "
-                             "(point estimates only: use em, vem or crisp; GaussianMixture / "
-                             "BayesianGaussianMixture fit tied and spherical covariances by "
-                             "every method)")
         return fam
 
     def _given_theta(self, fam, K):

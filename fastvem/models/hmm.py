@@ -86,7 +86,8 @@ from sklearn.base import BaseEstimator
 from ..engine import RowStats, Trace, blas_single_thread, default_n_threads, run_iterations
 from ..families.base import Family
 from ..families.discrete import Categorical, Multinomial, Poisson, PROB_FLOOR, check_codes
-from ..families.normal import GaussianDiag, GaussianFull, _to_matrix
+from ..families.normal import (GaussianDiag, GaussianFull, GaussianSpherical, GaussianTied,
+                               _to_matrix)
 from ..io import register, save_estimator
 from ..methods import get_method
 from ..structures.hmm import Chain
@@ -379,6 +380,20 @@ class _FullHMMFamily(GaussianFull):
         mu = np.where(bad[:, None], mu0, mu)
         cov = np.where(bad[:, None, None], cov0, cov)
         return self._theta(mu, cov)
+
+
+class _SphericalHMMFamily(_DiagHMMFamily, GaussianSpherical):
+    """'spherical': hmmlearn's M-step for the point methods, GaussianSpherical's
+    conjugate posterior (one precision a state) for mean field and gibbs."""
+
+    describe = GaussianDiag.describe
+
+
+class _TiedHMMFamily(_FullHMMFamily, GaussianTied):
+    """'tied': hmmlearn's M-step for the point methods, GaussianTied's conjugate
+    posterior (one precision shared by the states) for mean field and gibbs."""
+
+    describe = GaussianFull.describe
 
 
 class _CategoricalHMMFamily(Categorical):
@@ -808,21 +823,21 @@ class _BaseHMM(BaseEstimator):
         chain = self._chain(K)
         variational = getattr(self, "_variational_start", None)
         if variational is not None:         # the start is q itself (hmmlearn's vhmm)
-            startprob = transmat = theta = None
+            startprob = transmat = None
             rs_e = rs
         else:
             startprob, transmat = self._chain_params(K, rs)
             rs_e = check_random_state_param(self.random_state)
             self._init_emissions(fam, init_X, init_data, rs_e)
-            theta = self._theta(fam)
+        params = None if variational is not None else \
+            self._start_params(fam, startprob, transmat)
         seed = int(rs_e.randint(2 ** 31))
-        engine = HMMEngine(fam, chain, m, data, offsets, threads, update=self.params, seed=seed)
+        engine = self._engine(fam, chain, m, data, offsets, threads, seed)
         if m.update == "sample":
-            self._gibbs(engine, fam, chain, data, offsets, (startprob, transmat, theta), rs)
+            self._gibbs(engine, fam, chain, data, offsets, params, rs)
             return self
         self._monitor = ConvergenceMonitor(self.tol, self.n_iter, self.verbose)
         monitor = self._monitor
-        params = (startprob, transmat, theta)
         if variational is not None:
             engine.prior = fam.default_prior(prior_data)
             chain.check_posterior_prior()
@@ -864,8 +879,21 @@ class _BaseHMM(BaseEstimator):
             self._set_theta(fam, fam.posterior_mean(q))
             self._set_posterior(fam, q, chain, engine.prior)
         else:
-            self.startprob_, self.transmat_ = params[0], params[1]
-            self._set_theta(fam, params[2])
+            self._set_point(fam, params)
+
+    # the hooks of a model whose point parameters are not (startprob, transmat,
+    # theta) -- GMMHMM adds its mixture weights -- or whose engine is its own
+    def _engine(self, fam, chain, m, data, offsets, threads, seed):
+        return HMMEngine(fam, chain, m, data, offsets, threads, update=self.params, seed=seed)
+
+    def _start_params(self, fam, startprob, transmat):
+        """The point parameters of the start (the emissions from the attributes
+        _init_emissions set)."""
+        return startprob, transmat, self._theta(fam)
+
+    def _set_point(self, fam, params):
+        self.startprob_, self.transmat_ = params[0], params[1]
+        self._set_theta(fam, params[2])
 
     def _source_setup(self, source, K):
         """(family, survey, first rows) of a fit from a source: one pass validates
@@ -928,9 +956,8 @@ class _BaseHMM(BaseEstimator):
                 startprob, transmat = self._chain_params(K, rs)
                 rs_e = check_random_state_param(self.random_state)
                 self._init_emissions(fam, X, data, rs_e)
-                params = (startprob, transmat, self._theta(fam))
-            engine = HMMEngine(fam, chain, m, data, offsets, threads, update=self.params,
-                               seed=0)
+                params = self._start_params(fam, startprob, transmat)
+            engine = self._engine(fam, chain, m, data, offsets, threads, 0)
             if engine.posterior:
                 engine.prior = fam.default_prior(data)
                 chain.check_posterior_prior()
@@ -1263,8 +1290,9 @@ def _common_init(est, n_components, startprob_prior, transmat_prior, algorithm, 
 class GaussianHMM(_BaseHMM):
     """Hidden Markov model with Gaussian emissions: hmmlearn.hmm.GaussianHMM's
     parameters, attributes and M-step, fitted by ``method`` ('em' default, 'vem',
-    'crisp', 'meanfield' -- 'diag' and 'full' only --, 'gibbs' -- 'diag' and 'full'
-    only).  covars_ reads as full matrices (n_components, n_features, n_features)
+    'crisp', 'meanfield', 'gibbs'; under mean field and gibbs a 'spherical' state
+    has one precision for its features and 'tied' states share one precision,
+    with their exact conjugate posteriors).  covars_ reads as full matrices (n_components, n_features, n_features)
     for every covariance_type and is set in the type's own shape: (n_components,)
     spherical, (n_components, n_features) diag, (n_features, n_features) tied,
     (n_components, n_features, n_features) full."""
@@ -1335,13 +1363,8 @@ class GaussianHMM(_BaseHMM):
                 self.min_covar, numbers.Real) or not np.isfinite(self.min_covar) \
                 or self.min_covar <= 0:
             raise ValueError(f"min_covar must be a finite number > 0, got {self.min_covar!r}")
-        m = get_method(self.method).name
-        if m in ("meanfield", "gibbs") and self.covariance_type in ("spherical", "tied"):
-            raise NotImplementedError(
-                f"method={m!r} is built for covariance_type 'diag' and 'full' only, not "
-                f"{self.covariance_type!r}")
-        cls = _DiagHMMFamily if self.covariance_type in ("diag", "spherical") \
-            else _FullHMMFamily
+        cls = {"diag": _DiagHMMFamily, "spherical": _SphericalHMMFamily,
+               "full": _FullHMMFamily, "tied": _TiedHMMFamily}[self.covariance_type]
         return cls(D, self.n_components, self.covariance_type, self.min_covar,
                    self.means_prior, self.means_weight, self.covars_prior,
                    self.covars_weight, self.params)
@@ -1431,8 +1454,8 @@ class GaussianHMM(_BaseHMM):
         ct = self.covariance_type
         if ct == "diag":
             self._covars_ = d["variances"]
-        elif ct == "spherical":
-            self._covars_ = d["variances"][:, 0].copy()
+        elif ct == "spherical":     # one variance a state (gibbs: averaged draws')
+            self._covars_ = d["variances"].mean(1)
         elif ct == "full":
             self._covars_ = d["covariances"]
         else:
