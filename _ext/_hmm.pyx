@@ -34,21 +34,58 @@
 # The forward step falls back to log space for a row whose reachable states all
 # lie more than ~660 nats below its best one.
 #
+# Blocks, and the checkpointed passes of long sequences.  A sequence of L rows is
+# run in nb blocks of B consecutive rows (the last one may be shorter): B = L, one
+# block, up to checkpoint_rows() rows (10^6 unless set_checkpoint_rows says
+# otherwise) and always under vem; beyond it, modes 0-2 take B = ceil(sqrt(L)), so
+# that a thread keeps O(sqrt(L) K) doubles for the sequence instead of O(L K):
+#
+#   forward sweep   blocks 0, 1, ..., nb - 1: the block's log-densities from the
+#                   features, the forward recursion (alpha and pred; Viterbi's
+#                   delta) from the previous block's last row, whose state is the
+#                   block's checkpoint (nb x K doubles in all: the last row of each
+#                   block); log p(x) / the path's score and sum log h run on
+#                   across the blocks
+#   backward sweep  blocks nb - 1, ..., 0: the block's log-densities and forward
+#                   quantities recomputed from its checkpoint (the last block's are
+#                   still in the scratch), the backward step over its rows from the
+#                   carry -- gamma and pred of the row after the block (softmax),
+#                   that row's state (argmax, sample) --, then the block's outputs
+#                   and statistics; its first row becomes the next carry
+#
+# One block is the plain pass, nothing recomputed.  A row's values are computed by
+# the same operations in either case, and every running sum (log p(x), the
+# expectation of the log joint, sum_t xi_t, a path's log joint, the statistics and
+# occupancies, which each sequence adds from its last row to its first) meets its
+# terms in the same order, so the checkpointed passes give bitwise the plain ones'
+# results: the outputs do not depend on the threshold.  Their cost is a second
+# computation of every block's log-densities and forward recursion but the last's.
+# A dense features function is called on chunks that start at a block's first row:
+# its values must not depend on the chunk (the built-in sparse forms read one row).
+# vem keeps one block whatever the length: its factorised q(z_1)..q(z_L) is itself
+# L x K of state, swept to a fixed point.
+#
 # Determinism: sequences are grouped, consecutively, into partitions of about
 # SEQ_PART rows (a sequence longer than that is a partition of its own) -- fixed
 # by the offsets alone; threads take partitions dynamically in rounds, each into
 # its own slot, and the slots are added in partition order (as _driver.pxd's
 # run_partitions does for rows), so every output is bitwise the same for any
-# n_threads.  Memory: per thread 3 x (longest sequence) x K doubles (lp, alpha,
-# pred; Viterbi also (longest sequence) x K int32 back-pointers), plus the
-# statistics' slots; no N x K array (hmm_posteriors' output excepted).
+# n_threads, and (above) for any checkpoint threshold.
+#
+# Memory: per thread, for a sequence cut into nb blocks of B rows, 3 (B + 1) K + nb K
+# doubles (lp, alpha, pred -- each with one carry row -- and the checkpoints) and
+# B + 1 int32 states (Viterbi also (B + 1) x K int32 back-pointers), sized by the
+# sequence that needs the most: about 3 K min(longest, threshold) doubles, and
+# 4 K ceil(sqrt(L)) for a sequence of L > threshold rows (vem: 3 L K whatever L);
+# plus the features' scratch and the statistics' slots; no N x K array
+# (hmm_posteriors' output excepted).
 #
 # Conventions (DESIGN.md): inputs, outputs (overwritten), accumulators (added
 # to), scalars, n_threads.  Every entry validates its arguments in Python before
 # any loop runs (ValueError naming the argument).
 from cython cimport floating
 from cython.parallel cimport prange, threadid
-from libc.math cimport log, lgamma, INFINITY, NAN, isnan
+from libc.math cimport log, lgamma, sqrt, INFINITY, NAN, isnan
 from libc.stdint cimport uint8_t, int32_t, int64_t, uint64_t, uintptr_t
 from libc.string cimport memset, memcpy
 
@@ -76,6 +113,11 @@ cdef extern from "fv_hmm.h" nogil:
 
 PARTITION_ROWS = SEQ_PART
 MODES = {"softmax": H_SOFT, "argmax": H_ARGMAX, "sample": H_SAMPLE, "vem": H_VEM}
+CHECKPOINT_ROWS = 1000000   # the default threshold of the checkpointed passes
+
+# a sequence of more rows than this runs the checkpointed passes (modes 0-2; see the
+# header); read by each entry as it starts
+cdef Py_ssize_t _ckpt_rows = CHECKPOINT_ROWS
 
 
 # --------------------------------------------------------------------- context
@@ -84,7 +126,9 @@ cdef struct Hmm:
     int kind
     Py_ssize_t Sv             # the slots' statistics space: S, or 32 D for packed bits
     Py_ssize_t A              # slot width: K Sv + K + K + K K + 3
-    Py_ssize_t Lm             # the longest sequence
+    Py_ssize_t ckpt           # the checkpoint threshold (rows) this call runs with
+    Py_ssize_t fixd           # doubles of a thread's scratch before its blocks' (M, 3 K, fv)
+    Py_ssize_t fixi           # int32 of a thread's scratch before its blocks' (fi)
     const int64_t *off        # sequence s = rows [off[s], off[s + 1])
     const int64_t *bounds     # partition p = sequences [bounds[p], bounds[p + 1])
     const double *sw          # a weight per sequence, or NULL
@@ -118,13 +162,14 @@ cdef struct Hmm:
 
 # ------------------------------------------------------- the rows' log-densities
 cdef double _seq_lp(Hmm *h, Py_ssize_t r0, Py_ssize_t L, double *lp, double *fv,
-                    int32_t *fi) noexcept nogil:
+                    int32_t *fi, double tot) noexcept nogil:
     """lp (L x K) = c + log h(x_t) + W . T(x_t) for the rows r0 .. r0 + L - 1;
-    returns sum_t log h(x_t) (NaN where the features met a value their family does
-    not take).  fv, fi: the features' scratch (Am + 1 values, Am indices; or for a
+    returns tot + sum_t log h(x_t), added row by row, so that a sequence's blocks
+    continue one sum (NaN where the features met a value their family does not
+    take).  fv, fi: the features' scratch (Am + 1 values, Am indices; or for a
     dense form DB (S + 1) values)."""
     cdef Py_ssize_t t, k, s, na, nb, K = h.f.K, S = h.f.S
-    cdef double lh, acc, tot = 0.0
+    cdef double lh, acc
     cdef double *row
     cdef const double *Tr
     if h.f.act != NULL:
@@ -157,12 +202,14 @@ cdef void _seq_stats(Hmm *h, Py_ssize_t r0, Py_ssize_t L, const double *g, const
                      double w, double *st, double *fv, int32_t *fi, double *row) noexcept nogil:
     """The statistics of the rows r0 .. r0 + L - 1 into st (the slot's: Sv x K for a
     sparse form, K x S for a dense one), each row weighted by w g[t] (soft; g is
-    L x K) or, where g is NULL, by w at its label z[t]."""
-    cdef Py_ssize_t t, k, s, a, na, nb, K = h.f.K, S = h.f.S
+    L x K) or, where g is NULL, by w at its label z[t].  The rows are added from the
+    last to the first: the order the backward sweep meets them, block by block."""
+    cdef Py_ssize_t t, k, s, a, na, nb, e, K = h.f.K, S = h.f.S
     cdef double v
     cdef const double *Tr
     if h.f.act != NULL:
-        for t in range(L):
+        t = L - 1
+        while t >= 0:
             na = h.f.act(h.f.dp, h.f.off, r0 + t, h.f.D, fi, fv, fv + h.f.Am)
             if g == NULL:
                 for a in range(na):
@@ -171,12 +218,15 @@ cdef void _seq_stats(Hmm *h, Py_ssize_t r0, Py_ssize_t L, const double *g, const
                 for k in range(K):
                     row[k] = w * g[t * K + k]
                 fv_scatter_rows(st, row, fi, fv, na, K)
+            t -= 1
         return
-    t = 0
-    while t < L:
-        nb = DB if L - t > DB else L - t
+    e = L
+    while e > 0:
+        nb = DB if e > DB else e
+        t = e - nb
         h.f.feat(h.f.dp, h.f.off, r0 + t, nb, h.f.D, S, fv + DB, fv)
-        for a in range(nb):
+        a = nb - 1
+        while a >= 0:
             Tr = fv + DB + a * S
             for k in range(K):
                 if g == NULL:
@@ -188,30 +238,37 @@ cdef void _seq_stats(Hmm *h, Py_ssize_t r0, Py_ssize_t L, const double *g, const
                 if v != 0.0:
                     for s in range(S):
                         st[k * S + s] += v * Tr[s]
-        t += nb
+            a -= 1
+        e = t
 
 
 # ------------------------------------------------------------- forward-backward
-cdef double _forward(const double *lp, Py_ssize_t L, Py_ssize_t K, const double *pi,
-                     const double *A, double *al, double *pr) noexcept nogil:
-    """The scaled forward pass: al (L x K) = p(z_t | x_1..t) and pr (L x K) =
-    p(z_t | x_1..t-1) (pr_1 = pi); returns log p(x_1..L).  The scales s_t are
-    multiplied into one running product, whose log is taken only when it nears
-    the ends of the double range (and at the end): one log per ~1,000 rows, not
-    one per row."""
+cdef void _forward(const double *lp, Py_ssize_t n, Py_ssize_t K, const double *prev,
+                   const double *pi, const double *A, double *al, double *pr,
+                   double *run) noexcept nogil:
+    """The scaled forward pass over n consecutive rows of a sequence: al (n x K) =
+    p(z_t | x_1..t) and pr (n x K) = p(z_t | x_1..t-1); prev is alpha of the row
+    before the first (a checkpoint), or NULL at the sequence's start (pr_1 = pi).
+    run = [ll, prod] carries log p(x_1..t) = ll + log(prod) from block to block: the
+    scales s_t are multiplied into prod, whose log is taken only when it nears the
+    ends of the double range -- one log per ~1,000 rows, not one per row."""
     cdef Py_ssize_t t, k
-    cdef double m, s, ll = 0.0, prod = 1.0, v
+    cdef double m, s, v
+    cdef double ll = run[0]
+    cdef double prod = run[1]
     cdef double *a
     cdef double *p
     cdef const double *l
-    for t in range(L):
+    for t in range(n):
         p = pr + t * K
         a = al + t * K
         l = lp + t * K
-        if t == 0:
-            memcpy(p, pi, K * sizeof(double))
-        else:
+        if t > 0:
             fv_vecmat(p, al + (t - 1) * K, A, K)       # p = alpha_{t-1} A
+        elif prev != NULL:
+            fv_vecmat(p, prev, A, K)
+        else:
+            memcpy(p, pi, K * sizeof(double))
         m = l[0]
         for k in range(1, K):
             if l[k] > m:
@@ -244,29 +301,36 @@ cdef double _forward(const double *lp, Py_ssize_t L, Py_ssize_t K, const double 
         v = 1.0 / s
         for k in range(K):
             a[k] = a[k] * v
-    return ll + log(prod)
+    run[0] = ll
+    run[1] = prod
 
 
-cdef double _backward(double *lp, Py_ssize_t L, Py_ssize_t K, const double *AT,
-                      double *al, double *pr, double *M, double *q,
-                      double *beta) noexcept nogil:
-    """al (the forward pass's alpha) becomes gamma in place; M (K x K) = sum_t
-    (alpha_t / s_t) (x) q_{t+1}, so that sum_t xi_t = A o M (see the header);
-    returns sum_t sum_k gamma_t(k) lp_t(k).  lp and pr are scratch afterwards: the
-    pass keeps alpha_t / s_t in lp's row t and q_{t+1} in pr's row t + 1 once it has
-    read them, and M is their outer-product sum, taken at the end with M in
+cdef double _backward(double *lp, Py_ssize_t n, Py_ssize_t K, const double *AT,
+                      double *al, double *pr, bint last, double *M, double *q,
+                      double *beta, double el) noexcept nogil:
+    """The backward pass over the n rows of a block, from its last row to its first:
+    al (the forward pass's alpha) becomes gamma in place.  last: the block ends the
+    sequence (gamma = alpha on its last row); else row n of al and pr holds gamma
+    and pred of the row after the block (the carry).  M (K x K) += the block's terms
+    of sum_t (alpha_t / s_t) (x) q_{t+1}, so that sum_t xi_t = A o M (see the
+    header); returns el + the block's terms of sum_t sum_k gamma_t(k) lp_t(k).  lp
+    and pr are scratch afterwards (pred of the first row excepted, the next carry):
+    the pass keeps alpha_t / s_t in lp's row t and q_{t+1} in pr's row t + 1 once it
+    has read them, and M is their outer-product sum, taken at the end with M in
     registers (fv_hmm.h: fv_outer_sum)."""
     cdef Py_ssize_t t, j, k
-    cdef double s, v, el = 0.0
+    cdef double s, v
     cdef double *a
     cdef double *l
     cdef const double *g1
     cdef double *p1
-    a = al + (L - 1) * K
-    for k in range(K):
-        if a[k] > 0.0:
-            el += a[k] * lp[(L - 1) * K + k]
-    t = L - 2
+    t = n - 1
+    if last:
+        a = al + (n - 1) * K
+        for k in range(K):
+            if a[k] > 0.0:
+                el += a[k] * lp[(n - 1) * K + k]
+        t = n - 2
     while t >= 0:
         g1 = al + (t + 1) * K
         p1 = pr + (t + 1) * K
@@ -288,48 +352,46 @@ cdef double _backward(double *lp, Py_ssize_t L, Py_ssize_t K, const double *AT,
                 el += a[j] * l[j]
             l[j] = v
         t -= 1
-    fv_outer_sum(M, lp, pr + K, L - 1, K)
+    fv_outer_sum(M, lp, pr + K, n - 1 if last else n, K)
     return el
 
 
-cdef double _viterbi(const double *lp, Py_ssize_t L, Py_ssize_t K, const double *ls,
-                     const double *lt, double *d, double *d2, int32_t *bp,
-                     int32_t *z) noexcept nogil:
-    """The MAP path z (L) and its log joint (the first maximiser on ties).  d, d2: K
-    scratch each; bp: L x K back-pointers."""
-    cdef Py_ssize_t t, j, k
+cdef void _viterbi(const double *lp, Py_ssize_t n, Py_ssize_t K, const double *ls,
+                   const double *lt, bint first, double *d, double *d2,
+                   int32_t *bp) noexcept nogil:
+    """The Viterbi recursion over n consecutive rows of a sequence: delta_t(k) =
+    max_j delta_{t-1}(j) + lt[j, k] + lp_t(k), bp row t (n x K) its maximiser (the
+    first on ties).  first: the rows start the sequence (delta_1 = ls + lp_1; bp row
+    0 is not written); else d holds on entry delta of the row before the first (a
+    checkpoint).  On return d holds delta of the last row; d2: K scratch."""
+    cdef Py_ssize_t t, j, k, t0 = 0
     cdef double v
+    cdef double *cur = d
+    cdef double *nxt = d2
     cdef double *tmp
     cdef int32_t *b
-    for k in range(K):
-        d[k] = ls[k] + lp[k]
-    for t in range(1, L):
+    if first:
+        for k in range(K):
+            d[k] = ls[k] + lp[k]
+        t0 = 1
+    for t in range(t0, n):
         b = bp + t * K
         for k in range(K):
-            d2[k] = d[0] + lt[k]
+            nxt[k] = cur[0] + lt[k]
             b[k] = 0
         for j in range(1, K):
             for k in range(K):
-                v = d[j] + lt[j * K + k]
-                if v > d2[k]:
-                    d2[k] = v
+                v = cur[j] + lt[j * K + k]
+                if v > nxt[k]:
+                    nxt[k] = v
                     b[k] = <int32_t>j
         for k in range(K):
-            d2[k] = d2[k] + lp[t * K + k]
-        tmp = d
-        d = d2
-        d2 = tmp
-    j = 0
-    for k in range(1, K):
-        if d[k] > d[j]:
-            j = k
-    z[L - 1] = <int32_t>j
-    v = d[j]
-    t = L - 1
-    while t > 0:
-        z[t - 1] = bp[t * K + z[t]]
-        t -= 1
-    return v
+            nxt[k] = nxt[k] + lp[t * K + k]
+        tmp = cur
+        cur = nxt
+        nxt = tmp
+    if cur != d:
+        memcpy(d, cur, K * sizeof(double))
 
 
 cdef inline int32_t _draw(const double *p, Py_ssize_t K, double u) noexcept nogil:
@@ -350,25 +412,29 @@ cdef inline int32_t _draw(const double *p, Py_ssize_t K, double u) noexcept nogi
     return last
 
 
-cdef double _ffbs(const double *lp, Py_ssize_t L, Py_ssize_t K, const double *ls,
-                  const double *lt, const double *A, const double *al, uint64_t seed,
-                  uint64_t row0, double *e, int32_t *z) noexcept nogil:
-    """Backward sampling after the forward pass (al): z_L ~ alpha_L, then z_t ~
-    alpha_t(j) A[j, z_t+1]; the uniform of row t keyed by (seed, row0 + t).
-    Returns the drawn path's log joint."""
-    cdef Py_ssize_t t, j, nz
-    cdef double lj
-    z[L - 1] = _draw(al + (L - 1) * K, K, uniform01(seed, row0 + <uint64_t>(L - 1)))
-    lj = lp[(L - 1) * K + z[L - 1]]
-    t = L - 2
+cdef double _ffbs(const double *lp, Py_ssize_t n, Py_ssize_t K, const double *lt,
+                  const double *A, const double *al, int32_t znext, uint64_t seed,
+                  uint64_t row0, double *e, int32_t *z, double lj) noexcept nogil:
+    """Backward sampling over the n rows of a block (al: their filtered alpha, rows
+    row0 .. row0 + n - 1 of the data): znext < 0, the block ends the sequence: z_L
+    ~ alpha_L; else znext is the state drawn for the row after the block.  Then z_t
+    ~ alpha_t(j) A[j, z_t+1], the uniform of row t keyed by (seed, row0 + t).
+    Returns lj + the block's terms of the path's log joint (the start's excepted)."""
+    cdef Py_ssize_t t, j
+    cdef int32_t nz
+    t = n - 1
+    if znext < 0:
+        z[n - 1] = _draw(al + (n - 1) * K, K, uniform01(seed, row0 + <uint64_t>(n - 1)))
+        lj = lp[(n - 1) * K + z[n - 1]]
+        t = n - 2
     while t >= 0:
-        nz = z[t + 1]
+        nz = z[t + 1] if t + 1 < n else znext
         for j in range(K):
             e[j] = al[t * K + j] * A[j * K + nz]
         z[t] = _draw(e, K, uniform01(seed, row0 + <uint64_t>t))
         lj += lt[z[t] * K + nz] + lp[t * K + z[t]]
         t -= 1
-    return lj + ls[z[0]]
+    return lj
 
 
 # ------------------------------------------------------- the factorised fixed point
@@ -465,91 +531,317 @@ cdef double _vem(const double *lp, Py_ssize_t L, Py_ssize_t K, const double *ls,
     return elbo
 
 
+# ---------------------------------------------------------------- one sequence
+cdef struct Scratch:
+    # a thread's scratch laid out for one sequence of blocks of B rows (see the
+    # header), and the slot it adds to
+    double *lp                # (B + 1) x K: the block's log-densities
+    double *al                # (B + 1) x K: alpha, then gamma (row B: the carry)
+    double *pr                # (B + 1) x K: pred (row B: the carry)
+    double *ck                # nb x K: row i, the state of block i's last row
+    double *M                 # K x K
+    double *v1
+    double *v2
+    double *v3                # K each
+    double *fv                # the features' values
+    int32_t *fi               # the features' indices
+    int32_t *z                # B + 1 states
+    int32_t *bp               # (B + 1) x K back-pointers (argmax)
+    double *st                # the slot's statistics, nk, start and transition counts
+    double *nk
+    double *sc
+    double *tc
+
+
+cdef inline Py_ssize_t _block_rows(Py_ssize_t L, Py_ssize_t thr, int mode) noexcept nogil:
+    """The rows per block of a sequence of L rows: L (one block) up to thr rows and
+    under vem, else ceil(sqrt(L))."""
+    cdef Py_ssize_t b
+    if L <= thr or mode == H_VEM:
+        return L
+    b = <Py_ssize_t>sqrt(<double>L)
+    while b * b < L:
+        b += 1
+    while b > 1 and (b - 1) * (b - 1) >= L:
+        b -= 1
+    return b
+
+
+cdef void _scratch_need(const int64_t *off, Py_ssize_t n_seq, Py_ssize_t K, Py_ssize_t thr,
+                        int mode, Py_ssize_t *nd, Py_ssize_t *ni) noexcept nogil:
+    """The most doubles (nd) and int32 (ni) a thread's blocks take for any of the
+    sequences (Scratch's layout: 3 (B + 1) K + nb K doubles, B + 1 states and for
+    argmax (B + 1) K back-pointers)."""
+    cdef Py_ssize_t s, L, B, nb, d, i
+    nd[0] = 0
+    ni[0] = 0
+    for s in range(n_seq):
+        L = off[s + 1] - off[s]
+        B = _block_rows(L, thr, mode)
+        nb = (L + B - 1) // B
+        d = (3 * (B + 1) + nb) * K
+        i = (B + 1) * (1 + K if mode == H_ARGMAX else 1)
+        if d > nd[0]:
+            nd[0] = d
+        if i > ni[0]:
+            ni[0] = i
+
+
+cdef void _emit_soft(Hmm *h, Scratch *x, Py_ssize_t r, Py_ssize_t n, double w) noexcept nogil:
+    """A block's posteriors (x.al rows 0 .. n - 1: the data's rows r .. r + n - 1)
+    into hmm_posteriors' output and, unless no_stats, the statistics and
+    occupancies, from the last row to the first."""
+    cdef Py_ssize_t t, K = h.f.K
+    if h.gamma_out != NULL:
+        memcpy(h.gamma_out + r * K, x.al, n * K * sizeof(double))
+    if h.no_stats:
+        return
+    _seq_stats(h, r, n, x.al, NULL, w, x.st, x.fv, x.fi, x.v3)
+    t = n - 1
+    while t >= 0:
+        fv_axpy(x.nk, x.al + t * K, w, K)
+        t -= 1
+
+
+cdef void _emit_hard(Hmm *h, Scratch *x, Py_ssize_t r, Py_ssize_t n, int32_t znext,
+                     double w) noexcept nogil:
+    """A block's states (x.z 0 .. n - 1: the data's rows r .. r + n - 1; znext the
+    state of the row after the block, < 0 at the sequence's end) into the path
+    output and, unless no_stats, the statistics, occupancies and transition
+    counts, from the last row to the first."""
+    cdef Py_ssize_t t, K = h.f.K
+    cdef int32_t nz
+    cdef const int32_t *z = x.z
+    if h.path_out != NULL:
+        for t in range(n):
+            h.path_out[r + t] = z[t]
+    if h.no_stats:
+        return
+    _seq_stats(h, r, n, NULL, z, w, x.st, x.fv, x.fi, x.v3)
+    t = n - 1
+    while t >= 0:
+        x.nk[z[t]] += w
+        nz = z[t + 1] if t + 1 < n else znext
+        if nz >= 0:
+            x.tc[z[t] * K + nz] += w
+        t -= 1
+
+
+cdef inline Py_ssize_t _rows_of(Py_ssize_t i, Py_ssize_t B, Py_ssize_t L) noexcept nogil:
+    """The rows of block i (all B but the last's)."""
+    return B if L - i * B > B else L - i * B
+
+
+cdef double _forward_sweep(Hmm *h, Scratch *x, Py_ssize_t r0, Py_ssize_t L, Py_ssize_t B,
+                           Py_ssize_t nb, double *lh) noexcept nogil:
+    """The forward sweep of modes 0 and 2: block by block, the log-densities and the
+    forward recursion, each block's last alpha kept as the next one's checkpoint;
+    returns log p(x), lh = sum_t log h(x_t).  The last block's lp, alpha and pred
+    are left in the scratch."""
+    cdef Py_ssize_t i, n, K = h.f.K
+    cdef double run[2]
+    run[0] = 0.0
+    run[1] = 1.0
+    lh[0] = 0.0
+    for i in range(nb):
+        n = _rows_of(i, B, L)
+        lh[0] = _seq_lp(h, r0 + i * B, n, x.lp, x.fv, x.fi, lh[0])
+        _forward(x.lp, n, K, x.ck + (i - 1) * K if i > 0 else NULL, h.pi, h.At, x.al, x.pr,
+                 run)
+        if i + 1 < nb:
+            memcpy(x.ck + i * K, x.al + (n - 1) * K, K * sizeof(double))
+    return run[0] + log(run[1])
+
+
+cdef void _forward_again(Hmm *h, Scratch *x, Py_ssize_t r0, Py_ssize_t i, Py_ssize_t B) noexcept nogil:
+    """Block i (a full one: not the last) of the backward sweep: its log-densities,
+    alpha and pred recomputed from its checkpoint, as the forward sweep had them."""
+    cdef Py_ssize_t K = h.f.K
+    cdef double run[2]
+    run[0] = 0.0
+    run[1] = 1.0
+    _seq_lp(h, r0 + i * B, B, x.lp, x.fv, x.fi, 0.0)
+    _forward(x.lp, B, K, x.ck + (i - 1) * K if i > 0 else NULL, h.pi, h.At, x.al, x.pr, run)
+
+
+cdef double _seq_softmax(Hmm *h, Scratch *x, Py_ssize_t r0, Py_ssize_t L, Py_ssize_t B,
+                         Py_ssize_t nb, double w, double *lh, double *ent) noexcept nogil:
+    """Forward-backward over a sequence's blocks: the blocks' gamma into the outputs
+    and statistics (_emit_soft); on return x.al's row 0 is gamma_1 and x.M = sum_t
+    xi_t.  Returns log p(x); ent = H[p(z | x)]."""
+    cdef Py_ssize_t i, n, j, k, K = h.f.K
+    cdef double obj, el = 0.0, et
+    obj = _forward_sweep(h, x, r0, L, B, nb, lh)
+    memset(x.M, 0, K * K * sizeof(double))
+    i = nb - 1
+    while i >= 0:
+        n = _rows_of(i, B, L)
+        if i < nb - 1:
+            _forward_again(h, x, r0, i, B)
+        el = _backward(x.lp, n, K, h.AtT, x.al, x.pr, i == nb - 1, x.M, x.v1, x.v2, el)
+        _emit_soft(h, x, r0 + i * B, n, w)
+        if i > 0:
+            # the carry: gamma and pred of the block's first row, after block i - 1
+            memcpy(x.al + B * K, x.al, K * sizeof(double))
+            memcpy(x.pr + B * K, x.pr, K * sizeof(double))
+        i -= 1
+    # H[p(z | x)] = log p(x) - E log p(x, z), the zero-probability terms 0
+    et = el
+    for k in range(K):
+        if x.al[k] > 0.0:
+            et += x.al[k] * h.ls[k]
+    for j in range(K * K):
+        x.M[j] = x.M[j] * h.At[j]
+        if x.M[j] > 0.0:
+            et += x.M[j] * h.lt[j]
+    ent[0] = obj - et
+    return obj
+
+
+cdef double _seq_argmax(Hmm *h, Scratch *x, Py_ssize_t r0, Py_ssize_t L, Py_ssize_t B,
+                        Py_ssize_t nb, double w, double *lh) noexcept nogil:
+    """Viterbi over a sequence's blocks: the forward sweep keeps delta of each
+    block's last row; the backtrack recomputes a block's back-pointers from its
+    checkpoint and follows them from the state of its last row (the argmax at the
+    end, else the back-pointer of the next block's first row).  The blocks' states
+    into the outputs and statistics (_emit_hard); x.z[0] is z_1 on return.
+    Returns the MAP path's log joint."""
+    cdef Py_ssize_t i, n, t, j, k, K = h.f.K
+    cdef int32_t zc, znext = -1
+    cdef double obj
+    lh[0] = 0.0
+    for i in range(nb):
+        n = _rows_of(i, B, L)
+        lh[0] = _seq_lp(h, r0 + i * B, n, x.lp, x.fv, x.fi, lh[0])
+        _viterbi(x.lp, n, K, h.ls, h.lt, i == 0, x.v1, x.v2, x.bp)
+        if i + 1 < nb:
+            memcpy(x.ck + i * K, x.v1, K * sizeof(double))
+    j = 0
+    for k in range(1, K):
+        if x.v1[k] > x.v1[j]:
+            j = k
+    obj = x.v1[j]
+    zc = <int32_t>j
+    i = nb - 1
+    while i >= 0:
+        n = _rows_of(i, B, L)
+        if i < nb - 1:
+            _seq_lp(h, r0 + i * B, n, x.lp, x.fv, x.fi, 0.0)
+            if i > 0:
+                memcpy(x.v1, x.ck + (i - 1) * K, K * sizeof(double))
+            _viterbi(x.lp, n, K, h.ls, h.lt, i == 0, x.v1, x.v2, x.bp)
+        x.z[n - 1] = zc
+        t = n - 1
+        while t > 0:
+            x.z[t - 1] = x.bp[t * K + x.z[t]]
+            t -= 1
+        if i > 0:
+            zc = x.bp[x.z[0]]           # the state of block i - 1's last row
+        _emit_hard(h, x, r0 + i * B, n, znext, w)
+        znext = x.z[0]
+        i -= 1
+    return obj
+
+
+cdef double _seq_sample(Hmm *h, Scratch *x, Py_ssize_t r0, Py_ssize_t L, Py_ssize_t B,
+                        Py_ssize_t nb, double w, double *lh) noexcept nogil:
+    """Forward filtering, backward sampling over a sequence's blocks (each block's
+    alpha recomputed from its checkpoint); the draws keyed by the global row.  The
+    blocks' states into the outputs and statistics; x.z[0] is z_1 on return.
+    Returns the drawn path's log joint."""
+    cdef Py_ssize_t i, n, K = h.f.K
+    cdef int32_t znext = -1
+    cdef double lj = 0.0
+    _forward_sweep(h, x, r0, L, B, nb, lh)
+    i = nb - 1
+    while i >= 0:
+        n = _rows_of(i, B, L)
+        if i < nb - 1:
+            _forward_again(h, x, r0, i, B)
+        lj = _ffbs(x.lp, n, K, h.lt, h.At, x.al, znext, h.seed, <uint64_t>(r0 + i * B),
+                   x.v1, x.z, lj)
+        _emit_hard(h, x, r0 + i * B, n, znext, w)
+        znext = x.z[0]
+        i -= 1
+    return lj + h.ls[x.z[0]]
+
+
+cdef double _seq_vem(Hmm *h, Scratch *x, Py_ssize_t r0, Py_ssize_t L, double w, double *lh,
+                     double *ent) noexcept nogil:
+    """The factorised fixed point over the whole sequence (one block: x.al is q, L x
+    K); q into the outputs and statistics, x.M = sum_t q_t-1 (x) q_t.  Returns the
+    ELBO; ent its entropy."""
+    cdef Py_ssize_t t, j, K = h.f.K
+    cdef double obj
+    lh[0] = _seq_lp(h, r0, L, x.lp, x.fv, x.fi, 0.0)
+    obj = _vem(x.lp, L, K, h.ls, h.lt, h.ltT, x.al, x.v1, h.tol, h.max_iter, ent)
+    memset(x.M, 0, K * K * sizeof(double))
+    for t in range(1, L):
+        for j in range(K):
+            if x.al[(t - 1) * K + j] != 0.0:
+                fv_axpy(x.M + j * K, x.al + t * K, x.al[(t - 1) * K + j], K)
+    _emit_soft(h, x, r0, L, w)
+    return obj
+
+
 # ---------------------------------------------------------------- one partition
 cdef void _partition(Hmm *h, Py_ssize_t p, int tid, double *slot) noexcept nogil:
     """The sequences of partition p into the slot [stats (Sv x K sparse / K x S
     dense), nk (K), start (K), trans (K x K), objective, entropy, sum log h] -- or,
     in the E-step-only entries, into their outputs."""
-    cdef Py_ssize_t K = h.f.K, Lm = h.Lm, s, t, j, k, r0, L
+    cdef Py_ssize_t K = h.f.K, s, r0, L, B, nb
     cdef double *ws = h.buf + tid * h.buf_stride
-    cdef double *lp = ws
-    cdef double *al = ws + Lm * K
-    cdef double *pr = ws + 2 * Lm * K
-    cdef double *M = ws + 3 * Lm * K
-    cdef double *v1 = M + K * K
-    cdef double *v2 = v1 + K
-    cdef double *v3 = v2 + K
-    cdef double *fv = v3 + K
     cdef int32_t *iw = h.ibuf + tid * h.ibuf_stride
-    cdef int32_t *z = iw
-    cdef int32_t *fi = iw + Lm
-    cdef int32_t *bp = fi + h.f.Am
-    cdef double *st = slot
-    cdef double *nk = slot + K * h.Sv
-    cdef double *sc = nk + K
-    cdef double *tc = sc + K
-    cdef double *tot = tc + K * K
-    cdef double w, lh, obj, ent, el, et
-    cdef bint soft
+    cdef Scratch x
+    cdef double *tot
+    cdef double w, lh, obj, ent
+    x.M = ws
+    x.v1 = ws + K * K
+    x.v2 = x.v1 + K
+    x.v3 = x.v2 + K
+    x.fv = x.v3 + K
+    x.fi = iw
+    x.st = slot
+    x.nk = slot + K * h.Sv
+    x.sc = x.nk + K
+    x.tc = x.sc + K
+    tot = x.tc + K * K
     memset(slot, 0, h.A * sizeof(double))
     for s in range(h.bounds[p], h.bounds[p + 1]):
         r0 = h.off[s]
         L = h.off[s + 1] - r0
         w = h.sw[s] if h.sw != NULL else 1.0
-        lh = _seq_lp(h, r0, L, lp, fv, fi)
+        # the blocks' scratch, after the fixed part (M, v1..v3, the features')
+        B = _block_rows(L, h.ckpt, h.mode)
+        nb = (L + B - 1) // B
+        x.lp = ws + h.fixd
+        x.al = x.lp + (B + 1) * K
+        x.pr = x.al + (B + 1) * K
+        x.ck = x.pr + (B + 1) * K
+        x.z = iw + h.fixi
+        x.bp = x.z + (B + 1)
         ent = 0.0
-        soft = h.mode == H_SOFT or h.mode == H_VEM
         if h.mode == H_SOFT:
-            obj = _forward(lp, L, K, h.pi, h.At, al, pr)
-            el = _backward(lp, L, K, h.AtT, al, pr, M, v1, v2)
-            # H[p(z | x)] = log p(x) - E log p(x, z), the zero-probability terms 0
-            et = el
-            for k in range(K):
-                if al[k] > 0.0:
-                    et += al[k] * h.ls[k]
-            for j in range(K * K):
-                M[j] = M[j] * h.At[j]
-                if M[j] > 0.0:
-                    et += M[j] * h.lt[j]
-            ent = obj - et
+            obj = _seq_softmax(h, &x, r0, L, B, nb, w, &lh, &ent)
         elif h.mode == H_VEM:
-            obj = _vem(lp, L, K, h.ls, h.lt, h.ltT, al, v1, h.tol, h.max_iter, &ent)
-            memset(M, 0, K * K * sizeof(double))
-            for t in range(1, L):
-                for j in range(K):
-                    if al[(t - 1) * K + j] != 0.0:
-                        fv_axpy(M + j * K, al + t * K, al[(t - 1) * K + j], K)
+            obj = _seq_vem(h, &x, r0, L, w, &lh, &ent)
         elif h.mode == H_ARGMAX:
-            obj = _viterbi(lp, L, K, h.ls, h.lt, v1, v2, bp, z)
+            obj = _seq_argmax(h, &x, r0, L, B, nb, w, &lh)
         else:
-            _forward(lp, L, K, h.pi, h.At, al, pr)
-            obj = _ffbs(lp, L, K, h.ls, h.lt, h.At, al, h.seed, <uint64_t>r0, v1, z)
-        if h.gamma_out != NULL:
-            memcpy(h.gamma_out + r0 * K, al, L * K * sizeof(double))
+            obj = _seq_sample(h, &x, r0, L, B, nb, w, &lh)
         if h.seq_out != NULL:
             # a value the family does not take (NaN log h) marks its sequence NaN
             h.seq_out[s] = obj if lh == lh else NAN
-        if h.path_out != NULL and not soft:
-            for t in range(L):
-                h.path_out[r0 + t] = z[t]
         if h.no_stats:
             continue
         tot[0] += w * obj
         tot[1] += w * ent
         tot[2] += w * lh
-        if soft:
-            _seq_stats(h, r0, L, al, NULL, w, st, fv, fi, v3)
-            for t in range(L):
-                fv_axpy(nk, al + t * K, w, K)
-            fv_axpy(sc, al, w, K)
-            fv_axpy(tc, M, w, K * K)
+        if h.mode == H_SOFT or h.mode == H_VEM:
+            fv_axpy(x.sc, x.al, w, K)
+            fv_axpy(x.tc, x.M, w, K * K)
         else:
-            _seq_stats(h, r0, L, NULL, z, w, st, fv, fi, v3)
-            for t in range(L):
-                nk[z[t]] += w
-            sc[z[0]] += w
-            for t in range(1, L):
-                tc[z[t - 1] * K + z[t]] += w
+            x.sc[x.z[0]] += w
 
 
 cdef void _fold(Hmm *h, const double *slot) noexcept nogil:
@@ -623,6 +915,45 @@ def partition_bounds(offsets, Py_ssize_t budget=SEQ_PART):
     cdef cnp.ndarray[cnp.int64_t, ndim=1] b = np.zeros(n_seq + 1, dtype=np.int64)
     cdef Py_ssize_t n = _partitions(&off[0], n_seq, budget, <int64_t *>b.data)
     return b[:n + 1].copy()
+
+
+def set_checkpoint_rows(n):
+    """Sequences of more than n rows run the checkpointed passes of modes 0-2
+    (softmax, argmax, sample; see this module's header): O(sqrt(L) K) scratch per
+    thread instead of O(L K), the same results bitwise, at the cost of a second
+    forward computation.  n: an integer >= 1 (default CHECKPOINT_ROWS = 10^6); a
+    setting of the process, which each entry reads as it starts.  Returns the
+    previous value (to restore it)."""
+    global _ckpt_rows
+    if (isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1
+            or n > np.iinfo(np.int64).max):
+        raise ValueError(f"set_checkpoint_rows: n must be an integer >= 1, got {n!r}")
+    cdef Py_ssize_t prev = _ckpt_rows
+    _ckpt_rows = int(n)
+    return prev
+
+
+def checkpoint_rows():
+    """The threshold of the checkpointed passes: sequences of more rows take them."""
+    return _ckpt_rows
+
+
+def scratch_size(offsets, Py_ssize_t K, int mode=H_SOFT):
+    """(doubles, int32) of the blocks' scratch one thread allocates for these
+    sequences at the current threshold (the features' and the fixed K x K part
+    aside): (3 (B + 1) + nb) K and (B + 1) (1 + K under argmax) for the sequence
+    that needs the most (B rows per block, nb blocks)."""
+    cdef const int64_t[::1] off = _check_offsets("scratch_size", offsets,
+                                                 int(offsets[len(offsets) - 1])
+                                                 if len(offsets) else 0)
+    if K < 1:
+        raise ValueError(f"scratch_size: K must be >= 1, got {K}")
+    if mode < 0 or mode > H_VEM:
+        raise ValueError(f"scratch_size: mode must be 0 .. 3, got {mode}")
+    cdef Py_ssize_t nd = 0, ni = 0
+    if off.shape[0] > 1:
+        _scratch_need(&off[0], off.shape[0] - 1, K, _ckpt_rows, mode, &nd, &ni)
+    return nd, ni
 
 
 # ------------------------------------------------------------------ validation
@@ -725,12 +1056,17 @@ cdef object _setup(Hmm *h, str fn, data, aux, int kind, uintptr_t address, Py_ss
     cdef Py_ssize_t n_parts = _partitions(&offv[0], n_seq, SEQ_PART, &bounds[0]) if n_seq else 0
     keep.append(bounds)
     cdef int T = clamp_threads(fn, n_threads, n_parts if n_parts > 0 else 1)
-    # per thread: lp, alpha, pred (Lm x K each), M (K x K), 3 K, the features' values
+    # per thread: M (K x K), 3 K, the features' values, then the blocks' (see the
+    # header: Memory), sized by the sequence that needs the most
     cdef Py_ssize_t fvl = (Am + 1) if act != NULL else DB * (S + 1)
-    cdef Py_ssize_t bl = 3 * Lm * K + K * K + 3 * K + fvl
-    cdef double[:, ::1] buf = _aligned(T, (bl + 7) // 8 * 8 + 8)
-    cdef Py_ssize_t il = Lm + Am + (Lm * K if mode == H_ARGMAX else 0)
-    cdef int32_t[:, ::1] ibuf = np.zeros((T, (il + 15) // 16 * 16 + 16), dtype=np.int32)
+    cdef Py_ssize_t thr = _ckpt_rows
+    cdef Py_ssize_t nd = 0, ni = 0
+    if n_seq > 0:
+        _scratch_need(&offv[0], n_seq, K, thr, mode, &nd, &ni)
+    cdef Py_ssize_t fixd = (K * K + 3 * K + fvl + 7) // 8 * 8
+    cdef Py_ssize_t fixi = (Am + 15) // 16 * 16
+    cdef double[:, ::1] buf = _aligned(T, (fixd + nd + 7) // 8 * 8 + 8)
+    cdef int32_t[:, ::1] ibuf = np.zeros((T, (fixi + ni + 15) // 16 * 16 + 16), dtype=np.int32)
     keep.extend([buf, ibuf])
     cdef const double[:, ::1] Wv = W
     cdef const double[::1] cv = c
@@ -752,7 +1088,9 @@ cdef object _setup(Hmm *h, str fn, data, aux, int kind, uintptr_t address, Py_ss
     h.kind = kind
     h.Sv = D * 32 if kind == F_BITS else S
     h.A = K * h.Sv + 2 * K + K * K + 3
-    h.Lm = Lm
+    h.ckpt = thr
+    h.fixd = fixd
+    h.fixi = fixi
     h.off = &offv[0]
     h.bounds = &bounds[0]
     h.sw = NULL
@@ -817,6 +1155,11 @@ def hmm_pass(data, aux, int features, uintptr_t address, Py_ssize_t S, W, c, log
           filtering, backward sampling; draws keyed by (seed, global row)), 3 vem
           (the factorised fixed point, swept until the ELBO gains less than tol,
           at most max_iter sweeps)
+
+    A sequence longer than checkpoint_rows() (10^6 rows unless
+    set_checkpoint_rows says otherwise) runs modes 0-2 checkpointed, in blocks of
+    ceil(sqrt(L)) rows: O(sqrt(L) K) scratch, the same results bitwise (see the
+    module's header); mode 3 keeps the whole sequence's q (L x K) whatever its length.
     """
     cdef str fn = "hmm_pass"
     if mode < 0 or mode > H_VEM:
@@ -935,6 +1278,9 @@ def hmm_posteriors(data, aux, int features, uintptr_t address, Py_ssize_t S, W, 
           factorised q(z_t = k) (mode 3); loglik (n_seq float64): each sequence's
           log p(x) (mode 0) or ELBO (mode 3)
     mode  0 exact (forward-backward) or 3 vem (tol, max_iter as hmm_pass)
+
+    Mode 0 runs a sequence longer than checkpoint_rows() checkpointed, as hmm_pass
+    does (gamma written block by block; no other L x K scratch).
     """
     cdef str fn = "hmm_posteriors"
     if mode != H_SOFT and mode != H_VEM:
@@ -954,6 +1300,10 @@ def hmm_viterbi(data, aux, int features, uintptr_t address, Py_ssize_t S, W, c, 
     OUT   path (N int64): the most probable state of each row on its sequence's
           MAP path (the first maximiser on ties); logjoint (n_seq float64): each
           sequence's log p(x, path)
+
+    A sequence longer than checkpoint_rows() runs checkpointed, as hmm_pass does
+    (delta kept at the blocks' ends; each block's back-pointers recomputed in the
+    backtrack), with the same path.
     """
     cdef str fn = "hmm_viterbi"
     if path is None:

@@ -75,11 +75,14 @@ static inline __attribute__((always_inline)) void fv_vecmat(double *restrict y, 
     }
 }
 
-/* fv_outer_sum: M[j, 0:K] = sum_t U[t, j] Q[t, 0:K] (U, Q row-major n x K), t from
+/* fv_outer_sum: M[j, 0:K] += sum_t U[t, j] Q[t, 0:K] (U, Q row-major n x K), t from
  * n - 1 down to 0 -- the backward pass's sum_t (alpha_t / s_t) (x) q_{t+1}, in the
  * order the pass meets its terms.  Four rows of M are held in registers over the
  * whole of t (K a multiple of 4 up to 16), where an outer-product update per step
- * would load and store all of M at every step. */
+ * would load and store all of M at every step.  M is added to, each entry one chain
+ * of additions from its value on entry: a sequence's blocks, taken from the last to
+ * the first, each add their terms to the same M, and give every entry the same
+ * chain as one call over the whole sequence from M = 0. */
 #define FV_OUTER_NV(NV)                                                                   \
 static inline void fv_outer_sum_##NV(double *restrict M, const double *restrict U,        \
                                      const double *restrict Q, long n, long K)            \
@@ -88,7 +91,7 @@ static inline void fv_outer_sum_##NV(double *restrict M, const double *restrict 
         fv_v4 acc[4][NV];                                                                 \
         for (int r = 0; r < 4; r++)                                                       \
             for (int u = 0; u < (NV); u++)                                                \
-                acc[r][u] = (fv_v4){0.0, 0.0, 0.0, 0.0};                                  \
+                memcpy(&acc[r][u], M + (j0 + r) * K + 4 * u, sizeof acc[r][u]);          \
         for (long t = n - 1; t >= 0; t--) {                                               \
             fv_v4 q[NV];                                                                  \
             for (int u = 0; u < (NV); u++)                                                \
@@ -119,7 +122,6 @@ static inline void fv_outer_sum(double *restrict M, const double *restrict U,
     case 3: fv_outer_sum_3(M, U, Q, n, K); return;
     case 4: fv_outer_sum_4(M, U, Q, n, K); return;
     default:
-        memset(M, 0, (size_t)(K * K) * sizeof(double));
         for (long t = n - 1; t >= 0; t--)
             for (long j = 0; j < K; j++)
                 fv_axpy(M + j * K, Q + t * K, U[t * K + j], K);

@@ -46,6 +46,11 @@ coefficient out of log p(x | state) (a per-row constant); the estimator adds it
 back to every objective, score, score_samples and decode, so that they are
 hmmlearn's.
 
+A sequence longer than 10^6 rows (``fastvem._ext._hmm.set_checkpoint_rows``
+changes the threshold) runs em, crisp, meanfield and gibbs checkpointed, in
+blocks of ceil(sqrt(L)) rows: O(sqrt(L) K) scratch instead of O(L K), the same
+results bitwise; vem keeps its factorised q(z) of L x K whatever the length.
+
 gibbs runs n_chains chains (default 2) of n_iter sweeps, relabels the draws of
 every chain together and sets the mixtures' diagnostics: log_joint_ (n_chains,
 n_iter), mixing_ (R-hat, bulk ESS per monitored quantity), rhat_, ess_ and
