@@ -13,8 +13,16 @@ thread inside them); hmmlearn single-threaded (its forward-backward is compiled
 C++ on one thread).  Run with OPENBLAS_NUM_THREADS=1 so that idle BLAS threads of
 either side do not steal the second core.
 
+Also (--only): 'meanfield', fastvem.VariationalGaussianHMM (full) against
+hmmlearn's, from the same q and priors (their bounds agree iterate for iterate);
+'dynamax', fastvem GaussianHMM em (full) against dynamax's GaussianHMM.fit_em
+(JAX on the CPU as it comes -- XLA's own threads --, vmapped over the 50
+equal-length sequences; the whole fit includes its jit compile, which each
+fit_em call repeats; dynamax's M-step adds its weak default prior, so the
+log-likelihoods are close, not equal).
+
     OPENBLAS_NUM_THREADS=1 PYTHONPATH=. python asv_bench/peer_compare_hmm.py \
-        [--repeat 5] [--only gauss-full,gauss-diag,categorical]
+        [--repeat 5] [--only gauss-full,gauss-diag,categorical,meanfield,dynamax]
 """
 import argparse
 import statistics
@@ -125,6 +133,102 @@ def compare(kind, X, lengths, repeat, lo, hi, whole, impls=("scaling", "log")):
     return rows
 
 
+# ------------------------------------------------------- mean field (vhmm)
+def _variational(side, n_iter, X):
+    """VariationalGaussianHMM (full) of either side, from one q and hmmlearn's
+    default priors (set on hmmlearn's, which reads them only when it initialises)."""
+    r = np.random.RandomState(1)
+    nu = r.uniform(5, 20, K)
+    post = dict(startprob_posterior_=r.dirichlet(np.ones(K)) * 6,
+                transmat_posterior_=r.dirichlet(np.ones(K), size=K) * 30,
+                means_posterior_=X[r.choice(X.shape[0], K, replace=False)],
+                beta_posterior_=r.uniform(5, 20, K), dof_posterior_=nu,
+                scale_posterior_=np.cov(X.T)[None] * nu[:, None, None])
+    if side == "hmmlearn":
+        from hmmlearn import vhmm
+        m = vhmm.VariationalGaussianHMM(K, covariance_type="full", init_params="",
+                                        n_iter=n_iter, tol=-np.inf)
+        post.update(startprob_prior_=np.full(K, 1 / K), transmat_prior_=np.full((K, K), 1 / K),
+                    means_prior_=np.tile(X.mean(0), (K, 1)), beta_prior_=np.ones(K),
+                    dof_prior_=np.full(K, float(D)), scale_prior_=np.tile(np.eye(D) * 1e-3,
+                                                                         (K, 1, 1)))
+    else:
+        m = fastvem.VariationalGaussianHMM(K, covariance_type="full", init_params="",
+                                           n_iter=n_iter, tol=-np.inf, n_threads=2)
+    for k, v in post.items():
+        setattr(m, k, v)
+    return m
+
+
+def _timed(make_fit):
+    t = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out = make_fit()
+    return time.perf_counter() - t, out
+
+
+def compare_meanfield(X, lengths, repeat, lo, hi, whole):
+    fv, hl, fvw, hlw = [], [], [], []
+    for _ in range(repeat):
+        for side, per, tot in (("fastvem", fv, fvw), ("hmmlearn", hl, hlw)):
+            t_lo, _ = _timed(lambda: _variational(side, lo, X).fit(X, lengths))
+            t_hi, m = _timed(lambda: _variational(side, hi, X).fit(X, lengths))
+            per.append((t_hi - t_lo) / (hi - lo))
+            tot.append(_timed(lambda: _variational(side, whole, X).fit(X, lengths))[0])
+            if side == "fastvem":
+                mf = m
+            else:
+                mh = m
+    gap = abs(mf.monitor_.history[-1] - mh.monitor_.history[-1])
+    print("  meanfield (VariationalGaussianHMM full): s/iteration run by run: fastvem "
+          + " ".join(f"{v:.4f}" for v in fv) + " | hmmlearn " + " ".join(f"{v:.4f}" for v in hl)
+          + f"; |bound gap| after {hi} iterations {gap:.2e}", flush=True)
+    return [("full meanfield vs vhmm", statistics.median(fv), statistics.median(hl),
+             statistics.median(fvw), statistics.median(hlw))]
+
+
+# ---------------------------------------------------------------- dynamax
+def _dynamax_fit(X, n_iter):
+    """dynamax GaussianHMM.fit_em from the same start as the others (full
+    covariances), the 50 sequences as one (50, 2000, D) batch; returns the last
+    marginal log probability."""
+    import jax.numpy as jnp
+    import jax.random as jr
+    from dynamax.hidden_markov_model import GaussianHMM as DynGaussianHMM
+    m = make("fastvem", "full", 1, X)
+    hmm = DynGaussianHMM(num_states=K, emission_dim=D)
+    params, props = hmm.initialize(jr.PRNGKey(0), method="prior",
+                                   initial_probs=jnp.asarray(m.startprob_),
+                                   transition_matrix=jnp.asarray(m.transmat_),
+                                   emission_means=jnp.asarray(m.means_),
+                                   emission_covariances=jnp.asarray(m.covars_))
+    batch = jnp.asarray(X.reshape(N_SEQ, T, D))
+    params, lps = hmm.fit_em(params, props, batch, num_iters=n_iter, verbose=False)
+    lps.block_until_ready()
+    return float(lps[-1])
+
+
+def compare_dynamax(X, lengths, repeat, lo, hi, whole):
+    _dynamax_fit(X, 1)                  # JAX's start-up (the first import and trace)
+    fv, dy, fvw, dyw = [], [], [], []
+    for _ in range(repeat):
+        f_lo, _ = fit_time("fastvem", "full", lo, X, lengths)
+        f_hi, mf = fit_time("fastvem", "full", hi, X, lengths)
+        d_lo, _ = _timed(lambda: _dynamax_fit(X, lo))
+        d_hi, lp = _timed(lambda: _dynamax_fit(X, hi))
+        fv.append((f_hi - f_lo) / (hi - lo))
+        dy.append((d_hi - d_lo) / (hi - lo))
+        fvw.append(fit_time("fastvem", "full", whole, X, lengths)[0])
+        dyw.append(_timed(lambda: _dynamax_fit(X, whole))[0])
+    print("  full em vs dynamax: s/iteration run by run: fastvem "
+          + " ".join(f"{v:.4f}" for v in fv) + " | dynamax " + " ".join(f"{v:.4f}" for v in dy)
+          + f"; log-likelihood after {hi} iterations: fastvem {mf.monitor_.history[-1]:.2f}, "
+          f"dynamax {lp:.2f} (its M-step has a prior)", flush=True)
+    return [("full em vs dynamax", statistics.median(fv), statistics.median(dy),
+             statistics.median(fvw), statistics.median(dyw))]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=5)
@@ -147,8 +251,12 @@ def main():
                               ("categorical", "categorical", Xc, lengths_c)):
         if not only or name in only:
             rows += compare(kind, X, ln, args.repeat, args.lo, args.hi, args.whole)
-    print(f"\n{'workload':28s} {'fastvem s/it':>13s} {'hmmlearn s/it':>14s} {'ratio':>7s}"
-          f" {'fastvem whole':>14s} {'hmmlearn whole':>15s} {'ratio':>7s}")
+    if not only or "meanfield" in only:
+        rows += compare_meanfield(Xg, lengths, args.repeat, args.lo, args.hi, args.whole)
+    if "dynamax" in only:           # JAX: asked for by name
+        rows += compare_dynamax(Xg, lengths, args.repeat, args.lo, args.hi, args.whole)
+    print(f"\n{'workload':28s} {'fastvem s/it':>13s} {'peer s/it':>14s} {'ratio':>7s}"
+          f" {'fastvem whole':>14s} {'peer whole':>15s} {'ratio':>7s}")
     for name, f, h, fw, hw in rows:
         print(f"{name:28s} {f:13.4f} {h:14.4f} {h / f:7.1f} {fw:14.3f} {hw:15.3f} {hw / fw:7.1f}")
 
