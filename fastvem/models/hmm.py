@@ -1397,6 +1397,8 @@ class GaussianHMM(_BaseHMM):
     def _init_emissions(self, fam, X, data, rs):
         D = fam.n_features
         K = self.n_components
+        if not (self._needs_init("m", "means_") or self._needs_init("c", "covars_")):
+            return                              # no float64 copy of the rows then
         Xd = np.asarray(data, dtype=np.float64)
         if self._needs_init("m", "means_"):
             from sklearn.cluster import KMeans
