@@ -247,8 +247,8 @@ def test_partial_fit_refusals_and_fixed_family():
 
 @pytest.mark.parametrize("method", ["em", "vem", "crisp"])
 def test_gmmhmm_from_sources_and_partial_fit(method, monkeypatch):
-    monkeypatch.setattr(hmm_sources, "BATCH_ROWS", 500)
-    X, L, _, _ = _gaussian_data(11)
+    monkeypatch.setattr(hmm_sources, "BATCH_ROWS", 200)
+    X, L, _, _ = _gaussian_data(11, lengths=(200, 150, 1, 300))
     kw = {"n_mix": 2, "covariance_type": "full", "method": method}
     a = _fit(fastvem.GMMHMM, X, L, **kw)
     b = _fit(fastvem.GMMHMM, _split(X, L), **kw)
