@@ -30,6 +30,24 @@ def close(a, b, rtol=1e-9, what=""):
     assert np.max(np.abs(a - b)) <= rtol * scale, (what, np.max(np.abs(a - b)))
 
 
+def same_predictions(a, b, X, lengths, rtol=1e-9):
+    """b's predictions equal a's (a: hmmlearn's model, b: fastvem's): score,
+    score_samples, predict_proba, decode (viterbi and map: the same paths) and
+    predict."""
+    close(b.score(X, lengths), a.score(X, lengths), rtol, what="score")
+    la, pa = a.score_samples(X, lengths)
+    lb, pb = b.score_samples(X, lengths)
+    close(lb, la, rtol, what="score_samples")
+    close(pb, pa, rtol, what="posteriors")
+    close(b.predict_proba(X, lengths), pa, rtol, what="predict_proba")
+    for alg in ("viterbi", "map"):
+        la, sa = a.decode(X, lengths, algorithm=alg)
+        lb, sb = b.decode(X, lengths, algorithm=alg)
+        assert np.array_equal(sa, sb), alg
+        close(lb, la, rtol, what=alg)
+    assert np.array_equal(b.predict(X, lengths), a.predict(X, lengths))
+
+
 def logB_gaussian_diag(X, means, variances):
     X = np.asarray(X, dtype=np.float64)
     return np.stack([st.norm.logpdf(X, means[k], np.sqrt(variances[k])).sum(1)

@@ -120,7 +120,7 @@ from ..io import register
 from ..structures.hmm import LOG_FLOOR, Chain
 from .._validation import check_array_param
 from .hmm import (HMMEngine, _BaseHMM, _check_int, _distribution,
-                  _kernel, _offsets, _stepwise_init)
+                  _kernel, _offsets, _stepwise_init, real_rows)
 
 __all__ = ["GMMHMM", "GMMHMMEngine", "expanded_log_params"]
 
@@ -162,6 +162,16 @@ def expanded_log_params(startprob, transmat, weights, floor=False):
 
 
 # ------------------------------------------------------------- the families
+def _components(fam, K, M, covariance_type, update, means_prior, means_weight):
+    """The settings both GMM families share (the K M components, k major, and
+    their means' prior); returns (K, M, D)."""
+    D = fam.n_features
+    fam.K, fam.M, fam.covariance_type, fam.update = K, M, covariance_type, update
+    fam.means_prior = _broadcast(means_prior, (K, M, D), "means_prior").reshape(K * M, D)
+    fam.means_weight = _broadcast(means_weight, (K, M), "means_weight").reshape(K * M)
+    return K, M, D
+
+
 class _GMMDiagFamily(GaussianDiag):
     """The K M components of a 'diag' or 'spherical' GMMHMM (k major) as one
     GaussianDiag, with hmmlearn's GMMHMM M-step as its point estimate."""
@@ -169,10 +179,8 @@ class _GMMDiagFamily(GaussianDiag):
     def __init__(self, n_features, n_components, n_mix, covariance_type, min_covar,
                  means_prior, means_weight, covars_prior, covars_weight, update):
         super().__init__(n_features, reg_covar=min_covar)
-        K, M, D = n_components, n_mix, n_features
-        self.K, self.M, self.covariance_type, self.update = K, M, covariance_type, update
-        self.means_prior = _broadcast(means_prior, (K, M, D), "means_prior").reshape(K * M, D)
-        self.means_weight = _broadcast(means_weight, (K, M), "means_weight").reshape(K * M)
+        K, M, D = _components(self, n_components, n_mix, covariance_type, update, means_prior,
+                              means_weight)
         if covariance_type == "diag":
             shape = (K, M, D)
             a0, b0 = -1.5, 0.0
@@ -226,10 +234,8 @@ class _GMMFullFamily(GaussianFull):
     def __init__(self, n_features, n_components, n_mix, covariance_type, min_covar,
                  means_prior, means_weight, covars_prior, covars_weight, update):
         super().__init__(n_features, reg_covar=min_covar)
-        K, M, D = n_components, n_mix, n_features
-        self.K, self.M, self.covariance_type, self.update = K, M, covariance_type, update
-        self.means_prior = _broadcast(means_prior, (K, M, D), "means_prior").reshape(K * M, D)
-        self.means_weight = _broadcast(means_weight, (K, M), "means_weight").reshape(K * M)
+        K, M, D = _components(self, n_components, n_mix, covariance_type, update, means_prior,
+                              means_weight)
         if covariance_type == "full":
             pshape, wshape, w0 = (K, M, D, D), (K, M), -(1.0 + D + 1.0)
         else:
@@ -422,21 +428,16 @@ class GMMHMM(_BaseHMM):
     def _weights_prior(self):
         return _broadcast(self.weights_prior, (self.n_components, self.n_mix), "weights_prior")
 
+    _means_ndim = 3         # means_ is (n_components, n_mix, n_features)
+
     def _prepare_fit(self, X):
-        from ..families.discrete import _numeric
-        D = _numeric(X).shape[1]
-        fam = self._family(D)
-        return fam, fam.prepare(X, fitting=True)
+        return real_rows(self, X, fitting=True)
 
     def _prepare_predict(self, X):
-        from ..families.discrete import _numeric
-        D = _numeric(X).shape[1]
-        if hasattr(self, "means_") and np.ndim(self.means_) == 3 \
-                and np.shape(self.means_)[2] != D:
-            raise ValueError(f"X has {D} features, but {type(self).__name__} is expecting "
-                             f"{np.shape(self.means_)[2]} features as input")
-        fam = self._family(D)
-        return fam, fam.prepare(X, fitting=True)
+        return real_rows(self, X, fitting=False)
+
+    def _predict_family(self, D):
+        return self._family(D)
 
     # ------------------------------------------------------------ the start
     def _init_emissions(self, fam, X, data, rs):

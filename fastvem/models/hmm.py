@@ -1291,6 +1291,24 @@ def _common_init(est, n_components, startprob_prior, transmat_prior, algorithm, 
 
 
 # ---------------------------------------------------------------- Gaussian
+def real_rows(est, X, fitting):
+    """(family, rows) of a model with Gaussian emissions: the family for X's width
+    (fit: est._family; predictions: est._predict_family, after X's width is checked
+    against the fitted means_, whose last axis is the features')."""
+    from ..families.discrete import _numeric
+    D = _numeric(X).shape[1]
+    if fitting:
+        fam = est._family(D)
+    else:
+        means = getattr(est, "means_", None)
+        if means is not None and np.ndim(means) == est._means_ndim \
+                and np.shape(means)[-1] != D:
+            raise ValueError(f"X has {D} features, but {type(est).__name__} is expecting "
+                             f"{np.shape(means)[-1]} features as input")
+        fam = est._predict_family(D)
+    return fam, fam.prepare(X, fitting=True)
+
+
 @register
 class GaussianHMM(_BaseHMM):
     """Hidden Markov model with Gaussian emissions: hmmlearn.hmm.GaussianHMM's
@@ -1374,21 +1392,13 @@ class GaussianHMM(_BaseHMM):
                    self.means_prior, self.means_weight, self.covars_prior,
                    self.covars_weight, self.params)
 
+    _means_ndim = 2         # means_ is (n_components, n_features)
+
     def _prepare_fit(self, X):
-        from ..families.discrete import _numeric
-        D = _numeric(X).shape[1]
-        fam = self._family(D)
-        return fam, fam.prepare(X, fitting=True)
+        return real_rows(self, X, fitting=True)
 
     def _prepare_predict(self, X):
-        from ..families.discrete import _numeric
-        D = _numeric(X).shape[1]
-        if hasattr(self, "means_") and np.ndim(self.means_) == 2 \
-                and np.shape(self.means_)[1] != D:
-            raise ValueError(f"X has {D} features, but {type(self).__name__} is expecting "
-                             f"{np.shape(self.means_)[1]} features as input")
-        fam = self._predict_family(D)
-        return fam, fam.prepare(X, fitting=True)
+        return real_rows(self, X, fitting=False)
 
     def _predict_family(self, D):
         """The family predictions read the point parameters with."""
