@@ -34,9 +34,9 @@ def _data(kind):
 
 METHODS = ("em", "vem", "crisp", "meanfield", "gibbs")
 CASES = ([("GaussianHMM", "gaussian", dict(covariance_type=c), m)
-          for c in ("diag", "full") for m in METHODS]
-         + [("GaussianHMM", "gaussian", dict(covariance_type=c), m)
-            for c in ("spherical", "tied") for m in ("em", "vem", "crisp")]
+          for c in ("diag", "full", "spherical", "tied") for m in METHODS]
+         + [("GMMHMM", "gaussian", dict(covariance_type=c, n_mix=2), m)
+            for c in ("diag", "full", "spherical", "tied") for m in ("em", "vem", "crisp")]
          + [("CategoricalHMM", "categorical", {}, m) for m in METHODS]
          + [("PoissonHMM", "poisson", {}, m) for m in METHODS]
          + [("MultinomialHMM", "multinomial", dict(n_trials=6), m) for m in METHODS]
