@@ -56,10 +56,16 @@ cdef extern from "fv_lda.h" nogil:
                          double *GT)
     void fv_lda_gather_f(const float *eb, const int32_t *idx, long n, long K, float *G,
                          float *GT)
-    void fv_lda_gather_t_d(const double *eb, const int32_t *idx, long n, long K, double *GT,
-                           double *S, double *mx, double *lmax)
-    void fv_lda_gather_t_f(const float *eb, const int32_t *idx, long n, long K, float *GT,
-                           float *S, float *mx, double *lmax)
+    long FV_LDA_PAD_d, FV_LDA_PAD_f
+    long fv_lda_padded(long n, long L)
+    void fv_lda_gather_t_d(const double *eb, const int32_t *idx, const double *cnt, long n,
+                           long npad, long K, double *GT, double *S, double *mx, double *lmax,
+                           double *cp)
+    void fv_lda_gather_t_f(const float *eb, const int32_t *idx, const float *cnt, long n,
+                           long npad, long K, float *GT, float *S, float *mx, double *lmax,
+                           float *cp)
+    void fv_lda_axpy_d(double *b, double r, const double *e, long K)
+    void fv_lda_axpy_f(double *b, double r, const float *e, long K)
     double fv_lda_norm_act_d(const double *GT, const double *c, const double *eA,
                              const int *act, double *r, double *nrm, long n, long nA,
                              double eps)
@@ -182,44 +188,55 @@ cdef inline double _dirichlet_term(const floating *gamma, const double *alpha,
     return acc - lgamma(sg)
 
 
+cdef inline Py_ssize_t _padded_len(Py_ssize_t n, const floating *tag) noexcept nogil:
+    """n rounded up to whole vectors of floating (the active-topic sweeps' token count)."""
+    if floating is float:
+        return fv_lda_padded(n, FV_LDA_PAD_f)
+    else:
+        return fv_lda_padded(n, FV_LDA_PAD_d)
+
+
 cdef int _one_doc(const int32_t *idx, const floating *cnt, Py_ssize_t n,
                   const floating *eb, const double *alpha, floating *gamma, Py_ssize_t K,
                   int hard, int max_iter, double tol, floating eps,
                   floating *e, floating *t, double *elog, floating *G, floating *rb,
-                  const double *psa, const double *lga, double *dw, int *ia, long *nact,
-                  double *out) noexcept nogil:
+                  floating *cp, const double *psa, const double *lga, double *dw, int *ia,
+                  long *nact, double *out) noexcept nogil:
     """The fixed point of one document; gamma (K) is the start and is overwritten.
     out[0] += word term, out[1] += Dirichlet term; elog holds E log theta at exit.
     Soft: sweeps over the document's active topics only (fv_lda_sparse_*, equal to the
-    dense sweep up to round-off); at exit the active topics are ia[0..nact), and
-    G + n K holds norm_j + eps over them (for _doc_stats_active).  Otherwise nact = -1.
-    Workspace: t (3K), G (2 n K + 1), dw (6K), ia (3K); psa[k] = psi(alpha_k),
-    lga[k] = lgamma(alpha_k).  Returns the number of inner iterations."""
+    dense sweep up to round-off), on the tokens padded to np = _padded_len(n) (count
+    0, topic rows 0); at exit the active topics are ia[0..nact), and G + np K holds
+    norm_j + eps over them (for _doc_stats_active).  Otherwise nact = -1.
+    Workspace: t (3K), G (2 np K + np + 1), rb, cp (np + 1 each), dw (6K), ia (3K);
+    psa[k] = psi(alpha_k), lga[k] = lgamma(alpha_k).  Returns the number of inner
+    iterations."""
     cdef Py_ssize_t j, k, it, best
     cdef const floating *row
     cdef floating norm, r, bv, v
     cdef double change, acc, g
-    cdef floating *nrm = G + n * K
+    cdef Py_ssize_t np_ = _padded_len(n, cnt)
+    cdef floating *nrm = G + np_ * K
     cdef floating *eA = t + K
     nact[0] = -1
     if not hard and not _dense_sweeps:
-        # the document's topic rows (K x n) and log max_j, gathered once
+        # the document's topic rows (K x np) and log max_j, gathered once
         if floating is float:
-            fv_lda_gather_t_f(eb, idx, n, K, G, nrm, t, dw + 4 * K)
-            it = fv_lda_sparse_f(G, cnt, n, K, alpha, psa, dw + 4 * K, gamma, max_iter, tol,
+            fv_lda_gather_t_f(eb, idx, cnt, n, np_, K, G, nrm, t, dw + 4 * K, cp)
+            it = fv_lda_sparse_f(G, cp, np_, K, alpha, psa, dw + 4 * K, gamma, max_iter, tol,
                                  eps, eA, rb, dw, ia, ia + K, ia + 2 * K, nact)
         else:
-            fv_lda_gather_t_d(eb, idx, n, K, G, nrm, t, dw + 4 * K)
-            it = fv_lda_sparse_d(G, cnt, n, K, alpha, psa, dw + 4 * K, gamma, max_iter, tol,
+            fv_lda_gather_t_d(eb, idx, cnt, n, np_, K, G, nrm, t, dw + 4 * K, cp)
+            it = fv_lda_sparse_d(G, cp, np_, K, alpha, psa, dw + 4 * K, gamma, max_iter, tol,
                                  eps, eA, rb, dw, ia, ia + K, ia + 2 * K, nact)
         _expect_log(gamma, alpha, e, elog, K, hard)
         # the bound terms at the final gamma, the word term over the active topics
         for j in range(nact[0]):
             eA[j] = e[ia[j]]
         if floating is float:
-            fv_lda_norm_act_f(G, cnt, eA, ia, rb, nrm, n, nact[0], eps)
+            fv_lda_norm_act_f(G, cp, eA, ia, rb, nrm, np_, nact[0], eps)
         else:
-            fv_lda_norm_act_d(G, cnt, eA, ia, rb, nrm, n, nact[0], eps)
+            fv_lda_norm_act_d(G, cp, eA, ia, rb, nrm, np_, nact[0], eps)
         acc = 0.0
         for j in range(n):
             acc += cnt[j] * log(<double>nrm[j])
@@ -327,8 +344,14 @@ cdef void _doc_stats_active(const int32_t *idx, const floating *cnt, Py_ssize_t 
     for j in range(n):
         b = buf + slot[idx[j]] * K
         r = cnt[j] / <double>nrm[j]
-        for q in range(n_act):
-            b[act[q]] += r * e[act[q]]
+        if n_act == K:          # every topic active: act is 0..K-1 in order
+            if floating is float:
+                fv_lda_axpy_f(b, r, e, K)
+            else:
+                fv_lda_axpy_d(b, r, e, K)
+        else:
+            for q in range(n_act):
+                b[act[q]] += r * e[act[q]]
 
 
 def doc_fixed_point(const cnp.int64_t[::1] indptr, const cnp.int32_t[::1] indices,
@@ -378,6 +401,7 @@ def doc_fixed_point(const cnp.int64_t[::1] indptr, const cnp.int32_t[::1] indice
     if D > 0 and np.min(lengths) < 0:
         raise ValueError(f"{fn}: indptr decreases; document lengths must be >= 0")
     cdef Py_ssize_t max_n = int(np.max(lengths)) if D > 0 else 0
+    cdef Py_ssize_t max_np = (max_n + 15) // 16 * 16      # padded to whole vectors
     cdef Py_ssize_t P, per_part
     for p in range(n_parts):
         d0 = p * PART_DOCS
@@ -408,6 +432,7 @@ def doc_fixed_point(const cnp.int64_t[::1] indptr, const cnp.int32_t[::1] indice
     cdef floating *g0
     cdef floating *G
     cdef floating *rb
+    cdef floating *cp
     cdef double *tmp
     cdef double *pt
     cdef int32_t *sl
@@ -432,8 +457,9 @@ def doc_fixed_point(const cnp.int64_t[::1] indptr, const cnp.int32_t[::1] indice
                 elog = <double *>malloc(K * sizeof(double))
                 g0 = <floating *>malloc(K * sizeof(floating))
                 tmp = <double *>malloc(4 * sizeof(double))
-                G = <floating *>malloc((2 * max_n * K + 1) * sizeof(floating))
-                rb = <floating *>malloc((max_n + 1) * sizeof(floating))
+                G = <floating *>malloc((2 * max_np * K + max_np + 1) * sizeof(floating))
+                rb = <floating *>malloc((max_np + 1) * sizeof(floating))
+                cp = <floating *>malloc((max_np + 1) * sizeof(floating))
                 for t in prange(P, schedule='dynamic', chunksize=1):
                     p = wave + t
                     if p >= n_parts:
@@ -457,8 +483,8 @@ def doc_fixed_point(const cnp.int64_t[::1] indptr, const cnp.int32_t[::1] indice
                             pt[2] += _one_doc(&indices[indptr[d]], &data[indptr[d]],
                                               indptr[d + 1] - indptr[d], &eb[0, 0], &alpha[0],
                                               &gamma[d, 0], K, hard, max_iter, tol, eps,
-                                              e, tt, elog, G, rb, &psa[0], &lga[0], dw, ia,
-                                              &nact, tmp)
+                                              e, tt, elog, G, rb, cp, &psa[0], &lga[0], dw,
+                                              ia, &nact, tmp)
                             _doc_terms(&indices[indptr[d]], &data[indptr[d]],
                                        indptr[d + 1] - indptr[d], &eb[0, 0], &alpha[0],
                                        g0, K, hard, eps, e, elog, tmp + 2, 1)
@@ -471,7 +497,7 @@ def doc_fixed_point(const cnp.int64_t[::1] indptr, const cnp.int32_t[::1] indice
                                 pt[2] += _one_doc(&indices[indptr[d]], &data[indptr[d]],
                                                   indptr[d + 1] - indptr[d], &eb[0, 0],
                                                   &alpha[0], &gamma[d, 0], K, hard, max_iter,
-                                                  0.0, eps, e, tt, elog, G, rb, &psa[0],
+                                                  0.0, eps, e, tt, elog, G, rb, cp, &psa[0],
                                                   &lga[0], dw, ia, &nact, tmp)
                             if tmp[2] + tmp[3] > tmp[0] + tmp[1]:
                                 for k in range(K):
@@ -488,8 +514,8 @@ def doc_fixed_point(const cnp.int64_t[::1] indptr, const cnp.int32_t[::1] indice
                             pt[2] += _one_doc(&indices[indptr[d]], &data[indptr[d]],
                                               indptr[d + 1] - indptr[d], &eb[0, 0], &alpha[0],
                                               &gamma[d, 0], K, hard, max_iter, tol, eps,
-                                              e, tt, elog, G, rb, &psa[0], &lga[0], dw, ia,
-                                              &nact, pt)
+                                              e, tt, elog, G, rb, cp, &psa[0], &lga[0], dw,
+                                              ia, &nact, pt)
                         for k in range(K):
                             pt[3 + k] += elog[k]
                         if need_stats:
@@ -503,7 +529,8 @@ def doc_fixed_point(const cnp.int64_t[::1] indptr, const cnp.int32_t[::1] indice
                             if nact >= 0:
                                 _doc_stats_active(&indices[indptr[d]], &data[indptr[d]],
                                                   indptr[d + 1] - indptr[d], K, e,
-                                                  G + (indptr[d + 1] - indptr[d]) * K, ia,
+                                                  G + _padded_len(indptr[d + 1] - indptr[d],
+                                                                  <floating *>NULL) * K, ia,
                                                   nact, sl, bf)
                             else:
                                 _doc_stats(&indices[indptr[d]], &data[indptr[d]],
@@ -518,6 +545,7 @@ def doc_fixed_point(const cnp.int64_t[::1] indptr, const cnp.int32_t[::1] indice
                 free(tmp)
                 free(G)
                 free(rb)
+                free(cp)
             # reduce the round's partitions in partition order: the totals serially, the
             # statistics word by word in parallel (each word adds its partitions in order)
             n_round = min(P, n_parts - wave)

@@ -128,14 +128,73 @@ static inline void NAME(const T *__restrict eb, const int *__restrict idx, long 
 }
 FV_LDA_GATHER(fv_lda_gather_d, double)
 FV_LDA_GATHER(fv_lda_gather_f, float)
-/* Sweeps over the active topics act[0..nA) only, from GT (K x n) alone.
+/* Sweeps over the active topics act[0..nA) only, from GT (K x np) alone.
+ *
+ * The document's tokens are padded to np, a multiple of the vector length L
+ * (FV_LDA_PAD_* below): the padding tokens have count 0 and topic rows 0, so their
+ * r_j is 0 / eps = 0 and they add exact zeros to every sum; no loop has a scalar tail.
  * fv_lda_norm_act: nrm_j = sum_q eA_q GT[act_q, j] + eps and r_j = c_j / nrm_j, over
- * blocks of tokens with their partial sums in registers (nrm may be NULL); returns
- * sum_j r_j.
- * fv_lda_pass_act: r as above (returns its sum), then tA_q = sum_j r_j GT[act_q, j], four topics at a
- * time (contiguous in j).  Every sum runs in one fixed order whatever the thread. */
+ * blocks of 8, 4, 2, 1 vectors of tokens with their partial sums in registers (nrm may
+ * be NULL); returns sum_j r_j.
+ * fv_lda_pass_act: r as above (returns its sum), then tA_q = sum_j r_j GT[act_q, j],
+ * eight topics at a time (then four, then one), each topic's sum in a vector over j
+ * (contiguous), the eight vectors reduced together by a transposing tree of shuffles.
+ * Every sum runs in one fixed order, set by (np, nA) alone, whatever the thread. */
 typedef double fv_vd __attribute__((vector_size(64)));
 typedef float fv_vf __attribute__((vector_size(64)));
+typedef long long fv_vdi __attribute__((vector_size(64)));
+typedef int fv_vfi __attribute__((vector_size(64)));
+#define FV_LDA_PAD_d 8L         /* doubles per 64-byte vector */
+#define FV_LDA_PAD_f 16L        /* floats per 64-byte vector */
+static inline long fv_lda_padded(long n, long L) { return (n + L - 1) / L * L; }
+
+/* s[i] = the sum of a[i]'s lanes, i < 8 (lanes summed in pairs, then quads, ...). */
+static inline void fv_tsum8_d(const fv_vd *a, double *s)
+{
+    const fv_vdi m1a = {0, 8, 2, 10, 4, 12, 6, 14}, m1b = {1, 9, 3, 11, 5, 13, 7, 15};
+    const fv_vdi m2a = {0, 1, 8, 9, 4, 5, 12, 13}, m2b = {2, 3, 10, 11, 6, 7, 14, 15};
+    const fv_vdi m3a = {0, 1, 2, 3, 8, 9, 10, 11}, m3b = {4, 5, 6, 7, 12, 13, 14, 15};
+    fv_vd x0 = __builtin_shuffle(a[0], a[1], m1a) + __builtin_shuffle(a[0], a[1], m1b);
+    fv_vd x1 = __builtin_shuffle(a[2], a[3], m1a) + __builtin_shuffle(a[2], a[3], m1b);
+    fv_vd x2 = __builtin_shuffle(a[4], a[5], m1a) + __builtin_shuffle(a[4], a[5], m1b);
+    fv_vd x3 = __builtin_shuffle(a[6], a[7], m1a) + __builtin_shuffle(a[6], a[7], m1b);
+    fv_vd y0 = __builtin_shuffle(x0, x1, m2a) + __builtin_shuffle(x0, x1, m2b);
+    fv_vd y1 = __builtin_shuffle(x2, x3, m2a) + __builtin_shuffle(x2, x3, m2b);
+    fv_vd z = __builtin_shuffle(y0, y1, m3a) + __builtin_shuffle(y0, y1, m3b);
+    memcpy(s, &z, sizeof z);
+}
+
+static inline void fv_tsum8_f(const fv_vf *a, float *s)
+{
+    const fv_vfi m1a = {0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30};
+    const fv_vfi m1b = {1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31};
+    const fv_vfi m2a = {0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29};
+    const fv_vfi m2b = {2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31};
+    const fv_vfi m3a = {0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27};
+    const fv_vfi m3b = {4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31};
+    const fv_vfi m4a = {0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7};
+    const fv_vfi m4b = {8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15};
+    fv_vf x0 = __builtin_shuffle(a[0], a[1], m1a) + __builtin_shuffle(a[0], a[1], m1b);
+    fv_vf x1 = __builtin_shuffle(a[2], a[3], m1a) + __builtin_shuffle(a[2], a[3], m1b);
+    fv_vf x2 = __builtin_shuffle(a[4], a[5], m1a) + __builtin_shuffle(a[4], a[5], m1b);
+    fv_vf x3 = __builtin_shuffle(a[6], a[7], m1a) + __builtin_shuffle(a[6], a[7], m1b);
+    fv_vf y0 = __builtin_shuffle(x0, x1, m2a) + __builtin_shuffle(x0, x1, m2b);
+    fv_vf y1 = __builtin_shuffle(x2, x3, m2a) + __builtin_shuffle(x2, x3, m2b);
+    fv_vf z = __builtin_shuffle(y0, y1, m3a) + __builtin_shuffle(y0, y1, m3b);
+    fv_vf w = __builtin_shuffle(z, m4a) + __builtin_shuffle(z, m4b);
+    memcpy(s, &w, 8 * sizeof(float));
+}
+
+/* The sum of one vector's lanes, in a fixed tree. */
+#define FV_HSUM(T, L, v, out)                                                             \
+    do {                                                                                  \
+        T h_[L];                                                                          \
+        memcpy(h_, &(v), sizeof h_);                                                      \
+        for (long w_ = (L) / 2; w_ >= 1; w_ /= 2)                                         \
+            for (long i_ = 0; i_ < w_; i_++) h_[i_] += h_[i_ + w_];                       \
+        (out) = h_[0];                                                                    \
+    } while (0)
+
 /* Written with GCC vector types: left to itself gcc vectorises the loop over q with
  * gathers (act[q] is an indirection) and spills the block's sums. */
 #define FV_ACT_NORM_VEC(VT, T, NV)                                                        \
@@ -160,6 +219,7 @@ typedef float fv_vf __attribute__((vector_size(64)));
             if (nrm) memcpy(nrm + jb + u * L, &d, sizeof d);                              \
         }                                                                                 \
     }
+/* n: the padded length (a multiple of L); GT rows have stride n. */
 #define FV_LDA_NORM_ACT(NAME, T, VT)                                                      \
 static inline double NAME(const T *__restrict GT, const T *__restrict c,                  \
                           const T *__restrict eA, const int *__restrict act,              \
@@ -170,62 +230,70 @@ static inline double NAME(const T *__restrict GT, const T *__restrict c,        
     VT rs = zero;                                                                         \
     double R = 0.0;                                                                       \
     long jb = 0;                                                                          \
+    FV_ACT_NORM_VEC(VT, T, 8)                                                             \
     FV_ACT_NORM_VEC(VT, T, 4)                                                             \
+    FV_ACT_NORM_VEC(VT, T, 2)                                                             \
     FV_ACT_NORM_VEC(VT, T, 1)                                                             \
-    for (; jb < n; jb++) {                                                                \
+    for (; jb < n; jb++) {      /* unpadded callers only */                               \
         T a = 0;                                                                          \
         for (long q = 0; q < nA; q++) a += eA[q] * GT[(long)act[q] * n + jb];             \
         if (nrm) nrm[jb] = a + eps;                                                       \
         r[jb] = c[jb] / (a + eps);                                                        \
         R += r[jb];                                                                       \
     }                                                                                     \
-    for (long i = 0; i < L; i++) R += rs[i];                                              \
-    return R;                                                                             \
+    T rsum;                                                                               \
+    FV_HSUM(T, L, rs, rsum);                                                              \
+    return R + rsum;                                                                      \
 }
 FV_LDA_NORM_ACT(fv_lda_norm_act_d, double, fv_vd)
 FV_LDA_NORM_ACT(fv_lda_norm_act_f, float, fv_vf)
-#define FV_LDA_PASS_ACT(NAME, T, NORM)                                                    \
+/* tA_q for NT topics act[q..q+NT), each summed over j in a vector; REDUCE(a) stores
+ * the NT sums at tA + q. */
+#define FV_ACT_T_GROUP(VT, T, NT, REDUCE)                                                 \
+    for (; q + (NT) <= nA; q += (NT)) {                                                   \
+        const T *g[NT];                                                                   \
+        VT a[NT];                                                                         \
+        for (int u = 0; u < (NT); u++) {                                                  \
+            g[u] = GT + (long)act[q + u] * n;                                             \
+            a[u] = zero;                                                                  \
+        }                                                                                 \
+        for (long j = 0; j < n; j += L) {                                                 \
+            VT rv;                                                                        \
+            memcpy(&rv, r + j, sizeof rv);                                                \
+            for (int u = 0; u < (NT); u++) {                                              \
+                VT gv;                                                                    \
+                memcpy(&gv, g[u] + j, sizeof gv);                                         \
+                a[u] += rv * gv;                                                          \
+            }                                                                             \
+        }                                                                                 \
+        REDUCE                                                                            \
+    }
+/* n: the padded length (a multiple of L); GT rows have stride n. */
+#define FV_LDA_PASS_ACT(NAME, T, VT, NORM, TSUM8)                                         \
 static inline double NAME(const T *__restrict GT, const T *__restrict c,                  \
                           const T *__restrict eA, const int *__restrict act,              \
                           T *__restrict tA, T *__restrict r, long n, long nA, T eps)      \
 {                                                                                         \
+    const long L = (long)(sizeof(VT) / sizeof(T));                                        \
+    const VT zero = {0};                                                                  \
     long q = 0;                                                                           \
     double R = NORM(GT, c, eA, act, r, (T *)0, n, nA, eps);                               \
-    for (; q + 4 <= nA; q += 4) {                                                         \
-        const T *g0 = GT + (long)act[q] * n, *g1 = GT + (long)act[q + 1] * n;             \
-        const T *g2 = GT + (long)act[q + 2] * n, *g3 = GT + (long)act[q + 3] * n;         \
-        T s0 = 0, s1 = 0, s2 = 0, s3 = 0;                                                 \
-        _Pragma("omp simd reduction(+:s0,s1,s2,s3)")                                      \
-        for (long j = 0; j < n; j++) {                                                    \
-            s0 += r[j] * g0[j];                                                           \
-            s1 += r[j] * g1[j];                                                           \
-            s2 += r[j] * g2[j];                                                           \
-            s3 += r[j] * g3[j];                                                           \
-        }                                                                                 \
-        tA[q] = s0;                                                                       \
-        tA[q + 1] = s1;                                                                   \
-        tA[q + 2] = s2;                                                                   \
-        tA[q + 3] = s3;                                                                   \
-    }                                                                                     \
-    for (; q < nA; q++) {                                                                 \
-        const T *g0 = GT + (long)act[q] * n;                                              \
-        T s0 = 0;                                                                         \
-        _Pragma("omp simd reduction(+:s0)")                                               \
-        for (long j = 0; j < n; j++) s0 += r[j] * g0[j];                                  \
-        tA[q] = s0;                                                                       \
-    }                                                                                     \
+    FV_ACT_T_GROUP(VT, T, 8, TSUM8(a, tA + q);)                                           \
+    FV_ACT_T_GROUP(VT, T, 1, FV_HSUM(T, L, a[0], tA[q]);)                                 \
     return R;                                                                             \
 }
-FV_LDA_PASS_ACT(fv_lda_pass_act_d, double, fv_lda_norm_act_d)
-FV_LDA_PASS_ACT(fv_lda_pass_act_f, float, fv_lda_norm_act_f)
+FV_LDA_PASS_ACT(fv_lda_pass_act_d, double, fv_vd, fv_lda_norm_act_d, fv_tsum8_d)
+FV_LDA_PASS_ACT(fv_lda_pass_act_f, float, fv_vf, fv_lda_norm_act_f, fv_tsum8_f)
 
-/* GT (K x n): the document's topic rows, gathered from eb (V x K), and
+/* GT (K x np): the document's topic rows, gathered from eb (V x K), each row padded
+ * with zeros from n to np, cp (np): the counts padded with zeros, and
  * lmax[k] = log max_j GT[k, j].  The rows are copied whole into S (n x K scratch),
  * streaming, a few rows ahead prefetched, and then transposed in tiles of 8 x 8. */
 #define FV_LDA_GATHER_T(NAME, T)                                                          \
-static inline void NAME(const T *__restrict eb, const int *__restrict idx, long n, long K,\
+static inline void NAME(const T *__restrict eb, const int *__restrict idx,                \
+                        const T *__restrict cnt, long n, long np, long K,                 \
                         T *__restrict GT, T *__restrict S, T *__restrict mx,              \
-                        double *__restrict lmax)                                          \
+                        double *__restrict lmax, T *__restrict cp)                        \
 {                                                                                         \
     const long ahead = 4, line = 64 / (long)sizeof(T);                                    \
     for (long k = 0; k < K; k++) mx[k] = 0;                                               \
@@ -248,12 +316,27 @@ static inline void NAME(const T *__restrict eb, const int *__restrict idx, long 
         for (long k0 = 0; k0 < K; k0 += 8) {                                              \
             long j1 = j0 + 8 < n ? j0 + 8 : n, k1 = k0 + 8 < K ? k0 + 8 : K;              \
             for (long k = k0; k < k1; k++)                                                \
-                for (long j = j0; j < j1; j++) GT[k * n + j] = S[j * K + k];              \
+                for (long j = j0; j < j1; j++) GT[k * np + j] = S[j * K + k];             \
         }                                                                                 \
+    if (np > n)                                                                           \
+        for (long k = 0; k < K; k++)                                                      \
+            for (long j = n; j < np; j++) GT[k * np + j] = 0;                             \
+    for (long j = 0; j < n; j++) cp[j] = cnt[j];                                          \
+    for (long j = n; j < np; j++) cp[j] = 0;                                              \
     for (long k = 0; k < K; k++) lmax[k] = log((double)mx[k]);                            \
 }
 FV_LDA_GATHER_T(fv_lda_gather_t_d, double)
 FV_LDA_GATHER_T(fv_lda_gather_t_f, float)
+
+/* b[k] += r e[k], k < K: a document's statistics when every topic is active. */
+#define FV_LDA_AXPY(NAME, T)                                                              \
+static inline void NAME(double *__restrict b, double r, const T *__restrict e, long K)    \
+{                                                                                         \
+    _Pragma("omp simd")                                                                   \
+    for (long k = 0; k < K; k++) b[k] += r * e[k];                                        \
+}
+FV_LDA_AXPY(fv_lda_axpy_d, double)
+FV_LDA_AXPY(fv_lda_axpy_f, float)
 
 /* The soft fixed point of one document over its active topics only.
  *
