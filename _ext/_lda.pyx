@@ -208,7 +208,7 @@ cdef int _one_doc(const int32_t *idx, const floating *cnt, Py_ssize_t n,
     dense sweep up to round-off), on the tokens padded to np = _padded_len(n) (count
     0, topic rows 0); at exit the active topics are ia[0..nact), and G + np K holds
     norm_j + eps over them (for _doc_stats_active).  Otherwise nact = -1.
-    Workspace: t (3K), G (2 np K + np + 1), rb, cp (np + 1 each), dw (6K), ia (3K);
+    Workspace: t (3K), G (2 np K + np + 1), rb, cp (np + 1 each), dw (7K), ia (3K);
     psa[k] = psi(alpha_k), lga[k] = lgamma(alpha_k).  Returns the number of inner
     iterations."""
     cdef Py_ssize_t j, k, it, best
@@ -222,12 +222,12 @@ cdef int _one_doc(const int32_t *idx, const floating *cnt, Py_ssize_t n,
     if not hard and not _dense_sweeps:
         # the document's topic rows (K x np) and log max_j, gathered once
         if floating is float:
-            fv_lda_gather_t_f(eb, idx, cnt, n, np_, K, G, nrm, t, dw + 4 * K, cp)
-            it = fv_lda_sparse_f(G, cp, np_, K, alpha, psa, dw + 4 * K, gamma, max_iter, tol,
+            fv_lda_gather_t_f(eb, idx, cnt, n, np_, K, G, nrm, t, dw + 6 * K, cp)
+            it = fv_lda_sparse_f(G, cp, np_, K, alpha, psa, dw + 6 * K, gamma, max_iter, tol,
                                  eps, eA, rb, dw, ia, ia + K, ia + 2 * K, nact)
         else:
-            fv_lda_gather_t_d(eb, idx, cnt, n, np_, K, G, nrm, t, dw + 4 * K, cp)
-            it = fv_lda_sparse_d(G, cp, np_, K, alpha, psa, dw + 4 * K, gamma, max_iter, tol,
+            fv_lda_gather_t_d(eb, idx, cnt, n, np_, K, G, nrm, t, dw + 6 * K, cp)
+            it = fv_lda_sparse_d(G, cp, np_, K, alpha, psa, dw + 6 * K, gamma, max_iter, tol,
                                  eps, eA, rb, dw, ia, ia + K, ia + 2 * K, nact)
         _expect_log(gamma, alpha, e, elog, K, hard)
         # the bound terms at the final gamma, the word term over the active topics
@@ -452,7 +452,7 @@ def doc_fixed_point(const cnp.int64_t[::1] indptr, const cnp.int32_t[::1] indice
             with parallel(num_threads=T):
                 e = <floating *>malloc(K * sizeof(floating))
                 tt = <floating *>malloc(3 * K * sizeof(floating))
-                dw = <double *>malloc(6 * K * sizeof(double))
+                dw = <double *>malloc(7 * K * sizeof(double))
                 ia = <int *>malloc(3 * K * sizeof(int))
                 elog = <double *>malloc(K * sizeof(double))
                 g0 = <floating *>malloc(K * sizeof(floating))

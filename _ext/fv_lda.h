@@ -231,9 +231,16 @@ static inline double NAME(const T *__restrict GT, const T *__restrict c,        
     double R = 0.0;                                                                       \
     long jb = 0;                                                                          \
     FV_ACT_NORM_VEC(VT, T, 8)                                                             \
-    FV_ACT_NORM_VEC(VT, T, 4)                                                             \
-    FV_ACT_NORM_VEC(VT, T, 2)                                                             \
-    FV_ACT_NORM_VEC(VT, T, 1)                                                             \
+    switch ((n - jb) / L) {     /* the rest, up to 7 vectors, as one block */             \
+    case 7: FV_ACT_NORM_VEC(VT, T, 7) break;                                              \
+    case 6: FV_ACT_NORM_VEC(VT, T, 6) break;                                              \
+    case 5: FV_ACT_NORM_VEC(VT, T, 5) break;                                              \
+    case 4: FV_ACT_NORM_VEC(VT, T, 4) break;                                              \
+    case 3: FV_ACT_NORM_VEC(VT, T, 3) break;                                              \
+    case 2: FV_ACT_NORM_VEC(VT, T, 2) break;                                              \
+    case 1: FV_ACT_NORM_VEC(VT, T, 1) break;                                              \
+    default: break;                                                                       \
+    }                                                                                     \
     for (; jb < n; jb++) {      /* unpadded callers only */                               \
         T a = 0;                                                                          \
         for (long q = 0; q < nA; q++) a += eA[q] * GT[(long)act[q] * n + jb];             \
@@ -268,6 +275,15 @@ FV_LDA_NORM_ACT(fv_lda_norm_act_f, float, fv_vf)
         }                                                                                 \
         REDUCE                                                                            \
     }
+/* The NT < 8 sums of a last group, through the eight-way tree (zeros for the rest). */
+#define FV_ACT_T_REST(VT, T, NT, TSUM8)                                                   \
+    {                                                                                     \
+        VT b[8];                                                                          \
+        T s8[8];                                                                          \
+        for (int u = 0; u < 8; u++) b[u] = u < (NT) ? a[u] : zero;                        \
+        TSUM8(b, s8);                                                                     \
+        for (int u = 0; u < (NT); u++) tA[q + u] = s8[u];                                 \
+    }
 /* n: the padded length (a multiple of L); GT rows have stride n. */
 #define FV_LDA_PASS_ACT(NAME, T, VT, NORM, TSUM8)                                         \
 static inline double NAME(const T *__restrict GT, const T *__restrict c,                  \
@@ -279,7 +295,16 @@ static inline double NAME(const T *__restrict GT, const T *__restrict c,        
     long q = 0;                                                                           \
     double R = NORM(GT, c, eA, act, r, (T *)0, n, nA, eps);                               \
     FV_ACT_T_GROUP(VT, T, 8, TSUM8(a, tA + q);)                                           \
-    FV_ACT_T_GROUP(VT, T, 1, FV_HSUM(T, L, a[0], tA[q]);)                                 \
+    switch (nA - q) {           /* the rest, up to 7 topics, as one group */              \
+    case 7: FV_ACT_T_GROUP(VT, T, 7, FV_ACT_T_REST(VT, T, 7, TSUM8)) break;               \
+    case 6: FV_ACT_T_GROUP(VT, T, 6, FV_ACT_T_REST(VT, T, 6, TSUM8)) break;               \
+    case 5: FV_ACT_T_GROUP(VT, T, 5, FV_ACT_T_REST(VT, T, 5, TSUM8)) break;               \
+    case 4: FV_ACT_T_GROUP(VT, T, 4, FV_ACT_T_REST(VT, T, 4, TSUM8)) break;               \
+    case 3: FV_ACT_T_GROUP(VT, T, 3, FV_ACT_T_REST(VT, T, 3, TSUM8)) break;               \
+    case 2: FV_ACT_T_GROUP(VT, T, 2, FV_ACT_T_REST(VT, T, 2, TSUM8)) break;               \
+    case 1: FV_ACT_T_GROUP(VT, T, 1, FV_ACT_T_REST(VT, T, 1, TSUM8)) break;               \
+    default: break;                                                                       \
+    }                                                                                     \
     return R;                                                                             \
 }
 FV_LDA_PASS_ACT(fv_lda_pass_act_d, double, fv_vd, fv_lda_norm_act_d, fv_tsum8_d)
@@ -355,9 +380,14 @@ FV_LDA_AXPY(fv_lda_axpy_f, float)
  * the dense fixed point up to round-off (sums of gamma and |change| are taken in
  * another order).
  *
- * GT (K x n) and lmax (K): from the gather; vA: 2K; r: n; dw: 4K doubles; act, on,
+ * GT (K x n) and lmax (K): from the gather; vA: 2K; r: n; dw: 6K doubles; act, on,
  * dl: K ints each; psa[k] = psi(alpha_k).  gamma (K) is the start and is overwritten;
- * act[0..*n_active) are the active topics at exit.  Returns the number of sweeps. */
+ * act[0..*n_active) are the active topics at exit.  Returns the number of sweeps.
+ *
+ * Per active slot i (topic act[i]) the sweep reads contiguous copies: gA (its gamma),
+ * alA (its alpha) and thA = log tau - margin - log M (its drop threshold), so that the
+ * update and the drop test run as vector loops; gamma[act[i]] is written back when a
+ * topic is dropped and at exit. */
 #define FV_LDA_SPARSE(NAME, T, PASS, ULP)                                                 \
 static inline long NAME(const T *__restrict GT, const T *__restrict c, long n, long K,    \
                         const double *__restrict alpha, const double *__restrict psa,     \
@@ -369,20 +399,24 @@ static inline long NAME(const T *__restrict GT, const T *__restrict c, long n, l
 {                                                                                         \
     T *eA = vA, *tA = vA + K;                                                             \
     double *elogA = dw, *pin = dw + K, *ltau = dw + 2 * K, *gA = dw + 3 * K;              \
+    double *alA = dw + 4 * K, *thA = dw + 5 * K;                                          \
     const double margin = 2.772588722239781;   /* log 16 */                               \
-    double cmin = HUGE_VAL, s, ps, change, R, logR, soff = 0.0, H = -HUGE_VAL, g;         \
+    double cmin = HUGE_VAL, s, ps, change, R, logR, soff = 0.0, H = -HUGE_VAL;            \
     long nA = K, nd = 0, it = 0, i, j, k, m, added;                                       \
+    int drop;                                                                             \
     for (j = 0; j < n; j++) if (c[j] > 0 && c[j] < cmin) cmin = c[j];                     \
     for (k = 0; k < K; k++) {                                                             \
         double tk = cmin / (double)K;                                                     \
         ltau[k] = log(alpha[k] < tk ? alpha[k] : tk) - (ULP) * 0.6931471805599453;        \
         act[k] = (int)k;                                                                  \
         on[k] = 1;                                                                        \
+        gA[k] = gamma[k];                                                                 \
+        alA[k] = alpha[k];                                                                \
+        thA[k] = ltau[k] - margin - lmax[k];                                              \
     }                                                                                     \
     s = 0.0;                                                                              \
     for (k = 0; k < K; k++) s += gamma[k];                                                \
     ps = fv_digamma(s);                                                                   \
-    for (i = 0; i < nA; i++) gA[i] = gamma[act[i]];                                       \
     _Pragma("omp simd")                                                                   \
     for (i = 0; i < nA; i++) elogA[i] = fv_digamma(gA[i]) - ps;                           \
     _Pragma("omp simd")                                                                   \
@@ -404,6 +438,9 @@ static inline long NAME(const T *__restrict GT, const T *__restrict c, long n, l
                 }                                                                         \
                 on[k] = 1;                                                                \
                 act[nA] = (int)k;                                                         \
+                gA[nA] = gamma[k];                                                        \
+                alA[nA] = alpha[k];                                                       \
+                thA[nA] = ltau[k] - margin - lmax[k];                                     \
                 elogA[nA] = pin[k] - ps;                                                  \
                 eA[nA] = (T)fv_exp(elogA[nA]);                                            \
                 nA++;                                                                     \
@@ -424,27 +461,33 @@ static inline long NAME(const T *__restrict GT, const T *__restrict c, long n, l
             soff += alpha[k];                                                             \
         }                                                                                 \
         nd = 0;                                                                           \
-        s = soff;                                                                         \
+        s = 0.0;                                                                          \
+        _Pragma("omp simd reduction(+:change, s)")                                        \
         for (i = 0; i < nA; i++) {                                                        \
-            k = act[i];                                                                   \
-            g = alpha[k] + eA[i] * tA[i];                                                 \
-            change += fabs(g - gamma[k]);                                                 \
-            gamma[k] = (T)g;                                                              \
-            gA[i] = gamma[k];                                                             \
-            s += gA[i];                                                                   \
+            double gi = alA[i] + eA[i] * tA[i];                                           \
+            double gt = (double)(T)gi;                                                    \
+            change += fabs(gi - gA[i]);                                                   \
+            gA[i] = gt;                                                                   \
+            s += gt;                                                                      \
         }                                                                                 \
+        s += soff;                                                                        \
         ps = fv_digamma(s);                                                               \
         _Pragma("omp simd")                                                               \
         for (i = 0; i < nA; i++) elogA[i] = fv_digamma(gA[i]) - ps;                       \
         _Pragma("omp simd")                                                               \
         for (i = 0; i < nA; i++) eA[i] = (T)fv_exp(elogA[i]);                             \
         if (change / K < tol) break;                                                      \
+        drop = 0;                                                                         \
+        _Pragma("omp simd reduction(|:drop)")                                             \
+        for (i = 0; i < nA; i++) drop |= elogA[i] + logR < thA[i];                        \
+        if (!drop) continue;                                                              \
         m = 0;                                                                            \
         for (i = 0; i < nA; i++) {                                                        \
             k = act[i];                                                                   \
-            if (elogA[i] + lmax[k] + logR < ltau[k] - margin) {                           \
+            if (elogA[i] + logR < thA[i]) {                                               \
                 on[k] = 2;                                                                \
                 dl[nd++] = (int)k;                                                        \
+                gamma[k] = (T)gA[i];                                                      \
                 pin[k] = elogA[i] + ps;                                                   \
                 double h = pin[k] + lmax[k] - ltau[k];                                    \
                 H = h > H ? h : H;                                                        \
@@ -452,11 +495,15 @@ static inline long NAME(const T *__restrict GT, const T *__restrict c, long n, l
                 act[m] = (int)k;                                                          \
                 eA[m] = eA[i];                                                            \
                 elogA[m] = elogA[i];                                                      \
+                gA[m] = gA[i];                                                            \
+                alA[m] = alA[i];                                                          \
+                thA[m] = thA[i];                                                          \
                 m++;                                                                      \
             }                                                                             \
         }                                                                                 \
         nA = m;                                                                           \
     }                                                                                     \
+    for (i = 0; i < nA; i++) gamma[act[i]] = (T)gA[i];                                    \
     /* topics dropped by the last sweep (its tolerance test failed, max_iter reached)     \
        stay active for the caller's final terms */                                        \
     for (i = 0; i < nd; i++) if (on[dl[i]] == 2) { on[dl[i]] = 1; act[nA++] = dl[i]; }   \
