@@ -25,7 +25,7 @@ from ..io import register, save_estimator
 from .._ext import _lda
 from ..corpus import Corpus, CorpusSource, check_corpus, is_bag_of_words
 from ..engine import Trace, default_n_threads, run_iterations
-from ..families.categorical import CategoricalFamily
+from ..families.categorical import CategoricalFamily, dirichlet_expectation
 from ..methods import PRESETS, check_supported
 from ..structures.topic_model import TopicModel
 from .._validation import (FittedConfig, check_random_state_param, is_choice,
@@ -379,7 +379,9 @@ class LatentDirichletAllocation(FittedConfig, ClassNamePrefixFeaturesOutMixin, T
         words = corpus.total
         state = {"alpha": alpha, "eta": eta, "last_perp": None}
         def step(comp, it):
-            eb = CategoricalFamily.effective_topics(comp, m.update, dtype)
+            # E log beta once, for the kernel's topics and the objective's topic term
+            elog = dirichlet_expectation(comp) if m.update == "posterior" else None
+            eb = CategoricalFamily.effective_topics(comp, m.update, dtype, elog)
             a = state["alpha"]
             if blocks:
                 res = corpus.estep(eb, a, hard, self.max_doc_update_iter,
@@ -391,7 +393,8 @@ class LatentDirichletAllocation(FittedConfig, ClassNamePrefixFeaturesOutMixin, T
                                                    self.mean_change_tol, True, self._n_threads,
                                                    restart=self.doc_topic_init == "best")
             objective = (TopicModel.documents_term(tot, a, D, hard)
-                         + CategoricalFamily.bound_term(comp, state["eta"], m.update)) / words
+                         + CategoricalFamily.bound_term(comp, state["eta"], m.update,
+                                                        elog)) / words
             new = CategoricalFamily.components_from_stats(stats, state["eta"])
             if learn_alpha:
                 state["alpha"] = TopicModel.update_alpha(tot[3:], D, a, hard,
@@ -428,7 +431,6 @@ class LatentDirichletAllocation(FittedConfig, ClassNamePrefixFeaturesOutMixin, T
         kept as numbers, the beta terms are <total, E log beta> plus the topics' KL.
         Every step is an exact coordinate ascent step, so after the first pass the
         ELBO never decreases."""
-        from ..families.categorical import dirichlet_expectation
         D, K, V = corpus.n_docs, self.n_components, corpus.n_words
         edges = list(range(0, D, self.batch_size)) + [D]
         kept_stats = [None] * (len(edges) - 1)
