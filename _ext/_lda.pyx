@@ -64,6 +64,7 @@ cdef extern from "fv_lda.h" nogil:
     void fv_lda_gather_t_f(const float *eb, const int32_t *idx, const float *cnt, long n,
                            long npad, long K, float *GT, float *S, float *mx, double *lmax,
                            float *cp)
+    void fv_lda_add(double *b, const double *a, long K)
     void fv_lda_axpy_d(double *b, double r, const double *e, long K)
     void fv_lda_axpy_f(double *b, double r, const float *e, long K)
     double fv_lda_norm_act_d(const double *GT, const double *c, const double *eA,
@@ -566,8 +567,7 @@ def doc_fixed_point(const cnp.int64_t[::1] indptr, const cnp.int32_t[::1] indice
                     for t in range(n_round):
                         s_ = slot[t, w]
                         if s_ >= 0:
-                            for k in range(K):
-                                sstats[w, k] += pbuf[t, s_ * K + k]
+                            fv_lda_add(&sstats[w, 0], &pbuf[t, s_ * K], K)
                             slot[t, w] = -1
                     mark[w] = -1
 

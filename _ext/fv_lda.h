@@ -203,7 +203,7 @@ static inline void fv_tsum8_f(const fv_vf *a, float *s)
         for (int u = 0; u < (NV); u++) a[u] = zero;                                       \
         for (long q = 0; q < nA; q++) {                                                   \
             const T *g = GT + (long)act[q] * n + jb;                                      \
-            VT ek = zero + eA[q];                                                         \
+            T ek = eA[q];               /* broadcast by the vector product */             \
             for (int u = 0; u < (NV); u++) {                                              \
                 VT gv;                                                                    \
                 memcpy(&gv, g + u * L, sizeof gv);                                        \
@@ -352,6 +352,13 @@ static inline void NAME(const T *__restrict eb, const int *__restrict idx,      
 }
 FV_LDA_GATHER_T(fv_lda_gather_t_d, double)
 FV_LDA_GATHER_T(fv_lda_gather_t_f, float)
+
+/* b[k] += a[k], k < K: a partition's statistics of a word added to the total. */
+static inline void fv_lda_add(double *__restrict b, const double *__restrict a, long K)
+{
+    _Pragma("omp simd")
+    for (long k = 0; k < K; k++) b[k] += a[k];
+}
 
 /* b[k] += r e[k], k < K: a document's statistics when every topic is active. */
 #define FV_LDA_AXPY(NAME, T)                                                              \
