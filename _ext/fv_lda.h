@@ -134,12 +134,13 @@ FV_LDA_GATHER(fv_lda_gather_f, float)
  * (FV_LDA_PAD_* below): the padding tokens have count 0 and topic rows 0, so their
  * r_j is 0 / eps = 0 and they add exact zeros to every sum; no loop has a scalar tail.
  * fv_lda_norm_act: nrm_j = sum_q eA_q GT[act_q, j] + eps and r_j = c_j / nrm_j, over
- * blocks of 8, 4, 2, 1 vectors of tokens with their partial sums in registers (nrm may
- * be NULL); returns sum_j r_j.
+ * blocks of 8 vectors of tokens, then the rest (under 8 vectors) as one block, each
+ * block's partial sums in registers (nrm may be NULL); returns sum_j r_j.
  * fv_lda_pass_act: r as above (returns its sum), then tA_q = sum_j r_j GT[act_q, j],
- * eight topics at a time (then four, then one), each topic's sum in a vector over j
- * (contiguous), the eight vectors reduced together by a transposing tree of shuffles.
- * Every sum runs in one fixed order, set by (np, nA) alone, whatever the thread. */
+ * eight topics at a time, then the rest (under eight) as one group, each topic's sum in
+ * a vector over j (contiguous), a group's vectors reduced together by a transposing tree
+ * of shuffles.  Every sum runs in one fixed order, set by (np, nA) alone, whatever the
+ * thread. */
 typedef double fv_vd __attribute__((vector_size(64)));
 typedef float fv_vf __attribute__((vector_size(64)));
 typedef long long fv_vdi __attribute__((vector_size(64)));
@@ -184,16 +185,6 @@ static inline void fv_tsum8_f(const fv_vf *a, float *s)
     fv_vf w = __builtin_shuffle(z, m4a) + __builtin_shuffle(z, m4b);
     memcpy(s, &w, 8 * sizeof(float));
 }
-
-/* The sum of one vector's lanes, in a fixed tree. */
-#define FV_HSUM(T, L, v, out)                                                             \
-    do {                                                                                  \
-        T h_[L];                                                                          \
-        memcpy(h_, &(v), sizeof h_);                                                      \
-        for (long w_ = (L) / 2; w_ >= 1; w_ /= 2)                                         \
-            for (long i_ = 0; i_ < w_; i_++) h_[i_] += h_[i_ + w_];                       \
-        (out) = h_[0];                                                                    \
-    } while (0)
 
 /* Written with GCC vector types: left to itself gcc vectorises the loop over q with
  * gathers (act[q] is an indirection) and spills the block's sums. */
@@ -248,9 +239,8 @@ static inline double NAME(const T *__restrict GT, const T *__restrict c,        
         r[jb] = c[jb] / (a + eps);                                                        \
         R += r[jb];                                                                       \
     }                                                                                     \
-    T rsum;                                                                               \
-    FV_HSUM(T, L, rs, rsum);                                                              \
-    return R + rsum;                                                                      \
+    for (long i = 0; i < L; i++) R += rs[i];                                              \
+    return R;                                                                             \
 }
 FV_LDA_NORM_ACT(fv_lda_norm_act_d, double, fv_vd)
 FV_LDA_NORM_ACT(fv_lda_norm_act_f, float, fv_vf)
@@ -387,7 +377,8 @@ FV_LDA_AXPY(fv_lda_axpy_f, float)
  * the dense fixed point up to round-off (sums of gamma and |change| are taken in
  * another order).
  *
- * GT (K x n) and lmax (K): from the gather; vA: 2K; r: n; dw: 6K doubles; act, on,
+ * GT (K x n, n the padded token count: see fv_lda_norm_act) and lmax (K): from the
+ * gather; c: n counts (0 for the padding); vA: 2K; r: n; dw: 6K doubles; act, on,
  * dl: K ints each; psa[k] = psi(alpha_k).  gamma (K) is the start and is overwritten;
  * act[0..*n_active) are the active topics at exit.  Returns the number of sweeps.
  *
