@@ -4,10 +4,14 @@
 #    (vem and meanfield: soft, digamma), or its crisp version (one topic per distinct
 #    word of a document: argmax).  Documents are cut into partitions of PART_DOCS
 #    documents; partitions run in rounds of up to ROUND per thread, taken dynamically
-#    by the threads, each into its own sparse word x topic accumulator; after a round
-#    every touched word adds its accumulators in partition order (the words in
-#    parallel), so the statistics are bitwise identical for any n_threads and a
-#    preempted thread delays only its own partition (no barrier per wave of T).
+#    by the threads (a preempted thread delays only its own partition: no barrier per
+#    wave of T).  Crisp: each partition into its own sparse word x topic accumulator;
+#    after a round every touched word adds its accumulators in partition order (the
+#    words in parallel).  Soft: each token's r = c / norm and each document's e are
+#    kept, and after the documents every word (in parallel) sums r e over its
+#    documents partition by partition and adds the partitions' sums in order -- the
+#    same operations, in the same order, as the accumulators, without them.  Either
+#    way the statistics are bitwise identical for any n_threads.
 #    Layout: the effective topic-word matrix `eb` is word-major (V x K, a word's K
 #    values contiguous), so the per-token dot product and axpy run down contiguous
 #    memory; the statistics are word-major too.
@@ -208,7 +212,7 @@ cdef int _one_doc(const int32_t *idx, const floating *cnt, Py_ssize_t n,
     Soft: sweeps over the document's active topics only (fv_lda_sparse_*, equal to the
     dense sweep up to round-off), on the tokens padded to np = _padded_len(n) (count
     0, topic rows 0); at exit the active topics are ia[0..nact), and G + np K holds
-    norm_j + eps over them (for _doc_stats_active).  Otherwise nact = -1.
+    norm_j + eps over them (for _doc_r_e).  Otherwise nact = -1.
     Workspace: t (3K), G (2 np K + np + 1), rb, cp (np + 1 each), dw (7K), ia (3K);
     psa[k] = psi(alpha_k), lga[k] = lgamma(alpha_k).  Returns the number of inner
     iterations."""
@@ -313,46 +317,65 @@ cdef void _doc_terms(const int32_t *idx, const floating *cnt, Py_ssize_t n,
 
 
 cdef void _doc_stats(const int32_t *idx, const floating *cnt, Py_ssize_t n,
-                     const floating *eb, Py_ssize_t K, int hard, floating eps,
-                     const floating *e, int32_t *slot, double *buf) noexcept nogil:
-    """Add one document's statistics (before the final elementwise product with eb for
-    the soft mode) into the partition buffer, rows addressed through slot[word]."""
-    cdef Py_ssize_t j, k, best
-    cdef const floating *row
-    cdef floating norm, bv, v
-    cdef double r
-    cdef double *b
+                     const floating *eb, Py_ssize_t K, const floating *e, int32_t *slot,
+                     double *buf) noexcept nogil:
+    """Add one document's crisp statistics (the counts of its words' argmax topics) into
+    the partition buffer, rows addressed through slot[word]."""
+    cdef Py_ssize_t j
+    cdef floating bv
     for j in range(n):
-        row = eb + idx[j] * K
-        b = buf + slot[idx[j]] * K
-        if hard:
-            b[_argmax(e, row, K, &bv)] += cnt[j]
-        else:
-            norm = fdot(e, row, K)
-            r = cnt[j] / (<double>norm + eps)
-            for k in range(K):
-                b[k] += r * e[k]
+        buf[slot[idx[j]] * K + _argmax(e, eb + idx[j] * K, K, &bv)] += cnt[j]
 
 
-cdef void _doc_stats_active(const int32_t *idx, const floating *cnt, Py_ssize_t n,
-                            Py_ssize_t K, const floating *e, const floating *nrm,
-                            const int *act, Py_ssize_t n_act, int32_t *slot,
-                            double *buf) noexcept nogil:
-    """_doc_stats over the active topics of the sparse fixed point (nrm from _one_doc)."""
-    cdef Py_ssize_t j, q
-    cdef double r
-    cdef double *b
-    for j in range(n):
-        b = buf + slot[idx[j]] * K
-        r = cnt[j] / <double>nrm[j]
+cdef void _doc_r_e(const int32_t *idx, const floating *cnt, Py_ssize_t n,
+                   const floating *eb, Py_ssize_t K, floating eps, const floating *e,
+                   const floating *nrm, const int *act, Py_ssize_t n_act,
+                   const cnp.int64_t *tp, double *wr, double *Ed) noexcept nogil:
+    """One document's share of the soft statistics, sum_d r_dw e_d (before the product
+    with eb): r_j = c_j / norm_j of each token, stored at its place tp[j] of the
+    word-major order, and e_d (Ed, K).  n_act >= 0: the active-topic sweep's norms (nrm
+    from _one_doc) and e at its active topics act[0..n_act), 0 at the others (which add
+    nothing); n_act < 0: every topic, the norms from eb."""
+    cdef Py_ssize_t j, k, q
+    cdef floating norm
+    if n_act >= 0:
+        for j in range(n):
+            wr[tp[j]] = cnt[j] / <double>nrm[j]
         if n_act == K:          # every topic active: act is 0..K-1 in order
-            if floating is float:
-                fv_lda_axpy_f(b, r, e, K)
-            else:
-                fv_lda_axpy_d(b, r, e, K)
+            for k in range(K):
+                Ed[k] = e[k]
         else:
+            for k in range(K):
+                Ed[k] = 0.0
             for q in range(n_act):
-                b[act[q]] += r * e[act[q]]
+                Ed[act[q]] = e[act[q]]
+    else:
+        for j in range(n):
+            norm = fdot(e, eb + idx[j] * K, K)
+            wr[tp[j]] = cnt[j] / (<double>norm + eps)
+        for k in range(K):
+            Ed[k] = e[k]
+
+
+cdef void _word_stats(Py_ssize_t lo, Py_ssize_t hi, const int32_t *wdoc, const double *wr,
+                      const double *Ed, Py_ssize_t K, double *acc,
+                      double *out) noexcept nogil:
+    """out (K) += a word's soft statistics: its documents wdoc[lo..hi) (in order, their
+    r in wr) summed partition by partition, each partition's sum of r_dw e_d formed from
+    0 in document order and added to out in partition order."""
+    cdef Py_ssize_t pos, d, part
+    if lo >= hi:
+        return
+    part = wdoc[lo] // PART_DOCS
+    memset(acc, 0, K * sizeof(double))
+    for pos in range(lo, hi):
+        d = wdoc[pos]
+        if d // PART_DOCS != part:
+            fv_lda_add(out, acc, K)
+            memset(acc, 0, K * sizeof(double))
+            part = d // PART_DOCS
+        fv_lda_axpy_d(acc, wr[pos], Ed + d * K, K)
+    fv_lda_add(out, acc, K)
 
 
 def doc_fixed_point(const cnp.int64_t[::1] indptr, const cnp.int32_t[::1] indices,
@@ -412,20 +435,34 @@ def doc_fixed_point(const cnp.int64_t[::1] indptr, const cnp.int32_t[::1] indice
             max_slots = nnz_p
     if max_slots > V:
         max_slots = V
-    if not need_stats:
+    # crisp statistics go through partition buffers; the soft ones are kept per token
+    # and per document (r, e) and summed word by word after the documents
+    cdef bint part_stats = need_stats and hard
+    cdef bint soft_stats = need_stats and not hard
+    if not part_stats:
         max_slots = 1
     # a round is P partitions (up to ROUND per thread, taken dynamically), each with its
     # own totals (3 + K) and sparse row buffer, within 64 MB of buffers
-    per_part = (V if need_stats else 1) * 4 + max(max_slots, 1) * (K * 8 + 4) + (3 + K) * 8
+    per_part = (V if part_stats else 1) * 4 + max(max_slots, 1) * (K * 8 + 4) + (3 + K) * 8
     P = max(T, min(n_parts, ROUND * T, (64 << 20) // per_part))
     cdef double[:, ::1] ptot = np.zeros((P, 3 + K))
     cdef double[:, ::1] pbuf = np.empty((P, max(max_slots, 1) * K))   # rows zeroed on first use
-    cdef int32_t[:, ::1] slot = np.full((P, V if need_stats else 1), -1, dtype=np.int32)
+    cdef int32_t[:, ::1] slot = np.full((P, V if part_stats else 1), -1, dtype=np.int32)
     cdef int32_t[:, ::1] words = np.zeros((P, max(max_slots, 1)), dtype=np.int32)
     cdef int32_t[::1] n_words = np.zeros(P, dtype=np.int32)
     # the words a round touched, each once (mark[w] >= 0 while listed)
-    cdef int32_t[::1] touched = np.empty(V if need_stats else 1, dtype=np.int32)
-    cdef int32_t[::1] mark = np.full(V if need_stats else 1, -1, dtype=np.int32)
+    cdef int32_t[::1] touched = np.empty(V if part_stats else 1, dtype=np.int32)
+    cdef int32_t[::1] mark = np.full(V if part_stats else 1, -1, dtype=np.int32)
+    # soft: the corpus word by word (wptr, V + 1; wdoc: each word's documents in order;
+    # tpos: each token's place there), r per token in that order (wr), e per document (Ed)
+    cdef Py_ssize_t n_soft = nnz_all if soft_stats else 0
+    cdef cnp.int64_t[::1] wptr = np.zeros(V + 1 if soft_stats else 1, dtype=np.int64)
+    cdef cnp.int64_t[::1] wcur = np.empty(V if soft_stats else 1, dtype=np.int64)
+    cdef int32_t[::1] wdoc = np.empty(max(n_soft, 1), dtype=np.int32)
+    cdef cnp.int64_t[::1] tpos = np.empty(max(n_soft, 1), dtype=np.int64)
+    cdef double[::1] wr = np.empty(max(n_soft, 1))
+    cdef double[:, ::1] Ed = np.empty((D if soft_stats else 1, K))
+    cdef double *acc
     cdef Py_ssize_t n_touched, n_round, s_
     cdef floating *e
     cdef floating *tt
@@ -448,6 +485,18 @@ def doc_fixed_point(const cnp.int64_t[::1] indptr, const cnp.int32_t[::1] indice
         psa[k] = digamma(alpha[k])
         lga[k] = lgamma(<double>(<floating>alpha[k]))
     with nogil:
+        if soft_stats:
+            for j in range(nnz_all):
+                wptr[indices[j] + 1] += 1
+            for w in range(V):
+                wptr[w + 1] += wptr[w]
+                wcur[w] = wptr[w]
+            for d in range(D):
+                for j in range(indptr[d], indptr[d + 1]):
+                    w = indices[j]
+                    tpos[j] = wcur[w]
+                    wdoc[wcur[w]] = <int32_t>d
+                    wcur[w] += 1
         for wave_i in range((n_parts + P - 1) // P):
             wave = wave_i * P
             with parallel(num_threads=T):
@@ -519,7 +568,13 @@ def doc_fixed_point(const cnp.int64_t[::1] indptr, const cnp.int32_t[::1] indice
                                               ia, &nact, pt)
                         for k in range(K):
                             pt[3 + k] += elog[k]
-                        if need_stats:
+                        if soft_stats:
+                            _doc_r_e(&indices[indptr[d]], &data[indptr[d]],
+                                     indptr[d + 1] - indptr[d], &eb[0, 0], K, eps, e,
+                                     G + _padded_len(indptr[d + 1] - indptr[d],
+                                                     <floating *>NULL) * K,
+                                     ia, nact, &tpos[indptr[d]], &wr[0], &Ed[d, 0])
+                        elif part_stats:
                             for j in range(indptr[d], indptr[d + 1]):
                                 w = indices[j]
                                 if sl[w] < 0:
@@ -527,16 +582,8 @@ def doc_fixed_point(const cnp.int64_t[::1] indptr, const cnp.int32_t[::1] indice
                                     wl[n_words[t]] = <int32_t>w
                                     memset(bf + n_words[t] * K, 0, K * sizeof(double))
                                     n_words[t] += 1
-                            if nact >= 0:
-                                _doc_stats_active(&indices[indptr[d]], &data[indptr[d]],
-                                                  indptr[d + 1] - indptr[d], K, e,
-                                                  G + _padded_len(indptr[d + 1] - indptr[d],
-                                                                  <floating *>NULL) * K, ia,
-                                                  nact, sl, bf)
-                            else:
-                                _doc_stats(&indices[indptr[d]], &data[indptr[d]],
-                                           indptr[d + 1] - indptr[d], &eb[0, 0], K, hard,
-                                           eps, e, sl, bf)
+                            _doc_stats(&indices[indptr[d]], &data[indptr[d]],
+                                       indptr[d + 1] - indptr[d], &eb[0, 0], K, e, sl, bf)
                 free(e)
                 free(tt)
                 free(dw)
@@ -554,14 +601,14 @@ def doc_fixed_point(const cnp.int64_t[::1] indptr, const cnp.int32_t[::1] indice
             for t in range(n_round):
                 for k in range(3 + K):
                     totals[k] += ptot[t, k]
-                if need_stats:
+                if part_stats:
                     for j in range(n_words[t]):
                         w = words[t, j]
                         if mark[w] < 0:
                             mark[w] = 0
                             touched[n_touched] = <int32_t>w
                             n_touched += 1
-            if need_stats and n_touched > 0:
+            if part_stats and n_touched > 0:
                 for j in prange(n_touched, num_threads=T, schedule='dynamic', chunksize=64):
                     w = touched[j]
                     for t in range(n_round):
@@ -570,6 +617,15 @@ def doc_fixed_point(const cnp.int64_t[::1] indptr, const cnp.int32_t[::1] indice
                             fv_lda_add(&sstats[w, 0], &pbuf[t, s_ * K], K)
                             slot[t, w] = -1
                     mark[w] = -1
+        if soft_stats:
+            # word by word, in parallel: the sums the partition buffers would hold, added
+            # in partition order (the same operations in the same order)
+            with parallel(num_threads=T):
+                acc = <double *>malloc(K * sizeof(double))
+                for w in prange(V, schedule='dynamic', chunksize=64):
+                    _word_stats(wptr[w], wptr[w + 1], &wdoc[0], &wr[0], &Ed[0, 0], K, acc,
+                                &sstats[w, 0])
+                free(acc)
 
 
 cdef inline double _u01(uint64_t key, uint64_t i) noexcept nogil:
