@@ -4,10 +4,14 @@
 #    (vem and meanfield: soft, digamma), or its crisp version (one topic per distinct
 #    word of a document: argmax).  Documents are cut into partitions of PART_DOCS
 #    documents; partitions run in rounds of up to ROUND per thread, taken dynamically
-#    by the threads, each into its own sparse word x topic accumulator; after a round
-#    every touched word adds its accumulators in partition order (the words in
-#    parallel), so the statistics are bitwise identical for any n_threads and a
-#    preempted thread delays only its own partition (no barrier per wave of T).
+#    by the threads (a preempted thread delays only its own partition: no barrier per
+#    wave of T).  Crisp: each partition into its own sparse word x topic accumulator;
+#    after a round every touched word adds its accumulators in partition order (the
+#    words in parallel).  Soft: each token's r = c / norm and each document's e are
+#    kept, and after the documents every word (in parallel) sums r e over its
+#    documents partition by partition and adds the partitions' sums in order -- the
+#    same operations, in the same order, as the accumulators, without them.  Either
+#    way the statistics are bitwise identical for any n_threads.
 #    Layout: the effective topic-word matrix `eb` is word-major (V x K, a word's K
 #    values contiguous), so the per-token dot product and axpy run down contiguous
 #    memory; the statistics are word-major too.
@@ -56,10 +60,17 @@ cdef extern from "fv_lda.h" nogil:
                          double *GT)
     void fv_lda_gather_f(const float *eb, const int32_t *idx, long n, long K, float *G,
                          float *GT)
-    void fv_lda_gather_t_d(const double *eb, const int32_t *idx, long n, long K, double *GT,
-                           double *S, double *mx, double *lmax)
-    void fv_lda_gather_t_f(const float *eb, const int32_t *idx, long n, long K, float *GT,
-                           float *S, float *mx, double *lmax)
+    long FV_LDA_PAD_d, FV_LDA_PAD_f
+    long fv_lda_padded(long n, long L)
+    void fv_lda_gather_t_d(const double *eb, const int32_t *idx, const double *cnt, long n,
+                           long npad, long K, double *GT, double *S, double *mx, double *lmax,
+                           double *cp)
+    void fv_lda_gather_t_f(const float *eb, const int32_t *idx, const float *cnt, long n,
+                           long npad, long K, float *GT, float *S, float *mx, double *lmax,
+                           float *cp)
+    void fv_lda_add(double *b, const double *a, long K)
+    void fv_lda_axpy_d(double *b, double r, const double *e, long K)
+    void fv_lda_axpy_f(double *b, double r, const float *e, long K)
     double fv_lda_norm_act_d(const double *GT, const double *c, const double *eA,
                              const int *act, double *r, double *nrm, long n, long nA,
                              double eps)
@@ -182,44 +193,55 @@ cdef inline double _dirichlet_term(const floating *gamma, const double *alpha,
     return acc - lgamma(sg)
 
 
+cdef inline Py_ssize_t _padded_len(Py_ssize_t n, const floating *tag) noexcept nogil:
+    """n rounded up to whole vectors of floating (the active-topic sweeps' token count)."""
+    if floating is float:
+        return fv_lda_padded(n, FV_LDA_PAD_f)
+    else:
+        return fv_lda_padded(n, FV_LDA_PAD_d)
+
+
 cdef int _one_doc(const int32_t *idx, const floating *cnt, Py_ssize_t n,
                   const floating *eb, const double *alpha, floating *gamma, Py_ssize_t K,
                   int hard, int max_iter, double tol, floating eps,
                   floating *e, floating *t, double *elog, floating *G, floating *rb,
-                  const double *psa, const double *lga, double *dw, int *ia, long *nact,
-                  double *out) noexcept nogil:
+                  floating *cp, const double *psa, const double *lga, double *dw, int *ia,
+                  long *nact, double *out) noexcept nogil:
     """The fixed point of one document; gamma (K) is the start and is overwritten.
     out[0] += word term, out[1] += Dirichlet term; elog holds E log theta at exit.
     Soft: sweeps over the document's active topics only (fv_lda_sparse_*, equal to the
-    dense sweep up to round-off); at exit the active topics are ia[0..nact), and
-    G + n K holds norm_j + eps over them (for _doc_stats_active).  Otherwise nact = -1.
-    Workspace: t (3K), G (2 n K + 1), dw (6K), ia (3K); psa[k] = psi(alpha_k),
-    lga[k] = lgamma(alpha_k).  Returns the number of inner iterations."""
+    dense sweep up to round-off), on the tokens padded to np = _padded_len(n) (count
+    0, topic rows 0); at exit the active topics are ia[0..nact), and G + np K holds
+    norm_j + eps over them (for _doc_r_e).  Otherwise nact = -1.
+    Workspace: t (3K), G (2 np K + np + 1), rb, cp (np + 1 each), dw (7K), ia (3K);
+    psa[k] = psi(alpha_k), lga[k] = lgamma(alpha_k).  Returns the number of inner
+    iterations."""
     cdef Py_ssize_t j, k, it, best
     cdef const floating *row
     cdef floating norm, r, bv, v
     cdef double change, acc, g
-    cdef floating *nrm = G + n * K
+    cdef Py_ssize_t np_ = _padded_len(n, cnt)
+    cdef floating *nrm = G + np_ * K
     cdef floating *eA = t + K
     nact[0] = -1
     if not hard and not _dense_sweeps:
-        # the document's topic rows (K x n) and log max_j, gathered once
+        # the document's topic rows (K x np) and log max_j, gathered once
         if floating is float:
-            fv_lda_gather_t_f(eb, idx, n, K, G, nrm, t, dw + 4 * K)
-            it = fv_lda_sparse_f(G, cnt, n, K, alpha, psa, dw + 4 * K, gamma, max_iter, tol,
+            fv_lda_gather_t_f(eb, idx, cnt, n, np_, K, G, nrm, t, dw + 6 * K, cp)
+            it = fv_lda_sparse_f(G, cp, np_, K, alpha, psa, dw + 6 * K, gamma, max_iter, tol,
                                  eps, eA, rb, dw, ia, ia + K, ia + 2 * K, nact)
         else:
-            fv_lda_gather_t_d(eb, idx, n, K, G, nrm, t, dw + 4 * K)
-            it = fv_lda_sparse_d(G, cnt, n, K, alpha, psa, dw + 4 * K, gamma, max_iter, tol,
+            fv_lda_gather_t_d(eb, idx, cnt, n, np_, K, G, nrm, t, dw + 6 * K, cp)
+            it = fv_lda_sparse_d(G, cp, np_, K, alpha, psa, dw + 6 * K, gamma, max_iter, tol,
                                  eps, eA, rb, dw, ia, ia + K, ia + 2 * K, nact)
         _expect_log(gamma, alpha, e, elog, K, hard)
         # the bound terms at the final gamma, the word term over the active topics
         for j in range(nact[0]):
             eA[j] = e[ia[j]]
         if floating is float:
-            fv_lda_norm_act_f(G, cnt, eA, ia, rb, nrm, n, nact[0], eps)
+            fv_lda_norm_act_f(G, cp, eA, ia, rb, nrm, np_, nact[0], eps)
         else:
-            fv_lda_norm_act_d(G, cnt, eA, ia, rb, nrm, n, nact[0], eps)
+            fv_lda_norm_act_d(G, cp, eA, ia, rb, nrm, np_, nact[0], eps)
         acc = 0.0
         for j in range(n):
             acc += cnt[j] * log(<double>nrm[j])
@@ -295,40 +317,65 @@ cdef void _doc_terms(const int32_t *idx, const floating *cnt, Py_ssize_t n,
 
 
 cdef void _doc_stats(const int32_t *idx, const floating *cnt, Py_ssize_t n,
-                     const floating *eb, Py_ssize_t K, int hard, floating eps,
-                     const floating *e, int32_t *slot, double *buf) noexcept nogil:
-    """Add one document's statistics (before the final elementwise product with eb for
-    the soft mode) into the partition buffer, rows addressed through slot[word]."""
-    cdef Py_ssize_t j, k, best
-    cdef const floating *row
-    cdef floating norm, bv, v
-    cdef double r
-    cdef double *b
+                     const floating *eb, Py_ssize_t K, const floating *e, int32_t *slot,
+                     double *buf) noexcept nogil:
+    """Add one document's crisp statistics (the counts of its words' argmax topics) into
+    the partition buffer, rows addressed through slot[word]."""
+    cdef Py_ssize_t j
+    cdef floating bv
     for j in range(n):
-        row = eb + idx[j] * K
-        b = buf + slot[idx[j]] * K
-        if hard:
-            b[_argmax(e, row, K, &bv)] += cnt[j]
-        else:
-            norm = fdot(e, row, K)
-            r = cnt[j] / (<double>norm + eps)
+        buf[slot[idx[j]] * K + _argmax(e, eb + idx[j] * K, K, &bv)] += cnt[j]
+
+
+cdef void _doc_r_e(const int32_t *idx, const floating *cnt, Py_ssize_t n,
+                   const floating *eb, Py_ssize_t K, floating eps, const floating *e,
+                   const floating *nrm, const int *act, Py_ssize_t n_act,
+                   const cnp.int64_t *tp, double *wr, double *Ed) noexcept nogil:
+    """One document's share of the soft statistics, sum_d r_dw e_d (before the product
+    with eb): r_j = c_j / norm_j of each token, stored at its place tp[j] of the
+    word-major order, and e_d (Ed, K).  n_act >= 0: the active-topic sweep's norms (nrm
+    from _one_doc) and e at its active topics act[0..n_act), 0 at the others (which add
+    nothing); n_act < 0: every topic, the norms from eb."""
+    cdef Py_ssize_t j, k, q
+    cdef floating norm
+    if n_act >= 0:
+        for j in range(n):
+            wr[tp[j]] = cnt[j] / <double>nrm[j]
+        if n_act == K:          # every topic active: act is 0..K-1 in order
             for k in range(K):
-                b[k] += r * e[k]
+                Ed[k] = e[k]
+        else:
+            for k in range(K):
+                Ed[k] = 0.0
+            for q in range(n_act):
+                Ed[act[q]] = e[act[q]]
+    else:
+        for j in range(n):
+            norm = fdot(e, eb + idx[j] * K, K)
+            wr[tp[j]] = cnt[j] / (<double>norm + eps)
+        for k in range(K):
+            Ed[k] = e[k]
 
 
-cdef void _doc_stats_active(const int32_t *idx, const floating *cnt, Py_ssize_t n,
-                            Py_ssize_t K, const floating *e, const floating *nrm,
-                            const int *act, Py_ssize_t n_act, int32_t *slot,
-                            double *buf) noexcept nogil:
-    """_doc_stats over the active topics of the sparse fixed point (nrm from _one_doc)."""
-    cdef Py_ssize_t j, q
-    cdef double r
-    cdef double *b
-    for j in range(n):
-        b = buf + slot[idx[j]] * K
-        r = cnt[j] / <double>nrm[j]
-        for q in range(n_act):
-            b[act[q]] += r * e[act[q]]
+cdef void _word_stats(Py_ssize_t lo, Py_ssize_t hi, const int32_t *wdoc, const double *wr,
+                      const double *Ed, Py_ssize_t K, double *acc,
+                      double *out) noexcept nogil:
+    """out (K) += a word's soft statistics: its documents wdoc[lo..hi) (in order, their
+    r in wr) summed partition by partition, each partition's sum of r_dw e_d formed from
+    0 in document order and added to out in partition order."""
+    cdef Py_ssize_t pos, d, part
+    if lo >= hi:
+        return
+    part = wdoc[lo] // PART_DOCS
+    memset(acc, 0, K * sizeof(double))
+    for pos in range(lo, hi):
+        d = wdoc[pos]
+        if d // PART_DOCS != part:
+            fv_lda_add(out, acc, K)
+            memset(acc, 0, K * sizeof(double))
+            part = d // PART_DOCS
+        fv_lda_axpy_d(acc, wr[pos], Ed + d * K, K)
+    fv_lda_add(out, acc, K)
 
 
 def doc_fixed_point(const cnp.int64_t[::1] indptr, const cnp.int32_t[::1] indices,
@@ -378,6 +425,7 @@ def doc_fixed_point(const cnp.int64_t[::1] indptr, const cnp.int32_t[::1] indice
     if D > 0 and np.min(lengths) < 0:
         raise ValueError(f"{fn}: indptr decreases; document lengths must be >= 0")
     cdef Py_ssize_t max_n = int(np.max(lengths)) if D > 0 else 0
+    cdef Py_ssize_t max_np = (max_n + 15) // 16 * 16      # padded to whole vectors
     cdef Py_ssize_t P, per_part
     for p in range(n_parts):
         d0 = p * PART_DOCS
@@ -387,20 +435,34 @@ def doc_fixed_point(const cnp.int64_t[::1] indptr, const cnp.int32_t[::1] indice
             max_slots = nnz_p
     if max_slots > V:
         max_slots = V
-    if not need_stats:
+    # crisp statistics go through partition buffers; the soft ones are kept per token
+    # and per document (r, e) and summed word by word after the documents
+    cdef bint part_stats = need_stats and hard
+    cdef bint soft_stats = need_stats and not hard
+    if not part_stats:
         max_slots = 1
     # a round is P partitions (up to ROUND per thread, taken dynamically), each with its
     # own totals (3 + K) and sparse row buffer, within 64 MB of buffers
-    per_part = (V if need_stats else 1) * 4 + max(max_slots, 1) * (K * 8 + 4) + (3 + K) * 8
+    per_part = (V if part_stats else 1) * 4 + max(max_slots, 1) * (K * 8 + 4) + (3 + K) * 8
     P = max(T, min(n_parts, ROUND * T, (64 << 20) // per_part))
     cdef double[:, ::1] ptot = np.zeros((P, 3 + K))
     cdef double[:, ::1] pbuf = np.empty((P, max(max_slots, 1) * K))   # rows zeroed on first use
-    cdef int32_t[:, ::1] slot = np.full((P, V if need_stats else 1), -1, dtype=np.int32)
+    cdef int32_t[:, ::1] slot = np.full((P, V if part_stats else 1), -1, dtype=np.int32)
     cdef int32_t[:, ::1] words = np.zeros((P, max(max_slots, 1)), dtype=np.int32)
     cdef int32_t[::1] n_words = np.zeros(P, dtype=np.int32)
     # the words a round touched, each once (mark[w] >= 0 while listed)
-    cdef int32_t[::1] touched = np.empty(V if need_stats else 1, dtype=np.int32)
-    cdef int32_t[::1] mark = np.full(V if need_stats else 1, -1, dtype=np.int32)
+    cdef int32_t[::1] touched = np.empty(V if part_stats else 1, dtype=np.int32)
+    cdef int32_t[::1] mark = np.full(V if part_stats else 1, -1, dtype=np.int32)
+    # soft: the corpus word by word (wptr, V + 1; wdoc: each word's documents in order;
+    # tpos: each token's place there), r per token in that order (wr), e per document (Ed)
+    cdef Py_ssize_t n_soft = nnz_all if soft_stats else 0
+    cdef cnp.int64_t[::1] wptr = np.zeros(V + 1 if soft_stats else 1, dtype=np.int64)
+    cdef cnp.int64_t[::1] wcur = np.empty(V if soft_stats else 1, dtype=np.int64)
+    cdef int32_t[::1] wdoc = np.empty(max(n_soft, 1), dtype=np.int32)
+    cdef cnp.int64_t[::1] tpos = np.empty(max(n_soft, 1), dtype=np.int64)
+    cdef double[::1] wr = np.empty(max(n_soft, 1))
+    cdef double[:, ::1] Ed = np.empty((D if soft_stats else 1, K))
+    cdef double *acc
     cdef Py_ssize_t n_touched, n_round, s_
     cdef floating *e
     cdef floating *tt
@@ -408,6 +470,7 @@ def doc_fixed_point(const cnp.int64_t[::1] indptr, const cnp.int32_t[::1] indice
     cdef floating *g0
     cdef floating *G
     cdef floating *rb
+    cdef floating *cp
     cdef double *tmp
     cdef double *pt
     cdef int32_t *sl
@@ -422,18 +485,31 @@ def doc_fixed_point(const cnp.int64_t[::1] indptr, const cnp.int32_t[::1] indice
         psa[k] = digamma(alpha[k])
         lga[k] = lgamma(<double>(<floating>alpha[k]))
     with nogil:
+        if soft_stats:
+            for j in range(nnz_all):
+                wptr[indices[j] + 1] += 1
+            for w in range(V):
+                wptr[w + 1] += wptr[w]
+                wcur[w] = wptr[w]
+            for d in range(D):
+                for j in range(indptr[d], indptr[d + 1]):
+                    w = indices[j]
+                    tpos[j] = wcur[w]
+                    wdoc[wcur[w]] = <int32_t>d
+                    wcur[w] += 1
         for wave_i in range((n_parts + P - 1) // P):
             wave = wave_i * P
             with parallel(num_threads=T):
                 e = <floating *>malloc(K * sizeof(floating))
                 tt = <floating *>malloc(3 * K * sizeof(floating))
-                dw = <double *>malloc(6 * K * sizeof(double))
+                dw = <double *>malloc(7 * K * sizeof(double))
                 ia = <int *>malloc(3 * K * sizeof(int))
                 elog = <double *>malloc(K * sizeof(double))
                 g0 = <floating *>malloc(K * sizeof(floating))
                 tmp = <double *>malloc(4 * sizeof(double))
-                G = <floating *>malloc((2 * max_n * K + 1) * sizeof(floating))
-                rb = <floating *>malloc((max_n + 1) * sizeof(floating))
+                G = <floating *>malloc((2 * max_np * K + max_np + 1) * sizeof(floating))
+                rb = <floating *>malloc((max_np + 1) * sizeof(floating))
+                cp = <floating *>malloc((max_np + 1) * sizeof(floating))
                 for t in prange(P, schedule='dynamic', chunksize=1):
                     p = wave + t
                     if p >= n_parts:
@@ -457,8 +533,8 @@ def doc_fixed_point(const cnp.int64_t[::1] indptr, const cnp.int32_t[::1] indice
                             pt[2] += _one_doc(&indices[indptr[d]], &data[indptr[d]],
                                               indptr[d + 1] - indptr[d], &eb[0, 0], &alpha[0],
                                               &gamma[d, 0], K, hard, max_iter, tol, eps,
-                                              e, tt, elog, G, rb, &psa[0], &lga[0], dw, ia,
-                                              &nact, tmp)
+                                              e, tt, elog, G, rb, cp, &psa[0], &lga[0], dw,
+                                              ia, &nact, tmp)
                             _doc_terms(&indices[indptr[d]], &data[indptr[d]],
                                        indptr[d + 1] - indptr[d], &eb[0, 0], &alpha[0],
                                        g0, K, hard, eps, e, elog, tmp + 2, 1)
@@ -471,7 +547,7 @@ def doc_fixed_point(const cnp.int64_t[::1] indptr, const cnp.int32_t[::1] indice
                                 pt[2] += _one_doc(&indices[indptr[d]], &data[indptr[d]],
                                                   indptr[d + 1] - indptr[d], &eb[0, 0],
                                                   &alpha[0], &gamma[d, 0], K, hard, max_iter,
-                                                  0.0, eps, e, tt, elog, G, rb, &psa[0],
+                                                  0.0, eps, e, tt, elog, G, rb, cp, &psa[0],
                                                   &lga[0], dw, ia, &nact, tmp)
                             if tmp[2] + tmp[3] > tmp[0] + tmp[1]:
                                 for k in range(K):
@@ -488,11 +564,17 @@ def doc_fixed_point(const cnp.int64_t[::1] indptr, const cnp.int32_t[::1] indice
                             pt[2] += _one_doc(&indices[indptr[d]], &data[indptr[d]],
                                               indptr[d + 1] - indptr[d], &eb[0, 0], &alpha[0],
                                               &gamma[d, 0], K, hard, max_iter, tol, eps,
-                                              e, tt, elog, G, rb, &psa[0], &lga[0], dw, ia,
-                                              &nact, pt)
+                                              e, tt, elog, G, rb, cp, &psa[0], &lga[0], dw,
+                                              ia, &nact, pt)
                         for k in range(K):
                             pt[3 + k] += elog[k]
-                        if need_stats:
+                        if soft_stats:
+                            _doc_r_e(&indices[indptr[d]], &data[indptr[d]],
+                                     indptr[d + 1] - indptr[d], &eb[0, 0], K, eps, e,
+                                     G + _padded_len(indptr[d + 1] - indptr[d],
+                                                     <floating *>NULL) * K,
+                                     ia, nact, &tpos[indptr[d]], &wr[0], &Ed[d, 0])
+                        elif part_stats:
                             for j in range(indptr[d], indptr[d + 1]):
                                 w = indices[j]
                                 if sl[w] < 0:
@@ -500,15 +582,8 @@ def doc_fixed_point(const cnp.int64_t[::1] indptr, const cnp.int32_t[::1] indice
                                     wl[n_words[t]] = <int32_t>w
                                     memset(bf + n_words[t] * K, 0, K * sizeof(double))
                                     n_words[t] += 1
-                            if nact >= 0:
-                                _doc_stats_active(&indices[indptr[d]], &data[indptr[d]],
-                                                  indptr[d + 1] - indptr[d], K, e,
-                                                  G + (indptr[d + 1] - indptr[d]) * K, ia,
-                                                  nact, sl, bf)
-                            else:
-                                _doc_stats(&indices[indptr[d]], &data[indptr[d]],
-                                           indptr[d + 1] - indptr[d], &eb[0, 0], K, hard,
-                                           eps, e, sl, bf)
+                            _doc_stats(&indices[indptr[d]], &data[indptr[d]],
+                                       indptr[d + 1] - indptr[d], &eb[0, 0], K, e, sl, bf)
                 free(e)
                 free(tt)
                 free(dw)
@@ -518,6 +593,7 @@ def doc_fixed_point(const cnp.int64_t[::1] indptr, const cnp.int32_t[::1] indice
                 free(tmp)
                 free(G)
                 free(rb)
+                free(cp)
             # reduce the round's partitions in partition order: the totals serially, the
             # statistics word by word in parallel (each word adds its partitions in order)
             n_round = min(P, n_parts - wave)
@@ -525,23 +601,31 @@ def doc_fixed_point(const cnp.int64_t[::1] indptr, const cnp.int32_t[::1] indice
             for t in range(n_round):
                 for k in range(3 + K):
                     totals[k] += ptot[t, k]
-                if need_stats:
+                if part_stats:
                     for j in range(n_words[t]):
                         w = words[t, j]
                         if mark[w] < 0:
                             mark[w] = 0
                             touched[n_touched] = <int32_t>w
                             n_touched += 1
-            if need_stats and n_touched > 0:
+            if part_stats and n_touched > 0:
                 for j in prange(n_touched, num_threads=T, schedule='dynamic', chunksize=64):
                     w = touched[j]
                     for t in range(n_round):
                         s_ = slot[t, w]
                         if s_ >= 0:
-                            for k in range(K):
-                                sstats[w, k] += pbuf[t, s_ * K + k]
+                            fv_lda_add(&sstats[w, 0], &pbuf[t, s_ * K], K)
                             slot[t, w] = -1
                     mark[w] = -1
+        if soft_stats:
+            # word by word, in parallel: the sums the partition buffers would hold, added
+            # in partition order (the same operations in the same order)
+            with parallel(num_threads=T):
+                acc = <double *>malloc(K * sizeof(double))
+                for w in prange(V, schedule='dynamic', chunksize=64):
+                    _word_stats(wptr[w], wptr[w + 1], &wdoc[0], &wr[0], &Ed[0, 0], K, acc,
+                                &sstats[w, 0])
+                free(acc)
 
 
 cdef inline double _u01(uint64_t key, uint64_t i) noexcept nogil:

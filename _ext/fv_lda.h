@@ -128,14 +128,64 @@ static inline void NAME(const T *__restrict eb, const int *__restrict idx, long 
 }
 FV_LDA_GATHER(fv_lda_gather_d, double)
 FV_LDA_GATHER(fv_lda_gather_f, float)
-/* Sweeps over the active topics act[0..nA) only, from GT (K x n) alone.
+/* Sweeps over the active topics act[0..nA) only, from GT (K x np) alone.
+ *
+ * The document's tokens are padded to np, a multiple of the vector length L
+ * (FV_LDA_PAD_* below): the padding tokens have count 0 and topic rows 0, so their
+ * r_j is 0 / eps = 0 and they add exact zeros to every sum; no loop has a scalar tail.
  * fv_lda_norm_act: nrm_j = sum_q eA_q GT[act_q, j] + eps and r_j = c_j / nrm_j, over
- * blocks of tokens with their partial sums in registers (nrm may be NULL); returns
- * sum_j r_j.
- * fv_lda_pass_act: r as above (returns its sum), then tA_q = sum_j r_j GT[act_q, j], four topics at a
- * time (contiguous in j).  Every sum runs in one fixed order whatever the thread. */
+ * blocks of 8 vectors of tokens, then the rest (under 8 vectors) as one block, each
+ * block's partial sums in registers (nrm may be NULL); returns sum_j r_j.
+ * fv_lda_pass_act: r as above (returns its sum), then tA_q = sum_j r_j GT[act_q, j],
+ * eight topics at a time, then the rest (under eight) as one group, each topic's sum in
+ * a vector over j (contiguous), a group's vectors reduced together by a transposing tree
+ * of shuffles.  Every sum runs in one fixed order, set by (np, nA) alone, whatever the
+ * thread. */
 typedef double fv_vd __attribute__((vector_size(64)));
 typedef float fv_vf __attribute__((vector_size(64)));
+typedef long long fv_vdi __attribute__((vector_size(64)));
+typedef int fv_vfi __attribute__((vector_size(64)));
+#define FV_LDA_PAD_d 8L         /* doubles per 64-byte vector */
+#define FV_LDA_PAD_f 16L        /* floats per 64-byte vector */
+static inline long fv_lda_padded(long n, long L) { return (n + L - 1) / L * L; }
+
+/* s[i] = the sum of a[i]'s lanes, i < 8 (lanes summed in pairs, then quads, ...). */
+static inline void fv_tsum8_d(const fv_vd *a, double *s)
+{
+    const fv_vdi m1a = {0, 8, 2, 10, 4, 12, 6, 14}, m1b = {1, 9, 3, 11, 5, 13, 7, 15};
+    const fv_vdi m2a = {0, 1, 8, 9, 4, 5, 12, 13}, m2b = {2, 3, 10, 11, 6, 7, 14, 15};
+    const fv_vdi m3a = {0, 1, 2, 3, 8, 9, 10, 11}, m3b = {4, 5, 6, 7, 12, 13, 14, 15};
+    fv_vd x0 = __builtin_shuffle(a[0], a[1], m1a) + __builtin_shuffle(a[0], a[1], m1b);
+    fv_vd x1 = __builtin_shuffle(a[2], a[3], m1a) + __builtin_shuffle(a[2], a[3], m1b);
+    fv_vd x2 = __builtin_shuffle(a[4], a[5], m1a) + __builtin_shuffle(a[4], a[5], m1b);
+    fv_vd x3 = __builtin_shuffle(a[6], a[7], m1a) + __builtin_shuffle(a[6], a[7], m1b);
+    fv_vd y0 = __builtin_shuffle(x0, x1, m2a) + __builtin_shuffle(x0, x1, m2b);
+    fv_vd y1 = __builtin_shuffle(x2, x3, m2a) + __builtin_shuffle(x2, x3, m2b);
+    fv_vd z = __builtin_shuffle(y0, y1, m3a) + __builtin_shuffle(y0, y1, m3b);
+    memcpy(s, &z, sizeof z);
+}
+
+static inline void fv_tsum8_f(const fv_vf *a, float *s)
+{
+    const fv_vfi m1a = {0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30};
+    const fv_vfi m1b = {1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31};
+    const fv_vfi m2a = {0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29};
+    const fv_vfi m2b = {2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31};
+    const fv_vfi m3a = {0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27};
+    const fv_vfi m3b = {4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31};
+    const fv_vfi m4a = {0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7};
+    const fv_vfi m4b = {8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15};
+    fv_vf x0 = __builtin_shuffle(a[0], a[1], m1a) + __builtin_shuffle(a[0], a[1], m1b);
+    fv_vf x1 = __builtin_shuffle(a[2], a[3], m1a) + __builtin_shuffle(a[2], a[3], m1b);
+    fv_vf x2 = __builtin_shuffle(a[4], a[5], m1a) + __builtin_shuffle(a[4], a[5], m1b);
+    fv_vf x3 = __builtin_shuffle(a[6], a[7], m1a) + __builtin_shuffle(a[6], a[7], m1b);
+    fv_vf y0 = __builtin_shuffle(x0, x1, m2a) + __builtin_shuffle(x0, x1, m2b);
+    fv_vf y1 = __builtin_shuffle(x2, x3, m2a) + __builtin_shuffle(x2, x3, m2b);
+    fv_vf z = __builtin_shuffle(y0, y1, m3a) + __builtin_shuffle(y0, y1, m3b);
+    fv_vf w = __builtin_shuffle(z, m4a) + __builtin_shuffle(z, m4b);
+    memcpy(s, &w, 8 * sizeof(float));
+}
+
 /* Written with GCC vector types: left to itself gcc vectorises the loop over q with
  * gathers (act[q] is an indirection) and spills the block's sums. */
 #define FV_ACT_NORM_VEC(VT, T, NV)                                                        \
@@ -144,7 +194,7 @@ typedef float fv_vf __attribute__((vector_size(64)));
         for (int u = 0; u < (NV); u++) a[u] = zero;                                       \
         for (long q = 0; q < nA; q++) {                                                   \
             const T *g = GT + (long)act[q] * n + jb;                                      \
-            VT ek = zero + eA[q];                                                         \
+            T ek = eA[q];               /* broadcast by the vector product */             \
             for (int u = 0; u < (NV); u++) {                                              \
                 VT gv;                                                                    \
                 memcpy(&gv, g + u * L, sizeof gv);                                        \
@@ -160,6 +210,7 @@ typedef float fv_vf __attribute__((vector_size(64)));
             if (nrm) memcpy(nrm + jb + u * L, &d, sizeof d);                              \
         }                                                                                 \
     }
+/* n: the padded length (a multiple of L); GT rows have stride n. */
 #define FV_LDA_NORM_ACT(NAME, T, VT)                                                      \
 static inline double NAME(const T *__restrict GT, const T *__restrict c,                  \
                           const T *__restrict eA, const int *__restrict act,              \
@@ -170,9 +221,18 @@ static inline double NAME(const T *__restrict GT, const T *__restrict c,        
     VT rs = zero;                                                                         \
     double R = 0.0;                                                                       \
     long jb = 0;                                                                          \
-    FV_ACT_NORM_VEC(VT, T, 4)                                                             \
-    FV_ACT_NORM_VEC(VT, T, 1)                                                             \
-    for (; jb < n; jb++) {                                                                \
+    FV_ACT_NORM_VEC(VT, T, 8)                                                             \
+    switch ((n - jb) / L) {     /* the rest, up to 7 vectors, as one block */             \
+    case 7: FV_ACT_NORM_VEC(VT, T, 7) break;                                              \
+    case 6: FV_ACT_NORM_VEC(VT, T, 6) break;                                              \
+    case 5: FV_ACT_NORM_VEC(VT, T, 5) break;                                              \
+    case 4: FV_ACT_NORM_VEC(VT, T, 4) break;                                              \
+    case 3: FV_ACT_NORM_VEC(VT, T, 3) break;                                              \
+    case 2: FV_ACT_NORM_VEC(VT, T, 2) break;                                              \
+    case 1: FV_ACT_NORM_VEC(VT, T, 1) break;                                              \
+    default: break;                                                                       \
+    }                                                                                     \
+    for (; jb < n; jb++) {      /* unpadded callers only */                               \
         T a = 0;                                                                          \
         for (long q = 0; q < nA; q++) a += eA[q] * GT[(long)act[q] * n + jb];             \
         if (nrm) nrm[jb] = a + eps;                                                       \
@@ -184,48 +244,71 @@ static inline double NAME(const T *__restrict GT, const T *__restrict c,        
 }
 FV_LDA_NORM_ACT(fv_lda_norm_act_d, double, fv_vd)
 FV_LDA_NORM_ACT(fv_lda_norm_act_f, float, fv_vf)
-#define FV_LDA_PASS_ACT(NAME, T, NORM)                                                    \
+/* tA_q for NT topics act[q..q+NT), each summed over j in a vector; REDUCE(a) stores
+ * the NT sums at tA + q. */
+#define FV_ACT_T_GROUP(VT, T, NT, REDUCE)                                                 \
+    for (; q + (NT) <= nA; q += (NT)) {                                                   \
+        const T *g[NT];                                                                   \
+        VT a[NT];                                                                         \
+        for (int u = 0; u < (NT); u++) {                                                  \
+            g[u] = GT + (long)act[q + u] * n;                                             \
+            a[u] = zero;                                                                  \
+        }                                                                                 \
+        for (long j = 0; j < n; j += L) {                                                 \
+            VT rv;                                                                        \
+            memcpy(&rv, r + j, sizeof rv);                                                \
+            for (int u = 0; u < (NT); u++) {                                              \
+                VT gv;                                                                    \
+                memcpy(&gv, g[u] + j, sizeof gv);                                         \
+                a[u] += rv * gv;                                                          \
+            }                                                                             \
+        }                                                                                 \
+        REDUCE                                                                            \
+    }
+/* The NT < 8 sums of a last group, through the eight-way tree (zeros for the rest). */
+#define FV_ACT_T_REST(VT, T, NT, TSUM8)                                                   \
+    {                                                                                     \
+        VT b[8];                                                                          \
+        T s8[8];                                                                          \
+        for (int u = 0; u < 8; u++) b[u] = u < (NT) ? a[u] : zero;                        \
+        TSUM8(b, s8);                                                                     \
+        for (int u = 0; u < (NT); u++) tA[q + u] = s8[u];                                 \
+    }
+/* n: the padded length (a multiple of L); GT rows have stride n. */
+#define FV_LDA_PASS_ACT(NAME, T, VT, NORM, TSUM8)                                         \
 static inline double NAME(const T *__restrict GT, const T *__restrict c,                  \
                           const T *__restrict eA, const int *__restrict act,              \
                           T *__restrict tA, T *__restrict r, long n, long nA, T eps)      \
 {                                                                                         \
+    const long L = (long)(sizeof(VT) / sizeof(T));                                        \
+    const VT zero = {0};                                                                  \
     long q = 0;                                                                           \
     double R = NORM(GT, c, eA, act, r, (T *)0, n, nA, eps);                               \
-    for (; q + 4 <= nA; q += 4) {                                                         \
-        const T *g0 = GT + (long)act[q] * n, *g1 = GT + (long)act[q + 1] * n;             \
-        const T *g2 = GT + (long)act[q + 2] * n, *g3 = GT + (long)act[q + 3] * n;         \
-        T s0 = 0, s1 = 0, s2 = 0, s3 = 0;                                                 \
-        _Pragma("omp simd reduction(+:s0,s1,s2,s3)")                                      \
-        for (long j = 0; j < n; j++) {                                                    \
-            s0 += r[j] * g0[j];                                                           \
-            s1 += r[j] * g1[j];                                                           \
-            s2 += r[j] * g2[j];                                                           \
-            s3 += r[j] * g3[j];                                                           \
-        }                                                                                 \
-        tA[q] = s0;                                                                       \
-        tA[q + 1] = s1;                                                                   \
-        tA[q + 2] = s2;                                                                   \
-        tA[q + 3] = s3;                                                                   \
-    }                                                                                     \
-    for (; q < nA; q++) {                                                                 \
-        const T *g0 = GT + (long)act[q] * n;                                              \
-        T s0 = 0;                                                                         \
-        _Pragma("omp simd reduction(+:s0)")                                               \
-        for (long j = 0; j < n; j++) s0 += r[j] * g0[j];                                  \
-        tA[q] = s0;                                                                       \
+    FV_ACT_T_GROUP(VT, T, 8, TSUM8(a, tA + q);)                                           \
+    switch (nA - q) {           /* the rest, up to 7 topics, as one group */              \
+    case 7: FV_ACT_T_GROUP(VT, T, 7, FV_ACT_T_REST(VT, T, 7, TSUM8)) break;               \
+    case 6: FV_ACT_T_GROUP(VT, T, 6, FV_ACT_T_REST(VT, T, 6, TSUM8)) break;               \
+    case 5: FV_ACT_T_GROUP(VT, T, 5, FV_ACT_T_REST(VT, T, 5, TSUM8)) break;               \
+    case 4: FV_ACT_T_GROUP(VT, T, 4, FV_ACT_T_REST(VT, T, 4, TSUM8)) break;               \
+    case 3: FV_ACT_T_GROUP(VT, T, 3, FV_ACT_T_REST(VT, T, 3, TSUM8)) break;               \
+    case 2: FV_ACT_T_GROUP(VT, T, 2, FV_ACT_T_REST(VT, T, 2, TSUM8)) break;               \
+    case 1: FV_ACT_T_GROUP(VT, T, 1, FV_ACT_T_REST(VT, T, 1, TSUM8)) break;               \
+    default: break;                                                                       \
     }                                                                                     \
     return R;                                                                             \
 }
-FV_LDA_PASS_ACT(fv_lda_pass_act_d, double, fv_lda_norm_act_d)
-FV_LDA_PASS_ACT(fv_lda_pass_act_f, float, fv_lda_norm_act_f)
+FV_LDA_PASS_ACT(fv_lda_pass_act_d, double, fv_vd, fv_lda_norm_act_d, fv_tsum8_d)
+FV_LDA_PASS_ACT(fv_lda_pass_act_f, float, fv_vf, fv_lda_norm_act_f, fv_tsum8_f)
 
-/* GT (K x n): the document's topic rows, gathered from eb (V x K), and
+/* GT (K x np): the document's topic rows, gathered from eb (V x K), each row padded
+ * with zeros from n to np, cp (np): the counts padded with zeros, and
  * lmax[k] = log max_j GT[k, j].  The rows are copied whole into S (n x K scratch),
  * streaming, a few rows ahead prefetched, and then transposed in tiles of 8 x 8. */
 #define FV_LDA_GATHER_T(NAME, T)                                                          \
-static inline void NAME(const T *__restrict eb, const int *__restrict idx, long n, long K,\
+static inline void NAME(const T *__restrict eb, const int *__restrict idx,                \
+                        const T *__restrict cnt, long n, long np, long K,                 \
                         T *__restrict GT, T *__restrict S, T *__restrict mx,              \
-                        double *__restrict lmax)                                          \
+                        double *__restrict lmax, T *__restrict cp)                        \
 {                                                                                         \
     const long ahead = 4, line = 64 / (long)sizeof(T);                                    \
     for (long k = 0; k < K; k++) mx[k] = 0;                                               \
@@ -248,12 +331,34 @@ static inline void NAME(const T *__restrict eb, const int *__restrict idx, long 
         for (long k0 = 0; k0 < K; k0 += 8) {                                              \
             long j1 = j0 + 8 < n ? j0 + 8 : n, k1 = k0 + 8 < K ? k0 + 8 : K;              \
             for (long k = k0; k < k1; k++)                                                \
-                for (long j = j0; j < j1; j++) GT[k * n + j] = S[j * K + k];              \
+                for (long j = j0; j < j1; j++) GT[k * np + j] = S[j * K + k];             \
         }                                                                                 \
+    if (np > n)                                                                           \
+        for (long k = 0; k < K; k++)                                                      \
+            for (long j = n; j < np; j++) GT[k * np + j] = 0;                             \
+    for (long j = 0; j < n; j++) cp[j] = cnt[j];                                          \
+    for (long j = n; j < np; j++) cp[j] = 0;                                              \
     for (long k = 0; k < K; k++) lmax[k] = log((double)mx[k]);                            \
 }
 FV_LDA_GATHER_T(fv_lda_gather_t_d, double)
 FV_LDA_GATHER_T(fv_lda_gather_t_f, float)
+
+/* b[k] += a[k], k < K: a partition's statistics of a word added to the total. */
+static inline void fv_lda_add(double *__restrict b, const double *__restrict a, long K)
+{
+    _Pragma("omp simd")
+    for (long k = 0; k < K; k++) b[k] += a[k];
+}
+
+/* b[k] += r e[k], k < K: a document's statistics when every topic is active. */
+#define FV_LDA_AXPY(NAME, T)                                                              \
+static inline void NAME(double *__restrict b, double r, const T *__restrict e, long K)    \
+{                                                                                         \
+    _Pragma("omp simd")                                                                   \
+    for (long k = 0; k < K; k++) b[k] += r * e[k];                                        \
+}
+FV_LDA_AXPY(fv_lda_axpy_d, double)
+FV_LDA_AXPY(fv_lda_axpy_f, float)
 
 /* The soft fixed point of one document over its active topics only.
  *
@@ -272,9 +377,15 @@ FV_LDA_GATHER_T(fv_lda_gather_t_f, float)
  * the dense fixed point up to round-off (sums of gamma and |change| are taken in
  * another order).
  *
- * GT (K x n) and lmax (K): from the gather; vA: 2K; r: n; dw: 4K doubles; act, on,
+ * GT (K x n, n the padded token count: see fv_lda_norm_act) and lmax (K): from the
+ * gather; c: n counts (0 for the padding); vA: 2K; r: n; dw: 6K doubles; act, on,
  * dl: K ints each; psa[k] = psi(alpha_k).  gamma (K) is the start and is overwritten;
- * act[0..*n_active) are the active topics at exit.  Returns the number of sweeps. */
+ * act[0..*n_active) are the active topics at exit.  Returns the number of sweeps.
+ *
+ * Per active slot i (topic act[i]) the sweep reads contiguous copies: gA (its gamma),
+ * alA (its alpha) and thA = log tau - margin - log M (its drop threshold), so that the
+ * update and the drop test run as vector loops; gamma[act[i]] is written back when a
+ * topic is dropped and at exit. */
 #define FV_LDA_SPARSE(NAME, T, PASS, ULP)                                                 \
 static inline long NAME(const T *__restrict GT, const T *__restrict c, long n, long K,    \
                         const double *__restrict alpha, const double *__restrict psa,     \
@@ -286,20 +397,24 @@ static inline long NAME(const T *__restrict GT, const T *__restrict c, long n, l
 {                                                                                         \
     T *eA = vA, *tA = vA + K;                                                             \
     double *elogA = dw, *pin = dw + K, *ltau = dw + 2 * K, *gA = dw + 3 * K;              \
+    double *alA = dw + 4 * K, *thA = dw + 5 * K;                                          \
     const double margin = 2.772588722239781;   /* log 16 */                               \
-    double cmin = HUGE_VAL, s, ps, change, R, logR, soff = 0.0, H = -HUGE_VAL, g;         \
+    double cmin = HUGE_VAL, s, ps, change, R, logR, soff = 0.0, H = -HUGE_VAL;            \
     long nA = K, nd = 0, it = 0, i, j, k, m, added;                                       \
+    int drop;                                                                             \
     for (j = 0; j < n; j++) if (c[j] > 0 && c[j] < cmin) cmin = c[j];                     \
     for (k = 0; k < K; k++) {                                                             \
         double tk = cmin / (double)K;                                                     \
         ltau[k] = log(alpha[k] < tk ? alpha[k] : tk) - (ULP) * 0.6931471805599453;        \
         act[k] = (int)k;                                                                  \
         on[k] = 1;                                                                        \
+        gA[k] = gamma[k];                                                                 \
+        alA[k] = alpha[k];                                                                \
+        thA[k] = ltau[k] - margin - lmax[k];                                              \
     }                                                                                     \
     s = 0.0;                                                                              \
     for (k = 0; k < K; k++) s += gamma[k];                                                \
     ps = fv_digamma(s);                                                                   \
-    for (i = 0; i < nA; i++) gA[i] = gamma[act[i]];                                       \
     _Pragma("omp simd")                                                                   \
     for (i = 0; i < nA; i++) elogA[i] = fv_digamma(gA[i]) - ps;                           \
     _Pragma("omp simd")                                                                   \
@@ -321,6 +436,9 @@ static inline long NAME(const T *__restrict GT, const T *__restrict c, long n, l
                 }                                                                         \
                 on[k] = 1;                                                                \
                 act[nA] = (int)k;                                                         \
+                gA[nA] = gamma[k];                                                        \
+                alA[nA] = alpha[k];                                                       \
+                thA[nA] = ltau[k] - margin - lmax[k];                                     \
                 elogA[nA] = pin[k] - ps;                                                  \
                 eA[nA] = (T)fv_exp(elogA[nA]);                                            \
                 nA++;                                                                     \
@@ -341,27 +459,33 @@ static inline long NAME(const T *__restrict GT, const T *__restrict c, long n, l
             soff += alpha[k];                                                             \
         }                                                                                 \
         nd = 0;                                                                           \
-        s = soff;                                                                         \
+        s = 0.0;                                                                          \
+        _Pragma("omp simd reduction(+:change, s)")                                        \
         for (i = 0; i < nA; i++) {                                                        \
-            k = act[i];                                                                   \
-            g = alpha[k] + eA[i] * tA[i];                                                 \
-            change += fabs(g - gamma[k]);                                                 \
-            gamma[k] = (T)g;                                                              \
-            gA[i] = gamma[k];                                                             \
-            s += gA[i];                                                                   \
+            double gi = alA[i] + eA[i] * tA[i];                                           \
+            double gt = (double)(T)gi;                                                    \
+            change += fabs(gi - gA[i]);                                                   \
+            gA[i] = gt;                                                                   \
+            s += gt;                                                                      \
         }                                                                                 \
+        s += soff;                                                                        \
         ps = fv_digamma(s);                                                               \
         _Pragma("omp simd")                                                               \
         for (i = 0; i < nA; i++) elogA[i] = fv_digamma(gA[i]) - ps;                       \
         _Pragma("omp simd")                                                               \
         for (i = 0; i < nA; i++) eA[i] = (T)fv_exp(elogA[i]);                             \
         if (change / K < tol) break;                                                      \
+        drop = 0;                                                                         \
+        _Pragma("omp simd reduction(|:drop)")                                             \
+        for (i = 0; i < nA; i++) drop |= elogA[i] + logR < thA[i];                        \
+        if (!drop) continue;                                                              \
         m = 0;                                                                            \
         for (i = 0; i < nA; i++) {                                                        \
             k = act[i];                                                                   \
-            if (elogA[i] + lmax[k] + logR < ltau[k] - margin) {                           \
+            if (elogA[i] + logR < thA[i]) {                                               \
                 on[k] = 2;                                                                \
                 dl[nd++] = (int)k;                                                        \
+                gamma[k] = (T)gA[i];                                                      \
                 pin[k] = elogA[i] + ps;                                                   \
                 double h = pin[k] + lmax[k] - ltau[k];                                    \
                 H = h > H ? h : H;                                                        \
@@ -369,11 +493,15 @@ static inline long NAME(const T *__restrict GT, const T *__restrict c, long n, l
                 act[m] = (int)k;                                                          \
                 eA[m] = eA[i];                                                            \
                 elogA[m] = elogA[i];                                                      \
+                gA[m] = gA[i];                                                            \
+                alA[m] = alA[i];                                                          \
+                thA[m] = thA[i];                                                          \
                 m++;                                                                      \
             }                                                                             \
         }                                                                                 \
         nA = m;                                                                           \
     }                                                                                     \
+    for (i = 0; i < nA; i++) gamma[act[i]] = (T)gA[i];                                    \
     /* topics dropped by the last sweep (its tolerance test failed, max_iter reached)     \
        stay active for the caller's final terms */                                        \
     for (i = 0; i < nd; i++) if (on[dl[i]] == 2) { on[dl[i]] = 1; act[nA++] = dl[i]; }   \

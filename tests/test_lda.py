@@ -287,6 +287,40 @@ def test_save_load_roundtrip(tmp_path, small_corpus):
     np.testing.assert_array_equal(back.transform(small_corpus), fv.transform(small_corpus))
 
 
+@pytest.mark.parametrize("method", ["meanfield", "vem", "crisp"])
+def test_bound_on_first_read_is_the_one_fit_computes(tmp_path, small_corpus, method):
+    """After a batch fit bound_ is computed when first read (or saved, pickled, or by
+    fit_transform's own fixed point), from copies of what fit left: bitwise the value
+    computed at the end of fit, whatever happens to X or to the fitted attributes in
+    between, and replaced by a refit."""
+    import pickle
+    from fastvem.corpus import check_corpus
+    X = small_corpus.copy()
+    kw = dict(n_components=4, max_iter=3, random_state=0, method=method)
+    ref = LDA(**kw).fit(X)
+    ref_bound = ref._perplexity(check_corpus(X))        # what fit computed eagerly
+    assert "bound_" not in vars(ref)
+    fv = LDA(**kw).fit(X)
+    X.data *= 3.0                                       # the caller's arrays, in place
+    fv.components_ *= 2.0
+    fv.exp_dirichlet_component_[:] = 1.0
+    assert fv.bound_ == ref_bound and vars(fv)["bound_"] == ref_bound
+    X.data /= 3.0
+    ft = LDA(**kw)
+    np.testing.assert_array_equal(ft.fit_transform(X), LDA(**kw).fit(X).transform(X))
+    assert vars(ft)["bound_"] == ref_bound
+    assert pickle.loads(pickle.dumps(LDA(**kw).fit(X))).bound_ == ref_bound
+    LDA(**kw).fit(X).save(tmp_path / "m.npz")
+    assert fastvem.load(tmp_path / "m.npz").bound_ == ref_bound
+    refit = LDA(**kw).fit(X[:150]).fit(X)
+    assert refit.bound_ == ref_bound
+    online = LDA(**kw).fit(X)
+    online.partial_fit(X[:50])                          # bound_ stays fit's
+    assert online.bound_ == ref_bound
+    with pytest.raises(AttributeError, match="no attribute 'bound_'"):
+        LDA(**kw).bound_
+
+
 # ---------------------------------------------------------------- evaluation helpers
 def test_split_documents_partitions_the_tokens(reuters):
     obs, held = split_documents(reuters[:50], random_state=0)

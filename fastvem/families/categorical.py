@@ -102,11 +102,12 @@ class CategoricalFamily:
         self.n_words = n_words
 
     @staticmethod
-    def effective_topics(components, update, dtype):
+    def effective_topics(components, update, dtype, elog=None):
         """The kernel's topic matrix, word-major (V x K): exp E log beta under
-        q(beta) for 'posterior', the normalised point topics otherwise."""
+        q(beta) for 'posterior', the normalised point topics otherwise.  elog:
+        dirichlet_expectation(components), if already computed."""
         if update == "posterior":
-            eb = np.exp(dirichlet_expectation(components))
+            eb = np.exp(dirichlet_expectation(components) if elog is None else elog)
         else:
             eb = components / components.sum(axis=1, keepdims=True)
         return np.ascontiguousarray(eb.T, dtype=dtype)
@@ -121,12 +122,14 @@ class CategoricalFamily:
         return eta + stats_t.T
 
     @staticmethod
-    def bound_term(components, eta, update):
+    def bound_term(components, eta, update, elog=None):
         """The topics' part of the objective: E_q[log p(beta | eta) - log q(beta)] for a
-        posterior; log Dirichlet(beta | eta + 1) of the point topics otherwise."""
+        posterior; log Dirichlet(beta | eta + 1) of the point topics otherwise.  elog:
+        dirichlet_expectation(components), if already computed."""
         K, V = components.shape
         if update == "posterior":
-            elog = dirichlet_expectation(components)
+            if elog is None:
+                elog = dirichlet_expectation(components)
             return float(np.sum((eta - components) * elog)
                          + np.sum(gammaln(components) - gammaln(eta))
                          + np.sum(gammaln(eta * V) - gammaln(components.sum(axis=1))))

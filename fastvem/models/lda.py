@@ -25,7 +25,7 @@ from ..io import register, save_estimator
 from .._ext import _lda
 from ..corpus import Corpus, CorpusSource, check_corpus, is_bag_of_words
 from ..engine import Trace, default_n_threads, run_iterations
-from ..families.categorical import CategoricalFamily
+from ..families.categorical import CategoricalFamily, dirichlet_expectation
 from ..methods import PRESETS, check_supported
 from ..structures.topic_model import TopicModel
 from .._validation import (FittedConfig, check_random_state_param, is_choice,
@@ -149,6 +149,11 @@ class LatentDirichletAllocation(FittedConfig, ClassNamePrefixFeaturesOutMixin, T
     ``exp_dirichlet_component_`` is exp(E log beta) for meanfield and the point
     topics (rows of components_ normalised) for the other methods: in both cases
     the topic matrix the E-step and transform use.
+    ``bound_`` (scikit-learn's: the training corpus's perplexity under the final
+    topics, a fixed point over every document, as costly as a pass) is computed on
+    its first read after a batch fit of a corpus in memory, with the values fit
+    left (kept, with the corpus, until then); save, pickling and fit_transform
+    compute it too.  Its value is the one fit would have computed.
     """
 
     _fitted_attributes = _FITTED
@@ -344,7 +349,7 @@ class LatentDirichletAllocation(FittedConfig, ClassNamePrefixFeaturesOutMixin, T
                 _, (comp, alpha, eta), self.trace_, self.n_iter_ = best
         self._finish(comp, alpha, eta, m, corpus.dtype)
         self._fitted_with = self._config()
-        self.bound_ = self._perplexity(corpus)
+        self._defer_bound(corpus, X, m)
         return self
 
     def _set_n_features(self, X, corpus):
@@ -374,7 +379,9 @@ class LatentDirichletAllocation(FittedConfig, ClassNamePrefixFeaturesOutMixin, T
         words = corpus.total
         state = {"alpha": alpha, "eta": eta, "last_perp": None}
         def step(comp, it):
-            eb = CategoricalFamily.effective_topics(comp, m.update, dtype)
+            # E log beta once, for the kernel's topics and the objective's topic term
+            elog = dirichlet_expectation(comp) if m.update == "posterior" else None
+            eb = CategoricalFamily.effective_topics(comp, m.update, dtype, elog)
             a = state["alpha"]
             if blocks:
                 res = corpus.estep(eb, a, hard, self.max_doc_update_iter,
@@ -386,7 +393,8 @@ class LatentDirichletAllocation(FittedConfig, ClassNamePrefixFeaturesOutMixin, T
                                                    self.mean_change_tol, True, self._n_threads,
                                                    restart=self.doc_topic_init == "best")
             objective = (TopicModel.documents_term(tot, a, D, hard)
-                         + CategoricalFamily.bound_term(comp, state["eta"], m.update)) / words
+                         + CategoricalFamily.bound_term(comp, state["eta"], m.update,
+                                                        elog)) / words
             new = CategoricalFamily.components_from_stats(stats, state["eta"])
             if learn_alpha:
                 state["alpha"] = TopicModel.update_alpha(tot[3:], D, a, hard,
@@ -423,7 +431,6 @@ class LatentDirichletAllocation(FittedConfig, ClassNamePrefixFeaturesOutMixin, T
         kept as numbers, the beta terms are <total, E log beta> plus the topics' KL.
         Every step is an exact coordinate ascent step, so after the first pass the
         ELBO never decreases."""
-        from ..families.categorical import dirichlet_expectation
         D, K, V = corpus.n_docs, self.n_components, corpus.n_words
         edges = list(range(0, D, self.batch_size)) + [D]
         kept_stats = [None] * (len(edges) - 1)
@@ -652,19 +659,18 @@ class LatentDirichletAllocation(FittedConfig, ClassNamePrefixFeaturesOutMixin, T
         self._check_params()       # transform reads max_doc_update_iter, mean_change_tol
         return check_corpus(X, n_words=self.n_features_in_, dtype=self.components_.dtype)
 
-    def _doc_topic(self, corpus, keep_gamma=True):
+    def _doc_topic(self, corpus, keep_gamma=True, model=None):
         """(gamma, totals) of the fixed point from gamma = 1 with the fitted topics
-        (gamma None for a corpus in blocks, or when only the totals are wanted)."""
-        eb = np.ascontiguousarray(self.exp_dirichlet_component_.T, dtype=corpus.dtype)
+        (gamma None for a corpus in blocks, or when only the totals are wanted).
+        model: a _FittedModel (default: this estimator's, as it is now)."""
+        m = model if model is not None else _FittedModel(self, corpus.dtype)
         if isinstance(corpus, CorpusSource):
-            res = corpus.estep(eb, self._alpha(), False, self.max_doc_update_iter,
-                               self.mean_change_tol, False, self._threads())
+            res = corpus.estep(m.eb, m.alpha, False, m.max_iter, m.tol, False, m.n_threads)
             return None, res.totals
         gamma = (np.ones((corpus.n_docs, self.n_components), dtype=corpus.dtype)
                  if keep_gamma else None)
-        _, tot = TopicModel.local_step(corpus, eb, self._alpha(), gamma, False,
-                                       self.max_doc_update_iter, self.mean_change_tol, False,
-                                       self._threads())
+        _, tot = TopicModel.local_step(corpus, m.eb, m.alpha, gamma, False, m.max_iter, m.tol,
+                                       False, m.n_threads)
         return gamma, tot
 
     def _threads(self):
@@ -678,26 +684,36 @@ class LatentDirichletAllocation(FittedConfig, ClassNamePrefixFeaturesOutMixin, T
         return gamma
 
     def fit_transform(self, X, y=None, *, normalize=True):
-        return self.fit(X, y).transform(X, normalize=normalize)
+        self.fit(X, y)
+        corpus = self._check_fitted_corpus(X)
+        gamma, tot = self._doc_topic(corpus)
+        if "_pending_bound" in self.__dict__ and gamma is not None:
+            # this fixed point (gamma = 1, the final topics, all of X) is the one bound_
+            # is computed from: its totals give bound_ at no cost
+            self._resolve_bound(tot)
+        if normalize:
+            gamma /= gamma.sum(axis=1, keepdims=True)
+        return gamma
 
-    def _score_corpus(self, corpus):
-        _, tot = self._doc_topic(corpus, keep_gamma=False)
-        update = PRESETS[self.method].update
-        score = TopicModel.documents_term(tot, self._alpha(), corpus.n_docs, False)
-        if update == "posterior":
-            score += CategoricalFamily.bound_term(np.asarray(self.components_, np.float64),
-                                                  self.topic_word_prior_, update)
+    def _score_corpus(self, corpus, model=None, totals=None):
+        """The bound on corpus; model: a _FittedModel (default: this estimator's);
+        totals: the fixed point's, if already run."""
+        m = model if model is not None else _FittedModel(self, corpus.dtype)
+        tot = totals if totals is not None else self._doc_topic(corpus, False, m)[1]
+        score = TopicModel.documents_term(tot, m.alpha, corpus.n_docs, False)
+        if m.components is not None:
+            score += CategoricalFamily.bound_term(m.components, m.eta, "posterior")
         return score
 
     def score(self, X, y=None):
         """The approximate log-likelihood of X (the variational bound, as scikit-learn)."""
         return self._score_corpus(self._check_fitted_corpus(X))
 
-    def _perplexity(self, corpus):
+    def _perplexity(self, corpus, model=None, totals=None):
         if corpus.total <= 0:
             raise ValueError("X holds no words (every document is empty): its perplexity, "
                              "exp(-bound / number of words), is undefined")
-        log_perplexity = -self._score_corpus(corpus) / corpus.total
+        log_perplexity = -self._score_corpus(corpus, model, totals) / corpus.total
         with np.errstate(over="ignore"):
             perplexity = float(np.exp(log_perplexity))
         if not np.isfinite(perplexity):
@@ -716,7 +732,53 @@ class LatentDirichletAllocation(FittedConfig, ClassNamePrefixFeaturesOutMixin, T
         return self.components_.shape[0]
 
     # ------------------------------------------------------------ persistence
+    # ------------------------------------------------------------ bound_, on first read
+    def _defer_bound(self, corpus, X, m):
+        """bound_ is scikit-learn's: the perplexity of the training corpus under the final
+        topics, a fixed point over every document from gamma = 1 after the last M-step
+        (as costly as a pass).  After a batch fit of a corpus in memory it is computed on
+        the first read of bound_ (or by save, pickling, or fit_transform's own fixed
+        point, which is the same one), from what fit left: the estimator keeps the
+        corpus (its own arrays: those that X's share are copied), the topics, alpha and
+        the inner limits until then, so the value is the one fit would have computed,
+        whatever happens to X or to the fitted attributes in between.  A refit replaces
+        it.  Computed in fit at once: corpora in blocks, online and gibbs fits, and a
+        last objective near where the perplexity overflows (fit raises that error)."""
+        self.__dict__.pop("bound_", None)
+        self.__dict__.pop("_pending_bound", None)
+        obj = self.trace_["objective"] if hasattr(self, "trace_") else []
+        lazy = (isinstance(corpus, Corpus) and m.assign != "sample"
+                and self.learning_method in ("batch", "memoized") and len(obj) > 0
+                and np.isfinite(obj[-1]) and obj[-1] > -350.0 and corpus.total > 0)
+        if not lazy:
+            self.bound_ = self._perplexity(corpus)
+            return
+        self._pending_bound = (_private_corpus(corpus, X),
+                               _FittedModel(self, corpus.dtype, copy=True))
+
+    def _resolve_bound(self, totals=None):
+        corpus, model = self.__dict__.pop("_pending_bound")
+        try:
+            self.bound_ = self._perplexity(corpus, model, totals)
+        except BaseException:
+            self._pending_bound = (corpus, model)     # a later read tries again
+            raise
+        return self.bound_
+
+    def __getattr__(self, name):
+        # called only for attributes not found: bound_ while it is pending
+        if name == "bound_" and "_pending_bound" in self.__dict__:
+            return self._resolve_bound()
+        raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
+
+    def __getstate__(self):
+        if "_pending_bound" in self.__dict__:       # pickles hold bound_, not the corpus
+            self._resolve_bound()
+        return super().__getstate__()
+
     def save(self, path):
+        if "_pending_bound" in self.__dict__:
+            self._resolve_bound()
         save_estimator(self, path)
 
     def _check_loaded(self):
@@ -731,6 +793,41 @@ class LatentDirichletAllocation(FittedConfig, ClassNamePrefixFeaturesOutMixin, T
         tags.input_tags.positive_only = True
         tags.input_tags.allow_nan = False
         return tags
+
+
+class _FittedModel:
+    """What the documents' fixed point and the bound read from a fitted estimator: the
+    effective topics word-major (eb), alpha, the inner limits, the threads, and for
+    meanfield the topics (components, with eta) of the bound's topic term.  copy=True
+    keeps copies, so that a bound computed later sees the model as it was."""
+
+    def __init__(self, est, dtype, copy=False):
+        comp = est.exp_dirichlet_component_.T
+        self.eb = (np.array(comp, dtype=dtype, order="C") if copy
+                   else np.ascontiguousarray(comp, dtype=dtype))
+        own = np.array if copy else np.asarray
+        self.alpha = own(est._alpha(), dtype=np.float64)
+        self.max_iter, self.tol = est.max_doc_update_iter, est.mean_change_tol
+        self.n_threads = est._threads()
+        self.components = None
+        self.eta = est.topic_word_prior_
+        if PRESETS[est.method].update == "posterior":
+            self.components = own(est.components_, dtype=np.float64)
+
+
+def _private_corpus(corpus, X):
+    """corpus with its own arrays: those that may share memory with X's are copied (a
+    CSR X of the right dtypes is used without a copy by check_corpus)."""
+    import scipy.sparse as sp
+    if not sp.issparse(X):
+        return corpus
+    theirs = [a for a in (getattr(X, n, None) for n in ("data", "indices", "indptr", "row",
+                                                         "col", "offsets"))
+              if isinstance(a, np.ndarray)]
+
+    def own(a):
+        return a.copy() if any(np.may_share_memory(a, t) for t in theirs) else a
+    return Corpus(own(corpus.indptr), own(corpus.indices), own(corpus.data), corpus.n_words)
 
 
 def _is_corpus_blocks(X):
