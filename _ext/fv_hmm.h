@@ -194,6 +194,29 @@ typedef struct {
     double el;       /* sum_t sum_k gamma_t(k) lp_t(k) (added to) */
 } fv_lane;
 
+/* the forward row in log space, for a row whose reachable states (p > 0) all lie
+ * far below its best one: a = p exp(l) normalised, the maximum taken over the
+ * reachable states; ll += the log of the row's scale */
+static void fv_fwd_logspace(long K, const double *restrict p, double *restrict a,
+                            const double *restrict l, double *restrict ll)
+{
+    double m = -INFINITY, s = 0.0;
+    for (long k = 0; k < K; k++) {
+        const double v = p[k] > 0.0 ? log(p[k]) + l[k] : -INFINITY;
+        a[k] = v;
+        if (v > m)
+            m = v;
+    }
+    for (long k = 0; k < K; k++) {
+        a[k] = a[k] > -INFINITY ? fv_exp(a[k] - m) : 0.0;
+        s += a[k];
+    }
+    *ll += m + log(s);
+    const double v = 1.0 / s;
+    for (long k = 0; k < K; k++)
+        a[k] = a[k] * v;
+}
+
 /* one forward row: p = alpha_{t-1} A (aprev; pi where aprev is NULL, the
  * sequence's first row), a = p exp(l - max l) / s with s the sum of the
  * unnormalised a in the order of k; log p(x_1..t) = ll + log(prod): s is
@@ -228,24 +251,12 @@ void fv_fwd_row(const long K, double *restrict p, double *restrict a, const doub
             *ll += log(*prod);
             *prod = 1.0;
         }
+        const double v = 1.0 / s;
+        for (long k = 0; k < K; k++)
+            a[k] = a[k] * v;
     } else {
-        m = -INFINITY;
-        for (long k = 0; k < K; k++) {
-            const double v = p[k] > 0.0 ? log(p[k]) + l[k] : -INFINITY;
-            a[k] = v;
-            if (v > m)
-                m = v;
-        }
-        s = 0.0;
-        for (long k = 0; k < K; k++) {
-            a[k] = a[k] > -INFINITY ? fv_exp(a[k] - m) : 0.0;
-            s += a[k];
-        }
-        *ll += m + log(s);
+        fv_fwd_logspace(K, p, a, l, ll);
     }
-    const double v = 1.0 / s;
-    for (long k = 0; k < K; k++)
-        a[k] = a[k] * v;
 }
 
 /* el + sum_k a[k] l[k] over a[k] > 0 (the rounding of the header's sums) */
@@ -292,7 +303,343 @@ double fv_bwd_row(const long K, const double *restrict g1, double *restrict p1,
     return el;
 }
 
-#define FV_ROWS_K(NAME, KEXPR)                                                            \
+
+/* The rows again for K = L NV (K = 4, 8, 12, 16), on NV vectors of L lanes held in
+ * registers: element for element the operations of fv_fwd_row and fv_bwd_row in
+ * the same order (the same values, bit for bit), fewer instructions -- vector
+ * divisions, selections and products where the scalar rows' conditionals kept
+ * the compiler to one element at a time.  Only the in-order sums run element by
+ * element.  (K = L NV is a multiple of 4: every product of the sums is rounded
+ * before its addition, as the scalar rows' first 4 floor(K / 4) terms.) */
+typedef long long fv_m4 __attribute__((vector_size(32)));
+typedef long long fv_m8 __attribute__((vector_size(64)));
+
+
+/* The zero of a sum of nonnegative terms (or NaN) is +0, so that s = 0 + a_0 is a_0:
+ * the sums below start from their first term.  The row maximum: the scalar rows
+ * take m = l_0, then l_k where l_k > m; over a row without NaN that is its maximum
+ * (of a +0 and a -0 either: l - m and log p(x) come out the same), so a tree of
+ * vector maxima gives it, and a row with a NaN takes the scalar loop. */
+static inline __attribute__((always_inline)) double fv_rowmax_scalar(const double *l, long K)
+{
+    double m = l[0];
+    for (long k = 1; k < K; k++)
+        if (l[k] > m)
+            m = l[k];
+    return m;
+}
+#define FV_EXPV_GEN(SUF) fv_expv_##SUF
+#define FV_MAXV_GEN(lv, l, K) fv_rowmax_scalar(l, K)
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+/* fv_exp on 8 lanes with AVX-512 masks (the clamps and the underflow to 0 as
+ * selections), operation for operation the scalar code's (its contractions
+ * spelled as fused multiply-adds) */
+static inline __attribute__((always_inline)) fv_v8 fv_exp8(fv_v8 xv)
+{
+    const __m512d x = (__m512d)xv;
+    const __m512d lo = _mm512_set1_pd(-708.0), hi = _mm512_set1_pd(709.0);
+    const __m512d shifter = _mm512_set1_pd(6755399441055744.0);
+    const __mmask8 klo = _mm512_cmp_pd_mask(x, lo, _CMP_LT_OQ);
+    const __mmask8 khi = _mm512_cmp_pd_mask(x, hi, _CMP_GT_OQ);
+    const __m512d xc = _mm512_mask_mov_pd(_mm512_mask_mov_pd(x, khi, hi), klo, lo);
+    const __m512d t = _mm512_fmadd_pd(xc, _mm512_set1_pd(1.4426950408889634074), shifter);
+    const __m512d n = _mm512_sub_pd(t, shifter);
+    __m512d r = _mm512_fnmadd_pd(n, _mm512_set1_pd(6.93147180369123816490e-01), xc);
+    r = _mm512_fnmadd_pd(n, _mm512_set1_pd(1.90821492927058770002e-10), r);
+    __m512d p = _mm512_set1_pd(1.0 / 6227020800.0);
+    p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(1.0 / 479001600.0));
+    p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(1.0 / 39916800.0));
+    p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(1.0 / 3628800.0));
+    p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(1.0 / 362880.0));
+    p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(1.0 / 40320.0));
+    p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(1.0 / 5040.0));
+    p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(1.0 / 720.0));
+    p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(1.0 / 120.0));
+    p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(1.0 / 24.0));
+    p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(1.0 / 6.0));
+    p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(0.5));
+    p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(1.0));
+    p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(1.0));
+    const __m512i bits = _mm512_slli_epi64(
+        _mm512_add_epi64(_mm512_sub_epi64(_mm512_castpd_si512(t),
+                                          _mm512_set1_epi64(0x4338000000000000LL)),
+                         _mm512_set1_epi64(1023)), 52);
+    return (fv_v8)_mm512_maskz_mul_pd((__mmask8)~klo, p, _mm512_castsi512_pd(bits));
+}
+
+/* the maximum of a row of NV x 8 values (l: the same row in memory, for a NaN) */
+static inline __attribute__((always_inline)) double fv_rowmax8(const fv_v8 *lv, int NV,
+                                                               const double *l, long K)
+{
+    __m512d mx = (__m512d)lv[0];
+    __mmask8 nan = _mm512_cmp_pd_mask(mx, mx, _CMP_UNORD_Q);
+    for (int u = 1; u < NV; u++) {
+        mx = _mm512_max_pd(mx, (__m512d)lv[u]);
+        nan |= _mm512_cmp_pd_mask((__m512d)lv[u], (__m512d)lv[u], _CMP_UNORD_Q);
+    }
+    if (__builtin_expect(nan != 0, 0))
+        return fv_rowmax_scalar(l, K);
+    return _mm512_reduce_max_pd(mx);
+}
+#define FV_EXPV_8(SUF) fv_exp8
+#define FV_MAXV_8(lv, l, K) fv_rowmax8(lv, sizeof(lv) / sizeof(lv[0]), l, K)
+#else
+#define FV_EXPV_8(SUF) fv_expv_##SUF
+#define FV_MAXV_8(lv, l, K) fv_rowmax_scalar(l, K)
+#endif
+
+#define FV_ROWS_VEC(SUF, VT, MT, L, NV, BC, EXPV, MAXV)                                         \
+static inline __attribute__((always_inline)) VT fv_sel_##SUF(MT m, VT a, VT b)            \
+{                                                                                         \
+    return (VT)(((MT)a & m) | ((MT)b & ~m));                                              \
+}                                                                                         \
+/* fv_exp (fv_math.h) on a vector, operation for operation */                             \
+static inline __attribute__((always_inline)) VT fv_expv_##SUF(VT x)                       \
+{                                                                                         \
+    const VT lo = BC(-708.0), hi = BC(709.0);                                             \
+    const VT xc = fv_sel_##SUF(x < lo, lo, fv_sel_##SUF(x > hi, hi, x));                  \
+    const VT shifter = BC(6755399441055744.0);                                            \
+    const VT t = xc * 1.4426950408889634074 + shifter;                                    \
+    const VT n = t - shifter;                                                             \
+    const VT r = (xc - n * 6.93147180369123816490e-01) - n * 1.90821492927058770002e-10;  \
+    VT p = BC(1.0 / 6227020800.0);                                                        \
+    p = p * r + 1.0 / 479001600.0;                                                        \
+    p = p * r + 1.0 / 39916800.0;                                                         \
+    p = p * r + 1.0 / 3628800.0;                                                          \
+    p = p * r + 1.0 / 362880.0;                                                           \
+    p = p * r + 1.0 / 40320.0;                                                            \
+    p = p * r + 1.0 / 5040.0;                                                             \
+    p = p * r + 1.0 / 720.0;                                                              \
+    p = p * r + 1.0 / 120.0;                                                              \
+    p = p * r + 1.0 / 24.0;                                                               \
+    p = p * r + 1.0 / 6.0;                                                                \
+    p = p * r + 0.5;                                                                      \
+    p = p * r + 1.0;                                                                      \
+    p = p * r + 1.0;                                                                      \
+    const MT bits = ((MT)t - 0x4338000000000000LL + 1023) << 52;                           \
+    const VT y = p * (VT)bits;                                                            \
+    return fv_sel_##SUF(x < lo, (VT){0}, y);                                              \
+}                                                                                         \
+/* y = x M, as fv_vecmat (the even and the odd j summed apart), into registers */     \
+static inline __attribute__((always_inline))                                              \
+void fv_vecmatv_##SUF(VT *restrict y, const double *restrict x, const double *restrict M) \
+{                                                                                         \
+    const long K = (L) * (NV);                                                            \
+    VT acc0[NV], acc1[NV];                                                                \
+    for (int u = 0; u < (NV); u++)                                                        \
+        acc0[u] = acc1[u] = (VT){0};                                                      \
+    for (long j = 0; j < K; j += 2) {                                                     \
+        const VT x0 = BC(x[j]), x1 = BC(x[j + 1]);                                        \
+        for (int u = 0; u < (NV); u++) {                                                  \
+            acc0[u] += x0 * *(const VT *)(M + j * K + (L) * u);                           \
+            acc1[u] += x1 * *(const VT *)(M + (j + 1) * K + (L) * u);                     \
+        }                                                                                 \
+    }                                                                                     \
+    for (int u = 0; u < (NV); u++)                                                        \
+        y[u] = acc0[u] + acc1[u];                                                         \
+}                                                                                         \
+static inline __attribute__((always_inline))                                              \
+void fv_fwd_row_##SUF(const long Kc, double *restrict p, double *restrict a,              \
+                      const double *restrict l, const double *restrict aprev,             \
+                      const double *restrict pi, const double *restrict A,                \
+                      double *restrict ll, double *restrict prod)                         \
+{                                                                                         \
+    const long K = (L) * (NV);                                                            \
+    VT pv[NV], av[NV], lv[NV];                                                            \
+    if (aprev != 0) {                                                                     \
+        fv_vecmatv_##SUF(pv, aprev, A);                                                   \
+    } else {                                                                              \
+        for (int u = 0; u < (NV); u++)                                                    \
+            pv[u] = *(const VT *)(pi + (L) * u);                                          \
+    }                                                                                     \
+    for (int u = 0; u < (NV); u++) {                                                      \
+        *(VT *)(p + (L) * u) = pv[u];                                                     \
+        lv[u] = *(const VT *)(l + (L) * u);                                               \
+    }                                                                                     \
+    const double m = MAXV(lv, l, K);                                                      \
+    double s = 0.0;                                                                       \
+    for (int u = 0; u < (NV); u++) {                                                      \
+        av[u] = pv[u] * EXPV(lv[u] - m);                                                  \
+        FV_OPAQUE(av[u]);                                                                 \
+        for (int i = 0; i < (L); i++)                                                     \
+            s = (u == 0 && i == 0) ? av[0][0] : s + av[u][i];                             \
+    }                                                                                     \
+    if (__builtin_expect(!(s > 1e-280), 0)) {                                             \
+        fv_fwd_logspace(K, p, a, l, ll);      /* far below the row's best: log space */  \
+        return;                                                                           \
+    }                                                                                     \
+    *ll += m;                                                                             \
+    *prod *= s;                                                                           \
+    if (*prod < 1e-250 || *prod > 1e250) {                                                \
+        *ll += log(*prod);                                                                \
+        *prod = 1.0;                                                                      \
+    }                                                                                     \
+    const double v = 1.0 / s;                                                             \
+    for (int u = 0; u < (NV); u++)                                                        \
+        *(VT *)(a + (L) * u) = av[u] * v;                                                 \
+}                                                                                         \
+static inline __attribute__((always_inline))                                              \
+double fv_bwd_row_##SUF(const long Kc, const double *restrict g1, double *restrict p1,    \
+                        const double *restrict AT, double *restrict a,                    \
+                        double *restrict l, double *restrict beta, double el)             \
+{                                                                                         \
+    VT q[NV], bv[NV];                                                                     \
+    for (int u = 0; u < (NV); u++) {                                                      \
+        const VT gv = *(const VT *)(g1 + (L) * u), pv = *(const VT *)(p1 + (L) * u);      \
+        q[u] = fv_sel_##SUF(pv > 0.0, gv / pv, (VT){0});                                  \
+        *(VT *)(p1 + (L) * u) = q[u];                                                     \
+    }                                                                                     \
+    fv_vecmatv_##SUF(bv, p1, AT);                 /* beta = A q */                        \
+    double s = 0.0;                                                                       \
+    for (int u = 0; u < (NV); u++) {                                                      \
+        VT pr = *(const VT *)(a + (L) * u) * bv[u];                                       \
+        FV_OPAQUE(pr);                                                                    \
+        for (int i = 0; i < (L); i++)                                                     \
+            s = (u == 0 && i == 0) ? pr[0] : s + pr[i];                                   \
+    }                                                                                     \
+    s = 1.0 / s;                                                                          \
+    for (int u = 0; u < (NV); u++) {                                                      \
+        const VT v = *(const VT *)(a + (L) * u) * s;                                      \
+        const VT g = v * bv[u];                                                           \
+        VT pr = g * *(const VT *)(l + (L) * u);                                           \
+        FV_OPAQUE(pr);                                                                    \
+        pr = fv_sel_##SUF(g > 0.0, pr, (VT){0});                                          \
+        for (int i = 0; i < (L); i++)                                                     \
+            el += pr[i];                                                                  \
+        *(VT *)(a + (L) * u) = g;                                                         \
+        *(VT *)(l + (L) * u) = v;                                                         \
+    }                                                                                     \
+    (void)beta;                                                                           \
+    return el;                                                                            \
+}                                                                                         \
+/* Row t (>= 1) of G lanes at once, stage by stage (the products alpha_{t-1} A of  \
+ * every lane, then the maxima, the exps, the sums with the lanes' chains side by   \
+ * side, ...), so that the independent chains sit next to each other in the         \
+ * instruction stream and overlap within the core's window; each lane's values are  \
+ * those of fv_fwd_row_SUF, operation for operation.  ll, prod: the lanes' (G). */   \
+static inline __attribute__((always_inline))                                              \
+void fv_fwd_step_##SUF(const fv_lane *restrict ln, const int G, const long t,             \
+                       const double *restrict A, double *restrict ll, double *restrict prod)\
+{                                                                                         \
+    const long K = (L) * (NV);                                                            \
+    VT acc0[4][NV], acc1[4][NV], lv[4][NV], av[4][NV];                                    \
+    double m[4], s[4];                                                                    \
+    int far[4];                                                                           \
+    for (int g = 0; g < G; g++)                                                           \
+        for (int u = 0; u < (NV); u++)                                                    \
+            acc0[g][u] = acc1[g][u] = (VT){0};                                            \
+    for (long j = 0; j < K; j += 2)                                                       \
+        for (int g = 0; g < G; g++) {                                                     \
+            const double *x = ln[g].al + (t - 1) * K;                                     \
+            const VT x0 = BC(x[j]), x1 = BC(x[j + 1]);                                    \
+            for (int u = 0; u < (NV); u++) {                                              \
+                acc0[g][u] += x0 * *(const VT *)(A + j * K + (L) * u);                    \
+                acc1[g][u] += x1 * *(const VT *)(A + (j + 1) * K + (L) * u);              \
+            }                                                                             \
+        }                                                                                 \
+    for (int g = 0; g < G; g++)                                                           \
+        for (int u = 0; u < (NV); u++) {                                                  \
+            acc0[g][u] = acc0[g][u] + acc1[g][u];          /* pred */                     \
+            *(VT *)(ln[g].pr + t * K + (L) * u) = acc0[g][u];                             \
+            lv[g][u] = *(const VT *)(ln[g].lp + t * K + (L) * u);                         \
+        }                                                                                 \
+    for (int g = 0; g < G; g++)                                                           \
+        m[g] = MAXV(lv[g], ln[g].lp + t * K, K);                                          \
+    for (int g = 0; g < G; g++)                                                           \
+        for (int u = 0; u < (NV); u++) {                                                  \
+            av[g][u] = acc0[g][u] * EXPV(lv[g][u] - m[g]);                                \
+            FV_OPAQUE(av[g][u]);                                                          \
+        }                                                                                 \
+    for (int u = 0; u < (NV); u++)                                                        \
+        for (int i = 0; i < (L); i++)                                                     \
+            for (int g = 0; g < G; g++)                                                   \
+                s[g] = (u == 0 && i == 0) ? av[g][0][0] : s[g] + av[g][u][i];             \
+    for (int g = 0; g < G; g++) {                                                         \
+        far[g] = !(s[g] > 1e-280);                                                        \
+        if (__builtin_expect(far[g], 0)) {                                                \
+            fv_fwd_logspace(K, ln[g].pr + t * K, ln[g].al + t * K, ln[g].lp + t * K,       \
+                            ll + g);                                                      \
+            continue;                                                                     \
+        }                                                                                 \
+        ll[g] += m[g];                                                                    \
+        prod[g] *= s[g];                                                                  \
+        if (prod[g] < 1e-250 || prod[g] > 1e250) {                                        \
+            ll[g] += log(prod[g]);                                                        \
+            prod[g] = 1.0;                                                                \
+        }                                                                                 \
+        s[g] = 1.0 / s[g];                                                                \
+    }                                                                                     \
+    for (int g = 0; g < G; g++)                                                           \
+        if (!far[g])                                                                      \
+            for (int u = 0; u < (NV); u++)                                                \
+                *(VT *)(ln[g].al + t * K + (L) * u) = av[g][u] * s[g];                    \
+}                                                                                         \
+/* Step i of the backward pass of G lanes at once (row n - 2 - i of each), stage by  \
+ * stage as fv_fwd_step_SUF; each lane's values those of fv_bwd_row_SUF. */           \
+static inline __attribute__((always_inline))                                              \
+void fv_bwd_step_##SUF(const fv_lane *restrict ln, const int G, const long i0,            \
+                       const double *restrict AT, double *restrict el)                    \
+{                                                                                         \
+    const long K = (L) * (NV);                                                            \
+    VT acc0[4][NV], acc1[4][NV], av[4][NV];                                               \
+    double s[4];                                                                          \
+    long o[4];                                                                            \
+    for (int g = 0; g < G; g++) {                                                         \
+        o[g] = (ln[g].n - 2 - i0) * K;                                                    \
+        for (int u = 0; u < (NV); u++) {                                                  \
+            const VT gv = *(const VT *)(ln[g].al + o[g] + K + (L) * u);                   \
+            const VT pv = *(const VT *)(ln[g].pr + o[g] + K + (L) * u);                   \
+            *(VT *)(ln[g].pr + o[g] + K + (L) * u) =                                      \
+                fv_sel_##SUF(pv > 0.0, gv / pv, (VT){0});                                 \
+            acc0[g][u] = acc1[g][u] = (VT){0};                                            \
+        }                                                                                 \
+    }                                                                                     \
+    for (long j = 0; j < K; j += 2)                                                       \
+        for (int g = 0; g < G; g++) {                                                     \
+            const double *x = ln[g].pr + o[g] + K;                                        \
+            const VT x0 = BC(x[j]), x1 = BC(x[j + 1]);                                    \
+            for (int u = 0; u < (NV); u++) {                                              \
+                acc0[g][u] += x0 * *(const VT *)(AT + j * K + (L) * u);                   \
+                acc1[g][u] += x1 * *(const VT *)(AT + (j + 1) * K + (L) * u);             \
+            }                                                                             \
+        }                                                                                 \
+    for (int g = 0; g < G; g++)                                                           \
+        for (int u = 0; u < (NV); u++) {                                                  \
+            acc0[g][u] = acc0[g][u] + acc1[g][u];          /* beta */                     \
+            av[g][u] = *(const VT *)(ln[g].al + o[g] + (L) * u) * acc0[g][u];             \
+            FV_OPAQUE(av[g][u]);                                                          \
+        }                                                                                 \
+    for (int u = 0; u < (NV); u++)                                                        \
+        for (int i = 0; i < (L); i++)                                                     \
+            for (int g = 0; g < G; g++)                                                   \
+                s[g] = (u == 0 && i == 0) ? av[g][0][0] : s[g] + av[g][u][i];             \
+    for (int g = 0; g < G; g++)                                                           \
+        s[g] = 1.0 / s[g];                                                                \
+    for (int g = 0; g < G; g++)                                                           \
+        for (int u = 0; u < (NV); u++) {                                                  \
+            const VT v = *(const VT *)(ln[g].al + o[g] + (L) * u) * s[g];                 \
+            const VT gm = v * acc0[g][u];                                                 \
+            VT pr = gm * *(const VT *)(ln[g].lp + o[g] + (L) * u);                        \
+            FV_OPAQUE(pr);                                                                \
+            av[g][u] = fv_sel_##SUF(gm > 0.0, pr, (VT){0});                               \
+            *(VT *)(ln[g].al + o[g] + (L) * u) = gm;                                      \
+            *(VT *)(ln[g].lp + o[g] + (L) * u) = v;                                       \
+        }                                                                                 \
+    for (int u = 0; u < (NV); u++)                                                        \
+        for (int i = 0; i < (L); i++)                                                     \
+            for (int g = 0; g < G; g++)                                                   \
+                el[g] += av[g][u][i];                                                     \
+}
+#define FV_BC4(x) ((fv_v4){(x), (x), (x), (x)})
+#define FV_BC8(x) ((fv_v8){(x), (x), (x), (x), (x), (x), (x), (x)})
+FV_ROWS_VEC(4x1, fv_v4, fv_m4, 4, 1, FV_BC4, fv_expv_4x1, FV_MAXV_GEN)
+FV_ROWS_VEC(8x1, fv_v8, fv_m8, 8, 1, FV_BC8, FV_EXPV_8(8x1), FV_MAXV_8)
+FV_ROWS_VEC(4x3, fv_v4, fv_m4, 4, 3, FV_BC4, fv_expv_4x3, FV_MAXV_GEN)
+FV_ROWS_VEC(8x2, fv_v8, fv_m8, 8, 2, FV_BC8, FV_EXPV_8(8x2), FV_MAXV_8)
+
+#define FV_ROWS_K(NAME, KEXPR, FWD, BWD, STEPS, FSTEP, BSTEP)                                    \
 static void fv_forward_block_##NAME(const double *restrict lp, long n, long Kr,            \
                                     const double *restrict prev, const double *restrict pi,\
                                     const double *restrict A, double *restrict al,         \
@@ -301,7 +648,7 @@ static void fv_forward_block_##NAME(const double *restrict lp, long n, long Kr, 
     const long K = (KEXPR);                                                               \
     double ll = run[0], prod = run[1];                                                    \
     for (long t = 0; t < n; t++)                                                          \
-        fv_fwd_row(K, pr + t * K, al + t * K, lp + t * K, t > 0 ? al + (t - 1) * K : prev,\
+        FWD(K, pr + t * K, al + t * K, lp + t * K, t > 0 ? al + (t - 1) * K : prev,\
                    pi, A, &ll, &prod);                                                    \
     run[0] = ll;                                                                          \
     run[1] = prod;                                                                        \
@@ -318,7 +665,7 @@ static double fv_backward_block_##NAME(double *restrict lp, long n, long Kr,    
         t = n - 2;                                                                        \
     }                                                                                     \
     for (; t >= 0; t--)                                                                   \
-        el = fv_bwd_row(K, al + (t + 1) * K, pr + (t + 1) * K, AT, al + t * K, lp + t * K,\
+        el = BWD(K, al + (t + 1) * K, pr + (t + 1) * K, AT, al + t * K, lp + t * K,\
                         beta, el);                                                        \
     fv_outer_sum(M, lp, pr + K, last ? n - 1 : n, K);                                     \
     return el;                                                                            \
@@ -327,52 +674,78 @@ static void fv_forward_lanes_##NAME(fv_lane *restrict ln, int G, const double *r
                                     const double *restrict A, long Kr)                    \
 {                                                                                         \
     const long K = (KEXPR);                                                               \
-    long nmin = ln[0].n, nmax = ln[0].n;                                                  \
-    for (int g = 1; g < G; g++) {                                                         \
+    double ll[FV_LANES_MAX], prod[FV_LANES_MAX];                                          \
+    long nmin = ln[0].n, nmax = ln[0].n, t = 1;                                           \
+    for (int g = 0; g < G; g++) {                                                         \
         if (ln[g].n < nmin) nmin = ln[g].n;                                               \
         if (ln[g].n > nmax) nmax = ln[g].n;                                               \
+        ll[g] = ln[g].ll;                                                                 \
+        prod[g] = ln[g].prod;                                                             \
+        FWD(K, ln[g].pr, ln[g].al, ln[g].lp, 0, pi, A, ll + g, prod + g);                 \
     }                                                                                     \
-    for (int g = 0; g < G; g++)                                                           \
-        fv_fwd_row(K, ln[g].pr, ln[g].al, ln[g].lp, 0, pi, A, &ln[g].ll, &ln[g].prod);   \
-    for (long t = 1; t < nmax; t++)                                                       \
+    if (STEPS) {                          /* the rows every lane has, side by side */     \
+        switch (G) {                                                                      \
+        case 2: for (; t < nmin; t++) FSTEP(ln, 2, t, A, ll, prod); break;                \
+        case 3: for (; t < nmin; t++) FSTEP(ln, 3, t, A, ll, prod); break;                \
+        case 4: for (; t < nmin; t++) FSTEP(ln, 4, t, A, ll, prod); break;                \
+        default: break;                                                                   \
+        }                                                                                 \
+    }                                                                                     \
+    for (; t < nmax; t++)                                                                 \
         for (int g = 0; g < G; g++) {                                                     \
-            if (t >= nmin && t >= ln[g].n)                                                \
+            if (t >= ln[g].n)                                                             \
                 continue;                                                                 \
             const long o = t * K;                                                         \
-            fv_fwd_row(K, ln[g].pr + o, ln[g].al + o, ln[g].lp + o, ln[g].al + o - K, pi, \
-                       A, &ln[g].ll, &ln[g].prod);                                        \
+            FWD(K, ln[g].pr + o, ln[g].al + o, ln[g].lp + o, ln[g].al + o - K, pi, A,     \
+                ll + g, prod + g);                                                        \
         }                                                                                 \
+    for (int g = 0; g < G; g++) {                                                         \
+        ln[g].ll = ll[g];                                                                 \
+        ln[g].prod = prod[g];                                                             \
+    }                                                                                     \
 }                                                                                         \
 static void fv_backward_lanes_##NAME(fv_lane *restrict ln, int G, const double *restrict AT,\
                                      long Kr)                                             \
 {                                                                                         \
     const long K = (KEXPR);                                                               \
-    long nmin = ln[0].n, nmax = ln[0].n;                                                  \
-    for (int g = 1; g < G; g++) {                                                         \
+    double el[FV_LANES_MAX];                                                              \
+    long nmin = ln[0].n, nmax = ln[0].n, i = 0;                                           \
+    for (int g = 0; g < G; g++) {                                                         \
         if (ln[g].n < nmin) nmin = ln[g].n;                                               \
         if (ln[g].n > nmax) nmax = ln[g].n;                                               \
-    }                                                                                     \
-    for (int g = 0; g < G; g++) {                                                         \
         const long o = (ln[g].n - 1) * K;                                                 \
-        ln[g].el = fv_pos_dot(K, ln[g].al + o, ln[g].lp + o, ln[g].el);                   \
+        el[g] = fv_pos_dot(K, ln[g].al + o, ln[g].lp + o, ln[g].el);                      \
     }                                                                                     \
     /* step i: row n - 2 - i of each lane */                                              \
-    for (long i = 0; i + 1 < nmax; i++)                                                   \
+    if (STEPS) {                                                                          \
+        switch (G) {                                                                      \
+        case 2: for (; i + 1 < nmin; i++) BSTEP(ln, 2, i, AT, el); break;                 \
+        case 3: for (; i + 1 < nmin; i++) BSTEP(ln, 3, i, AT, el); break;                 \
+        case 4: for (; i + 1 < nmin; i++) BSTEP(ln, 4, i, AT, el); break;                 \
+        default: break;                                                                   \
+        }                                                                                 \
+    }                                                                                     \
+    for (; i + 1 < nmax; i++)                                                             \
         for (int g = 0; g < G; g++) {                                                     \
-            if (i + 1 >= nmin && i + 1 >= ln[g].n)                                        \
+            if (i + 1 >= ln[g].n)                                                         \
                 continue;                                                                 \
             const long o = (ln[g].n - 2 - i) * K;                                         \
-            ln[g].el = fv_bwd_row(K, ln[g].al + o + K, ln[g].pr + o + K, AT, ln[g].al + o,\
-                                  ln[g].lp + o, ln[g].beta, ln[g].el);                    \
+            el[g] = BWD(K, ln[g].al + o + K, ln[g].pr + o + K, AT, ln[g].al + o,          \
+                        ln[g].lp + o, ln[g].beta, el[g]);                                 \
         }                                                                                 \
-    for (int g = 0; g < G; g++)                                                           \
+    for (int g = 0; g < G; g++) {                                                         \
+        ln[g].el = el[g];                                                                 \
         fv_outer_sum(ln[g].M, ln[g].lp, ln[g].pr + K, ln[g].n - 1, K);                    \
+    }                                                                                     \
 }
-FV_ROWS_K(4, 4)
-FV_ROWS_K(8, 8)
-FV_ROWS_K(12, 12)
-FV_ROWS_K(16, 16)
-FV_ROWS_K(any, Kr)
+#define FV_LANES_MAX 8
+#define fv_fwd_step_none(ln, G, t, A, ll, prod) ((void)0)
+#define fv_bwd_step_none(ln, G, i, AT, el) ((void)0)
+FV_ROWS_K(4, 4, fv_fwd_row_4x1, fv_bwd_row_4x1, 1, fv_fwd_step_4x1, fv_bwd_step_4x1)
+FV_ROWS_K(8, 8, fv_fwd_row_8x1, fv_bwd_row_8x1, 1, fv_fwd_step_8x1, fv_bwd_step_8x1)
+FV_ROWS_K(12, 12, fv_fwd_row_4x3, fv_bwd_row_4x3, 1, fv_fwd_step_4x3, fv_bwd_step_4x3)
+FV_ROWS_K(16, 16, fv_fwd_row_8x2, fv_bwd_row_8x2, 1, fv_fwd_step_8x2, fv_bwd_step_8x2)
+FV_ROWS_K(any, Kr, fv_fwd_row, fv_bwd_row, 0, fv_fwd_step_none, fv_bwd_step_none)
 
 #define FV_ROWS_SWITCH(FN, ...)                                                           \
     switch (K) {                                                                          \
