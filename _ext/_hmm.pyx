@@ -128,6 +128,15 @@ cdef extern from "fv_hmm.h" nogil:
     double fv_backward_block(double *lp, long n, long K, const double *AT, double *al, double *pr,
                              int last, double *M, double *beta, double el)
     double FV_FMA(double a, double b, double c)
+    int fv_lp_gauss(const void *data, int f32, const double *ref, long D, int full, long r0,
+                    long n, long S, const double *Wt, const double *base, long K, double *lp)
+    int fv_stats_gauss(const void *data, int f32, const double *ref, long D, int full, long r0,
+                       long n, long S, const double *g, double w, long K, double *St)
+    double fv_lp_cat(const int32_t *x, const int64_t *off, long D, long r0, long n,
+                     const double *Wt, const double *c, const double *logw, long K, double *lp,
+                     double tot)
+    void fv_stats_cat(const int32_t *x, const int64_t *off, long D, long r0, long n,
+                      const double *g, double w, long K, double *St)
     double fv_expected_log_joint(long K, const double *g1, const double *ls, double *M,
                                  const double *At, const double *lt, double el)
 
@@ -150,6 +159,12 @@ cdef struct Hmm:
     Py_ssize_t fixd           # doubles of a thread's scratch before its blocks' (M, 3 K, fv)
     Py_ssize_t fixi           # int32 of a thread's scratch before its blocks' (fi)
     int lanes                 # the most sequences a group of lanes runs (1: no lanes)
+    int emit                  # 1 Gaussian (diag or full), 2 categorical: fv_hmm.h's
+                              # emissions (K a multiple of 4); 0 the features table's
+    int f32                   # the Gaussian rows are float32
+    int full                  # ... and full (the products' upper triangle)
+    const double *gbase       # Gaussian: c + logw + log h, the same for every row
+    double glh                # Gaussian: log h of a row
     Py_ssize_t pool           # doubles of a thread's scratch after the fixed part
     const int64_t *off        # sequence s = rows [off[s], off[s + 1])
     const int64_t *bounds     # partition p = sequences [bounds[p], bounds[p + 1])
@@ -194,6 +209,15 @@ cdef double _seq_lp(Hmm *h, Py_ssize_t r0, Py_ssize_t L, double *lp, double *fv,
     cdef double lh, acc
     cdef double *row
     cdef const double *Tr
+    if h.emit == 1:
+        fv_lp_gauss(h.f.dp, h.f32, <const double *>h.f.off, h.f.D, h.full, r0, L, S, h.f.Wt,
+                    h.gbase, K, lp)
+        for t in range(L):
+            tot += h.glh
+        return tot
+    if h.emit == 2:
+        return fv_lp_cat(<const int32_t *>h.f.dp, <const int64_t *>h.f.off, h.f.D, r0, L,
+                         h.f.Wt, h.f.c, h.f.logw, K, lp, tot)
     if h.f.act != NULL:
         for t in range(L):
             na = h.f.act(h.f.dp, h.f.off, r0 + t, h.f.D, fi, fv, fv + h.f.Am)
@@ -229,6 +253,14 @@ cdef void _seq_stats(Hmm *h, Py_ssize_t r0, Py_ssize_t L, const double *g, const
     cdef Py_ssize_t t, k, s, a, na, nb, e, K = h.f.K, S = h.f.S
     cdef double v
     cdef const double *Tr
+    if g != NULL and h.emit == 1:
+        fv_stats_gauss(h.f.dp, h.f32, <const double *>h.f.off, h.f.D, h.full, r0, L, S, g, w,
+                       K, st)
+        return
+    if g != NULL and h.emit == 2:
+        fv_stats_cat(<const int32_t *>h.f.dp, <const int64_t *>h.f.off, h.f.D, r0, L, g, w, K,
+                     st)
+        return
     if h.f.act != NULL:
         t = L - 1
         while t >= 0:
@@ -1119,6 +1151,22 @@ cdef object _setup(Hmm *h, str fn, data, aux, int kind, uintptr_t address, Py_ss
     h.fixi = fixi
     h.lanes = lanes
     h.pool = pool
+    # the built-in Gaussian and categorical forms run fv_hmm.h's emissions (the same
+    # values as the features table's, without its per-row calls)
+    cdef bint gauss = kind in (F_GAUSS_F64, F_GAUSS_F32, F_GAUSS_FULL_F64, F_GAUSS_FULL_F32)
+    h.emit = 0
+    if K % 4 == 0 and gauss:
+        h.emit = 1
+    elif K % 4 == 0 and kind == F_CATEGORICAL_I32:
+        h.emit = 2
+    h.f32 = kind == F_GAUSS_F32 or kind == F_GAUSS_FULL_F32
+    h.full = kind == F_GAUSS_FULL_F64 or kind == F_GAUSS_FULL_F32
+    # log h and c + logw + log h as the sparse form and fv_init_row compute them
+    h.glh = -0.9189385332046727 * D if gauss else 0.0
+    gbase = (np.ascontiguousarray(c, dtype=np.float64) + np.zeros(K)) + h.glh
+    keep.append(gbase)
+    cdef const double[::1] gbv = gbase
+    h.gbase = &gbv[0]
     h.off = &offv[0]
     h.bounds = &bounds[0]
     h.sw = NULL

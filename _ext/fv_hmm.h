@@ -812,4 +812,267 @@ static inline double fv_expected_log_joint(long K, const double *restrict g1,
     return el;
 }
 
+/* ---------------------------------------------------------------------------
+ * The emissions of the built-in Gaussian and categorical forms, without the
+ * features table's per-row calls: a row's log-densities lp_t = c + log h +
+ * sum_a T_a(x_t) W[:, a] and a sequence's statistics St[a] += sum_t T_a(x_t) w
+ * gamma_t, the same operations in the same order as the generic path
+ * (_expfam_features.pxi's sparse forms, fv_init_row + fv_gather_rows,
+ * fv_scatter_rows): each entry of lp its chain of fused multiply-adds over the
+ * statistics a in order, each entry of St its chain over the rows from the last
+ * to the first.  What changes: no call through the table per row, and the
+ * Gaussians' statistics held in registers (blocks of FV_SB rows of St) over the
+ * whole sequence, where the scatter loaded and stored them at every row.  K a
+ * multiple of 4 (vectors of 8 lanes where K is a multiple of 8); other K take
+ * the generic path (the functions return 0).
+ * ------------------------------------------------------------------------- */
+#define FV_SB 8
+#define FV_TB 64
+
+/* T(x) of a Gaussian row about ref (_gauss_act, _gauss_full_act): x - ref, then
+ * its squares (diag) or the upper triangle of its products row by row (full);
+ * unrolled for D up to 8 (a switch on D per row) */
+#define FV_GAUSS_T(TYPE)                                                                  \
+static inline __attribute__((always_inline))                                              \
+void fv_gauss_T_##TYPE##_d(const TYPE *restrict x, const double *restrict ref,            \
+                           const long D, const int full, double *restrict v)              \
+{                                                                                         \
+    double u[8];               /* D <= 8, a constant: in registers (else v itself) */    \
+    double *restrict w = D <= 8 ? u : v;                                                  \
+    for (long d = 0; d < D; d++) {                                                        \
+        double xd = x[d] - ref[d];                                                        \
+        FV_OPAQUE(xd);           /* scalars: gcc's packing of them stalled the stores */  \
+        w[d] = xd;                                                                        \
+        v[d] = xd;                                                                        \
+    }                                                                                     \
+    if (!full) {                                                                          \
+        for (long d = 0; d < D; d++)                                                      \
+        {                                                                                 \
+            double p = w[d] * w[d];                                                       \
+            FV_OPAQUE(p);                                                                 \
+            v[D + d] = p;                                                                 \
+        }                                                                                 \
+        return;                                                                           \
+    }                                                                                     \
+    long p = D;                                                                           \
+    for (long d = 0; d < D; d++)                                                          \
+        for (long e = d; e < D; e++)                                                      \
+        {                                                                                 \
+            double q = w[d] * w[e];                                                       \
+            FV_OPAQUE(q);                                                                 \
+            v[p++] = q;                                                                   \
+        }                                                                                 \
+}                                                                                         \
+static inline __attribute__((always_inline))                                              \
+void fv_gauss_T_##TYPE(const TYPE *restrict x, const double *restrict ref, long D,        \
+                       int full, double *restrict v)                                      \
+{                                                                                         \
+    if (full) {                                                                           \
+        switch (D) {                                                                      \
+        case 1: fv_gauss_T_##TYPE##_d(x, ref, 1, 1, v); return;                           \
+        case 2: fv_gauss_T_##TYPE##_d(x, ref, 2, 1, v); return;                           \
+        case 3: fv_gauss_T_##TYPE##_d(x, ref, 3, 1, v); return;                           \
+        case 4: fv_gauss_T_##TYPE##_d(x, ref, 4, 1, v); return;                           \
+        case 5: fv_gauss_T_##TYPE##_d(x, ref, 5, 1, v); return;                           \
+        case 6: fv_gauss_T_##TYPE##_d(x, ref, 6, 1, v); return;                           \
+        case 7: fv_gauss_T_##TYPE##_d(x, ref, 7, 1, v); return;                           \
+        case 8: fv_gauss_T_##TYPE##_d(x, ref, 8, 1, v); return;                           \
+        default: fv_gauss_T_##TYPE##_d(x, ref, D, 1, v); return;                          \
+        }                                                                                 \
+    }                                                                                     \
+    switch (D) {                                                                          \
+    case 1: fv_gauss_T_##TYPE##_d(x, ref, 1, 0, v); return;                               \
+    case 2: fv_gauss_T_##TYPE##_d(x, ref, 2, 0, v); return;                               \
+    case 3: fv_gauss_T_##TYPE##_d(x, ref, 3, 0, v); return;                               \
+    case 4: fv_gauss_T_##TYPE##_d(x, ref, 4, 0, v); return;                               \
+    case 5: fv_gauss_T_##TYPE##_d(x, ref, 5, 0, v); return;                               \
+    case 6: fv_gauss_T_##TYPE##_d(x, ref, 6, 0, v); return;                               \
+    case 7: fv_gauss_T_##TYPE##_d(x, ref, 7, 0, v); return;                               \
+    case 8: fv_gauss_T_##TYPE##_d(x, ref, 8, 0, v); return;                               \
+    default: fv_gauss_T_##TYPE##_d(x, ref, D, 0, v); return;                              \
+    }                                                                                     \
+}
+FV_GAUSS_T(double)
+FV_GAUSS_T(float)
+
+#define FV_EMIT_VEC(SUF, VT, L, BC)                                                       \
+/* lp rows r0 .. r0 + n - 1 (base = c + logw + log h, the same for every row), four  \
+ * rows at a time: their chains side by side */                                           \
+static void fv_lp_gauss_##SUF(const void *data, int f32, const double *restrict ref,       \
+                              long D, int full, long r0, long n, long S,                  \
+                              const double *restrict Wt, const double *restrict base,     \
+                              long K, double *restrict lp)                                \
+{                                                                                         \
+    double v[4 * S];                                                                      \
+    long t = 0;                                                                           \
+    for (; t < n; t += 4) {                                                               \
+        const int nr = n - t < 4 ? (int)(n - t) : 4;                                      \
+        for (int i = 0; i < nr; i++) {                                                    \
+            if (f32)                                                                      \
+                fv_gauss_T_float((const float *)data + (r0 + t + i) * D, ref, D, full,    \
+                                 v + i * S);                                              \
+            else                                                                          \
+                fv_gauss_T_double((const double *)data + (r0 + t + i) * D, ref, D, full,  \
+                                  v + i * S);                                             \
+        }                                                                                 \
+        for (long k = 0; k < K; k += (L)) {                                               \
+            const VT b = *(const VT *)(base + k);                                         \
+            if (nr == 4) {                                                                \
+                VT a0 = b, a1 = b, a2 = b, a3 = b;                                        \
+                for (long a = 0; a < S; a++) {                                            \
+                    const VT wa = *(const VT *)(Wt + a * K + k);                          \
+                    a0 += BC(v[a]) * wa;                                                  \
+                    a1 += BC(v[S + a]) * wa;                                              \
+                    a2 += BC(v[2 * S + a]) * wa;                                          \
+                    a3 += BC(v[3 * S + a]) * wa;                                          \
+                }                                                                         \
+                *(VT *)(lp + t * K + k) = a0;                                             \
+                *(VT *)(lp + (t + 1) * K + k) = a1;                                       \
+                *(VT *)(lp + (t + 2) * K + k) = a2;                                       \
+                *(VT *)(lp + (t + 3) * K + k) = a3;                                       \
+                continue;                                                                 \
+            }                                                                             \
+            for (int i = 0; i < nr; i++) {                                                \
+                VT acc = b;                                                               \
+                for (long a = 0; a < S; a++)                                              \
+                    acc += BC(v[i * S + a]) * *(const VT *)(Wt + a * K + k);              \
+                *(VT *)(lp + (t + i) * K + k) = acc;                                      \
+            }                                                                             \
+        }                                                                                 \
+    }                                                                                     \
+}                                                                                         \
+/* St (S x K) += sum_t T(x_t) (w gamma_t), t from n - 1 down to 0: T of FV_TB rows  \
+ * at a time into a buffer, then their terms with FV_SB rows of St in registers */       \
+static void fv_stats_gauss_##SUF(const void *data, int f32, const double *restrict ref,    \
+                                 long D, int full, long r0, long n, long S,               \
+                                 const double *restrict g, double w, long K,              \
+                                 double *restrict St)                                     \
+{                                                                                         \
+    double v[FV_TB * S];                                                                  \
+    for (long e = n; e > 0; e -= FV_TB) {                                                 \
+        const long t0 = e > FV_TB ? e - FV_TB : 0;                                        \
+        for (long t = t0; t < e; t++) {                                                   \
+            if (f32)                                                                      \
+                fv_gauss_T_float((const float *)data + (r0 + t) * D, ref, D, full,        \
+                                 v + (t - t0) * S);                                       \
+            else                                                                          \
+                fv_gauss_T_double((const double *)data + (r0 + t) * D, ref, D, full,      \
+                                  v + (t - t0) * S);                                      \
+        }                                                                                 \
+        for (long k = 0; k < K; k += (L))                                                 \
+            for (long a0 = 0; a0 < S; a0 += FV_SB) {                                      \
+                const long nb = S - a0 < FV_SB ? S - a0 : FV_SB;                          \
+                VT acc[FV_SB];               /* a constant count: held in registers */   \
+                for (int b = 0; b < FV_SB; b++)                                           \
+                    acc[b] = b < nb ? *(const VT *)(St + (a0 + b) * K + k) : (VT){0};     \
+                for (long t = e - 1; t >= t0; t--) {                                      \
+                    const VT r = BC(w) * *(const VT *)(g + t * K + k);                    \
+                    const double *vt = v + (t - t0) * S + a0;                             \
+                    for (int b = 0; b < FV_SB; b++)                                       \
+                        if (b < nb)                                                       \
+                            acc[b] += BC(vt[b]) * r;                                      \
+                }                                                                         \
+                for (int b = 0; b < FV_SB; b++)                                           \
+                    if (b < nb)                                                           \
+                        *(VT *)(St + (a0 + b) * K + k) = acc[b];                          \
+            }                                                                             \
+    }                                                                                     \
+}                                                                                         \
+/* categorical codes (_categorical_i32_act): lp rows, with tot += log h (0, or NaN     \
+ * for a code outside its feature's categories: the row c + logw + NaN, no terms) */     \
+static double fv_lp_cat_##SUF(const int32_t *restrict x, const int64_t *restrict off,        \
+                              long D, long r0, long n, const double *restrict Wt,         \
+                              const double *restrict c, const double *restrict logw,      \
+                              long K, double *restrict lp, double tot)                    \
+{                                                                                         \
+    for (long t = 0; t < n; t++) {                                                        \
+        const int32_t *xr = x + (r0 + t) * D;                                                 \
+        double lh = 0.0;                                                                  \
+        for (long j = 0; j < D; j++)                                                      \
+            if (xr[j] < 0 || xr[j] >= off[j + 1] - off[j])                                \
+                lh = NAN;                                                                 \
+        double *row = lp + t * K;                                                         \
+        for (long k = 0; k < K; k++)                                                      \
+            row[k] = c[k] + logw[k] + lh;                                                 \
+        if (lh == 0.0)                                                                    \
+            for (long k = 0; k < K; k += (L)) {                                           \
+                VT acc = *(const VT *)(row + k);                                          \
+                for (long j = 0; j < D; j++)                                              \
+                    acc += BC(1.0) * *(const VT *)(Wt + (off[j] + xr[j]) * K + k);        \
+                *(VT *)(row + k) = acc;                                                   \
+            }                                                                             \
+        tot += lh;                                                                        \
+    }                                                                                     \
+    return tot;                                                                           \
+}                                                                                         \
+/* St (S x K) += the one-hot statistics times w gamma_t, t from n - 1 down to 0 */        \
+static void fv_stats_cat_##SUF(const int32_t *restrict x, const int64_t *restrict off,       \
+                               long D, long r0, long n, const double *restrict g,         \
+                               double w, long K, double *restrict St)                     \
+{                                                                                         \
+    for (long t = n - 1; t >= 0; t--) {                                                   \
+        const int32_t *xr = x + (r0 + t) * D;                                                 \
+        int bad = 0;                                                                      \
+        for (long j = 0; j < D; j++)                                                      \
+            bad |= xr[j] < 0 || xr[j] >= off[j + 1] - off[j];                             \
+        if (bad)                                                                          \
+            continue;                                                                     \
+        for (long k = 0; k < K; k += (L)) {                                               \
+            const VT r = BC(w) * *(const VT *)(g + t * K + k);                            \
+            for (long j = 0; j < D; j++) {                                                \
+                VT *y = (VT *)(St + (off[j] + xr[j]) * K + k);                            \
+                *y += BC(1.0) * r;                                                        \
+            }                                                                             \
+        }                                                                                 \
+    }                                                                                     \
+}
+FV_EMIT_VEC(v4, fv_v4, 4, FV_BC4)
+FV_EMIT_VEC(v8, fv_v8, 8, FV_BC8)
+
+/* the dispatch: 1 where K is a multiple of 4 (done), else 0 (the generic path) */
+static inline int fv_lp_gauss(const void *data, int f32, const double *ref, long D, int full,
+                              long r0, long n, long S, const double *Wt, const double *base,
+                              long K, double *lp)
+{
+    if (K % 8 == 0)
+        fv_lp_gauss_v8(data, f32, ref, D, full, r0, n, S, Wt, base, K, lp);
+    else if (K % 4 == 0)
+        fv_lp_gauss_v4(data, f32, ref, D, full, r0, n, S, Wt, base, K, lp);
+    else
+        return 0;
+    return 1;
+}
+
+static inline int fv_stats_gauss(const void *data, int f32, const double *ref, long D,
+                                 int full, long r0, long n, long S, const double *g, double w,
+                                 long K, double *St)
+{
+    if (K % 8 == 0)
+        fv_stats_gauss_v8(data, f32, ref, D, full, r0, n, S, g, w, K, St);
+    else if (K % 4 == 0)
+        fv_stats_gauss_v4(data, f32, ref, D, full, r0, n, S, g, w, K, St);
+    else
+        return 0;
+    return 1;
+}
+
+/* K a multiple of 4 (the callers check) */
+static inline double fv_lp_cat(const int32_t *x, const int64_t *off, long D, long r0, long n,
+                               const double *Wt, const double *c, const double *logw, long K,
+                               double *lp, double tot)
+{
+    if (K % 8 == 0)
+        return fv_lp_cat_v8(x, off, D, r0, n, Wt, c, logw, K, lp, tot);
+    return fv_lp_cat_v4(x, off, D, r0, n, Wt, c, logw, K, lp, tot);
+}
+
+static inline void fv_stats_cat(const int32_t *x, const int64_t *off, long D, long r0, long n,
+                                const double *g, double w, long K, double *St)
+{
+    if (K % 8 == 0)
+        fv_stats_cat_v8(x, off, D, r0, n, g, w, K, St);
+    else
+        fv_stats_cat_v4(x, off, D, r0, n, g, w, K, St);
+}
+
 #endif
