@@ -155,12 +155,21 @@ static inline void fv_outer_sum(double *restrict M, const double *restrict U,
  * contracted), so that the results are bitwise those of the earlier code on
  * such a build.  Without hardware FMA (a portable build) nothing is fused.
  * ------------------------------------------------------------------------- */
-#if defined(__x86_64__) || defined(__i386__)
+#if defined(__AVX512F__)
 #define FV_OPAQUE(x) __asm__("" : "+v"(x))
+#elif defined(__x86_64__) || defined(__i386__)
+#define FV_OPAQUE(x) __asm__("" : "+x"(x))
 #elif defined(__aarch64__)
 #define FV_OPAQUE(x) __asm__("" : "+w"(x))
 #else
 #define FV_OPAQUE(x) do { volatile double fv_v_ = (x); (x) = fv_v_; } while (0)
+#endif
+/* the same for a vector of 4 or 8 doubles: in a register with AVX-512 (every such
+ * vector fits one), else through memory (a vector may span several registers) */
+#if defined(__AVX512F__)
+#define FV_OPAQUE_V(x) __asm__("" : "+v"(x))
+#else
+#define FV_OPAQUE_V(x) __asm__("" : "+m"(x))
 #endif
 
 #if defined(__FMA__)
@@ -462,7 +471,7 @@ void fv_fwd_row_##SUF(const long Kc, double *restrict p, double *restrict a,    
     double s = 0.0;                                                                       \
     for (int u = 0; u < (NV); u++) {                                                      \
         av[u] = pv[u] * EXPV(lv[u] - m);                                                  \
-        FV_OPAQUE(av[u]);                                                                 \
+        FV_OPAQUE_V(av[u]);                                                                 \
         for (int i = 0; i < (L); i++)                                                     \
             s = (u == 0 && i == 0) ? av[0][0] : s + av[u][i];                             \
     }                                                                                     \
@@ -495,7 +504,7 @@ double fv_bwd_row_##SUF(const long Kc, const double *restrict g1, double *restri
     double s = 0.0;                                                                       \
     for (int u = 0; u < (NV); u++) {                                                      \
         VT pr = *(const VT *)(a + (L) * u) * bv[u];                                       \
-        FV_OPAQUE(pr);                                                                    \
+        FV_OPAQUE_V(pr);                                                                    \
         for (int i = 0; i < (L); i++)                                                     \
             s = (u == 0 && i == 0) ? pr[0] : s + pr[i];                                   \
     }                                                                                     \
@@ -504,7 +513,7 @@ double fv_bwd_row_##SUF(const long Kc, const double *restrict g1, double *restri
         const VT v = *(const VT *)(a + (L) * u) * s;                                      \
         const VT g = v * bv[u];                                                           \
         VT pr = g * *(const VT *)(l + (L) * u);                                           \
-        FV_OPAQUE(pr);                                                                    \
+        FV_OPAQUE_V(pr);                                                                    \
         pr = fv_sel_##SUF(g > 0.0, pr, (VT){0});                                          \
         for (int i = 0; i < (L); i++)                                                     \
             el += pr[i];                                                                  \
@@ -550,7 +559,7 @@ void fv_fwd_step_##SUF(const fv_lane *restrict ln, const int G, const long t,   
     for (int g = 0; g < G; g++)                                                           \
         for (int u = 0; u < (NV); u++) {                                                  \
             av[g][u] = acc0[g][u] * EXPV(lv[g][u] - m[g]);                                \
-            FV_OPAQUE(av[g][u]);                                                          \
+            FV_OPAQUE_V(av[g][u]);                                                          \
         }                                                                                 \
     for (int u = 0; u < (NV); u++)                                                        \
         for (int i = 0; i < (L); i++)                                                     \
@@ -609,7 +618,7 @@ void fv_bwd_step_##SUF(const fv_lane *restrict ln, const int G, const long i0,  
         for (int u = 0; u < (NV); u++) {                                                  \
             acc0[g][u] = acc0[g][u] + acc1[g][u];          /* beta */                     \
             av[g][u] = *(const VT *)(ln[g].al + o[g] + (L) * u) * acc0[g][u];             \
-            FV_OPAQUE(av[g][u]);                                                          \
+            FV_OPAQUE_V(av[g][u]);                                                          \
         }                                                                                 \
     for (int u = 0; u < (NV); u++)                                                        \
         for (int i = 0; i < (L); i++)                                                     \
@@ -622,7 +631,7 @@ void fv_bwd_step_##SUF(const fv_lane *restrict ln, const int G, const long i0,  
             const VT v = *(const VT *)(ln[g].al + o[g] + (L) * u) * s[g];                 \
             const VT gm = v * acc0[g][u];                                                 \
             VT pr = gm * *(const VT *)(ln[g].lp + o[g] + (L) * u);                        \
-            FV_OPAQUE(pr);                                                                \
+            FV_OPAQUE_V(pr);                                                                \
             av[g][u] = fv_sel_##SUF(gm > 0.0, pr, (VT){0});                               \
             *(VT *)(ln[g].al + o[g] + (L) * u) = gm;                                      \
             *(VT *)(ln[g].lp + o[g] + (L) * u) = v;                                       \
