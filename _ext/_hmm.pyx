@@ -137,6 +137,7 @@ cdef extern from "fv_hmm.h" nogil:
                      double tot)
     void fv_stats_cat(const int32_t *x, const int64_t *off, long D, long r0, long n,
                       const double *g, double w, long K, double *St)
+    void fv_nk_sum(double *nk, const double *g, long n, double w, long K)
     double fv_expected_log_joint(long K, const double *g1, const double *ls, double *M,
                                  const double *At, const double *lt, double el)
 
@@ -165,7 +166,6 @@ cdef struct Hmm:
     int full                  # ... and full (the products' upper triangle)
     const double *gbase       # Gaussian: c + logw + log h, the same for every row
     double glh                # Gaussian: log h of a row
-    Py_ssize_t pool           # doubles of a thread's scratch after the fixed part
     const int64_t *off        # sequence s = rows [off[s], off[s + 1])
     const int64_t *bounds     # partition p = sequences [bounds[p], bounds[p + 1])
     const double *sw          # a weight per sequence, or NULL
@@ -567,10 +567,7 @@ cdef void _emit_soft(Hmm *h, Scratch *x, Py_ssize_t r, Py_ssize_t n, double w) n
     if h.no_stats:
         return
     _seq_stats(h, r, n, x.al, NULL, w, x.st, x.fv, x.fi, x.v3)
-    t = n - 1
-    while t >= 0:
-        fv_axpy(x.nk, x.al + t * K, w, K)
-        t -= 1
+    fv_nk_sum(x.nk, x.al, n, w, K)
 
 
 cdef void _emit_hard(Hmm *h, Scratch *x, Py_ssize_t r, Py_ssize_t n, int32_t znext,
@@ -780,21 +777,38 @@ cdef void _seq_tail(Hmm *h, Scratch *x, Py_ssize_t s, double obj, double lh, dou
         x.sc[x.z[0]] += w
 
 
-cdef Py_ssize_t _group(Hmm *h, Py_ssize_t s, Py_ssize_t e) noexcept nogil:
-    """The sequences s .. s + g - 1 (g returned, at most h.lanes, within the
+cdef Py_ssize_t _group(const int64_t *off, Py_ssize_t s, Py_ssize_t e, Py_ssize_t ckpt,
+                       int lanes, Py_ssize_t K, Py_ssize_t *need) noexcept nogil:
+    """The sequences s .. s + g - 1 (g returned, at most lanes, within the
     partition's end e) that run as one group of lanes: consecutive sequences of one
-    block each whose lanes fit in the thread's scratch; g = 1: s runs alone."""
-    cdef Py_ssize_t g = 0, used = 0, L, need, K = h.f.K
-    while g < h.lanes and s + g < e:
-        L = h.off[s + g + 1] - h.off[s + g]
-        if L > h.ckpt:
+    block each (at most ckpt rows), LANE_ROWS rows in all (a longer sequence alone);
+    need: the doubles of their lanes.  g = 1: s runs alone (need 0).  Fixed by the
+    offsets: _setup sizes the scratch by the groups _partition will form."""
+    cdef Py_ssize_t g = 0, rows = 0, used = 0, L
+    while g < lanes and s + g < e:
+        L = off[s + g + 1] - off[s + g]
+        if L > ckpt or (g > 0 and rows + L > LANE_ROWS):
             break
-        need = _lane_need(L, K)
-        if used + need > h.pool:
-            break
-        used += need
+        rows += L
+        used += _lane_need(L, K)
         g += 1
+    need[0] = used if g > 1 else 0
     return g if g > 1 else 1
+
+
+cdef Py_ssize_t _lanes_pool(const int64_t *off, const int64_t *bounds, Py_ssize_t n_parts,
+                            Py_ssize_t ckpt, int lanes, Py_ssize_t K) noexcept nogil:
+    """The most doubles any group of lanes of these partitions needs (0: none)."""
+    cdef Py_ssize_t p, s, e, g, need, most = 0
+    for p in range(n_parts):
+        s = bounds[p]
+        e = bounds[p + 1]
+        while s < e:
+            g = _group(off, s, e, ckpt, lanes, K, &need)
+            if need > most:
+                most = need
+            s += g
+    return most
 
 
 cdef void _lanes_softmax(Hmm *h, Scratch *x, double *ws, Py_ssize_t s0, Py_ssize_t G,
@@ -844,7 +858,7 @@ cdef void _partition(Hmm *h, Py_ssize_t p, int tid, double *slot) noexcept nogil
     sequences of one block each run in groups of lanes (_lanes_softmax); every
     output and every sum of the slot takes its sequences' terms in their order,
     lanes or not."""
-    cdef Py_ssize_t K = h.f.K, s, e, r0, L, B, nb, G
+    cdef Py_ssize_t K = h.f.K, s, e, r0, L, B, nb, G, need
     cdef double *ws = h.buf + tid * h.buf_stride
     cdef int32_t *iw = h.ibuf + tid * h.ibuf_stride
     cdef Scratch x
@@ -865,7 +879,7 @@ cdef void _partition(Hmm *h, Py_ssize_t p, int tid, double *slot) noexcept nogil
     s = h.bounds[p]
     e = h.bounds[p + 1]
     while s < e:
-        G = _group(h, s, e) if h.lanes > 1 else 1
+        G = _group(h.off, s, e, h.ckpt, h.lanes, K, &need) if h.lanes > 1 else 1
         if G > 1:
             _lanes_softmax(h, &x, ws + h.fixd, s, G, tot)
             x.M = ws
@@ -1117,12 +1131,12 @@ cdef object _setup(Hmm *h, str fn, data, aux, int kind, uintptr_t address, Py_ss
         _scratch_need(&offv[0], n_seq, K, thr, mode, &nd, &ni)
     cdef Py_ssize_t fixd = (K * K + 3 * K + fvl + 7) // 8 * 8
     cdef Py_ssize_t fixi = (Am + 15) // 16 * 16
-    # softmax's lanes (see _lanes_softmax) share the blocks' scratch, made at least
-    # large enough for LANES lanes of LANE_ROWS rows in all
+    # softmax's lanes (see _lanes_softmax) share the blocks' scratch, made large
+    # enough for the largest group of lanes the partitions form
     cdef int lanes = LANES if mode == H_SOFT and K <= LANE_K else 1
     cdef Py_ssize_t pool = nd
-    if lanes > 1:
-        pool = max(nd, LANES * (_al8(K * K) + _al8(K) + 24) + 3 * LANE_ROWS * K)
+    if lanes > 1 and n_parts > 0:
+        pool = max(nd, _lanes_pool(&offv[0], &bounds[0], n_parts, thr, lanes, K))
     cdef double[:, ::1] buf = _aligned(T, (fixd + pool + 7) // 8 * 8 + 8)
     cdef int32_t[:, ::1] ibuf = np.zeros((T, (fixi + ni + 15) // 16 * 16 + 16), dtype=np.int32)
     keep.extend([buf, ibuf])
@@ -1150,7 +1164,6 @@ cdef object _setup(Hmm *h, str fn, data, aux, int kind, uintptr_t address, Py_ss
     h.fixd = fixd
     h.fixi = fixi
     h.lanes = lanes
-    h.pool = pool
     # the built-in Gaussian and categorical forms run fv_hmm.h's emissions (the same
     # values as the features table's, without its per-row calls)
     cdef bint gauss = kind in (F_GAUSS_F64, F_GAUSS_F32, F_GAUSS_FULL_F64, F_GAUSS_FULL_F32)

@@ -1084,4 +1084,27 @@ static inline void fv_stats_cat(const int32_t *x, const int64_t *off, long D, lo
         fv_stats_cat_v4(x, off, D, r0, n, g, w, K, St);
 }
 
+
+/* nk[0:K] += sum_t w g[t, 0:K], t from n - 1 down to 0 (the occupancies of a block's
+ * posteriors): each entry the chain of fv_axpy's multiply-adds, held in registers
+ * where K is a multiple of 8 (fv_axpy stored and reloaded nk at every row) */
+static inline void fv_nk_sum(double *restrict nk, const double *restrict g, long n, double w,
+                             long K)
+{
+    if (K % 8 == 0 && K <= 32) {
+        fv_v8 acc[4];
+        const fv_v8 wv = FV_BC8(w);
+        for (long u = 0; u < K / 8; u++)
+            acc[u] = *(const fv_v8 *)(nk + 8 * u);
+        for (long t = n - 1; t >= 0; t--)
+            for (long u = 0; u < K / 8; u++)
+                acc[u] += wv * *(const fv_v8 *)(g + t * K + 8 * u);
+        for (long u = 0; u < K / 8; u++)
+            *(fv_v8 *)(nk + 8 * u) = acc[u];
+        return;
+    }
+    for (long t = n - 1; t >= 0; t--)
+        fv_axpy(nk, g + t * K, w, K);
+}
+
 #endif
