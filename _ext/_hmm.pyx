@@ -119,9 +119,13 @@ cdef extern from "fv_hmm.h" nogil:
         double *pr
         double *M
         double *beta
+        double *mx
+        const int32_t *sym
         long n
         double ll, prod, el
-    void fv_forward_lanes(fv_lane *ln, int G, const double *pi, const double *A, long K)
+    void fv_forward_lanes(fv_lane *ln, int G, const double *pi, const double *A,
+                          const double *etab, const double *mtab, long nsym, long K)
+    int fv_exp_table(long K, double *lp, double *etab, double *mtab, long nsym)
     void fv_backward_lanes(fv_lane *ln, int G, const double *AT, long K)
     void fv_forward_block(const double *lp, long n, long K, const double *prev, const double *pi,
                           const double *A, double *al, double *pr, double *run)
@@ -165,6 +169,9 @@ cdef struct Hmm:
     int f32                   # the Gaussian rows are float32
     int full                  # ... and full (the products' upper triangle)
     const double *gbase       # Gaussian: c + logw + log h, the same for every row
+    const double *etab        # one categorical feature: each code's exps (nsym x K) and
+    const double *mtab        # maximum (nsym), as the lanes' forward rows take them; or NULL
+    Py_ssize_t nsym
     double glh                # Gaussian: log h of a row
     const int64_t *off        # sequence s = rows [off[s], off[s + 1])
     const int64_t *bounds     # partition p = sequences [bounds[p], bounds[p + 1])
@@ -750,9 +757,9 @@ cdef inline Py_ssize_t _al8(Py_ssize_t n) noexcept nogil:
 
 
 cdef inline Py_ssize_t _lane_need(Py_ssize_t L, Py_ssize_t K) noexcept nogil:
-    """The doubles of one lane for a sequence of L rows: M (K x K), beta (K), and
-    lp, alpha, pred (L x K each), each starting a cache line."""
-    return _al8(K * K) + _al8(K) + 3 * _al8(L * K)
+    """The doubles of one lane for a sequence of L rows: M (K x K), beta (K), the
+    rows' maxima (L), and lp, alpha, pred (L x K each), each starting a cache line."""
+    return _al8(K * K) + _al8(K) + _al8(L) + 3 * _al8(L * K)
 
 
 cdef void _seq_tail(Hmm *h, Scratch *x, Py_ssize_t s, double obj, double lh, double ent,
@@ -827,7 +834,9 @@ cdef void _lanes_softmax(Hmm *h, Scratch *x, double *ws, Py_ssize_t s0, Py_ssize
         L = h.off[s0 + g + 1] - r0
         ln[g].M = p
         ln[g].beta = p + _al8(K * K)
-        ln[g].lp = ln[g].beta + _al8(K)
+        ln[g].mx = ln[g].beta + _al8(K)
+        ln[g].sym = (<const int32_t *>h.f.dp) + r0 if h.etab != NULL else NULL
+        ln[g].lp = ln[g].mx + _al8(L)
         ln[g].al = ln[g].lp + _al8(L * K)
         ln[g].pr = ln[g].al + _al8(L * K)
         p = ln[g].pr + _al8(L * K)
@@ -837,7 +846,7 @@ cdef void _lanes_softmax(Hmm *h, Scratch *x, double *ws, Py_ssize_t s0, Py_ssize
         ln[g].el = 0.0
         memset(ln[g].M, 0, K * K * sizeof(double))
         lhs[g] = _seq_lp(h, r0, L, ln[g].lp, x.fv, x.fi, 0.0)
-    fv_forward_lanes(ln, <int>G, h.pi, h.At, K)
+    fv_forward_lanes(ln, <int>G, h.pi, h.At, h.etab, h.mtab, h.nsym, K)
     fv_backward_lanes(ln, <int>G, h.AtT, K)
     for g in range(G):
         r0 = h.off[s0 + g]
@@ -1180,6 +1189,28 @@ cdef object _setup(Hmm *h, str fn, data, aux, int kind, uintptr_t address, Py_ss
     keep.append(gbase)
     cdef const double[::1] gbv = gbase
     h.gbase = &gbv[0]
+    # one categorical feature: a row's log-densities, and so the exps the lanes'
+    # forward rows take, are those of its code; computed once per code by the
+    # same functions (fv_lp_cat, fv_exp_table), so the same values bit for bit
+    h.etab = NULL
+    h.mtab = NULL
+    h.nsym = 0
+    cdef double[:, ::1] lptab, etab
+    cdef double[::1] mtab
+    cdef int32_t[::1] codes
+    cdef const int64_t *auxp
+    if h.emit == 2 and D == 1 and lanes > 1:
+        auxp = <const int64_t *>h.f.off
+        h.nsym = auxp[1] - auxp[0]
+        codes = np.arange(h.nsym, dtype=np.int32)
+        lptab = _aligned(h.nsym, K)
+        etab = _aligned(h.nsym, K)
+        mtab = np.zeros(h.nsym)
+        fv_lp_cat(&codes[0], auxp, 1, 0, h.nsym, h.f.Wt, h.f.c, h.f.logw, K, &lptab[0, 0], 0.0)
+        if fv_exp_table(K, &lptab[0, 0], &etab[0, 0], &mtab[0], h.nsym):
+            keep.extend([etab, mtab])
+            h.etab = &etab[0, 0]
+            h.mtab = &mtab[0]
     h.off = &offv[0]
     h.bounds = &bounds[0]
     h.sw = NULL

@@ -198,6 +198,9 @@ typedef struct {
     double *pr;      /* n x K pred (the backward pass: q_t+1 after) */
     double *M;       /* K x K: sum_t (alpha_t / s_t) (x) q_t+1 (added to) */
     double *beta;    /* K scratch */
+    double *mx;      /* n: the rows' maxima (the stepped forward rows) */
+    const int32_t *sym; /* n codes of a single categorical feature (their exps in a
+                          table, fv_exp_table), or NULL */
     long n;          /* rows */
     double ll, prod; /* log p(x_1..t) = ll + log(prod) (see fv_fwd_row) */
     double el;       /* sum_t sum_k gamma_t(k) lp_t(k) (added to) */
@@ -523,6 +526,22 @@ double fv_bwd_row_##SUF(const long Kc, const double *restrict g1, double *restri
     (void)beta;                                                                           \
     return el;                                                                            \
 }                                                                                         \
+/* the exps of rows 0 .. n - 1 as fv_fwd_row_SUF computes them, apart from the       \
+ * recursion: e_t = exp(l_t - m_t), m_t the row's maximum */                              \
+static void fv_exp_rows_##SUF(const double *restrict l, double *restrict e,               \
+                              double *restrict mx, long n)                                \
+{                                                                                         \
+    const long K = (L) * (NV);                                                            \
+    for (long t = 0; t < n; t++) {                                                        \
+        VT lv[NV];                                                                        \
+        for (int u = 0; u < (NV); u++)                                                    \
+            lv[u] = *(const VT *)(l + t * K + (L) * u);                                   \
+        const double m = MAXV(lv, l + t * K, K);                                          \
+        mx[t] = m;                                                                        \
+        for (int u = 0; u < (NV); u++)                                                    \
+            *(VT *)(e + t * K + (L) * u) = EXPV(lv[u] - m);                               \
+    }                                                                                     \
+}                                                                                         \
 /* Row t (>= 1) of G lanes at once, stage by stage (the products alpha_{t-1} A of  \
  * every lane, then the maxima, the exps, the sums with the lanes' chains side by   \
  * side, ...), so that the independent chains sit next to each other in the         \
@@ -533,7 +552,7 @@ void fv_fwd_step_##SUF(const fv_lane *restrict ln, const int G, const long t,   
                        const double *restrict A, double *restrict ll, double *restrict prod)\
 {                                                                                         \
     const long K = (L) * (NV);                                                            \
-    VT acc0[4][NV], acc1[4][NV], lv[4][NV], av[4][NV];                                    \
+    VT acc0[4][NV], acc1[4][NV], av[4][NV];                                               \
     double m[4], s[4];                                                                    \
     int far[4];                                                                           \
     for (int g = 0; g < G; g++)                                                           \
@@ -550,17 +569,15 @@ void fv_fwd_step_##SUF(const fv_lane *restrict ln, const int G, const long t,   
         }                                                                                 \
     for (int g = 0; g < G; g++)                                                           \
         for (int u = 0; u < (NV); u++) {                                                  \
+            /* the row's exps (fv_exp_rows_SUF, or a table), then its pred in their place */\
+            const VT ev = *(const VT *)(ln[g].pr + t * K + (L) * u);                      \
             acc0[g][u] = acc0[g][u] + acc1[g][u];          /* pred */                     \
             *(VT *)(ln[g].pr + t * K + (L) * u) = acc0[g][u];                             \
-            lv[g][u] = *(const VT *)(ln[g].lp + t * K + (L) * u);                         \
+            av[g][u] = acc0[g][u] * ev;                                                   \
+            FV_OPAQUE_V(av[g][u]);                                                        \
         }                                                                                 \
     for (int g = 0; g < G; g++)                                                           \
-        m[g] = MAXV(lv[g], ln[g].lp + t * K, K);                                          \
-    for (int g = 0; g < G; g++)                                                           \
-        for (int u = 0; u < (NV); u++) {                                                  \
-            av[g][u] = acc0[g][u] * EXPV(lv[g][u] - m[g]);                                \
-            FV_OPAQUE_V(av[g][u]);                                                          \
-        }                                                                                 \
+        m[g] = ln[g].mx[t];                                                               \
     for (int u = 0; u < (NV); u++)                                                        \
         for (int i = 0; i < (L); i++)                                                     \
             for (int g = 0; g < G; g++)                                                   \
@@ -648,7 +665,7 @@ FV_ROWS_VEC(8x1, fv_v8, fv_m8, 8, 1, FV_BC8, FV_EXPV_8(8x1), FV_MAXV_8)
 FV_ROWS_VEC(4x3, fv_v4, fv_m4, 4, 3, FV_BC4, fv_expv_4x3, FV_MAXV_GEN)
 FV_ROWS_VEC(8x2, fv_v8, fv_m8, 8, 2, FV_BC8, FV_EXPV_8(8x2), FV_MAXV_8)
 
-#define FV_ROWS_K(NAME, KEXPR, FWD, BWD, STEPS, FSTEP, BSTEP)                                    \
+#define FV_ROWS_K(NAME, KEXPR, FWD, BWD, STEPS, FSTEP, BSTEP, EXPROWS)                                \
 static void fv_forward_block_##NAME(const double *restrict lp, long n, long Kr,            \
                                     const double *restrict prev, const double *restrict pi,\
                                     const double *restrict A, double *restrict al,         \
@@ -680,7 +697,8 @@ static double fv_backward_block_##NAME(double *restrict lp, long n, long Kr,    
     return el;                                                                            \
 }                                                                                         \
 static void fv_forward_lanes_##NAME(fv_lane *restrict ln, int G, const double *restrict pi,\
-                                    const double *restrict A, long Kr)                    \
+                                    const double *restrict A, const double *restrict etab,\
+                                    const double *restrict mtab, long nsym, long Kr)      \
 {                                                                                         \
     const long K = (KEXPR);                                                               \
     double ll[FV_LANES_MAX], prod[FV_LANES_MAX];                                          \
@@ -692,14 +710,32 @@ static void fv_forward_lanes_##NAME(fv_lane *restrict ln, int G, const double *r
         prod[g] = ln[g].prod;                                                             \
         FWD(K, ln[g].pr, ln[g].al, ln[g].lp, 0, pi, A, ll + g, prod + g);                 \
     }                                                                                     \
-    if (STEPS) {                          /* the rows every lane has, side by side */     \
-        switch (G) {                                                                      \
-        case 2: for (; t < nmin; t++) FSTEP(ln, 2, t, A, ll, prod); break;                \
-        case 3: for (; t < nmin; t++) FSTEP(ln, 3, t, A, ll, prod); break;                \
-        case 4: for (; t < nmin; t++) FSTEP(ln, 4, t, A, ll, prod); break;                \
-        default: break;                                                                   \
+    if (STEPS && G >= 2 && G <= 4)        /* the rows every lane has, side by side */     \
+        while (t < nmin) {                                                                \
+            /* FV_EB rows: their exps first (no recursion in them), then the recursion */ \
+            const long e = nmin - t < FV_EB ? nmin : t + FV_EB;                           \
+            for (int g = 0; g < G; g++) {                                                 \
+                double *ep = ln[g].pr, *mp = ln[g].mx;                                    \
+                if (ln[g].sym == 0 || etab == 0) {                                        \
+                    EXPROWS(ln[g].lp + t * K, ep + t * K, mp + t, e - t);                 \
+                    continue;                                                             \
+                }                                                                         \
+                for (long r = t; r < e; r++) {   /* a code's row: its exps in the table */\
+                    const int32_t c = ln[g].sym[r];                                       \
+                    if (c >= 0 && c < nsym) {                                             \
+                        memcpy(ep + r * K, etab + (long)c * K, K * sizeof(double));       \
+                        mp[r] = mtab[c];                                                  \
+                    } else {                                                              \
+                        EXPROWS(ln[g].lp + r * K, ep + r * K, mp + r, 1);                 \
+                    }                                                                     \
+                }                                                                         \
+            }                                                                             \
+            switch (G) {                                                                  \
+            case 2: for (; t < e; t++) FSTEP(ln, 2, t, A, ll, prod); break;               \
+            case 3: for (; t < e; t++) FSTEP(ln, 3, t, A, ll, prod); break;               \
+            default: for (; t < e; t++) FSTEP(ln, 4, t, A, ll, prod); break;              \
+            }                                                                             \
         }                                                                                 \
-    }                                                                                     \
     for (; t < nmax; t++)                                                                 \
         for (int g = 0; g < G; g++) {                                                     \
             if (t >= ln[g].n)                                                             \
@@ -750,11 +786,18 @@ static void fv_backward_lanes_##NAME(fv_lane *restrict ln, int G, const double *
 #define FV_LANES_MAX 8
 #define fv_fwd_step_none(ln, G, t, A, ll, prod) ((void)0)
 #define fv_bwd_step_none(ln, G, i, AT, el) ((void)0)
-FV_ROWS_K(4, 4, fv_fwd_row_4x1, fv_bwd_row_4x1, 1, fv_fwd_step_4x1, fv_bwd_step_4x1)
-FV_ROWS_K(8, 8, fv_fwd_row_8x1, fv_bwd_row_8x1, 1, fv_fwd_step_8x1, fv_bwd_step_8x1)
-FV_ROWS_K(12, 12, fv_fwd_row_4x3, fv_bwd_row_4x3, 1, fv_fwd_step_4x3, fv_bwd_step_4x3)
-FV_ROWS_K(16, 16, fv_fwd_row_8x2, fv_bwd_row_8x2, 1, fv_fwd_step_8x2, fv_bwd_step_8x2)
-FV_ROWS_K(any, Kr, fv_fwd_row, fv_bwd_row, 0, fv_fwd_step_none, fv_bwd_step_none)
+#define fv_exp_rows_none(l, e, mx, n) ((void)0)
+#define FV_EB 32
+FV_ROWS_K(4, 4, fv_fwd_row_4x1, fv_bwd_row_4x1, 1, fv_fwd_step_4x1, fv_bwd_step_4x1,
+          fv_exp_rows_4x1)
+FV_ROWS_K(8, 8, fv_fwd_row_8x1, fv_bwd_row_8x1, 1, fv_fwd_step_8x1, fv_bwd_step_8x1,
+          fv_exp_rows_8x1)
+FV_ROWS_K(12, 12, fv_fwd_row_4x3, fv_bwd_row_4x3, 1, fv_fwd_step_4x3, fv_bwd_step_4x3,
+          fv_exp_rows_4x3)
+FV_ROWS_K(16, 16, fv_fwd_row_8x2, fv_bwd_row_8x2, 1, fv_fwd_step_8x2, fv_bwd_step_8x2,
+          fv_exp_rows_8x2)
+FV_ROWS_K(any, Kr, fv_fwd_row, fv_bwd_row, 0, fv_fwd_step_none, fv_bwd_step_none,
+          fv_exp_rows_none)
 
 #define FV_ROWS_SWITCH(FN, ...)                                                           \
     switch (K) {                                                                          \
@@ -789,9 +832,24 @@ static inline double fv_backward_block(double *lp, long n, long K, const double 
 }
 
 /* the forward recursion of G whole sequences (lanes), each from its first row */
-static inline void fv_forward_lanes(fv_lane *ln, int G, const double *pi, const double *A, long K)
+static inline void fv_forward_lanes(fv_lane *ln, int G, const double *pi, const double *A,
+                                    const double *etab, const double *mtab, long nsym, long K)
 {
-    FV_ROWS_SWITCH(fv_forward_lanes, ln, G, pi, A, K)
+    FV_ROWS_SWITCH(fv_forward_lanes, ln, G, pi, A, etab, mtab, nsym, K)
+}
+
+/* the table of a single categorical feature's rows: lp of code c (as fv_lp_cat
+ * computes it) into lp (nsym x K), then its exps and maximum as the lanes' forward
+ * rows take them (etab: nsym x K, mtab: nsym); 0 where K has no stepped rows */
+static inline int fv_exp_table(long K, double *lp, double *etab, double *mtab, long nsym)
+{
+    switch (K) {
+    case 4: fv_exp_rows_4x1(lp, etab, mtab, nsym); return 1;
+    case 8: fv_exp_rows_8x1(lp, etab, mtab, nsym); return 1;
+    case 12: fv_exp_rows_4x3(lp, etab, mtab, nsym); return 1;
+    case 16: fv_exp_rows_8x2(lp, etab, mtab, nsym); return 1;
+    default: return 0;
+    }
 }
 
 /* the backward pass of G whole sequences (lanes) after fv_forward_lanes, as
