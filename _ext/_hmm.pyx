@@ -65,6 +65,25 @@
 # vem keeps one block whatever the length: its factorised q(z_1)..q(z_L) is itself
 # L x K of state, swept to a fixed point.
 #
+# Lanes (softmax: hmm_pass mode 0 and hmm_posteriors).  At small K a row of the
+# forward or backward recursion is one chain of dependent operations, so a
+# sequence alone leaves the core waiting on latencies.  Consecutive sequences of a
+# partition that each fit one block run in groups of up to LANES (K <= LANE_K, at
+# most LANE_ROWS rows in all; _group, fixed by the offsets): their log-densities,
+# then the forward recursion of every lane and the backward pass of every lane
+# side by side (fv_hmm.h: fv_forward_lanes, fv_backward_lanes; row t of each lane
+# stage by stage), then each sequence's outputs and statistics, in sequence order.
+# Every path -- a sequence alone, its checkpointed blocks, a lane -- computes a
+# row by the same functions of fv_hmm.h, which spell out the rounding of each sum
+# (which products are rounded before their addition, which fused): the lanes
+# change the instruction schedule, not a bit of any result, and every sum of a
+# slot meets its sequences' terms in their order.  The built-in Gaussian and
+# categorical forms (K a multiple of 4) compute their rows' log-densities and
+# statistics in fv_hmm.h (fv_lp_gauss, fv_stats_gauss, fv_lp_cat, fv_stats_cat),
+# the same operations as the features table's sparse forms, without a call per
+# row; with a single categorical feature the lanes take a row's exps from a table
+# of each code's (computed once per call by the same functions).
+#
 # Determinism: sequences are grouped, consecutively, into partitions of about
 # SEQ_PART rows (a sequence longer than that is a partition of its own) -- fixed
 # by the offsets alone; threads take partitions dynamically in rounds, each into
@@ -78,7 +97,9 @@
 # sequence that needs the most: about 3 K min(longest, threshold) doubles, and
 # 4 K ceil(sqrt(L)) for a sequence of L > threshold rows (vem: 3 L K whatever L);
 # plus the features' scratch and the statistics' slots; no N x K array
-# (hmm_posteriors' output excepted).
+# (hmm_posteriors' output excepted).  Under softmax the blocks' scratch is at least
+# the largest group of lanes the partitions form: (3 K + 1) doubles a row of its
+# sequences (lp, alpha, pred, the rows' maxima), LANE_ROWS rows at most.
 #
 # Conventions (DESIGN.md): inputs, outputs (overwritten), accumulators (added
 # to), scalars, n_threads.  Every entry validates its arguments in Python before

@@ -1,4 +1,6 @@
-/* Inner loops of the HMM sequence driver (_hmm.pyx).
+/* Inner loops of the HMM sequence driver (_hmm.pyx): the vector-matrix product and
+ * the outer-product sum below, the forward and backward rows and the lanes (their
+ * section's header), the Gaussian and categorical emissions (theirs).
  *
  * fv_vecmat: y[0:K] = sum_j x[j] M[j, 0:K] (M row-major K x K), the K sums held in
  * vector registers for K a multiple of 4 up to 32 -- the forward step's predicted
