@@ -65,6 +65,25 @@
 # vem keeps one block whatever the length: its factorised q(z_1)..q(z_L) is itself
 # L x K of state, swept to a fixed point.
 #
+# Lanes (softmax: hmm_pass mode 0 and hmm_posteriors).  At small K a row of the
+# forward or backward recursion is one chain of dependent operations, so a
+# sequence alone leaves the core waiting on latencies.  Consecutive sequences of a
+# partition that each fit one block run in groups of up to LANES (K <= LANE_K, at
+# most LANE_ROWS rows in all; _group, fixed by the offsets): their log-densities,
+# then the forward recursion of every lane and the backward pass of every lane
+# side by side (fv_hmm.h: fv_forward_lanes, fv_backward_lanes; row t of each lane
+# stage by stage), then each sequence's outputs and statistics, in sequence order.
+# Every path -- a sequence alone, its checkpointed blocks, a lane -- computes a
+# row by the same functions of fv_hmm.h, which spell out the rounding of each sum
+# (which products are rounded before their addition, which fused): the lanes
+# change the instruction schedule, not a bit of any result, and every sum of a
+# slot meets its sequences' terms in their order.  The built-in Gaussian and
+# categorical forms (K a multiple of 4) compute their rows' log-densities and
+# statistics in fv_hmm.h (fv_lp_gauss, fv_stats_gauss, fv_lp_cat, fv_stats_cat),
+# the same operations as the features table's sparse forms, without a call per
+# row; with a single categorical feature the lanes take a row's exps from a table
+# of each code's (computed once per call by the same functions).
+#
 # Determinism: sequences are grouped, consecutively, into partitions of about
 # SEQ_PART rows (a sequence longer than that is a partition of its own) -- fixed
 # by the offsets alone; threads take partitions dynamically in rounds, each into
@@ -78,7 +97,9 @@
 # sequence that needs the most: about 3 K min(longest, threshold) doubles, and
 # 4 K ceil(sqrt(L)) for a sequence of L > threshold rows (vem: 3 L K whatever L);
 # plus the features' scratch and the statistics' slots; no N x K array
-# (hmm_posteriors' output excepted).
+# (hmm_posteriors' output excepted).  Under softmax the blocks' scratch is at least
+# the largest group of lanes the partitions form: (3 K + 1) doubles a row of its
+# sequences (lp, alpha, pred, the rows' maxima), LANE_ROWS rows at most.
 #
 # Conventions (DESIGN.md): inputs, outputs (overwritten), accumulators (added
 # to), scalars, n_threads.  Every entry validates its arguments in Python before
@@ -104,12 +125,46 @@ cdef enum:
     H_ARGMAX = 1
     H_SAMPLE = 2
     H_VEM = 3
+    LANES = 4          # sequences run side by side in the forward-backward (see fv_hmm.h)
+    LANE_K = 16        # ... up to this many states (wider rows keep a core busy alone)
+    LANE_ROWS = 8192   # the rows of a group of lanes (a thread's scratch holds them all)
 
 include "_expfam_features.pxi"
 
 cdef extern from "fv_hmm.h" nogil:
     void fv_vecmat(double *y, const double *x, const double *M, long K)
     void fv_outer_sum(double *M, const double *U, const double *Q, long n, long K)
+    ctypedef struct fv_lane:
+        double *lp
+        double *al
+        double *pr
+        double *M
+        double *beta
+        double *mx
+        const int32_t *sym
+        long n
+        double ll, prod, el
+    void fv_forward_lanes(fv_lane *ln, int G, const double *pi, const double *A,
+                          const double *etab, const double *mtab, long nsym, long K)
+    int fv_exp_table(long K, double *lp, double *etab, double *mtab, long nsym)
+    void fv_backward_lanes(fv_lane *ln, int G, const double *AT, long K)
+    void fv_forward_block(const double *lp, long n, long K, const double *prev, const double *pi,
+                          const double *A, double *al, double *pr, double *run)
+    double fv_backward_block(double *lp, long n, long K, const double *AT, double *al, double *pr,
+                             int last, double *M, double *beta, double el)
+    double FV_FMA(double a, double b, double c)
+    int fv_lp_gauss(const void *data, int f32, const double *ref, long D, int full, long r0,
+                    long n, long S, const double *Wt, const double *base, long K, double *lp)
+    int fv_stats_gauss(const void *data, int f32, const double *ref, long D, int full, long r0,
+                       long n, long S, const double *g, double w, long K, double *St)
+    double fv_lp_cat(const int32_t *x, const int64_t *off, long D, long r0, long n,
+                     const double *Wt, const double *c, const double *logw, long K, double *lp,
+                     double tot)
+    void fv_stats_cat(const int32_t *x, const int64_t *off, long D, long r0, long n,
+                      const double *g, double w, long K, double *St)
+    void fv_nk_sum(double *nk, const double *g, long n, double w, long K)
+    double fv_expected_log_joint(long K, const double *g1, const double *ls, double *M,
+                                 const double *At, const double *lt, double el)
 
 PARTITION_ROWS = SEQ_PART
 MODES = {"softmax": H_SOFT, "argmax": H_ARGMAX, "sample": H_SAMPLE, "vem": H_VEM}
@@ -129,6 +184,16 @@ cdef struct Hmm:
     Py_ssize_t ckpt           # the checkpoint threshold (rows) this call runs with
     Py_ssize_t fixd           # doubles of a thread's scratch before its blocks' (M, 3 K, fv)
     Py_ssize_t fixi           # int32 of a thread's scratch before its blocks' (fi)
+    int lanes                 # the most sequences a group of lanes runs (1: no lanes)
+    int emit                  # 1 Gaussian (diag or full), 2 categorical: fv_hmm.h's
+                              # emissions (K a multiple of 4); 0 the features table's
+    int f32                   # the Gaussian rows are float32
+    int full                  # ... and full (the products' upper triangle)
+    const double *gbase       # Gaussian: c + logw + log h, the same for every row
+    const double *etab        # one categorical feature: each code's exps (nsym x K) and
+    const double *mtab        # maximum (nsym), as the lanes' forward rows take them; or NULL
+    Py_ssize_t nsym
+    double glh                # Gaussian: log h of a row
     const int64_t *off        # sequence s = rows [off[s], off[s + 1])
     const int64_t *bounds     # partition p = sequences [bounds[p], bounds[p + 1])
     const double *sw          # a weight per sequence, or NULL
@@ -172,6 +237,15 @@ cdef double _seq_lp(Hmm *h, Py_ssize_t r0, Py_ssize_t L, double *lp, double *fv,
     cdef double lh, acc
     cdef double *row
     cdef const double *Tr
+    if h.emit == 1:
+        fv_lp_gauss(h.f.dp, h.f32, <const double *>h.f.off, h.f.D, h.full, r0, L, S, h.f.Wt,
+                    h.gbase, K, lp)
+        for t in range(L):
+            tot += h.glh
+        return tot
+    if h.emit == 2:
+        return fv_lp_cat(<const int32_t *>h.f.dp, <const int64_t *>h.f.off, h.f.D, r0, L,
+                         h.f.Wt, h.f.c, h.f.logw, K, lp, tot)
     if h.f.act != NULL:
         for t in range(L):
             na = h.f.act(h.f.dp, h.f.off, r0 + t, h.f.D, fi, fv, fv + h.f.Am)
@@ -207,6 +281,14 @@ cdef void _seq_stats(Hmm *h, Py_ssize_t r0, Py_ssize_t L, const double *g, const
     cdef Py_ssize_t t, k, s, a, na, nb, e, K = h.f.K, S = h.f.S
     cdef double v
     cdef const double *Tr
+    if g != NULL and h.emit == 1:
+        fv_stats_gauss(h.f.dp, h.f32, <const double *>h.f.off, h.f.D, h.full, r0, L, S, g, w,
+                       K, st)
+        return
+    if g != NULL and h.emit == 2:
+        fv_stats_cat(<const int32_t *>h.f.dp, <const int64_t *>h.f.off, h.f.D, r0, L, g, w, K,
+                     st)
+        return
     if h.f.act != NULL:
         t = L - 1
         while t >= 0:
@@ -243,71 +325,22 @@ cdef void _seq_stats(Hmm *h, Py_ssize_t r0, Py_ssize_t L, const double *g, const
 
 
 # ------------------------------------------------------------- forward-backward
-cdef void _forward(const double *lp, Py_ssize_t n, Py_ssize_t K, const double *prev,
-                   const double *pi, const double *A, double *al, double *pr,
-                   double *run) noexcept nogil:
+cdef inline void _forward(const double *lp, Py_ssize_t n, Py_ssize_t K, const double *prev,
+                          const double *pi, const double *A, double *al, double *pr,
+                          double *run) noexcept nogil:
     """The scaled forward pass over n consecutive rows of a sequence: al (n x K) =
     p(z_t | x_1..t) and pr (n x K) = p(z_t | x_1..t-1); prev is alpha of the row
     before the first (a checkpoint), or NULL at the sequence's start (pr_1 = pi).
     run = [ll, prod] carries log p(x_1..t) = ll + log(prod) from block to block: the
     scales s_t are multiplied into prod, whose log is taken only when it nears the
-    ends of the double range -- one log per ~1,000 rows, not one per row."""
-    cdef Py_ssize_t t, k
-    cdef double m, s, v
-    cdef double ll = run[0]
-    cdef double prod = run[1]
-    cdef double *a
-    cdef double *p
-    cdef const double *l
-    for t in range(n):
-        p = pr + t * K
-        a = al + t * K
-        l = lp + t * K
-        if t > 0:
-            fv_vecmat(p, al + (t - 1) * K, A, K)       # p = alpha_{t-1} A
-        elif prev != NULL:
-            fv_vecmat(p, prev, A, K)
-        else:
-            memcpy(p, pi, K * sizeof(double))
-        m = l[0]
-        for k in range(1, K):
-            if l[k] > m:
-                m = l[k]
-        s = 0.0
-        for k in range(K):
-            a[k] = p[k] * fv_exp(l[k] - m)
-        for k in range(K):
-            s += a[k]
-        if s > 1e-280:
-            ll += m
-            prod *= s
-            if prod < 1e-250 or prod > 1e250:
-                ll += log(prod)
-                prod = 1.0
-        else:
-            # the reachable states lie far below the row's best (or underflowed):
-            # the same step in log space, the maximum over the reachable states
-            m = -INFINITY
-            for k in range(K):
-                v = log(p[k]) + l[k] if p[k] > 0.0 else -INFINITY
-                a[k] = v
-                if v > m:
-                    m = v
-            s = 0.0
-            for k in range(K):
-                a[k] = fv_exp(a[k] - m) if a[k] > -INFINITY else 0.0
-                s += a[k]
-            ll += m + log(s)
-        v = 1.0 / s
-        for k in range(K):
-            a[k] = a[k] * v
-    run[0] = ll
-    run[1] = prod
+    ends of the double range -- one log per ~1,000 rows, not one per row.  The rows
+    are fv_hmm.h's (fv_fwd_row), as the lanes compute them."""
+    fv_forward_block(lp, n, K, prev, pi, A, al, pr, run)
 
 
-cdef double _backward(double *lp, Py_ssize_t n, Py_ssize_t K, const double *AT,
-                      double *al, double *pr, bint last, double *M, double *q,
-                      double *beta, double el) noexcept nogil:
+cdef inline double _backward(double *lp, Py_ssize_t n, Py_ssize_t K, const double *AT,
+                             double *al, double *pr, bint last, double *M, double *beta,
+                             double el) noexcept nogil:
     """The backward pass over the n rows of a block, from its last row to its first:
     al (the forward pass's alpha) becomes gamma in place.  last: the block ends the
     sequence (gamma = alpha on its last row); else row n of al and pr holds gamma
@@ -317,43 +350,8 @@ cdef double _backward(double *lp, Py_ssize_t n, Py_ssize_t K, const double *AT,
     and pr are scratch afterwards (pred of the first row excepted, the next carry):
     the pass keeps alpha_t / s_t in lp's row t and q_{t+1} in pr's row t + 1 once it
     has read them, and M is their outer-product sum, taken at the end with M in
-    registers (fv_hmm.h: fv_outer_sum)."""
-    cdef Py_ssize_t t, j, k
-    cdef double s, v
-    cdef double *a
-    cdef double *l
-    cdef const double *g1
-    cdef double *p1
-    t = n - 1
-    if last:
-        a = al + (n - 1) * K
-        for k in range(K):
-            if a[k] > 0.0:
-                el += a[k] * lp[(n - 1) * K + k]
-        t = n - 2
-    while t >= 0:
-        g1 = al + (t + 1) * K
-        p1 = pr + (t + 1) * K
-        for k in range(K):
-            q[k] = g1[k] / p1[k] if p1[k] > 0.0 else 0.0
-        for k in range(K):
-            p1[k] = q[k]
-        fv_vecmat(beta, q, AT, K)                       # beta = A q
-        a = al + t * K
-        l = lp + t * K
-        s = 0.0
-        for j in range(K):
-            s += a[j] * beta[j]
-        s = 1.0 / s
-        for j in range(K):
-            v = a[j] * s
-            a[j] = v * beta[j]
-            if a[j] > 0.0:
-                el += a[j] * l[j]
-            l[j] = v
-        t -= 1
-    fv_outer_sum(M, lp, pr + K, n - 1 if last else n, K)
-    return el
+    registers (fv_hmm.h: fv_backward_block, fv_bwd_row, fv_outer_sum)."""
+    return fv_backward_block(lp, n, K, AT, al, pr, last, M, beta, el)
 
 
 cdef void _viterbi(const double *lp, Py_ssize_t n, Py_ssize_t K, const double *ls,
@@ -597,10 +595,7 @@ cdef void _emit_soft(Hmm *h, Scratch *x, Py_ssize_t r, Py_ssize_t n, double w) n
     if h.no_stats:
         return
     _seq_stats(h, r, n, x.al, NULL, w, x.st, x.fv, x.fi, x.v3)
-    t = n - 1
-    while t >= 0:
-        fv_axpy(x.nk, x.al + t * K, w, K)
-        t -= 1
+    fv_nk_sum(x.nk, x.al, n, w, K)
 
 
 cdef void _emit_hard(Hmm *h, Scratch *x, Py_ssize_t r, Py_ssize_t n, int32_t znext,
@@ -678,7 +673,7 @@ cdef double _seq_softmax(Hmm *h, Scratch *x, Py_ssize_t r0, Py_ssize_t L, Py_ssi
         n = _rows_of(i, B, L)
         if i < nb - 1:
             _forward_again(h, x, r0, i, B)
-        el = _backward(x.lp, n, K, h.AtT, x.al, x.pr, i == nb - 1, x.M, x.v1, x.v2, el)
+        el = _backward(x.lp, n, K, h.AtT, x.al, x.pr, i == nb - 1, x.M, x.v2, el)
         _emit_soft(h, x, r0 + i * B, n, w)
         if i > 0:
             # the carry: gamma and pred of the block's first row, after block i - 1
@@ -686,15 +681,7 @@ cdef double _seq_softmax(Hmm *h, Scratch *x, Py_ssize_t r0, Py_ssize_t L, Py_ssi
             memcpy(x.pr + B * K, x.pr, K * sizeof(double))
         i -= 1
     # H[p(z | x)] = log p(x) - E log p(x, z), the zero-probability terms 0
-    et = el
-    for k in range(K):
-        if x.al[k] > 0.0:
-            et += x.al[k] * h.ls[k]
-    for j in range(K * K):
-        x.M[j] = x.M[j] * h.At[j]
-        if x.M[j] > 0.0:
-            et += x.M[j] * h.lt[j]
-    ent[0] = obj - et
+    ent[0] = obj - fv_expected_log_joint(K, x.al, h.ls, x.M, h.At, h.lt, el)
     return obj
 
 
@@ -785,11 +772,123 @@ cdef double _seq_vem(Hmm *h, Scratch *x, Py_ssize_t r0, Py_ssize_t L, double w, 
 
 
 # ---------------------------------------------------------------- one partition
+cdef inline Py_ssize_t _al8(Py_ssize_t n) noexcept nogil:
+    """n rounded up to a multiple of 8 (doubles: a 64-byte line)."""
+    return (n + 7) // 8 * 8
+
+
+cdef inline Py_ssize_t _lane_need(Py_ssize_t L, Py_ssize_t K) noexcept nogil:
+    """The doubles of one lane for a sequence of L rows: M (K x K), beta (K), the
+    rows' maxima (L), and lp, alpha, pred (L x K each), each starting a cache line."""
+    return _al8(K * K) + _al8(K) + _al8(L) + 3 * _al8(L * K)
+
+
+cdef void _seq_tail(Hmm *h, Scratch *x, Py_ssize_t s, double obj, double lh, double ent,
+                    double w, double *tot) noexcept nogil:
+    """After a sequence's pass: its objective into seq_out and, unless no_stats,
+    the totals, start and transition counts into the slot (x.al row 0 gamma_1 and
+    x.M = sum_t xi_t for softmax and vem, x.z[0] = z_1 else)."""
+    cdef Py_ssize_t K = h.f.K
+    if h.seq_out != NULL:
+        # a value the family does not take (NaN log h) marks its sequence NaN
+        h.seq_out[s] = obj if lh == lh else NAN
+    if h.no_stats:
+        return
+    # fused products (FV_FMA), as the earlier code's compiled additions were
+    tot[0] = FV_FMA(w, obj, tot[0])
+    tot[1] = FV_FMA(w, ent, tot[1])
+    tot[2] = FV_FMA(w, lh, tot[2])
+    if h.mode == H_SOFT or h.mode == H_VEM:
+        fv_axpy(x.sc, x.al, w, K)
+        fv_axpy(x.tc, x.M, w, K * K)
+    else:
+        x.sc[x.z[0]] += w
+
+
+cdef Py_ssize_t _group(const int64_t *off, Py_ssize_t s, Py_ssize_t e, Py_ssize_t ckpt,
+                       int lanes, Py_ssize_t K, Py_ssize_t *need) noexcept nogil:
+    """The sequences s .. s + g - 1 (g returned, at most lanes, within the
+    partition's end e) that run as one group of lanes: consecutive sequences of one
+    block each (at most ckpt rows), LANE_ROWS rows in all (a longer sequence alone);
+    need: the doubles of their lanes.  g = 1: s runs alone (need 0).  Fixed by the
+    offsets: _setup sizes the scratch by the groups _partition will form."""
+    cdef Py_ssize_t g = 0, rows = 0, used = 0, L
+    while g < lanes and s + g < e:
+        L = off[s + g + 1] - off[s + g]
+        if L > ckpt or (g > 0 and rows + L > LANE_ROWS):
+            break
+        rows += L
+        used += _lane_need(L, K)
+        g += 1
+    need[0] = used if g > 1 else 0
+    return g if g > 1 else 1
+
+
+cdef Py_ssize_t _lanes_pool(const int64_t *off, const int64_t *bounds, Py_ssize_t n_parts,
+                            Py_ssize_t ckpt, int lanes, Py_ssize_t K) noexcept nogil:
+    """The most doubles any group of lanes of these partitions needs (0: none)."""
+    cdef Py_ssize_t p, s, e, g, need, most = 0
+    for p in range(n_parts):
+        s = bounds[p]
+        e = bounds[p + 1]
+        while s < e:
+            g = _group(off, s, e, ckpt, lanes, K, &need)
+            if need > most:
+                most = need
+            s += g
+    return most
+
+
+cdef void _lanes_softmax(Hmm *h, Scratch *x, double *ws, Py_ssize_t s0, Py_ssize_t G,
+                         double *tot) noexcept nogil:
+    """Forward-backward of the G sequences s0 .. s0 + G - 1 (one block each) side by
+    side in lanes (fv_hmm.h: fv_forward_lanes, fv_backward_lanes: each sequence's
+    arithmetic that of _seq_softmax alone); then, sequence by sequence in order,
+    their outputs and statistics, as _seq_softmax and _partition give them."""
+    cdef fv_lane ln[LANES]
+    cdef double lhs[LANES]
+    cdef Py_ssize_t g, j, k, K = h.f.K, L, r0
+    cdef double *p = ws
+    cdef double obj, et, w
+    for g in range(G):
+        r0 = h.off[s0 + g]
+        L = h.off[s0 + g + 1] - r0
+        ln[g].M = p
+        ln[g].beta = p + _al8(K * K)
+        ln[g].mx = ln[g].beta + _al8(K)
+        ln[g].sym = (<const int32_t *>h.f.dp) + r0 if h.etab != NULL else NULL
+        ln[g].lp = ln[g].mx + _al8(L)
+        ln[g].al = ln[g].lp + _al8(L * K)
+        ln[g].pr = ln[g].al + _al8(L * K)
+        p = ln[g].pr + _al8(L * K)
+        ln[g].n = L
+        ln[g].ll = 0.0
+        ln[g].prod = 1.0
+        ln[g].el = 0.0
+        memset(ln[g].M, 0, K * K * sizeof(double))
+        lhs[g] = _seq_lp(h, r0, L, ln[g].lp, x.fv, x.fi, 0.0)
+    fv_forward_lanes(ln, <int>G, h.pi, h.At, h.etab, h.mtab, h.nsym, K)
+    fv_backward_lanes(ln, <int>G, h.AtT, K)
+    for g in range(G):
+        r0 = h.off[s0 + g]
+        w = h.sw[s0 + g] if h.sw != NULL else 1.0
+        obj = ln[g].ll + log(ln[g].prod)
+        x.al = ln[g].al
+        x.M = ln[g].M
+        _emit_soft(h, x, r0, ln[g].n, w)
+        # H[p(z | x)] = log p(x) - E log p(x, z), the zero-probability terms 0
+        et = fv_expected_log_joint(K, x.al, h.ls, x.M, h.At, h.lt, ln[g].el)
+        _seq_tail(h, x, s0 + g, obj, lhs[g], obj - et, w, tot)
+
+
 cdef void _partition(Hmm *h, Py_ssize_t p, int tid, double *slot) noexcept nogil:
     """The sequences of partition p into the slot [stats (Sv x K sparse / K x S
     dense), nk (K), start (K), trans (K x K), objective, entropy, sum log h] -- or,
-    in the E-step-only entries, into their outputs."""
-    cdef Py_ssize_t K = h.f.K, s, r0, L, B, nb
+    in the E-step-only entries, into their outputs.  Under softmax, consecutive
+    sequences of one block each run in groups of lanes (_lanes_softmax); every
+    output and every sum of the slot takes its sequences' terms in their order,
+    lanes or not."""
+    cdef Py_ssize_t K = h.f.K, s, e, r0, L, B, nb, G, need
     cdef double *ws = h.buf + tid * h.buf_stride
     cdef int32_t *iw = h.ibuf + tid * h.ibuf_stride
     cdef Scratch x
@@ -807,7 +906,15 @@ cdef void _partition(Hmm *h, Py_ssize_t p, int tid, double *slot) noexcept nogil
     x.tc = x.sc + K
     tot = x.tc + K * K
     memset(slot, 0, h.A * sizeof(double))
-    for s in range(h.bounds[p], h.bounds[p + 1]):
+    s = h.bounds[p]
+    e = h.bounds[p + 1]
+    while s < e:
+        G = _group(h.off, s, e, h.ckpt, h.lanes, K, &need) if h.lanes > 1 else 1
+        if G > 1:
+            _lanes_softmax(h, &x, ws + h.fixd, s, G, tot)
+            x.M = ws
+            s += G
+            continue
         r0 = h.off[s]
         L = h.off[s + 1] - r0
         w = h.sw[s] if h.sw != NULL else 1.0
@@ -829,19 +936,8 @@ cdef void _partition(Hmm *h, Py_ssize_t p, int tid, double *slot) noexcept nogil
             obj = _seq_argmax(h, &x, r0, L, B, nb, w, &lh)
         else:
             obj = _seq_sample(h, &x, r0, L, B, nb, w, &lh)
-        if h.seq_out != NULL:
-            # a value the family does not take (NaN log h) marks its sequence NaN
-            h.seq_out[s] = obj if lh == lh else NAN
-        if h.no_stats:
-            continue
-        tot[0] += w * obj
-        tot[1] += w * ent
-        tot[2] += w * lh
-        if h.mode == H_SOFT or h.mode == H_VEM:
-            fv_axpy(x.sc, x.al, w, K)
-            fv_axpy(x.tc, x.M, w, K * K)
-        else:
-            x.sc[x.z[0]] += w
+        _seq_tail(h, &x, s, obj, lh, ent, w, tot)
+        s += 1
 
 
 cdef void _fold(Hmm *h, const double *slot) noexcept nogil:
@@ -1065,7 +1161,13 @@ cdef object _setup(Hmm *h, str fn, data, aux, int kind, uintptr_t address, Py_ss
         _scratch_need(&offv[0], n_seq, K, thr, mode, &nd, &ni)
     cdef Py_ssize_t fixd = (K * K + 3 * K + fvl + 7) // 8 * 8
     cdef Py_ssize_t fixi = (Am + 15) // 16 * 16
-    cdef double[:, ::1] buf = _aligned(T, (fixd + nd + 7) // 8 * 8 + 8)
+    # softmax's lanes (see _lanes_softmax) share the blocks' scratch, made large
+    # enough for the largest group of lanes the partitions form
+    cdef int lanes = LANES if mode == H_SOFT and K <= LANE_K else 1
+    cdef Py_ssize_t pool = nd
+    if lanes > 1 and n_parts > 0:
+        pool = max(nd, _lanes_pool(&offv[0], &bounds[0], n_parts, thr, lanes, K))
+    cdef double[:, ::1] buf = _aligned(T, (fixd + pool + 7) // 8 * 8 + 8)
     cdef int32_t[:, ::1] ibuf = np.zeros((T, (fixi + ni + 15) // 16 * 16 + 16), dtype=np.int32)
     keep.extend([buf, ibuf])
     cdef const double[:, ::1] Wv = W
@@ -1091,6 +1193,45 @@ cdef object _setup(Hmm *h, str fn, data, aux, int kind, uintptr_t address, Py_ss
     h.ckpt = thr
     h.fixd = fixd
     h.fixi = fixi
+    h.lanes = lanes
+    # the built-in Gaussian and categorical forms run fv_hmm.h's emissions (the same
+    # values as the features table's, without its per-row calls)
+    cdef bint gauss = kind in (F_GAUSS_F64, F_GAUSS_F32, F_GAUSS_FULL_F64, F_GAUSS_FULL_F32)
+    h.emit = 0
+    if K % 4 == 0 and gauss:
+        h.emit = 1
+    elif K % 4 == 0 and kind == F_CATEGORICAL_I32:
+        h.emit = 2
+    h.f32 = kind == F_GAUSS_F32 or kind == F_GAUSS_FULL_F32
+    h.full = kind == F_GAUSS_FULL_F64 or kind == F_GAUSS_FULL_F32
+    # log h and c + logw + log h as the sparse form and fv_init_row compute them
+    h.glh = -0.9189385332046727 * D if gauss else 0.0
+    gbase = (np.ascontiguousarray(c, dtype=np.float64) + np.zeros(K)) + h.glh
+    keep.append(gbase)
+    cdef const double[::1] gbv = gbase
+    h.gbase = &gbv[0]
+    # one categorical feature: a row's log-densities, and so the exps the lanes'
+    # forward rows take, are those of its code; computed once per code by the
+    # same functions (fv_lp_cat, fv_exp_table), so the same values bit for bit
+    h.etab = NULL
+    h.mtab = NULL
+    h.nsym = 0
+    cdef double[:, ::1] lptab, etab
+    cdef double[::1] mtab
+    cdef int32_t[::1] codes
+    cdef const int64_t *auxp
+    if h.emit == 2 and D == 1 and lanes > 1:
+        auxp = <const int64_t *>h.f.off
+        h.nsym = auxp[1] - auxp[0]
+        codes = np.arange(h.nsym, dtype=np.int32)
+        lptab = _aligned(h.nsym, K)
+        etab = _aligned(h.nsym, K)
+        mtab = np.zeros(h.nsym)
+        fv_lp_cat(&codes[0], auxp, 1, 0, h.nsym, h.f.Wt, h.f.c, h.f.logw, K, &lptab[0, 0], 0.0)
+        if fv_exp_table(K, &lptab[0, 0], &etab[0, 0], &mtab[0], h.nsym):
+            keep.extend([etab, mtab])
+            h.etab = &etab[0, 0]
+            h.mtab = &mtab[0]
     h.off = &offv[0]
     h.bounds = &bounds[0]
     h.sw = NULL
