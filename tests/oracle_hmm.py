@@ -30,6 +30,18 @@ def close(a, b, rtol=1e-9, what=""):
     assert np.max(np.abs(a - b)) <= rtol * scale, (what, np.max(np.abs(a - b)))
 
 
+def random_chain(rng, K, forbid=False):
+    """(log start, log transitions) of a random chain; forbid: transition 0 -> 1
+    impossible (log 0)."""
+    ls = np.log(rng.dirichlet(np.ones(K)))
+    A = rng.dirichlet(np.ones(K), size=K)
+    if forbid:
+        A[0, 1] = 0.0
+        A[0] /= A[0].sum()
+    with np.errstate(divide="ignore"):
+        return ls, np.log(A)
+
+
 def same_predictions(a, b, X, lengths, rtol=1e-9):
     """b's predictions equal a's (a: hmmlearn's model, b: fastvem's): score,
     score_samples, predict_proba, decode (viterbi and map: the same paths) and

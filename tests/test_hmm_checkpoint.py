@@ -12,6 +12,7 @@ import fastvem
 from fastvem._ext import _hmm
 from fastvem.families.discrete import Categorical
 from fastvem.families.normal import GaussianDiag, GaussianFull
+from oracle_hmm import random_chain
 
 # short sequences around long ones; with the threshold at 50: 51 rows in blocks of
 # 8 (a short last block), 997 in 32 (a last block of 5), 2500 in 50 (every block
@@ -68,14 +69,7 @@ class Case:
                 self.W.shape[1], self.W, self.c)
 
 
-def chain(rng, K, forbid):
-    ls = np.log(rng.dirichlet(np.ones(K)))
-    A = rng.dirichlet(np.ones(K), size=K)
-    if forbid:
-        A[0, 1] = 0.0                       # a forbidden transition
-        A[0] /= A[0].sum()
-    with np.errstate(divide="ignore"):
-        return ls, np.log(A)
+chain = random_chain
 
 
 def every_output(case, ls, lt, off, sw, mode, n_threads):

@@ -21,13 +21,7 @@ def offsets_of(lengths):
 
 
 def chain(rng, K=K, forbid=False):
-    ls = np.log(rng.dirichlet(np.ones(K)))
-    A = rng.dirichlet(np.ones(K), size=K)
-    if forbid:
-        A[0, 1] = 0.0                       # one forbidden transition
-        A[0] /= A[0].sum()
-    with np.errstate(divide="ignore"):
-        return ls, np.log(A)
+    return orc.random_chain(rng, K, forbid)
 
 
 class Case:

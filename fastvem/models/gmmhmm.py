@@ -120,7 +120,7 @@ from ..io import register
 from ..structures.hmm import LOG_FLOOR, Chain
 from .._validation import check_array_param
 from .hmm import (HMMEngine, _BaseHMM, _check_int, _distribution,
-                  _kernel, _offsets, _stepwise_init, real_rows)
+                  _broadcast, _kernel, _offsets, _stepwise_init, real_rows)
 
 __all__ = ["GMMHMM", "GMMHMMEngine", "expanded_log_params"]
 
@@ -129,19 +129,6 @@ _BUILT = ("em", "vem", "crisp")
 _LOG_H = -0.9189385332046727        # -log(2 pi) / 2: the driver's log h per feature
 _LP_LIMIT = 1e150                   # |log-density| the unit family's squares hold
 _CHUNK = 1 << 20                    # doubles of a chunk of component log-densities
-
-
-def _broadcast(value, shape, name):
-    """A prior broadcast to shape (hmmlearn's _fix_priors_shape), finite."""
-    try:
-        arr = np.asarray(value, dtype=np.float64)
-        arr = np.array(np.broadcast_to(arr, shape))
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number or an array broadcastable to {shape}, got "
-                         f"{value!r}") from None
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    return arr
 
 
 def expanded_log_params(startprob, transmat, weights, floor=False):

@@ -271,6 +271,7 @@ class HMMEngine:
 
 # ------------------------------------------------------ hmmlearn's M-steps
 def _broadcast(value, shape, name):
+    """A prior broadcast to shape (hmmlearn's _fix_priors_shape), finite."""
     try:
         arr = np.asarray(value, dtype=np.float64)
         arr = np.array(np.broadcast_to(arr, shape))
