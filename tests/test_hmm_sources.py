@@ -243,6 +243,21 @@ def test_partial_fit_refusals_and_fixed_family():
     assert ok.emissionprob_.shape == (2, 4)
     with pytest.raises(ValueError, match="features"):
         GaussianHMM(3, random_state=0).partial_fit(X, L).partial_fit(np.ones((4, 3)))
+    # a parameter that shapes the running statistics changed: refit required, the
+    # fitted state left as it was
+    for change in (dict(n_components=4), dict(covariance_type="full"), dict(method="vem")):
+        est = GaussianHMM(3, random_state=0).partial_fit(X, L)
+        means = est.means_.copy()
+        est.set_params(**change)
+        with pytest.raises(ValueError, match=f"{next(iter(change))} changed.*refit required"):
+            est.partial_fit(X, L)
+        np.testing.assert_array_equal(est.means_, means)
+    fitted = GaussianHMM(3, random_state=0, n_iter=3).fit(X, L).set_params(n_components=2)
+    with pytest.raises(ValueError, match="refit required"):
+        fitted.partial_fit(X, L)
+    fitted.set_params(n_components=3, tol=0.5)      # not shape-defining: continues
+    fitted.partial_fit(X, L)
+    assert fitted.n_iter_ == 1
 
 
 @pytest.mark.parametrize("method", ["em", "vem", "crisp"])

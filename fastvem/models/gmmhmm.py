@@ -120,7 +120,7 @@ from ..io import register
 from ..structures.hmm import LOG_FLOOR, Chain
 from .._validation import check_array_param
 from .hmm import (HMMEngine, _BaseHMM, _check_int, _distribution,
-                  _broadcast, _kernel, _offsets, _stepwise_init, real_rows)
+                  _broadcast, _kernel, _offsets, _RealRows, _stepwise_init)
 
 __all__ = ["GMMHMM", "GMMHMMEngine", "expanded_log_params"]
 
@@ -340,7 +340,7 @@ class GMMHMMEngine(HMMEngine):
 
 # ---------------------------------------------------------------- estimator
 @register
-class GMMHMM(_BaseHMM):
+class GMMHMM(_RealRows, _BaseHMM):
     """Hidden Markov model with Gaussian-mixture emissions: hmmlearn.hmm.GMMHMM's
     parameters, attributes and M-step (hmmlearn 0.3), fitted by ``method`` ('em'
     default, 'vem', 'crisp'; see the module doc for the expanded chain they run on).
@@ -416,15 +416,6 @@ class GMMHMM(_BaseHMM):
         return _broadcast(self.weights_prior, (self.n_components, self.n_mix), "weights_prior")
 
     _means_ndim = 3         # means_ is (n_components, n_mix, n_features)
-
-    def _prepare_fit(self, X):
-        return real_rows(self, X, fitting=True)
-
-    def _prepare_predict(self, X):
-        return real_rows(self, X, fitting=False)
-
-    def _predict_family(self, D):
-        return self._family(D)
 
     # ------------------------------------------------------------ the start
     def _init_emissions(self, fam, X, data, rs):

@@ -679,6 +679,14 @@ class _BaseHMM(BaseEstimator):
     def monitor_(self, monitor):
         self.__dict__["_monitor"] = monitor
 
+    # the constructor parameters that shape the running statistics of partial_fit
+    _STREAM_CONFIG = ("n_components", "method", "covariance_type", "n_mix", "n_features",
+                      "n_trials", "params")
+
+    def _stream_config(self):
+        p = self.get_params(deep=False)
+        return {k: repr(p[k]) for k in self._STREAM_CONFIG if k in p}
+
     def __getstate__(self):
         """Pickles leave out partial_fit's running state (its engine and family)."""
         state = super().__getstate__()
@@ -868,7 +876,7 @@ class _BaseHMM(BaseEstimator):
             # the statistics the last update read: partial_fit continues from them
             engine.data = None              # the stream keeps no rows
             self._stream = {"engine": engine, "stats": engine.last_stats, "params": res_params,
-                            "t": 1, "seen": float(N)}
+                            "t": 1, "seen": float(N), "config": self._stream_config()}
         trace.objective = [o / N for o in trace.objective]
         self._set_fitted(fam, engine, chain, res_params)
         self._finish(fam, trace)
@@ -937,8 +945,10 @@ class _BaseHMM(BaseEstimator):
         the model's own parameters where init_params leaves them out); after fit
         the steps continue from the fit's last statistics; a loaded model starts a
         new stream from its parameters.  The family is fixed by the first batch
-        (a categorical's symbols: set n_features to the alphabet's size).  Not for
-        gibbs or the Variational* models."""
+        (a categorical's symbols: set n_features to the alphabet's size); changing a
+        parameter that shapes the statistics (n_components, method,
+        covariance_type, ...) between calls is an error ("refit required"), not a
+        silent restart.  Not for gibbs or the Variational* models."""
         K, m = self._check_common()
         if m.update == "sample" or getattr(self, "_variational_start", None) is not None:
             raise ValueError(f"partial_fit is not available for {type(self).__name__}"
@@ -947,8 +957,11 @@ class _BaseHMM(BaseEstimator):
         decay, offset, total = stepwise_schedule(self)
         stream = self.__dict__.get("_stream")
         threads = default_n_threads(self.n_threads)
-        if stream is not None and stream["engine"].method.name != m.name:
-            stream = None                      # the method changed: a new stream
+        if stream is not None and stream["config"] != self._stream_config():
+            changed = sorted(k for k, v in self._stream_config().items()
+                             if stream["config"].get(k) != v)
+            raise ValueError(f"{', '.join(changed)} changed since the model's statistics were "
+                             "gathered: refit required before partial_fit (call fit)")
         if stream is None:
             fitted = hasattr(self, "n_features_in_")     # by fit, or loaded
             fam, data = self._prepare_predict(X) if fitted else self._prepare_fit(X)
@@ -969,7 +982,8 @@ class _BaseHMM(BaseEstimator):
                 chain.check_posterior_prior()
                 params = _posterior_start(fam, chain, engine.prior, params, N,
                                           len(offsets) - 1)
-            stream = {"engine": engine, "stats": None, "params": params, "t": 0, "seen": 0.0}
+            stream = {"engine": engine, "stats": None, "params": params, "t": 0, "seen": 0.0,
+                      "config": self._stream_config()}
         else:
             engine = stream["engine"]
             fam = engine.family
@@ -1272,7 +1286,8 @@ def _stepwise_init(est, learning_decay, learning_offset, total_samples):
 
 def _common_init(est, n_components, startprob_prior, transmat_prior, algorithm, random_state,
                  n_iter, tol, verbose, params, init_params, implementation, method, n_threads,
-                 burn_in, n_chains=_UNSET):
+                 burn_in, n_chains=_UNSET, learning_decay=_UNSET, learning_offset=_UNSET,
+                 total_samples=_UNSET):
     est.n_components = n_components
     est.startprob_prior = startprob_prior
     est.transmat_prior = transmat_prior
@@ -1289,29 +1304,45 @@ def _common_init(est, n_components, startprob_prior, transmat_prior, algorithm, 
     est.burn_in = burn_in
     if n_chains is not _UNSET:          # gibbs' chains (the variational HMMs have none)
         est.n_chains = n_chains
+    if learning_decay is not _UNSET:    # partial_fit's schedule (not the variational HMMs')
+        _stepwise_init(est, learning_decay, learning_offset, total_samples)
 
 
 # ---------------------------------------------------------------- Gaussian
-def real_rows(est, X, fitting):
-    """(family, rows) of a model with Gaussian emissions: the family for X's width
-    (fit: est._family; predictions: est._predict_family, after X's width is checked
-    against the fitted means_, whose last axis is the features')."""
-    from ..families.discrete import _numeric
-    D = _numeric(X).shape[1]
-    if fitting:
-        fam = est._family(D)
-    else:
-        means = getattr(est, "means_", None)
-        if means is not None and np.ndim(means) == est._means_ndim \
-                and np.shape(means)[-1] != D:
-            raise ValueError(f"X has {D} features, but {type(est).__name__} is expecting "
-                             f"{np.shape(means)[-1]} features as input")
-        fam = est._predict_family(D)
-    return fam, fam.prepare(X, fitting=True)
+class _RealRows:
+    """The rows of a model with Gaussian emissions: the family for X's width (fit:
+    _family; predictions: _predict_family, after X's width is checked against the
+    fitted means_, whose last axis is the features')."""
+
+    _means_ndim = 2         # means_ is (n_components, n_features)
+
+    def _prepare_fit(self, X):
+        return self._real_rows(X, True)
+
+    def _prepare_predict(self, X):
+        return self._real_rows(X, False)
+
+    def _predict_family(self, D):
+        """The family predictions read the point parameters with."""
+        return self._family(D)
+
+    def _real_rows(self, X, fitting):
+        from ..families.discrete import _numeric
+        D = _numeric(X).shape[1]
+        if fitting:
+            fam = self._family(D)
+        else:
+            means = getattr(self, "means_", None)
+            if means is not None and np.ndim(means) == self._means_ndim \
+                    and np.shape(means)[-1] != D:
+                raise ValueError(f"X has {D} features, but {type(self).__name__} is expecting "
+                                 f"{np.shape(means)[-1]} features as input")
+            fam = self._predict_family(D)
+        return fam, fam.prepare(X, fitting=True)
 
 
 @register
-class GaussianHMM(_BaseHMM):
+class GaussianHMM(_RealRows, _BaseHMM):
     """Hidden Markov model with Gaussian emissions: hmmlearn.hmm.GaussianHMM's
     parameters, attributes and M-step, fitted by ``method`` ('em' default, 'vem',
     'crisp', 'meanfield', 'gibbs'; under mean field and gibbs a 'spherical' state
@@ -1330,8 +1361,8 @@ class GaussianHMM(_BaseHMM):
                  total_samples=None):
         _common_init(self, n_components, startprob_prior, transmat_prior, algorithm,
                      random_state, n_iter, tol, verbose, params, init_params, implementation,
-                     method, n_threads, burn_in, n_chains)
-        _stepwise_init(self, learning_decay, learning_offset, total_samples)
+                     method, n_threads, burn_in, n_chains, learning_decay, learning_offset,
+                     total_samples)
         self.covariance_type = covariance_type
         self.min_covar = min_covar
         self.means_prior = means_prior
@@ -1393,17 +1424,6 @@ class GaussianHMM(_BaseHMM):
                    self.means_prior, self.means_weight, self.covars_prior,
                    self.covars_weight, self.params)
 
-    _means_ndim = 2         # means_ is (n_components, n_features)
-
-    def _prepare_fit(self, X):
-        return real_rows(self, X, fitting=True)
-
-    def _prepare_predict(self, X):
-        return real_rows(self, X, fitting=False)
-
-    def _predict_family(self, D):
-        """The family predictions read the point parameters with."""
-        return self._family(D)
 
     def _init_emissions(self, fam, X, data, rs):
         D = fam.n_features
@@ -1504,8 +1524,8 @@ class CategoricalHMM(_BaseHMM):
                  total_samples=None):
         _common_init(self, n_components, startprob_prior, transmat_prior, algorithm,
                      random_state, n_iter, tol, verbose, params, init_params, implementation,
-                     method, n_threads, burn_in, n_chains)
-        _stepwise_init(self, learning_decay, learning_offset, total_samples)
+                     method, n_threads, burn_in, n_chains, learning_decay, learning_offset,
+                     total_samples)
         self.emissionprob_prior = emissionprob_prior
         self.n_features = n_features
 
@@ -1632,8 +1652,8 @@ class MultinomialHMM(_BaseHMM):
                  total_samples=None):
         _common_init(self, n_components, startprob_prior, transmat_prior, algorithm,
                      random_state, n_iter, tol, verbose, params, init_params, implementation,
-                     method, n_threads, burn_in, n_chains)
-        _stepwise_init(self, learning_decay, learning_offset, total_samples)
+                     method, n_threads, burn_in, n_chains, learning_decay, learning_offset,
+                     total_samples)
         self.n_trials = n_trials
 
     _emission_attributes = ("emissionprob_",)
@@ -1715,8 +1735,8 @@ class PoissonHMM(_BaseHMM):
                  total_samples=None):
         _common_init(self, n_components, startprob_prior, transmat_prior, algorithm,
                      random_state, n_iter, tol, verbose, params, init_params, implementation,
-                     method, n_threads, burn_in, n_chains)
-        _stepwise_init(self, learning_decay, learning_offset, total_samples)
+                     method, n_threads, burn_in, n_chains, learning_decay, learning_offset,
+                     total_samples)
         self.lambdas_prior = lambdas_prior
         self.lambdas_weight = lambdas_weight
 
@@ -1801,8 +1821,8 @@ class HMM(_BaseHMM):
                  total_samples=None):
         _common_init(self, n_components, startprob_prior, transmat_prior, algorithm,
                      random_state, n_iter, tol, verbose, params, init_params, implementation,
-                     method, n_threads, burn_in, n_chains)
-        _stepwise_init(self, learning_decay, learning_offset, total_samples)
+                     method, n_threads, burn_in, n_chains, learning_decay, learning_offset,
+                     total_samples)
         self.family = family
 
     def _make_family(self, X):
