@@ -110,7 +110,6 @@ number of free parameters of aic / bic counts the weights of every state,
 K (M - 1) (hmmlearn 0.3 counts M - 1); ``implementation`` is accepted and ignored
 (the driver's scaled forward-backward is exact).
 """
-import numbers
 
 import numpy as np
 
@@ -124,7 +123,6 @@ from .hmm import (HMMEngine, _BaseHMM, _check_int, _distribution,
 
 __all__ = ["GMMHMM", "GMMHMMEngine", "expanded_log_params"]
 
-_COVARIANCE_TYPES = ("spherical", "diag", "full", "tied")
 _BUILT = ("em", "vem", "crisp")
 _LOG_H = -0.9189385332046727        # -log(2 pi) / 2: the driver's log h per feature
 _LP_LIMIT = 1e150                   # |log-density| the unit family's squares hold
@@ -390,13 +388,7 @@ class GMMHMM(_RealRows, _BaseHMM):
     def _check_common(self):
         K, m = super()._check_common()
         _check_int(self.n_mix, "n_mix", 1)
-        if self.covariance_type not in _COVARIANCE_TYPES:
-            raise ValueError(f"covariance_type must be one of {list(_COVARIANCE_TYPES)}, got "
-                             f"{self.covariance_type!r}")
-        if isinstance(self.min_covar, (bool, np.bool_)) or not isinstance(
-                self.min_covar, numbers.Real) or not np.isfinite(self.min_covar) \
-                or self.min_covar <= 0:
-            raise ValueError(f"min_covar must be a finite number > 0, got {self.min_covar!r}")
+        self._check_gaussian()
         if m.name not in _BUILT:
             raise ValueError(
                 f"method={m.name!r} is not built for GMMHMM (em, vem and crisp are): its "

@@ -1326,6 +1326,16 @@ class _RealRows:
         """The family predictions read the point parameters with."""
         return self._family(D)
 
+    def _check_gaussian(self):
+        """covariance_type and min_covar, checked; ValueError naming them."""
+        if self.covariance_type not in _COVARIANCE_TYPES:
+            raise ValueError(f"covariance_type must be one of {list(_COVARIANCE_TYPES)}, got "
+                             f"{self.covariance_type!r}")
+        if isinstance(self.min_covar, (bool, np.bool_)) or not isinstance(
+                self.min_covar, numbers.Real) or not np.isfinite(self.min_covar) \
+                or self.min_covar <= 0:
+            raise ValueError(f"min_covar must be a finite number > 0, got {self.min_covar!r}")
+
     def _real_rows(self, X, fitting):
         from ..families.discrete import _numeric
         D = _numeric(X).shape[1]
@@ -1411,13 +1421,7 @@ class GaussianHMM(_RealRows, _BaseHMM):
         self.n_features = fam.n_features
 
     def _family(self, D):
-        if self.covariance_type not in _COVARIANCE_TYPES:
-            raise ValueError(f"covariance_type must be one of {list(_COVARIANCE_TYPES)}, got "
-                             f"{self.covariance_type!r}")
-        if isinstance(self.min_covar, (bool, np.bool_)) or not isinstance(
-                self.min_covar, numbers.Real) or not np.isfinite(self.min_covar) \
-                or self.min_covar <= 0:
-            raise ValueError(f"min_covar must be a finite number > 0, got {self.min_covar!r}")
+        self._check_gaussian()
         cls = {"diag": _DiagHMMFamily, "spherical": _SphericalHMMFamily,
                "full": _FullHMMFamily, "tied": _TiedHMMFamily}[self.covariance_type]
         return cls(D, self.n_components, self.covariance_type, self.min_covar,
