@@ -20,7 +20,7 @@ from .methods import get_method
 
 __all__ = ["Trace", "FitResult", "run_iterations", "fit_restarts", "MixtureEngine",
            "FamilyEngine", "RowStats", "default_n_threads", "blas_single_thread", "squarem",
-           "memoized"]
+           "memoized", "Stepwise"]
 
 _EPS = 10 * np.finfo(np.float64).eps
 _MASK64 = (1 << 64) - 1
@@ -184,7 +184,7 @@ class MixtureEngine:
         return self.family.statistics(X, sample_weight, kp, self.method.assign, seed,
                                       self.n_threads)
 
-    def update(self, stats, iteration=0):
+    def update(self, stats, iteration=0, params=None):
         """Parameters from statistics by the method's update rule: the structure
         gives the weights, the family the rest; empty components are re-seeded
         (point updates: a posterior keeps its prior mass instead; a draw comes
@@ -471,3 +471,57 @@ def memoized(engine, X, sample_weight, n_batches, rows=None):
         return engine.bound(total, q) / total.weight, q, []
 
     return _step
+
+
+class Stepwise:
+    """partial_fit's running state and step, written once for every model: stepwise
+    EM for the point methods, stochastic variational inference for mean field
+    (Cappé & Moulines 2009; Hoffman et al. 2013).
+
+    The running statistics are S <- (1 - rho) S + rho * scale * stats(chunk) with
+    rho = stepwise_rho(t, decay, offset) (the first step takes its chunk's
+    statistics whole) and scale = (total_samples for mean field when given, else
+    the weight seen so far) / (the chunk's weight), so that a prior weighs as in a
+    fit of the rows seen; per_sample=True keeps the point methods' statistics per
+    unit weight instead (scale = 1 / the chunk's weight: GaussianMixture, whose
+    point estimates are scale-free).  The parameters are then the engine's update
+    from S.  The statistics are the engine's own (anything that adds and scales:
+    RowStats, GaussianStats, the HMM's)."""
+
+    __slots__ = ("engine", "params", "stats", "t", "seen", "per_sample", "extra")
+
+    def __init__(self, engine, params, stats=None, t=0, seen=0.0, per_sample=False):
+        self.engine = engine
+        self.params = params
+        self.stats = stats
+        self.t = int(t)
+        self.seen = float(seen)
+        self.per_sample = per_sample
+        self.extra = {}            # a model's own running state (a pooled scatter, a trace)
+
+    def step(self, data, sample_weight, weight, schedule, params=None, blend=None):
+        """One step on a chunk of the given weight; schedule = (decay, offset,
+        total_samples).  params: the parameters of the chunk's E-step (default the
+        stream's).  blend(rho, scale), when given, runs before the update (a
+        model's extra running state).  Returns (the chunk's statistics, the new
+        parameters, the update's events); the stream moves on."""
+        from ._validation import stepwise_rho
+        decay, offset, total = schedule
+        engine = self.engine
+        params = self.params if params is None else params
+        stats = engine.statistics(data, sample_weight, params, self.t)
+        self.seen += weight
+        rho = stepwise_rho(self.t, decay, offset)
+        posterior = engine.method.update == "posterior"
+        if posterior:
+            scale = (total if total is not None else self.seen) / weight
+        else:
+            scale = (1.0 if self.per_sample else self.seen) / weight
+        S = stats * (rho * scale)
+        if self.stats is not None:
+            S = self.stats * (1.0 - rho) + S
+        if blend is not None:
+            blend(rho, scale)
+        new, events = engine.update(S, self.t, params)
+        self.stats, self.params, self.t = S, new, self.t + 1
+        return stats, new, events

@@ -11,7 +11,6 @@ import fastvem
 from fastvem.datasets import make_gaussian_mixture
 from fastvem.engine import default_n_threads
 from fastvem.families.gaussian import GaussianFamily
-from fastvem.methods import PRESETS
 
 from conftest import COVARIANCE_TYPES
 
@@ -71,10 +70,11 @@ def test_partial_fit_state_of_a_fitted_model_reproduces_it(data, method, covaria
     g = fastvem.GaussianMixture(3, covariance_type=covariance_type, method=method,
                                 random_state=0, max_iter=20).fit(data)
     family = GaussianFamily(covariance_type, g.reg_covar)
-    state = g._stream_from_fit(family, PRESETS[method], default_n_threads(1))
-    if state["scatter"] is not None:
-        family.scatter = state["scatter"]
-    back, _ = state["engine"].update(state["stats"])
+    state = g._stream_from_fit(family, data)
+    if state.extra["scatter"] is not None:
+        family.scatter = state.extra["scatter"]
+    state.engine.family = family
+    back, _ = state.engine.update(state.stats)
     np.testing.assert_allclose(back["means"], g.means_, rtol=1e-9, atol=1e-9)
     np.testing.assert_allclose(back["covariances"], g.covariances_, rtol=1e-9, atol=1e-12)
     if method != "meanfield":

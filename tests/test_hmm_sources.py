@@ -221,7 +221,7 @@ def test_partial_fit_continues_a_fit_and_a_loaded_model(tmp_path):
     assert np.all(np.isfinite(loaded.means_)) and loaded.n_iter_ == 1
     # the stream keeps no rows, and pickles leave it out
     import pickle
-    assert est._stream["engine"].data is None
+    assert est._stream.engine.data is None
     assert "_stream" not in pickle.loads(pickle.dumps(est)).__dict__
 
 

@@ -136,3 +136,50 @@ def test_float32_single_point_components_do_not_give_negative_variances(covarian
         gm.fit(X)
     assert np.all(np.isfinite(gm.weights_)) and np.all(np.isfinite(gm.covariances_))
     assert np.isfinite(gm.score(X))
+
+
+@pytest.mark.parametrize("update,per_sample,total", [("point", False, None),
+                                                     ("point", True, None),
+                                                     ("posterior", False, None),
+                                                     ("posterior", False, 1000.0)])
+def test_stepwise_schedule_is_the_documented_recursion(update, per_sample, total):
+    """engine.Stepwise (every model's partial_fit): S_t = (1 - rho_t) S_{t-1} +
+    rho_t * scale_t * stats_t with rho_0 = 1, rho_t = (offset + t)^-decay, and scale_t
+    = (total_samples under mean field when given, else the weight seen; 1 per
+    sample) / the chunk's weight; the update reads S_t and the E-step the previous
+    parameters."""
+    from fastvem.engine import RowStats, Stepwise
+
+    class Method:
+        pass
+
+    class Toy:                               # statistics: the chunk's rows summed
+        method = Method()
+
+        def statistics(self, data, sw, params, t):
+            self.seen_params.append(params)
+            return RowStats(data.sum(0, keepdims=True), np.array([data.shape[0] * 1.0]),
+                            np.zeros(3), data.shape[0])
+
+        def update(self, S, t, params):
+            return ("params", t), []
+
+    Toy.method.update = update
+    engine = Toy()
+    engine.seen_params = []
+    stream = Stepwise(engine, ("start", -1), per_sample=per_sample)
+    rng = np.random.default_rng(0)
+    decay, offset = 0.7, 2.0
+    S, seen = None, 0.0
+    for t in range(6):
+        chunk = rng.normal(size=(int(rng.integers(3, 9)), 2))
+        stream.step(chunk, None, float(len(chunk)), (decay, offset, total))
+        seen += len(chunk)
+        rho = 1.0 if t == 0 else (offset + t) ** -decay
+        base = total if (update == "posterior" and total is not None) else (
+            1.0 if per_sample and update == "point" else seen)
+        new = chunk.sum(0, keepdims=True) * (rho * base / len(chunk))
+        S = new if S is None else (1 - rho) * S + new
+        np.testing.assert_allclose(stream.stats.stats, S, rtol=1e-13)
+        assert engine.seen_params[-1] == (("start", -1) if t == 0 else ("params", t - 1))
+    assert stream.t == 6 and stream.seen == seen

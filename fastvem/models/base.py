@@ -1,8 +1,8 @@
 """The base estimator of every mixture model, written once: the fit schedule
 (n_init restarts of the engine's iterations, SQUAREM, memoized passes, the
-convergence warning), fit / fit_predict, the predictions (predict, predict_proba,
-score_samples, score, bic, aic, sample), persistence and the scikit-learn
-plumbing.
+convergence warning), fit / fit_predict, partial_fit (stepwise EM / SVI), the
+predictions (predict, predict_proba, score_samples, score, bic, aic, sample),
+persistence and the scikit-learn plumbing.
 
 A model names its family, structure and fitted attributes, and fills in:
 
@@ -16,6 +16,9 @@ A model names its family, structure and fitted attributes, and fills in:
     _n_parameters()                    free parameters (bic, aic)
     _check_loaded()                    the schema of its saved attributes
 
+and, for partial_fit (written here once, on fastvem.engine.Stepwise):
+_stream_chunk, _stream_start, _stream_from_fit and _stream_store (see there).
+
 The engines (fastvem.engine: MixtureEngine for GaussianMixture's Cholesky
 kernels, FamilyEngine for every family of the Family protocol) share one
 interface -- statistics, update, bound, step, accelerated -- so the schedule
@@ -27,11 +30,13 @@ import numbers
 import numpy as np
 from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils._available_if import available_if
 from sklearn.utils.validation import check_is_fitted
 
 from ..engine import fit_restarts, memoized, run_iterations
 from ..io import save_estimator
-from .._validation import FittedConfig, check_random_state_param
+from ..methods import get_method
+from .._validation import FittedConfig, check_random_state_param, stepwise_schedule
 
 __all__ = ["MixtureEstimator"]
 
@@ -83,6 +88,65 @@ class MixtureEstimator(FittedConfig, DensityMixin, BaseEstimator):
                                 progress=report.iteration, on_restart=report.restart,
                                 on_end=report.end)
         return best, counter["steps"] or int(best.n_iter)
+
+    # ------------------------------------------------------------ partial_fit
+    @available_if(lambda self: getattr(self, "method", "em") != "gibbs")
+    def partial_fit(self, X, y=None, sample_weight=None):
+        """One stochastic step on the chunk X; returns self.  em / vem / crisp:
+        stepwise EM; meanfield: stochastic variational inference (the schedule is
+        fastvem.engine.Stepwise, the same for every model).
+
+        The running statistics are S <- (1 - rho) S + rho * scale * stats(X), with
+        rho = (learning_offset + t) ** -learning_decay (t = 0, 1, ... counts the
+        calls: the first takes the chunk's statistics whole) and scale = (the weight
+        seen so far, or total_samples for meanfield when set) / (the chunk's
+        weight), so that a prior weighs as in a fit of the rows seen (a model
+        whose point estimates are scale-free may keep them per sample).  The first
+        call initialises from its chunk as fit does.  A model fitted by fit (or
+        loaded) continues from its parameters, counted as one earlier step.
+        Changing a parameter that shapes the fitted state between calls is an
+        error ("refit required").  Not available for gibbs."""
+        m = get_method(self.method)
+        if m.update == "sample":
+            raise ValueError("partial_fit is not available for method='gibbs'")
+        schedule = stepwise_schedule(self)
+        fitted = hasattr(self, "weights_")
+        if fitted:
+            # continue the fitted (or loaded) model; a changed shape-defining
+            # parameter is an error, not a silent restart
+            self._check_config("partial_fit")
+        fam, data, sw, weight = self._stream_chunk(X, sample_weight, first=not fitted)
+        stream = self.__dict__.get("_stream")
+        if stream is None:
+            stream = (self._stream_from_fit(fam, data) if fitted
+                      else self._stream_start(fam, data, sw))
+            self._stream = stream
+        stream.engine.family = fam         # the family that prepared this chunk
+        stats, new, events = stream.step(data, sw, weight, schedule,
+                                         params=self._stream_params(stream),
+                                         blend=lambda rho, scale:
+                                         self._stream_blend(stream, fam, rho, scale))
+        self._stream_store(stream, fam, new, data)
+        self.n_iter_ = getattr(self, "n_iter_", 0) + 1
+        self.converged_ = False
+        self.lower_bound_ = float(stats.objective / max(stats.weight, 1e-300))
+        self.lower_bounds_ = [self.lower_bound_]
+        return self
+
+    # the model's part of partial_fit:
+    #   _stream_chunk(X, sample_weight, first) -> (family, data, sw, weight): the
+    #       chunk validated (against the fitted model unless first) and prepared
+    #   _stream_start(family, data, sw) -> Stepwise: the first call's engine and
+    #       initial parameters (as fit initialises)
+    #   _stream_from_fit(family, data) -> Stepwise: a fitted (or loaded) model's
+    #       parameters as the statistics of one earlier step
+    #   _stream_store(stream, family, params, data): the fitted attributes
+    def _stream_params(self, stream):
+        """The parameters of the chunk's E-step (default: the stream's)."""
+        return stream.params
+
+    def _stream_blend(self, stream, fam, rho, scale):
+        """A model's own running state, blended before the update (default none)."""
 
     # ----------------------------------------------------------- gibbs chains
     def _check_sampler(self):

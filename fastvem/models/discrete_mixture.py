@@ -54,10 +54,9 @@ import copy
 import numbers
 
 import numpy as np
-from sklearn.utils._available_if import available_if
 from sklearn.utils.validation import check_is_fitted
 
-from ..engine import FamilyEngine, blas_single_thread, default_n_threads
+from ..engine import FamilyEngine, RowStats, Stepwise, blas_single_thread, default_n_threads
 from ..io import register
 from ..families.discrete import Bernoulli, Categorical, Multinomial, Poisson
 from ..families.normal import GaussianDiag, GaussianFull, GaussianSpherical, GaussianTied
@@ -65,7 +64,7 @@ from ..methods import get_method
 from ..sources import DaskRowBlocks, is_chunk_iterable, is_dask_array, row_source, tree_sum_iter
 from ..structures.mixture import Mixture as MixtureStructure
 from .._validation import (check_random_state_param, check_sample_weight, is_choice,
-                           progress_reporter, stepwise_rho, stepwise_schedule)
+                           progress_reporter)
 from .base import MixtureEstimator
 
 __all__ = ["BernoulliMixture", "CategoricalMixture", "Mixture", "MultinomialMixture",
@@ -566,113 +565,78 @@ class _DiscreteMixture(MixtureEstimator):
                      else default_n_threads(self.n_threads))
         return fam, _Streamed(source, fam, summary, prior, n_threads)
 
-    @available_if(lambda self: getattr(self, "method", "em") != "gibbs")
-    def partial_fit(self, X, y=None, sample_weight=None):
-        """One stochastic step on the chunk X; returns self.  em / vem / crisp:
-        stepwise EM; meanfield: stochastic variational inference.
-
-        The running statistics are S <- (1 - rho) S + rho * scale * stats(X), with
-        rho = (learning_offset + t) ** -learning_decay (t = 0, 1, ... counts the
-        calls: the first takes the chunk's statistics whole) and scale = (rows seen
-        so far, or total_samples for meanfield when set) / (the chunk's rows), so S
-        stays at the scale of the data and alpha smooths as in fit.  The first call
-        initialises as fit does.  A model fitted by fit (or loaded) continues with
-        em / vem / crisp from its parameters (its weights and theta as S, counted as
-        the rows it was fitted to), and with meanfield from the statistics its q
-        implies (less the prior's pseudo-counts).  Not available for gibbs."""
-        m = get_method(self.method)
-        if m.update == "sample":
-            raise ValueError("partial_fit is not available for method='gibbs'")
+    # partial_fit is the base estimator's (fastvem.engine.Stepwise): the running
+    # statistics stay at the scale of the rows seen, so that alpha smooths as in fit
+    def _stream_chunk(self, X, sample_weight, first):
         _refuse_source(X, "partial_fit")
-        decay, offset, total = stepwise_schedule(self)
-        stream = getattr(self, "_stream", None)
-        fitted = hasattr(self, "weights_")
-        if fitted:
-            fam, data = self._prepare(X, "partial_fit")
-            if stream is None:
-                stream = self._stream_from_fit(fam, data, m)
-        else:
+        if first:
             fam = self._family(X, fitting=True)
             data = fam.prepare(X, fitting=True)
             self._check_params(data.shape[0])
-            stream = None
+        else:
+            fam, data = self._prepare(X, "partial_fit")
         N = data.shape[0]
-        K = self.n_components
         sw = check_sample_weight(sample_weight, N)
-        weight = float(N if sw is None else sw.sum())
         self._threads = default_n_threads(self.n_threads)
-        if stream is None:                       # the first call
-            rng = check_random_state_param(self.random_state)
-            weights, theta = self._initialise(fam, data, sw, K, rng)
-            prior, wprior = fam.default_prior(data), self._weights_prior(K)
-            self._set_prior(prior)
-            nk0 = weights * weight
-            stream = {"fam": fam, "S": theta * nk0[:, None], "nk": nk0, "t": 0, "seen": 0.0,
-                      "prior": prior, "wprior": wprior, "theta": theta, "weights": weights}
-            if m.update == "posterior":
-                stream["S"] = fam.initial_statistics(theta, nk0)
-                stream["q"] = fam.posterior(stream["S"], nk0, prior)
-                stream["conc"] = wprior.posterior(nk0)
-            self.n_iter_ = 0
-        stream["fam"] = fam              # the family that prepared this chunk's data
-        wprior = stream["wprior"]
-        if m.update == "posterior":
-            W, c = fam.expected_effective(stream["q"])
-            logw = wprior.expected_log_weights(stream["conc"])
-        else:
-            W, c = fam.effective(stream["theta"])
-            with np.errstate(divide="ignore"):
-                logw = np.log(stream["weights"])
-        stats, nk_b, totals = self._pass(fam, data, sw, W, c, logw,
-                                         0 if m.assign == "softmax" else 1)
-        stream["seen"] += weight
-        rho = stepwise_rho(stream["t"], decay, offset)
-        scale = ((total if total is not None and m.update == "posterior" else stream["seen"])
-                 / weight)
-        stream["S"] = (1.0 - rho) * stream["S"] + rho * scale * stats
-        stream["nk"] = (1.0 - rho) * stream["nk"] + rho * scale * nk_b
-        stream["t"] += 1
-        self._stream = stream
-        S, nk = stream["S"], stream["nk"]
-        if m.update == "posterior":
-            stream["q"] = fam.posterior(S, nk, stream["prior"])
-            stream["conc"] = wprior.posterior(nk)
-            self.weights_ = wprior.mean_weights(stream["conc"])
-            theta = fam.posterior_mean(stream["q"])
-            self.posterior_ = fam.pack_posterior(stream["q"])
-            self.weight_concentration_ = stream["conc"]
-        else:
-            self.weights_ = stream["weights"] = nk / nk.sum()
-            theta = stream["theta"] = fam.point_estimate(S, nk, stream["theta"])
-        self._set_theta(fam, theta)
-        self.n_features_in_ = int(fam.n_features)
-        self.n_rows_seen_ = stream["seen"]
-        self.n_iter_ = getattr(self, "n_iter_", 0) + 1
-        self.converged_ = False
-        self.lower_bound_ = float(totals[0] / weight)
-        self.lower_bounds_ = [self.lower_bound_]
-        self._restore()
-        return self
+        return fam, data, sw, float(N if sw is None else sw.sum())
 
-    def _stream_from_fit(self, fam, data, m):
+    def _stream_engine(self, fam, prior, wprior):
+        """The stream's FamilyEngine: its passes run on the chunk's family."""
+        K = self.n_components
+        engine = FamilyEngine(fam, MixtureStructure(K), get_method(self.method),
+                              lambda d, w, W, c, logw, mode, seed:
+                              self._pass(engine.family, d, w, W, c, logw, mode, seed),
+                              prior, wprior)
+        return engine
+
+    def _stream_start(self, fam, data, sw):
+        """The first call: initialised as fit is (mean field: q from the initial
+        point's pseudo-counts)."""
+        K = self.n_components
+        rng = check_random_state_param(self.random_state)
+        weights, theta = self._initialise(fam, data, sw, K, rng)
+        prior, wprior = fam.default_prior(data), self._weights_prior(K)
+        self._set_prior(prior)
+        engine = self._stream_engine(fam, prior, wprior)
+        params = (weights, theta)
+        if engine.posterior:
+            nk0 = weights * float(data.shape[0] if sw is None else sw.sum())
+            params = (fam.posterior(fam.initial_statistics(theta, nk0), nk0, prior),
+                      wprior.posterior(nk0))
+        self.n_iter_ = 0
+        return Stepwise(engine, params)
+
+    def _stream_from_fit(self, fam, data):
         """The running state of partial_fit for a model fitted by fit (or loaded): its
         parameters as the statistics of one earlier step, at the scale of the rows it
         was fitted to.  Mean field: the statistics q implies, with the fit's prior (a
         loaded Poisson model: the default prior of this chunk)."""
-        wprior = self._wprior
-        stream = {"fam": fam, "t": 1, "wprior": wprior, "theta": self._theta,
-                  "weights": np.asarray(self.weights_, dtype=np.float64)}
-        if m.update == "posterior":
+        weights = np.asarray(self.weights_, dtype=np.float64)
+        if get_method(self.method).update == "posterior":
             prior = self._prior if self._prior is not None else fam.default_prior(data)
             S, nk = fam.posterior_statistics(self._q, prior)
-            stream.update(S=S, nk=nk, seen=float(max(nk.sum(), 1.0)), prior=prior,
-                          q=self._q, conc=self.weight_concentration_)
+            params, seen = (self._q, self.weight_concentration_), float(max(nk.sum(), 1.0))
         else:
+            prior = None
             seen = float(getattr(self, "n_rows_seen_", 1.0))
-            nk = stream["weights"] * seen
-            stream.update(S=fam.initial_statistics(self._theta, nk), nk=nk, seen=seen,
-                          prior=None)
-        return stream
+            nk = weights * seen
+            S, params = fam.initial_statistics(self._theta, nk), (weights, self._theta)
+        engine = self._stream_engine(fam, prior, self._wprior)
+        return Stepwise(engine, params, RowStats(S, nk, np.zeros(3), seen), t=1, seen=seen)
+
+    def _stream_store(self, stream, fam, params, data):
+        if stream.engine.posterior:
+            q, conc = params
+            self.weights_ = stream.engine.weight_prior.mean_weights(conc)
+            theta = fam.posterior_mean(q)
+            self.posterior_ = fam.pack_posterior(q)
+            self.weight_concentration_ = conc
+        else:
+            self.weights_, theta = params
+        self._set_theta(fam, theta)
+        self.n_features_in_ = int(fam.n_features)
+        self.n_rows_seen_ = stream.seen
+        self._restore()
 
     def _initialise(self, fam, data, sw, K, rng, n_kmeans=1):
         """(weights, theta): the given initial parameters, or the point estimate from

@@ -3,11 +3,10 @@ import numbers
 
 import numpy as np
 from sklearn.cluster import KMeans, kmeans_plusplus
-from sklearn.utils._available_if import available_if
 from sklearn.utils.validation import validate_data
 
 from ..io import register
-from ..engine import MixtureEngine, blas_single_thread, default_n_threads
+from ..engine import MixtureEngine, Stepwise, blas_single_thread, default_n_threads
 from ..families.gaussian import (COVARIANCE_TYPES, GaussianFamily, GaussianWishartPrior,
                                  init_block_rows,
                                  pool_scatter,
@@ -19,8 +18,7 @@ from ..structures.mixture import DirichletWeights, Mixture
 from ..stats import GaussianStats
 from ..sources import ChunkSource, DaskSource, is_chunk_iterable, is_dask_array
 from .._validation import (check_array_param, check_sample_weight, check_random_state_param,
-                          check_scale, is_choice, progress_reporter, stepwise_rho,
-                          stepwise_schedule)
+                          check_scale, is_choice, progress_reporter)
 from .base import MixtureEstimator
 
 __all__ = ["GaussianMixture"]
@@ -346,85 +344,54 @@ class GaussianMixture(MixtureEstimator):
         return check_scale(X)
 
     # ---------------------------------------------------------------- fitting
-    @available_if(lambda self: getattr(self, "method", "em") != "gibbs")
-    def partial_fit(self, X, y=None, sample_weight=None):
-        """One stochastic step on the chunk X (stepwise EM for em / vem / crisp,
-        stochastic variational inference for meanfield); returns self.
-
-        The running statistics are s <- (1 - rho) s + rho * scale * stats(X) with
-        rho = (learning_offset + t) ** -learning_decay (t = 0, 1, ... counts calls,
-        so the first call, with the default offset 1, takes the chunk's statistics
-        whole); scale makes them per sample for point estimates, and per
-        total_samples samples for meanfield (None: the samples seen so far).  The
-        first call initialises the parameters from its chunk as fit does."""
+    # partial_fit is the base estimator's (fastvem.engine.Stepwise); em / vem /
+    # crisp keep per-sample statistics (the point estimates are scale-free)
+    def _stream_chunk(self, X, sample_weight, first):
         method, n_threads = self._check_hyper()
-        if method.update == "sample":
-            raise ValueError("partial_fit is not available for method='gibbs'")
-        decay, offset, total = stepwise_schedule(self)
-        stream = getattr(self, "_stream", None)
-        fitted = hasattr(self, "means_")
-        if fitted:
-            # continue the fitted (or loaded) model; a changed shape-defining
-            # parameter is an error, not a silent restart
-            self._check_config("partial_fit")
-        first = not fitted
         X = self._validate_X(X, reset=first)
-        N, D = X.shape
+        N = X.shape[0]
         sw = check_sample_weight(sample_weight, N)
         if sw is not None and method.update == "point":
             sw = _relative_weights(sw)      # a step's statistics are per sample anyway
         family = GaussianFamily(self.covariance_type, self.reg_covar)
         family.prepare(X, sw, n_threads, need_scatter=method.update != "point")
-        batch_scatter = family.scatter
-        weight = float(N if sw is None else sw.sum())
-        if fitted and stream is None:
-            stream = self._stream = self._stream_from_fit(family, method, n_threads)
-        if first:
-            if N < self.n_components:
-                raise ValueError(f"the first chunk must hold at least n_components="
-                                 f"{self.n_components} rows, got {N}")
-            engine = self._make_engine(family, method, n_threads, 0, X, sw)
-            random_state = check_random_state_param(self.random_state)
-            with blas_single_thread():
-                params = self._initial_params(X, sw, family, self._check_inits(D),
-                                              random_state, n_threads, engine)
-            stream = {"engine": engine, "stats": None, "scatter": None, "t": 0, "seen": 0.0}
-            self._stream = stream
-            self.n_iter_ = 0
-        else:
-            engine = stream["engine"]
-            engine.family = family
-            params = self._get_params()
-        stream["seen"] += weight
-        rho = stepwise_rho(stream["t"], decay, offset)
-        scale = ((total if total is not None else stream["seen"]) / weight
-                 if method.update == "posterior" else 1.0 / weight)
-        with blas_single_thread():
-            stats = engine.statistics(X, sw, params, stream["t"])
-        s = stats * (rho * scale)
-        if stream["stats"] is not None:
-            s = stream["stats"] * (1.0 - rho) + s
-        stream["stats"] = s
-        if batch_scatter is not None:
-            stream["scatter"] = pool_scatter(stream["scatter"], batch_scatter, 1.0 - rho,
-                                             rho * scale)
-            family.scatter = stream["scatter"]
-        new, events = engine.update(s, stream["t"])
-        stream["t"] += 1
-        self._set_params(new, X.dtype)
-        self._fitted_with = self._config()
-        self.n_iter_ = getattr(self, "n_iter_", 0) + 1
-        self.converged_ = False
-        self.lower_bound_ = float(stats.objective / max(stats.weight, 1e-300))
-        self.lower_bounds_ = getattr(self, "lower_bounds_", [])[:0] + [self.lower_bound_]
-        return self
+        if first and N < self.n_components:
+            raise ValueError(f"the first chunk must hold at least n_components="
+                             f"{self.n_components} rows, got {N}")
+        return family, X, sw, float(N if sw is None else sw.sum())
 
-    def _stream_from_fit(self, family, method, n_threads):
+    def _stream_start(self, family, X, sw):
+        method, n_threads = self._check_hyper()
+        engine = self._make_engine(family, method, n_threads, 0, X, sw)
+        random_state = check_random_state_param(self.random_state)
+        with blas_single_thread():
+            params = self._initial_params(X, sw, family, self._check_inits(X.shape[1]),
+                                          random_state, n_threads, engine)
+        self.n_iter_ = 0
+        return Stepwise(engine, params, per_sample=True)
+
+    def _stream_params(self, stream):
+        # after the first step: the fitted attributes, as the model holds them (in
+        # X's dtype)
+        return stream.params if stream.t == 0 else self._get_params()
+
+    def _stream_blend(self, stream, family, rho, scale):
+        # the priors' pooled scatter (mean field, tied): the chunk's, blended alike
+        if family.scatter is not None:
+            family.scatter = stream.extra["scatter"] = pool_scatter(
+                stream.extra.get("scatter"), family.scatter, 1.0 - rho, rho * scale)
+
+    def _stream_store(self, stream, family, params, X):
+        self._set_params(params, X.dtype)
+        self._fitted_with = self._config()
+
+    def _stream_from_fit(self, family, X):
         """The running state of partial_fit for a model that was fitted (or loaded):
         the statistics its parameters imply, counted as one earlier step.  em / vem
         / crisp: per-sample statistics (weights, means, covariances - reg_covar);
         meanfield: those of q(theta) less the prior's pseudo-counts, with the
         fitted priors."""
+        method, n_threads = self._check_hyper()
         K, D = np.shape(self.means_)
         ct, reg = self.covariance_type, self.reg_covar
         tiny = np.finfo(np.float64).tiny
@@ -474,8 +441,11 @@ class GaussianMixture(MixtureEstimator):
                                                                             dm, dm))
         stats = GaussianStats(ct, nk.copy(), np.zeros((K, D)), s2, xk.copy(), 0.0,
                               float(nk.sum()), 0.0)
-        return {"engine": engine, "stats": stats, "scatter": scatter, "t": 1,
-                "seen": float(nk.sum()) if method.update != "point" else 0.0}
+        stream = Stepwise(engine, None, stats, t=1,
+                          seen=float(nk.sum()) if method.update != "point" else 0.0,
+                          per_sample=True)
+        stream.extra["scatter"] = scatter
+        return stream
 
     def _drop_stale(self, keep=()):
         """Forget the fitted attributes of an earlier fit (another method's draws or

@@ -88,7 +88,8 @@ from collections import deque
 import numpy as np
 from sklearn.base import BaseEstimator
 
-from ..engine import RowStats, Trace, blas_single_thread, default_n_threads, run_iterations
+from ..engine import (RowStats, Stepwise, Trace, blas_single_thread, default_n_threads,
+                      run_iterations)
 from ..families.base import Family
 from ..families.discrete import Categorical, Multinomial, Poisson, PROB_FLOOR, check_codes
 from ..families.normal import (GaussianDiag, GaussianFull, GaussianSpherical, GaussianTied,
@@ -96,7 +97,7 @@ from ..families.normal import (GaussianDiag, GaussianFull, GaussianSpherical, Ga
 from ..io import register, save_estimator
 from ..methods import get_method
 from ..structures.hmm import Chain
-from .._validation import check_random_state_param, stepwise_schedule, stepwise_rho
+from .._validation import check_random_state_param, stepwise_schedule
 from .hmm_sources import (DaskSequenceBlocks, SequenceStream, refuse_sequence_source,
                           sequence_source, survey_batch as _survey_batch)
 
@@ -875,8 +876,8 @@ class _BaseHMM(BaseEstimator):
             res_params, trace = res.params, res.trace
             # the statistics the last update read: partial_fit continues from them
             engine.data = None              # the stream keeps no rows
-            self._stream = {"engine": engine, "stats": engine.last_stats, "params": res_params,
-                            "t": 1, "seen": float(N), "config": self._stream_config()}
+            self._stream = Stepwise(engine, res_params, engine.last_stats, t=1, seen=float(N))
+            self._stream.extra["config"] = self._stream_config()
         trace.objective = [o / N for o in trace.objective]
         self._set_fitted(fam, engine, chain, res_params)
         self._finish(fam, trace)
@@ -954,12 +955,12 @@ class _BaseHMM(BaseEstimator):
             raise ValueError(f"partial_fit is not available for {type(self).__name__}"
                              f"(method={m.name!r})")
         refuse_sequence_source(X, "partial_fit")
-        decay, offset, total = stepwise_schedule(self)
+        schedule = stepwise_schedule(self)
         stream = self.__dict__.get("_stream")
         threads = default_n_threads(self.n_threads)
-        if stream is not None and stream["config"] != self._stream_config():
+        if stream is not None and stream.extra["config"] != self._stream_config():
             changed = sorted(k for k, v in self._stream_config().items()
-                             if stream["config"].get(k) != v)
+                             if stream.extra["config"].get(k) != v)
             raise ValueError(f"{', '.join(changed)} changed since the model's statistics were "
                              "gathered: refit required before partial_fit (call fit)")
         if stream is None:
@@ -982,37 +983,29 @@ class _BaseHMM(BaseEstimator):
                 chain.check_posterior_prior()
                 params = _posterior_start(fam, chain, engine.prior, params, N,
                                           len(offsets) - 1)
-            stream = {"engine": engine, "stats": None, "params": params, "t": 0, "seen": 0.0,
-                      "config": self._stream_config()}
+            stream = Stepwise(engine, params)
+            stream.extra["config"] = self._stream_config()
         else:
-            engine = stream["engine"]
+            engine = stream.engine
             fam = engine.family
             data = self._prepare_batch(fam, X)
             N = data.shape[0]
             offsets = _offsets(lengths, N)
         engine.n_threads = threads
         engine.offsets = offsets
-        params = stream["params"]
-        stats = engine.statistics(data, None, params, stream["t"])
+        params = stream.params
+        stats, new, events = stream.step(data, None, float(N), schedule)
         obj = (engine.bound(stats, params) if engine.posterior else stats.objective) \
             + float(np.sum(_row_constants(fam)))
-        stream["seen"] += N
-        rho = stepwise_rho(stream["t"], decay, offset)
-        scale = ((total if total is not None and engine.posterior else stream["seen"]) / N)
-        S = stats * (rho * scale)
-        if stream["stats"] is not None:
-            S = stream["stats"] * (1.0 - rho) + S
-        new, events = engine.update(S, stream["t"], params)
-        stream.update(stats=S, params=new, t=stream["t"] + 1)
         engine.data = engine.offsets = None     # the stream keeps no rows
         self._stream = stream
         self._set_fitted(fam, engine, engine.chain, new)
         # the run of partial_fit steps (a fit's own history is not continued): one
         # entry a step in monitor_ and trace_, n_iter_ the steps taken
-        if "trace" not in stream:
-            stream["trace"] = Trace()
+        if "trace" not in stream.extra:
+            stream.extra["trace"] = Trace()
             self.monitor_ = ConvergenceMonitor(self.tol, self.n_iter, self.verbose)
-        trace = stream["trace"]
+        trace = stream.extra["trace"]
         trace.append(obj / N, 0.0)
         trace.events.extend((len(trace), e) for e in events)
         self.monitor_.report(obj)
