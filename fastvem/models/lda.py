@@ -25,7 +25,7 @@ from ..io import register, save_estimator
 from .._ext import _lda
 from ..corpus import Corpus, CorpusSource, check_corpus, is_bag_of_words
 from ..engine import Trace, default_n_threads, run_iterations
-from ..families.categorical import CategoricalFamily, dirichlet_expectation
+from ..families.categorical import TopicWords
 from ..methods import PRESETS, check_supported
 from ..structures.topic_model import TopicModel
 from .._validation import (FittedConfig, check_random_state_param, is_choice,
@@ -363,9 +363,10 @@ class LatentDirichletAllocation(FittedConfig, ClassNamePrefixFeaturesOutMixin, T
     def _finish(self, comp, alpha, eta, m, dtype):
         self.components_ = np.asarray(comp, dtype=dtype)
         self._store_priors(alpha, eta)
+        fam = TopicWords(comp.shape[1], eta)
         self.exp_dirichlet_component_ = np.ascontiguousarray(
-            CategoricalFamily.effective_topics(np.asarray(comp, np.float64), m.update,
-                                               dtype).T)
+            fam.effective_topics(np.asarray(comp, np.float64), m.update == "posterior",
+                                 dtype).T)
 
     def _fit_batch(self, corpus, comp, alpha, eta, m):
         hard = m.assign == "argmax"
@@ -378,10 +379,12 @@ class LatentDirichletAllocation(FittedConfig, ClassNamePrefixFeaturesOutMixin, T
                  else None)
         words = corpus.total
         state = {"alpha": alpha, "eta": eta, "last_perp": None}
+        fam = TopicWords(corpus.n_words, eta)
+        posterior = m.update == "posterior"
         def step(comp, it):
             # E log beta once, for the kernel's topics and the objective's topic term
-            elog = dirichlet_expectation(comp) if m.update == "posterior" else None
-            eb = CategoricalFamily.effective_topics(comp, m.update, dtype, elog)
+            elog = fam.expected_log(comp) if posterior else None
+            eb = fam.effective_topics(comp, posterior, dtype, elog)
             a = state["alpha"]
             if blocks:
                 res = corpus.estep(eb, a, hard, self.max_doc_update_iter,
@@ -393,15 +396,14 @@ class LatentDirichletAllocation(FittedConfig, ClassNamePrefixFeaturesOutMixin, T
                                                    self.mean_change_tol, True, self._n_threads,
                                                    restart=self.doc_topic_init == "best")
             objective = (TopicModel.documents_term(tot, a, D, hard)
-                         + CategoricalFamily.bound_term(comp, state["eta"], m.update,
-                                                        elog)) / words
-            new = CategoricalFamily.components_from_stats(stats, state["eta"])
+                         + fam.topic_term(comp, state["eta"], posterior, elog)) / words
+            new = fam.components(stats, state["eta"])
             if learn_alpha:
                 state["alpha"] = TopicModel.update_alpha(tot[3:], D, a, hard,
                                                          learn_alpha == "symmetric")
             if self.learn_topic_word_prior:
-                state["eta"] = CategoricalFamily.update_eta(new, state["eta"], m.update)
-                new = CategoricalFamily.components_from_stats(stats, state["eta"])
+                state["eta"] = fam.update_eta(new, state["eta"], posterior)
+                new = fam.components(stats, state["eta"])
             return objective, new, []
 
         def callback(it, objective, params):
@@ -436,6 +438,7 @@ class LatentDirichletAllocation(FittedConfig, ClassNamePrefixFeaturesOutMixin, T
         kept_stats = [None] * (len(edges) - 1)
         kept_const = np.zeros(len(edges) - 1)
         total = np.zeros((V, K))
+        fam = TopicWords(V, eta)
         trace = Trace()
         report, close = progress_reporter(self, "LDA meanfield memoized", total=self.max_iter,
                                           unit="Pass")
@@ -446,7 +449,7 @@ class LatentDirichletAllocation(FittedConfig, ClassNamePrefixFeaturesOutMixin, T
                     batch = corpus.rows(edges[b], edges[b + 1])
                     if batch.n_docs == 0:
                         continue
-                    elog = dirichlet_expectation(comp)                 # K x V
+                    elog = fam.expected_log(comp)                      # K x V
                     eb = np.ascontiguousarray(np.exp(elog).T, dtype=corpus.dtype)
                     stats, tot = TopicModel.local_step(batch, eb, alpha, None, False,
                                                        self.max_doc_update_iter,
@@ -462,10 +465,10 @@ class LatentDirichletAllocation(FittedConfig, ClassNamePrefixFeaturesOutMixin, T
                     # word's counts cancel, which a tiny eta cannot absorb
                     np.maximum(total, 0.0, out=total)
                     kept_stats[b] = stats
-                    comp = CategoricalFamily.components_from_stats(total, eta)
-                elog = dirichlet_expectation(comp)
+                    comp = fam.components(total, eta)
+                elog = fam.expected_log(comp)
                 elbo = (kept_const.sum() + float(np.sum(total * elog.T))
-                        + CategoricalFamily.bound_term(comp, eta, m.update))
+                        + fam.topic_term(comp, eta, True))
                 trace.append(elbo / corpus.total, time.perf_counter() - t0)
                 report.iteration(it, elbo / corpus.total, np.nan)
                 self.n_iter_ = it
@@ -624,7 +627,7 @@ class LatentDirichletAllocation(FittedConfig, ClassNamePrefixFeaturesOutMixin, T
         if kept == 0:       # no sweep kept (max_iter 0): the initial counts
             _lda.gibbs_word_terms(wlist, wcnt, wlen, acc, True, eta, self._n_threads)
             kept = 1
-        return eta + (acc / kept).T, alpha
+        return TopicWords(V, eta).components(acc / kept, eta), alpha
 
     def _gibbs_diagnostics(self, snaps, counts, burn_in, eta):
         """Relabelling check, topic occupancy and split-R-hat / ESS of the log joint
@@ -702,7 +705,7 @@ class LatentDirichletAllocation(FittedConfig, ClassNamePrefixFeaturesOutMixin, T
         tot = totals if totals is not None else self._doc_topic(corpus, False, m)[1]
         score = TopicModel.documents_term(tot, m.alpha, corpus.n_docs, False)
         if m.components is not None:
-            score += CategoricalFamily.bound_term(m.components, m.eta, "posterior")
+            score -= TopicWords(m.components.shape[1], m.eta).kl(m.components, m.eta)
         return score
 
     def score(self, X, y=None):
