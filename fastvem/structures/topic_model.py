@@ -22,10 +22,57 @@ BLOCK_DOCS = 64 * _lda.PARTITION_DOCS
 
 
 class TopicModel(Structure):
-    """Per-document fixed point, objective terms and alpha updates."""
+    """Per-document fixed point, objective terms and alpha updates.
+
+    The structure protocol: its block of the statistics is sum_d E[log theta_d] (K;
+    under crisp, log theta_d of the point proportions) and the number of documents
+    (``statistics_size`` K + 1, ``block``); its parameter alpha is a point (empirical
+    Bayes, never a law): fixed (learn False), or ``point_estimate(block, alpha)``,
+    the Newton update of the documents' term, symmetric or asymmetric (learn
+    'symmetric' / 'asymmetric'); hard: the crisp objective's shift (alpha + 1).
+    alpha has no prior, so there is no posterior, expected_log, kl or draw of it (a
+    gibbs chain updates it by Minka's fixed point, ``update_alpha_counts``).  Topics
+    are never re-seeded: ``empty_components`` is empty."""
 
     name = "topic_model"
     local_step_kind = "document"
+
+    def __init__(self, n_components, learn=False, hard=False):
+        super().__init__(n_components)
+        if learn not in (False, "symmetric", "asymmetric"):
+            raise ValueError(f"learn must be False, 'symmetric' or 'asymmetric', got {learn!r}")
+        self.learn = learn
+        self.hard = bool(hard)
+
+    def statistics_size(self):
+        return self.n_components + 1
+
+    @staticmethod
+    def block(stats):
+        """The structure's block of a pass's statistics (their totals and n_docs):
+        [sum_d E log theta_d (K), n_docs]."""
+        return np.concatenate((stats.totals[3:], [stats.n_docs]))
+
+    def point_estimate(self, block, alpha):
+        """alpha after the statistics' block: unchanged unless learned."""
+        if not self.learn:
+            return alpha
+        return self.update_alpha(block[:-1], block[-1], alpha, self.hard,
+                                 self.learn == "symmetric")
+
+    @staticmethod
+    def empty_components(block, total_weight, rel=1e-10):
+        return np.zeros(0, dtype=np.intp)
+
+    def prior(self, *args, **kwargs):
+        """alpha is a point (fixed or learned by empirical Bayes): no law."""
+        return None
+
+    def _no_law(self, *args, **kwargs):
+        raise NotImplementedError("the topic model's alpha is a point (fixed or learned by "
+                                  "Newton steps), not a random variable: it has no posterior")
+
+    posterior = expected_log = kl = sample = mean = _no_law
 
     @staticmethod
     def local_step(corpus, eb, alpha, gamma, hard, max_iter, tol, need_stats, n_threads,
