@@ -546,7 +546,7 @@ def check_gaussian_mixture(est):
 # -------------------------------------------------------------------- LDA
 def check_lda(est):
     """Validate a loaded LatentDirichletAllocation (see the module doc)."""
-    from .families.categorical import CategoricalFamily
+    from .families.categorical import TopicWords
     from .methods import PRESETS
     from .models.lda import _FITTED
     _params(est._check_params, lambda: est._priors(est.n_components),
@@ -561,8 +561,8 @@ def check_lda(est):
     if edc.dtype != comp.dtype:
         _fail(f"exp_dirichlet_component_ has dtype {edc.dtype}, components_ {comp.dtype}")
     with np.errstate(over="ignore", under="ignore"):
-        ref = CategoricalFamily.effective_topics(comp.astype(np.float64), method.update,
-                                                 np.float64).T
+        ref = TopicWords(V, 1.0).effective_topics(comp.astype(np.float64),
+                                                  method.update == "posterior", np.float64).T
     if not np.allclose(edc, ref, rtol=1e-3 if comp.dtype == np.float32 else 1e-6, atol=0):
         _fail(f"exp_dirichlet_component_ does not match components_ for "
               f"method={method.name!r}")

@@ -435,19 +435,30 @@ def squarem(step, to_vec, from_vec, counter, penalty=None):
     return _step
 
 
-def memoized(engine, X, sample_weight, n_batches, rows=None):
+def memoized(engine, X, sample_weight, n_batches, rows=None, edges=None):
     """Memoized passes for mean field (Hughes & Sudderth 2013): the rows are cut into
     n_batches contiguous batches; each batch's statistics are kept, and visiting a
     batch replaces them (total <- total - old + new) before q(theta) is updated from
     the total.  Every visit and every update is an exact coordinate ascent step of
     the ELBO, so after the first pass (which builds the total batch by batch) the
     ELBO never decreases.  step(q, iteration) runs one pass and returns the ELBO per
-    unit weight at its end.  rows(lo, hi) gives a batch of X (default X[lo:hi])."""
-    N = X.shape[0]
-    n_batches = max(1, min(int(n_batches), N))     # a batch holds one row at least
-    edges = np.linspace(0, N, n_batches + 1).astype(np.int64)
+    unit weight at its end.  rows(lo, hi) gives a batch of X (default X[lo:hi]).
+
+    edges: the batches' boundaries (0 = edges[0] < ... < edges[-1] = N), in place of
+    n_batches equal cuts (LDA cuts its documents every batch_size).  A total whose
+    statistics define settle() is settled after each replacement (LDA floors its
+    word-topic counts at 0); an engine with memoized_objective(total, q, kept, X)
+    gives the pass's objective from the total and the kept batches (LDA sums its
+    batches' beta-free terms as one array), engine.bound(total, q) / weight otherwise."""
+    if edges is None:
+        N = X.shape[0]
+        n_batches = max(1, min(int(n_batches), N))     # a batch holds one row at least
+        edges = np.linspace(0, N, n_batches + 1).astype(np.int64)
+    else:
+        n_batches = len(edges) - 1
     kept = [None] * n_batches
     state = {"total": None}
+    objective = getattr(engine, "memoized_objective", None)
 
     def _step(q, iteration):
         for b in range(n_batches):
@@ -464,10 +475,14 @@ def memoized(engine, X, sample_weight, n_batches, rows=None):
                 total = total + new
             else:
                 total = total - kept[b] + new
+            if hasattr(total, "settle"):
+                total = total.settle()
             kept[b] = new
             state["total"] = total
             q, _ = engine.update(total, iteration)
         total = state["total"]
+        if objective is not None:
+            return objective(total, q, kept, X), q, []
         return engine.bound(total, q) / total.weight, q, []
 
     return _step

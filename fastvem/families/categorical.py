@@ -1,28 +1,27 @@
-"""The categorical (multinomial) observation family: K distributions over V words.
+"""LDA's word-topic family: the multinomial word family of the mixture of unigrams
+(`families.discrete.Multinomial`), read as K topics over V words.
 
-Topics are held as scikit-learn's ``components_``: pseudo-counts eta + expected
-word-topic counts (K x V).  The same matrix is read three ways, by the method's
-``update`` law:
+Topics are held as scikit-learn's ``components_``: the Dirichlet concentrations
+eta + the (expected) word-topic counts (K x V), i.e. ``Multinomial.posterior(stats,
+nk, eta)``.  The same matrix is read by the method's ``update`` law:
 
 - 'posterior' (meanfield): q(beta_k) = Dirichlet(components_[k]); the kernel's
-  effective topics are exp(E_q[log beta]);
-- 'point' (vem, crisp): beta_k = components_[k] / sum, the MAP estimate under a
-  Dirichlet(eta + 1) prior (eta acts as pseudo-counts, as in scikit-learn);
+  effective topics are exp(E_q[log beta]) (``expected_effective``);
+- 'point' (vem, crisp): beta_k = components_[k] / sum (``posterior_mean``), the MAP
+  estimate under a Dirichlet(eta + 1) prior -- Multinomial's point estimate with
+  alpha = eta (eta acts as pseudo-counts, as in scikit-learn);
 - 'sample' (gibbs): components_ holds eta + the (averaged) sampled counts, and the
   point topics are read as above.
 
-The kernels want the effective topics word-major (V x K): a word's K values
+The LDA kernels want the effective topics word-major (V x K): a word's K values
 contiguous.
 """
 import numpy as np
 from scipy.special import gammaln, psi
 
-__all__ = ["CategoricalFamily", "dirichlet_expectation", "dirichlet_newton"]
+from .discrete import Multinomial
 
-
-def dirichlet_expectation(params):
-    """E[log p] under Dirichlet(params), row-wise (K x V)."""
-    return psi(params) - psi(params.sum(axis=1, keepdims=True))
+__all__ = ["TopicWords", "dirichlet_newton"]
 
 
 def dirichlet_newton(ss, n, a0, shift=0.0, symmetric=True, max_iter=100, tol=1e-10,
@@ -95,53 +94,77 @@ def _trigamma(x):
     return polygamma(1, x)
 
 
-class CategoricalFamily:
-    """K categorical distributions over n_words words."""
+class TopicWords(Multinomial):
+    """K topics over V words: the ``Multinomial`` family (one probability vector over
+    the words per component) with alpha = eta, the topic-word prior.  What LDA needs
+    beyond the mixture of unigrams is read through the family's own operations:
 
-    def __init__(self, n_words):
-        self.n_words = n_words
+    - ``components(stats_t, eta)``: components_ from the word-major statistics,
+      ``posterior(stats, nk, eta)`` = eta + stats;
+    - ``effective_topics``: exp of ``expected_effective`` (mean field) or the
+      ``posterior_mean`` of the components (the point topics), word-major;
+    - ``kl(components, eta)``: KL(Dirichlet(components) || Dirichlet(eta)) summed
+      over the topics (the topics' part of the ELBO, negated); ``log_prior_point``:
+      log Dirichlet(beta | eta + 1) at the point topics;
+    - ``update_eta``: the symmetric eta maximising the topics' term (Newton).
 
-    @staticmethod
-    def effective_topics(components, update, dtype, elog=None):
+    eta is an argument of these, not the family's state, since the fit may learn it."""
+
+    name = "topic_words"
+
+    def __init__(self, n_words, eta):
+        super().__init__(n_words, eta)
+
+    def components(self, stats_t, eta):
+        """components_ (K x V) = eta + statistics (given word-major, V x K)."""
+        return self.posterior(stats_t.T, None, eta)
+
+    def expected_log(self, components):
+        """E_q[log beta] (K x V) under q(beta_k) = Dirichlet(components_[k])."""
+        return self.expected_effective(components)[0]
+
+    def effective_topics(self, components, posterior, dtype, elog=None):
         """The kernel's topic matrix, word-major (V x K): exp E log beta under
-        q(beta) for 'posterior', the normalised point topics otherwise.  elog:
-        dirichlet_expectation(components), if already computed."""
-        if update == "posterior":
-            eb = np.exp(dirichlet_expectation(components) if elog is None else elog)
+        q(beta) when posterior, the normalised point topics otherwise.  elog:
+        expected_log(components), if already computed."""
+        if posterior:
+            eb = np.exp(self.expected_log(components) if elog is None else elog)
         else:
-            eb = components / components.sum(axis=1, keepdims=True)
+            eb = self.posterior_mean(components)
         return np.ascontiguousarray(eb.T, dtype=dtype)
 
-    @staticmethod
-    def point_topics(components):
-        return components / components.sum(axis=1, keepdims=True)
+    def kl(self, components, eta, elog=None):
+        """sum_k KL(Dirichlet(components_[k]) || Dirichlet(eta)).  Its terms are
+        summed in the order LDA has always summed them (E_q[log p(beta | eta) -
+        log q(beta)], negated), which keeps every fit's objective bitwise as it was;
+        ``Categorical.kl`` (``base.dirichlet_kl``) is the same quantity."""
+        V = components.shape[1]
+        if elog is None:
+            elog = self.expected_log(components)
+        return -float(np.sum((eta - components) * elog)
+                      + np.sum(gammaln(components) - gammaln(eta))
+                      + np.sum(gammaln(eta * V) - gammaln(components.sum(axis=1))))
 
-    @staticmethod
-    def components_from_stats(stats_t, eta):
-        """components_ (K x V) = eta + statistics (given word-major, V x K)."""
-        return eta + stats_t.T
-
-    @staticmethod
-    def bound_term(components, eta, update, elog=None):
-        """The topics' part of the objective: E_q[log p(beta | eta) - log q(beta)] for a
-        posterior; log Dirichlet(beta | eta + 1) of the point topics otherwise.  elog:
-        dirichlet_expectation(components), if already computed."""
+    def log_prior_point(self, components, eta):
+        """log Dirichlet(beta | eta + 1) at the point topics (the point methods' topic
+        term of the objective)."""
         K, V = components.shape
-        if update == "posterior":
-            if elog is None:
-                elog = dirichlet_expectation(components)
-            return float(np.sum((eta - components) * elog)
-                         + np.sum(gammaln(components) - gammaln(eta))
-                         + np.sum(gammaln(eta * V) - gammaln(components.sum(axis=1))))
-        logb = np.log(components / components.sum(axis=1, keepdims=True))
+        logb = np.log(self.posterior_mean(components))
         return float(np.sum(eta * logb) + K * (gammaln(V * (eta + 1)) - V * gammaln(eta + 1)))
 
-    @staticmethod
-    def update_eta(components, eta, update):
+    def topic_term(self, components, eta, posterior, elog=None):
+        """The topics' part of the objective: -KL (posterior) or the log prior of the
+        point topics."""
+        if posterior:
+            return -self.kl(components, eta, elog)
+        return self.log_prior_point(components, eta)
+
+    def update_eta(self, components, eta, posterior):
         """eta maximising the topics' term (symmetric Newton)."""
         K, V = components.shape
-        if update == "posterior":
-            ss = dirichlet_expectation(components).sum(axis=0)
+        if posterior:
+            ss = self.expected_log(components).sum(axis=0)
             return float(dirichlet_newton(ss, K, np.full(V, eta), 0.0)[0])
-        ss = np.log(components / components.sum(axis=1, keepdims=True)).sum(axis=0)
+        ss = np.log(self.posterior_mean(components)).sum(axis=0)
         return float(dirichlet_newton(ss, K, np.full(V, eta), 1.0)[0])
+

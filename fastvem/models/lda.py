@@ -1,8 +1,12 @@
 """fastvem.LatentDirichletAllocation: scikit-learn's LDA API on fastvem's engine.
 
 Model: topic-model structure (theta_d ~ Dirichlet(alpha), a topic per token) x
-categorical family (K topics over V words), fitted by any method of the spectrum
-but 'em' (the exact E-step over (theta_d, z_d) is intractable):
+word-topic family (K topics over V words: ``families.categorical.TopicWords``, the
+mixture of unigrams' Multinomial), fitted by any method of the spectrum but 'em'
+(the exact E-step over (theta_d, z_d) is intractable).  Batch fits, their n_init
+restarts and memoized passes run ``TopicEngine`` through the engine's schedules;
+online steps use the shared step size (``_validation.stepwise_rho``); the gibbs
+chain is LDA's own (its sweeps and draws in ``_ext/_lda.pyx``):
 
 - 'vem'       factorised q(theta_d) q(z_d), point topics (Blei, Ng & Jordan 2003),
               alpha learned by Newton steps by default;
@@ -24,12 +28,12 @@ from sklearn.utils.validation import check_is_fitted
 from ..io import register, save_estimator
 from .._ext import _lda
 from ..corpus import Corpus, CorpusSource, check_corpus, is_bag_of_words
-from ..engine import Trace, default_n_threads, run_iterations
-from ..families.categorical import CategoricalFamily, dirichlet_expectation
+from ..engine import Trace, default_n_threads, fit_restarts, memoized, run_iterations
+from ..families.categorical import TopicWords
 from ..methods import PRESETS, check_supported
-from ..structures.topic_model import TopicModel
+from ..structures.topic_model import TopicEngine, TopicModel
 from .._validation import (FittedConfig, check_random_state_param, is_choice,
-                          progress_reporter)
+                          progress_reporter, stepwise_rho)
 
 __all__ = ["LatentDirichletAllocation"]
 
@@ -339,14 +343,7 @@ class LatentDirichletAllocation(FittedConfig, ClassNamePrefixFeaturesOutMixin, T
                 comp = rng.gamma(100.0, 0.01, (K, corpus.n_words))
                 comp = self._fit_memoized(corpus, comp, alpha, eta, m)
             else:
-                best = None
-                for _ in range(self.n_init):       # keep the run with the highest objective
-                    comp0 = rng.gamma(100.0, 0.01, (K, corpus.n_words))
-                    run = self._fit_batch(corpus, comp0, alpha.copy(), eta, m)
-                    final = self.trace_["objective"][-1] if len(self.trace_["objective"]) else 0
-                    if best is None or final > best[0]:
-                        best = (final, run, self.trace_, self.n_iter_)
-                _, (comp, alpha, eta), self.trace_, self.n_iter_ = best
+                comp, alpha, eta = self._fit_batch(corpus, rng, alpha, eta, m)
         self._finish(comp, alpha, eta, m, corpus.dtype)
         self._fitted_with = self._config()
         self._defer_bound(corpus, X, m)
@@ -363,46 +360,35 @@ class LatentDirichletAllocation(FittedConfig, ClassNamePrefixFeaturesOutMixin, T
     def _finish(self, comp, alpha, eta, m, dtype):
         self.components_ = np.asarray(comp, dtype=dtype)
         self._store_priors(alpha, eta)
+        fam = TopicWords(comp.shape[1], eta)
         self.exp_dirichlet_component_ = np.ascontiguousarray(
-            CategoricalFamily.effective_topics(np.asarray(comp, np.float64), m.update,
-                                               dtype).T)
+            fam.effective_topics(np.asarray(comp, np.float64), m.update == "posterior",
+                                 dtype).T)
 
-    def _fit_batch(self, corpus, comp, alpha, eta, m):
-        hard = m.assign == "argmax"
-        learn_alpha = self._learn_alpha(m)
-        D, K = corpus.n_docs, self.n_components
-        dtype = corpus.dtype
-        blocks = isinstance(corpus, CorpusSource)
-        # the documents' gamma is kept between passes only where a pass starts from it
-        gamma = (np.ones((D, K), dtype=dtype) if self.doc_topic_init != "ones" and not blocks
-                 else None)
-        words = corpus.total
-        state = {"alpha": alpha, "eta": eta, "last_perp": None}
-        def step(comp, it):
-            # E log beta once, for the kernel's topics and the objective's topic term
-            elog = dirichlet_expectation(comp) if m.update == "posterior" else None
-            eb = CategoricalFamily.effective_topics(comp, m.update, dtype, elog)
-            a = state["alpha"]
-            if blocks:
-                res = corpus.estep(eb, a, hard, self.max_doc_update_iter,
-                                   self.mean_change_tol, True, self._n_threads)
-                stats, tot = res.stats, res.totals
-            else:
-                stats, tot = TopicModel.local_step(corpus, eb, a, gamma, hard,
-                                                   self.max_doc_update_iter,
-                                                   self.mean_change_tol, True, self._n_threads,
-                                                   restart=self.doc_topic_init == "best")
-            objective = (TopicModel.documents_term(tot, a, D, hard)
-                         + CategoricalFamily.bound_term(comp, state["eta"], m.update,
-                                                        elog)) / words
-            new = CategoricalFamily.components_from_stats(stats, state["eta"])
-            if learn_alpha:
-                state["alpha"] = TopicModel.update_alpha(tot[3:], D, a, hard,
-                                                         learn_alpha == "symmetric")
-            if self.learn_topic_word_prior:
-                state["eta"] = CategoricalFamily.update_eta(new, state["eta"], m.update)
-                new = CategoricalFamily.components_from_stats(stats, state["eta"])
-            return objective, new, []
+    def _engine(self, corpus, m, alpha, eta, learn_alpha, learn_eta, keep_beta_free=False,
+                doc_topic_init=None):
+        """The word-topic family x the topic model x the method, on the engine's
+        interface (fastvem.structures.topic_model.TopicEngine)."""
+        structure = TopicModel(self.n_components, learn_alpha, m.assign == "argmax")
+        return TopicEngine(TopicWords(corpus.n_words, eta), structure, m, alpha, eta,
+                           corpus.dtype, self.max_doc_update_iter, self.mean_change_tol,
+                           self._n_threads,
+                           doc_topic_init=doc_topic_init or self.doc_topic_init,
+                           learn_eta=learn_eta, keep_beta_free=keep_beta_free)
+
+    def _fit_batch(self, corpus, rng, alpha, eta, m):
+        """n_init batch fits (engine.fit_restarts of TopicEngine's step), each from
+        its own Gamma(100, 0.01) topics; the one with the highest final objective is
+        kept.  Returns (components, alpha, eta)."""
+        K = self.n_components
+        engine = self._engine(corpus, m, alpha, eta, self._learn_alpha(m),
+                              self.learn_topic_word_prior)
+        state = {"last_perp": None}
+
+        def initialise():
+            state["last_perp"] = None
+            engine.reset_documents(corpus)
+            return rng.gamma(100.0, 0.01, (K, corpus.n_words)), alpha.copy(), eta
 
         def callback(it, objective, params):
             self.n_iter_ = it
@@ -418,62 +404,43 @@ class LatentDirichletAllocation(FittedConfig, ClassNamePrefixFeaturesOutMixin, T
                 print(f"iteration: {it} of max_iter: {self.max_iter}")
             return False
 
-        res = run_iterations(step, comp, self.max_iter, tol=-1.0, callback=callback)
-        self.trace_ = res.trace.as_dict()
-        return res.params, state["alpha"], state["eta"]
+        best = fit_restarts(initialise, engine.step(corpus), self.n_init, self.max_iter,
+                            tol=-1.0, callback=callback)
+        self.trace_ = best.trace.as_dict()
+        self.n_iter_ = best.n_iter
+        return best.params
 
     def _fit_memoized(self, corpus, comp, alpha, eta, m):
-        """Memoized mean field over batches of batch_size documents: each batch's
-        word-topic statistics and its fixed terms are kept; a visit replaces them
-        (total - old + new) and q(beta) = Dirichlet(eta + total) is updated after every
-        batch.  The ELBO at the end of a pass is exact for the kept q(z), q(theta)
-        and the current q(beta): the per-batch terms that do not involve beta are
-        kept as numbers, the beta terms are <total, E log beta> plus the topics' KL.
-        Every step is an exact coordinate ascent step, so after the first pass the
-        ELBO never decreases."""
-        D, K, V = corpus.n_docs, self.n_components, corpus.n_words
+        """Memoized mean field over batches of batch_size documents (engine.memoized
+        with TopicEngine): each batch's word-topic statistics and its terms without
+        beta are kept; a visit replaces them (total - old + new) and q(beta) =
+        Dirichlet(eta + total) is updated after every batch.  The ELBO at the end of
+        a pass is exact for the kept q(z), q(theta) and the current q(beta): the
+        per-batch terms that do not involve beta are kept as numbers, the beta terms
+        are <total, E log beta> minus the topics' KL.  Every step is an exact
+        coordinate ascent step, so after the first pass the ELBO never decreases."""
+        D = corpus.n_docs
         edges = list(range(0, D, self.batch_size)) + [D]
-        kept_stats = [None] * (len(edges) - 1)
-        kept_const = np.zeros(len(edges) - 1)
-        total = np.zeros((V, K))
-        trace = Trace()
+        # the batches keep no per-document state: each visit starts from gamma = 1
+        engine = self._engine(corpus, m, alpha, eta, False, False, keep_beta_free=True,
+                              doc_topic_init="ones")
+        step = memoized(engine, corpus, None, len(edges) - 1, rows=corpus.rows, edges=edges)
         report, close = progress_reporter(self, "LDA meanfield memoized", total=self.max_iter,
                                           unit="Pass")
+
+        def callback(it, objective, params):
+            report.iteration(it, objective, np.nan)
+            self.n_iter_ = it
+            self.n_batch_iter_ = it + 1
+            return False
+
         try:
-            for it in range(1, self.max_iter + 1):
-                t0 = time.perf_counter()
-                for b in range(len(edges) - 1):
-                    batch = corpus.rows(edges[b], edges[b + 1])
-                    if batch.n_docs == 0:
-                        continue
-                    elog = dirichlet_expectation(comp)                 # K x V
-                    eb = np.ascontiguousarray(np.exp(elog).T, dtype=corpus.dtype)
-                    stats, tot = TopicModel.local_step(batch, eb, alpha, None, False,
-                                                       self.max_doc_update_iter,
-                                                       self.mean_change_tol, True,
-                                                       self._n_threads)
-                    # the batch's terms without beta: its bound minus <stats, E log beta>
-                    kept_const[b] = (TopicModel.documents_term(tot, alpha, batch.n_docs, False)
-                                     - float(np.sum(stats * elog.T)))
-                    if kept_stats[b] is not None:
-                        total -= kept_stats[b]
-                    total += stats
-                    # counts are >= 0; total - old + new can leave -1e-16 where a
-                    # word's counts cancel, which a tiny eta cannot absorb
-                    np.maximum(total, 0.0, out=total)
-                    kept_stats[b] = stats
-                    comp = CategoricalFamily.components_from_stats(total, eta)
-                elog = dirichlet_expectation(comp)
-                elbo = (kept_const.sum() + float(np.sum(total * elog.T))
-                        + CategoricalFamily.bound_term(comp, eta, m.update))
-                trace.append(elbo / corpus.total, time.perf_counter() - t0)
-                report.iteration(it, elbo / corpus.total, np.nan)
-                self.n_iter_ = it
-                self.n_batch_iter_ = it + 1
+            res = run_iterations(step, (comp, alpha, eta), self.max_iter, tol=-1.0,
+                                 callback=callback)
         finally:
             close()
-        self.trace_ = trace.as_dict()
-        return comp
+        self.trace_ = res.trace.as_dict()
+        return res.params[0]
 
     def _online_step(self, lazy, batch, alpha, eta, m, total_samples):
         """One mini-batch step: E-step on the batch's words only, then the lazy update."""
@@ -484,7 +451,7 @@ class LatentDirichletAllocation(FittedConfig, ClassNamePrefixFeaturesOutMixin, T
         stats, tot = TopicModel.local_step(sub, eb, alpha, None, hard,
                                            self.max_doc_update_iter, self.mean_change_tol,
                                            True, self._n_threads, apply_eb=False)
-        rho = (self.learning_offset + self.n_batch_iter_) ** (-self.learning_decay)
+        rho = stepwise_rho(self.n_batch_iter_, self.learning_decay, self.learning_offset)
         lazy.step(words, stats, eb, not hard, rho, float(total_samples) / batch.n_docs, eta,
                   self._n_threads)
         self.n_batch_iter_ += 1
@@ -503,7 +470,8 @@ class LatentDirichletAllocation(FittedConfig, ClassNamePrefixFeaturesOutMixin, T
                     batch = corpus.rows(start, min(corpus.n_docs, start + self.batch_size))
                     tot = self._online_step(lazy, batch, alpha, eta, m, total_samples)
                     if learn_alpha:
-                        rho = (self.learning_offset + self.n_batch_iter_) ** (-self.learning_decay)
+                        rho = stepwise_rho(self.n_batch_iter_, self.learning_decay,
+                                           self.learning_offset)
                         target = TopicModel.update_alpha(tot[3:], batch.n_docs, alpha,
                                                          m.assign == "argmax",
                                                          learn_alpha == "symmetric")
@@ -624,7 +592,7 @@ class LatentDirichletAllocation(FittedConfig, ClassNamePrefixFeaturesOutMixin, T
         if kept == 0:       # no sweep kept (max_iter 0): the initial counts
             _lda.gibbs_word_terms(wlist, wcnt, wlen, acc, True, eta, self._n_threads)
             kept = 1
-        return eta + (acc / kept).T, alpha
+        return TopicWords(V, eta).components(acc / kept, eta), alpha
 
     def _gibbs_diagnostics(self, snaps, counts, burn_in, eta):
         """Relabelling check, topic occupancy and split-R-hat / ESS of the log joint
@@ -702,7 +670,7 @@ class LatentDirichletAllocation(FittedConfig, ClassNamePrefixFeaturesOutMixin, T
         tot = totals if totals is not None else self._doc_topic(corpus, False, m)[1]
         score = TopicModel.documents_term(tot, m.alpha, corpus.n_docs, False)
         if m.components is not None:
-            score += CategoricalFamily.bound_term(m.components, m.eta, "posterior")
+            score -= TopicWords(m.components.shape[1], m.eta).kl(m.components, m.eta)
         return score
 
     def score(self, X, y=None):
