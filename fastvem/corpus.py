@@ -222,34 +222,19 @@ def block_estep(block, eb, alpha, hard, max_iter, tol, need_stats, n_threads):
 
 class CorpusSource:
     """A corpus in blocks of documents: a Dask array (dense or scipy.sparse blocks),
-    or a re-iterable of document-term chunks (CSR, dense).  Validated in one pass;
-    each iteration runs the E-step per block (on the Dask workers where a block
-    lives) and sums the blocks' statistics in block order."""
+    or a re-iterable of document-term chunks (CSR, dense), read through the shared
+    sources (``fastvem.sources``: ``DaskRowBlocks`` runs each block's work where it
+    lives, ``RowChunks`` streams the chunks; both refuse a one-shot iterator, blocks
+    of inconsistent width and unknown Dask chunk sizes, and skip blocks without
+    rows).  Validated in one pass; each iteration runs the E-step per block and sums
+    the blocks' statistics in block order by the sources' fixed pairwise tree."""
 
     def __init__(self, X, name="X"):
-        from .sources import is_dask_array
+        from .sources import DaskRowBlocks, RowChunks, is_dask_array
         self.dask = is_dask_array(X)
-        if self.dask:
-            if X.ndim != 2:
-                raise ValueError(f"{name} must be a 2-D dask array")
-            if any(np.isnan(c) for c in X.chunks[0] + X.chunks[1]):
-                raise ValueError(f"{name} has unknown chunk sizes (NaN in {name}.chunks); "
-                                 f"call {name}.compute_chunk_sizes() first")
-            if len(X.chunks[1]) > 1:
-                X = X.rechunk({1: -1})
-            self.blocks = [b for b, n in zip(X.to_delayed().ravel(), X.chunks[0]) if n > 0]
-        else:
-            if iter(X) is X:
-                raise ValueError(f"{name} is a one-shot iterator; the fit reads the chunks "
-                                 "once per pass: pass a list, or an object whose __iter__ "
-                                 "starts over")
-            self.blocks = X
+        self.source = DaskRowBlocks(X, name) if self.dask else RowChunks(X, name)
         summaries = self._map(_block_summary)
-        widths = {int(s[1]) for s in summaries}
-        if len(widths) != 1:
-            raise ValueError(f"{name}: blocks have different numbers of words (columns): "
-                             f"{sorted(widths)}")
-        self.n_words = widths.pop()
+        self.n_words = int(self.source.width)
         self.n_docs = int(sum(s[0] for s in summaries))
         self.total = float(sum(s[2] for s in summaries))
         if self.n_docs == 0:
@@ -259,13 +244,12 @@ class CorpusSource:
         self.dtype = np.dtype(np.float32) if all(s[4] for s in summaries) else np.dtype(np.float64)
 
     def _map(self, fn, *args):
-        if self.dask:
-            import dask
-            f = dask.delayed(fn, pure=True)
-            return list(dask.compute(*[f(b, *args) for b in self.blocks]))
-        return [fn(b, *args) for b in self.blocks]
+        from .sources import _positional
+        return list(self.source.map(_positional, fn, *args))
 
     def estep(self, eb, alpha, hard, max_iter, tol, need_stats, n_threads):
-        from .sources import tree_sum
-        return tree_sum(self._map(block_estep, eb, alpha, hard, max_iter, tol, need_stats,
-                                  n_threads))
+        """The blocks' E-steps, summed in block order (a stream of chunks holds
+        O(log n) partial sums, never every block's statistics)."""
+        from .sources import _positional, tree_sum_iter
+        return tree_sum_iter(self.source.map(_positional, block_estep, eb, alpha, hard,
+                                             max_iter, tol, need_stats, n_threads))

@@ -189,7 +189,7 @@ def test_lda_bad_corpus_blocks():
     import scipy.sparse as sp
     X = sp.random(100, 50, density=0.1, format="csr", random_state=0)
     X.data = np.ceil(X.data * 3)
-    with pytest.raises(ValueError, match="different numbers of words"):
+    with pytest.raises(ValueError, match="inconsistent width"):
         fastvem.LatentDirichletAllocation(2).fit([X[:50], X[50:, :40]])
     with pytest.raises(ValueError, match="one-shot"):
         fastvem.LatentDirichletAllocation(2).fit(iter([X[:50], X[50:]]))
