@@ -20,7 +20,7 @@ from .methods import get_method
 
 __all__ = ["Trace", "FitResult", "run_iterations", "fit_restarts", "MixtureEngine",
            "FamilyEngine", "RowStats", "default_n_threads", "blas_single_thread", "squarem",
-           "memoized", "Stepwise"]
+           "memoized", "Stepwise", "run_chain", "kept_sweep"]
 
 _EPS = 10 * np.finfo(np.float64).eps
 _MASK64 = (1 << 64) - 1
@@ -127,6 +127,29 @@ def run_iterations(step, params, max_iter, tol, start_objective=-np.inf, callbac
             converged = True
             break
     return FitResult(params, objective, n_iter, converged, trace)
+
+
+def kept_sweep(sweep, burn_in, thin):
+    """Whether a sampler keeps its sweep (1, 2, ...): every thin-th after burn_in."""
+    return sweep > burn_in and (sweep - burn_in) % thin == 0
+
+
+def run_chain(step, params, n_sweeps, burn_in, thin, keep=None, callback=None, progress=None):
+    """One chain of a sampler: n_sweeps sweeps of step (run_iterations without a
+    convergence test), every kept sweep (kept_sweep) recorded as keep(sweep, params)
+    (default: the parameters).  callback(sweep, objective, params) may return True
+    to stop the chain.  Returns (FitResult, the kept records in order).  The
+    mixtures' chains (MixtureEstimator._sample_chains) and LDA's collapsed chain run
+    on it."""
+    kept = []
+
+    def on_sweep(sweep, objective, p):
+        if kept_sweep(sweep, burn_in, thin):
+            kept.append(p if keep is None else keep(sweep, p))
+        return callback(sweep, objective, p) if callback is not None else False
+
+    return run_iterations(step, params, n_sweeps, -1.0, callback=on_sweep,
+                          progress=progress), kept
 
 
 def fit_restarts(initialise, step, n_init, max_iter, tol, start_objective=-np.inf,

@@ -33,7 +33,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._available_if import available_if
 from sklearn.utils.validation import check_is_fitted
 
-from ..engine import fit_restarts, memoized, run_iterations
+from ..engine import fit_restarts, memoized, run_chain
 from ..io import save_estimator
 from ..methods import get_method
 from .._validation import FittedConfig, check_random_state_param, stepwise_schedule
@@ -171,15 +171,8 @@ class MixtureEstimator(FittedConfig, DensityMixin, BaseEstimator):
             for chain in range(self.n_chains):
                 report.restart(chain)
                 params = start(chain)
-                kept = []
-
-                def keep(it, objective, p, kept=kept):
-                    if it > self.burn_in and (it - self.burn_in) % self.thin == 0:
-                        kept.append(p)
-                    return callback(it, objective, p) if callback is not None else False
-
-                res = run_iterations(engine.step(data, sw), params, n_sweeps, -1.0,
-                                     callback=keep, progress=report.iteration)
+                res, kept = run_chain(engine.step(data, sw), params, n_sweeps, self.burn_in,
+                                      self.thin, callback=callback, progress=report.iteration)
                 if not kept:               # stopped by the callback during burn-in
                     kept.append(res.params)
                 chains.append(kept)

@@ -5,8 +5,9 @@ word-topic family (K topics over V words: ``families.categorical.TopicWords``, t
 mixture of unigrams' Multinomial), fitted by any method of the spectrum but 'em'
 (the exact E-step over (theta_d, z_d) is intractable).  Batch fits, their n_init
 restarts and memoized passes run ``TopicEngine`` through the engine's schedules;
-online steps use the shared step size (``_validation.stepwise_rho``); the gibbs
-chain is LDA's own (its sweeps and draws in ``_ext/_lda.pyx``):
+online steps use the shared step size (``_validation.stepwise_rho``); the collapsed
+gibbs chain runs on the engine's chain runner (``engine.run_chain``) with LDA's
+sweeps and draws (``_ext/_lda.pyx``):
 
 - 'vem'       factorised q(theta_d) q(z_d), point topics (Blei, Ng & Jordan 2003),
               alpha learned by Newton steps by default;
@@ -28,7 +29,8 @@ from sklearn.utils.validation import check_is_fitted
 from ..io import register, save_estimator
 from .._ext import _lda
 from ..corpus import Corpus, CorpusSource, check_corpus, is_bag_of_words
-from ..engine import Trace, default_n_threads, fit_restarts, memoized, run_iterations
+from ..engine import (Trace, default_n_threads, fit_restarts, kept_sweep, memoized,
+                      run_chain, run_iterations)
 from ..families.categorical import TopicWords
 from ..methods import PRESETS, check_supported
 from ..structures.topic_model import TopicEngine, TopicModel
@@ -545,13 +547,10 @@ class LatentDirichletAllocation(FittedConfig, ClassNamePrefixFeaturesOutMixin, T
         wpos[rows, wlist[rows, cols]] = cols
         doc_ll = np.zeros(corpus.n_docs)
         acc = np.zeros((V, K))
-        kept = 0
         # label switching: the topic rows of the most frequent words at every kept
         # sweep, relabelled afterwards (fastvem.diagnostics, as for mixtures)
         freq = np.bincount(words, minlength=V)
         top = np.argsort(-freq, kind="stable")[:min(V, _SWITCH_WORDS)]
-        snaps, counts = [], []
-        trace = Trace()
         self.log_joint_ = []
         dk = {}
         if learn_alpha:     # the sweep writes each document's nonzero topic counts
@@ -560,34 +559,40 @@ class LatentDirichletAllocation(FittedConfig, ClassNamePrefixFeaturesOutMixin, T
             dk = dict(dk_ptr=dk_ptr, dk_top=np.empty(dk_ptr[-1], np.int32),
                       dk_cnt=np.empty(dk_ptr[-1], np.int32))
             len_tails = TopicModel.count_tails(n_d, np.zeros(n_d.shape[0]), 1)
+        n_tokens = max(words.shape[0], 1)
+
+        def sweep_step(alpha, sweep):
+            """One collapsed sweep (the chain's state lives in the count arrays; its
+            parameter is alpha): the draws, the word part of the log joint, the
+            running sum of the kept sweeps' counts, alpha's update when learned."""
+            _lda.gibbs_sweep(doc_ptr, words, z, nk, wlist, wcnt, wlen, wpos, doc_ll,
+                             alpha, eta, seed, sweep, self._n_threads, **dk)
+            lg, nnz = _lda.gibbs_word_terms(wlist, wcnt, wlen, acc,
+                                            kept_sweep(sweep, burn_in, self.thin), eta,
+                                            self._n_threads)
+            if learn_alpha:
+                alpha = TopicModel.update_alpha_counts(dk["dk_top"], dk["dk_cnt"], len_tails,
+                                                       alpha, learn_alpha == "symmetric")
+            lj = float(doc_ll.sum() + _word_log_joint(lg, nnz, V, nk, eta))
+            self.log_joint_.append(lj)
+            self.n_iter_ = sweep
+            self.n_batch_iter_ = sweep + 1
+            return lj / n_tokens, alpha, []
+
+        def snapshot(sweep, alpha):
+            return _topic_rows(wlist, wcnt, wlen, top, K), nk.astype(np.float64)
+
         report, close = progress_reporter(self, "LDA gibbs", total=self.max_iter, unit="Sweep")
         try:
-            for sweep in range(1, self.max_iter + 1):
-                t0 = time.perf_counter()
-                _lda.gibbs_sweep(doc_ptr, words, z, nk, wlist, wcnt, wlen, wpos, doc_ll,
-                                 alpha, eta, seed, sweep, self._n_threads, **dk)
-                keep = sweep > burn_in and (sweep - burn_in) % self.thin == 0
-                # the word part of the log joint, and the running sum of the counts
-                lg, nnz = _lda.gibbs_word_terms(wlist, wcnt, wlen, acc, keep, eta,
-                                                self._n_threads)
-                kept += keep
-                if keep:
-                    snaps.append(_topic_rows(wlist, wcnt, wlen, top, K))
-                    counts.append(nk.astype(np.float64))
-                if learn_alpha:
-                    alpha = TopicModel.update_alpha_counts(dk["dk_top"], dk["dk_cnt"],
-                                                           len_tails, alpha,
-                                                           learn_alpha == "symmetric")
-                lj = float(doc_ll.sum() + _word_log_joint(lg, nnz, V, nk, eta))
-                self.log_joint_.append(lj)
-                trace.append(lj / max(words.shape[0], 1), time.perf_counter() - t0)
-                report.iteration(sweep, lj / max(words.shape[0], 1), np.nan)
-                self.n_iter_ = sweep
-                self.n_batch_iter_ = sweep + 1
+            res, kept_draws = run_chain(sweep_step, alpha, self.max_iter, burn_in, self.thin,
+                                        keep=snapshot, progress=report.iteration)
         finally:
             close()
+        alpha, kept = res.params, len(kept_draws)
+        snaps = [k[0] for k in kept_draws]
+        counts = [k[1] for k in kept_draws]
         self.log_joint_ = np.asarray(self.log_joint_)
-        self.trace_ = trace.as_dict()
+        self.trace_ = res.trace.as_dict()
         self._gibbs_diagnostics(snaps, counts, burn_in, eta)
         if kept == 0:       # no sweep kept (max_iter 0): the initial counts
             _lda.gibbs_word_terms(wlist, wcnt, wlen, acc, True, eta, self._n_threads)
