@@ -82,14 +82,13 @@ by the states; params='stmc').
 import contextlib
 import numbers
 import sys
-import time
 from collections import deque
 
 import numpy as np
 from sklearn.base import BaseEstimator
 
 from ..engine import (RowStats, Stepwise, Trace, blas_single_thread, default_n_threads,
-                      run_iterations)
+                      run_chain, run_iterations)
 from ..families.base import Family
 from ..families.discrete import Categorical, Multinomial, Poisson, PROB_FLOOR, check_codes
 from ..families.normal import (GaussianDiag, GaussianFull, GaussianSpherical, GaussianTied,
@@ -1068,18 +1067,22 @@ class _BaseHMM(BaseEstimator):
                 if "t" in self.init_params:
                     transmat = gen.dirichlet(np.ones(K), size=K)
                 p = (startprob, transmat, theta)
-            for sweep in range(self.n_iter):
-                t0 = time.perf_counter()
-                stats = engine.statistics(data, None, p, sweep)
+            last = {}
+
+            def sweep_step(p, sweep, gen=gen, last=last):
+                # the draws of the chain's sweep (0-based in the kernel's keys)
+                stats = last["stats"] = engine.statistics(data, None, p, sweep - 1)
                 startprob, transmat = chain.sample(chain.posterior(stats.start, stats.trans),
                                                    gen)
                 theta = fam.sample_posterior(fam.posterior(stats.stats, stats.nk, prior), gen)
-                p = (startprob, transmat, theta)
-                log_joint[c, sweep] = (stats.objective + log_h) / N
-                seconds[c, sweep] = time.perf_counter() - t0
-                if sweep >= burn:
-                    draws.append(p)
-                    nks.append(stats.nk.copy())
+                return (stats.objective + log_h) / N, (startprob, transmat, theta), []
+
+            res, kept = run_chain(sweep_step, p, self.n_iter, burn, 1,
+                                  keep=lambda sweep, q, last=last: (q, last["stats"].nk.copy()))
+            log_joint[c] = res.trace.objective
+            seconds[c] = res.trace.seconds
+            draws.extend(q for q, _ in kept)
+            nks.extend(nk for _, nk in kept)
         engine.seed = seed0
         self._monitor = ConvergenceMonitor(self.tol, self.n_iter, self.verbose)
         for total in log_joint.mean(0) * N:
