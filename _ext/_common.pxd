@@ -38,11 +38,25 @@ cdef inline uint64_t splitmix64(uint64_t z) noexcept nogil:
     return z ^ (z >> 31)
 
 
+# The random streams, one convention for every kernel: a fit's draws are keyed by
+# (seed, sweep), the sweep's key being sweep_key(seed, sweep) (in Python,
+# fastvem.engine.sweep_seed: the same wrapping arithmetic); a row's (or a
+# document's, or a token's) uniform is uniform01(key, index), and a key is made
+# more specific by stream_key(key, index) (LDA: the sweep's key, then the
+# document's, then uniform01 per token).  So every draw is the same whatever the
+# chunking, the partitions or the thread that makes it.
+cdef inline uint64_t sweep_key(uint64_t seed, uint64_t sweep) noexcept nogil:
+    return seed * <uint64_t>0x9E3779B97F4A7C15 + sweep
+
+
+cdef inline uint64_t stream_key(uint64_t key, uint64_t index) noexcept nogil:
+    return splitmix64(key ^ splitmix64(index))
+
+
 cdef inline double uniform01(uint64_t seed, uint64_t row) noexcept nogil:
     """A uniform draw in [0, 1) keyed by (seed, global row index): the same
     number whatever the chunking or the thread that handles the row."""
-    cdef uint64_t h = splitmix64(seed ^ splitmix64(row))
-    return (h >> 11) * (1.0 / 9007199254740992.0)
+    return (stream_key(seed, row) >> 11) * (1.0 / 9007199254740992.0)
 
 
 # --------------------------------------------------------------------------

@@ -20,7 +20,8 @@
 #    is refreshed after every block of BLOCK_DOCS documents.  Within a block documents
 #    run in parallel against the same snapshot (each token's own count removed
 #    exactly); the counts are then updated serially in token order.  Draws are keyed
-#    by (seed, sweep, document, token), so the chain is identical for any n_threads.
+#    by (seed, sweep, document, token) by the kernels' one convention (_common.pxd:
+#    sweep_key, stream_key, uniform01), so the chain is identical for any n_threads.
 #
 # Conventions (DESIGN.md): inputs, outputs (overwritten), accumulators (added to),
 # scalars, n_threads.  The data are validated in Python (fastvem/models/lda.py,
@@ -38,7 +39,7 @@ from libc.string cimport memset, memcpy
 cimport numpy as cnp
 import numpy as np
 
-from _common cimport fexp, fv_exp, splitmix64
+from _common cimport fexp, fv_exp, uniform01, sweep_key, stream_key
 from _common cimport clamp_threads, check_len, check_shape
 
 cnp.import_array()
@@ -628,11 +629,6 @@ def doc_fixed_point(const cnp.int64_t[::1] indptr, const cnp.int32_t[::1] indice
                 free(acc)
 
 
-cdef inline double _u01(uint64_t key, uint64_t i) noexcept nogil:
-    cdef uint64_t h = splitmix64(key + splitmix64(i))
-    return (h >> 11) * (1.0 / 9007199254740992.0)
-
-
 cdef inline void _move(int32_t *wl, int32_t *wc, int32_t *wp, int32_t *ln,
                        Py_ssize_t ko, Py_ssize_t kn) noexcept nogil:
     """One token of a word moves from topic ko to kn: the word's nonzero topics and
@@ -724,7 +720,7 @@ cdef double _sample_doc(const int32_t *words, int32_t *z, Py_ssize_t n, Py_ssize
             qv[j] = q_sum
         coef[ko] = v
         total = p_o + q_sum + r_ex + s_ex
-        u = _u01(key, <uint64_t>i) * total
+        u = uniform01(key, <uint64_t>i) * total
         kn = -1
         if u < p_o:
             kn = ko
@@ -816,7 +812,7 @@ def gibbs_sweep(const cnp.int64_t[::1] doc_ptr, const cnp.int32_t[::1] words,
     cdef int T = clamp_threads(fn, n_threads, n_threads)
     cdef Py_ssize_t b, d, d0, d1, i, k, w, w2, ko, kn, m, t0, t1, max_tok = 0
     cdef double alpha_sum = 0.0, s_sum, Veta = V * eta
-    cdef uint64_t skey = splitmix64(<uint64_t>seed ^ splitmix64(<uint64_t>sweep + 0x5bd1e995))
+    cdef uint64_t skey = sweep_key(<uint64_t>seed, <uint64_t>sweep)     # _common.pxd
     cdef bint want_dk = dk_ptr is not None
     for d in range(D):          # O(D): token ranges must not overlap or run past words
         if doc_ptr[d + 1] < doc_ptr[d]:
@@ -883,7 +879,7 @@ def gibbs_sweep(const cnp.int64_t[::1] doc_ptr, const cnp.int32_t[::1] words,
                                             doc_ptr[d + 1] - doc_ptr[d], K, &wcnt[0, 0],
                                             &wlist[0, 0], &wlen[0], &alpha[0], eta, alpha_sum,
                                             &denom[0], &inv[0], &s[0], s_sum, &cbase[0],
-                                            splitmix64(skey ^ splitmix64(<uint64_t>d)),
+                                            stream_key(skey, <uint64_t>d),
                                             &wpos[0, 0], ndk, dlist, dpos, qv, coef,
                                             &dk_top[dk_ptr[d]] if want_dk else NULL,
                                             &dk_cnt[dk_ptr[d]] if want_dk else NULL,

@@ -20,7 +20,8 @@ from .methods import get_method
 
 __all__ = ["Trace", "FitResult", "run_iterations", "fit_restarts", "MixtureEngine",
            "FamilyEngine", "RowStats", "default_n_threads", "blas_single_thread", "squarem",
-           "memoized", "Stepwise", "run_chain", "kept_sweep"]
+           "memoized", "Stepwise", "run_chain", "kept_sweep", "sweep_seed",
+           "stream_key"]
 
 _EPS = 10 * np.finfo(np.float64).eps
 _MASK64 = (1 << 64) - 1
@@ -35,6 +36,26 @@ def _available_cpus():
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:   # pragma: no cover - not Linux
         return max(1, os.cpu_count() or 1)
+
+
+def sweep_seed(seed, sweep):
+    """The key of a sweep's draws in every kernel (_ext/_common.pxd: sweep_key, the
+    same wrapping 64-bit arithmetic): the kernels key each row's (or document's,
+    or token's) uniform by (this key, its global index)."""
+    return (int(seed) * 0x9E3779B97F4A7C15 + int(sweep)) & _MASK64
+
+
+def _splitmix64(z):
+    z = (z + 0x9E3779B97F4A7C15) & _MASK64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return z ^ (z >> 31)
+
+
+def stream_key(key, index):
+    """A key made specific to an index (_ext/_common.pxd: stream_key): a chunk's
+    key from its sweep's and the chunk's first row, a document's from its sweep's."""
+    return _splitmix64((int(key) & _MASK64) ^ _splitmix64(int(index) & _MASK64))
 
 
 def default_n_threads(n_threads=None):
@@ -200,7 +221,7 @@ class MixtureEngine:
     def statistics(self, X, sample_weight, params, iteration=0):
         """Sum of the statistics of every block of X (an ndarray is one block)."""
         kp = self.kernel_params(params, X.dtype)
-        seed = self.seed * 1_000_003 + iteration
+        seed = sweep_seed(self.seed, iteration)
         if hasattr(X, "map_sum"):          # a distributed source: per block, summed in order
             return X.map_sum(_block_statistics, self.family, kp, self.method.assign, seed,
                              self.n_threads)
@@ -334,8 +355,7 @@ class FamilyEngine:
 
     def statistics(self, data, sample_weight, params, iteration=0):
         W, c, logw = self.effective(params)
-        seed = ((self.seed * 0x9E3779B97F4A7C15 + iteration) & _MASK64
-                if self.method.assign == "sample" else 0)
+        seed = sweep_seed(self.seed, iteration) if self.method.assign == "sample" else 0
         stats, nk, totals = self.run_pass(data, sample_weight, W, c, logw,
                                           self._MODES[self.method.assign], seed)
         weight = data.shape[0] if sample_weight is None else sample_weight.sum()

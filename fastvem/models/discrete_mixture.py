@@ -56,7 +56,8 @@ import numbers
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
-from ..engine import FamilyEngine, RowStats, Stepwise, blas_single_thread, default_n_threads
+from ..engine import (FamilyEngine, RowStats, Stepwise, blas_single_thread, default_n_threads,
+                      stream_key)
 from ..io import register
 from ..families.discrete import Bernoulli, Categorical, Multinomial, Poisson
 from ..families.normal import GaussianDiag, GaussianFull, GaussianSpherical, GaussianTied
@@ -194,16 +195,11 @@ def _prepare_chunk(fam, block, index, prefix, fitting=False):
 
 def _chunk_seed(seed, start):
     """The draws' key of the chunk whose first row is `start` (the driver keys a
-    draw by the row's index inside its chunk): the sweep's own seed for the first
-    chunk, so that one chunk draws as the in-memory fit does, and a splitmix64 hash
-    of (seed, start) for the others."""
+    draw by the row's index inside its chunk): the sweep's own key for the first
+    chunk, so that one chunk draws as the in-memory fit does, and
+    engine.stream_key(key, start) for the others."""
     seed &= _MASK64
-    if start == 0:
-        return seed
-    z = (seed + start * 0x9E3779B97F4A7C15) & _MASK64
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
-    return z ^ (z >> 31)
+    return seed if start == 0 else stream_key(seed, start)
 
 
 class _Sums:

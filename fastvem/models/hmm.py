@@ -88,7 +88,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 
 from ..engine import (RowStats, Stepwise, Trace, blas_single_thread, default_n_threads,
-                      run_chain, run_iterations)
+                      run_chain, run_iterations, sweep_seed)
 from ..families.base import Family
 from ..families.discrete import Categorical, Multinomial, Poisson, PROB_FLOOR, check_codes
 from ..families.normal import (GaussianDiag, GaussianFull, GaussianSpherical, GaussianTied,
@@ -193,7 +193,7 @@ class HMMEngine:
     def statistics(self, data, sample_weight, params, iteration=0, seed=None):
         W, c, ls, lt = self.effective(params)
         if seed is None:
-            seed = self.seed * 0x9E3779B97F4A7C15 + iteration
+            seed = sweep_seed(self.seed, iteration)
         if isinstance(data, SequenceStream):        # batch by batch, tree-summed
             return data.statistics(W, c, ls, lt, self.mode, seed, self.vem_tol,
                                    self.vem_max_iter)
