@@ -160,6 +160,9 @@ cdef extern from "fv_hmm.h" nogil:
     double fv_lp_cat(const int32_t *x, const int64_t *off, long D, long r0, long n,
                      const double *Wt, const double *c, const double *logw, long K, double *lp,
                      double tot)
+    double fv_lp_cat_tab(const int32_t *x, const int64_t *off, long r0, long n,
+                         const double *tab, long nsym, const double *Wt, const double *c,
+                         const double *logw, long K, double *lp, double tot)
     void fv_stats_cat(const int32_t *x, const int64_t *off, long D, long r0, long n,
                       const double *g, double w, long K, double *St)
     void fv_nk_sum(double *nk, const double *g, long n, double w, long K)
@@ -190,6 +193,8 @@ cdef struct Hmm:
     int f32                   # the Gaussian rows are float32
     int full                  # ... and full (the products' upper triangle)
     const double *gbase       # Gaussian: c + logw + log h, the same for every row
+    const double *lptab       # one categorical feature: each code's log-densities (nsym x
+                              # K, as fv_lp_cat computes them: the rows copied from it), or NULL
     const double *etab        # one categorical feature: each code's exps (nsym x K) and
     const double *mtab        # maximum (nsym), as the lanes' forward rows take them; or NULL
     Py_ssize_t nsym
@@ -243,6 +248,9 @@ cdef double _seq_lp(Hmm *h, Py_ssize_t r0, Py_ssize_t L, double *lp, double *fv,
         for t in range(L):
             tot += h.glh
         return tot
+    if h.emit == 2 and h.lptab != NULL:
+        return fv_lp_cat_tab(<const int32_t *>h.f.dp, <const int64_t *>h.f.off, r0, L, h.lptab,
+                             h.nsym, h.f.Wt, h.f.c, h.f.logw, K, lp, tot)
     if h.emit == 2:
         return fv_lp_cat(<const int32_t *>h.f.dp, <const int64_t *>h.f.off, h.f.D, r0, L,
                          h.f.Wt, h.f.c, h.f.logw, K, lp, tot)
@@ -1213,6 +1221,7 @@ cdef object _setup(Hmm *h, str fn, data, aux, int kind, uintptr_t address, Py_ss
     # one categorical feature: a row's log-densities, and so the exps the lanes'
     # forward rows take, are those of its code; computed once per code by the
     # same functions (fv_lp_cat, fv_exp_table), so the same values bit for bit
+    h.lptab = NULL
     h.etab = NULL
     h.mtab = NULL
     h.nsym = 0
@@ -1220,14 +1229,20 @@ cdef object _setup(Hmm *h, str fn, data, aux, int kind, uintptr_t address, Py_ss
     cdef double[::1] mtab
     cdef int32_t[::1] codes
     cdef const int64_t *auxp
-    if h.emit == 2 and D == 1 and lanes > 1:
+    if h.emit == 2 and D == 1:
         auxp = <const int64_t *>h.f.off
         h.nsym = auxp[1] - auxp[0]
+        if lanes == 1 and h.nsym > N:
+            h.nsym = 0          # a table larger than the data: fv_lp_cat row by row
+    if h.nsym > 0:
         codes = np.arange(h.nsym, dtype=np.int32)
         lptab = _aligned(h.nsym, K)
+        fv_lp_cat(&codes[0], auxp, 1, 0, h.nsym, h.f.Wt, h.f.c, h.f.logw, K, &lptab[0, 0], 0.0)
+        keep.append(lptab)
+        h.lptab = &lptab[0, 0]
+    if h.nsym > 0 and lanes > 1:
         etab = _aligned(h.nsym, K)
         mtab = np.zeros(h.nsym)
-        fv_lp_cat(&codes[0], auxp, 1, 0, h.nsym, h.f.Wt, h.f.c, h.f.logw, K, &lptab[0, 0], 0.0)
         if fv_exp_table(K, &lptab[0, 0], &etab[0, 0], &mtab[0], h.nsym):
             keep.extend([etab, mtab])
             h.etab = &etab[0, 0]

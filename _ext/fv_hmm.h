@@ -1135,6 +1135,27 @@ static inline double fv_lp_cat(const int32_t *x, const int64_t *off, long D, lon
     return fv_lp_cat_v4(x, off, D, r0, n, Wt, c, logw, K, lp, tot);
 }
 
+/* fv_lp_cat for a single feature (D = 1) from the table of each code's row (tab:
+ * nsym x K, computed by fv_lp_cat itself on the codes 0 .. nsym - 1): the same
+ * values bit for bit, a copy per row; a code outside the categories takes
+ * fv_lp_cat (its NaN row) */
+static inline double fv_lp_cat_tab(const int32_t *x, const int64_t *off, long r0, long n,
+                                   const double *restrict tab, long nsym, const double *Wt,
+                                   const double *c, const double *logw, long K,
+                                   double *restrict lp, double tot)
+{
+    for (long t = 0; t < n; t++) {
+        const int32_t code = x[r0 + t];
+        if (code >= 0 && code < nsym) {
+            memcpy(lp + t * K, tab + (long)code * K, K * sizeof(double));
+            tot += 0.0;
+        } else {
+            tot = fv_lp_cat(x, off, 1, r0 + t, 1, Wt, c, logw, K, lp + t * K, tot);
+        }
+    }
+    return tot;
+}
+
 static inline void fv_stats_cat(const int32_t *x, const int64_t *off, long D, long r0, long n,
                                 const double *g, double w, long K, double *St)
 {
