@@ -751,6 +751,26 @@ static void fv_forward_lanes_##NAME(fv_lane *restrict ln, int G, const double *r
         ln[g].prod = prod[g];                                                             \
     }                                                                                     \
 }                                                                                         \
+/* the forward recursion of one lane's n rows from exps computed apart (its pr rows   \
+ * and mx, fv_exp_rows; the pipelined long sequence): first, the rows start the       \
+ * sequence (row 0 from pi, its exps its own); else al row -1 holds alpha of the row   \
+ * before the first (a checkpoint).  ll, prod carried in the lane. */                   \
+static void fv_forward_pre_##NAME(fv_lane *restrict ln, int first,                         \
+                                  const double *restrict pi, const double *restrict A,     \
+                                  long Kr)                                                 \
+{                                                                                         \
+    const long K = (KEXPR);                                                               \
+    double ll = ln->ll, prod = ln->prod;                                                  \
+    long t = 0;                                                                           \
+    if (first) {                                                                          \
+        FWD(K, ln->pr, ln->al, ln->lp, 0, pi, A, &ll, &prod);                             \
+        t = 1;                                                                            \
+    }                                                                                     \
+    for (; t < ln->n; t++)                                                                \
+        FSTEP(ln, 1, t, A, &ll, &prod);                                                   \
+    ln->ll = ll;                                                                          \
+    ln->prod = prod;                                                                      \
+}                                                                                         \
 static void fv_backward_lanes_##NAME(fv_lane *restrict ln, int G, const double *restrict AT,\
                                      long Kr)                                             \
 {                                                                                         \
@@ -831,6 +851,57 @@ static inline double fv_backward_block(double *lp, long n, long K, const double 
                                        double *pr, int last, double *M, double *beta, double el)
 {
     FV_ROWS_SWITCH(fv_backward_block, lp, n, K, AT, al, pr, last, M, beta, el)
+}
+
+/* fv_forward_pre_K for K = 4, 8, 12, 16 (the stepped rows; the callers check) */
+static inline void fv_forward_pre(fv_lane *ln, int first, const double *pi, const double *A,
+                                  long K)
+{
+    switch (K) {
+    case 4: fv_forward_pre_4(ln, first, pi, A, K); return;
+    case 8: fv_forward_pre_8(ln, first, pi, A, K); return;
+    case 12: fv_forward_pre_12(ln, first, pi, A, K); return;
+    default: fv_forward_pre_16(ln, first, pi, A, K); return;
+    }
+}
+
+/* A team of two threads for the pipelined long sequence (_hmm.pyx): fn(ctx, tid, nt)
+ * on each, nt the threads the runtime gave (1 without OpenMP: fn runs alone and
+ * takes the sequential path); fv_post and fv_wait_ge between its stages. */
+typedef void (*fv_role_fn)(void *ctx, int tid, int nt);
+#ifdef _OPENMP
+#include <omp.h>
+static void fv_team2(fv_role_fn fn, void *ctx)
+{
+#pragma omp parallel num_threads(2)
+    fn(ctx, omp_get_thread_num(), omp_get_num_threads());
+}
+#else
+static void fv_team2(fv_role_fn fn, void *ctx) { fn(ctx, 0, 1); }
+#endif
+
+/* The team's hand-offs: a counter written by one thread (release), waited on by the
+ * other (acquire) -- spinning briefly, then yielding the core, so that a thread
+ * waiting for its partner does not take the partner's core on a busy machine. */
+#if defined(_WIN32)
+#include <windows.h>
+#define FV_YIELD() SwitchToThread()
+#else
+#include <sched.h>
+#define FV_YIELD() sched_yield()
+#endif
+static inline void fv_post(long *c, long v) { __atomic_store_n(c, v, __ATOMIC_RELEASE); }
+static inline void fv_wait_ge(long *c, long v)
+{
+    for (long n = 0; __atomic_load_n(c, __ATOMIC_ACQUIRE) < v; n++) {
+        if (n < 4096) {
+#if defined(__x86_64__) || defined(__i386__)
+            __builtin_ia32_pause();
+#endif
+        } else {
+            FV_YIELD();
+        }
+    }
 }
 
 /* the forward recursion of G whole sequences (lanes), each from its first row */
