@@ -133,6 +133,7 @@ cdef enum:
     LANE_K = 16        # ... up to this many states (wider rows keep a core busy alone)
     LANE_ROWS = 8192   # the rows of a group of lanes (a thread's scratch holds them all)
     PIPE_SETS = 4      # the ring of block sets of a pipelined long sequence
+    PIPE_CHUNK = 16    # ... and the rows of its backward pass between statistics' chunks
 
 include "_expfam_features.pxi"
 
@@ -1045,7 +1046,7 @@ cdef void _pipe_role(void *ctx, int tid, int nt) noexcept nogil:
     cdef Pipe *c = <Pipe *>ctx
     cdef Hmm *h = c.h
     cdef Scratch *x = c.x
-    cdef Py_ssize_t i, j, k, K = h.f.K, B = c.B, nb = c.nb
+    cdef Py_ssize_t i, j, k, a, b, d, e, nc, ce, K = h.f.K, B = c.B, nb = c.nb
     cdef fv_lane ln, nx
     cdef double ll = 0.0, prod = 1.0, lh = 0.0, el = 0.0
     if nt < 2:
@@ -1081,21 +1082,43 @@ cdef void _pipe_role(void *ctx, int tid, int nt) noexcept nogil:
         fv_post(&c.fdone, k + 1)
     c.obj = ll + log(prod)
     memset(x.M, 0, K * K * sizeof(double))
+    # block i's backward pass in chunks of PIPE_CHUNK rows (from its last row to its
+    # first: the same chains of el and M), each followed by a chunk of block i + 1's
+    # outputs and statistics (from its last row to its first): the statistics' work
+    # fills the backward recursion's latencies; block i's follow with block i - 1
     i = nb - 1
     while i >= 0:
         fv_wait_ge(&c.rdone, nb - 1 - i)
         _pipe_lane(c, i, &ln)
-        el = _backward(ln.lp, ln.n, K, h.AtT, ln.al, ln.pr, i == nb - 1, x.M, x.v2, el)
-        x.al = ln.al
-        _emit_soft(h, x, c.r0 + i * B, ln.n, c.w)
+        if i == nb - 1:
+            el = _backward(ln.lp, ln.n, K, h.AtT, ln.al, ln.pr, True, x.M, x.v2, el)
+        else:
+            _pipe_lane(c, i + 1, &nx)
+            nc = (ln.n + PIPE_CHUNK - 1) // PIPE_CHUNK
+            ce = (nx.n + nc - 1) // nc              # rows of block i + 1 per chunk
+            b = ln.n
+            e = nx.n
+            while b > 0:
+                a = b - PIPE_CHUNK if b > PIPE_CHUNK else 0
+                el = _backward(ln.lp + a * K, b - a, K, h.AtT, ln.al + a * K, ln.pr + a * K,
+                               False, x.M, x.v2, el)
+                b = a
+                if e > 0:
+                    d = e - ce if e > ce else 0
+                    x.al = nx.al + d * K
+                    _emit_soft(h, x, c.r0 + (i + 1) * B + d, e - d, c.w)
+                    e = d
+            fv_post(&c.bdone, nb - 1 - i)       # block i + 1 done with
         if i > 0:
             # the carry: gamma and pred of the block's first row, after block i - 1
             # (row B of its set, which its preparation does not write)
             _pipe_lane(c, i - 1, &nx)
             memcpy(nx.al + B * K, ln.al, K * sizeof(double))
             memcpy(nx.pr + B * K, ln.pr, K * sizeof(double))
-        fv_post(&c.bdone, nb - i)
         i -= 1
+    x.al = ln.al                                # block 0's: gamma_1 its first row
+    _emit_soft(h, x, c.r0, ln.n, c.w)
+    fv_post(&c.bdone, nb)
     # H[p(z | x)] = log p(x) - E log p(x, z), the zero-probability terms 0
     c.ent = c.obj - fv_expected_log_joint(K, x.al, h.ls, x.M, h.At, h.lt, el)
 
