@@ -1150,6 +1150,29 @@ static void fv_stats_cat_##SUF(const int32_t *restrict x, const int64_t *restric
                                long D, long r0, long n, const double *restrict g,         \
                                double w, long K, double *restrict St)                     \
 {                                                                                         \
+    if (D == 1) {                                                                         \
+        /* a run of rows with one code: its entries' chain held in a register */         \
+        const long ns = off[1] - off[0];                                                  \
+        for (long k = 0; k < K; k += (L)) {                                               \
+            long t = n - 1;                                                               \
+            while (t >= 0) {                                                              \
+                const int32_t code = x[r0 + t];                                           \
+                if (code < 0 || code >= ns) {                                             \
+                    t--;                                                                  \
+                    continue;                                                             \
+                }                                                                         \
+                VT *y = (VT *)(St + (off[0] + code) * K + k);                             \
+                VT acc = *y;                                                              \
+                do {                                                                      \
+                    const VT r = BC(w) * *(const VT *)(g + t * K + k);                    \
+                    acc += BC(1.0) * r;                                                   \
+                    t--;                                                                  \
+                } while (t >= 0 && x[r0 + t] == code);                                    \
+                *y = acc;                                                                 \
+            }                                                                             \
+        }                                                                                 \
+        return;                                                                           \
+    }                                                                                     \
     for (long t = n - 1; t >= 0; t--) {                                                   \
         const int32_t *xr = x + (r0 + t) * D;                                                 \
         int bad = 0;                                                                      \
