@@ -1116,6 +1116,7 @@ cdef void _pipe_role(void *ctx, int tid, int nt) noexcept nogil:
             memcpy(nx.al + B * K, ln.al, K * sizeof(double))
             memcpy(nx.pr + B * K, ln.pr, K * sizeof(double))
         i -= 1
+    _pipe_lane(c, 0, &ln)
     x.al = ln.al                                # block 0's: gamma_1 its first row
     _emit_soft(h, x, c.r0, ln.n, c.w)
     fv_post(&c.bdone, nb)

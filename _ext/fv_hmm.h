@@ -755,7 +755,8 @@ static void fv_forward_lanes_##NAME(fv_lane *restrict ln, int G, const double *r
  * and mx, fv_exp_rows; the pipelined long sequence): first, the rows start the       \
  * sequence (row 0 from pi, its exps its own); else al row -1 holds alpha of the row   \
  * before the first (a checkpoint).  ll, prod carried in the lane. */                   \
-static void fv_forward_pre_##NAME(fv_lane *restrict ln, int first,                         \
+static __attribute__((unused))                                                            \
+void fv_forward_pre_##NAME(fv_lane *restrict ln, int first,                                \
                                   const double *restrict pi, const double *restrict A,     \
                                   long Kr)                                                 \
 {                                                                                         \
