@@ -63,7 +63,11 @@
 # A dense features function is called on chunks that start at a block's first row:
 # its values must not depend on the chunk (the built-in sparse forms read one row).
 # vem keeps one block whatever the length: its factorised q(z_1)..q(z_L) is itself
-# L x K of state, swept to a fixed point.
+# L x K of state, swept to a fixed point.  Under softmax (K = 4, 8, 12, 16), with two
+# threads or more, such a sequence (a partition of its own) runs these passes
+# pipelined on a team of two threads, the same results bitwise (see 'one long
+# sequence on two threads' below): the log-densities and exps of the forward sweep,
+# and the whole recomputation of the backward sweep, on the second thread.
 #
 # Lanes (softmax: hmm_pass mode 0 and hmm_posteriors).  At small K a row of the
 # forward or backward recursion is one chain of dependent operations, so a
@@ -128,6 +132,8 @@ cdef enum:
     LANES = 4          # sequences run side by side in the forward-backward (see fv_hmm.h)
     LANE_K = 16        # ... up to this many states (wider rows keep a core busy alone)
     LANE_ROWS = 8192   # the rows of a group of lanes (a thread's scratch holds them all)
+    PIPE_SETS = 4      # the ring of block sets of a pipelined long sequence
+    PIPE_CHUNK = 16    # ... and the rows of its backward pass between statistics' chunks
 
 include "_expfam_features.pxi"
 
@@ -148,6 +154,11 @@ cdef extern from "fv_hmm.h" nogil:
                           const double *etab, const double *mtab, long nsym, long K)
     int fv_exp_table(long K, double *lp, double *etab, double *mtab, long nsym)
     void fv_backward_lanes(fv_lane *ln, int G, const double *AT, long K)
+    void fv_forward_pre(fv_lane *ln, int first, const double *pi, const double *A, long K)
+    ctypedef void (*fv_role_fn)(void *ctx, int tid, int nt) noexcept nogil
+    void fv_team2(fv_role_fn fn, void *ctx)
+    void fv_post(long *c, long v)
+    void fv_wait_ge(long *c, long v)
     void fv_forward_block(const double *lp, long n, long K, const double *prev, const double *pi,
                           const double *A, double *al, double *pr, double *run)
     double fv_backward_block(double *lp, long n, long K, const double *AT, double *al, double *pr,
@@ -160,6 +171,9 @@ cdef extern from "fv_hmm.h" nogil:
     double fv_lp_cat(const int32_t *x, const int64_t *off, long D, long r0, long n,
                      const double *Wt, const double *c, const double *logw, long K, double *lp,
                      double tot)
+    double fv_lp_cat_tab(const int32_t *x, const int64_t *off, long r0, long n,
+                         const double *tab, long nsym, const double *Wt, const double *c,
+                         const double *logw, long K, double *lp, double tot)
     void fv_stats_cat(const int32_t *x, const int64_t *off, long D, long r0, long n,
                       const double *g, double w, long K, double *St)
     void fv_nk_sum(double *nk, const double *g, long n, double w, long K)
@@ -185,11 +199,15 @@ cdef struct Hmm:
     Py_ssize_t fixd           # doubles of a thread's scratch before its blocks' (M, 3 K, fv)
     Py_ssize_t fixi           # int32 of a thread's scratch before its blocks' (fi)
     int lanes                 # the most sequences a group of lanes runs (1: no lanes)
+    double *pipe              # a partition of one checkpointed sequence runs pipelined on
+                              # two threads (_pipelined) with these sets; or NULL
     int emit                  # 1 Gaussian (diag or full), 2 categorical: fv_hmm.h's
                               # emissions (K a multiple of 4); 0 the features table's
     int f32                   # the Gaussian rows are float32
     int full                  # ... and full (the products' upper triangle)
     const double *gbase       # Gaussian: c + logw + log h, the same for every row
+    const double *lptab       # one categorical feature: each code's log-densities (nsym x
+                              # K, as fv_lp_cat computes them: the rows copied from it), or NULL
     const double *etab        # one categorical feature: each code's exps (nsym x K) and
     const double *mtab        # maximum (nsym), as the lanes' forward rows take them; or NULL
     Py_ssize_t nsym
@@ -243,6 +261,9 @@ cdef double _seq_lp(Hmm *h, Py_ssize_t r0, Py_ssize_t L, double *lp, double *fv,
         for t in range(L):
             tot += h.glh
         return tot
+    if h.emit == 2 and h.lptab != NULL:
+        return fv_lp_cat_tab(<const int32_t *>h.f.dp, <const int64_t *>h.f.off, r0, L, h.lptab,
+                             h.nsym, h.f.Wt, h.f.c, h.f.logw, K, lp, tot)
     if h.emit == 2:
         return fv_lp_cat(<const int32_t *>h.f.dp, <const int64_t *>h.f.off, h.f.D, r0, L,
                          h.f.Wt, h.f.c, h.f.logw, K, lp, tot)
@@ -940,6 +961,226 @@ cdef void _partition(Hmm *h, Py_ssize_t p, int tid, double *slot) noexcept nogil
         s += 1
 
 
+# ------------------------------------------------ one long sequence on two threads
+# A partition of one checkpointed sequence under softmax (K = 4, 8, 12 or 16, two
+# threads or more asked for) runs pipelined on a team of two threads, through a
+# ring of PIPE_SETS sets of a block's scratch (set i % PIPE_SETS for block i):
+#
+#   forward sweep   thread 1 the log-densities and the exps of block k (fv_exp_table,
+#                   as the lanes take them), thread 0 the forward recursion of block
+#                   k from them (fv_forward_pre) and its checkpoint
+#   backward sweep  thread 0 the backward pass of block i and its outputs and
+#                   statistics (as _seq_softmax), then the carry into block i - 1's
+#                   set; thread 1, ahead of it, the log-densities, exps and forward
+#                   recursion of blocks nb - 2, nb - 3, ... from their checkpoints
+#
+# Hand-offs are counters (fv_post, fv_wait_ge): a block's set is prepared once its
+# previous occupant is done with, and taken once prepared, so that either thread
+# may run up to PIPE_SETS - 1 blocks ahead of the other (no lockstep).  Each row is
+# computed by the functions of the sequential path (the lanes' forward rows are
+# bitwise fv_fwd_row's), and every running sum -- log p(x), sum log h (thread 1's,
+# block after block), el, M, the statistics and occupancies (thread 0's, from the
+# last row to the first) -- meets its terms in the same order: the results are
+# bitwise those of _seq_softmax, for any number of threads.  The two recursions of
+# the backward sweep are independent (a block's forward recomputation starts from
+# its checkpoint), so that the second forward pass runs beside the backward one
+# instead of before it.  Memory: PIPE_SETS sets of (B + 2) K + 2 (B + 1) K + B + 1
+# doubles and the nb x K checkpoints: still O(sqrt(L) K).
+cdef struct Pipe:
+    Hmm *h
+    Scratch *x                # thread 0's scratch and slot (x.M, x.v2, the features')
+    double *sets              # PIPE_SETS sets (_pipe_lane), set_need doubles apart
+    Py_ssize_t set_need
+    double *ck                # nb x K checkpoints
+    double *fv1               # thread 1's features' scratch
+    int32_t *fi1
+    Py_ssize_t r0, L, B, nb
+    double w, lh, obj, ent
+    long prep                 # forward sweep: blocks prepared (thread 1)
+    long fdone                # ... and run forward (thread 0)
+    long rdone                # backward sweep: blocks recomputed (thread 1: nb - 2, ...)
+    long bdone                # ... and run backward (thread 0: nb - 1, ...)
+
+
+cdef inline Py_ssize_t _pipe_set_need(Py_ssize_t B, Py_ssize_t K) noexcept nogil:
+    """The doubles of one set of the pipeline: al (B + 2 rows: row -1 the checkpoint,
+    row B the carry), lp and pr (B + 1 rows), the rows' maxima (B + 1)."""
+    return _al8((B + 2) * K) + 2 * _al8((B + 1) * K) + _al8(B + 1)
+
+
+cdef inline void _pipe_lane(Pipe *c, Py_ssize_t i, fv_lane *ln) noexcept nogil:
+    """The lane of block i (its set: lp, al, pr, mx; n its rows)."""
+    cdef Py_ssize_t K = c.h.f.K, B = c.B
+    cdef double *base = c.sets + (i % PIPE_SETS) * c.set_need
+    ln.al = base + K
+    ln.lp = base + _al8((B + 2) * K)
+    ln.pr = ln.lp + _al8((B + 1) * K)
+    ln.mx = ln.pr + _al8((B + 1) * K)
+    ln.n = _rows_of(i, B, c.L)
+    ln.sym = NULL
+    ln.M = NULL
+    ln.beta = NULL
+    ln.ll = 0.0
+    ln.prod = 1.0
+    ln.el = 0.0
+
+
+cdef double _pipe_prepare(Pipe *c, Py_ssize_t i, fv_lane *ln, double lh) noexcept nogil:
+    """Block i's log-densities (lh + their sum log h returned) and exps into its set."""
+    cdef Hmm *h = c.h
+    _pipe_lane(c, i, ln)
+    lh = _seq_lp(h, c.r0 + i * c.B, ln.n, ln.lp, c.fv1, c.fi1, lh)
+    fv_exp_table(h.f.K, ln.lp, ln.pr, ln.mx, ln.n)
+    return lh
+
+
+cdef void _pipe_forward(Pipe *c, Py_ssize_t i, fv_lane *ln) noexcept nogil:
+    """Block i's forward recursion (its set prepared), from its checkpoint."""
+    cdef Py_ssize_t K = c.h.f.K
+    if i > 0:
+        memcpy(ln.al - K, c.ck + (i - 1) * K, K * sizeof(double))
+    fv_forward_pre(ln, i == 0, c.h.pi, c.h.At, K)
+
+
+cdef void _pipe_role(void *ctx, int tid, int nt) noexcept nogil:
+    cdef Pipe *c = <Pipe *>ctx
+    cdef Hmm *h = c.h
+    cdef Scratch *x = c.x
+    cdef Py_ssize_t i, j, k, a, b, d, e, nc, ce, K = h.f.K, B = c.B, nb = c.nb
+    cdef fv_lane ln, nx
+    cdef double ll = 0.0, prod = 1.0, lh = 0.0, el = 0.0
+    if nt < 2:
+        if tid == 0:        # one thread: the sequential passes
+            c.obj = _seq_softmax(h, x, c.r0, c.L, B, nb, c.w, &c.lh, &c.ent)
+        return
+    if tid == 1:
+        for k in range(nb):
+            fv_wait_ge(&c.fdone, k - PIPE_SETS + 1)     # the set's last block run
+            lh = _pipe_prepare(c, k, &ln, lh)
+            fv_post(&c.prep, k + 1)
+        c.lh = lh
+        fv_wait_ge(&c.fdone, nb)
+        j = nb - 2
+        while j >= 0:
+            # the set's previous block: j + PIPE_SETS, run backward (or of the forward sweep)
+            fv_wait_ge(&c.bdone, nb - j - PIPE_SETS)
+            _pipe_prepare(c, j, &ln, 0.0)
+            _pipe_forward(c, j, &ln)
+            fv_post(&c.rdone, nb - 1 - j)
+            j -= 1
+        return
+    for k in range(nb):
+        fv_wait_ge(&c.prep, k + 1)
+        _pipe_lane(c, k, &ln)
+        ln.ll = ll
+        ln.prod = prod
+        _pipe_forward(c, k, &ln)
+        ll = ln.ll
+        prod = ln.prod
+        if k + 1 < nb:
+            memcpy(c.ck + k * K, ln.al + (ln.n - 1) * K, K * sizeof(double))
+        fv_post(&c.fdone, k + 1)
+    c.obj = ll + log(prod)
+    memset(x.M, 0, K * K * sizeof(double))
+    # block i's backward pass in chunks of PIPE_CHUNK rows (from its last row to its
+    # first: the same chains of el and M), each followed by a chunk of block i + 1's
+    # outputs and statistics (from its last row to its first): the statistics' work
+    # fills the backward recursion's latencies; block i's follow with block i - 1
+    i = nb - 1
+    while i >= 0:
+        fv_wait_ge(&c.rdone, nb - 1 - i)
+        _pipe_lane(c, i, &ln)
+        if i == nb - 1:
+            el = _backward(ln.lp, ln.n, K, h.AtT, ln.al, ln.pr, True, x.M, x.v2, el)
+        else:
+            _pipe_lane(c, i + 1, &nx)
+            nc = (ln.n + PIPE_CHUNK - 1) // PIPE_CHUNK
+            ce = (nx.n + nc - 1) // nc              # rows of block i + 1 per chunk
+            b = ln.n
+            e = nx.n
+            while b > 0:
+                a = b - PIPE_CHUNK if b > PIPE_CHUNK else 0
+                el = _backward(ln.lp + a * K, b - a, K, h.AtT, ln.al + a * K, ln.pr + a * K,
+                               False, x.M, x.v2, el)
+                b = a
+                if e > 0:
+                    d = e - ce if e > ce else 0
+                    x.al = nx.al + d * K
+                    _emit_soft(h, x, c.r0 + (i + 1) * B + d, e - d, c.w)
+                    e = d
+            fv_post(&c.bdone, nb - 1 - i)       # block i + 1 done with
+        if i > 0:
+            # the carry: gamma and pred of the block's first row, after block i - 1
+            # (row B of its set, which its preparation does not write)
+            _pipe_lane(c, i - 1, &nx)
+            memcpy(nx.al + B * K, ln.al, K * sizeof(double))
+            memcpy(nx.pr + B * K, ln.pr, K * sizeof(double))
+        i -= 1
+    _pipe_lane(c, 0, &ln)
+    x.al = ln.al                                # block 0's: gamma_1 its first row
+    _emit_soft(h, x, c.r0, ln.n, c.w)
+    fv_post(&c.bdone, nb)
+    # H[p(z | x)] = log p(x) - E log p(x, z), the zero-probability terms 0
+    c.ent = c.obj - fv_expected_log_joint(K, x.al, h.ls, x.M, h.At, h.lt, el)
+
+
+cdef inline bint _pipelined(Hmm *h, Py_ssize_t p) noexcept nogil:
+    """Partition p runs pipelined: one sequence of more than the checkpoint rows."""
+    return (h.pipe != NULL and h.bounds[p + 1] - h.bounds[p] == 1
+            and h.off[h.bounds[p] + 1] - h.off[h.bounds[p]] > h.ckpt)
+
+
+cdef void _partition_pipe(Hmm *h, Py_ssize_t p, double *slot) noexcept nogil:
+    """Partition p (_pipelined) into its slot, as _partition would: the team of two
+    runs the sequence (thread 0 with scratch row 0, thread 1 with row 1's features'
+    scratch; the sets in h.pipe)."""
+    cdef Py_ssize_t K = h.f.K, s = h.bounds[p]
+    cdef double *ws = h.buf
+    cdef double *ws1 = h.buf + h.buf_stride
+    cdef Scratch x
+    cdef Pipe c
+    cdef double *tot
+    x.M = ws
+    x.v1 = ws + K * K
+    x.v2 = x.v1 + K
+    x.v3 = x.v2 + K
+    x.fv = x.v3 + K
+    x.fi = h.ibuf
+    x.st = slot
+    x.nk = slot + K * h.Sv
+    x.sc = x.nk + K
+    x.tc = x.sc + K
+    tot = x.tc + K * K
+    memset(slot, 0, h.A * sizeof(double))
+    c.h = h
+    c.x = &x
+    c.r0 = h.off[s]
+    c.L = h.off[s + 1] - c.r0
+    c.w = h.sw[s] if h.sw != NULL else 1.0
+    c.B = _block_rows(c.L, h.ckpt, h.mode)
+    c.nb = (c.L + c.B - 1) // c.B
+    # the sequential layout (a team of one), as _partition's
+    x.lp = ws + h.fixd
+    x.al = x.lp + (c.B + 1) * K
+    x.pr = x.al + (c.B + 1) * K
+    x.ck = x.pr + (c.B + 1) * K
+    x.z = h.ibuf + h.fixi
+    x.bp = x.z + (c.B + 1)
+    c.set_need = _pipe_set_need(c.B, K)
+    c.sets = h.pipe
+    c.ck = h.pipe + PIPE_SETS * c.set_need
+    c.fv1 = ws1 + K * K + 3 * K
+    c.fi1 = h.ibuf + h.ibuf_stride
+    c.lh = 0.0
+    c.ent = 0.0
+    c.prep = 0
+    c.fdone = 0
+    c.rdone = 0
+    c.bdone = 0
+    fv_team2(_pipe_role, &c)
+    _seq_tail(h, &x, s, c.obj, c.lh, c.ent, c.w, tot)
+
+
 cdef void _fold(Hmm *h, const double *slot) noexcept nogil:
     """One slot into the results: packed bits' lookup-space statistics folded back
     to the features, a sparse form's S x K transposed, a dense form's as it is."""
@@ -971,7 +1212,18 @@ cdef void _run(Hmm *h, Py_ssize_t n_parts, double *slots, Py_ssize_t n_slots,
     cdef Py_ssize_t start = 0, nw, i
     cdef int tid
     while start < n_parts:
+        if _pipelined(h, start):
+            # one long sequence: its own round, on a team of two (_partition_pipe)
+            _partition_pipe(h, start, slots)
+            if not h.no_stats:
+                _fold(h, slots)
+            start += 1
+            continue
         nw = n_slots if n_slots < n_parts - start else n_parts - start
+        for i in range(1, nw):
+            if _pipelined(h, start + i):
+                nw = i
+                break
         for i in prange(nw, num_threads=T, schedule='dynamic', chunksize=1):
             tid = threadid()
             _partition(h, start + i, tid, slots + i * width)
@@ -1167,8 +1419,20 @@ cdef object _setup(Hmm *h, str fn, data, aux, int kind, uintptr_t address, Py_ss
     cdef Py_ssize_t pool = nd
     if lanes > 1 and n_parts > 0:
         pool = max(nd, _lanes_pool(&offv[0], &bounds[0], n_parts, thr, lanes, K))
-    cdef double[:, ::1] buf = _aligned(T, (fixd + pool + 7) // 8 * 8 + 8)
-    cdef int32_t[:, ::1] ibuf = np.zeros((T, (fixi + ni + 15) // 16 * 16 + 16), dtype=np.int32)
+    # a checkpointed sequence under softmax runs pipelined on two threads (_pipelined):
+    # two rows of scratch, each with a set of blocks (thread 0's with the checkpoints;
+    # B the longest sequence's rows per block, at least any other's, and nb <= B)
+    cdef Py_ssize_t Bp, rows = T
+    cdef double[::1] pipebuf = None
+    if (mode == H_SOFT and K in (4, 8, 12, 16) and Lm > thr
+            and clamp_threads(fn, n_threads, 2) >= 2):
+        Bp = _block_rows(Lm, thr, mode)
+        pipebuf = _aligned(1, PIPE_SETS * _pipe_set_need(Bp, K) + Bp * K)[0]
+        keep.append(pipebuf)
+        rows = max(T, 2)
+    cdef double[:, ::1] buf = _aligned(rows, (fixd + pool + 7) // 8 * 8 + 8)
+    cdef int32_t[:, ::1] ibuf = np.zeros((rows, (fixi + ni + 15) // 16 * 16 + 16),
+                                         dtype=np.int32)
     keep.extend([buf, ibuf])
     cdef const double[:, ::1] Wv = W
     cdef const double[::1] cv = c
@@ -1194,6 +1458,7 @@ cdef object _setup(Hmm *h, str fn, data, aux, int kind, uintptr_t address, Py_ss
     h.fixd = fixd
     h.fixi = fixi
     h.lanes = lanes
+    h.pipe = &pipebuf[0] if pipebuf is not None else NULL
     # the built-in Gaussian and categorical forms run fv_hmm.h's emissions (the same
     # values as the features table's, without its per-row calls)
     cdef bint gauss = kind in (F_GAUSS_F64, F_GAUSS_F32, F_GAUSS_FULL_F64, F_GAUSS_FULL_F32)
@@ -1213,6 +1478,7 @@ cdef object _setup(Hmm *h, str fn, data, aux, int kind, uintptr_t address, Py_ss
     # one categorical feature: a row's log-densities, and so the exps the lanes'
     # forward rows take, are those of its code; computed once per code by the
     # same functions (fv_lp_cat, fv_exp_table), so the same values bit for bit
+    h.lptab = NULL
     h.etab = NULL
     h.mtab = NULL
     h.nsym = 0
@@ -1220,14 +1486,20 @@ cdef object _setup(Hmm *h, str fn, data, aux, int kind, uintptr_t address, Py_ss
     cdef double[::1] mtab
     cdef int32_t[::1] codes
     cdef const int64_t *auxp
-    if h.emit == 2 and D == 1 and lanes > 1:
+    if h.emit == 2 and D == 1:
         auxp = <const int64_t *>h.f.off
         h.nsym = auxp[1] - auxp[0]
+        if lanes == 1 and h.nsym > N:
+            h.nsym = 0          # a table larger than the data: fv_lp_cat row by row
+    if h.nsym > 0:
         codes = np.arange(h.nsym, dtype=np.int32)
         lptab = _aligned(h.nsym, K)
+        fv_lp_cat(&codes[0], auxp, 1, 0, h.nsym, h.f.Wt, h.f.c, h.f.logw, K, &lptab[0, 0], 0.0)
+        keep.append(lptab)
+        h.lptab = &lptab[0, 0]
+    if h.nsym > 0 and lanes > 1:
         etab = _aligned(h.nsym, K)
         mtab = np.zeros(h.nsym)
-        fv_lp_cat(&codes[0], auxp, 1, 0, h.nsym, h.f.Wt, h.f.c, h.f.logw, K, &lptab[0, 0], 0.0)
         if fv_exp_table(K, &lptab[0, 0], &etab[0, 0], &mtab[0], h.nsym):
             keep.extend([etab, mtab])
             h.etab = &etab[0, 0]

@@ -751,6 +751,27 @@ static void fv_forward_lanes_##NAME(fv_lane *restrict ln, int G, const double *r
         ln[g].prod = prod[g];                                                             \
     }                                                                                     \
 }                                                                                         \
+/* the forward recursion of one lane's n rows from exps computed apart (its pr rows   \
+ * and mx, fv_exp_rows; the pipelined long sequence): first, the rows start the       \
+ * sequence (row 0 from pi, its exps its own); else al row -1 holds alpha of the row   \
+ * before the first (a checkpoint).  ll, prod carried in the lane. */                   \
+static __attribute__((unused))                                                            \
+void fv_forward_pre_##NAME(fv_lane *restrict ln, int first,                                \
+                                  const double *restrict pi, const double *restrict A,     \
+                                  long Kr)                                                 \
+{                                                                                         \
+    const long K = (KEXPR);                                                               \
+    double ll = ln->ll, prod = ln->prod;                                                  \
+    long t = 0;                                                                           \
+    if (first) {                                                                          \
+        FWD(K, ln->pr, ln->al, ln->lp, 0, pi, A, &ll, &prod);                             \
+        t = 1;                                                                            \
+    }                                                                                     \
+    for (; t < ln->n; t++)                                                                \
+        FSTEP(ln, 1, t, A, &ll, &prod);                                                   \
+    ln->ll = ll;                                                                          \
+    ln->prod = prod;                                                                      \
+}                                                                                         \
 static void fv_backward_lanes_##NAME(fv_lane *restrict ln, int G, const double *restrict AT,\
                                      long Kr)                                             \
 {                                                                                         \
@@ -831,6 +852,57 @@ static inline double fv_backward_block(double *lp, long n, long K, const double 
                                        double *pr, int last, double *M, double *beta, double el)
 {
     FV_ROWS_SWITCH(fv_backward_block, lp, n, K, AT, al, pr, last, M, beta, el)
+}
+
+/* fv_forward_pre_K for K = 4, 8, 12, 16 (the stepped rows; the callers check) */
+static inline void fv_forward_pre(fv_lane *ln, int first, const double *pi, const double *A,
+                                  long K)
+{
+    switch (K) {
+    case 4: fv_forward_pre_4(ln, first, pi, A, K); return;
+    case 8: fv_forward_pre_8(ln, first, pi, A, K); return;
+    case 12: fv_forward_pre_12(ln, first, pi, A, K); return;
+    default: fv_forward_pre_16(ln, first, pi, A, K); return;
+    }
+}
+
+/* A team of two threads for the pipelined long sequence (_hmm.pyx): fn(ctx, tid, nt)
+ * on each, nt the threads the runtime gave (1 without OpenMP: fn runs alone and
+ * takes the sequential path); fv_post and fv_wait_ge between its stages. */
+typedef void (*fv_role_fn)(void *ctx, int tid, int nt);
+#ifdef _OPENMP
+#include <omp.h>
+static void fv_team2(fv_role_fn fn, void *ctx)
+{
+#pragma omp parallel num_threads(2)
+    fn(ctx, omp_get_thread_num(), omp_get_num_threads());
+}
+#else
+static void fv_team2(fv_role_fn fn, void *ctx) { fn(ctx, 0, 1); }
+#endif
+
+/* The team's hand-offs: a counter written by one thread (release), waited on by the
+ * other (acquire) -- spinning briefly, then yielding the core, so that a thread
+ * waiting for its partner does not take the partner's core on a busy machine. */
+#if defined(_WIN32)
+#include <windows.h>
+#define FV_YIELD() SwitchToThread()
+#else
+#include <sched.h>
+#define FV_YIELD() sched_yield()
+#endif
+static inline void fv_post(long *c, long v) { __atomic_store_n(c, v, __ATOMIC_RELEASE); }
+static inline void fv_wait_ge(long *c, long v)
+{
+    for (long n = 0; __atomic_load_n(c, __ATOMIC_ACQUIRE) < v; n++) {
+        if (n < 4096) {
+#if defined(__x86_64__) || defined(__i386__)
+            __builtin_ia32_pause();
+#endif
+        } else {
+            FV_YIELD();
+        }
+    }
 }
 
 /* the forward recursion of G whole sequences (lanes), each from its first row */
@@ -1079,6 +1151,29 @@ static void fv_stats_cat_##SUF(const int32_t *restrict x, const int64_t *restric
                                long D, long r0, long n, const double *restrict g,         \
                                double w, long K, double *restrict St)                     \
 {                                                                                         \
+    if (D == 1) {                                                                         \
+        /* a run of rows with one code: its entries' chain held in a register */         \
+        const long ns = off[1] - off[0];                                                  \
+        for (long k = 0; k < K; k += (L)) {                                               \
+            long t = n - 1;                                                               \
+            while (t >= 0) {                                                              \
+                const int32_t code = x[r0 + t];                                           \
+                if (code < 0 || code >= ns) {                                             \
+                    t--;                                                                  \
+                    continue;                                                             \
+                }                                                                         \
+                VT *y = (VT *)(St + (off[0] + code) * K + k);                             \
+                VT acc = *y;                                                              \
+                do {                                                                      \
+                    const VT r = BC(w) * *(const VT *)(g + t * K + k);                    \
+                    acc += BC(1.0) * r;                                                   \
+                    t--;                                                                  \
+                } while (t >= 0 && x[r0 + t] == code);                                    \
+                *y = acc;                                                                 \
+            }                                                                             \
+        }                                                                                 \
+        return;                                                                           \
+    }                                                                                     \
     for (long t = n - 1; t >= 0; t--) {                                                   \
         const int32_t *xr = x + (r0 + t) * D;                                                 \
         int bad = 0;                                                                      \
@@ -1133,6 +1228,27 @@ static inline double fv_lp_cat(const int32_t *x, const int64_t *off, long D, lon
     if (K % 8 == 0)
         return fv_lp_cat_v8(x, off, D, r0, n, Wt, c, logw, K, lp, tot);
     return fv_lp_cat_v4(x, off, D, r0, n, Wt, c, logw, K, lp, tot);
+}
+
+/* fv_lp_cat for a single feature (D = 1) from the table of each code's row (tab:
+ * nsym x K, computed by fv_lp_cat itself on the codes 0 .. nsym - 1): the same
+ * values bit for bit, a copy per row; a code outside the categories takes
+ * fv_lp_cat (its NaN row) */
+static inline double fv_lp_cat_tab(const int32_t *x, const int64_t *off, long r0, long n,
+                                   const double *restrict tab, long nsym, const double *Wt,
+                                   const double *c, const double *logw, long K,
+                                   double *restrict lp, double tot)
+{
+    for (long t = 0; t < n; t++) {
+        const int32_t code = x[r0 + t];
+        if (code >= 0 && code < nsym) {
+            memcpy(lp + t * K, tab + (long)code * K, K * sizeof(double));
+            tot += 0.0;
+        } else {
+            tot = fv_lp_cat(x, off, 1, r0 + t, 1, Wt, c, logw, K, lp + t * K, tot);
+        }
+    }
+    return tot;
 }
 
 static inline void fv_stats_cat(const int32_t *x, const int64_t *off, long D, long r0, long n,

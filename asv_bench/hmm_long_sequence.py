@@ -5,8 +5,9 @@ Usage: python asv_bench/hmm_long_sequence.py [--rows 10000000] [--iters 3]
 
 A single float32 sequence of --rows steps (a sticky K-state chain, D-dimensional
 Gaussian rows; the HMM issue's workload is K=8, D=4, 10^7 rows),
-GaussianHMM(covariance_type='diag', method='em', n_threads=2: one sequence is one
-thread's) from a fixed start (init_params='', tol=-inf) for --iters iterations.
+GaussianHMM(covariance_type='diag', method='em', n_threads=2: the checkpointed
+sequence runs pipelined on a team of two threads, the plain one on one thread) from
+a fixed start (init_params='', tol=-inf) for --iters iterations.
 Each configuration runs in a subprocess of its own, so that its peak resident
 memory (getrusage's ru_maxrss: it sees the kernels' C and NumPy allocations, which
 tracemalloc does not) is its own:
