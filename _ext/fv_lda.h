@@ -7,6 +7,9 @@
 #define FV_LDA_H
 #include <math.h>
 #include "fv_math.h"
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 static inline __attribute__((always_inline)) double fv_digamma(double x)
 {
@@ -340,7 +343,69 @@ static inline void NAME(const T *__restrict eb, const int *__restrict idx,      
     for (long j = n; j < np; j++) cp[j] = 0;                                              \
     for (long k = 0; k < K; k++) lmax[k] = log((double)mx[k]);                            \
 }
+#if defined(__AVX512F__)
+/* The double gather with AVX-512: eight tokens' rows at a time, eight topics of them
+ * loaded as eight vectors (masked past K; zero vectors for the padding tokens), their
+ * maxima taken, transposed in registers and stored as eight pieces of GT's rows: one
+ * pass over the rows, no scratch copy (S is not used).  The same values land in GT,
+ * cp, mx and lmax as in the generic gather (copies and maxima only). */
+static inline void fv_lda_gather_t_d(const double *__restrict eb, const int *__restrict idx,
+                                     const double *__restrict cnt, long n, long np, long K,
+                                     double *__restrict GT, double *__restrict S,
+                                     double *__restrict mx, double *__restrict lmax,
+                                     double *__restrict cp)
+{
+    const long nkb = (K + 7) / 8, line = 8;
+    const __mmask8 lastm = (K % 8) ? (__mmask8)((1u << (K % 8)) - 1) : (__mmask8)0xff;
+    const __m512i ia = _mm512_set_epi64(13, 12, 5, 4, 9, 8, 1, 0);
+    const __m512i ib = _mm512_set_epi64(15, 14, 7, 6, 11, 10, 3, 2);
+    const __m512i ic = _mm512_set_epi64(11, 10, 9, 8, 3, 2, 1, 0);
+    const __m512i id = _mm512_set_epi64(15, 14, 13, 12, 7, 6, 5, 4);
+    const __m512d zero = _mm512_setzero_pd();
+    (void)S;
+    for (long k = 0; k < K; k++) mx[k] = 0;
+    for (long j = 0; j < n && j < 8; j++)
+        for (long k = 0; k < K; k += line) __builtin_prefetch(eb + (long)idx[j] * K + k);
+    for (long j0 = 0; j0 < np; j0 += 8) {
+        const double *row[8];
+        for (int i = 0; i < 8; i++)
+            row[i] = j0 + i < n ? eb + (long)idx[j0 + i] * K : (const double *)0;
+        for (long j = j0 + 8; j < n && j < j0 + 16; j++)     /* the next eight rows */
+            for (long k = 0; k < K; k += line) __builtin_prefetch(eb + (long)idx[j] * K + k);
+        for (long kb = 0; kb < nkb; kb++) {
+            const __mmask8 m = kb == nkb - 1 ? lastm : (__mmask8)0xff;
+            __m512d v[8], t[8], u[8], w[8];
+            __m512d mv = _mm512_maskz_loadu_pd(m, mx + kb * 8);
+            for (int i = 0; i < 8; i++) {
+                v[i] = row[i] ? _mm512_maskz_loadu_pd(m, row[i] + kb * 8) : zero;
+                mv = _mm512_max_pd(mv, v[i]);
+            }
+            _mm512_mask_storeu_pd(mx + kb * 8, m, mv);
+            for (int i = 0; i < 8; i += 2) {
+                t[i] = _mm512_unpacklo_pd(v[i], v[i + 1]);
+                t[i + 1] = _mm512_unpackhi_pd(v[i], v[i + 1]);
+            }
+            for (int h = 0; h < 8; h += 4) {
+                u[h] = _mm512_permutex2var_pd(t[h], ia, t[h + 2]);
+                u[h + 1] = _mm512_permutex2var_pd(t[h + 1], ia, t[h + 3]);
+                u[h + 2] = _mm512_permutex2var_pd(t[h], ib, t[h + 2]);
+                u[h + 3] = _mm512_permutex2var_pd(t[h + 1], ib, t[h + 3]);
+            }
+            for (int i = 0; i < 4; i++) {
+                w[i] = _mm512_permutex2var_pd(u[i], ic, u[i + 4]);
+                w[i + 4] = _mm512_permutex2var_pd(u[i], id, u[i + 4]);
+            }
+            for (int i = 0; i < 8 && kb * 8 + i < K; i++)
+                _mm512_storeu_pd(GT + (kb * 8 + i) * np + j0, w[i]);
+        }
+    }
+    for (long j = 0; j < n; j++) cp[j] = cnt[j];
+    for (long j = n; j < np; j++) cp[j] = 0;
+    for (long k = 0; k < K; k++) lmax[k] = log(mx[k]);
+}
+#else
 FV_LDA_GATHER_T(fv_lda_gather_t_d, double)
+#endif
 FV_LDA_GATHER_T(fv_lda_gather_t_f, float)
 
 /* b[k] += a[k], k < K: a partition's statistics of a word added to the total. */
