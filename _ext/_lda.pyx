@@ -3,9 +3,10 @@
 # 1. `doc_fixed_point`: the per-document fixed point of the factorised q(theta_d) q(z_d)
 #    (vem and meanfield: soft, digamma), or its crisp version (one topic per distinct
 #    word of a document: argmax).  Documents are cut into partitions of PART_DOCS
-#    documents; partitions run in rounds of up to ROUND per thread, taken dynamically
-#    by the threads (a preempted thread delays only its own partition: no barrier per
-#    wave of T).  Crisp: each partition into its own sparse word x topic accumulator;
+#    documents; partitions run in rounds of up to ROUND per thread (crisp, whose
+#    partition buffers they bound; soft: all in one round), taken dynamically by the
+#    threads (a preempted thread delays only its own partition: no barrier per wave
+#    of T).  Crisp: each partition into its own sparse word x topic accumulator;
 #    after a round every touched word adds its accumulators in partition order (the
 #    words in parallel).  Soft: each token's r = c / norm and each document's e are
 #    kept, and after the documents every word (in parallel) sums r e over its
@@ -445,7 +446,9 @@ def doc_fixed_point(const cnp.int64_t[::1] indptr, const cnp.int32_t[::1] indice
     # a round is P partitions (up to ROUND per thread, taken dynamically), each with its
     # own totals (3 + K) and sparse row buffer, within 64 MB of buffers
     per_part = (V if part_stats else 1) * 4 + max(max_slots, 1) * (K * 8 + 4) + (3 + K) * 8
-    P = max(T, min(n_parts, ROUND * T, (64 << 20) // per_part))
+    # (soft: no partition buffers, so every partition in one round -- one parallel
+    # region and one wait for the slowest thread per call, instead of one per round)
+    P = max(T, min(n_parts, ROUND * T if part_stats else n_parts, (64 << 20) // per_part))
     cdef double[:, ::1] ptot = np.zeros((P, 3 + K))
     cdef double[:, ::1] pbuf = np.empty((P, max(max_slots, 1) * K))   # rows zeroed on first use
     cdef int32_t[:, ::1] slot = np.full((P, V if part_stats else 1), -1, dtype=np.int32)

@@ -7,6 +7,9 @@
 #define FV_LDA_H
 #include <math.h>
 #include "fv_math.h"
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 static inline __attribute__((always_inline)) double fv_digamma(double x)
 {
@@ -45,17 +48,7 @@ static inline float fv_dot_f(const float *a, const float *b, long n)
 }
 
 /* elog[k] = psi(gamma_k) - psi(sum gamma); e[k] = exp(elog[k]).  Returns sum gamma. */
-static inline double fv_expect_log_d(const double *gamma, double *e, double *elog, long K)
-{
-    double s = 0.0;
-    for (long k = 0; k < K; k++) s += gamma[k];
-    double ps = fv_digamma(s);
-#pragma omp simd
-    for (long k = 0; k < K; k++) elog[k] = fv_digamma(gamma[k]) - ps;
-#pragma omp simd
-    for (long k = 0; k < K; k++) e[k] = fv_exp(elog[k]);
-    return s;
-}
+
 
 static inline double fv_expect_log_f(const float *gamma, float *e, double *elog, long K)
 {
@@ -340,7 +333,69 @@ static inline void NAME(const T *__restrict eb, const int *__restrict idx,      
     for (long j = n; j < np; j++) cp[j] = 0;                                              \
     for (long k = 0; k < K; k++) lmax[k] = log((double)mx[k]);                            \
 }
+#if defined(__AVX512F__)
+/* The double gather with AVX-512: eight tokens' rows at a time, eight topics of them
+ * loaded as eight vectors (masked past K; zero vectors for the padding tokens), their
+ * maxima taken, transposed in registers and stored as eight pieces of GT's rows: one
+ * pass over the rows, no scratch copy (S is not used).  The same values land in GT,
+ * cp, mx and lmax as in the generic gather (copies and maxima only). */
+static inline void fv_lda_gather_t_d(const double *__restrict eb, const int *__restrict idx,
+                                     const double *__restrict cnt, long n, long np, long K,
+                                     double *__restrict GT, double *__restrict S,
+                                     double *__restrict mx, double *__restrict lmax,
+                                     double *__restrict cp)
+{
+    const long nkb = (K + 7) / 8, line = 8;
+    const __mmask8 lastm = (K % 8) ? (__mmask8)((1u << (K % 8)) - 1) : (__mmask8)0xff;
+    const __m512i ia = _mm512_set_epi64(13, 12, 5, 4, 9, 8, 1, 0);
+    const __m512i ib = _mm512_set_epi64(15, 14, 7, 6, 11, 10, 3, 2);
+    const __m512i ic = _mm512_set_epi64(11, 10, 9, 8, 3, 2, 1, 0);
+    const __m512i id = _mm512_set_epi64(15, 14, 13, 12, 7, 6, 5, 4);
+    const __m512d zero = _mm512_setzero_pd();
+    (void)S;
+    for (long k = 0; k < K; k++) mx[k] = 0;
+    for (long j = 0; j < n && j < 8; j++)
+        for (long k = 0; k < K; k += line) __builtin_prefetch(eb + (long)idx[j] * K + k);
+    for (long j0 = 0; j0 < np; j0 += 8) {
+        const double *row[8];
+        for (int i = 0; i < 8; i++)
+            row[i] = j0 + i < n ? eb + (long)idx[j0 + i] * K : (const double *)0;
+        for (long j = j0 + 8; j < n && j < j0 + 16; j++)     /* the next eight rows */
+            for (long k = 0; k < K; k += line) __builtin_prefetch(eb + (long)idx[j] * K + k);
+        for (long kb = 0; kb < nkb; kb++) {
+            const __mmask8 m = kb == nkb - 1 ? lastm : (__mmask8)0xff;
+            __m512d v[8], t[8], u[8], w[8];
+            __m512d mv = _mm512_maskz_loadu_pd(m, mx + kb * 8);
+            for (int i = 0; i < 8; i++) {
+                v[i] = row[i] ? _mm512_maskz_loadu_pd(m, row[i] + kb * 8) : zero;
+                mv = _mm512_max_pd(mv, v[i]);
+            }
+            _mm512_mask_storeu_pd(mx + kb * 8, m, mv);
+            for (int i = 0; i < 8; i += 2) {
+                t[i] = _mm512_unpacklo_pd(v[i], v[i + 1]);
+                t[i + 1] = _mm512_unpackhi_pd(v[i], v[i + 1]);
+            }
+            for (int h = 0; h < 8; h += 4) {
+                u[h] = _mm512_permutex2var_pd(t[h], ia, t[h + 2]);
+                u[h + 1] = _mm512_permutex2var_pd(t[h + 1], ia, t[h + 3]);
+                u[h + 2] = _mm512_permutex2var_pd(t[h], ib, t[h + 2]);
+                u[h + 3] = _mm512_permutex2var_pd(t[h + 1], ib, t[h + 3]);
+            }
+            for (int i = 0; i < 4; i++) {
+                w[i] = _mm512_permutex2var_pd(u[i], ic, u[i + 4]);
+                w[i + 4] = _mm512_permutex2var_pd(u[i], id, u[i + 4]);
+            }
+            for (int i = 0; i < 8 && kb * 8 + i < K; i++)
+                _mm512_storeu_pd(GT + (kb * 8 + i) * np + j0, w[i]);
+        }
+    }
+    for (long j = 0; j < n; j++) cp[j] = cnt[j];
+    for (long j = n; j < np; j++) cp[j] = 0;
+    for (long k = 0; k < K; k++) lmax[k] = log(mx[k]);
+}
+#else
 FV_LDA_GATHER_T(fv_lda_gather_t_d, double)
+#endif
 FV_LDA_GATHER_T(fv_lda_gather_t_f, float)
 
 /* b[k] += a[k], k < K: a partition's statistics of a word added to the total. */
@@ -359,6 +414,36 @@ static inline void NAME(double *__restrict b, double r, const T *__restrict e, l
 }
 FV_LDA_AXPY(fv_lda_axpy_d, double)
 FV_LDA_AXPY(fv_lda_axpy_f, float)
+
+/* elogA[i] = psi(gA[i]) - ps and eA[i] = exp(elogA[i]), i < nA: the sweep's
+ * expectations at the updated gamma.  Elementwise, so the vector width is free: a
+ * function of its own built for 64-byte vectors (the sweep's reductions keep theirs),
+ * the same values as the loops it replaces, in fewer instructions. */
+#if defined(__AVX512F__) && defined(__GNUC__) && !defined(__clang__)
+#define FV_LDA_WIDE __attribute__((noinline, target("prefer-vector-width=512")))
+#else
+#define FV_LDA_WIDE
+#endif
+#define FV_LDA_ELOG_EXP(NAME, T)                                                          \
+static FV_LDA_WIDE void NAME(const double *__restrict gA, double ps,                      \
+                             double *__restrict elogA, T *__restrict eA, long nA)         \
+{                                                                                         \
+    _Pragma("omp simd")                                                                   \
+    for (long i = 0; i < nA; i++) elogA[i] = fv_digamma(gA[i]) - ps;                     \
+    _Pragma("omp simd")                                                                   \
+    for (long i = 0; i < nA; i++) eA[i] = (T)fv_exp(elogA[i]);                           \
+}
+FV_LDA_ELOG_EXP(fv_lda_elog_exp_d, double)
+FV_LDA_ELOG_EXP(fv_lda_elog_exp_f, float)
+
+/* elog[k] = psi(gamma_k) - psi(sum gamma); e[k] = exp(elog[k]).  Returns sum gamma. */
+static inline double fv_expect_log_d(const double *gamma, double *e, double *elog, long K)
+{
+    double s = 0.0;
+    for (long k = 0; k < K; k++) s += gamma[k];
+    fv_lda_elog_exp_d(gamma, fv_digamma(s), elog, e, K);
+    return s;
+}
 
 /* The soft fixed point of one document over its active topics only.
  *
@@ -386,7 +471,7 @@ FV_LDA_AXPY(fv_lda_axpy_f, float)
  * alA (its alpha) and thA = log tau - margin - log M (its drop threshold), so that the
  * update and the drop test run as vector loops; gamma[act[i]] is written back when a
  * topic is dropped and at exit. */
-#define FV_LDA_SPARSE(NAME, T, PASS, ULP)                                                 \
+#define FV_LDA_SPARSE(NAME, T, PASS, ELOG, ULP)                                           \
 static inline long NAME(const T *__restrict GT, const T *__restrict c, long n, long K,    \
                         const double *__restrict alpha, const double *__restrict psa,     \
                         const double *__restrict lmax,                                    \
@@ -415,10 +500,7 @@ static inline long NAME(const T *__restrict GT, const T *__restrict c, long n, l
     s = 0.0;                                                                              \
     for (k = 0; k < K; k++) s += gamma[k];                                                \
     ps = fv_digamma(s);                                                                   \
-    _Pragma("omp simd")                                                                   \
-    for (i = 0; i < nA; i++) elogA[i] = fv_digamma(gA[i]) - ps;                           \
-    _Pragma("omp simd")                                                                   \
-    for (i = 0; i < nA; i++) eA[i] = (T)fv_exp(elogA[i]);                                 \
+    ELOG(gA, ps, elogA, eA, nA);                                                          \
     while (it < max_iter) {                                                               \
         it++;                                                                             \
         for (;;) {                                                                        \
@@ -470,10 +552,7 @@ static inline long NAME(const T *__restrict GT, const T *__restrict c, long n, l
         }                                                                                 \
         s += soff;                                                                        \
         ps = fv_digamma(s);                                                               \
-        _Pragma("omp simd")                                                               \
-        for (i = 0; i < nA; i++) elogA[i] = fv_digamma(gA[i]) - ps;                       \
-        _Pragma("omp simd")                                                               \
-        for (i = 0; i < nA; i++) eA[i] = (T)fv_exp(elogA[i]);                             \
+        ELOG(gA, ps, elogA, eA, nA);                                                      \
         if (change / K < tol) break;                                                      \
         drop = 0;                                                                         \
         _Pragma("omp simd reduction(|:drop)")                                             \
@@ -508,8 +587,8 @@ static inline long NAME(const T *__restrict GT, const T *__restrict c, long n, l
     *n_active = nA;                                                                       \
     return it;                                                                            \
 }
-FV_LDA_SPARSE(fv_lda_sparse_d, double, fv_lda_pass_act_d, 54)
-FV_LDA_SPARSE(fv_lda_sparse_f, float, fv_lda_pass_act_f, 25)
+FV_LDA_SPARSE(fv_lda_sparse_d, double, fv_lda_pass_act_d, fv_lda_elog_exp_d, 54)
+FV_LDA_SPARSE(fv_lda_sparse_f, float, fv_lda_pass_act_f, fv_lda_elog_exp_f, 25)
 
 /* A topic row of the online mini-batch: out_k = exp(psi(a S_k + b) - ps_k) (posterior)
  * or (a S_k + b) ps_k with ps_k = 1 / total_k. */
