@@ -902,6 +902,26 @@ cdef void _lanes_softmax(Hmm *h, Scratch *x, double *ws, Py_ssize_t s0, Py_ssize
         _seq_tail(h, x, s0 + g, obj, lhs[g], obj - et, w, tot)
 
 
+cdef inline double *_scratch_slot(Hmm *h, Scratch *x, double *ws, int32_t *iw,
+                                  double *slot) noexcept nogil:
+    """A thread's per-sequence scratch (the matrix and vectors at the head of ws, the
+    features' indices iw) and the slot's fields laid out, the slot cleared; returns
+    where the slot's totals start."""
+    cdef Py_ssize_t K = h.f.K
+    x.M = ws
+    x.v1 = ws + K * K
+    x.v2 = x.v1 + K
+    x.v3 = x.v2 + K
+    x.fv = x.v3 + K
+    x.fi = iw
+    x.st = slot
+    x.nk = slot + K * h.Sv
+    x.sc = x.nk + K
+    x.tc = x.sc + K
+    memset(slot, 0, h.A * sizeof(double))
+    return x.tc + K * K
+
+
 cdef void _partition(Hmm *h, Py_ssize_t p, int tid, double *slot) noexcept nogil:
     """The sequences of partition p into the slot [stats (Sv x K sparse / K x S
     dense), nk (K), start (K), trans (K x K), objective, entropy, sum log h] -- or,
@@ -915,18 +935,7 @@ cdef void _partition(Hmm *h, Py_ssize_t p, int tid, double *slot) noexcept nogil
     cdef Scratch x
     cdef double *tot
     cdef double w, lh, obj, ent
-    x.M = ws
-    x.v1 = ws + K * K
-    x.v2 = x.v1 + K
-    x.v3 = x.v2 + K
-    x.fv = x.v3 + K
-    x.fi = iw
-    x.st = slot
-    x.nk = slot + K * h.Sv
-    x.sc = x.nk + K
-    x.tc = x.sc + K
-    tot = x.tc + K * K
-    memset(slot, 0, h.A * sizeof(double))
+    tot = _scratch_slot(h, &x, ws, iw, slot)
     s = h.bounds[p]
     e = h.bounds[p + 1]
     while s < e:
@@ -1140,18 +1149,7 @@ cdef void _partition_pipe(Hmm *h, Py_ssize_t p, double *slot) noexcept nogil:
     cdef Scratch x
     cdef Pipe c
     cdef double *tot
-    x.M = ws
-    x.v1 = ws + K * K
-    x.v2 = x.v1 + K
-    x.v3 = x.v2 + K
-    x.fv = x.v3 + K
-    x.fi = h.ibuf
-    x.st = slot
-    x.nk = slot + K * h.Sv
-    x.sc = x.nk + K
-    x.tc = x.sc + K
-    tot = x.tc + K * K
-    memset(slot, 0, h.A * sizeof(double))
+    tot = _scratch_slot(h, &x, ws, h.ibuf, slot)
     c.h = h
     c.x = &x
     c.r0 = h.off[s]
