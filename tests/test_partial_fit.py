@@ -183,3 +183,27 @@ def test_stepwise_schedule_is_the_documented_recursion(update, per_sample, total
         np.testing.assert_allclose(stream.stats.stats, S, rtol=1e-13)
         assert engine.seen_params[-1] == (("start", -1) if t == 0 else ("params", t - 1))
     assert stream.t == 6 and stream.seen == seen
+
+
+@pytest.mark.parametrize("make", [
+    lambda: fastvem.BernoulliMixture(2, random_state=0),
+    lambda: fastvem.BernoulliMixture(2, method="meanfield", random_state=0),
+    lambda: fastvem.GaussianMixture(2, random_state=0),
+    lambda: fastvem.GaussianMixture(2, method="meanfield", random_state=0)])
+def test_a_pickled_stream_continues_as_the_original(make):
+    """A model in the middle of partial_fit pickles with its stream, and the copy's
+    next steps equal the original's, bit for bit."""
+    import pickle
+    rng = np.random.default_rng(3)
+    X = (rng.random((600, 5)) < np.repeat(rng.random((2, 5)), 300, 0)).astype(float)
+    X = X[rng.permutation(600)]
+    est = make()
+    for lo in range(0, 300, 100):
+        est.partial_fit(X[lo:lo + 100])
+    copy = pickle.loads(pickle.dumps(est))
+    for lo in range(300, 600, 100):
+        est.partial_fit(X[lo:lo + 100])
+        copy.partial_fit(X[lo:lo + 100])
+    for name in ("weights_", "probabilities_", "means_", "covariances_"):
+        if hasattr(est, name):
+            np.testing.assert_array_equal(getattr(copy, name), getattr(est, name))

@@ -401,6 +401,19 @@ def _refuse_source(X, what):
 
 
 
+class _StreamPass:
+    """partial_fit's pass: the estimator's row pass on its stream engine's current
+    family (the chunk's); a class rather than a closure, so that a model with a
+    stream pickles and continues."""
+
+    def __init__(self, est):
+        self.est = est
+        self.engine = None
+
+    def __call__(self, data, sw, W, c, logw, mode, seed):
+        return self.est._pass(self.engine.family, data, sw, W, c, logw, mode, seed)
+
+
 class _DiscreteMixture(MixtureEstimator):
     """The shared estimator; subclasses name the family and the fitted attribute."""
 
@@ -578,12 +591,10 @@ class _DiscreteMixture(MixtureEstimator):
 
     def _stream_engine(self, fam, prior, wprior):
         """The stream's FamilyEngine: its passes run on the chunk's family."""
-        K = self.n_components
-        engine = FamilyEngine(fam, MixtureStructure(K), get_method(self.method),
-                              lambda d, w, W, c, logw, mode, seed:
-                              self._pass(engine.family, d, w, W, c, logw, mode, seed),
-                              prior, wprior)
-        return engine
+        run_pass = _StreamPass(self)
+        run_pass.engine = FamilyEngine(fam, MixtureStructure(self.n_components),
+                                       get_method(self.method), run_pass, prior, wprior)
+        return run_pass.engine
 
     def _stream_start(self, fam, data, sw):
         """The first call: initialised as fit is (mean field: q from the initial
