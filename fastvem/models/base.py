@@ -36,7 +36,8 @@ from sklearn.utils.validation import check_is_fitted
 from ..engine import fit_restarts, memoized, run_chain
 from ..io import save_estimator
 from ..methods import get_method
-from .._validation import FittedConfig, check_random_state_param, stepwise_schedule
+from .._validation import (FittedConfig, check_random_state_param, progress_reporter,
+                           stepwise_schedule)
 
 __all__ = ["MixtureEstimator"]
 
@@ -88,6 +89,30 @@ class MixtureEstimator(FittedConfig, DensityMixin, BaseEstimator):
                                 progress=report.iteration, on_restart=report.restart,
                                 on_end=report.end)
         return best, counter["steps"] or int(best.n_iter)
+
+    def _run_point(self, engine, data, sw, initialise, callback=None, *, rows=None, scale=1.0,
+                   start=-np.inf, n_init=None, blas=None):
+        """The fit of the point and mean-field methods: _iterate under scikit-learn's
+        verbose lines, then the run's fitted attributes -- converged_, n_iter_,
+        n_e_steps_ (E-steps over every restart), lower_bound_ and lower_bounds_
+        (the objective per unit weight times scale), trace_ -- and the warning when
+        the best run did not converge.  Returns the best FitResult, whose params
+        the model stores."""
+        report, close = progress_reporter(self, engine.method.name)
+        try:
+            best, n_e_steps = self._iterate(engine, data, sw, initialise, report, n_init=n_init,
+                                            rows=rows, scale=scale, start=start,
+                                            callback=callback, blas=blas)
+        finally:
+            close()
+        self.converged_ = bool(best.converged)
+        self.n_iter_ = int(best.n_iter)
+        self.n_e_steps_ = n_e_steps
+        self.lower_bound_ = float(best.objective * scale)
+        self.lower_bounds_ = [v * scale for v in best.trace.objective]
+        self.trace_ = best.trace.as_dict()
+        self._warn_unconverged(best.converged)
+        return best
 
     # ------------------------------------------------------------ partial_fit
     @available_if(lambda self: getattr(self, "method", "em") != "gibbs")
@@ -156,6 +181,42 @@ class MixtureEstimator(FittedConfig, DensityMixin, BaseEstimator):
                 raise TypeError(f"{name} must be an int, got {type(v).__name__}")
             if v < low:
                 raise ValueError(f"{name} must be >= {low}, got {v}")
+
+    def _run_chains(self, engine, data, sw, start, callback=None, blas=None):
+        """_sample_chains under a progress bar over every sweep of every chain."""
+        self._check_sampler()
+        report, close = progress_reporter(
+            self, engine.method.name, unit="Chain",
+            total=self.n_chains * (self.burn_in + self.n_samples * self.thin))
+        try:
+            return self._sample_chains(engine, data, sw, start, report, callback, blas)
+        finally:
+            close()
+
+    # the relabelling reads at most this many allocation probabilities (draws x
+    # reference rows x components) at once, and at most _RELABEL_ROWS rows
+    _RELABEL_CELLS = 4_000_000
+    _RELABEL_ROWS = 2000
+
+    def _align_draws(self, stack, n_rows, sw, take_rows, draw_resp, shared=(), blas=None):
+        """The kept draws on common labels: Stephens' relabelling (fastvem.diagnostics)
+        on the allocation probabilities of evenly spaced reference rows of the
+        n_rows the sampler ran over (weighted by sw where given).  take_rows(rows)
+        gives those rows; draw_resp(s, sub) the allocation probabilities (rows x K)
+        of rows sub under draw s.  Sets n_relabelled_ and returns the stack
+        permuted (the entries in shared are not per component)."""
+        from ..diagnostics import permute_draws, relabel
+        S, K = stack["weights"].shape
+        n = int(min(n_rows, max(K, min(self._RELABEL_ROWS, self._RELABEL_CELLS // max(S * K, 1)))))
+        rows = np.unique(np.linspace(0, n_rows - 1, n).round().astype(np.int64))
+        sub = take_rows(rows)
+        probs = np.empty((S, len(rows), K))
+        with blas if blas is not None else contextlib.nullcontext():
+            for s in range(S):
+                probs[s] = draw_resp(s, sub)
+        perms, _ = relabel(probs, None if sw is None else sw[rows])
+        self.n_relabelled_ = int(np.any(perms != np.arange(K), axis=1).sum())
+        return permute_draws(stack, perms, shared=shared)
 
     def _sample_chains(self, engine, data, sw, start, report, callback=None, blas=None):
         """n_chains chains of burn_in + n_samples * thin sweeps of the engine's

@@ -64,8 +64,7 @@ from ..families.normal import GaussianDiag, GaussianFull, GaussianSpherical, Gau
 from ..methods import get_method
 from ..sources import DaskRowBlocks, is_chunk_iterable, is_dask_array, row_source, tree_sum_iter
 from ..structures.mixture import Mixture as MixtureStructure
-from .._validation import (check_random_state_param, check_sample_weight, is_choice,
-                           progress_reporter)
+from .._validation import check_random_state_param, check_sample_weight, is_choice
 from .base import MixtureEstimator
 
 __all__ = ["BernoulliMixture", "CategoricalMixture", "Mixture", "MultinomialMixture",
@@ -514,37 +513,14 @@ class _DiscreteMixture(MixtureEstimator):
                               lambda d, w, W, c, logw, mode, seed:
                               self._pass(fam, d, w, W, c, logw, mode, seed),
                               prior, wprior)
-        # scikit-learn's verbose lines; for gibbs a bar over every sweep of every chain
-        report, close = progress_reporter(
-            self, m.name, total=(self.n_chains * (self.burn_in + self.n_samples * self.thin)
-                                 if m.update == "sample" else None),
-            unit="Chain" if m.update == "sample" else "Initialization")
-        try:
-            if m.update == "sample":
-                self._gibbs(engine, data, sw, K, rng, report, callback)
-            else:
-                best = self._run(engine, data, sw, total, K, rng, report, callback)
-        finally:
-            close()
-        if m.update != "sample":
-            self.weights_ = best["weights"]
-            self._set_theta(fam, best["theta"])
-            self.lower_bound_ = float(best["objective"])
-            self.lower_bounds_ = list(best["trace"].objective)
-            self.trace_ = best["trace"].as_dict()
-            self.n_iter_ = int(best["n_iter"])
-            self.converged_ = bool(best["converged"])
-            for key in ("weight_concentration_", "n_e_steps_"):
-                if key in best:
-                    setattr(self, key, best[key])
-            if best.get("q") is not None:
-                self.posterior_ = fam.pack_posterior(best["q"])
+        if m.update == "sample":
+            self._gibbs(engine, data, sw, K, rng, callback)
+        else:
+            self._run(engine, data, sw, total, K, rng, callback)
         self.n_features_in_ = int(fam.n_features)
         self.n_rows_seen_ = total
         self._set_prior(prior)
         self._restore()
-        if m.update != "sample":
-            self._warn_unconverged(self.converged_)
         return data
 
     def _setup_source(self, source):
@@ -677,13 +653,13 @@ class _DiscreteMixture(MixtureEstimator):
         return (weights if w0 is None else w0 / w0.sum()), (theta if t0 is None else t0)
 
     # ---------------------------------------------------------- the methods
-    def _run(self, engine, data, sw, total, K, rng, report, callback=None):
+    def _run(self, engine, data, sw, total, K, rng, callback=None):
         """em / vem (soft), crisp (argmax) and meanfield: n_init restarts of the
-        engine's iterations (fastvem.engine: FamilyEngine's step, SQUAREM around it
-        when accelerate='squarem', memoized passes when n_batches is set), as for
-        GaussianMixture.  Mean field starts q from the initial point (pseudo-counts
-        of the initial weights and parameters).  Accelerated, an iteration is three
-        E-steps or more, and has converged when its gain is below 3 * tol."""
+        engine's iterations (MixtureEstimator._run_point: FamilyEngine's step,
+        SQUAREM around it when accelerate='squarem', memoized passes when n_batches
+        is set), as for GaussianMixture; stores the best run's parameters.  Mean
+        field starts q from the initial point (pseudo-counts of the initial weights
+        and parameters)."""
         fam, prior, wprior = engine.family, engine.prior, engine.weight_prior
 
         def initialise():
@@ -697,31 +673,28 @@ class _DiscreteMixture(MixtureEstimator):
         if self.n_batches is not None and isinstance(data, _Streamed):
             raise ValueError("n_batches (memoized passes) needs in-memory or memmap X (a "
                              "dask array or an iterable of chunks is not sliced)")
-        best, n_e_steps = self._iterate(engine, data, sw, initialise, report,
-                                        rows=lambda lo, hi: fam.rows(data, lo, hi),
-                                        callback=callback)
-        run = {"objective": best.objective, "trace": best.trace, "n_iter": best.n_iter,
-               "converged": best.converged}
+        best = self._run_point(engine, data, sw, initialise, callback,
+                               rows=lambda lo, hi: fam.rows(data, lo, hi))
         if engine.posterior:
             q, conc = best.params
-            run.update(weights=wprior.mean_weights(conc), theta=fam.posterior_mean(q), q=q,
-                       weight_concentration_=conc)
+            self.weights_, theta = wprior.mean_weights(conc), fam.posterior_mean(q)
+            self.weight_concentration_ = conc
+            self.posterior_ = fam.pack_posterior(q)
         else:
-            run.update(weights=best.params[0], theta=best.params[1], n_e_steps_=n_e_steps)
-        return run
+            self.weights_, theta = best.params
+        self._set_theta(fam, theta)
 
     # quantities of theta the chains' diagnostics monitor, at most (the first entries
     # of each component's theta: a multinomial's K x V would be too many)
     _MONITORED_ENTRIES = 16
 
-    def _gibbs(self, engine, data, sw, K, rng, report, callback=None):
+    def _gibbs(self, engine, data, sw, K, rng, callback=None):
         """n_chains chains of the engine's sampler (labels drawn by the kernel, keyed
         by the chain's seed, the sweep and the row; weights and theta drawn from
         their conditionals), each started from its own initialisation; the kept
-        draws of every chain are relabelled together (Stephens) on reference rows
-        and averaged; the chains' diagnostics as GaussianMixture's (see
-        MixtureEstimator._mixing)."""
-        from ..diagnostics import permute_draws, relabel
+        draws of every chain are relabelled together (Stephens, on reference rows:
+        MixtureEstimator._align_draws) and averaged; the chains' diagnostics as
+        GaussianMixture's (see MixtureEstimator._mixing)."""
         fam = engine.family
 
         def start(chain):
@@ -731,26 +704,22 @@ class _DiscreteMixture(MixtureEstimator):
             engine.seed = int(rng.randint(2 ** 31))
             return params
 
-        draws, log_joint, seconds, n_kept = self._sample_chains(engine, data, sw, start,
-                                                                report, callback)
+        draws, log_joint, seconds, n_kept = self._run_chains(engine, data, sw, start, callback)
         stack = {"weights": np.array([d[0] for d in draws]),
                  "theta": np.array([d[1] for d in draws]),
                  "counts": np.array([d[2] for d in draws])}
-        if isinstance(data, _Streamed):     # a chunked source: among its first rows
-            data = data.head(K)
-        ref = fam.take_rows(
-            data, np.linspace(0, data.shape[0] - 1, min(data.shape[0], 500)).astype(int))
-        probs = []
-        for w, t in zip(stack["weights"], stack["theta"]):
-            W, c = fam.effective(t)
+        ref, ref_sw = (data.head(K), None) if isinstance(data, _Streamed) else (data, sw)
+
+        def draw_resp(s, sub):
+            W, c = fam.effective(stack["theta"][s])
             with np.errstate(divide="ignore"):
-                lj = self._log_joint(fam, ref, W, c, np.log(w))
+                lj = self._log_joint(fam, sub, W, c, np.log(stack["weights"][s]))
             lj -= lj.max(1, keepdims=True)
             p = np.exp(lj)
-            probs.append(p / p.sum(1, keepdims=True))
-        perms, _ = relabel(np.array(probs))
-        stack = permute_draws(stack, perms)
-        self.n_relabelled_ = int(np.sum(np.any(perms != np.arange(K), axis=1)))
+            return p / p.sum(1, keepdims=True)
+
+        stack = self._align_draws(stack, ref.shape[0], ref_sw,
+                                  lambda rows: fam.take_rows(ref, rows), draw_resp)
         self.posterior_samples_ = {"weights": stack["weights"], "theta": stack["theta"]}
         self.weights_ = stack["weights"].mean(0)
         self._set_theta(fam, stack["theta"].mean(0))

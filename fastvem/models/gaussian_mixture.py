@@ -18,7 +18,7 @@ from ..structures.mixture import DirichletWeights, Mixture
 from ..stats import GaussianStats
 from ..sources import ChunkSource, DaskSource, is_chunk_iterable, is_dask_array
 from .._validation import (check_array_param, check_sample_weight, check_random_state_param,
-                          check_scale, is_choice, progress_reporter)
+                          check_scale, is_choice)
 from .base import MixtureEstimator
 
 __all__ = ["GaussianMixture"]
@@ -538,22 +538,9 @@ class GaussianMixture(MixtureEstimator):
         if getattr(self, "n_batches", None) is not None and dask_source is not None:
             raise ValueError("n_batches (memoized passes) needs an in-memory or memmap X "
                              "(a dask array or an iterable of chunks is not sliced)")
-        report, close = progress_reporter(self, method.name)
-        try:
-            best, n_e_steps = self._iterate(engine, X, sw, initialise, report, n_init=n_init,
-                                            scale=scale, start=start, callback=callback,
-                                            blas=blas_single_thread())
-        finally:
-            close()
-        self.converged_ = best.converged
-        self._warn_unconverged(best.converged)
+        best = self._run_point(engine, X, sw, initialise, callback, n_init=n_init, scale=scale,
+                               start=start, blas=blas_single_thread())
         self._set_params(best.params, X.dtype)
-        self.n_iter_ = best.n_iter
-        # E-steps over all restarts (an accelerated iteration runs several)
-        self.n_e_steps_ = n_e_steps
-        self.lower_bound_ = best.objective * scale
-        self.lower_bounds_ = [v * scale for v in best.trace.objective]
-        self.trace_ = best.trace.as_dict()
         self._fitted_with = self._config()
         return X
 
@@ -564,8 +551,7 @@ class GaussianMixture(MixtureEstimator):
         all chains are put on common labels (Stephens' relabelling, see
         fastvem.diagnostics.relabel) before any summary; the summaries of a
         component average the draws in which it holds data."""
-        from ..diagnostics import occupancy, permute_draws
-        self._check_sampler()
+        from ..diagnostics import occupancy
         # every chain starts from its own k-means fit (the best of a few k-means++
         # seedings, drawn from the chain's own seed): dispersed starts that are
         # still in the posterior's bulk -- a Gibbs chain started in a poor local
@@ -578,21 +564,17 @@ class GaussianMixture(MixtureEstimator):
             return self._initial_params(X, sw, family, inits, random_state, n_threads, engine,
                                         init=init)
 
-        n_sweeps = self.burn_in + self.n_samples * self.thin
-        report, close = progress_reporter(self, "gibbs", total=self.n_chains * n_sweeps,
-                                          unit="Chain")
-        try:
-            draws, log_joint, seconds, n_kept = self._sample_chains(
-                engine, X, sw, start, report, callback, blas=blas_single_thread())
-        finally:
-            close()
-        tied = self.covariance_type == "tied"
+        draws, log_joint, seconds, n_kept = self._run_chains(engine, X, sw, start, callback,
+                                                             blas=blas_single_thread())
         stack = {k: np.stack([d[k] for d in draws])
                  for k in ("weights", "means", "covariances", "counts")}
-        perms = self._relabel_draws(X, sw, stack, engine)
-        stack = permute_draws(stack, perms, shared=("covariances",) if tied else ())
+        stack = self._align_draws(
+            stack, X.shape[0], sw, lambda rows: np.ascontiguousarray(X[rows]),
+            lambda s, sub: engine.family.estep(sub, engine.kernel_params(
+                self._draw_params(stack, s), X.dtype), "resp", engine.n_threads),
+            shared=("covariances",) if self.covariance_type == "tied" else (),
+            blas=blas_single_thread())
         self.posterior_samples_ = stack
-        self.n_relabelled_ = int(np.any(perms != np.arange(perms.shape[1]), axis=1).sum())
         N = X.shape[0]
         unit = float(N if sw is None else sw.sum()) / N
         occ, self.occupancy_, self.n_occupied_posterior_ = occupancy(stack["counts"], unit)
@@ -604,27 +586,6 @@ class GaussianMixture(MixtureEstimator):
                                         for d in range(D)})
         self._fitted_with = self._config()
         return X
-
-    # rows that the relabelling reads: at most this many allocation probabilities
-    # (draws x rows x components) are held at once
-    _RELABEL_CELLS = 4_000_000
-
-    def _relabel_draws(self, X, sw, stack, engine):
-        """Permutations (S, K) that put the draws on common labels: Stephens'
-        relabelling on the allocation probabilities of evenly spaced rows."""
-        from ..diagnostics import relabel
-        S, K = stack["weights"].shape
-        N = X.shape[0]
-        n = int(min(N, max(K, min(2000, self._RELABEL_CELLS // max(S * K, 1)))))
-        rows = np.unique(np.linspace(0, N - 1, n).round().astype(np.int64))
-        sub = np.ascontiguousarray(X[rows])
-        probs = np.empty((S, len(rows), K))
-        with blas_single_thread():
-            for s in range(S):
-                probs[s] = engine.family.estep(sub, engine.kernel_params(
-                    self._draw_params(stack, s), X.dtype), "resp", engine.n_threads)
-        perms, _ = relabel(probs, None if sw is None else sw[rows])
-        return perms
 
     def _draw_params(self, stack, s):
         covs = stack["covariances"][s]
