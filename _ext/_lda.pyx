@@ -675,6 +675,7 @@ cdef double _sample_doc(const int32_t *words, int32_t *z, Py_ssize_t n, Py_ssize
     cdef const int32_t *wc
     cdef int32_t w
     cdef double r_sum = 0.0, q_sum, p_o, s_ex, r_ex, total, u, v, ll
+    cdef Py_ssize_t pw
     # document counts and their nonzero list
     for i in range(n):
         k = z[i]
@@ -690,6 +691,11 @@ cdef double _sample_doc(const int32_t *words, int32_t *z, Py_ssize_t n, Py_ssize
         k = dlist[j]
         r_sum += ndk[k] * eta * inv[k]
         coef[k] = cbase[k] + ndk[k] * inv[k]
+    for i in range(min(n, 3)):      # the first tokens' word rows (then 3 ahead)
+        pw = <Py_ssize_t>words[i] * K
+        for j in range(0, K, 16):
+            __builtin_prefetch(wlist + pw + j)
+            __builtin_prefetch(wcnt + pw + j)
     for i in range(n):
         w = words[i]
         ko = z[i]
@@ -710,9 +716,12 @@ cdef double _sample_doc(const int32_t *words, int32_t *z, Py_ssize_t n, Py_ssize
         s_ex = s_sum - s[ko]
         r_ex = r_sum - ndk[ko] * eta * inv[ko]
         if i + 1 < n:                            # the next token's word rows
-            __builtin_prefetch(wlist + <Py_ssize_t>words[i + 1] * K)
-            __builtin_prefetch(wcnt + <Py_ssize_t>words[i + 1] * K)
             __builtin_prefetch(wpos + <Py_ssize_t>words[i + 1] * K + z[i + 1])
+        if i + 3 < n:                            # every line of a later token's rows
+            pw = <Py_ssize_t>words[i + 3] * K
+            for j in range(0, K, 16):
+                __builtin_prefetch(wlist + pw + j)
+                __builtin_prefetch(wcnt + pw + j)
         # the word's bucket over its nonzero topics, as running
         # sums; the old topic is excluded by zeroing its factor for the loop
         v = coef[ko]
@@ -813,7 +822,7 @@ def gibbs_sweep(const cnp.int64_t[::1] doc_ptr, const cnp.int32_t[::1] words,
     check_len(fn, "alpha", alpha.shape[0], K, "K topics from wlist")
     cdef Py_ssize_t n_blocks = (D + BLOCK_DOCS - 1) // BLOCK_DOCS
     cdef int T = clamp_threads(fn, n_threads, n_threads)
-    cdef Py_ssize_t b, d, d0, d1, i, k, w, w2, ko, kn, m, t0, t1, max_tok = 0
+    cdef Py_ssize_t b, d, d0, d1, i, i2, k, k2, w, w2, ko, kn, m, t0, t1, max_tok = 0
     cdef double alpha_sum = 0.0, s_sum, Veta = V * eta
     cdef uint64_t skey = sweep_key(<uint64_t>seed, <uint64_t>sweep)     # _common.pxd
     cdef bint want_dk = dk_ptr is not None
@@ -907,10 +916,13 @@ def gibbs_sweep(const cnp.int64_t[::1] doc_ptr, const cnp.int32_t[::1] words,
                     for m in range(nmv):
                         i = mv[t, m]
                         if m + 8 < nmv:          # rows of a word a few moves ahead
-                            w2 = words[mv[t, m + 8]]
-                            __builtin_prefetch(&wpos[w2, 0])
-                            __builtin_prefetch(&wcnt[w2, 0])
-                            __builtin_prefetch(&wlist[w2, 0])
+                            i2 = mv[t, m + 8]
+                            w2 = words[i2]
+                            __builtin_prefetch(&wpos[w2, zold[i2 - t0]])
+                            __builtin_prefetch(&wpos[w2, z[i2]])
+                            for k2 in range(0, K, 16):
+                                __builtin_prefetch(&wcnt[w2, k2])
+                                __builtin_prefetch(&wlist[w2, k2])
                         ko = zold[i - t0]
                         kn = z[i]
                         w = words[i]
