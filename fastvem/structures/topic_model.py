@@ -261,8 +261,9 @@ class TopicEngine:
         """(eb word-major, E log beta or None): the kernel's topics, and E log beta once
         for the objective's topic term."""
         comp = params[0]
-        elog = self.family.expected_log(comp) if self.posterior else None
-        return self.family.effective_topics(comp, self.posterior, self.dtype, elog), elog
+        T = self.n_threads
+        elog = self.family.expected_log(comp, T) if self.posterior else None
+        return self.family.effective_topics(comp, self.posterior, self.dtype, elog, T), elog
 
     def statistics(self, corpus, sample_weight, params, iteration=0, effective=None):
         """One pass of the documents' fixed point: TopicStats (sample_weight unused)."""
@@ -281,7 +282,7 @@ class TopicEngine:
         beta_free = 0.0
         if self.keep_beta_free:
             if elog is None:
-                elog = self.family.expected_log(params[0])
+                elog = self.family.expected_log(params[0], self.n_threads)
             beta_free = (TopicModel.documents_term(tot, alpha, corpus.n_docs, self.hard)
                          - float(np.sum(stats * elog.T)))
         return TopicStats(stats, tot, corpus.n_docs, corpus.total, beta_free)
@@ -303,17 +304,18 @@ class TopicEngine:
         plus the topics' (the ELBO for vem and meanfield, the log joint for crisp)."""
         comp, alpha, eta = params
         return (TopicModel.documents_term(stats.totals, alpha, stats.n_docs, self.hard)
-                + self.family.topic_term(comp, eta, self.posterior, elog)) / stats.weight
+                + self.family.topic_term(comp, eta, self.posterior, elog, self.n_threads)
+                ) / stats.weight
 
     def bound(self, stats, params, beta_free=None):
         """The ELBO (total) with the pass's q(z), q(theta) and the updated q(beta):
         the documents' terms without beta (kept by keep_beta_free), <stats, E log beta>
         and -KL of the topics."""
         comp, _, eta = params
-        elog = self.family.expected_log(comp)
+        elog = self.family.expected_log(comp, self.n_threads)
         const = stats.beta_free if beta_free is None else beta_free
         return (const + float(np.sum(stats.stats * elog.T))
-                + self.family.topic_term(comp, eta, True))
+                + self.family.topic_term(comp, eta, True, n_threads=self.n_threads))
 
     def memoized_objective(self, total, params, kept, corpus):
         """engine.memoized's objective at the end of a pass: the bound per word, its
