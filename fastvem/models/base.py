@@ -7,7 +7,8 @@ persistence and the scikit-learn plumbing.
 A model names its family, structure and fitted attributes, and fills in:
 
     _fit(X, sample_weight, callback) -> data   validate, build the engine, call
-                                               _iterate (or its sampler), store
+                                               _run_point (the sampler: _run_chains,
+                                               then _align_draws), store the params
     _labels(data, X)                   the labels of the rows fit ran over
     _predict_rows(X, what)             rows validated against the fitted model
     _estep(rows, want)                 want: 'label', 'resp' (N x K), 'norm' (log
