@@ -2,7 +2,7 @@
 ``fastvem.Mixture('gaussian_tied' / 'gaussian_spherical')``, also a Product's
 members): em equals scikit-learn's GaussianMixture(covariance_type='tied' /
 'spherical') iterate for iterate from the same start on iris; crisp and vem fit;
-SQUAREM is refused with the reason (mean field and gibbs:
+SQUAREM keeps the tie and reaches em's fixed point (mean field and gibbs:
 tests/test_tied_spherical_posteriors.py)."""
 import warnings
 
@@ -74,7 +74,7 @@ def test_spherical_em_equals_scikit_learn_on_iris(n_iter):
 
 
 @pytest.mark.parametrize("name", ["gaussian_tied", "gaussian_spherical"])
-def test_point_methods_fit_and_squarem_is_refused(name):
+def test_point_methods_fit(name):
     X = load_iris().data
     for method in ("em", "vem", "crisp"):
         est = _quiet(fastvem.Mixture(name, 3, method=method, random_state=0, max_iter=50), X)
@@ -82,8 +82,46 @@ def test_point_methods_fit_and_squarem_is_refused(name):
         if method != "crisp":
             assert np.all(np.diff(lb) >= -1e-10)       # the log-likelihood never decreases
         assert est.bic(X) > 0 and est.n_iter_ >= 1
-    with pytest.raises(ValueError, match="unconstrained coordinates"):
-        _quiet(fastvem.Mixture(name, 3, accelerate="squarem", random_state=0), X)
+
+
+def _tied(fam, theta):
+    """True when theta's components share one covariance (tied) or each component's
+    features share one variance (spherical), to round-off (theta holds the mean
+    parameters E[x], E[x x^T], so a covariance is a difference)."""
+    _, cov = fam._split(theta)
+    ref = cov[0] if isinstance(fam, GaussianTied) else cov[:, :1]
+    return bool(np.allclose(cov, ref, rtol=1e-11, atol=1e-13))
+
+
+@pytest.mark.parametrize("family", [GaussianTied, GaussianSpherical])
+def test_squarem_extrapolation_keeps_the_tie(family):
+    """SQUAREM's extrapolation theta0 - 2 a r + a^2 v in the family's unconstrained
+    coordinates, from three tied iterates, gives a tied theta."""
+    X = load_iris().data
+    fam = family(4)
+    fam.prepare(X, fitting=True)
+    iterates = [_quiet(fastvem.Mixture(fam, 3, random_state=0, max_iter=n, tol=0), X).params_
+                for n in (1, 2, 3)]
+    assert all(_tied(fam, t) for t in iterates)
+    u0, u1, u2 = (fam.to_unconstrained(t) for t in iterates)
+    r, v = u1 - u0, u2 - 2 * u1 + u0
+    for a in (-0.5, -1.7, -4.0):
+        out = fam.from_unconstrained(u0 - 2 * a * r + a * a * v)
+        assert out is not None and _tied(fam, out)
+
+
+@pytest.mark.parametrize("name", ["gaussian_tied", "gaussian_spherical"])
+def test_squarem_reaches_the_em_fixed_point(name):
+    X = load_iris().data
+    em = _quiet(fastvem.Mixture(name, 3, random_state=0, tol=1e-12, max_iter=3000), X)
+    sq = _quiet(fastvem.Mixture(name, 3, random_state=0, tol=1e-12, max_iter=3000,
+                                accelerate="squarem"), X)
+    assert em.converged_ and sq.converged_
+    lb = np.asarray(sq.lower_bounds_)
+    assert np.all(np.diff(lb) >= -1e-12 * np.abs(lb[1:]))   # the safeguard keeps it monotone
+    assert abs(sq.lower_bound_ - em.lower_bound_) < 1e-9
+    np.testing.assert_allclose(sq.params_, em.params_, rtol=1e-4, atol=1e-5)
+    assert _tied(sq.family_, sq.params_)
 
 
 @pytest.mark.parametrize("name", ["gaussian_tied", "gaussian_spherical"])

@@ -584,16 +584,14 @@ class GaussianFull(Family):
         return np.asarray(data, dtype=np.float64)
 
 
-class _NoSquarem:
-    """A family whose theta ties its components (a shared covariance) or its
-    features (one variance): SQUAREM's extrapolation in unconstrained coordinates
-    would untie them, so it is refused."""
-
-    def to_unconstrained(self, theta):
-        return None
+# SQUAREM runs tied and spherical families in their parents' coordinates (GaussianFull's
+# mean and Cholesky factor per component, GaussianDiag's mean and log variance per
+# feature): the extrapolation theta0 - 2 a r + a^2 v acts element by element on
+# coordinates that are equal across the tied components (or features), to round-off,
+# so it keeps them equal, and the em step that follows it re-estimates them tied.
 
 
-class GaussianTied(_NoSquarem, GaussianFull):
+class GaussianTied(GaussianFull):
     """Real features, one full covariance shared by every component
     (covariance_type='tied'), on GaussianFull's statistics: em / vem / crisp give the
     pooled maximum-likelihood covariance plus reg_covar on its diagonal, as
@@ -670,7 +668,7 @@ class GaussianTied(_NoSquarem, GaussianFull):
         return float(wishart[0] + np.sum(normal))
 
 
-class GaussianSpherical(_NoSquarem, GaussianDiag):
+class GaussianSpherical(GaussianDiag):
     """Real features, one variance per component shared by every feature
     (covariance_type='spherical'), on GaussianDiag's statistics: em / vem / crisp
     give the mean of the per-feature variances plus reg_covar, as
