@@ -8,9 +8,12 @@ all the same code.
 Gaussian statistics are *centred*: ``s1 = sum r (x - c_k)`` and
 ``s2 = sum r (x - c_k)(x - c_k)^T`` about a reference point ``c_k`` per
 component.  A kernel pass uses one point for every component (the mean of the
-component means it ran with: a point near the data); re-centring moves them.  Centring avoids the
-``E[x^2] - mu^2`` cancellation; two sets with different references are added
-after :meth:`GaussianStats.recentre`, which is exact.
+component means it ran with: a point near the data), and sums a component again
+about its own mean where its sums about that point cancel (a tight component far
+from it: families/gaussian.py, _far_components); re-centring moves them.
+Centring avoids the ``E[x^2] - mu^2`` cancellation; two sets with different
+references are added after :meth:`GaussianStats.recentre`, which is exact, each
+component about the point of the set that holds more of its weight.
 """
 import numpy as np
 
@@ -97,18 +100,35 @@ class GaussianStats:
                              None if s2 is None else np.array(s2, copy=True), shift.copy(),
                              self.objective, self.weight, self.entropy)
 
+    def take(self, k, other):
+        """Component k's statistics from other (the same rows about another point):
+        in place."""
+        self.nk[k] = other.nk[k]
+        self.s1[k] = other.s1[k]
+        if self.s2 is not None:
+            self.s2[k] = other.s2[k]
+        self.shift[k] = other.shift[k]
+
     def _aligned(self, other):
+        """(self, other) about common reference points: each component's from the
+        set that holds more of its weight (recentring moves the smaller set's
+        sums, so a component's sums about its own mean stay about it)."""
         if not isinstance(other, GaussianStats) or other.covariance_type != self.covariance_type:
             raise TypeError("can only combine GaussianStats of the same covariance_type")
         if other.shift.shape != self.shift.shape:
             raise ValueError("statistics of different shapes cannot be combined")
-        return other if np.array_equal(other.shift, self.shift) else other.recentre(self.shift)
+        if np.array_equal(other.shift, self.shift):
+            return self, other
+        theirs = np.abs(other.nk) > np.abs(self.nk)
+        shift = np.where(theirs[:, None], other.shift, self.shift)
+        mine = self if np.array_equal(shift, self.shift) else self.recentre(shift)
+        return mine, (other if np.array_equal(shift, other.shift) else other.recentre(shift))
 
     def _combine(self, other, sign):
-        o = self._aligned(other)
-        return GaussianStats(self.covariance_type, self.nk + sign * o.nk, self.s1 + sign * o.s1,
-                             None if self.s2 is None else self.s2 + sign * o.s2,
-                             self.shift.copy(), self.objective + sign * o.objective,
+        a, o = self._aligned(other)
+        return GaussianStats(self.covariance_type, a.nk + sign * o.nk, a.s1 + sign * o.s1,
+                             None if a.s2 is None else a.s2 + sign * o.s2,
+                             a.shift.copy(), self.objective + sign * o.objective,
                              self.weight + sign * o.weight, self.entropy + sign * o.entropy)
 
     def __add__(self, other):

@@ -27,9 +27,10 @@ _MODES = {"softmax": 0, "argmax": 1, "sample": 2}
 class KernelParams:
     """Effective parameters in the kernel's layout (see _ext/_gaussian.pyx), in
     the data's dtype.  The pass centres its statistics at ``ref``, the mean of
-    the means (a point near the data); ``shift`` is ref broadcast to (K, D)."""
+    the means (a point near the data) unless given; ``shift`` is ref broadcast to
+    (K, D).  ``about(point)`` gives the same parameters centred elsewhere."""
 
-    __slots__ = ("covariance_type", "fac", "bvec", "ref", "cst", "shift")
+    __slots__ = ("covariance_type", "fac", "bvec", "ref", "cst", "shift", "_source")
 
     def __init__(self, covariance_type, means, prec_chol, const, dtype, ref=None):
         K, D = means.shape
@@ -37,6 +38,7 @@ class KernelParams:
         mu = np.asarray(means, dtype=np.float64)
         pc = np.asarray(prec_chol, dtype=np.float64)
         const = np.asarray(const, dtype=np.float64)
+        self._source = (mu, pc, const, np.dtype(dtype))
         ref = mu.mean(axis=0) if ref is None else np.asarray(ref, dtype=np.float64)
         dm = mu - ref
         if covariance_type == "full":
@@ -62,6 +64,11 @@ class KernelParams:
         # the statistics are centred at the ref the kernel actually used
         self.shift = np.broadcast_to(self.ref.astype(np.float64), (K, D)).copy()
 
+    def about(self, point):
+        """The same parameters, with the pass's statistics centred at point (D,)."""
+        mu, pc, const, dtype = self._source
+        return KernelParams(self.covariance_type, mu, pc, const, dtype, ref=point)
+
 
 def log_det_cholesky(prec_chol, covariance_type, n_features):
     """sum log diag(U_k): half the log-determinant of each precision."""
@@ -77,9 +84,10 @@ def log_det_cholesky(prec_chol, covariance_type, n_features):
 def precision_cholesky(covariances, covariance_type):
     """Upper-triangular U with U U^T = inverse covariance (scikit-learn's convention).
 
-    A covariance that is not positive definite (possible only with
-    reg_covar = 0 on collapsed data) gets a growing diagonal jitter and a
-    warning instead of an error."""
+    A covariance that is not positive definite (reg_covar = 0 on collapsed data,
+    say) gets a growing diagonal jitter and a warning instead of an error; the
+    jitter is added to the given covariances as well (in place), so that they and
+    the factors describe the same Gaussian."""
     if covariance_type in ("full", "tied"):
         covs = covariances[None] if covariance_type == "tied" else covariances
         D = covs.shape[-1]
@@ -101,6 +109,8 @@ def precision_cholesky(covariances, covariance_type):
             if jitter:
                 warnings.warn(f"component {k}: covariance not positive definite; "
                               f"added {jitter:.3g} to its diagonal", RuntimeWarning)
+                if cov.flags.writeable:
+                    cov[np.arange(D), np.arange(D)] += jitter
             out[k] = linalg.solve_triangular(chol, eye, lower=True).T
         return out[0] if covariance_type == "tied" else out
     covs = np.asarray(covariances, dtype=np.float64)
@@ -167,8 +177,10 @@ class GaussianFamily:
         return KernelParams(self.covariance_type, means, prec_chol, const, dtype)
 
     # ----- statistics -----------------------------------------------------------
-    def statistics(self, X, sample_weight, kp, mode, seed, n_threads):
-        """One fused pass over the rows of X: statistics centred at kp.ref.
+    def statistics(self, X, sample_weight, kp, mode, seed, n_threads, exact=True):
+        """One fused pass over the rows of X: statistics centred at kp.ref, and
+        (exact) those of a component that cancelled about kp.ref about its own
+        mean (see _far_components).
 
         mode: 'softmax' | 'argmax' | 'sample' (how q(z) is formed)."""
         K, D = kp.shift.shape
@@ -178,7 +190,62 @@ class GaussianFamily:
                     self.covariance_type, _MODES[mode], int(seed) & 0xFFFFFFFFFFFFFFFF,
                     int(n_threads))
         weight = X.shape[0] if sample_weight is None else float(sample_weight.sum())
-        return GaussianStats.from_flat(self.covariance_type, flat, kp.shift, weight)
+        stats = GaussianStats.from_flat(self.covariance_type, flat, kp.shift, weight)
+        for k, centre in self._far_components(stats, X.dtype) if exact else ():
+            # its second moments about kp.ref cancelled: the pass again, about its mean
+            kk = kp.about(centre)
+            again = np.zeros_like(flat)
+            _k.fit_pass(X, w, kk.fac, kk.bvec, kk.ref, kk.cst, again,
+                        self.covariance_type, _MODES[mode], int(seed) & 0xFFFFFFFFFFFFFFFF,
+                        int(n_threads))
+            stats.take(k, GaussianStats.from_flat(self.covariance_type, again, kk.shift,
+                                                  weight))
+        return stats
+
+    # The statistics of a pass are sums about one reference point for every
+    # component; a full covariance is then S2 / N_k - d d^T (d: the mean less the
+    # point), which cancels for a component that is tight and far from the point (one
+    # row far out: its covariance is reg_covar I, the two terms ~ |d|^2; diag and
+    # spherical alike, per feature and summed over the features).  Where the
+    # second moments exceed the variance left after centring by this factor (float64:
+    # 8 of 16 digits lost; float32 kernels: all 7 and more, so that only a result
+    # worse than none is redone -- float32 trades such digits for speed), the
+    # component's statistics are taken again about its own mean, by one more pass
+    # (rare: such a component is ~10^4 standard deviations from the point, or holds
+    # a feature constant far from it).
+    _CANCELLATION = {np.dtype(np.float64): 1e8, np.dtype(np.float32): 1e8}
+
+    def _far_components(self, stats, dtype):
+        """[(k, its mean)] of the live components whose statistics cancelled (see
+        above); tied pools the data's scatter instead and has none."""
+        ct = self.covariance_type
+        if ct == "tied":
+            return []
+        limit = self._CANCELLATION[np.dtype(dtype)]
+        reg = self.reg_covar * (stats.s1.shape[1] if ct == "spherical" else 1)
+        s2 = np.diagonal(stats.s2, axis1=1, axis2=2) if ct == "full" else stats.s2
+        nk = stats.nk
+        # what is left after centring is at least reg: when no second moment exceeds
+        # limit * reg (checked on the sums, two reductions), nothing cancelled
+        if s2.max(initial=0.0) <= limit * reg * nk.min(initial=np.inf):
+            return []
+        live = nk > 1e-10 * stats.weight
+        inv = 1.0 / np.where(live, nk, 1.0)
+        d = stats.s1 * inv[:, None]
+        if ct == "spherical":    # one variance: the sums over the features
+            second = s2 * inv
+            left = second - np.einsum("kd,kd->k", d, d)
+        else:
+            second = s2 * inv[:, None]
+            left = second - d * d
+        np.maximum(left, 0.0, out=left)
+        left += reg
+        # second > limit * left, without a division (no overflow; NaN compares false)
+        bad = second > limit * left
+        if bad.ndim == 2:
+            bad = bad.any(axis=1)
+        far = np.flatnonzero(bad & live)
+        return [(int(k), stats.shift[k] + d[k]) for k in far]
 
     def statistics_from_labels(self, X, sample_weight, labels, n_components, ref, n_threads):
         """Statistics of a hard assignment given as labels (initialisation), about
@@ -206,8 +273,16 @@ class GaussianFamily:
         ref = np.ascontiguousarray(ref, dtype=X.dtype)
         _k.accumulate(X, r, ref, flat, self.covariance_type, int(n_threads))
         weight = X.shape[0] if sample_weight is None else float(sample_weight.sum())
-        return GaussianStats.from_flat(self.covariance_type, flat,
-                                       np.broadcast_to(ref.astype(np.float64), (K, D)), weight)
+        stats = GaussianStats.from_flat(self.covariance_type, flat,
+                                        np.broadcast_to(ref.astype(np.float64), (K, D)), weight)
+        for k, centre in self._far_components(stats, X.dtype):
+            centre = np.ascontiguousarray(centre, dtype=X.dtype)   # as a pass's ref
+            again = np.zeros_like(flat)
+            _k.accumulate(X, r, centre, again, self.covariance_type, int(n_threads))
+            stats.take(k, GaussianStats.from_flat(
+                self.covariance_type, again,
+                np.broadcast_to(centre.astype(np.float64), (K, D)), weight))
+        return stats
 
     def estep(self, X, kp, want, n_threads):
         """E-step only, chunked: 'label' (N,), 'norm' log p(x) (N,), 'resp' or

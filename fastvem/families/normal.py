@@ -88,8 +88,11 @@ def _cholesky_pass(fam, covariance_type, data, sw, lin, mu, fac, c, mode, seed, 
         return None
     kp = KernelParams(covariance_type, fam.ref + mu, fac, cst, data.dtype, ref=fam.ref)
     with blas_single_thread():
+        # about ref for every component: this family's statistics are E[T(x)] about
+        # ref (exact=False: GaussianMixture's re-centring of far components is not
+        # read here)
         st = GaussianFamily(covariance_type).statistics(data, sw, kp, _MODE_NAMES[mode], seed,
-                                                        n_threads)
+                                                        n_threads, exact=False)
     return st, st.nk.copy(), np.array([st.objective, st.entropy, st.weight * log_h])
 
 
