@@ -23,16 +23,17 @@
 # weight).
 #
 # The scaled forward-backward never forms exp(lp) of a whole row nor a T x K x K
-# array: alpha_t (each row normalised) and pred_t = alpha_{t-1} A (the predicted
-# state) are kept per row; the backward pass carries gamma itself, through
-# q_{t+1}(k) = gamma_{t+1}(k) / pred_{t+1}(k):
-#     beta_t = A q_{t+1},   gamma_t = alpha_t beta_t / s,   xi_t = alpha_t A q_{t+1} / s
-# (s = sum_j alpha_t(j) beta_t(j) = 1 up to rounding), so every quantity is a
-# probability or a ratio of one (no overflow where a state is unreachable, no
-# exp of a log-density difference beyond the row's own maximum), and
-# sum_t xi_t = A o sum_t (alpha_t / s) (x) q_{t+1} is one outer product a step.
-# The forward step falls back to log space for a row whose reachable states all
-# lie more than ~660 nats below its best one.
+# array: alpha_t (each row normalised) and w_t = alpha_t / pred_t (pred_t = alpha_{t-1}
+# A, the predicted state; w_t = exp(lp_t - max lp_t) / s_t, the row's exps over its
+# scale, 0 where pred_t = 0) are kept per row; the backward pass is the scaled
+# recursion on u_t = w_t beta_t:
+#     beta_t = A u_{t+1},   gamma_t = alpha_t beta_t,   xi_t = alpha_t A u_{t+1}
+# (sum_j gamma_t(j) = 1 up to rounding; u_{t+1} = gamma_{t+1} / pred_{t+1}, the ratio
+# of two probabilities, so nothing overflows where a state is reachable and an
+# unreachable one's u is 0), with no division and no sum along its chain, and
+# sum_t xi_t = A o sum_t alpha_t (x) u_{t+1} is one outer product a step.  The
+# forward step falls back to log space for a row whose reachable states all lie
+# more than ~660 nats below its best one (its w = alpha / pred, divided out).
 #
 # Blocks, and the checkpointed passes of long sequences.  A sequence of L rows is
 # run in nb blocks of B consecutive rows (the last one may be shorter): B = L, one
@@ -41,7 +42,7 @@
 # that a thread keeps O(sqrt(L) K) doubles for the sequence instead of O(L K):
 #
 #   forward sweep   blocks 0, 1, ..., nb - 1: the block's log-densities from the
-#                   features, the forward recursion (alpha and pred; Viterbi's
+#                   features, the forward recursion (alpha and w; Viterbi's
 #                   delta) from the previous block's last row, whose state is the
 #                   block's checkpoint (nb x K doubles in all: the last row of each
 #                   block); log p(x) / the path's score and sum log h run on
@@ -49,7 +50,7 @@
 #   backward sweep  blocks nb - 1, ..., 0: the block's log-densities and forward
 #                   quantities recomputed from its checkpoint (the last block's are
 #                   still in the scratch), the backward step over its rows from the
-#                   carry -- gamma and pred of the row after the block (softmax),
+#                   carry -- u of the row after the block (softmax),
 #                   that row's state (argmax, sample) --, then the block's outputs
 #                   and statistics; its first row becomes the next carry
 #
@@ -350,7 +351,8 @@ cdef inline void _forward(const double *lp, Py_ssize_t n, Py_ssize_t K, const do
                           const double *pi, const double *A, double *al, double *pr,
                           double *run) noexcept nogil:
     """The scaled forward pass over n consecutive rows of a sequence: al (n x K) =
-    p(z_t | x_1..t) and pr (n x K) = p(z_t | x_1..t-1); prev is alpha of the row
+    p(z_t | x_1..t) and pr (n x K) = w_t = alpha_t / p(z_t | x_1..t-1) (0 where the
+    denominator is); prev is alpha of the row
     before the first (a checkpoint), or NULL at the sequence's start (pr_1 = pi).
     run = [ll, prod] carries log p(x_1..t) = ll + log(prod) from block to block: the
     scales s_t are multiplied into prod, whose log is taken only when it nears the
@@ -363,15 +365,14 @@ cdef inline double _backward(double *lp, Py_ssize_t n, Py_ssize_t K, const doubl
                              double *al, double *pr, bint last, double *M, double *beta,
                              double el) noexcept nogil:
     """The backward pass over the n rows of a block, from its last row to its first:
-    al (the forward pass's alpha) becomes gamma in place.  last: the block ends the
-    sequence (gamma = alpha on its last row); else row n of al and pr holds gamma
-    and pred of the row after the block (the carry).  M (K x K) += the block's terms
-    of sum_t (alpha_t / s_t) (x) q_{t+1}, so that sum_t xi_t = A o M (see the
-    header); returns el + the block's terms of sum_t sum_k gamma_t(k) lp_t(k).  lp
-    and pr are scratch afterwards (pred of the first row excepted, the next carry):
-    the pass keeps alpha_t / s_t in lp's row t and q_{t+1} in pr's row t + 1 once it
-    has read them, and M is their outer-product sum, taken at the end with M in
-    registers (fv_hmm.h: fv_backward_block, fv_bwd_row, fv_outer_sum)."""
+    al (the forward pass's alpha) becomes gamma in place, pr's w_t becomes u_t =
+    w_t beta_t.  last: the block ends the sequence (gamma = alpha, u = w on its last
+    row); else row n of pr holds u of the row after the block (the carry).  M (K x
+    K) += the block's terms of sum_t alpha_t (x) u_{t+1}, so that sum_t xi_t = A o M
+    (see the header); returns el + the block's terms of sum_t sum_k gamma_t(k)
+    lp_t(k).  lp holds alpha_t afterwards (read by M's sum), and M is the outer-
+    product sum, taken at the end with M in registers (fv_hmm.h: fv_backward_block,
+    fv_bwd_row, fv_outer_sum)."""
     return fv_backward_block(lp, n, K, AT, al, pr, last, M, beta, el)
 
 
@@ -697,8 +698,7 @@ cdef double _seq_softmax(Hmm *h, Scratch *x, Py_ssize_t r0, Py_ssize_t L, Py_ssi
         el = _backward(x.lp, n, K, h.AtT, x.al, x.pr, i == nb - 1, x.M, x.v2, el)
         _emit_soft(h, x, r0 + i * B, n, w)
         if i > 0:
-            # the carry: gamma and pred of the block's first row, after block i - 1
-            memcpy(x.al + B * K, x.al, K * sizeof(double))
+            # the carry: u of the block's first row, after block i - 1
             memcpy(x.pr + B * K, x.pr, K * sizeof(double))
         i -= 1
     # H[p(z | x)] = log p(x) - E log p(x, z), the zero-probability terms 0
@@ -1119,10 +1119,9 @@ cdef void _pipe_role(void *ctx, int tid, int nt) noexcept nogil:
                     e = d
             fv_post(&c.bdone, nb - 1 - i)       # block i + 1 done with
         if i > 0:
-            # the carry: gamma and pred of the block's first row, after block i - 1
-            # (row B of its set, which its preparation does not write)
+            # the carry: u of the block's first row, after block i - 1 (row B of
+            # its set, which its preparation does not write)
             _pipe_lane(c, i - 1, &nx)
-            memcpy(nx.al + B * K, ln.al, K * sizeof(double))
             memcpy(nx.pr + B * K, ln.pr, K * sizeof(double))
         i -= 1
     _pipe_lane(c, 0, &ln)

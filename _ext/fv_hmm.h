@@ -4,7 +4,7 @@
  *
  * fv_vecmat: y[0:K] = sum_j x[j] M[j, 0:K] (M row-major K x K), the K sums held in
  * vector registers for K a multiple of 4 up to 32 -- the forward step's predicted
- * state alpha_{t-1} A and the backward step's A q_{t+1} (through A^T).  The even
+ * state alpha_{t-1} A and the backward step's A u_{t+1} (through A^T).  The even
  * and the odd j are summed apart, then added: two dependency chains of FMAs
  * instead of one (an axpy per j into y in memory, before, chained each term's load
  * behind the previous term's store).  A fixed order, whatever the thread. */
@@ -79,7 +79,7 @@ static inline __attribute__((always_inline)) void fv_vecmat(double *restrict y, 
 }
 
 /* fv_outer_sum: M[j, 0:K] += sum_t U[t, j] Q[t, 0:K] (U, Q row-major n x K), t from
- * n - 1 down to 0 -- the backward pass's sum_t (alpha_t / s_t) (x) q_{t+1}, in the
+ * n - 1 down to 0 -- the backward pass's sum_t alpha_t (x) u_{t+1}, in the
  * order the pass meets its terms.  Four rows of M are held in registers over the
  * whole of t (K a multiple of 4 up to 16), where an outer-product update per step
  * would load and store all of M at every step.  M is added to, each entry one chain
@@ -137,8 +137,8 @@ static inline void fv_outer_sum(double *restrict M, const double *restrict U,
  *
  * At small K a row of the forward recursion is one chain of dependent operations
  * (alpha_{t-1} A, the products with the row's exps, their sum in the order of k,
- * its reciprocal, the scaling; the backward step's chain is alike), so that one
- * sequence keeps the core waiting on latencies.  The lanes run several
+ * its reciprocal, the scaling; the backward step's is shorter: A u_{t+1}, then
+ * u_t = w_t beta_t), so that one sequence keeps the core waiting on latencies.  The lanes run several
  * independent sequences' rows in turn (row t of lane 0, of lane 1, ..., then row
  * t + 1), so that the out-of-order core overlaps their chains.  Every path -- a
  * sequence alone, its checkpointed blocks (fv_forward_block, fv_backward_block),
@@ -195,10 +195,11 @@ static inline __attribute__((always_inline)) double fv_add_prod(double s, double
 }
 
 typedef struct {
-    double *lp;      /* n x K log-densities (the backward pass: alpha_t / s_t after) */
+    double *lp;      /* n x K log-densities (the backward pass: alpha_t after) */
     double *al;      /* n x K alpha, gamma after the backward pass */
-    double *pr;      /* n x K pred (the backward pass: q_t+1 after) */
-    double *M;       /* K x K: sum_t (alpha_t / s_t) (x) q_t+1 (added to) */
+    double *pr;      /* n x K w_t = alpha_t / pred_t (the backward pass: u_t = w_t beta_t
+                        after) */
+    double *M;       /* K x K: sum_t alpha_t (x) u_t+1 (added to) */
     double *beta;    /* K scratch */
     double *mx;      /* n: the rows' maxima (the stepped forward rows) */
     const int32_t *sym; /* n codes of a single categorical feature (their exps in a
@@ -210,8 +211,9 @@ typedef struct {
 
 /* the forward row in log space, for a row whose reachable states (p > 0) all lie
  * far below its best one: a = p exp(l) normalised, the maximum taken over the
- * reachable states; ll += the log of the row's scale */
-static void fv_fwd_logspace(long K, const double *restrict p, double *restrict a,
+ * reachable states; ll += the log of the row's scale; p (pred) becomes the row's
+ * w = a / p (0 where p = 0), as the other rows' (fv_fwd_row) */
+static void fv_fwd_logspace(long K, double *restrict p, double *restrict a,
                             const double *restrict l, double *restrict ll)
 {
     double m = -INFINITY, s = 0.0;
@@ -229,14 +231,18 @@ static void fv_fwd_logspace(long K, const double *restrict p, double *restrict a
     const double v = 1.0 / s;
     for (long k = 0; k < K; k++)
         a[k] = a[k] * v;
+    for (long k = 0; k < K; k++)       /* p becomes w = alpha / pred */
+        p[k] = p[k] > 0.0 ? a[k] / p[k] : 0.0;
 }
 
-/* one forward row: p = alpha_{t-1} A (aprev; pi where aprev is NULL, the
- * sequence's first row), a = p exp(l - max l) / s with s the sum of the
+/* one forward row: pred = alpha_{t-1} A (aprev; pi where aprev is NULL, the
+ * sequence's first row), a = pred exp(l - max l) / s with s the sum of the
  * unnormalised a in the order of k; log p(x_1..t) = ll + log(prod): s is
  * multiplied into prod, whose log is taken only when it nears the ends of the
- * double range.  A row whose reachable states all lie far below its best one
- * (s <= 1e-280) is taken in log space. */
+ * double range.  p is left holding the row's w = exp(l - max l) / s = a / pred
+ * (0 where pred = 0): the backward pass's beta_{t-1} = A (w_t beta_t).  A row
+ * whose reachable states all lie far below its best one (s <= 1e-280) is taken
+ * in log space. */
 static inline __attribute__((always_inline))
 void fv_fwd_row(const long K, double *restrict p, double *restrict a, const double *restrict l,
                 const double *restrict aprev, const double *restrict pi,
@@ -250,8 +256,11 @@ void fv_fwd_row(const long K, double *restrict p, double *restrict a, const doub
     for (long k = 1; k < K; k++)
         if (l[k] > m)
             m = l[k];
-    for (long k = 0; k < K; k++)
-        a[k] = p[k] * fv_exp(l[k] - m);
+    for (long k = 0; k < K; k++) {
+        const double e = fv_exp(l[k] - m);
+        a[k] = p[k] * e;
+        p[k] = p[k] > 0.0 ? e : 0.0;        /* the exps of the reachable states */
+    }
     double s = 0.0;
     for (long k = 0; k < K; k++) {
         double v = a[k];
@@ -266,9 +275,15 @@ void fv_fwd_row(const long K, double *restrict p, double *restrict a, const doub
             *prod = 1.0;
         }
         const double v = 1.0 / s;
-        for (long k = 0; k < K; k++)
+        for (long k = 0; k < K; k++) {
             a[k] = a[k] * v;
-    } else {
+            p[k] = p[k] * v;                /* w = exp(l - m) / s */
+        }
+    } else {                                /* pred again, for the log-space row */
+        if (aprev != 0)
+            fv_vecmat(p, aprev, A, K);
+        else
+            memcpy(p, pi, K * sizeof(double));
         fv_fwd_logspace(K, p, a, l, ll);
     }
 }
@@ -287,32 +302,24 @@ double fv_pos_dot(const long K, const double *restrict a, const double *restrict
     return el;
 }
 
-/* one backward row t below the last: g1, p1 gamma and pred of row t + 1 (p1
- * becomes q_t+1 = g1 / p1), a alpha_t (becomes gamma_t = alpha_t beta_t / s,
- * beta_t = A q_t+1, s = sum_j alpha_t(j) beta_t(j)), l lp_t (becomes alpha_t /
- * s); returns el + sum_k gamma_t(k) lp_t(k) */
+/* one backward row t below the last: u1 = w_t+1 beta_t+1 (row t + 1's), a alpha_t
+ * (becomes gamma_t = alpha_t beta_t, beta_t = A u1), l lp_t (becomes alpha_t), wu
+ * w_t (becomes u_t = w_t beta_t); returns el + sum_k gamma_t(k) lp_t(k).  The
+ * scaled recursion: sum_k gamma_t(k) = 1 up to round-off, no division. */
 static inline __attribute__((always_inline))
-double fv_bwd_row(const long K, const double *restrict g1, double *restrict p1,
-                  const double *restrict AT, double *restrict a, double *restrict l,
+double fv_bwd_row(const long K, const double *restrict u1, const double *restrict AT,
+                  double *restrict a, double *restrict l, double *restrict wu,
                   double *restrict beta, double el)
 {
     const long K4 = K & ~3L;
-    for (long k = 0; k < K; k++)
-        p1[k] = p1[k] > 0.0 ? g1[k] / p1[k] : 0.0;
-    fv_vecmat(beta, p1, AT, K);                  /* beta = A q */
-    double s = 0.0;
-    for (long j = 0; j < K4; j++)
-        s = fv_add_prod(s, a[j], beta[j]);
-    for (long j = K4; j < K; j++)
-        s = FV_FMA(a[j], beta[j], s);
-    s = 1.0 / s;
+    fv_vecmat(beta, u1, AT, K);                  /* beta = A u */
     for (long j = 0; j < K; j++) {
-        const double v = a[j] * s;
-        const double g = v * beta[j];
-        a[j] = g;
+        const double g = a[j] * beta[j];
         if (g > 0.0)
             el = j < K4 ? fv_add_prod(el, g, l[j]) : FV_FMA(g, l[j], el);
-        l[j] = v;
+        l[j] = a[j];
+        a[j] = g;
+        wu[j] = wu[j] * beta[j];
     }
     return el;
 }
@@ -474,8 +481,10 @@ void fv_fwd_row_##SUF(const long Kc, double *restrict p, double *restrict a,    
     }                                                                                     \
     const double m = MAXV(lv, l, K);                                                      \
     double s = 0.0;                                                                       \
+    VT ev[NV];                                                                            \
     for (int u = 0; u < (NV); u++) {                                                      \
-        av[u] = pv[u] * EXPV(lv[u] - m);                                                  \
+        ev[u] = EXPV(lv[u] - m);                                                          \
+        av[u] = pv[u] * ev[u];                                                            \
         FV_OPAQUE_V(av[u]);                                                                 \
         for (int i = 0; i < (L); i++)                                                     \
             s = (u == 0 && i == 0) ? av[0][0] : s + av[u][i];                             \
@@ -491,39 +500,30 @@ void fv_fwd_row_##SUF(const long Kc, double *restrict p, double *restrict a,    
         *prod = 1.0;                                                                      \
     }                                                                                     \
     const double v = 1.0 / s;                                                             \
-    for (int u = 0; u < (NV); u++)                                                        \
+    for (int u = 0; u < (NV); u++) {                                                      \
         *(VT *)(a + (L) * u) = av[u] * v;                                                 \
+        *(VT *)(p + (L) * u) = fv_sel_##SUF(pv[u] > 0.0, ev[u] * v, (VT){0});  /* w */    \
+    }                                                                                     \
 }                                                                                         \
 static inline __attribute__((always_inline))                                              \
-double fv_bwd_row_##SUF(const long Kc, const double *restrict g1, double *restrict p1,    \
+double fv_bwd_row_##SUF(const long Kc, const double *restrict u1,                         \
                         const double *restrict AT, double *restrict a,                    \
-                        double *restrict l, double *restrict beta, double el)             \
+                        double *restrict l, double *restrict wu, double *restrict beta,   \
+                        double el)                                                        \
 {                                                                                         \
-    VT q[NV], bv[NV];                                                                     \
+    VT bv[NV];                                                                            \
+    fv_vecmatv_##SUF(bv, u1, AT);                 /* beta = A u */                        \
     for (int u = 0; u < (NV); u++) {                                                      \
-        const VT gv = *(const VT *)(g1 + (L) * u), pv = *(const VT *)(p1 + (L) * u);      \
-        q[u] = fv_sel_##SUF(pv > 0.0, gv / pv, (VT){0});                                  \
-        *(VT *)(p1 + (L) * u) = q[u];                                                     \
-    }                                                                                     \
-    fv_vecmatv_##SUF(bv, p1, AT);                 /* beta = A q */                        \
-    double s = 0.0;                                                                       \
-    for (int u = 0; u < (NV); u++) {                                                      \
-        VT pr = *(const VT *)(a + (L) * u) * bv[u];                                       \
-        FV_OPAQUE_V(pr);                                                                    \
-        for (int i = 0; i < (L); i++)                                                     \
-            s = (u == 0 && i == 0) ? pr[0] : s + pr[i];                                   \
-    }                                                                                     \
-    s = 1.0 / s;                                                                          \
-    for (int u = 0; u < (NV); u++) {                                                      \
-        const VT v = *(const VT *)(a + (L) * u) * s;                                      \
-        const VT g = v * bv[u];                                                           \
+        const VT av = *(const VT *)(a + (L) * u);                                         \
+        const VT g = av * bv[u];                                                          \
         VT pr = g * *(const VT *)(l + (L) * u);                                           \
         FV_OPAQUE_V(pr);                                                                    \
         pr = fv_sel_##SUF(g > 0.0, pr, (VT){0});                                          \
         for (int i = 0; i < (L); i++)                                                     \
             el += pr[i];                                                                  \
         *(VT *)(a + (L) * u) = g;                                                         \
-        *(VT *)(l + (L) * u) = v;                                                         \
+        *(VT *)(l + (L) * u) = av;                                                        \
+        *(VT *)(wu + (L) * u) = *(const VT *)(wu + (L) * u) * bv[u];                      \
     }                                                                                     \
     (void)beta;                                                                           \
     return el;                                                                            \
@@ -554,7 +554,7 @@ void fv_fwd_step_##SUF(const fv_lane *restrict ln, const int G, const long t,   
                        const double *restrict A, double *restrict ll, double *restrict prod)\
 {                                                                                         \
     const long K = (L) * (NV);                                                            \
-    VT acc0[4][NV], acc1[4][NV], av[4][NV];                                               \
+    VT acc0[4][NV], acc1[4][NV], av[4][NV], ev[4][NV];                                    \
     double m[4], s[4];                                                                    \
     int far[4];                                                                           \
     for (int g = 0; g < G; g++)                                                           \
@@ -572,10 +572,11 @@ void fv_fwd_step_##SUF(const fv_lane *restrict ln, const int G, const long t,   
     for (int g = 0; g < G; g++)                                                           \
         for (int u = 0; u < (NV); u++) {                                                  \
             /* the row's exps (fv_exp_rows_SUF, or a table), then its pred in their place */\
-            const VT ev = *(const VT *)(ln[g].pr + t * K + (L) * u);                      \
+            /* (read by a log-space row), then its w (below) */                           \
+            ev[g][u] = *(const VT *)(ln[g].pr + t * K + (L) * u);                         \
             acc0[g][u] = acc0[g][u] + acc1[g][u];          /* pred */                     \
             *(VT *)(ln[g].pr + t * K + (L) * u) = acc0[g][u];                             \
-            av[g][u] = acc0[g][u] * ev;                                                   \
+            av[g][u] = acc0[g][u] * ev[g][u];                                             \
             FV_OPAQUE_V(av[g][u]);                                                        \
         }                                                                                 \
     for (int g = 0; g < G; g++)                                                           \
@@ -601,32 +602,30 @@ void fv_fwd_step_##SUF(const fv_lane *restrict ln, const int G, const long t,   
     }                                                                                     \
     for (int g = 0; g < G; g++)                                                           \
         if (!far[g])                                                                      \
-            for (int u = 0; u < (NV); u++)                                                \
+            for (int u = 0; u < (NV); u++) {                                              \
                 *(VT *)(ln[g].al + t * K + (L) * u) = av[g][u] * s[g];                    \
+                *(VT *)(ln[g].pr + t * K + (L) * u) =                                     \
+                    fv_sel_##SUF(acc0[g][u] > 0.0, ev[g][u] * s[g], (VT){0});  /* w */    \
+            }                                                                             \
 }                                                                                         \
 /* Step i of the backward pass of G lanes at once (row n - 2 - i of each), stage by  \
- * stage as fv_fwd_step_SUF; each lane's values those of fv_bwd_row_SUF. */           \
+ * stage as fv_fwd_step_SUF; each lane's values those of fv_bwd_row_SUF: the chain  \
+ * from step to step is u_t+1 -> beta_t = A u_t+1 -> u_t = w_t beta_t. */             \
 static inline __attribute__((always_inline))                                              \
 void fv_bwd_step_##SUF(const fv_lane *restrict ln, const int G, const long i0,            \
                        const double *restrict AT, double *restrict el)                    \
 {                                                                                         \
     const long K = (L) * (NV);                                                            \
     VT acc0[4][NV], acc1[4][NV], av[4][NV];                                               \
-    double s[4];                                                                          \
     long o[4];                                                                            \
     for (int g = 0; g < G; g++) {                                                         \
         o[g] = (ln[g].n - 2 - i0) * K;                                                    \
-        for (int u = 0; u < (NV); u++) {                                                  \
-            const VT gv = *(const VT *)(ln[g].al + o[g] + K + (L) * u);                   \
-            const VT pv = *(const VT *)(ln[g].pr + o[g] + K + (L) * u);                   \
-            *(VT *)(ln[g].pr + o[g] + K + (L) * u) =                                      \
-                fv_sel_##SUF(pv > 0.0, gv / pv, (VT){0});                                 \
+        for (int u = 0; u < (NV); u++)                                                    \
             acc0[g][u] = acc1[g][u] = (VT){0};                                            \
-        }                                                                                 \
     }                                                                                     \
     for (long j = 0; j < K; j += 2)                                                       \
         for (int g = 0; g < G; g++) {                                                     \
-            const double *x = ln[g].pr + o[g] + K;                                        \
+            const double *x = ln[g].pr + o[g] + K;        /* u_t+1 */                     \
             const VT x0 = BC(x[j]), x1 = BC(x[j + 1]);                                    \
             for (int u = 0; u < (NV); u++) {                                              \
                 acc0[g][u] += x0 * *(const VT *)(AT + j * K + (L) * u);                   \
@@ -635,25 +634,16 @@ void fv_bwd_step_##SUF(const fv_lane *restrict ln, const int G, const long i0,  
         }                                                                                 \
     for (int g = 0; g < G; g++)                                                           \
         for (int u = 0; u < (NV); u++) {                                                  \
-            acc0[g][u] = acc0[g][u] + acc1[g][u];          /* beta */                     \
-            av[g][u] = *(const VT *)(ln[g].al + o[g] + (L) * u) * acc0[g][u];             \
-            FV_OPAQUE_V(av[g][u]);                                                          \
-        }                                                                                 \
-    for (int u = 0; u < (NV); u++)                                                        \
-        for (int i = 0; i < (L); i++)                                                     \
-            for (int g = 0; g < G; g++)                                                   \
-                s[g] = (u == 0 && i == 0) ? av[g][0][0] : s[g] + av[g][u][i];             \
-    for (int g = 0; g < G; g++)                                                           \
-        s[g] = 1.0 / s[g];                                                                \
-    for (int g = 0; g < G; g++)                                                           \
-        for (int u = 0; u < (NV); u++) {                                                  \
-            const VT v = *(const VT *)(ln[g].al + o[g] + (L) * u) * s[g];                 \
-            const VT gm = v * acc0[g][u];                                                 \
+            const VT bt = acc0[g][u] + acc1[g][u];          /* beta_t */                  \
+            *(VT *)(ln[g].pr + o[g] + (L) * u) =                                          \
+                *(const VT *)(ln[g].pr + o[g] + (L) * u) * bt;       /* u_t */            \
+            const VT at = *(const VT *)(ln[g].al + o[g] + (L) * u);                       \
+            const VT gm = at * bt;                                                        \
             VT pr = gm * *(const VT *)(ln[g].lp + o[g] + (L) * u);                        \
             FV_OPAQUE_V(pr);                                                                \
             av[g][u] = fv_sel_##SUF(gm > 0.0, pr, (VT){0});                               \
             *(VT *)(ln[g].al + o[g] + (L) * u) = gm;                                      \
-            *(VT *)(ln[g].lp + o[g] + (L) * u) = v;                                       \
+            *(VT *)(ln[g].lp + o[g] + (L) * u) = at;                                      \
         }                                                                                 \
     for (int u = 0; u < (NV); u++)                                                        \
         for (int i = 0; i < (L); i++)                                                     \
@@ -693,8 +683,7 @@ static double fv_backward_block_##NAME(double *restrict lp, long n, long Kr,    
         t = n - 2;                                                                        \
     }                                                                                     \
     for (; t >= 0; t--)                                                                   \
-        el = BWD(K, al + (t + 1) * K, pr + (t + 1) * K, AT, al + t * K, lp + t * K,\
-                        beta, el);                                                        \
+        el = BWD(K, pr + (t + 1) * K, AT, al + t * K, lp + t * K, pr + t * K, beta, el);  \
     fv_outer_sum(M, lp, pr + K, last ? n - 1 : n, K);                                     \
     return el;                                                                            \
 }                                                                                         \
@@ -798,8 +787,8 @@ static void fv_backward_lanes_##NAME(fv_lane *restrict ln, int G, const double *
             if (i + 1 >= ln[g].n)                                                         \
                 continue;                                                                 \
             const long o = (ln[g].n - 2 - i) * K;                                         \
-            el[g] = BWD(K, ln[g].al + o + K, ln[g].pr + o + K, AT, ln[g].al + o,          \
-                        ln[g].lp + o, ln[g].beta, el[g]);                                 \
+            el[g] = BWD(K, ln[g].pr + o + K, AT, ln[g].al + o, ln[g].lp + o, ln[g].pr + o,  \
+                        ln[g].beta, el[g]);                                               \
         }                                                                                 \
     for (int g = 0; g < G; g++) {                                                         \
         ln[g].el = el[g];                                                                 \
@@ -832,8 +821,9 @@ FV_ROWS_K(any, Kr, fv_fwd_row, fv_bwd_row, 0, fv_fwd_step_none, fv_bwd_step_none
     }
 
 /* the scaled forward pass over n consecutive rows of a sequence: al (n x K) =
- * p(z_t | x_1..t) and pr (n x K) = p(z_t | x_1..t-1); prev is alpha of the row
- * before the first (a checkpoint), or NULL at the sequence's start (pred = pi);
+ * p(z_t | x_1..t) and pr (n x K) = w_t = alpha_t / p(z_t | x_1..t-1) (0 where that
+ * is 0); prev is alpha of the row before the first (a checkpoint), or NULL at the
+ * sequence's start (pred = pi);
  * run = [ll, prod] carries log p(x_1..t) = ll + log(prod) from block to block */
 static inline void fv_forward_block(const double *lp, long n, long K, const double *prev,
                                     const double *pi, const double *A, double *al, double *pr,
@@ -843,11 +833,11 @@ static inline void fv_forward_block(const double *lp, long n, long K, const doub
 }
 
 /* the backward pass over the n rows of a block, from its last row to its first:
- * al becomes gamma in place.  last: the block ends the sequence (gamma = alpha on
- * its last row); else row n of al and pr holds gamma and pred of the row after
- * the block (the carry).  M (K x K) += the block's terms of sum_t (alpha_t / s_t)
- * (x) q_t+1; returns el + the block's terms of sum_t sum_k gamma_t(k) lp_t(k).
- * lp and pr are scratch afterwards (pred of the first row excepted) */
+ * al becomes gamma and pr's w becomes u = w beta in place.  last: the block ends
+ * the sequence (gamma = alpha and u = w on its last row); else row n of pr holds u
+ * of the row after the block (the carry).  M (K x K) += the block's terms of
+ * sum_t alpha_t (x) u_t+1; returns el + the block's terms of sum_t sum_k
+ * gamma_t(k) lp_t(k).  lp holds alpha afterwards, pr's first row the next carry */
 static inline double fv_backward_block(double *lp, long n, long K, const double *AT, double *al,
                                        double *pr, int last, double *M, double *beta, double el)
 {
@@ -934,7 +924,7 @@ static inline void fv_backward_lanes(fv_lane *ln, int G, const double *AT, long 
 }
 
 /* E log p(x, z) of a sequence's posterior from el = sum_t sum_k gamma_t(k) lp_t(k),
- * gamma_1 (g1) and M = sum_t (alpha_t / s_t) (x) q_t+1, which becomes sum_t xi_t =
+ * gamma_1 (g1) and M = sum_t alpha_t (x) u_t+1, which becomes sum_t xi_t =
  * A o M in place: el + sum_k gamma_1(k) ls[k] + sum_jk xi(j, k) lt[j, k], the
  * zero-probability terms 0 (every product fused, as the Cython loop compiled) */
 static inline double fv_expected_log_joint(long K, const double *restrict g1,
