@@ -416,6 +416,21 @@ static inline __attribute__((always_inline)) VT fv_sel_##SUF(MT m, VT a, VT b)  
 {                                                                                         \
     return (VT)(((MT)a & m) | ((MT)b & ~m));                                              \
 }                                                                                         \
+/* the sum of a forward row's K products: the NV vectors added in order, then the    \
+ * lanes by halves (a tree: a short chain where an in-order sum is K long); the    \
+ * rows and the lanes' steps both take it, so their scales agree bit for bit */     \
+static inline __attribute__((always_inline)) double fv_rowsum_##SUF(const VT *av)         \
+{                                                                                         \
+    VT t = av[0];                                                                         \
+    for (int u = 1; u < (NV); u++)                                                        \
+        t = t + av[u];                                                                    \
+    double h[L];                                                                          \
+    memcpy(h, &t, sizeof t);                                                              \
+    for (int w = (L) / 2; w >= 1; w /= 2)                                                 \
+        for (int i = 0; i < w; i++)                                                       \
+            h[i] = h[i] + h[i + w];                                                       \
+    return h[0];                                                                          \
+}                                                                                         \
 /* fv_exp (fv_math.h) on a vector, operation for operation */                             \
 static inline __attribute__((always_inline)) VT fv_expv_##SUF(VT x)                       \
 {                                                                                         \
@@ -486,9 +501,8 @@ void fv_fwd_row_##SUF(const long Kc, double *restrict p, double *restrict a,    
         ev[u] = EXPV(lv[u] - m);                                                          \
         av[u] = pv[u] * ev[u];                                                            \
         FV_OPAQUE_V(av[u]);                                                                 \
-        for (int i = 0; i < (L); i++)                                                     \
-            s = (u == 0 && i == 0) ? av[0][0] : s + av[u][i];                             \
     }                                                                                     \
+    s = fv_rowsum_##SUF(av);                                                              \
     if (__builtin_expect(!(s > 1e-280), 0)) {                                             \
         fv_fwd_logspace(K, p, a, l, ll);      /* far below the row's best: log space */  \
         return;                                                                           \
@@ -581,10 +595,8 @@ void fv_fwd_step_##SUF(const fv_lane *restrict ln, const int G, const long t,   
         }                                                                                 \
     for (int g = 0; g < G; g++)                                                           \
         m[g] = ln[g].mx[t];                                                               \
-    for (int u = 0; u < (NV); u++)                                                        \
-        for (int i = 0; i < (L); i++)                                                     \
-            for (int g = 0; g < G; g++)                                                   \
-                s[g] = (u == 0 && i == 0) ? av[g][0][0] : s[g] + av[g][u][i];             \
+    for (int g = 0; g < G; g++)                                                           \
+        s[g] = fv_rowsum_##SUF(av[g]);                                                    \
     for (int g = 0; g < G; g++) {                                                         \
         far[g] = !(s[g] > 1e-280);                                                        \
         if (__builtin_expect(far[g], 0)) {                                                \
