@@ -228,3 +228,30 @@ def test_conjugate_refusals():
     _fit(est, X)
     with pytest.raises(ValueError, match="natural_to_mean"):
         est.partial_fit(X)
+
+
+def _two_state_counts(seed=0):
+    rng = np.random.default_rng(seed)
+    z = np.repeat(rng.integers(0, 2, 60), 10)
+    X = rng.poisson(np.where(z[:, None] == 1, [6.0, 1.0], [1.0, 5.0])).astype(float)
+    return X, z, [100] * 6
+
+
+def test_numba_family_as_hmm_emissions_em_and_gibbs():
+    """A user's Numba family as an HMM's emissions: em reaches the built-in Poisson
+    HMM's optimum; gibbs (its chain draws with a Generator) runs, is reproducible
+    and finds the states; sample() names what the family lacks."""
+    X, z, lengths = _two_state_counts()
+    em = fastvem.HMM(example_poisson(shape_prior=1.0), 2, n_iter=200, tol=1e-10,
+                     random_state=0).fit(X, lengths)
+    ref = fastvem.HMM("poisson", 2, n_iter=200, tol=1e-10, random_state=0).fit(X, lengths)
+    assert abs(em.score(X, lengths) - ref.score(X, lengths)) < 1e-6 * abs(ref.score(X, lengths))
+    fits = [fastvem.HMM(example_poisson(shape_prior=1.0), 2, method="gibbs", n_iter=60,
+                        random_state=3).fit(X, lengths) for _ in range(2)]
+    np.testing.assert_array_equal(fits[0].transmat_, fits[1].transmat_)
+    states = fits[0].predict(X, lengths)
+    agree = max(np.mean(states == z), np.mean(states != z))
+    assert agree > 0.9
+    assert np.all(np.diag(fits[0].transmat_) > 0.8)
+    with pytest.raises(NotImplementedError, match="sample_rows"):
+        em.sample(5)

@@ -38,6 +38,10 @@ __all__ = ["Family", "dirichlet_kl", "beta_kl", "gamma_kl"]
 class Family:
     """Base class of the observation families; see the module docstring."""
 
+    def _lacks(self, method):
+        return (f"the family {type(self).__name__} does not implement {method}, which this "
+                "use of it needs")
+
     name = "family"
     features = None            # the row driver's built-in features, or "address"
     address = 0                # the features function's address when features == "address"
@@ -46,7 +50,7 @@ class Family:
         return None
 
     def n_statistics(self):
-        raise NotImplementedError
+        raise NotImplementedError(self._lacks("n_statistics"))
 
     def posterior_width(self):
         """The width of each of q's arrays (K x width)."""
@@ -129,37 +133,37 @@ class Family:
         return np.asarray(data, dtype=np.float64)
 
     def prepare(self, X, fitting=False):
-        raise NotImplementedError
+        raise NotImplementedError(self._lacks("prepare"))
 
     def effective(self, theta):
-        raise NotImplementedError
+        raise NotImplementedError(self._lacks("effective"))
 
     def expected_effective(self, q):
-        raise NotImplementedError
+        raise NotImplementedError(self._lacks("expected_effective"))
 
     def point_estimate(self, stats, nk, previous):
-        raise NotImplementedError
+        raise NotImplementedError(self._lacks("point_estimate"))
 
     def posterior(self, stats, nk, prior):
-        raise NotImplementedError
+        raise NotImplementedError(self._lacks("posterior"))
 
     def sample_posterior(self, q, rng):
-        raise NotImplementedError
+        raise NotImplementedError(self._lacks("sample_posterior"))
 
     def posterior_mean(self, q):
-        raise NotImplementedError
+        raise NotImplementedError(self._lacks("posterior_mean"))
 
     def kl(self, q, prior):
-        raise NotImplementedError
+        raise NotImplementedError(self._lacks("kl"))
 
     def default_prior(self, X):
-        raise NotImplementedError
+        raise NotImplementedError(self._lacks("default_prior"))
 
     def n_parameters(self, n_components):
-        raise NotImplementedError
+        raise NotImplementedError(self._lacks("n_parameters"))
 
     def sample_rows(self, theta_k, n, rng):
-        raise NotImplementedError
+        raise NotImplementedError(self._lacks("sample_rows"))
 
 
 def dirichlet_kl(q, p):

@@ -246,7 +246,8 @@ class ExponentialFamily(Family):
         conj = self._conj()
         eta = np.full((tau.shape[0], self.S), np.nan)
         for k in range(tau.shape[0]):
-            seed = int(rng.randint(2 ** 31))
+            # a RandomState (mixtures) or a Generator (the HMM's chains)
+            seed = int(rng.randint(2 ** 31) if hasattr(rng, "randint") else rng.integers(2 ** 31))
             conj.sample_natural(np.ascontiguousarray(tau[k]), float(nu[k]), seed, eta[k])
         if not np.all(np.isfinite(eta)):
             raise ValueError("sample_natural(tau, nu, seed, out) left non-finite values in out")
