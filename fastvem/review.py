@@ -365,7 +365,8 @@ LDA_METHODS = ("gibbs", "meanfield", "vem", "crisp")
 
 def _load_corpus(data):
     """(X, name): the `lda` package's Reuters corpus when installed, else a seeded
-    synthetic LDA corpus; or a scipy.sparse .npz / dense .npy file of counts."""
+    synthetic LDA corpus; or a scipy.sparse .npz file, or a dense .npy / .csv table
+    of counts (documents x words)."""
     import scipy.sparse as sp
     if data is None:
         try:
@@ -377,8 +378,17 @@ def _load_corpus(data):
             return X, "synthetic LDA corpus (pip install lda for Reuters)"
     if isinstance(data, str):
         if data.endswith(".npz"):
-            return sp.load_npz(data).tocsr(), os.path.basename(data)
-        return sp.csr_matrix(np.load(data, allow_pickle=False)), os.path.basename(data)
+            if not os.path.exists(data):
+                raise ValueError(f"data: no such file: {data}")
+            try:
+                return sp.load_npz(data).tocsr(), os.path.basename(data)
+            except (ValueError, OSError) as exc:
+                raise ValueError(f"data: {data} is not a scipy.sparse .npz file of counts "
+                                 f"({exc})") from None
+        if not data.endswith((".npy", ".csv")):
+            raise ValueError(f"data for lda must be a scipy.sparse .npz, or a .npy or .csv "
+                             f"table of counts, got {data!r}")
+        return sp.csr_matrix(_read_table(data)), os.path.basename(data)
     return sp.csr_matrix(data), "corpus"
 
 

@@ -115,6 +115,32 @@ def test_fit_save_predict_score(model, tmp_path):
     assert code == 0 and ("perplexity" in out if model == "lda" else "log-likelihood" in out)
 
 
+def test_lda_reads_a_csv_of_counts(tmp_path):
+    """The README's `fastvem fit --data x.csv --model lda`: a dense table of counts
+    (as .csv and .npy) fits the same model as its scipy.sparse .npz; a file of
+    another kind is refused naming data."""
+    import scipy.sparse as sp
+    from fastvem.datasets import make_lda_corpus
+    X, _ = make_lda_corpus(120, 30, 3, random_state=0)
+    dense = X.toarray()
+    np.savetxt(tmp_path / "x.csv", dense, fmt="%d", delimiter=",")
+    np.save(tmp_path / "x.npy", dense)
+    sp.save_npz(tmp_path / "x.npz", X)
+    import fastvem
+    comps = []
+    for name in ("x.csv", "x.npy", "x.npz"):
+        out = str(tmp_path / f"m_{name}.npz")
+        assert main(["fit", "--model", "lda", "--data", str(tmp_path / name), "-k", "3",
+                     "--method", "vem", "--out", out]) == 0
+        comps.append(fastvem.load(out).components_)
+    np.testing.assert_allclose(comps[0], comps[2], rtol=1e-12)
+    np.testing.assert_allclose(comps[1], comps[2], rtol=1e-12)
+    (tmp_path / "x.txt").write_text("1,2\n")
+    code, _, err = _run(["fit", "--model", "lda", "--data", str(tmp_path / "x.txt"), "-k", "2",
+                         "--out", str(tmp_path / "m.npz")], tmp_path)
+    _one_line_error(code, err, "data")
+
+
 def test_predict_needs_a_model_file(tmp_path):
     code, _, err = _run(["predict", "--data", "iris.npy"], tmp_path)
     _one_line_error(code, err, "--model-file")
