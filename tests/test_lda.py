@@ -402,6 +402,9 @@ def test_vocabulary_mismatch_and_bad_priors(small_corpus):
         LDA(n_components=2.5).fit(small_corpus)
     with pytest.raises(ValueError, match="learn_topic_word_prior"):
         LDA(learning_method="online", learn_topic_word_prior=True).fit(small_corpus)
+    for method in ("vem", "crisp"):      # point topics: eta would run to its floor
+        with pytest.raises(ValueError, match="learn_topic_word_prior.*meanfield"):
+            LDA(method=method, learn_topic_word_prior=True).fit(small_corpus)
     with pytest.raises(ValueError, match="doc_topic_init"):
         LDA(doc_topic_init="random").fit(small_corpus)
 
@@ -707,3 +710,12 @@ def test_verbose_prints_scikit_learns_lines_and_gibbs_a_per_token_bar(capsys):
     LDA(2, method="gibbs", max_iter=4, verbose=1, random_state=0).fit(X)
     captured = capsys.readouterr()
     assert captured.out == "" and "/4" in captured.err and "nan" not in captured.err
+
+
+def test_meanfield_learns_the_topic_word_prior(synthetic):
+    """The corpus was drawn with eta = 0.05: mean field's empirical-Bayes eta lands
+    near it (not on a floor)."""
+    Xtr, _, _ = synthetic
+    learnt = LDA(n_components=5, method="meanfield", max_iter=30, random_state=0,
+                 learn_topic_word_prior=True).fit(Xtr)
+    assert 0.04 < learnt.topic_word_prior_ < 0.065, learnt.topic_word_prior_

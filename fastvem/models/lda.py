@@ -124,7 +124,9 @@ class LatentDirichletAllocation(FittedConfig, ClassNamePrefixFeaturesOutMixin, T
         'symmetric' for vem and False otherwise (as in scikit-learn).  True means
         'symmetric'.  An asymmetric alpha is stored as a vector in doc_topic_prior_.
     learn_topic_word_prior : bool, default=False
-        Learn a symmetric eta (meanfield, vem, crisp; batch only).
+        Learn a symmetric eta (meanfield, batch only: its q(beta) gives eta an
+        interior optimum; with the point topics of vem and crisp, log p(beta | eta)
+        grows without bound as eta falls towards 0, so they refuse it).
     doc_topic_init : {'ones', 'best', 'warm'}, default='ones'
         Where a batch pass starts each document's fixed point.  'ones': from
         gamma = 1 every pass, as scikit-learn's batch learning (which starts from
@@ -246,10 +248,11 @@ class LatentDirichletAllocation(FittedConfig, ClassNamePrefixFeaturesOutMixin, T
                              f"{self.doc_topic_init!r}")
         if not isinstance(self.learn_topic_word_prior, (bool, np.bool_)):
             raise TypeError("learn_topic_word_prior must be a bool")
-        if self.learn_topic_word_prior and (m.assign == "sample"
+        if self.learn_topic_word_prior and (m.update != "posterior"
                                             or self.learning_method == "online"):
-            raise ValueError("learn_topic_word_prior=True is available for batch vem, "
-                             "meanfield and crisp fits only")
+            raise ValueError("learn_topic_word_prior=True is available for batch "
+                             "method='meanfield' fits only (with the point topics of vem "
+                             "and crisp, log p(beta | eta) has no maximum: eta runs to 0)")
         if m.assign == "sample" and self.learning_method == "online":
             raise ValueError("learning_method='online' is not available for method='gibbs' "
                              "(collapsed Gibbs sweeps the whole corpus)")
