@@ -721,3 +721,13 @@ def test_set_params_after_fit_asks_for_a_refit():
         with pytest.raises(ValueError, match="refit required"):
             est.partial_fit(X)
         assert est.fit(X).predict(X).shape == (300,)
+
+
+@pytest.mark.parametrize("dtype", [str, object])
+def test_string_categories_are_refused_naming_x(dtype):
+    """Labels rather than integer codes (a string array, or strings in an object
+    array as a pandas Categorical column gives): a TypeError naming X and the
+    encoding it needs, not numpy's conversion message."""
+    X = np.array([["a", "b"], ["b", "a"], ["a", "a"], ["b", "b"]] * 5, dtype=dtype)
+    with pytest.raises(TypeError, match="X must hold numbers.*OrdinalEncoder"):
+        fastvem.CategoricalMixture(2, random_state=0).fit(X)

@@ -50,8 +50,17 @@ def _numeric(X, name="X"):
         raise TypeError(f"{name} is a scipy.sparse matrix; this family needs a dense array")
     arr = np.asarray(X) if not isinstance(X, np.ndarray) else X
     dtype = None if arr.dtype.kind in "biuf" else np.float64
-    X = check_array(X, dtype=dtype, ensure_2d=True, ensure_min_samples=1,
-                    ensure_min_features=1, input_name=name)
+    hint = ("numbers (categories as integer codes 0, 1, ...: encode labels first, e.g. "
+            "with sklearn.preprocessing.OrdinalEncoder)")
+    if arr.dtype.kind in "USV":
+        raise TypeError(f"{name} must hold {hint}, got dtype {arr.dtype}")
+    try:
+        X = check_array(X, dtype=dtype, ensure_2d=True, ensure_min_samples=1,
+                        ensure_min_features=1, input_name=name)
+    except ValueError as exc:
+        if "could not convert" in str(exc):       # strings inside an object array
+            raise TypeError(f"{name} must hold {hint} ({exc})") from None
+        raise
     if X.dtype.kind not in "biuf":
         raise TypeError(f"{name} must be numeric, got dtype {X.dtype}")
     return X
