@@ -730,4 +730,4 @@ def test_string_categories_are_refused_naming_x(dtype):
     encoding it needs, not numpy's conversion message."""
     X = np.array([["a", "b"], ["b", "a"], ["a", "a"], ["b", "b"]] * 5, dtype=dtype)
     with pytest.raises(TypeError, match="X must hold numbers.*OrdinalEncoder"):
-        fastvem.CategoricalMixture(2, random_state=0).fit(X)
+        CategoricalMixture(2, random_state=0).fit(X)
