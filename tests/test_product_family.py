@@ -262,7 +262,8 @@ def test_bad_input_to_a_product_names_the_member_problem():
         est.predict(X[:, :7])
     bad = X.copy()
     bad[0, 4] = 7
-    with pytest.raises(ValueError, match="is not a category of feature 0"):
+    with pytest.raises(ValueError, match=r"X\[0, 4\] = 7 is not a category of feature 4 "
+                                         r"\(n_categories of column 4 = 3\)"):
         est.predict(bad)
     with pytest.raises(ValueError, match="params_init must be a finite"):
         fastvem.Mixture(fam, 2, params_init=np.zeros((2, 3))).fit(X)
@@ -318,3 +319,22 @@ def test_the_row_driver_refuses_codes_out_of_range():
             k.row_pass(counts, None, k.FEATURES["counts_float64"], 0, 2, np.zeros((2, 2)),
                        np.zeros(2), np.zeros(2), None, empty, empty, np.zeros((2, 2)),
                        np.zeros(2), np.zeros(3), 0, 0, 1)
+
+
+def test_a_members_bad_value_is_named_by_its_column_of_x():
+    """A bad value inside a product's member is reported at X's column (the
+    members validate their own column slices)."""
+    rng = np.random.default_rng(0)
+    X = np.column_stack([rng.normal(size=200), rng.integers(0, 2, 200),
+                         rng.integers(0, 3, 200), rng.poisson(2.0, 200)]).astype(float)
+    fam = Product([("gaussian_diag", [0]), ("bernoulli", [1]), ("categorical", [2]),
+                   ("poisson", [3])])
+    m = fastvem.Mixture(fam, n_components=2, random_state=0).fit(X)
+    for row, where in (([0.0, 1.0, 5.0, 2.0], r"X\[0, 2\]"), ([0.0, 3.0, 1.0, 2.0], "column 1"),
+                       ([0.0, 1.0, 1.0, -2.0], "column 3")):
+        with pytest.raises(ValueError, match=where):
+            m.predict(np.array([row]))
+    bad = X.copy()
+    bad[7, 3] = -1
+    with pytest.raises(ValueError, match=r"row 7, column 3 \(X columns \[3\]"):
+        fastvem.Mixture(fam, n_components=2).fit(bad)

@@ -63,6 +63,25 @@ def _builtin(name, n_columns, Xc):
                      f"of those kinds, got {name!r}")
 
 
+def _in_columns(message, cols, fam):
+    """A member family's message about its own columns, told in X's: 'column j',
+    'feature j' and 'X[i, j]' name X's column cols[j]."""
+    import re
+    cols = [int(c) for c in np.atleast_1d(cols)]
+
+    def col(j):
+        j = int(j)
+        return str(cols[j]) if 0 <= j < len(cols) else str(j)
+
+    message = re.sub(r"X\[(\d+), (\d+)\]", lambda m: f"X[{m.group(1)}, {col(m.group(2))}]",
+                     message)
+    message = re.sub(r"\b(column|feature) (\d+)", lambda m: f"{m.group(1)} {col(m.group(2))}",
+                     message)
+    message = re.sub(r"n_categories\[(\d+)\]", lambda m: f"n_categories of column {col(m.group(1))}",
+                     message)
+    return f"{message} (X columns {cols}: the product's {fam.name} part)"
+
+
 class Product(Family):
     """A product of families over disjoint columns (see the module doc)."""
 
@@ -147,7 +166,10 @@ class Product(Family):
             raise ValueError(f"X has {X.shape[1]} features, expected {self.n_features}")
         out = []
         for fam, cols in self.parts:
-            data = fam.prepare(np.ascontiguousarray(X[:, cols]), fitting=fitting)
+            try:
+                data = fam.prepare(np.ascontiguousarray(X[:, cols]), fitting=fitting)
+            except (ValueError, TypeError) as exc:
+                raise type(exc)(_in_columns(str(exc), cols, fam)) from None
             out.append((fam.features, data, fam.aux(), fam.n_statistics()))
         return ProductData(out)
 
