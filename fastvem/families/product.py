@@ -77,8 +77,8 @@ def _in_columns(message, cols, fam):
                      message)
     message = re.sub(r"\b(column|feature) (\d+)", lambda m: f"{m.group(1)} {col(m.group(2))}",
                      message)
-    message = re.sub(r"n_categories\[(\d+)\]", lambda m: f"n_categories of column {col(m.group(1))}",
-                     message)
+    message = re.sub(r"n_categories\[(\d+)\]",
+                     lambda m: f"n_categories of column {col(m.group(1))}", message)
     return f"{message} (X columns {cols}: the product's {fam.name} part)"
 
 
