@@ -731,3 +731,33 @@ def test_string_categories_are_refused_naming_x(dtype):
     X = np.array([["a", "b"], ["b", "a"], ["a", "a"], ["b", "b"]] * 5, dtype=dtype)
     with pytest.raises(TypeError, match="X must hold numbers.*OrdinalEncoder"):
         CategoricalMixture(2, random_state=0).fit(X)
+
+
+def test_meanfield_default_prior_weighs_the_rows_as_frequencies():
+    """The data-based default prior (Poisson: one pseudo-row at the feature's mean;
+    the Gaussian families' mean and (co)variance) counts a row of weight w as w
+    rows, so mean field on integer weights equals mean field on repeated rows."""
+    from fastvem.families import GaussianDiag, GaussianFull, GaussianSpherical, Product
+    X, _, _, _ = poisson_data()
+    reps = np.random.default_rng(1).integers(1, 6, X.shape[0])
+    w, r = _start("poisson", 3)
+    kw = dict(method="meanfield", weights_init=w, rates_init=r, max_iter=5, tol=0)
+    a = PoissonMixture(3, **kw).fit(X, sample_weight=reps.astype(float))
+    b = PoissonMixture(3, **kw).fit(np.repeat(X, reps, axis=0))
+    np.testing.assert_allclose(a.rate_prior_, b.rate_prior_, rtol=1e-12)
+    np.testing.assert_allclose(a.rates_, b.rates_, rtol=1e-9)
+    Xg = np.random.default_rng(2).normal(size=(300, 3)) * [1.0, 2.0, 3.0] + [5.0, 0.0, -1.0]
+    rep = np.repeat(Xg, reps[:300], axis=0)
+    for cls in (GaussianDiag, GaussianFull, GaussianSpherical):
+        fam = cls(3, reference=np.zeros(3))
+        fam.prepare(Xg, fitting=True)
+        got = fam.default_prior(fam.prepare(Xg), reps[:300].astype(float))
+        want = fam.default_prior(fam.prepare(rep))
+        for g, h in zip(got, want):
+            np.testing.assert_allclose(g, h, rtol=1e-10, atol=1e-12)
+    prod = Product([("poisson", [0, 1]), ("poisson", list(range(2, X.shape[1])))])
+    data = prod.prepare(X, fitting=True)
+    got = prod.default_prior(data, reps.astype(float))
+    want = prod.default_prior(prod.prepare(np.repeat(X, reps, axis=0)))
+    for g, h in zip(got, want):
+        np.testing.assert_allclose(g[1], h[1], rtol=1e-12)

@@ -84,6 +84,10 @@ def test_batch_meanfield_equals_sklearn(small_corpus, dense, exact_digamma_sklea
     assert fv.bound_ == pytest.approx(sk.bound_, rel=1e-7)
     assert fv.score(X) == pytest.approx(sk.score(X), rel=1e-7)
     assert fv.perplexity(X) == pytest.approx(sk.perplexity(X), rel=1e-7)
+    # X as a mini-batch of total_samples documents (both at their default 1e6)
+    assert fv.perplexity(X, sub_sampling=True) == pytest.approx(
+        sk.perplexity(X, sub_sampling=True), rel=1e-7)
+    assert fv.perplexity(X, sub_sampling=True) != pytest.approx(fv.perplexity(X), rel=1e-3)
     np.testing.assert_allclose(fv.transform(X), sk.transform(X), atol=1e-5)
     assert fv.n_iter_ == sk.n_iter_ and fv.n_batch_iter_ == sk.n_batch_iter_
     assert fv.doc_topic_prior_ == sk.doc_topic_prior_

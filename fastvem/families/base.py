@@ -15,7 +15,8 @@ fields and never by its name:
                   posterior(stats, nk, prior) -> q (conjugate)
                   sample_posterior(q, rng) -> theta (gibbs)
                   posterior_mean(q) -> theta, kl(q, prior) -> KL(q || prior)
-                  default_prior(X) -> prior (from the data's own statistics)
+                  default_prior(X, sample_weight) -> prior (from the data's own
+                  statistics, the rows weighted as frequencies)
     model         n_parameters(K), sample_rows(theta_k, n, rng),
                   dense_features(data) -> T(x) of the rows (the k-means start),
                   describe(theta) -> the parameters by name (means, rates, ...)
@@ -156,7 +157,7 @@ class Family:
     def kl(self, q, prior):
         raise NotImplementedError(self._lacks("kl"))
 
-    def default_prior(self, X):
+    def default_prior(self, X, sample_weight=None):
         raise NotImplementedError(self._lacks("default_prior"))
 
     def n_parameters(self, n_components):

@@ -161,7 +161,7 @@ class Bernoulli(Family):
         theta[on] = (stats[on] + self.alpha) / (nk[on, None] + 2 * self.alpha)
         return np.clip(theta, 0.0, 1.0)
 
-    def default_prior(self, X):
+    def default_prior(self, X, sample_weight=None):
         return 1.0 + self.alpha
 
     def posterior(self, stats, nk, prior):
@@ -259,17 +259,20 @@ class Poisson(Family):
         theta[on] = np.maximum(stats[on] / nk[on, None], RATE_FLOOR)
         return theta
 
-    def default_prior(self, X):
+    def default_prior(self, X, sample_weight=None):
         """(shape0, rate0), each (D,): the given values, or one pseudo-row at the
-        feature's mean."""
+        feature's (weighted) mean."""
         D = self.n_features
         shape0 = np.full(D, 1.0) if self.shape_prior is None else \
             np.broadcast_to(np.asarray(self.shape_prior, dtype=np.float64), (D,)).copy()
         if self.rate_prior is None:
             mean = np.zeros(D)
             for s in range(0, X.shape[0], 1 << 16):
-                mean += np.asarray(X[s:s + (1 << 16)], dtype=np.float64).sum(0)
-            rate0 = shape0 / np.maximum(mean / X.shape[0], RATE_FLOOR)
+                block = np.asarray(X[s:s + (1 << 16)], dtype=np.float64)
+                mean += (block.sum(0) if sample_weight is None
+                         else sample_weight[s:s + (1 << 16)] @ block)
+            total = X.shape[0] if sample_weight is None else float(np.sum(sample_weight))
+            rate0 = shape0 / np.maximum(mean / max(total, np.finfo(np.float64).tiny), RATE_FLOOR)
         else:
             rate0 = np.broadcast_to(np.asarray(self.rate_prior, dtype=np.float64), (D,)).copy()
         for name, v in (("shape_prior", shape0), ("rate_prior", rate0)):
@@ -431,7 +434,7 @@ class Categorical(Family):
             theta[on, o0:o1] = (c + self.alpha) / (c.sum(1, keepdims=True) + L * self.alpha)
         return theta
 
-    def default_prior(self, X):
+    def default_prior(self, X, sample_weight=None):
         return 1.0 + self.alpha
 
     def posterior(self, stats, nk, prior):

@@ -34,16 +34,24 @@ __all__ = ["GaussianDiag", "GaussianFull", "GaussianSpherical", "GaussianTied"]
 _LOG_2PI = np.log(2 * np.pi)
 
 
-def _column_moments(X, ref):
-    """The mean and variance of X - ref per column, in chunks (a memmap stays on disk)."""
+def _column_moments(X, ref, sample_weight=None):
+    """The mean and variance of X - ref per column (rows weighted as frequencies),
+    in chunks (a memmap stays on disk)."""
     N, D = X.shape
     s1, s2 = np.zeros(D), np.zeros(D)
     for s in range(0, N, 1 << 16):
         xc = np.asarray(X[s:s + (1 << 16)], dtype=np.float64) - ref
-        s1 += xc.sum(0)
-        s2 += (xc * xc).sum(0)
-    mean = s1 / N
-    return mean, np.maximum(s2 / N - mean * mean, 0.0)
+        if sample_weight is None:
+            s1 += xc.sum(0)
+            s2 += (xc * xc).sum(0)
+        else:
+            w = sample_weight[s:s + (1 << 16)]
+            s1 += w @ xc
+            s2 += w @ (xc * xc)
+    total = N if sample_weight is None else max(float(np.sum(sample_weight)),
+                                                np.finfo(np.float64).tiny)
+    mean = s1 / total
+    return mean, np.maximum(s2 / total - mean * mean, 0.0)
 
 
 def _prepare_real(fam, X, fitting, kind):
@@ -205,10 +213,10 @@ class GaussianDiag(Family):
         return np.hstack((mu, np.asarray(variances, dtype=np.float64) + mu * mu))
 
     # ---------------------------------------------- conjugate (Normal-Gamma)
-    def default_prior(self, X):
+    def default_prior(self, X, sample_weight=None):
         """(m0 (D), beta0, a0, b0 (D)) about the reference point."""
         D = self.n_features
-        mean, var = _column_moments(X, self.ref)
+        mean, var = _column_moments(X, self.ref, sample_weight)
         beta0 = _positive(self.mean_precision_prior, "mean_precision_prior") or 1.0
         dof = _positive(self.degrees_of_freedom_prior, "degrees_of_freedom_prior") or float(D)
         m0 = mean if self.mean_prior is None else \
@@ -449,16 +457,22 @@ class GaussianFull(Family):
         return self._theta(u[:, :D], L @ np.transpose(L, (0, 2, 1)))
 
     # --------------------------------------- conjugate (Normal-Wishart, sklearn's)
-    def default_prior(self, X):
-        """(m0 (D), beta0, nu0, W0^-1 (D x D)) about the reference point."""
+    def default_prior(self, X, sample_weight=None):
+        """(m0 (D), beta0, nu0, W0^-1 (D x D)) about the reference point (rows
+        weighted as frequencies)."""
         D = self.n_features
-        N = X.shape[0]
         s1, s2 = np.zeros(D), np.zeros((D, D))
-        for s in range(0, N, 1 << 16):
+        for s in range(0, X.shape[0], 1 << 16):
             xc = np.asarray(X[s:s + (1 << 16)], dtype=np.float64) - self.ref
-            s1 += xc.sum(0)
-            s2 += xc.T @ xc
-        mean = s1 / N
+            if sample_weight is None:
+                s1 += xc.sum(0)
+                s2 += xc.T @ xc
+            else:
+                w = sample_weight[s:s + (1 << 16)]
+                s1 += w @ xc
+                s2 += (xc * w[:, None]).T @ xc
+        N = X.shape[0] if sample_weight is None else float(np.sum(sample_weight))
+        mean = s1 / max(N, np.finfo(np.float64).tiny)
         beta0 = _positive(self.mean_precision_prior, "mean_precision_prior") or 1.0
         nu0 = self.degrees_of_freedom_prior
         nu0 = float(D) if nu0 is None else float(nu0)
@@ -705,9 +719,9 @@ class GaussianSpherical(GaussianDiag):
     def n_parameters(self, n_components):
         return n_components * (self.n_features + 1)
 
-    def default_prior(self, X):
+    def default_prior(self, X, sample_weight=None):
         """(m0 (D), beta0, a0, b0): GaussianDiag's pooled over the features."""
-        m0, beta0, a0, b0 = GaussianDiag.default_prior(self, X)
+        m0, beta0, a0, b0 = GaussianDiag.default_prior(self, X, sample_weight)
         D = self.n_features
         return m0, beta0, float(a0 * D), float(a0 * D * np.mean(b0 / a0))
 

@@ -197,7 +197,7 @@ class ExponentialFamily(Family):
                              "ExponentialFamily a conjugate=Conjugate(...)")
         return self.conjugate
 
-    def default_prior(self, X):
+    def default_prior(self, X, sample_weight=None):
         if self.conjugate is None:
             return None
         return self.conjugate.prior(self.n_features, self.S)

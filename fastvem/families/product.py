@@ -251,8 +251,9 @@ class Product(Family):
         return np.hstack([fam.point_estimate(s, nk, p)
                           for fam, (s, p) in self._each(stats, previous)])
 
-    def default_prior(self, data):
-        return [fam.default_prior(part[1]) for (fam, _), part in zip(self.parts, data.parts)]
+    def default_prior(self, data, sample_weight=None):
+        return [fam.default_prior(part[1], sample_weight)
+                for (fam, _), part in zip(self.parts, data.parts)]
 
     def posterior(self, stats, nk, prior):
         return [fam.posterior(s, nk, p) for (fam, (s,)), p in zip(self._each(stats), prior)]

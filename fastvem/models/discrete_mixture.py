@@ -507,7 +507,7 @@ class _DiscreteMixture(MixtureEstimator):
         total = float(N if sw is None else sw.sum())
         self._threads = default_n_threads(self.n_threads)
         rng = check_random_state_param(self.random_state)
-        prior = fam.default_prior(data) if source is None else data.prior
+        prior = fam.default_prior(data, sw) if source is None else data.prior
         wprior = self._weights_prior(K)
         engine = FamilyEngine(fam, MixtureStructure(K), m,
                               lambda d, w, W, c, logw, mode, seed:
@@ -578,7 +578,7 @@ class _DiscreteMixture(MixtureEstimator):
         K = self.n_components
         rng = check_random_state_param(self.random_state)
         weights, theta = self._initialise(fam, data, sw, K, rng)
-        prior, wprior = fam.default_prior(data), self._weights_prior(K)
+        prior, wprior = fam.default_prior(data, sw), self._weights_prior(K)
         self._set_prior(prior)
         engine = self._stream_engine(fam, prior, wprior)
         params = (weights, theta)

@@ -426,7 +426,7 @@ class _CategoricalHMMFamily(Categorical):
         out[bad] = previous[bad]
         return out
 
-    def default_prior(self, X):
+    def default_prior(self, X, sample_weight=None):
         if np.any(self.emissionprob_prior <= 0):
             raise ValueError("emissionprob_prior must be > 0 (a Dirichlet concentration) for "
                              "method='meanfield' or 'gibbs'")
@@ -499,10 +499,10 @@ class _PoissonHMMFamily(Poisson):
         lam[bad] = previous[bad]
         return lam
 
-    def default_prior(self, X):
+    def default_prior(self, X, sample_weight=None):
         if np.all(self.lambdas_prior > 0) and np.all(self.lambdas_weight > 0):
             return self.lambdas_prior[0], self.lambdas_weight[0]
-        return super().default_prior(X)
+        return super().default_prior(X, sample_weight)
 
 
 # --------------------------------------------------------------- the monitor
@@ -1987,7 +1987,7 @@ class _VariationalGaussianFamily(GaussianFull):
         except np.linalg.LinAlgError:
             raise ValueError("scale_prior must be positive definite") from None
 
-    def default_prior(self, X):
+    def default_prior(self, X, sample_weight=None):
         from ..families.normal import _column_moments
         m0 = (_column_moments(X, self.ref)[0] if self.m0 is None else self.m0 - self.ref)
         return np.array(m0, dtype=np.float64), self.beta0, self.nu0, self.scale0.copy()

@@ -671,12 +671,13 @@ class LatentDirichletAllocation(FittedConfig, ClassNamePrefixFeaturesOutMixin, T
             gamma /= gamma.sum(axis=1, keepdims=True)
         return gamma
 
-    def _score_corpus(self, corpus, model=None, totals=None):
+    def _score_corpus(self, corpus, model=None, totals=None, doc_ratio=1.0):
         """The bound on corpus; model: a _FittedModel (default: this estimator's);
-        totals: the fixed point's, if already run."""
+        totals: the fixed point's, if already run; doc_ratio scales the documents'
+        part (scikit-learn's sub_sampling)."""
         m = model if model is not None else _FittedModel(self, corpus.dtype)
         tot = totals if totals is not None else self._doc_topic(corpus, False, m)[1]
-        score = TopicModel.documents_term(tot, m.alpha, corpus.n_docs, False)
+        score = doc_ratio * TopicModel.documents_term(tot, m.alpha, corpus.n_docs, False)
         if m.components is not None:
             score -= TopicWords(m.components.shape[1], m.eta).kl(m.components, m.eta)
         return score
@@ -685,11 +686,12 @@ class LatentDirichletAllocation(FittedConfig, ClassNamePrefixFeaturesOutMixin, T
         """The approximate log-likelihood of X (the variational bound, as scikit-learn)."""
         return self._score_corpus(self._check_fitted_corpus(X))
 
-    def _perplexity(self, corpus, model=None, totals=None):
+    def _perplexity(self, corpus, model=None, totals=None, doc_ratio=1.0):
         if corpus.total <= 0:
             raise ValueError("X holds no words (every document is empty): its perplexity, "
                              "exp(-bound / number of words), is undefined")
-        log_perplexity = -self._score_corpus(corpus, model, totals) / corpus.total
+        log_perplexity = (-self._score_corpus(corpus, model, totals, doc_ratio)
+                          / (corpus.total * doc_ratio))
         with np.errstate(over="ignore"):
             perplexity = float(np.exp(log_perplexity))
         if not np.isfinite(perplexity):
@@ -700,8 +702,16 @@ class LatentDirichletAllocation(FittedConfig, ClassNamePrefixFeaturesOutMixin, T
         return perplexity
 
     def perplexity(self, X, sub_sampling=False):
-        """exp(-bound / number of words), as scikit-learn."""
-        return self._perplexity(self._check_fitted_corpus(X))
+        """exp(-bound / number of words), as scikit-learn.  sub_sampling: X is a
+        mini-batch of a corpus of total_samples documents, so the documents' part of
+        the bound and the words are scaled by total_samples / n_documents (as
+        scikit-learn's)."""
+        if not isinstance(sub_sampling, (bool, np.bool_)):
+            raise TypeError(f"sub_sampling must be a bool, got {sub_sampling!r}")
+        corpus = self._check_fitted_corpus(X)
+        ratio = (float(self.total_samples) / corpus.n_docs
+                 if sub_sampling and corpus.n_docs > 0 else 1.0)
+        return self._perplexity(corpus, doc_ratio=ratio)
 
     @property
     def _n_features_out(self):
