@@ -191,39 +191,75 @@ class GaussianFamily:
                     int(n_threads))
         weight = X.shape[0] if sample_weight is None else float(sample_weight.sum())
         stats = GaussianStats.from_flat(self.covariance_type, flat, kp.shift, weight)
-        for k, centre in self._far_components(stats, X.dtype) if exact else ():
-            # its second moments about kp.ref cancelled: the pass again, about its mean
-            kk = kp.about(centre)
-            again = np.zeros_like(flat)
-            _k.fit_pass(X, w, kk.fac, kk.bvec, kk.ref, kk.cst, again,
-                        self.covariance_type, _MODES[mode], int(seed) & 0xFFFFFFFFFFFFFFFF,
-                        int(n_threads))
-            stats.take(k, GaussianStats.from_flat(self.covariance_type, again, kk.shift,
-                                                  weight))
+        far = self._far_components(stats, X.dtype) if exact else []
+        if far and mode == "sample":
+            # a draw's labels come from the pass itself (keyed uniforms): the pass again
+            # about each such component's mean draws the same labels
+            for k, centre in far:
+                kk = kp.about(centre)
+                again = np.zeros_like(flat)
+                _k.fit_pass(X, w, kk.fac, kk.bvec, kk.ref, kk.cst, again,
+                            self.covariance_type, _MODES[mode],
+                            int(seed) & 0xFFFFFFFFFFFFFFFF, int(n_threads))
+                stats.take(k, GaussianStats.from_flat(self.covariance_type, again, kk.shift,
+                                                      weight))
+        elif far:
+            self._resum_about_means(X, sample_weight, kp, mode, n_threads, stats, far)
         return stats
+
+    def _resum_about_means(self, X, sample_weight, kp, mode, n_threads, stats, far,
+                           rows=1 << 16):
+        """The far components' statistics again, each about its own mean, in one more
+        E-step over the rows (their responsibilities, or the argmax's labels, block by
+        block: no N x K array), the sums taken in float64 with BLAS on one thread."""
+        from ..engine import blas_single_thread
+        ks = [k for k, _ in far]
+        centres = np.array([c for _, c in far], dtype=X.dtype).astype(np.float64)
+        F, D = centres.shape
+        nk, s1, s2 = np.zeros(F), np.zeros((F, D)), np.zeros((F, D, D))
+        with blas_single_thread():
+            for lo in range(0, X.shape[0], rows):
+                block = np.ascontiguousarray(X[lo:lo + rows])
+                if mode == "softmax":
+                    r = self.estep(block, kp, "resp", n_threads)[:, ks].astype(np.float64)
+                else:
+                    labels = self.estep(block, kp, "label", n_threads)
+                    r = (labels[:, None] == np.asarray(ks)[None, :]).astype(np.float64)
+                if sample_weight is not None:
+                    r *= sample_weight[lo:lo + rows, None]
+                for j in range(F):
+                    on = np.flatnonzero(r[:, j])       # the rows it holds any of
+                    rj = r[on, j]
+                    diff = block[on].astype(np.float64) - centres[j]
+                    nk[j] += rj.sum()
+                    s1[j] += rj @ diff
+                    s2[j] += (diff * rj[:, None]).T @ diff
+        for j, k in enumerate(ks):
+            stats.nk[k], stats.s1[k], stats.s2[k], stats.shift[k] = nk[j], s1[j], s2[j], centres[j]
 
     # The statistics of a pass are sums about one reference point for every
     # component; a full covariance is then S2 / N_k - d d^T (d: the mean less the
     # point), which cancels for a component that is tight and far from the point (one
-    # row far out: its covariance is reg_covar I, the two terms ~ |d|^2; diag and
-    # spherical alike, per feature and summed over the features).  Where the
+    # row far out: its covariance is reg_covar I, the two terms ~ |d|^2).  Where the
     # second moments exceed the variance left after centring by this factor (float64:
     # 8 of 16 digits lost; float32 kernels: all 7 and more, so that only a result
-    # worse than none is redone -- float32 trades such digits for speed), the
-    # component's statistics are taken again about its own mean, by one more pass
-    # (rare: such a component is ~10^4 standard deviations from the point, or holds
-    # a feature constant far from it).
+    # worse than none is redone -- float32 trades such digits for speed), those
+    # components' statistics are taken again, each about its own mean, by one more
+    # E-step over the rows whatever their number (gibbs: one more pass each, which
+    # draws the same labels).  Full covariances only: the diag and spherical kernels
+    # expand the quadratic form about the point for their log-densities, which a
+    # tight far component's exact variance would turn into rounding of thousands of
+    # nats, so their variances keep the floor at 0 + reg_covar.
     _CANCELLATION = {np.dtype(np.float64): 1e8, np.dtype(np.float32): 1e8}
 
     def _far_components(self, stats, dtype):
-        """[(k, its mean)] of the live components whose statistics cancelled (see
-        above); tied pools the data's scatter instead and has none."""
-        ct = self.covariance_type
-        if ct == "tied":
+        """[(k, its mean)] of the live components whose full-covariance sums cancelled
+        (see above); [] for the other covariance types."""
+        if self.covariance_type != "full":
             return []
         limit = self._CANCELLATION[np.dtype(dtype)]
-        reg = self.reg_covar * (stats.s1.shape[1] if ct == "spherical" else 1)
-        s2 = np.diagonal(stats.s2, axis1=1, axis2=2) if ct == "full" else stats.s2
+        reg = self.reg_covar
+        s2 = np.diagonal(stats.s2, axis1=1, axis2=2)
         nk = stats.nk
         # what is left after centring is at least reg: when no second moment exceeds
         # limit * reg (checked on the sums, two reductions), nothing cancelled
@@ -232,19 +268,12 @@ class GaussianFamily:
         live = nk > 1e-10 * stats.weight
         inv = 1.0 / np.where(live, nk, 1.0)
         d = stats.s1 * inv[:, None]
-        if ct == "spherical":    # one variance: the sums over the features
-            second = s2 * inv
-            left = second - np.einsum("kd,kd->k", d, d)
-        else:
-            second = s2 * inv[:, None]
-            left = second - d * d
+        second = s2 * inv[:, None]
+        left = second - d * d
         np.maximum(left, 0.0, out=left)
         left += reg
         # second > limit * left, without a division (no overflow; NaN compares false)
-        bad = second > limit * left
-        if bad.ndim == 2:
-            bad = bad.any(axis=1)
-        far = np.flatnonzero(bad & live)
+        far = np.flatnonzero((second > limit * left).any(axis=1) & live)
         return [(int(k), stats.shift[k] + d[k]) for k in far]
 
     def statistics_from_labels(self, X, sample_weight, labels, n_components, ref, n_threads):
