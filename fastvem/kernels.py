@@ -118,9 +118,9 @@ def gaussian_statistics(X, means, precisions_cholesky, covariance_type, weights=
                         sample_weight=None, assign="softmax", seed=0, n_threads=None):
     """One fused pass: q(z) by `assign` ('softmax' | 'argmax' | 'sample') and the
     weighted statistics centred at one reference point (the mean of `means`, the
-    same for every component; a component whose sums would cancel about it -- tight
-    and far from it -- is summed again about its own mean, its ``shift`` row then
-    that mean), as a :class:`GaussianStats` whose
+    same for every component; under covariance_type='full' a component whose sums
+    would cancel about it -- tight and far from it -- is summed again about its own
+    mean, its ``shift`` row then that mean), as a :class:`GaussianStats` whose
     ``objective`` is sum_n w_n * (log p(x_n) | max_k log p(x_n, k) | log p(x_n, z_n))."""
     if assign not in _ASSIGN:
         raise ValueError(f"assign must be one of {list(_ASSIGN)}, got {assign!r}")

@@ -8,9 +8,10 @@ all the same code.
 Gaussian statistics are *centred*: ``s1 = sum r (x - c_k)`` and
 ``s2 = sum r (x - c_k)(x - c_k)^T`` about a reference point ``c_k`` per
 component.  A kernel pass uses one point for every component (the mean of the
-component means it ran with: a point near the data), and sums a component again
-about its own mean where its sums about that point cancel (a tight component far
-from it: families/gaussian.py, _far_components); re-centring moves them.
+component means it ran with: a point near the data), and (full covariances) sums
+a component again about its own mean where its sums about that point cancel (a
+tight component far from it: families/gaussian.py, _far_components); re-centring
+moves them.
 Centring avoids the ``E[x^2] - mu^2`` cancellation; two sets with different
 references are added after :meth:`GaussianStats.recentre`, which is exact, each
 component about the point of the set that holds more of its weight.
