@@ -191,7 +191,7 @@ class GaussianFamily:
                     int(n_threads))
         weight = X.shape[0] if sample_weight is None else float(sample_weight.sum())
         stats = GaussianStats.from_flat(self.covariance_type, flat, kp.shift, weight)
-        far = self._far_components(stats, X.dtype) if exact else []
+        far = self._far_components(stats) if exact else []
         if far and mode == "sample":
             # a draw's labels come from the pass itself (keyed uniforms): the pass again
             # about each such component's mean draws the same labels
@@ -204,14 +204,27 @@ class GaussianFamily:
                 stats.take(k, GaussianStats.from_flat(self.covariance_type, again, kk.shift,
                                                       weight))
         elif far:
-            self._resum_about_means(X, sample_weight, kp, mode, n_threads, stats, far)
+            ks = np.array([k for k, _ in far])
+
+            def weights(block, lo):
+                # one more E-step, block by block: no N x K array
+                if mode == "softmax":
+                    r = self.estep(block, kp, "resp", n_threads)[:, ks].astype(np.float64)
+                else:
+                    r = (self.estep(block, kp, "label", n_threads)[:, None]
+                         == ks[None, :]).astype(np.float64)
+                if sample_weight is not None:
+                    r *= sample_weight[lo:lo + block.shape[0], None]
+                return r
+            self._resum_about_means(X, stats, far, weights)
         return stats
 
-    def _resum_about_means(self, X, sample_weight, kp, mode, n_threads, stats, far,
-                           rows=1 << 16):
-        """The far components' statistics again, each about its own mean, in one more
-        E-step over the rows (their responsibilities, or the argmax's labels, block by
-        block: no N x K array), the sums taken in float64 with BLAS on one thread."""
+    @staticmethod
+    def _resum_about_means(X, stats, far, weights, rows=1 << 16):
+        """The far components' statistics again, each about its own mean, in place:
+        weights(block, lo) gives the rows' weights for them (rows x F), block by
+        block; the sums taken in float64 with BLAS on one thread, over only the rows
+        a component holds any of."""
         from ..engine import blas_single_thread
         ks = [k for k, _ in far]
         centres = np.array([c for _, c in far], dtype=X.dtype).astype(np.float64)
@@ -220,13 +233,7 @@ class GaussianFamily:
         with blas_single_thread():
             for lo in range(0, X.shape[0], rows):
                 block = np.ascontiguousarray(X[lo:lo + rows])
-                if mode == "softmax":
-                    r = self.estep(block, kp, "resp", n_threads)[:, ks].astype(np.float64)
-                else:
-                    labels = self.estep(block, kp, "label", n_threads)
-                    r = (labels[:, None] == np.asarray(ks)[None, :]).astype(np.float64)
-                if sample_weight is not None:
-                    r *= sample_weight[lo:lo + rows, None]
+                r = weights(block, lo)
                 for j in range(F):
                     on = np.flatnonzero(r[:, j])       # the rows it holds any of
                     rj = r[on, j]
@@ -250,14 +257,14 @@ class GaussianFamily:
     # expand the quadratic form about the point for their log-densities, which a
     # tight far component's exact variance would turn into rounding of thousands of
     # nats, so their variances keep the floor at 0 + reg_covar.
-    _CANCELLATION = {np.dtype(np.float64): 1e8, np.dtype(np.float32): 1e8}
+    _CANCELLATION = 1e8
 
-    def _far_components(self, stats, dtype):
+    def _far_components(self, stats):
         """[(k, its mean)] of the live components whose full-covariance sums cancelled
         (see above); [] for the other covariance types."""
         if self.covariance_type != "full":
             return []
-        limit = self._CANCELLATION[np.dtype(dtype)]
+        limit = self._CANCELLATION
         reg = self.reg_covar
         s2 = np.diagonal(stats.s2, axis1=1, axis2=2)
         nk = stats.nk
@@ -304,13 +311,12 @@ class GaussianFamily:
         weight = X.shape[0] if sample_weight is None else float(sample_weight.sum())
         stats = GaussianStats.from_flat(self.covariance_type, flat,
                                         np.broadcast_to(ref.astype(np.float64), (K, D)), weight)
-        for k, centre in self._far_components(stats, X.dtype):
-            centre = np.ascontiguousarray(centre, dtype=X.dtype)   # as a pass's ref
-            again = np.zeros_like(flat)
-            _k.accumulate(X, r, centre, again, self.covariance_type, int(n_threads))
-            stats.take(k, GaussianStats.from_flat(
-                self.covariance_type, again,
-                np.broadcast_to(centre.astype(np.float64), (K, D)), weight))
+        far = self._far_components(stats)
+        if far:
+            ks = [k for k, _ in far]
+            self._resum_about_means(X, stats, far,
+                                    lambda block, lo: r[lo:lo + block.shape[0], ks].astype(
+                                        np.float64))
         return stats
 
     def estep(self, X, kp, want, n_threads):
