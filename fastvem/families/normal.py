@@ -460,19 +460,10 @@ class GaussianFull(Family):
     def default_prior(self, X, sample_weight=None):
         """(m0 (D), beta0, nu0, W0^-1 (D x D)) about the reference point (rows
         weighted as frequencies)."""
+        from .gaussian import data_scatter
         D = self.n_features
-        s1, s2 = np.zeros(D), np.zeros((D, D))
-        for s in range(0, X.shape[0], 1 << 16):
-            xc = np.asarray(X[s:s + (1 << 16)], dtype=np.float64) - self.ref
-            if sample_weight is None:
-                s1 += xc.sum(0)
-                s2 += xc.T @ xc
-            else:
-                w = sample_weight[s:s + (1 << 16)]
-                s1 += w @ xc
-                s2 += (xc * w[:, None]).T @ xc
-        N = X.shape[0] if sample_weight is None else float(np.sum(sample_weight))
-        mean = s1 / max(N, np.finfo(np.float64).tiny)
+        N, centre, scatter = data_scatter(X, sample_weight)     # two passes, centred
+        mean = centre - self.ref
         beta0 = _positive(self.mean_precision_prior, "mean_precision_prior") or 1.0
         nu0 = self.degrees_of_freedom_prior
         nu0 = float(D) if nu0 is None else float(nu0)
@@ -485,7 +476,7 @@ class GaussianFull(Family):
             # scikit-learn's default: np.cov of the data (N - 1 in the denominator);
             # reg_covar added to its diagonal only where it is singular (collinear
             # columns), so that a point method, which never reads it, still fits
-            cov = (s2 - N * np.outer(mean, mean)) / max(N - 1, 1)
+            cov = scatter / max(N - 1, 1)
             cov[np.arange(D), np.arange(D)] = np.maximum(np.diag(cov), self.reg_covar)
             try:
                 np.linalg.cholesky(cov)
