@@ -18,12 +18,11 @@ from threadpoolctl import ThreadpoolController
 
 from .methods import get_method
 
-__all__ = ["Trace", "FitResult", "run_iterations", "fit_restarts", "MixtureEngine",
+__all__ = ["Trace", "FitResult", "run_iterations", "fit_restarts",
            "FamilyEngine", "RowStats", "default_n_threads", "blas_single_thread", "squarem",
            "memoized", "Stepwise", "run_chain", "kept_sweep", "sweep_seed",
            "stream_key"]
 
-_EPS = 10 * np.finfo(np.float64).eps
 _MASK64 = (1 << 64) - 1
 _controller = None
 
@@ -193,94 +192,6 @@ def fit_restarts(initialise, step, n_init, max_iter, tol, start_objective=-np.in
     return best
 
 
-class MixtureEngine:
-    """family x mixture structure x method: one iteration of the spectrum.
-
-    Parameters are a dict with 'weights', 'means', 'covariances' and
-    'precisions_cholesky' (float64).  The data X is validated and C-contiguous
-    (float32 or float64); sample_weight is None or a float64 vector."""
-
-    def __init__(self, family, structure, method, n_threads, seed=0, prior=None,
-                 weight_prior=None):
-        self.family = family
-        self.structure = structure
-        self.method = get_method(method)
-        self.n_threads = n_threads
-        self.seed = int(seed)
-        self.prior = prior                  # family prior (update 'posterior')
-        self.weight_prior = weight_prior    # structure prior, e.g. DirichletWeights
-
-    def kernel_params(self, params, dtype):
-        """Effective parameters of the E-step: the point parameters, or under
-        q(theta) the expected-log ones (the same kernel then returns
-        E_q[log p(x, z=k)])."""
-        posterior = self.structure.is_posterior(params)
-        logw = self.structure.params_log_weights(params, self.weight_prior)
-        return self.family.effective_kernel_params(params, logw, posterior, dtype)
-
-    def statistics(self, X, sample_weight, params, iteration=0):
-        """Sum of the statistics of every block of X (an ndarray is one block)."""
-        kp = self.kernel_params(params, X.dtype)
-        seed = sweep_seed(self.seed, iteration)
-        if hasattr(X, "map_sum"):          # a distributed source: per block, summed in order
-            return X.map_sum(_block_statistics, self.family, kp, self.method.assign, seed,
-                             self.n_threads)
-        return self.family.statistics(X, sample_weight, kp, self.method.assign, seed,
-                                      self.n_threads)
-
-    def update(self, stats, iteration=0, params=None):
-        """Parameters from statistics by the method's update rule: the structure
-        gives the weights, the family the rest; empty components are re-seeded
-        (point updates: a posterior keeps its prior mass instead; a draw comes
-        from the prior when its component is empty)."""
-        if self.method.update == "sample":
-            rng = np.random.default_rng([self.seed, iteration])
-            theta = self.family.sample_posterior(stats, self.prior, rng)
-            weights = self.weight_prior.sample(self.weight_prior.posterior(stats.nk), rng)
-            # the allocation counts of the sweep ride along (occupancy of the draw)
-            return self.structure.with_weights(theta, weights, counts=stats.nk), []
-        if self.method.update == "posterior":
-            nk = stats.nk + _EPS
-            q = self.family.posterior(stats, nk, self.prior)
-            return self.structure.with_posterior(q, self.weight_prior.posterior(nk)), []
-        if self.method.update != "point":
-            raise NotImplementedError(f"update {self.method.update!r} is not available yet")
-        nk = stats.nk + _EPS
-        weights = self.structure.point_estimate(nk)
-        theta = self.family.point_estimate(stats, nk)
-        events = []
-        empty = self.structure.empty_components(stats.nk, stats.weight)
-        if len(empty):
-            weights, theta = self.family.reseed(weights, theta, empty)
-            events.append(f"re-seeded empty components {empty.tolist()}")
-        return self.structure.with_weights(theta, weights), events
-
-    def bound(self, stats, q):
-        """scikit-learn's variational lower bound (total), right after the update:
-        H[q(z)] + the q(theta) terms of the family and the structure."""
-        return (stats.entropy + self.family.posterior_bound_terms(q)
-                + self.structure.weights_bound_term(q, self.weight_prior))
-
-    def step(self, X, sample_weight):
-        """step(params, iteration) -> (per-sample objective, new params, events).
-        The objective is the method's: mean log-likelihood at the parameters the
-        E-step used (em, vem), mean complete-data log joint (crisp, gibbs), the
-        variational bound after the update per unit weight (meanfield)."""
-        def _step(params, iteration):
-            stats = self.statistics(X, sample_weight, params, iteration)
-            new, events = self.update(stats, iteration)
-            if self.method.update == "posterior":
-                return self.bound(stats, new) / stats.weight, new, events
-            return stats.objective / stats.weight, new, events
-        return _step
-
-    def accelerated(self, step, counter, total_weight, n_features):
-        """squarem around step, in the family's unconstrained coordinates."""
-        K = self.structure.n_components
-        return squarem(step, self.family.to_unconstrained,
-                       lambda v: self.family.from_unconstrained(v, K, n_features), counter)
-
-
 class RowStats:
     """The row driver's statistics of a family on a mixture (``_ext/_expfam.pyx``):
     stats (K x S), nk (K), totals [sum w objective, sum w entropy, sum w log h] and
@@ -314,29 +225,36 @@ class RowStats:
 
 
 class FamilyEngine:
-    """A family of the ``Family`` protocol x the mixture structure x a method, over
-    the exponential-family row driver: the same interface as MixtureEngine
-    (statistics, update, bound, step), so that run_iterations, fit_restarts,
-    squarem and memoized run every model.
+    """A family of the ``Family`` protocol x the mixture structure x a method: one
+    iteration of the spectrum, for every mixture model (statistics, update,
+    bound, step), so that run_iterations, fit_restarts, squarem, memoized and
+    Stepwise run every model.  It never reads a parameter by name.
 
-    Parameters are (weights, theta) for the point methods (theta: K x S mean
-    parameters), (q, concentration) under mean field, and (weights, theta, the
-    sweep's allocation counts) for a draw.  The sampler's draws are keyed by
-    (seed, sweep): the kernel's labels by (seed * golden + sweep, row), the
-    parameters' by a RandomState seeded with [seed, sweep].  run_pass(data, sw, W, c,
-    logw, mode, seed) -> (stats, nk, totals) is the estimator's pass over its data
-    (in memory, or chunk by chunk)."""
+    Parameters are (weights, theta) for the point methods (theta: the family's,
+    K x S mean parameters for the exponential families, the means and precision
+    factors for the Cholesky-factor Gaussian), (q, concentration) under mean field,
+    and (weights, theta, the sweep's allocation counts) for a draw.  The sampler's
+    draws are keyed by (seed, sweep): the kernel's labels by sweep_seed(seed, sweep)
+    and the row, the parameters' by a Generator seeded with [seed, sweep] (the
+    family's draw first, then the weights').
+
+    run_pass(data, sw, W, c, logw, mode, seed) -> (stats, nk, totals) (wrapped in a
+    RowStats) or a statistics object of the family's own: the estimator's pass over
+    its data (in memory, or chunk by chunk).  None: the family runs the pass itself,
+    family.run_pass(..., n_threads) (the Gaussian Cholesky kernels)."""
 
     _MODES = {"softmax": 0, "argmax": 1, "sample": 2}
 
-    def __init__(self, family, structure, method, run_pass, prior=None, weight_prior=None):
+    def __init__(self, family, structure, method, run_pass=None, prior=None,
+                 weight_prior=None, n_threads=1, seed=0):
         self.family = family
         self.structure = structure
         self.method = get_method(method)
         self.run_pass = run_pass
         self.prior = prior
         self.weight_prior = weight_prior
-        self.seed = 0
+        self.n_threads = n_threads
+        self.seed = int(seed)
 
     @property
     def posterior(self):
@@ -356,27 +274,37 @@ class FamilyEngine:
     def statistics(self, data, sample_weight, params, iteration=0):
         W, c, logw = self.effective(params)
         seed = sweep_seed(self.seed, iteration) if self.method.assign == "sample" else 0
-        stats, nk, totals = self.run_pass(data, sample_weight, W, c, logw,
-                                          self._MODES[self.method.assign], seed)
+        mode = self._MODES[self.method.assign]
+        if self.run_pass is None:
+            return self.family.run_pass(data, sample_weight, W, c, logw, mode, seed,
+                                        self.n_threads)
+        out = self.run_pass(data, sample_weight, W, c, logw, mode, seed)
+        if not isinstance(out, tuple):
+            return out
         weight = data.shape[0] if sample_weight is None else sample_weight.sum()
-        return RowStats(stats, nk, totals, weight)
+        return RowStats(*out, weight)
 
     def update(self, stats, iteration=0, params=None):
-        """The method's update from statistics: q(theta) and q(pi) (mean field), or
-        the point estimates with empty components re-seeded (the family splits the
-        heaviest live one; the event is returned)."""
+        """The method's update from statistics: a draw of theta and pi (gibbs),
+        q(theta) and q(pi) (mean field), or the point estimates with empty
+        components re-seeded (the family splits the heaviest live one; the event is
+        returned).  The counts are floored by the family's count_floor (the
+        Cholesky-factor Gaussian: scikit-learn's 10 eps) except for a draw."""
         fam, nk = self.family, stats.nk
         if self.method.update == "sample":
-            rng = np.random.RandomState([self.seed & 0xFFFFFFFF, iteration & 0xFFFFFFFF])
-            weights = np.maximum(self.weight_prior.sample(self.weight_prior.posterior(nk), rng),
-                                 0.0)
-            theta = fam.sample_posterior(fam.posterior(stats.stats, nk, self.prior), rng)
-            return (weights / weights.sum(), theta, nk.copy()), []
+            rng = np.random.default_rng([self.seed & _MASK64, iteration & _MASK64])
+            theta = fam.draw(stats.stats, nk, self.prior, rng)
+            weights = self.weight_prior.sample(self.weight_prior.posterior(nk), rng)
+            if np.any(weights < 0):
+                weights = np.maximum(weights, 0.0)
+                weights = weights / weights.sum()
+            return (weights, theta, nk.copy()), []
+        floored = nk + fam.count_floor
         if self.posterior:
-            return (fam.posterior(stats.stats, nk, self.prior),
-                    self.weight_prior.posterior(nk)), []
-        weights = self.structure.point_estimate(nk)
-        theta = fam.point_estimate(stats.stats, nk, params[1])
+            return (fam.posterior(stats.stats, floored, self.prior),
+                    self.weight_prior.posterior(floored)), []
+        weights = self.structure.point_estimate(floored)
+        theta = fam.point_estimate(stats.stats, floored, None if params is None else params[1])
         events = []
         empty = self.structure.empty_components(nk, nk.sum())
         if len(empty):
@@ -386,18 +314,17 @@ class FamilyEngine:
         return (weights, theta), events
 
     def bound(self, stats, params):
-        """The full evidence lower bound (total, every normalising constant) with the
-        E-step's responsibilities (through the statistics and their entropy) and
-        the updated q."""
+        """The family's evidence lower bound (total) with the E-step's
+        responsibilities (through the statistics and their entropy) and the
+        updated q = (q(theta), q(pi)) (Family.bound)."""
         q, conc = params
-        W, c = self.family.expected_effective(q)
-        elogw = self.weight_prior.expected_log_weights(conc)
-        return (np.sum(W * stats.stats) + np.sum((c + elogw) * stats.nk) + stats.totals[2]
-                + stats.totals[1] - self.weight_prior.kl(conc) - self.family.kl(q, self.prior))
+        return self.family.bound(stats, q, conc, self.prior, self.weight_prior)
 
     def step(self, data, sample_weight):
-        """step(params, iteration) -> (per-unit-weight objective, new params, events),
-        as MixtureEngine.step."""
+        """step(params, iteration) -> (per-unit-weight objective, new params, events).
+        The objective is the method's: mean log-likelihood at the parameters the
+        E-step used (em, vem), mean complete-data log joint (crisp, gibbs), the
+        variational bound after the update per unit weight (meanfield)."""
         def _step(params, iteration):
             stats = self.statistics(data, sample_weight, params, iteration)
             new, events = self.update(stats, iteration, params)
@@ -411,29 +338,25 @@ class FamilyEngine:
         unconstrained theta); its safeguard compares the log-likelihood plus the
         family's log prior (per unit weight), the objective MAP-EM climbs."""
         fam, K = self.family, self.structure.n_components
+        shape = []
 
         def to_vec(params):
             u = fam.to_unconstrained(params[1])
             if u is None:
                 raise ValueError(f"accelerate='squarem' needs the family's unconstrained "
                                  f"coordinates, which a {type(fam).__name__} does not give")
-            return np.concatenate((np.log(np.maximum(params[0], 1e-300)), u.ravel()))
+            shape[:] = [np.shape(u)]
+            return np.concatenate((np.log(np.maximum(params[0], 1e-300)), np.ravel(u)))
 
         def from_vec(v):
             if not np.all(np.isfinite(v)):
                 return None
             w = np.exp(v[:K] - v[:K].max())
-            t = fam.from_unconstrained(v[K:].reshape(K, -1))
+            t = fam.from_unconstrained(v[K:].reshape(shape[0]))
             return None if t is None else (w / w.sum(), t)
 
         return squarem(step, to_vec, from_vec, counter,
                        penalty=lambda params: fam.log_prior(params[1]) / total_weight)
-
-
-def _block_statistics(block, family, kp, mode, seed, n_threads):
-    """The statistics of one block of rows (runs on a Dask worker)."""
-    block = np.ascontiguousarray(block, dtype=kp.fac.dtype if hasattr(kp, "fac") else None)
-    return family.statistics(block, None, kp, mode, seed, n_threads)
 
 
 def squarem(step, to_vec, from_vec, counter, penalty=None):

@@ -77,6 +77,11 @@ class GaussianStats:
         return cls(covariance_type, nk, s1, s2, np.array(shift, dtype=np.float64),
                    flat[-2], weight, flat[-1])
 
+    @property
+    def stats(self):
+        """The family's part of the statistics (RowStats.stats): the object itself."""
+        return self
+
     def copy(self):
         return GaussianStats(self.covariance_type, self.nk.copy(), self.s1.copy(),
                              None if self.s2 is None else self.s2.copy(),

@@ -141,10 +141,10 @@ def test_meanfield_score_is_the_student_t_posterior_predictive(covariance_type):
     X = np.random.default_rng(0).normal(size=(300, 3)) @ np.diag([1.0, 2.0, 0.5]) + 1.0
     g = fastvem.GaussianMixture(2, method="meanfield", covariance_type=covariance_type,
                                 random_state=0).fit(X)
-    q = g._get_posterior()
+    q, conc = g._get_posterior()
     K, D = q["means"].shape
     dof, u = GaussianFamily(covariance_type).predictive_student_t(q)
-    w = g._weight_prior().mean_weights(q["weight_concentration"])
+    w = g._weight_prior().mean_weights(conc)
     expected = []
     for x in X[:20]:
         terms = []

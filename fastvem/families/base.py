@@ -13,8 +13,11 @@ fields and never by its name:
                   (mean field)
     updates       point_estimate(stats, nk, previous) -> theta (MAP / ML)
                   posterior(stats, nk, prior) -> q (conjugate)
-                  sample_posterior(q, rng) -> theta (gibbs)
-                  posterior_mean(q) -> theta, kl(q, prior) -> KL(q || prior)
+                  sample_posterior(q, rng) -> theta (gibbs); draw(stats, nk,
+                  prior, rng) -> theta, by default the two in turn
+                  count_floor: added to nk before point / posterior updates
+                  posterior_mean(q) -> theta, kl(q, prior) -> KL(q || prior),
+                  bound(stats, q, conc, prior, weight_prior) -> the ELBO
                   default_prior(X, sample_weight) -> prior (from the data's own
                   statistics, the rows weighted as frequencies)
     model         n_parameters(K), sample_rows(theta_k, n, rng),
@@ -44,6 +47,7 @@ class Family:
                 "use of it needs")
 
     name = "family"
+    count_floor = 0.0          # added to the counts before a point or posterior update
     features = None            # the row driver's built-in features, or "address"
     address = 0                # the features function's address when features == "address"
 
@@ -150,6 +154,20 @@ class Family:
 
     def sample_posterior(self, q, rng):
         raise NotImplementedError(self._lacks("sample_posterior"))
+
+    def draw(self, stats, nk, prior, rng):
+        """theta | z for gibbs: a draw from the conjugate posterior of a sweep's
+        statistics (nk: their exact counts)."""
+        return self.sample_posterior(self.posterior(stats, nk, prior), rng)
+
+    def bound(self, stats, q, conc, prior, weight_prior):
+        """The evidence lower bound (total, every normalising constant) of a mixture:
+        E_q log p(x, z) through the E-step's statistics, + H[q(z)], - KL(q(pi)) -
+        KL(q(theta)), with q updated from those statistics (stats: a RowStats)."""
+        W, c = self.expected_effective(q)
+        elogw = weight_prior.expected_log_weights(conc)
+        return (np.sum(W * stats.stats) + np.sum((c + elogw) * stats.nk) + stats.totals[2]
+                + stats.totals[1] - weight_prior.kl(conc) - self.kl(q, prior))
 
     def posterior_mean(self, q):
         raise NotImplementedError(self._lacks("posterior_mean"))

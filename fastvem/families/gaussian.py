@@ -19,9 +19,11 @@ from scipy import linalg
 
 from .._ext import _gaussian as _k
 from ..stats import GaussianStats
+from .base import Family
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 _MODES = {"softmax": 0, "argmax": 1, "sample": 2}
+_MODE_NAMES = {v: k for k, v in _MODES.items()}
 
 
 class KernelParams:
@@ -146,15 +148,25 @@ def precisions_from_cholesky(prec_chol, covariance_type):
     return prec_chol ** 2
 
 
-class GaussianFamily:
-    """One Gaussian observation family with a fixed covariance type."""
+class GaussianFamily(Family):
+    """One Gaussian observation family with a fixed covariance type, in the
+    parameterisation of scikit-learn's GaussianMixture: theta is a dict of 'means',
+    'covariances' and 'precisions_cholesky'; q(theta) adds 'mean_precision' and
+    'degrees_of_freedom' (scikit-learn's BayesianGaussianMixture).  It runs its own
+    pass (run_pass: the Cholesky kernels of _ext/_gaussian.pyx) and its
+    statistics are GaussianStats (about a reference point per component); the
+    engine reads neither by name."""
 
-    def __init__(self, covariance_type="full", reg_covar=1e-6):
+    name = "gaussian_cholesky"
+    count_floor = 10 * np.finfo(np.float64).eps    # scikit-learn's floor on N_k
+
+    def __init__(self, covariance_type="full", reg_covar=1e-6, n_features=None):
         if covariance_type not in COVARIANCE_TYPES:
             raise ValueError(f"covariance_type must be one of {COVARIANCE_TYPES}, "
                              f"got {covariance_type!r}")
         self.covariance_type = covariance_type
         self.reg_covar = float(reg_covar)
+        self.n_features = n_features
         self.scatter = None   # (weight, centre, centred scatter) of the data, set per fit
 
     # ----- effective parameters -------------------------------------------------
@@ -163,18 +175,32 @@ class GaussianFamily:
         return (log_det_cholesky(prec_chol, self.covariance_type, n_features)
                 - 0.5 * n_features * math.log(2 * math.pi))
 
-    def effective_kernel_params(self, params, logw, posterior, dtype):
-        """The E-step's effective parameters from the family's entries of a parameter
-        dict and the structure's log weights: the point parameters' normaliser, or
-        under q(theta) the expected-log one."""
-        D = params["means"].shape[1]
-        norm = (self.expected_log_normaliser(params, D) if posterior
-                else self.log_normaliser(params["precisions_cholesky"], D))
-        return self.kernel_params(params["means"], params["precisions_cholesky"], norm + logw,
-                                  dtype)
+    def effective(self, theta):
+        """(W, c): W the point parameters themselves (the kernel reads the means and
+        precision factors), c their log normalisers."""
+        return theta, self.log_normaliser(theta["precisions_cholesky"],
+                                          theta["means"].shape[1])
+
+    def expected_effective(self, q):
+        """(W, c) of E_q log N(x | mean, Lambda): q's means and precision factors,
+        the expected-log normalisers (one kernel for every method)."""
+        return q, self.expected_log_normaliser(q, q["means"].shape[1])
+
+    def effective_kernel_params(self, W, c, logw, dtype):
+        """The kernel's parameters of an E-step: effective (W, c) and log weights."""
+        return self.kernel_params(W["means"], W["precisions_cholesky"], c + logw, dtype)
 
     def kernel_params(self, means, prec_chol, const, dtype):
         return KernelParams(self.covariance_type, means, prec_chol, const, dtype)
+
+    def run_pass(self, data, sample_weight, W, c, logw, mode, seed, n_threads):
+        """The engine's pass: GaussianStats of data (an array, or a source of blocks
+        with map_sum, each block's statistics summed in order)."""
+        kp = self.effective_kernel_params(W, c, logw, data.dtype)
+        mode = _MODE_NAMES[mode]
+        if hasattr(data, "map_sum"):       # a distributed source: per block, summed in order
+            return data.map_sum(_block_statistics, self, kp, mode, seed, n_threads)
+        return self.statistics(data, sample_weight, kp, mode, seed, n_threads)
 
     # ----- statistics -----------------------------------------------------------
     def statistics(self, X, sample_weight, kp, mode, seed, n_threads, exact=True):
@@ -338,7 +364,7 @@ class GaussianFamily:
             self.scatter = data_scatter(X, sample_weight)
 
     # ----- M-step ----------------------------------------------------------------
-    def point_estimate(self, stats, nk):
+    def point_estimate(self, stats, nk, previous=None):
         """ML parameters from centred statistics (nk includes the 10*eps floor):
         a dict with 'means', 'covariances' and 'precisions_cholesky'."""
         means, covs = self._moments(stats, nk)
@@ -406,14 +432,14 @@ class GaussianFamily:
             dead.discard(k)
         return weights / weights.sum(), {
             "means": means, "covariances": covs,
-            "precisions_cholesky": precision_cholesky(covs, ct)}
+            "precisions_cholesky": precision_cholesky(covs, ct)}, sorted(int(k) for k in empty)
 
     # ----- mean field: q(theta) -------------------------------------------------
-    def to_unconstrained(self, params):
+    def to_unconstrained(self, theta):
         """Point parameters as one unconstrained vector (for extrapolation, e.g.
-        SQUAREM): log weights, means, the precision Cholesky factors' upper triangles
-        with the log of their diagonals."""
-        u = np.asarray(params["precisions_cholesky"], dtype=np.float64)
+        SQUAREM; the engine adds the log weights): the means, the precision Cholesky
+        factors' upper triangles with the log of their diagonals."""
+        u = np.asarray(theta["precisions_cholesky"], dtype=np.float64)
         if self.covariance_type in ("full", "tied"):
             D = u.shape[-1]
             iu = np.triu_indices(D)
@@ -423,17 +449,19 @@ class GaussianFamily:
             chol = uu.ravel()
         else:
             chol = np.log(u).ravel()
-        return np.concatenate([np.log(params["weights"]), params["means"].ravel(), chol])
+        return np.concatenate([theta["means"].ravel(), chol])
 
-    def from_unconstrained(self, vec, K, D):
-        """The inverse of to_unconstrained: a parameter dict (None if not finite)."""
+    def from_unconstrained(self, vec):
+        """The inverse of to_unconstrained (None if not finite); needs n_features."""
         if not np.all(np.isfinite(vec)):
             return None
-        logw = vec[:K]
-        w = np.exp(logw - logw.max())
-        means = vec[K:K + K * D].reshape(K, D)
-        rest = vec[K + K * D:]
-        ct = self.covariance_type
+        ct, D = self.covariance_type, self.n_features
+        if D is None:
+            raise RuntimeError("from_unconstrained needs the family's n_features (prepare)")
+        per = {"full": D + D * (D + 1) // 2, "diag": 2 * D, "spherical": D + 1}.get(ct)
+        K = (len(vec) - D * (D + 1) // 2) // D if ct == "tied" else len(vec) // per
+        means = vec[:K * D].reshape(K, D)
+        rest = vec[K * D:]
         if ct in ("full", "tied"):
             iu = np.triu_indices(D)
             diag = iu[0] == iu[1]
@@ -445,10 +473,9 @@ class GaussianFamily:
             u = u[0] if ct == "tied" else u
         else:
             u = np.exp(rest).reshape((K, D) if ct == "diag" else (K,))
-        if not (np.all(np.isfinite(u)) and np.all(np.isfinite(w))):
+        if not np.all(np.isfinite(u)):
             return None
-        return {"weights": w / w.sum(), "means": means,
-                "covariances": covariances_from_precision_cholesky(u, ct),
+        return {"means": means, "covariances": covariances_from_precision_cholesky(u, ct),
                 "precisions_cholesky": u}
 
     def posterior(self, stats, nk, prior):
@@ -503,6 +530,12 @@ class GaussianFamily:
         log_wishart = float(np.sum(lw)) * (n_components if self.covariance_type == "tied" else 1)
         return -log_wishart - 0.5 * D * float(np.sum(np.log(q["mean_precision"])))
 
+    def bound(self, stats, q, conc, prior, weight_prior):
+        """scikit-learn's variational lower bound (total), right after the update:
+        H[q(z)] + the q(theta) terms + the weights' (it omits constant terms)."""
+        return (stats.entropy + self.posterior_bound_terms(q)
+                + weight_prior.bound_term(conc))
+
     def predictive_student_t(self, q):
         """Posterior predictive of each component under q(mean, Lambda): a
         Student-t with (dof, means, precision Cholesky of the scale).  Full /
@@ -536,10 +569,10 @@ class GaussianFamily:
         return dof, u
 
     # ----- gibbs: draws of theta | z ---------------------------------------------
-    def sample_posterior(self, stats, prior, rng):
+    def draw(self, stats, nk, prior, rng):
         """One draw of (means, precisions) from the conjugate posterior given a
-        hard assignment's statistics (exact counts; empty components draw from
-        the prior).  Each scatter gets nk * reg_covar on its diagonal, as in
+        hard assignment's statistics (nk: their exact counts; empty components draw
+        from the prior).  Each scatter gets nk * reg_covar on its diagonal, as in
         scikit-learn's (and meanfield's) Wishart posteriors.  Full / tied:
         Normal-Wishart; diag: Normal-Gamma per
         dimension; spherical: Normal-Gamma with one shared precision."""
@@ -593,6 +626,12 @@ class GaussianFamily:
             covs = 1.0 / lam
             pc = np.sqrt(lam)
         return {"means": means, "covariances": covs, "precisions_cholesky": pc}
+
+
+def _block_statistics(block, family, kp, mode, seed, n_threads):
+    """The statistics of one block of rows (runs on a Dask worker)."""
+    block = np.ascontiguousarray(block, dtype=kp.fac.dtype)
+    return family.statistics(block, None, kp, mode, seed, n_threads)
 
 
 def _wishart(dof, scale_inv, rng):

@@ -20,10 +20,10 @@ A model names its family, structure and fitted attributes, and fills in:
 and, for partial_fit (written here once, on fastvem.engine.Stepwise):
 _stream_chunk, _stream_start, _stream_from_fit and _stream_store (see there).
 
-The engines (fastvem.engine: MixtureEngine for GaussianMixture's Cholesky
-kernels, FamilyEngine for every family of the Family protocol) share one
-interface -- statistics, update, bound, step, accelerated -- so the schedule
-below runs every model.
+Every mixture runs on one engine (fastvem.engine.FamilyEngine: a Family x the
+mixture structure x a method, GaussianMixture's Cholesky-factor family among
+them); its interface -- statistics, update, bound, step, accelerated -- is also
+the HMM's and the topic model's, so the schedule below runs every model.
 """
 import contextlib
 import numbers
@@ -55,7 +55,9 @@ class MixtureEstimator(FittedConfig, DensityMixin, BaseEstimator):
 
         sample_weight : frequency weights, shape (n_samples,).
         callback : called as ``callback(iteration, objective, params)`` after each
-            iteration (each sweep for gibbs); returning True stops the run.
+            iteration (each sweep for gibbs); returning True stops the run.  params
+            are the engine's (weights, theta) or (q, concentration); GaussianMixture
+            gives them by name (a dict with 'weights', 'means', 'covariances', ...).
         """
         self._fit(X, sample_weight, callback)
         return self
@@ -86,7 +88,7 @@ class MixtureEstimator(FittedConfig, DensityMixin, BaseEstimator):
             tol *= 3
         with blas if blas is not None else contextlib.nullcontext():
             best = fit_restarts(initialise, step, self.n_init if n_init is None else n_init,
-                                self.max_iter, tol, start, callback=callback,
+                                self.max_iter, tol, start, callback=self._user_callback(callback),
                                 progress=report.iteration, on_restart=report.restart,
                                 on_end=report.end)
         return best, counter["steps"] or int(best.n_iter)
@@ -234,7 +236,8 @@ class MixtureEstimator(FittedConfig, DensityMixin, BaseEstimator):
                 report.restart(chain)
                 params = start(chain)
                 res, kept = run_chain(engine.step(data, sw), params, n_sweeps, self.burn_in,
-                                      self.thin, callback=callback, progress=report.iteration)
+                                      self.thin, callback=self._user_callback(callback),
+                                      progress=report.iteration)
                 if not kept:               # stopped by the callback during burn-in
                     kept.append(res.params)
                 chains.append(kept)
@@ -287,6 +290,16 @@ class MixtureEstimator(FittedConfig, DensityMixin, BaseEstimator):
             warnings.warn("Best performing initialization did not converge. Try different "
                           "init parameters, or increase max_iter, tol, or check for degenerate "
                           "data.", ConvergenceWarning)
+
+    def _callback_params(self, params):
+        """The engine's parameters as a fit's callback sees them (default: as they are)."""
+        return params
+
+    def _user_callback(self, callback):
+        if callback is None:
+            return None
+        return lambda it, objective, params: callback(it, objective,
+                                                      self._callback_params(params))
 
     @staticmethod
     def _check_callback(callback):

@@ -6,7 +6,7 @@ from sklearn.cluster import KMeans, kmeans_plusplus
 from sklearn.utils.validation import validate_data
 
 from ..io import register
-from ..engine import MixtureEngine, Stepwise, blas_single_thread, default_n_threads
+from ..engine import FamilyEngine, Stepwise, blas_single_thread, default_n_threads
 from ..families.gaussian import (COVARIANCE_TYPES, GaussianFamily, GaussianWishartPrior,
                                  init_block_rows,
                                  pool_scatter,
@@ -48,6 +48,11 @@ def _block_labels(block, index, start, estimator):
     """Labels of one block of a Dask array (runs on a worker)."""
     block = np.ascontiguousarray(block, dtype=np.asarray(estimator.means_).dtype)
     return estimator._estep(block, "label")
+
+
+def _kernel_params(engine, params, dtype):
+    """The kernel's parameters of an E-step under the engine's parameters."""
+    return engine.family.effective_kernel_params(*engine.effective(params), dtype)
 
 
 def _relative_weights(sw):
@@ -247,15 +252,16 @@ class GaussianMixture(MixtureEstimator):
 
     def _make_engine(self, family, method, n_threads, seed, X, sw):
         if method.update == "point":
-            return MixtureEngine(family, Mixture(self.n_components), method, n_threads, seed)
+            return FamilyEngine(family, Mixture(self.n_components), method,
+                                n_threads=n_threads, seed=seed)
         weights, prior = self._priors(X, family.scatter)
         self.weight_concentration_prior_ = weights.alpha0
         self.mean_precision_prior_ = prior.mean_precision_prior
         self.mean_prior_ = prior.mean_prior
         self.degrees_of_freedom_prior_ = prior.degrees_of_freedom_prior
         self.covariance_prior_ = prior.covariance_prior
-        return MixtureEngine(family, Mixture(self.n_components), method, n_threads, seed,
-                             prior=prior, weight_prior=weights)
+        return FamilyEngine(family, Mixture(self.n_components), method, prior=prior,
+                            weight_prior=weights, n_threads=n_threads, seed=seed)
 
     # ----------------------------------------------------------------- priors
     def _priors(self, X, scatter):
@@ -353,7 +359,7 @@ class GaussianMixture(MixtureEstimator):
         sw = check_sample_weight(sample_weight, N)
         if sw is not None and method.update == "point":
             sw = _relative_weights(sw)      # a step's statistics are per sample anyway
-        family = GaussianFamily(self.covariance_type, self.reg_covar)
+        family = GaussianFamily(self.covariance_type, self.reg_covar, X.shape[1])
         family.prepare(X, sw, n_threads, need_scatter=method.update != "point")
         if first and N < self.n_components:
             raise ValueError(f"the first chunk must hold at least n_components="
@@ -396,16 +402,16 @@ class GaussianMixture(MixtureEstimator):
         ct, reg = self.covariance_type, self.reg_covar
         tiny = np.finfo(np.float64).tiny
         if method.update == "point":
-            engine = MixtureEngine(family, Mixture(K), method, n_threads, 0)
+            engine = FamilyEngine(family, Mixture(K), method, n_threads=n_threads)
             nk = np.asarray(self.weights_, dtype=np.float64)
             xk = np.asarray(self.means_, dtype=np.float64)
             sk = np.asarray(self.covariances_, dtype=np.float64)
         else:
             prior = GaussianWishartPrior(self.mean_prior_, self.mean_precision_prior_,
                                          self.degrees_of_freedom_prior_, self.covariance_prior_)
-            engine = MixtureEngine(family, Mixture(K), method, n_threads, 0, prior=prior,
-                                   weight_prior=self._weight_prior())
-            q = self._get_posterior()
+            engine = FamilyEngine(family, Mixture(K), method, prior=prior,
+                                  weight_prior=self._weight_prior(), n_threads=n_threads)
+            q, _ = self._get_posterior()
             b0, m0, c0 = prior.mean_precision_prior, prior.mean_prior, prior.covariance_prior
             beta, dof, covs = q["mean_precision"], q["degrees_of_freedom"], q["covariances"]
             nk = np.maximum(beta - b0, 0.0)
@@ -499,7 +505,7 @@ class GaussianMixture(MixtureEstimator):
         if sw is not None and method.update == "point":
             sw = _relative_weights(sw)
         inits = self._check_inits(D)
-        family = GaussianFamily(self.covariance_type, self.reg_covar)
+        family = GaussianFamily(self.covariance_type, self.reg_covar, D)
         random_state = check_random_state_param(self.random_state)
         # draws (gibbs) get their own seed; the other methods leave the stream alone
         seed = random_state.randint(np.iinfo(np.int32).max) if method.assign == "sample" else 0
@@ -566,12 +572,14 @@ class GaussianMixture(MixtureEstimator):
 
         draws, log_joint, seconds, n_kept = self._run_chains(engine, X, sw, start, callback,
                                                              blas=blas_single_thread())
-        stack = {k: np.stack([d[k] for d in draws])
-                 for k in ("weights", "means", "covariances", "counts")}
+        stack = {"weights": np.stack([d[0] for d in draws]),
+                 "means": np.stack([d[1]["means"] for d in draws]),
+                 "covariances": np.stack([d[1]["covariances"] for d in draws]),
+                 "counts": np.stack([d[2] for d in draws])}
         stack = self._align_draws(
             stack, X.shape[0], sw, lambda rows: np.ascontiguousarray(X[rows]),
-            lambda s, sub: engine.family.estep(sub, engine.kernel_params(
-                self._draw_params(stack, s), X.dtype), "resp", engine.n_threads),
+            lambda s, sub: engine.family.estep(sub, _kernel_params(
+                engine, self._draw_params(stack, s), X.dtype), "resp", engine.n_threads),
             shared=("covariances",) if self.covariance_type == "tied" else (),
             blas=blas_single_thread())
         self.posterior_samples_ = stack
@@ -589,8 +597,9 @@ class GaussianMixture(MixtureEstimator):
 
     def _draw_params(self, stack, s):
         covs = stack["covariances"][s]
-        return {"weights": stack["weights"][s], "means": stack["means"][s], "covariances": covs,
-                "precisions_cholesky": precision_cholesky(covs, self.covariance_type)}
+        return stack["weights"][s], {"means": stack["means"][s], "covariances": covs,
+                                     "precisions_cholesky": precision_cholesky(
+                                         covs, self.covariance_type)}
 
     def _summarise_draws(self, stack, occ, prior):
         """Posterior means of the relabelled draws: the weights over every draw,
@@ -613,8 +622,8 @@ class GaussianMixture(MixtureEstimator):
                 means[k] = prior.mean_prior
                 if ct != "tied":
                     covs[k] = np.asarray(prior.covariance_prior) / prior.degrees_of_freedom_prior
-        return {"weights": weights / weights.sum(), "means": means, "covariances": covs,
-                "precisions_cholesky": precision_cholesky(covs, ct)}
+        return weights / weights.sum(), {"means": means, "covariances": covs,
+                                         "precisions_cholesky": precision_cholesky(covs, ct)}
 
     def _initial_params(self, X, sw, family, inits, random_state, n_threads, engine,
                         init=None):
@@ -623,8 +632,9 @@ class GaussianMixture(MixtureEstimator):
         field: q(theta) from the initial responsibilities (scikit-learn's
         BayesianGaussianMixture._initialize)."""
         if engine.method.update == "posterior":
-            q, _ = engine.update(self._initial_statistics(X, sw, family, random_state, n_threads))
-            return q
+            params, _ = engine.update(self._initial_statistics(X, sw, family, random_state,
+                                                               n_threads))
+            return params
         weights_init, means_init, prec_init = inits
         ct = self.covariance_type
         weights = means = covs = None
@@ -641,9 +651,9 @@ class GaussianMixture(MixtureEstimator):
         if prec_init is not None:
             pc = precision_cholesky_from_precisions(prec_init, ct)
             covs = covariances_from_precision_cholesky(pc, ct)
-        return {"weights": np.array(weights, dtype=np.float64),
-                "means": np.array(means, dtype=np.float64),
-                "covariances": np.array(covs, dtype=np.float64), "precisions_cholesky": pc}
+        return np.array(weights, dtype=np.float64), {
+            "means": np.array(means, dtype=np.float64),
+            "covariances": np.array(covs, dtype=np.float64), "precisions_cholesky": pc}
 
     def _initial_statistics(self, X, sw, family, random_state, n_threads, init=None):
         K = self.n_components
@@ -700,21 +710,33 @@ class GaussianMixture(MixtureEstimator):
     def _get_params(self):
         if self._posterior():
             return self._get_posterior()
-        return {"weights": np.asarray(self.weights_, dtype=np.float64),
-                "means": np.asarray(self.means_, dtype=np.float64),
-                "covariances": np.asarray(self.covariances_, dtype=np.float64),
-                "precisions_cholesky": np.asarray(self.precisions_cholesky_, dtype=np.float64)}
+        return np.asarray(self.weights_, dtype=np.float64), {
+            "means": np.asarray(self.means_, dtype=np.float64),
+            "covariances": np.asarray(self.covariances_, dtype=np.float64),
+            "precisions_cholesky": np.asarray(self.precisions_cholesky_, dtype=np.float64)}
+
+    def _callback_params(self, params):
+        """By name, as the fitted attributes: weights (or the weights' concentration
+        under mean field), means, covariances, precisions_cholesky (q's entries)."""
+        if isinstance(params[0], dict):
+            return {**params[0], "weight_concentration": params[1]}
+        named = {"weights": params[0], **params[1]}
+        if len(params) > 2:
+            named["counts"] = params[2]
+        return named
 
     def _set_params(self, params, dtype):
+        """The fitted attributes from the engine's (weights, theta) or (q, conc)."""
         ct = self.covariance_type
-        if "weight_concentration" in params:
-            conc = params["weight_concentration"]
+        if isinstance(params[0], dict):          # mean field: (q(theta), q(pi))
+            params, conc = params
             self.weight_concentration_ = conc
             self.weights_ = self._weight_prior().mean_weights(conc).astype(dtype)
             self.mean_precision_ = params["mean_precision"]
             self.degrees_of_freedom_ = params["degrees_of_freedom"]
         else:
-            self.weights_ = params["weights"].astype(dtype)
+            weights, params = params[0], params[1]
+            self.weights_ = weights.astype(dtype)
         self.means_ = params["means"].astype(dtype)
         self.covariances_ = params["covariances"].astype(dtype)
         self.precisions_cholesky_ = params["precisions_cholesky"].astype(dtype)
@@ -724,10 +746,10 @@ class GaussianMixture(MixtureEstimator):
         """The E-step of predict / score: under q(theta) the expected-log
         parameters (as scikit-learn's BayesianGaussianMixture), else the point ones."""
         post = self._posterior()
-        return MixtureEngine(GaussianFamily(self.covariance_type, self.reg_covar),
-                             Mixture(self.n_components), PRESETS["meanfield" if post else "em"],
-                             default_n_threads(self.n_threads),
-                             weight_prior=self._weight_prior() if post else None)
+        return FamilyEngine(GaussianFamily(self.covariance_type, self.reg_covar),
+                            Mixture(self.n_components), PRESETS["meanfield" if post else "em"],
+                            weight_prior=self._weight_prior() if post else None,
+                            n_threads=default_n_threads(self.n_threads))
 
     def _weight_prior(self):
         return DirichletWeights(self.weight_concentration_prior_type,
@@ -739,12 +761,12 @@ class GaussianMixture(MixtureEstimator):
             conc = (np.asarray(conc[0], dtype=np.float64), np.asarray(conc[1], dtype=np.float64))
         else:
             conc = np.asarray(conc, dtype=np.float64)
-        return {"weight_concentration": conc,
-                "means": np.asarray(self.means_, dtype=np.float64),
+        return {"means": np.asarray(self.means_, dtype=np.float64),
                 "mean_precision": np.asarray(self.mean_precision_, dtype=np.float64),
                 "degrees_of_freedom": np.asarray(self.degrees_of_freedom_, dtype=np.float64),
                 "covariances": np.asarray(self.covariances_, dtype=np.float64),
-                "precisions_cholesky": np.asarray(self.precisions_cholesky_, dtype=np.float64)}
+                "precisions_cholesky": np.asarray(self.precisions_cholesky_, dtype=np.float64)
+                }, conc
 
     # ------------------------------------------------------------- inference
     def _estep(self, X, want):
@@ -756,7 +778,7 @@ class GaussianMixture(MixtureEstimator):
         if want == "norm" and self._method().update == "posterior" and self._predictive_t:
             return self._log_student_t_predictive(X)
         engine = self._engine()
-        kp = engine.kernel_params(self._get_params(), X.dtype)
+        kp = _kernel_params(engine, self._get_params(), X.dtype)
         with blas_single_thread():
             return engine.family.estep(X, kp, want, engine.n_threads)
 
@@ -781,11 +803,11 @@ class GaussianMixture(MixtureEstimator):
         """log p(x | X) under q(theta): sum_k E[pi_k] St(x | m_k, scale_k, dof_k)
         (diag: a product of univariate t's, one per dimension)."""
         from scipy.special import gammaln, logsumexp
-        q = self._get_posterior()
+        q, conc = self._get_posterior()
         fam = GaussianFamily("full" if self.covariance_type == "tied" else self.covariance_type)
         dof, u = GaussianFamily(self.covariance_type).predictive_student_t(q)
         K, D = q["means"].shape
-        logw = np.log(self._weight_prior().mean_weights(q["weight_concentration"]))
+        logw = np.log(self._weight_prior().mean_weights(conc))
         logdet = fam.log_normaliser(u, D) + 0.5 * D * np.log(2 * np.pi)   # log|scale|^-1/2
         const = (logw + gammaln(0.5 * (dof + D)) - gammaln(0.5 * dof)
                  - 0.5 * D * np.log(dof * np.pi) + logdet)
@@ -821,7 +843,7 @@ class GaussianMixture(MixtureEstimator):
         K = self.n_components
         mode = "norm" if want == "norm" else ("logprob" if want == "logprob" else "resp")
         out = np.empty((X.shape[0],) if mode == "norm" else (X.shape[0], K))
-        kps = [engine.kernel_params(self._draw_params(ps, s), X.dtype) for s in range(S)]
+        kps = [_kernel_params(engine, self._draw_params(ps, s), X.dtype) for s in range(S)]
         with blas_single_thread():
             for lo in range(0, X.shape[0], rows):
                 block = X[lo:lo + rows]

@@ -35,36 +35,6 @@ class Mixture(Structure):
         """Maximum-likelihood weights from the (floored) counts."""
         return nk / nk.sum()
 
-    # the structure's own entries of a parameter dict (GaussianMixture's engine):
-    # 'weights' (point), 'weight_concentration' (q(pi) under mean field)
-    @staticmethod
-    def is_posterior(params):
-        return "weight_concentration" in params
-
-    def params_log_weights(self, params, weight_prior):
-        """log pi, or E_q log pi under mean field."""
-        if self.is_posterior(params):
-            return weight_prior.expected_log_weights(params["weight_concentration"])
-        return self.log_weights(params["weights"])
-
-    @staticmethod
-    def with_weights(theta, weights, counts=None):
-        """A parameter dict: the family's entries and the weights (and, for a draw,
-        the allocation counts of the sweep)."""
-        out = {"weights": weights, **theta}
-        if counts is not None:
-            out["counts"] = np.array(counts)
-        return out
-
-    @staticmethod
-    def with_posterior(q, concentration):
-        q["weight_concentration"] = concentration
-        return q
-
-    @staticmethod
-    def weights_bound_term(q, weight_prior):
-        return weight_prior.bound_term(q["weight_concentration"])
-
     @staticmethod
     def empty_components(nk, total_weight, rel=1e-10):
         """Components whose weighted count is (numerically) zero."""
