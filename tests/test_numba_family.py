@@ -99,6 +99,49 @@ def test_numba_family_thread_invariance_and_refusals():
                                           poisson_log_a, poisson_to_eta), 2).fit(X)
 
 
+
+def test_user_functions_with_a_wrong_signature_are_clear_errors():
+    """A row function that numba cannot call as documented is a TypeError naming it
+    (not numba's own error from inside the compile), before any kernel runs."""
+    X = np.random.default_rng(3).poisson(4.0, (200, 3)).astype(np.float64)
+
+    @njit
+    def stats_one_arg(x):                     # statistics(x, t) expected
+        return x[0]
+
+    @njit
+    def log_h_two_args(x, y):                 # log_base_measure(x) expected
+        return 0.0
+
+    @njit
+    def log_a_two_args(eta, extra):           # log_partition(eta) expected
+        return 0.0
+
+    @njit
+    def to_eta_one_arg(m):                    # mean_to_natural(m, eta) expected
+        return m
+
+    cases = [
+        ((stats_one_arg, poisson_log_h, poisson_log_a, poisson_to_eta), r"statistics\(x, t\)"),
+        ((poisson_stats, log_h_two_args, poisson_log_a, poisson_to_eta),
+         r"log_base_measure\(x\)"),
+        ((poisson_stats, poisson_log_h, log_a_two_args, poisson_to_eta), r"log_partition\(eta\)"),
+        ((poisson_stats, poisson_log_h, poisson_log_a, to_eta_one_arg),
+         r"mean_to_natural\(m, eta\)"),
+    ]
+    for funcs, name in cases:
+        with pytest.raises(TypeError, match=name):
+            fastvem.Mixture(ExponentialFamily(lambda D: D, *funcs), 2, max_iter=3,
+                            random_state=0).fit(X)
+
+
+def test_missing_numba_is_an_import_error_naming_the_extra(monkeypatch):
+    import sys
+    monkeypatch.setitem(sys.modules, "numba", None)       # import numba now fails
+    with pytest.raises(ImportError, match=r"fastvem\[numba\]"):
+        ExponentialFamily(lambda D: D, poisson_stats, poisson_log_h, poisson_log_a,
+                          poisson_to_eta)
+
 # ----------------------------------------------- conjugate: meanfield and gibbs
 from fastvem.families import Conjugate, GaussianDiag  # noqa: E402
 

@@ -1,4 +1,4 @@
-"""Observation families (DESIGN.md axis 1): log-densities, statistics, updates.
+"""Observation families (docs/architecture.md, axis 1): log-densities, statistics, updates.
 
 ``ExponentialFamily`` (a user's numba row functions) needs the optional extra
 ``fastvem[numba]``; importing it does not."""

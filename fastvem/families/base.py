@@ -1,4 +1,4 @@
-"""The observation-family protocol (DESIGN.md: the first axis).
+"""The observation-family protocol (docs/architecture.md: the first axis).
 
 A family knows the law p(x | theta) of one row and nothing about the structure
 (mixture, HMM, topic model) or the method.  The engine calls, by the method's

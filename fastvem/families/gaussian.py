@@ -1,6 +1,6 @@
 """Gaussian observation family: full, tied, diag and spherical covariances.
 
-The family knows how to (DESIGN.md, axis 1)
+The family knows how to (docs/architecture.md, axis 1)
 - turn parameters into the kernel's *effective* parameters (means, precision
   factors, additive constants) -- point parameters here; the expected-log
   parameters of q(theta) use the same layout;
@@ -513,7 +513,7 @@ class GaussianFamily(Family):
     def expected_log_normaliser(self, q, n_features):
         """Per-component constant of E_q[log N(x | mean, Lambda)] when the
         quadratic form uses q's precision factor: the kernel then returns the
-        expected log-density (DESIGN.md: one kernel for every method)."""
+        expected log-density (one kernel for every method)."""
         D = n_features
         dof = q["degrees_of_freedom"]
         return (self.log_normaliser(q["precisions_cholesky"], D) - 0.5 * D * np.log(dof)

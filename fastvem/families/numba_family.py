@@ -1,5 +1,5 @@
 """User-defined exponential families written as numba-jitted row functions
-(DESIGN.md: the extension point).  The user's functions are compiled, with a
+(docs/architecture.md: the extension point).  The user's functions are compiled, with a
 loop over the rows of a chunk, into one C function (a numba ``cfunc``) that the
 compiled row driver (`_ext/_expfam.pyx`) calls from its threads through the same
 function table as the built-in families -- without the GIL.  The log-densities
@@ -60,6 +60,18 @@ def _numba():
     return numba
 
 
+def _call_error(call, what, exc):
+    """A user function that failed when called on what: a TypeError when numba could
+    not compile or dispatch it (a wrong signature), a ValueError otherwise; both
+    name the function and its expected signature."""
+    kind = type(exc).__name__
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if isinstance(exc, TypeError) or "Typing" in kind or "Lowering" in kind:
+        return TypeError(f"{call} could not be called on {what} with that signature "
+                         f"({kind}: {first}); see ExponentialFamily's expected signatures")
+    return ValueError(f"{call} failed on {what}: {kind}: {first}")
+
+
 def _features_cfunc(statistics, log_base_measure):
     """The driver's dense features function for these row functions, compiled once
     per pair (the first call costs numba's compile time, ~1 s; later ones are free)."""
@@ -113,12 +125,21 @@ class ExponentialFamily(Family):
         self.S = None
 
     # ---------------------------------------------------------- the data
-    def setup(self, n_features):
+    def setup(self, n_features, first_row=None):
+        """S from n_statistics; the row functions checked on first_row (when given)
+        from Python, then compiled into the driver's features function."""
         S = self._n_statistics(int(n_features))
         if isinstance(S, (bool, np.bool_)) or not isinstance(S, numbers.Integral) or S < 1:
             raise ValueError(f"n_statistics({n_features}) must be an integer >= 1, got {S!r}")
         self.n_features, self.S = int(n_features), int(S)
-        self.address = _features_cfunc(self.statistics, self.log_base_measure).address
+        if first_row is not None:
+            self._check_row_functions(first_row)
+        try:
+            self.address = _features_cfunc(self.statistics, self.log_base_measure).address
+        except Exception as exc:
+            raise TypeError("statistics(x, t) and log_base_measure(x) must compile as numba "
+                            "row functions of a float64 row x (and t, float64 of length S): "
+                            f"{type(exc).__name__}: {str(exc).splitlines()[0]}") from None
 
     def n_statistics(self):
         return self.S
@@ -127,8 +148,7 @@ class ExponentialFamily(Family):
         from .discrete import _numeric
         X = np.ascontiguousarray(_numeric(X), dtype=np.float64)
         if fitting or self.S is None:
-            self.setup(X.shape[1])
-            self._check_row_functions(X[0])
+            self.setup(X.shape[1], X[0])
         elif X.shape[1] != self.n_features:
             raise ValueError(f"X has {X.shape[1]} features, expected {self.n_features}")
         return X
@@ -141,7 +161,7 @@ class ExponentialFamily(Family):
         try:
             self.statistics(x, t[:S])
         except Exception as exc:
-            raise ValueError(f"statistics(x, t) failed on the first row: {exc}") from None
+            raise _call_error("statistics(x, t)", "the first row", exc) from None
         if not np.all(np.isfinite(t[:S])):
             raise ValueError(f"statistics(x, t) left non-finite values in t (length S = {S}): "
                              f"{t[:S]}")
@@ -151,7 +171,7 @@ class ExponentialFamily(Family):
         try:
             h = float(self.log_base_measure(x))
         except Exception as exc:
-            raise ValueError(f"log_base_measure(x) failed on the first row: {exc}") from None
+            raise _call_error("log_base_measure(x)", "the first row", exc) from None
         if not np.isfinite(h):
             raise ValueError(f"log_base_measure(x) returned {h} on the first row")
         # mean_to_natural and log_partition are checked where they are called (M-step,
@@ -165,7 +185,8 @@ class ExponentialFamily(Family):
             try:
                 self.mean_to_natural(np.ascontiguousarray(mean[k]), eta[k])
             except Exception as exc:
-                raise ValueError(f"mean_to_natural(m, eta) failed: {exc}") from None
+                raise _call_error("mean_to_natural(m, eta)", "a component's mean "
+                                  "parameters", exc) from None
         if not np.all(np.isfinite(eta)):
             raise ValueError("mean_to_natural(m, eta) left non-finite values in eta (length "
                              f"S = {self.S}) for the mean parameters {mean[~np.all(np.isfinite(eta), 1)][:1]}")
@@ -174,7 +195,11 @@ class ExponentialFamily(Family):
     def effective(self, eta):
         c = np.empty(eta.shape[0])
         for k in range(eta.shape[0]):
-            c[k] = -float(self.log_partition(np.ascontiguousarray(eta[k])))
+            try:
+                c[k] = -float(self.log_partition(np.ascontiguousarray(eta[k])))
+            except Exception as exc:
+                raise _call_error("log_partition(eta)", "a component's natural parameters",
+                                  exc) from None
         if not np.all(np.isfinite(c)):
             raise ValueError("log_partition(eta) is not finite for the natural parameters "
                              f"{eta[~np.isfinite(c)][:1]}")

@@ -1,4 +1,4 @@
-"""Mixed data: a product of families over disjoint columns (DESIGN.md: statistics
+"""Mixed data: a product of families over disjoint columns (docs/architecture.md: statistics
 are additive, and a product's are its members' side by side).
 
     from fastvem.families import Product

@@ -1115,8 +1115,10 @@ class Mixture(_DiscreteMixture):
     iterate for iterate), 'gaussian_diag' the diagonal one; both run their passes on
     GaussianMixture's Cholesky-factor kernel.  'gaussian_tied' and
     'gaussian_spherical' (``GaussianTied``, ``GaussianSpherical``) are the tied and
-    spherical covariances by em, vem and crisp (GaussianMixture's iterates);
-    mean field and gibbs are not built for them and are refused.
+    spherical covariances: em, vem and crisp give GaussianMixture's iterates; mean
+    field and gibbs use their exact conjugate posteriors (one Wishart shared by the
+    components; one Gamma per component shared by its features), which is not
+    BayesianGaussianMixture's approximation for these covariance types.
     """
 
     _CONFIG = _DiscreteMixture._CONFIG + ("family",)

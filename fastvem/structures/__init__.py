@@ -1,4 +1,4 @@
-"""Latent structures (DESIGN.md axis 2): how evidence becomes q(T), and their globals."""
+"""Latent structures (docs/architecture.md, axis 2): how evidence becomes q(T), and their globals."""
 from .base import Structure
 from .mixture import DirichletWeights, Mixture
 from .hmm import Chain

@@ -1,4 +1,4 @@
-"""The latent-structure protocol (DESIGN.md: the second axis).
+"""The latent-structure protocol (docs/architecture.md: the second axis).
 
 A structure knows how the latent variables T of the rows (or documents, or
 sequences) are laid out and which global parameters they carry; nothing about
