@@ -116,9 +116,13 @@ def _review(args):
             if value != default:
                 raise ValueError(f"{flag} is for --model gmm; a topic model has no "
                                  f"{'labels to score' if flag == '--labels' else 'covariances'}")
-    elif args.model not in ("gmm", "hmm") and args.covariance_type != "full":
-        raise ValueError(f"--covariance-type is for --model gmm or hmm; a {args.model} "
-                         "mixture has no covariances")
+    if args.model != "mixture" and args.family != "gaussian_diag":
+        raise ValueError(f"--family is for --model mixture; --model {args.model} names its "
+                         "own family")
+    if args.model not in ("gmm", "hmm", "lda") and args.covariance_type != "full":
+        raise ValueError(f"--covariance-type is for --model gmm or hmm; --model {args.model} "
+                         "has no covariance types (--model mixture takes them as --family "
+                         "gaussian_tied, say)")
     labels = _labels(args.labels) if args.labels else None
     methods = args.methods
     if methods is None:
@@ -126,7 +130,7 @@ def _review(args):
                    else ["gibbs", "meanfield", "em", "vem", "crisp"])
     review(args.data, labels, model=args.model, methods=methods, n_components=args.n_components,
            covariance_type=args.covariance_type, seeds=args.seeds, test_size=args.test_size,
-           out=args.out, progress=not args.no_progress)
+           out=args.out, progress=not args.no_progress, family=args.family)
     print(f"wrote review.txt, review.csv, review.json and review.png to {args.out}/")
     return 0
 
@@ -201,10 +205,12 @@ def _parser():
                                    "plot of accuracy against time.")
     r.add_argument("--model", default="gmm",
                    choices=["gmm", "lda", "bernoulli", "categorical", "poisson", "multinomial",
-                            "hmm"],
+                            "mixture", "hmm"],
                    help="gmm: Gaussian mixture; lda: topic model (Reuters via the lda package); "
                         "bernoulli (default data: binarised digits), categorical, poisson "
                         "(--data needed), multinomial (default: Reuters): discrete mixtures; "
+                        "mixture: the generic fastvem.Mixture over --family (its named "
+                        "model's data); "
                         "hmm: Gaussian hidden Markov model on one series in recorded order "
                         "(default: Old Faithful's eruptions), cut into 8 sequences, whole "
                         "sequences held out")
@@ -220,6 +226,10 @@ def _parser():
                    help="components (default: 8 for gmm, more than Old Faithful's two "
                         "clusters support; 10 topics for lda; 10 for bernoulli, 5 for "
                         "multinomial, 3 for categorical and poisson; 3 states for hmm)")
+    r.add_argument("--family", default="gaussian_diag",
+                   choices=["gaussian", "gaussian_diag", "gaussian_tied", "gaussian_spherical",
+                            "bernoulli", "categorical", "poisson", "multinomial"],
+                   help="the family of --model mixture (gaussian_diag)")
     r.add_argument("--covariance-type", default="full",
                    choices=["full", "tied", "diag", "spherical"],
                    help="covariance type of the Gaussian mixture or HMM (full)")

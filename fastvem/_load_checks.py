@@ -613,7 +613,7 @@ def check_discrete_mixture(est):
     est.n_features_in_ = D
     _probabilities("weights_", _farray("weights_", attrs.need("weights_"), (K,)))
     for name in ("probabilities_", "rates_", "n_categories_", "shape_prior_", "rate_prior_",
-                 "mean_length_"):
+                 "mean_length_", "params_", "family_"):     # est._check_theta reads them
         attrs.maybe(name)
     est._check_theta(K)
     theta = est._fitted_theta(est._fitted_family())
@@ -629,10 +629,11 @@ def check_discrete_mixture(est):
     if hasattr(est, "n_e_steps_"):
         est.n_e_steps_ = _int("n_e_steps_", est.n_e_steps_, low=0)
     if update == "posterior":
-        post = _positive_floats("posterior_", attrs.need("posterior_"), None)
-        n_q = est._fitted_family().n_posterior_arrays
-        if post.ndim != 3 or post.shape != (n_q, K, S):
-            _fail(f"posterior_ has shape {post.shape}, expected ({n_q}, {K}, {S})")
+        fam = est._fitted_family()
+        n_q, width = fam.n_posterior_arrays, fam.posterior_width()
+        post = _farray("posterior_", attrs.need("posterior_"), (n_q, K, width))
+        _finite("posterior_", post)
+        fam.check_posterior(post, "posterior_")
         dp = est.weight_concentration_prior_type == "dirichlet_process"
         conc = _positive_floats("weight_concentration_", attrs.need("weight_concentration_"),
                                 (2, K) if dp else (K,))
@@ -648,7 +649,7 @@ def check_discrete_mixture(est):
         _probabilities("posterior_samples_['weights']", w)
         t = _farray("posterior_samples_['theta']", draws["theta"], (w.shape[0], K, S))
         _finite("posterior_samples_['theta']", t)
-        _positive("posterior_samples_['theta']", t, strict=False)
+        est._fitted_family().check_theta(t.reshape(-1, S), "posterior_samples_['theta']")
         _chains(attrs, w.shape[0], n_iter, trace, lbs, lb)
         n_mon = min(S, est._MONITORED_ENTRIES)
         _mixing(attrs, _mixing_keys(K, lambda k: [f"theta_{k}_{j}" for j in range(n_mon)]))

@@ -118,7 +118,19 @@ def _generic(est, attrs, K):
     from .families.discrete import Categorical
     from .families.normal import GaussianDiag, GaussianFull
     from .models.hmm import _FAMILIES
-    if isinstance(est.family, Family) or est.family not in _FAMILIES:
+    if isinstance(est.family, Family):        # a family object: its saved JSON state
+        from .families.state import loads
+        D = _n_features(attrs)
+        state = attrs.need("family_state_")
+        if isinstance(state, np.ndarray) and state.ndim == 0:
+            state = state.item()
+        fam = loads(state, "family_state_", fitted=True)
+        if fam.n_features != D:
+            _fail(f"family_state_ has {fam.n_features} features, n_features_in_ is {D}")
+        theta = _farray("theta_", attrs.need("theta_"), (K, fam.n_statistics()))
+        _theta_domain("theta_", fam, theta)
+        return fam, D, fam
+    if est.family not in _FAMILIES:
         _fail(f"family={est.family!r} cannot be rebuilt (one of {list(_FAMILIES)})")
     D = _n_features(attrs)
     name = est.family
@@ -170,6 +182,9 @@ def _theta_domain(name, fam, theta):
             _fail(f"{name} holds a probability above 1")
         if isinstance(fam, Poisson):
             _magnitude(name, t)
+    else:                                     # a product: each member's domain
+        _magnitude(name, theta)
+        fam.check_theta(t, name)
 
 
 def _gmm(est, attrs, K):
@@ -240,6 +255,8 @@ def _posterior(attrs, fam, K, start, trans):
         _spd(f"{name} (scale matrices)", q0[:, D + 2:].reshape(K, D, D), allow_singular=False)
     elif isinstance(fam, GaussianDiag):
         _positive(name, q[1:])                 # q[0]: the means, any real
+    elif type(fam).__name__ == "Product":      # each member's packed q in its domain
+        fam.check_posterior(q.astype(np.float64), name)
     else:
         _positive(name, q)
     _magnitude(name, q)

@@ -45,7 +45,11 @@ def save_estimator(est, path):
         raise TypeError(f"cannot save a {name}")
     arrays = {}
     scalars = {}
-    for key, value in est.get_params(deep=False).items():
+    # a model may store a parameter or attribute in a plain form of its own (a
+    # Mixture's family object as its JSON state)
+    saved_params = (est._saved_params() if hasattr(est, "_saved_params")
+                    else est.get_params(deep=False))
+    for key, value in saved_params.items():
         if value is None or isinstance(value, (bool, int, float, str)):
             scalars[key] = value
         elif isinstance(value, (np.integer, np.floating, np.bool_)):
@@ -59,7 +63,8 @@ def save_estimator(est, path):
         else:
             raise TypeError(f"cannot save parameter {key}={value!r}: only None, numbers, "
                             "strings and arrays can be stored without pickle")
-    for key, value in vars(est).items():
+    saved_attributes = est._saved_attributes() if hasattr(est, "_saved_attributes") else vars(est)
+    for key, value in saved_attributes.items():
         if not key.endswith("_") or key.startswith("_"):
             continue
         if key == "trace_":
@@ -151,6 +156,11 @@ def load(path):
     unknown = sorted(set(params) - set(cls().get_params(deep=False)))
     if unknown:
         raise ValueError(f"{path!s}: unknown parameters {unknown} for {cls_name}")
+    if hasattr(cls, "_loaded_params"):
+        try:
+            params = cls._loaded_params(params)
+        except ValueError as exc:
+            raise ValueError(f"{path!s}: {exc}") from None
     est = cls(**params)
     allowed = set(getattr(cls, "_fitted_attributes", ()))
     trace = {}

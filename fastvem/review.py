@@ -22,12 +22,15 @@ __all__ = ["review"]
 
 # components of the review when none are given (see `review`)
 DEFAULT_COMPONENTS = {"gmm": 8, "lda": 10, "bernoulli": 10, "categorical": 3, "poisson": 3,
-                      "multinomial": 5, "hmm": 3}
+                      "multinomial": 5, "hmm": 3, "mixture": 3}
+# the generic Mixture's families (model='mixture', family=...)
+FAMILIES = ("gaussian", "gaussian_diag", "gaussian_tied", "gaussian_spherical", "bernoulli",
+            "categorical", "poisson", "multinomial")
 MODELS = tuple(DEFAULT_COMPONENTS)
 # the mixture estimators by model name (the review fits each the same way)
 _MIXTURES = {"gmm": "GaussianMixture", "bernoulli": "BernoulliMixture",
              "categorical": "CategoricalMixture", "poisson": "PoissonMixture",
-             "multinomial": "MultinomialMixture"}
+             "multinomial": "MultinomialMixture", "mixture": "Mixture"}
 
 _COLUMNS = ("method", "seed", "seconds", "iterations", "train_objective",
             "heldout_log_predictive", "ari")
@@ -81,6 +84,9 @@ def _estimator(model, method, n_components, covariance_type, seed, max_iter, tol
     from . import models
     cls = getattr(models, _MIXTURES[model])
     kw = dict(extra)
+    if model == "mixture":                 # Mixture(family, n_components, ...)
+        family = kw.pop("family")
+        cls = (lambda k, _cls=cls, **a: _cls(family, k, **a))
     if method == "gibbs":
         kw.update(n_samples=100, burn_in=50)
         if model == "gmm":
@@ -91,8 +97,14 @@ def _estimator(model, method, n_components, covariance_type, seed, max_iter, tol
                **kw)
 
 
-def _load_model_data(model, data, labels):
-    """(X, labels or None, name, constructor extras) for a mixture model's review."""
+def _load_model_data(model, data, labels, family=None):
+    """(X, labels or None, name, constructor extras) for a mixture model's review;
+    model='mixture' reads the data of its family's named model (Old Faithful for a
+    Gaussian)."""
+    if model == "mixture":
+        kind = "gmm" if family.startswith("gaussian") else family
+        X, labels, name, extra = _load_model_data(kind, data, labels)
+        return X, labels, name, {**extra, "family": family}
     if model == "multinomial":
         X, name = _load_corpus(data)
         return X, labels, name, {}
@@ -114,14 +126,15 @@ def _load_model_data(model, data, labels):
 
 def review(data=None, labels=None, *, model="gmm", methods=METHOD_NAMES, n_components=None,
            covariance_type="full", seeds=(0, 1, 2, 3, 4), test_size=0.5, out="fastvem_review",
-           max_iter=300, tol=1e-6, progress=True, plot=True):
+           max_iter=300, tol=1e-6, progress=True, plot=True, family="gaussian_diag"):
     """Fit every method in `methods` to one data set over `seeds`; write the
     table, CSV, JSON and PNG into `out`; return the list of result rows.
 
     data: None (the shipped Old Faithful data; for model='lda' the Reuters corpus),
     an array, or a .npy / .csv path.
-    model: 'gmm', 'lda', a discrete mixture, or 'hmm' (GaussianHMM on one series
-    -- the rows in recorded order -- cut into sequences; see `_review_hmm`).
+    model: 'gmm', 'lda', a discrete mixture, 'mixture' (the generic fastvem.Mixture
+    over `family`, one of FAMILIES), or 'hmm' (GaussianHMM on one series -- the rows
+    in recorded order -- cut into sequences; see `_review_hmm`).
     labels: optional true labels (for the adjusted Rand index on the test rows).
     n_components: None gives 8 components for 'gmm' (on Old Faithful, more than its
     two clusters support: mean field and gibbs leave the extra ones empty, em and
@@ -130,6 +143,8 @@ def review(data=None, labels=None, *, model="gmm", methods=METHOD_NAMES, n_compo
     from sklearn.metrics import adjusted_rand_score
     if not isinstance(model, str) or model not in MODELS:
         raise ValueError(f"model must be one of {list(MODELS)}, got {model!r}")
+    if model == "mixture" and (not isinstance(family, str) or family not in FAMILIES):
+        raise ValueError(f"family must be one of {list(FAMILIES)}, got {family!r}")
     if n_components is None:
         n_components = DEFAULT_COMPONENTS[model]
     if model == "lda":
@@ -142,7 +157,7 @@ def review(data=None, labels=None, *, model="gmm", methods=METHOD_NAMES, n_compo
     if bad or not methods:
         raise ValueError(f"methods must be a non-empty subset of {list(METHOD_NAMES)}, got {bad}")
     seeds = _check_seeds(seeds, test_size)
-    X, labels, name, extra = _load_model_data(model, data, labels)
+    X, labels, name, extra = _load_model_data(model, data, labels, family)
     if len(X.shape) != 2:
         raise ValueError(f"data must be a table (rows x features), got {len(X.shape)} "
                          "dimensions")
@@ -180,11 +195,12 @@ def review(data=None, labels=None, *, model="gmm", methods=METHOD_NAMES, n_compo
         bar.close()
 
     summary = _summary(rows, methods)
-    label = _MIXTURES[model]
+    label = f"Mixture({family!r})" if model == "mixture" else _MIXTURES[model]
     table = _table(summary, name, X.shape, label, n_components,
                    covariance_type if model == "gmm" else None, len(seeds))
     table += "\n" + reading(summary, "held-out lpd")
     meta = {"data": name, "shape": list(X.shape), "model": model,
+            "family": family if model == "mixture" else None,
             "n_components": n_components, "covariance_type": covariance_type,
             "seeds": seeds, "test_size": test_size}
     _write(out, rows, _COLUMNS, meta, summary, table,

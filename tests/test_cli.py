@@ -33,6 +33,10 @@ def _one_line_error(code, err, *words):
     (["review", "--model", "lda", "--labels", "y.npy"], ["--labels", "--model gmm"]),
     (["review", "--model", "lda", "--covariance-type", "diag"], ["--covariance-type"]),
     (["review", "--data", "bad.txt"], [".npy or .csv"]),
+    (["review", "--model", "gmm", "--family", "poisson"], ["--family", "--model mixture"]),
+    (["review", "--model", "mixture", "--covariance-type", "tied"],
+     ["--covariance-type", "--family gaussian_tied"]),
+    (["review", "--model", "mixture", "--family", "poisson"], ["--data"]),
     (["review", "--model", "lda", "--data", "iris.npy", "--methods", "vem"],
      ["non-integer counts", "document completion"]),
 ])
@@ -144,6 +148,20 @@ def test_lda_reads_a_csv_of_counts(tmp_path):
 def test_predict_needs_a_model_file(tmp_path):
     code, _, err = _run(["predict", "--data", "iris.npy"], tmp_path)
     _one_line_error(code, err, "--model-file")
+
+
+def test_review_mixture_command(tmp_path, capsys):
+    """--model mixture reviews the generic fastvem.Mixture over --family, on its named
+    model's data (Old Faithful for a Gaussian); the table names the family."""
+    out = str(tmp_path / "o")
+    assert main(["review", "--model", "mixture", "--family", "gaussian_spherical",
+                 "--methods", "em,meanfield", "--seeds", "0", "--out", out,
+                 "--no-progress"]) == 0
+    text = open(f"{out}/review.txt").read()
+    assert "Old Faithful (272 x 2), Mixture('gaussian_spherical') K=3" in text
+    rows = [line.split() for line in text.splitlines() if line.startswith(("em ", "meanfield"))]
+    assert [r[0] for r in rows] == ["em", "meanfield"]
+    assert all(np.isfinite(float(r[4])) and float(r[4]) < 0 for r in rows)   # held-out lpd
 
 
 def test_review_hmm_command(tmp_path, capsys):

@@ -456,11 +456,12 @@ def test_multinomial_never_densifies_threads_and_truth():
     Xs = sp.csr_matrix(X)
     fits = [MultinomialMixture(3, method=m, random_state=0, n_threads=t, n_init=2,
                                n_samples=60, burn_in=30).fit(Xs)
-            for m in ("em", "gibbs") for t in (1, 3)]
-    for a, b in ((fits[0], fits[1]), (fits[2], fits[3])):
+            for m in ("em", "gibbs") for t in (1, 2, 3)]
+    for a, b in ((fits[0], fits[1]), (fits[0], fits[2]), (fits[3], fits[4]), (fits[3], fits[5])):
         assert np.array_equal(a.weights_, b.weights_) and a.lower_bounds_ == b.lower_bounds_
+        assert np.array_equal(a.probabilities_, b.probabilities_)
     bayes = adjusted_rand_score(z, od.multinomial_log_joint(X, w, beta).argmax(1))
-    for est in (fits[0], fits[2]):
+    for est in (fits[0], fits[3]):
         assert adjusted_rand_score(z, est.predict(Xs)) > bayes - 0.03
     lb = np.array(MultinomialMixture(3, alpha=0.0, max_iter=30, tol=0.0,
                                      random_state=1).fit(Xs).lower_bounds_)
@@ -525,12 +526,17 @@ def _sbc_case(kind, rng):
         return (pi @ lam[:, 0], X, PoissonMixture(K, shape_prior=2.0, rate_prior=0.5, **kw),
                 lambda e, s: s[:, :, 0])
     probs = rng.dirichlet(np.ones(3), size=K)           # alpha=0: Dirichlet(1)
+    if kind == "multinomial":                           # documents of 6 words over 3
+        from fastvem import MultinomialMixture
+        X = np.array([rng.multinomial(6, probs[zi]) for zi in z]).astype(np.float64)
+        return pi @ probs[:, 0], X, MultinomialMixture(K, alpha=0.0, **kw), \
+            lambda e, s: s[:, :, 0]
     X = np.array([[rng.choice(3, p=probs[zi])] for zi in z])
     return (pi @ probs[:, 0], X, CategoricalMixture(K, alpha=0.0, n_categories=[3], **kw),
             lambda e, s: s[:, :, 0])
 
 
-@pytest.mark.parametrize("kind", ["bernoulli", "poisson", "categorical"])
+@pytest.mark.parametrize("kind", ["bernoulli", "poisson", "categorical", "multinomial"])
 def test_gibbs_simulation_based_calibration(kind):
     """SBC (Talts et al. 2018): parameters drawn from the prior, data from the model;
     the rank of a label-invariant functional of the truth (sum_k pi_k theta_k0)

@@ -209,10 +209,18 @@ def test_corrupted_files_are_refused(tmp_path, name, change, match):
         fastvem.load(path)
 
 
-def test_every_model_is_registered_and_family_objects_are_not_saved(tmp_path):
+def test_every_model_is_registered_and_a_user_family_is_not_saved(tmp_path):
+    """A built-in family object saves as its JSON state (tests/test_mixture_persistence.py);
+    an ExponentialFamily holds the user's numba functions: refused, naming pickle."""
     from fastvem.families.normal import GaussianDiag
     est = fastvem.HMM(GaussianDiag(2), 2, n_iter=3, random_state=0).fit(XG, LENGTHS)
-    with pytest.raises(TypeError, match="family"):
+    est.save(tmp_path / "m.npz")
+    np.testing.assert_array_equal(fastvem.load(tmp_path / "m.npz").predict(XG, LENGTHS),
+                                  est.predict(XG, LENGTHS))
+    pytest.importorskip("numba")
+    from fastvem.families.numba_family import example_diagonal_gaussian
+    est = fastvem.HMM(example_diagonal_gaussian(), 2, n_iter=3, random_state=0).fit(XG, LENGTHS)
+    with pytest.raises(TypeError, match="pickle"):
         est.save(tmp_path / "m.npz")
     with pytest.raises(Exception, match="not fitted"):
         fastvem.GaussianHMM(2).save(tmp_path / "m.npz")

@@ -87,6 +87,16 @@ SPECS.update({
     "disc-categorical-meanfield-dp": lambda: fastvem.CategoricalMixture(
         3, method="meanfield", max_iter=4, random_state=0, n_threads=1,
         weight_concentration_prior_type="dirichlet_process").fit(X_CODES),
+    # the generic Mixture: a built-in family by name, and a Product (family_ and the
+    # family parameter stored as their JSON state)
+    "mix-gaussian-em": lambda: fastvem.Mixture(
+        "gaussian", 2, max_iter=4, random_state=0, n_threads=1).fit(X),
+    "mix-poisson-gibbs": lambda: fastvem.Mixture(
+        "poisson", 2, method="gibbs", n_samples=6, burn_in=2, random_state=0,
+        n_threads=1).fit(X_COUNTS),
+    "mix-product-meanfield": lambda: fastvem.Mixture(
+        fastvem.families.Product([("gaussian_diag", [0, 1]), ("categorical", [2])]), 2,
+        method="meanfield", max_iter=4, random_state=0, n_threads=1).fit(X_MIXED),
 })
 
 
@@ -125,6 +135,7 @@ X_CODES = _RNG.integers(0, [3, 4, 2], (120, 3))
 X_COUNTS = _RNG.poisson(3.0, (120, 4)).astype(np.float64)
 X_WORDS = sp.csr_matrix(_RNG.poisson(0.3, (120, 30)).astype(np.float64))
 X_SYMBOLS = _RNG.integers(0, 4, (120, 1))
+X_MIXED = np.column_stack([_RNG.normal(size=(120, 2)), X_CODES[:, 0]])
 
 
 def _data(name):
@@ -137,6 +148,8 @@ def _data(name):
         return {"poisson": X_COUNTS, "bernoulli": X_BINARY}[kind]
     if name.startswith("lda"):
         return CORPUS
+    if name.startswith("mix-"):
+        return {"gaussian": X, "poisson": X_COUNTS, "product": X_MIXED}[name.split("-")[1]]
     if name.startswith("disc-"):
         return {"bernoulli": X_BINARY, "categorical": X_CODES, "poisson": X_COUNTS,
                 "multinomial": X_WORDS}[name.split("-")[1]]
@@ -230,6 +243,11 @@ HARMLESS = {
         "an informational count that no method reads; partial_fit models have none",
     ("drop", "attr__n_e_steps_", "disc-*"):
         "the same count for the discrete mixtures (files saved before it load)",
+    ("drop", "attr__n_e_steps_", "mix-*"):
+        "the same count for the generic Mixture",
+    ("negative", "attr__posterior_", "mix-product*"):
+        "the product's first member is a Gaussian, whose q starts with a posterior mean "
+        "(about the fit's reference point): any real",
     ("drop", "attr__bound_", "lda-*"):
         "the training perplexity, which no method reads; partial_fit models have none",
     ("drop", "param__*", "*"):
@@ -291,7 +309,8 @@ def _read(path):
 # point, mean-field and gibbs parameterisations, init arrays, float32, feature
 # names and partial_fit models (the rest of SPECS stores the same attributes).
 CORRUPTED = ("disc-bernoulli-meanfield", "disc-categorical-em", "disc-poisson-gibbs",
-             "disc-multinomial-meanfield",
+             "disc-multinomial-meanfield", "mix-gaussian-em", "mix-poisson-gibbs",
+             "mix-product-meanfield",
              "disc-categorical-meanfield-dp", "gm-em-full", "gm-vem-tied", "gm-crisp-diag", "gm-em-spherical",
              "gm-meanfield-spherical", "gm-meanfield-diag-memoized",
              "bgm-dirichlet_process-full", "bgm-dirichlet_distribution-tied",

@@ -1,5 +1,7 @@
 """airspeed velocity benchmarks: the discrete mixtures (BernoulliMixture,
-CategoricalMixture, PoissonMixture, MultinomialMixture) by method.
+CategoricalMixture, PoissonMixture, MultinomialMixture) by method, and the generic
+fastvem.Mixture over a Product (Gaussian diag + categorical + Poisson columns) and
+over a numba ExponentialFamily (the Poisson example).
 
 Every fit uses the same seeded data (drawn from a known mixture, held-out rows
 from the same draw), the same fixed initial parameters and MAX_ITER iterations
@@ -20,7 +22,7 @@ N = 100_000
 N_TEST = 20_000
 K = 8
 MAX_ITER = 10
-METHODS = ["em", "crisp", "meanfield", "gibbs"]
+METHODS = ["em", "vem", "crisp", "meanfield", "gibbs"]
 FAMILIES = ["bernoulli", "categorical", "poisson", "multinomial"]
 
 
@@ -80,3 +82,57 @@ class DiscreteMixture:
         return float(self.est.fit(self.X).score(self.X_test))
 
     track_loglik.unit = "mean log-likelihood per held-out row"
+
+
+def _mixed(n, rng):
+    """Gaussian (2 columns), categorical (1) and Poisson (2) columns of one mixture."""
+    z = rng.integers(K, size=n)
+    g = np.random.default_rng(1)
+    means, rates = g.normal(scale=3.0, size=(K, 2)), g.uniform(0.5, 10.0, (K, 2))
+    probs = g.dirichlet(np.full(4, 0.5), size=K)
+    codes = (rng.random((n, 1)) > probs[z].cumsum(-1)).sum(-1, keepdims=True)
+    return np.column_stack([means[z] + rng.normal(size=(n, 2)), np.minimum(codes, 3),
+                            rng.poisson(rates[z])]).astype(np.float64)
+
+
+def _generic(kind, method):
+    from fastvem.families import Product
+    if kind == "product":
+        family = Product([("gaussian_diag", [0, 1]), ("categorical", [2]), ("poisson", [3, 4])])
+    else:
+        from fastvem.families.numba_family import example_poisson
+        family = example_poisson(shape_prior=1.5, rate_prior=0.7)   # with its conjugate
+    return fastvem.Mixture(family, K, method=method, max_iter=MAX_ITER, tol=0.0,
+                           random_state=0, n_samples=MAX_ITER, burn_in=2, init_params="random")
+
+
+class GenericMixture:
+    """fastvem.Mixture over a Product and over a numba ExponentialFamily (its
+    compile is paid in setup, by a first fit)."""
+    params = (["product", "numba_poisson"], METHODS)
+    param_names = ["family", "method"]
+    timeout = 600
+
+    def setup_cache(self):
+        rng = np.random.default_rng(0)
+        mixed = (_mixed(N, rng), _mixed(N_TEST, rng))
+        rng = np.random.default_rng(0)
+        counts = (_data("poisson", N, rng), _data("poisson", N_TEST, rng))
+        return {"product": mixed, "numba_poisson": counts}
+
+    def setup(self, data, kind, method):
+        warnings.simplefilter("ignore")
+        self.X, self.X_test = data[kind]
+        self.est = _generic(kind, method)
+        if kind == "numba_poisson":
+            self.est.set_params(max_iter=1).fit(self.X[:1000])     # numba's compile
+            self.est.set_params(max_iter=MAX_ITER)
+
+    def time_fit(self, data, kind, method):
+        self.est.fit(self.X)
+
+    def peakmem_fit(self, data, kind, method):
+        self.est.fit(self.X)
+
+    def track_loglik(self, data, kind, method):
+        return float(self.est.fit(self.X).score(self.X_test))

@@ -80,6 +80,16 @@ class Family:
         """The fitted parameters by name."""
         return {"params": theta}
 
+    def check_theta(self, theta, name):
+        """ValueError naming name where theta (K x S, finite) is outside the
+        family's parameter space (a loaded file's parameters)."""
+
+    def check_posterior(self, post, name):
+        """The same for a packed q (pack_posterior's form, finite): here every
+        conjugate parameter is positive (Beta, Gamma, Dirichlet)."""
+        if not np.all(post > 0):
+            raise ValueError(f"{name} must hold positive conjugate parameters")
+
     def split(self, theta_k):
         """Two parameter rows (mean parameters) either side of theta_k, half a
         standard deviation apart along the family's widest statistic: where an

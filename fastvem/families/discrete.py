@@ -120,6 +120,11 @@ class Bernoulli(Family):
         return np.unpackbits(data, axis=1, count=self.n_features,
                              bitorder="little").astype(np.float64)
 
+
+    def check_theta(self, theta, name):
+        if np.any(theta < 0) or np.any(theta > 1):
+            raise ValueError(f"{name} must hold probabilities in [0, 1]")
+
     def describe(self, theta):
         return {"probabilities": theta}
 
@@ -205,6 +210,11 @@ class Poisson(Family):
 
     def n_statistics(self):
         return self.n_features
+
+
+    def check_theta(self, theta, name):
+        if np.any(theta <= 0):
+            raise ValueError(f"{name} must hold positive rates")
 
     def describe(self, theta):
         return {"rates": theta}
@@ -367,6 +377,13 @@ class Categorical(Family):
         for j in range(data.shape[1]):
             out[rows, self.offsets[j] + data[:, j]] = 1.0
         return out
+
+
+    def check_theta(self, theta, name):
+        for j, b in enumerate(self.blocks(theta)):
+            if np.any(b < 0) or not np.allclose(b.sum(1), 1.0, atol=1e-6):
+                raise ValueError(f"{name} must hold probability rows summing to 1 "
+                                 f"(feature {j} does not)")
 
     def describe(self, theta):
         return {"probabilities": self.blocks(theta)}

@@ -151,6 +151,17 @@ class GaussianDiag(Family):
         mu = theta[:, :D]
         return mu, theta[:, D:] - mu * mu
 
+
+    def check_posterior(self, post, name):
+        """q = (m, beta, a, b): the means any real, the rest positive."""
+        if not np.all(post[1:] > 0):
+            raise ValueError(f"{name} must hold positive precisions and Gamma parameters")
+
+    def check_theta(self, theta, name):
+        if not np.all(self._split(theta)[1] > 0):
+            raise ValueError(f"{name} must hold positive variances (E[x^2] above the "
+                             "squared mean)")
+
     def describe(self, theta):
         mu, var = self._split(theta)
         return {"means": mu + self.ref, "variances": var}
@@ -374,6 +385,23 @@ class GaussianFull(Family):
         quad[:, np.arange(D), np.arange(D)] *= 0.5
         lin = np.einsum("kij,kj->ki", prec, mu)
         return np.hstack((lin, _to_upper(quad))), -0.5 * np.einsum("ki,ki->k", lin, mu)
+
+
+    def check_posterior(self, post, name):
+        """q = (m, beta, nu, W^-1) per component: beta > 0, nu > D - 1, W^-1
+        positive definite."""
+        D = self.n_features
+        _, beta, nu, winv = self.unpack_posterior(post)
+        if not (np.all(beta > 0) and np.all(nu > D - 1)):
+            raise ValueError(f"{name} must hold positive mean precisions and degrees of "
+                             f"freedom above {D - 1}")
+        if np.linalg.eigvalsh(0.5 * (winv + np.swapaxes(winv, 1, 2))).min() <= 0:
+            raise ValueError(f"{name} must hold positive definite Wishart scales")
+
+    def check_theta(self, theta, name):
+        cov = self._split(theta)[1]
+        if not np.all(np.isfinite(cov)) or np.linalg.eigvalsh(cov).min() <= 0:
+            raise ValueError(f"{name} must hold positive definite covariances")
 
     def describe(self, theta):
         mu, cov = self._split(theta)

@@ -151,17 +151,22 @@ class Product(Family):
             parts.append((family, cols))
         return parts
 
+    def set_parts(self, parts, n_features):
+        """The resolved (family, columns) members over n_features columns, and the
+        offsets of their statistics and posteriors."""
+        self.parts = parts
+        self.n_features = int(n_features)
+        widths = [f.n_statistics() for f, _ in self.parts]
+        self.offsets = np.concatenate(([0], np.cumsum(widths))).astype(np.int64)
+        qw = [f.n_posterior_arrays * f.posterior_width() for f, _ in self.parts]
+        self.q_offsets = np.concatenate(([0], np.cumsum(qw))).astype(np.int64)
+
     def prepare(self, X, fitting=False):
         from .discrete import _numeric
         X = _numeric(X)
         if fitting or self.parts is None:
             self._check_columns(X.shape[1])
-            self.parts = self._resolve(X)
-            self.n_features = X.shape[1]
-            widths = [f.n_statistics() for f, _ in self.parts]
-            self.offsets = np.concatenate(([0], np.cumsum(widths))).astype(np.int64)
-            qw = [f.n_posterior_arrays * f.posterior_width() for f, _ in self.parts]
-            self.q_offsets = np.concatenate(([0], np.cumsum(qw))).astype(np.int64)
+            self.set_parts(self._resolve(X), X.shape[1])
         elif X.shape[1] != self.n_features:
             raise ValueError(f"X has {X.shape[1]} features, expected {self.n_features}")
         out = []
@@ -203,6 +208,19 @@ class Product(Family):
         """Yield (member family, that member's block of each K x S array)."""
         for i, (fam, _) in enumerate(self.parts):
             yield fam, [a[:, self.offsets[i]:self.offsets[i + 1]] for a in arrays]
+
+    def check_theta(self, theta, name):
+        for (fam, cols), block in zip(self.parts, self.blocks(theta)):
+            fam.check_theta(block, f"{name} (the {fam.name} member on columns "
+                                   f"{cols.tolist()})")
+
+    def check_posterior(self, post, name):
+        for i, (fam, cols) in enumerate(self.parts):
+            block = post[0][:, self.q_offsets[i]:self.q_offsets[i + 1]]
+            packed = np.transpose(block.reshape(block.shape[0], fam.n_posterior_arrays, -1),
+                                  (1, 0, 2))
+            fam.check_posterior(packed, f"{name} (the {fam.name} member on columns "
+                                        f"{cols.tolist()})")
 
     def describe(self, theta):
         return [dict(columns=cols, family=fam.name, **fam.describe(block))

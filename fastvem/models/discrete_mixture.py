@@ -1090,6 +1090,7 @@ _GAUSSIAN_NAMES = {"gaussian": GaussianFull, "gaussian_diag": GaussianDiag,
                    "gaussian_tied": GaussianTied, "gaussian_spherical": GaussianSpherical}
 
 
+@register
 class Mixture(_DiscreteMixture):
     """The generic mixture: ``family`` is a name ('bernoulli', 'categorical',
     'poisson', 'multinomial', 'gaussian', 'gaussian_diag', 'gaussian_tied',
@@ -1122,6 +1123,7 @@ class Mixture(_DiscreteMixture):
     """
 
     _CONFIG = _DiscreteMixture._CONFIG + ("family",)
+    _fitted_attributes = _DiscreteMixture._fitted_attributes + ("params_", "family_")
 
     def __init__(self, family="bernoulli", n_components=1, *, method="em", tol=1e-3,
                  max_iter=100, n_init=1, init_params="kmeans", weights_init=None,
@@ -1201,6 +1203,47 @@ class Mixture(_DiscreteMixture):
 
     def _fitted_theta(self, fam):
         return self.params_
+
+    # save / load: a built-in family (a name, an object or a Product of them) is
+    # stored as its JSON state (fastvem.families.state); an ExponentialFamily holds
+    # the user's numba functions and is refused (pickle the estimator instead)
+    def _saved_params(self):
+        from ..families.state import saved_family_param
+        return saved_family_param(self.get_params(deep=False))
+
+    def _saved_attributes(self):
+        from ..families.state import dumps
+        out = dict(vars(self))
+        out["family_"] = dumps(self.family_)
+        out.pop("component_params_", None)        # family_.describe(params_) on load
+        return out
+
+    @staticmethod
+    def _loaded_params(params):
+        from ..families.state import loaded_family_param
+        return loaded_family_param(params)
+
+    def _check_theta(self, K):
+        """A loaded model's family_ (its JSON state) and params_ (K x S, inside the
+        family's parameter space); component_params_ from them."""
+        from ..families.base import Family
+        from ..families.state import loads
+        fam = self.family_
+        if not isinstance(fam, Family):
+            if isinstance(fam, np.ndarray) and fam.ndim == 0:
+                fam = fam.item()
+            fam = loads(fam, "family_", fitted=True)
+        if fam.n_features != self.n_features_in_:
+            raise ValueError(f"family_ has {fam.n_features} features, n_features_in_ is "
+                             f"{self.n_features_in_}")
+        theta = np.asarray(getattr(self, "params_", None))
+        S = fam.n_statistics()
+        if theta.shape != (K, S) or theta.dtype.kind != "f" or not np.all(np.isfinite(theta)):
+            raise ValueError(f"params_ must be a finite ({K}, {S}) float array")
+        fam.check_theta(theta, "params_")
+        self.family_ = fam
+        self.params_ = theta
+        self.component_params_ = fam.describe(theta)
 
     def __sklearn_tags__(self):
         """Non-negative input only for the count families (Poisson, multinomial)."""

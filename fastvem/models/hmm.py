@@ -696,8 +696,9 @@ class _BaseHMM(BaseEstimator):
     # -------------------------------------------------------- persistence
     def save(self, path):
         """Write the fitted model to `path` (.npz, pickle-free, versioned;
-        fastvem.load reads it back).  HMM(family=<a Family object>) cannot be saved
-        (only a family named by a string is rebuilt on load)."""
+        fastvem.load reads it back).  HMM(family=<a Family object>) stores the family
+        as its JSON state (a built-in family or a Product of them); an
+        ExponentialFamily holds the user's numba functions and is refused."""
         save_estimator(self, path)
 
     def _check_loaded(self):
@@ -1811,7 +1812,9 @@ class HMM(_BaseHMM):
     _emission_codes = "e"
     # reference_: a Gaussian family's reference point (theta_ holds moments about
     # it); n_categories_: a categorical family's categories per feature
-    _emission_attributes = ("theta_", "reference_", "n_categories_")
+    # family_state_: a family object's JSON state (fastvem.families.state), written by
+    # save and read back by load
+    _emission_attributes = ("theta_", "reference_", "n_categories_", "family_state_")
 
     def __init__(self, family="gaussian_diag", n_components=1, *, startprob_prior=1.0,
                  transmat_prior=1.0, algorithm="viterbi", random_state=None, n_iter=10,
@@ -1894,6 +1897,25 @@ class HMM(_BaseHMM):
     def _restore(self, fam):
         super()._restore(fam)
         self._family_ = fam
+
+    # save / load of a family object (a built-in family or a Product of them): the
+    # parameter and the fitted family as their JSON state; an ExponentialFamily is
+    # refused (pickle the estimator)
+    def _saved_params(self):
+        from ..families.state import saved_family_param
+        return saved_family_param(self.get_params(deep=False))
+
+    def _saved_attributes(self):
+        from ..families.state import dumps
+        out = dict(vars(self))
+        if isinstance(self.family, Family):
+            out["family_state_"] = dumps(self._family_)
+        return out
+
+    @staticmethod
+    def _loaded_params(params):
+        from ..families.state import loaded_family_param
+        return loaded_family_param(params)
 
     def _n_emission_scalars(self):
         return {"e": self._family_.n_parameters(self.n_components)}

@@ -1,0 +1,218 @@
+"""The built-in families as plain data, for saving a fitted ``fastvem.Mixture``
+without pickle.
+
+A family's state is its constructor's arguments and what it learnt from the data
+at fit (the Gaussians' reference point, the multinomial's mean document length, a
+product's resolved members), as JSON: numbers, strings, None, lists, arrays as
+``{"array": [...], "dtype": ...}`` and nested families as ``{"family": state}``.
+Reading a state back validates every field (the class among the built-in ones,
+the constructor's own checks, the shapes and domains of the fitted fields) and
+raises ValueError otherwise, so a corrupted file never builds a family the
+kernels would read out of bounds.  An ``ExponentialFamily`` holds the user's numba
+functions, which have no such form: it is refused (pickle the estimator).
+"""
+import inspect
+import json
+import numbers
+
+import numpy as np
+
+from .base import Family
+
+__all__ = ["family_state", "family_from_state", "dumps", "loads", "saved_family_param",
+           "loaded_family_param"]
+
+_DTYPES = ("<f8", "<f4", "<i8", "<i4")
+_MAX_DEPTH = 4
+
+
+def _classes():
+    from .discrete import Bernoulli, Categorical, Multinomial, Poisson
+    from .normal import GaussianDiag, GaussianFull, GaussianSpherical, GaussianTied
+    from .product import Product
+    return {c.__name__: c for c in (Bernoulli, Categorical, Multinomial, Poisson, GaussianDiag,
+                                    GaussianFull, GaussianSpherical, GaussianTied, Product)}
+
+
+def _init_names(cls):
+    return [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+
+
+def _encode(v):
+    if v is None or isinstance(v, (bool, str)):
+        return v
+    if isinstance(v, numbers.Integral):
+        return int(v)
+    if isinstance(v, numbers.Real):
+        return float(v)
+    if isinstance(v, np.ndarray):
+        if v.dtype.str not in _DTYPES:
+            v = v.astype(np.float64 if v.dtype.kind == "f" else np.int64)
+        return {"array": v.tolist(), "dtype": v.dtype.str}
+    if isinstance(v, Family):
+        return {"family": family_state(v)}
+    if isinstance(v, (list, tuple)):
+        return [_encode(x) for x in v]
+    raise TypeError(f"cannot store {type(v).__name__} values of a family without pickle")
+
+
+def family_state(fam):
+    """The state of a built-in family (see the module doc); TypeError otherwise."""
+    cls = type(fam)
+    if _classes().get(cls.__name__) is not cls:
+        raise TypeError(f"a {cls.__name__} family cannot be saved without pickle (only the "
+                        "built-in families can); pickle the estimator instead")
+    init = {name: _encode(getattr(fam, name)) for name in _init_names(cls)}
+    fitted = {}
+    if getattr(fam, "ref", None) is not None:                # the Gaussians' reference point
+        fitted["ref"] = _encode(np.asarray(fam.ref, dtype=np.float64))
+    if cls.__name__ == "Multinomial":
+        fitted["mean_length"] = float(fam.mean_length)
+    if cls.__name__ == "Product" and fam.parts is not None:
+        fitted["parts"] = [[_encode(f), _encode(np.asarray(c, dtype=np.int64))]
+                           for f, c in fam.parts]
+        fitted["n_features"] = int(fam.n_features)
+    return {"class": cls.__name__, "init": init, "fitted": fitted}
+
+
+def dumps(fam):
+    return json.dumps(family_state(fam))
+
+
+def loads(text, what="family", fitted=False):
+    """The family of a JSON state; ValueError naming what otherwise.  fitted: the
+    state must hold what the family learns at fit (a fitted model's family); else
+    it may (an estimator's family parameter, fitted or not)."""
+    if not isinstance(text, str):
+        raise ValueError(f"{what} must be a family's saved state (a JSON string), got "
+                         f"{type(text).__name__}")
+    try:
+        state = json.loads(text)
+    except ValueError:
+        raise ValueError(f"{what} is not a family's saved state (not JSON)") from None
+    return family_from_state(state, what, fitted=fitted)
+
+
+def _decode(v, what, depth, fitted=False):
+    if v is None or isinstance(v, (bool, str, int, float)):
+        return v
+    if isinstance(v, list):
+        return [_decode(x, what, depth, fitted) for x in v]
+    if isinstance(v, dict) and set(v) == {"array", "dtype"}:
+        if v["dtype"] not in _DTYPES:
+            raise ValueError(f"{what}: an array of dtype {v['dtype']!r}")
+        try:
+            a = np.array(v["array"], dtype=v["dtype"])
+        except (TypeError, ValueError, OverflowError):
+            raise ValueError(f"{what}: an array that is not numeric or not rectangular") from None
+        if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
+            raise ValueError(f"{what}: an array with non-finite values")
+        return a
+    if isinstance(v, dict) and set(v) == {"family"}:
+        return family_from_state(v["family"], what, depth + 1, fitted)
+    raise ValueError(f"{what}: an unexpected value {str(v)[:40]!r}")
+
+
+def _finite_vector(value, n, what):
+    a = np.asarray(value) if isinstance(value, np.ndarray) else None
+    if a is None or a.dtype.kind != "f" or a.shape != (n,) or not np.all(np.isfinite(a)):
+        raise ValueError(f"{what} must be {n} finite floats")
+    return np.ascontiguousarray(a, dtype=np.float64)
+
+
+def family_from_state(state, what="family", depth=0, fitted=False):
+    """A built-in family from its state, every field checked; ValueError naming
+    what otherwise (fitted: as loads)."""
+    required = fitted
+    if depth > _MAX_DEPTH:
+        raise ValueError(f"{what}: families nested too deeply")
+    if not isinstance(state, dict) or set(state) != {"class", "init", "fitted"}:
+        raise ValueError(f"{what} is not a family's saved state (keys class, init, fitted)")
+    classes = _classes()
+    name = state["class"]
+    if not isinstance(name, str) or name not in classes:
+        raise ValueError(f"{what}: unknown family class {str(name)[:40]!r}")
+    cls = classes[name]
+    init, fitted = state["init"], state["fitted"]       # fitted: the state's fields
+    if not isinstance(init, dict) or set(init) != set(_init_names(cls)):
+        raise ValueError(f"{what}: {name}'s arguments must be {_init_names(cls)}")
+    if not isinstance(fitted, dict):
+        raise ValueError(f"{what}: the fitted state must be a mapping")
+    args = {k: _decode(v, what, depth) for k, v in init.items()}
+    try:
+        fam = cls(**args)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{what}: {name}({', '.join(args)}) refused its arguments: "
+                         f"{exc}") from None
+    allowed = {"ref", "mean_length", "parts", "n_features"}
+    if set(fitted) - allowed:
+        raise ValueError(f"{what}: unexpected fitted fields {sorted(set(fitted) - allowed)}")
+    if name == "Product":
+        if fitted or required:
+            _product_fitted(fam, fitted, what, depth)
+    elif "ref" in fitted:
+        if not hasattr(fam, "ref"):
+            raise ValueError(f"{what}: a {name} has no reference point")
+        fam.ref = _finite_vector(_decode(fitted["ref"], what, depth), fam.n_features,
+                                 f"{what}'s reference point")
+    elif required and hasattr(fam, "ref") and fam.reference is None:
+        raise ValueError(f"{what}: the {name}'s reference point is missing")
+    if name == "Multinomial" and ("mean_length" in fitted or required):
+        m = fitted.get("mean_length")
+        if isinstance(m, bool) or not isinstance(m, (int, float)) or not np.isfinite(m) \
+                or m <= 0:
+            raise ValueError(f"{what}: the multinomial's mean_length must be a positive "
+                             f"finite number, got {m!r}")
+        fam.mean_length = float(m)
+    return fam
+
+
+def _product_fitted(fam, fitted, what, depth):
+    """A product's resolved members: the same columns as its members, each a
+    built-in family of as many features."""
+    parts = fitted.get("parts")
+    n = fitted.get("n_features")
+    if not isinstance(parts, list) or len(parts) != len(fam.members):
+        raise ValueError(f"{what}: a product's fitted members must be {len(fam.members)} "
+                         "(family, columns) pairs")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"{what}: a product's n_features must be a positive integer")
+    fam._check_columns(n)
+    resolved = []
+    for i, (pair, (member, cols)) in enumerate(zip(parts, fam.members)):
+        if not isinstance(pair, list) or len(pair) != 2:
+            raise ValueError(f"{what}: product member {i} must be a (family, columns) pair")
+        part = _decode(pair[0], what, depth, fitted=True)
+        c = _decode(pair[1], what, depth)
+        if not isinstance(part, Family) or isinstance(part, type(fam)):
+            raise ValueError(f"{what}: product member {i} is not a built-in family")
+        if not isinstance(c, np.ndarray) or not np.array_equal(c, cols):
+            raise ValueError(f"{what}: product member {i}'s columns differ from the "
+                             "product's")
+        if isinstance(member, Family) and type(member) is not type(part):
+            raise ValueError(f"{what}: product member {i} is a {type(member).__name__}, its "
+                             f"fitted form a {type(part).__name__}")
+        if isinstance(member, str) and part.name != member:
+            raise ValueError(f"{what}: product member {i} is {member!r}, its fitted form a "
+                             f"{part.name}")
+        if part.n_features != len(cols):
+            raise ValueError(f"{what}: product member {i} has {part.n_features} features "
+                             f"for {len(cols)} columns")
+        resolved.append((part, cols))
+    fam.set_parts(resolved, n)
+
+
+def saved_family_param(params):
+    """An estimator's constructor parameters with a family object as its JSON state
+    (what save stores; TypeError for a family with no plain form)."""
+    if isinstance(params.get("family"), Family):
+        params = dict(params, family=dumps(params["family"]))
+    return params
+
+
+def loaded_family_param(params):
+    """The inverse of saved_family_param on a loaded file's parameters."""
+    family = params.get("family")
+    if isinstance(family, str) and family.startswith("{"):
+        params = dict(params, family=loads(family, "the family parameter"))
+    return params
