@@ -55,7 +55,22 @@ def _estimator(family, method):
                n_samples=MAX_ITER, burn_in=2, init_params="random")
 
 
-class DiscreteMixture:
+class _Fits:
+    """The measured calls (setup builds self.est, self.X, self.X_test)."""
+
+    def time_fit(self, data, family, method):
+        self.est.fit(self.X)
+
+    def peakmem_fit(self, data, family, method):
+        self.est.fit(self.X)
+
+    def track_loglik(self, data, family, method):
+        return float(self.est.fit(self.X).score(self.X_test))
+
+    track_loglik.unit = "mean log-likelihood per held-out row"
+
+
+class DiscreteMixture(_Fits):
     params = (FAMILIES, METHODS)
     param_names = ["family", "method"]
     timeout = 600
@@ -71,17 +86,6 @@ class DiscreteMixture:
         warnings.simplefilter("ignore")
         self.X, self.X_test = data[family]
         self.est = _estimator(family, method)
-
-    def time_fit(self, data, family, method):
-        self.est.fit(self.X)
-
-    def peakmem_fit(self, data, family, method):
-        self.est.fit(self.X)
-
-    def track_loglik(self, data, family, method):
-        return float(self.est.fit(self.X).score(self.X_test))
-
-    track_loglik.unit = "mean log-likelihood per held-out row"
 
 
 def _mixed(n, rng):
@@ -106,7 +110,7 @@ def _generic(kind, method):
                            random_state=0, n_samples=MAX_ITER, burn_in=2, init_params="random")
 
 
-class GenericMixture:
+class GenericMixture(_Fits):
     """fastvem.Mixture over a Product and over a numba ExponentialFamily (its
     compile is paid in setup, by a first fit)."""
     params = (["product", "numba_poisson"], METHODS)
@@ -127,12 +131,3 @@ class GenericMixture:
         if kind == "numba_poisson":
             self.est.set_params(max_iter=1).fit(self.X[:1000])     # numba's compile
             self.est.set_params(max_iter=MAX_ITER)
-
-    def time_fit(self, data, kind, method):
-        self.est.fit(self.X)
-
-    def peakmem_fit(self, data, kind, method):
-        self.est.fit(self.X)
-
-    def track_loglik(self, data, kind, method):
-        return float(self.est.fit(self.X).score(self.X_test))
