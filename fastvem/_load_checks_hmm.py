@@ -128,7 +128,7 @@ def _generic(est, attrs, K):
         if fam.n_features != D:
             _fail(f"family_state_ has {fam.n_features} features, n_features_in_ is {D}")
         theta = _farray("theta_", attrs.need("theta_"), (K, fam.n_statistics()))
-        _theta_domain("theta_", fam, theta)
+        _theta_domain("theta_", fam, theta, _point_theta(est))
         return fam, D, fam
     if est.family not in _FAMILIES:
         _fail(f"family={est.family!r} cannot be rebuilt (one of {list(_FAMILIES)})")
@@ -154,12 +154,19 @@ def _generic(est, attrs, K):
         fam.ref = np.ascontiguousarray(ref, dtype=np.float64)
     S = fam.n_statistics()
     theta = _farray("theta_", attrs.need("theta_"), (K, S))
-    _theta_domain("theta_", fam, theta)
+    _theta_domain("theta_", fam, theta, _point_theta(est))
     return fam, D, fam
 
 
-def _theta_domain(name, fam, theta):
-    """theta (..., K, S), the family's mean parameters, in its domain."""
+def _point_theta(est):
+    """theta_ is one parameter point (not gibbs' average over draws)."""
+    from .methods import get_method
+    return get_method(est.method).update != "sample"
+
+
+def _theta_domain(name, fam, theta, structure=True):
+    """theta (..., K, S), the family's mean parameters, in its domain (structure:
+    as Family.check_theta)."""
     from .families.discrete import Bernoulli, Categorical, Poisson
     from .families.normal import GaussianDiag, GaussianFull
     _finite(name, theta)
@@ -184,7 +191,9 @@ def _theta_domain(name, fam, theta):
             _magnitude(name, t)
     else:                                     # a product: each member's domain
         _magnitude(name, theta)
-        fam.check_theta(t, name)
+    if hasattr(fam, "check_theta"):           # the family's own rules (tied: one covariance)
+        for block in t.reshape((-1,) + theta.shape[-2:]):      # per draw
+            fam.check_theta(block, name, structure)
 
 
 def _gmm(est, attrs, K):
@@ -291,7 +300,8 @@ def _draws(est, attrs, fam, K, start, trans, n_iter):
         D = fam.n_features
         shift = fitted[:, :D] - mean[:, :D]
         fitted, mean = shift, np.broadcast_to(shift[:1], shift.shape)
-        ct = getattr(est, "covariance_type", None)
+        ct = getattr(est, "covariance_type", None) or {
+            "GaussianTied": "tied", "GaussianSpherical": "spherical"}.get(type(fam).__name__)
         mu, var = fam._split(th.astype(np.float64).reshape(-1, th.shape[-1]))
         var = var.reshape((S, K) + var.shape[1:])
         if ct == "spherical" and not np.allclose(var, var[..., :1], rtol=1e-9, atol=0):

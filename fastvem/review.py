@@ -104,6 +104,9 @@ def _load_model_data(model, data, labels, family=None):
     if model == "mixture":
         kind = "gmm" if family.startswith("gaussian") else family
         X, labels, name, extra = _load_model_data(kind, data, labels)
+        if "n_categories" in extra:            # every category of the data, as a family
+            from .families import Categorical
+            return X, labels, name, {"family": Categorical(extra["n_categories"])}
         return X, labels, name, {**extra, "family": family}
     if model == "multinomial":
         X, name = _load_corpus(data)

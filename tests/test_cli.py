@@ -164,6 +164,18 @@ def test_review_mixture_command(tmp_path, capsys):
     assert all(np.isfinite(float(r[4])) and float(r[4]) < 0 for r in rows)   # held-out lpd
 
 
+def test_review_mixture_categorical_reads_every_category(tmp_path):
+    """--family categorical: the family is built with every category of the data, so a
+    held-out row never meets an unseen code."""
+    codes = np.random.default_rng(0).integers(0, 4, (120, 3))
+    np.savetxt(tmp_path / "codes.csv", codes, delimiter=",", fmt="%d")
+    out = str(tmp_path / "o")
+    assert main(["review", "--model", "mixture", "--family", "categorical", "--data",
+                 str(tmp_path / "codes.csv"), "--methods", "em", "--seeds", "0", "--out", out,
+                 "--no-progress"]) == 0
+    assert "Mixture(" in open(f"{out}/review.txt").read()
+
+
 def test_review_hmm_command(tmp_path, capsys):
     out = str(tmp_path / "o")
     assert main(["review", "--model", "hmm", "--methods", "em,vem", "--seeds", "0",

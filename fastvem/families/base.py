@@ -13,7 +13,8 @@ fields and never by its name:
                   (mean field)
     updates       point_estimate(stats, nk, previous) -> theta (MAP / ML)
                   posterior(stats, nk, prior) -> q (conjugate)
-                  sample_posterior(q, rng) -> theta (gibbs); draw(stats, nk,
+                  sample_posterior(q, rng) -> theta (gibbs; rng a numpy Generator,
+                  seeded by the engine with (seed, sweep)); draw(stats, nk,
                   prior, rng) -> theta, by default the two in turn
                   count_floor: added to nk before point / posterior updates
                   posterior_mean(q) -> theta, kl(q, prior) -> KL(q || prior),
@@ -36,7 +37,7 @@ mini-batches, memoized passes and Dask blocks all combine them with `+`.
 import numpy as np
 from scipy.special import digamma, gammaln
 
-__all__ = ["Family", "dirichlet_kl", "beta_kl", "gamma_kl"]
+__all__ = ["Family", "check_row_family", "dirichlet_kl", "beta_kl", "gamma_kl"]
 
 
 class Family:
@@ -80,9 +81,11 @@ class Family:
         """The fitted parameters by name."""
         return {"params": theta}
 
-    def check_theta(self, theta, name):
+    def check_theta(self, theta, name, structure=True):
         """ValueError naming name where theta (K x S, finite) is outside the
-        family's parameter space (a loaded file's parameters)."""
+        family's parameter space (a loaded file's parameters); structure=False
+        leaves out constraints an average over draws need not keep (a tied
+        covariance)."""
 
     def check_posterior(self, post, name):
         """The same for a packed q (pack_posterior's form, finite): here every
@@ -193,6 +196,19 @@ class Family:
 
     def sample_rows(self, theta_k, n, rng):
         raise NotImplementedError(self._lacks("sample_rows"))
+
+
+def check_row_family(fam, what="family"):
+    """A family object an estimator runs on the row or sequence driver: refused
+    (ValueError) when it has no driver form -- GaussianFamily, GaussianMixture's
+    own family, which runs its own kernels."""
+    if fam.features is None:
+        raise ValueError(f"{what}: a {type(fam).__name__} is not a family of the row driver "
+                         "(GaussianFamily is GaussianMixture's own); use 'gaussian', "
+                         "'gaussian_diag', 'gaussian_tied', 'gaussian_spherical' or "
+                         "fastvem.families.GaussianFull / GaussianDiag / GaussianTied / "
+                         "GaussianSpherical")
+    return fam
 
 
 def dirichlet_kl(q, p):

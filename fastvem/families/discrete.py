@@ -121,7 +121,7 @@ class Bernoulli(Family):
                              bitorder="little").astype(np.float64)
 
 
-    def check_theta(self, theta, name):
+    def check_theta(self, theta, name, structure=True):
         if np.any(theta < 0) or np.any(theta > 1):
             raise ValueError(f"{name} must hold probabilities in [0, 1]")
 
@@ -212,7 +212,7 @@ class Poisson(Family):
         return self.n_features
 
 
-    def check_theta(self, theta, name):
+    def check_theta(self, theta, name, structure=True):
         if np.any(theta <= 0):
             raise ValueError(f"{name} must hold positive rates")
 
@@ -379,7 +379,7 @@ class Categorical(Family):
         return out
 
 
-    def check_theta(self, theta, name):
+    def check_theta(self, theta, name, structure=True):
         for j, b in enumerate(self.blocks(theta)):
             if np.any(b < 0) or not np.allclose(b.sum(1), 1.0, atol=1e-6):
                 raise ValueError(f"{name} must hold probability rows summing to 1 "

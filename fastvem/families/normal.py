@@ -157,7 +157,7 @@ class GaussianDiag(Family):
         if not np.all(post[1:] > 0):
             raise ValueError(f"{name} must hold positive precisions and Gamma parameters")
 
-    def check_theta(self, theta, name):
+    def check_theta(self, theta, name, structure=True):
         if not np.all(self._split(theta)[1] > 0):
             raise ValueError(f"{name} must hold positive variances (E[x^2] above the "
                              "squared mean)")
@@ -398,7 +398,7 @@ class GaussianFull(Family):
         if np.linalg.eigvalsh(0.5 * (winv + np.swapaxes(winv, 1, 2))).min() <= 0:
             raise ValueError(f"{name} must hold positive definite Wishart scales")
 
-    def check_theta(self, theta, name):
+    def check_theta(self, theta, name, structure=True):
         cov = self._split(theta)[1]
         if not np.all(np.isfinite(cov)) or np.linalg.eigvalsh(cov).min() <= 0:
             raise ValueError(f"{name} must hold positive definite covariances")
@@ -687,6 +687,24 @@ class GaussianTied(GaussianFull):
         per = W0inv + share[:, None, None] * (Winv - W0inv)
         return GaussianFull.posterior_statistics(self, (m, beta, nu, per), prior)
 
+    def check_theta(self, theta, name, structure=True):
+        """GaussianFull's, and (structure) one covariance for every component: not
+        for an average over draws (gibbs' summary), which is no longer tied."""
+        GaussianFull.check_theta(self, theta, name)
+        if not structure:
+            return
+        cov = self._split(theta)[1]
+        if not np.allclose(cov, cov[:1], rtol=1e-9, atol=1e-12 * max(1.0, np.abs(theta).max())):
+            raise ValueError(f"{name} must hold one covariance shared by every component "
+                             "(tied)")
+
+    def check_posterior(self, post, name):
+        """GaussianFull's, and one Wishart (dof and scale) shared by the components."""
+        GaussianFull.check_posterior(self, post, name)
+        _, _, nu, winv = self.unpack_posterior(post)
+        if not (np.all(nu == nu[0]) and np.all(winv == winv[:1])):
+            raise ValueError(f"{name} must hold one Wishart shared by every component (tied)")
+
     def sample_posterior(self, q, rng):
         """One shared precision from q(Lambda), then each mean given it."""
         from scipy.stats import wishart
@@ -753,6 +771,25 @@ class GaussianSpherical(GaussianDiag):
         b = np.maximum(b0 + 0.5 * np.sum(stats[:, D:] + beta0 * m0 * m0 - beta * m * m,
                                          axis=1), b0)
         return m, beta, np.repeat(a[:, None], D, 1), np.repeat(b[:, None], D, 1)
+
+    def check_theta(self, theta, name, structure=True):
+        """GaussianDiag's, and (structure) one variance for every feature of a
+        component: not for an average over draws (gibbs' summary)."""
+        GaussianDiag.check_theta(self, theta, name)
+        if not structure:
+            return
+        var = self._split(theta)[1]
+        if not np.allclose(var, var[:, :1], rtol=1e-9,
+                           atol=1e-12 * max(1.0, np.abs(theta).max())):
+            raise ValueError(f"{name} must hold one variance per component, shared by its "
+                             "features (spherical)")
+
+    def check_posterior(self, post, name):
+        """GaussianDiag's, and one Gamma per component (a, b the same for its features)."""
+        GaussianDiag.check_posterior(self, post, name)
+        if not (np.all(post[2] == post[2][:, :1]) and np.all(post[3] == post[3][:, :1])):
+            raise ValueError(f"{name} must hold one Gamma per component, shared by its "
+                             "features (spherical)")
 
     def posterior_statistics(self, q, prior):
         """Statistics whose posterior is q: the squares spread evenly over the

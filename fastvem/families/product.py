@@ -112,7 +112,7 @@ class Product(Family):
             if not isinstance(family, (str, Family)):
                 raise ValueError(f"Product member {i}: the family must be a name or a family "
                                  f"object, got {family!r}")
-            if isinstance(family, Family) and family.features in ("address", "product"):
+            if isinstance(family, Family) and family.features in (None, "address", "product"):
                 raise ValueError(f"Product member {i}: a {type(family).__name__} cannot be a "
                                  "member (only the built-in families' sparse forms combine)")
             self.members.append((family, cols.astype(np.int64)))
@@ -209,10 +209,10 @@ class Product(Family):
         for i, (fam, _) in enumerate(self.parts):
             yield fam, [a[:, self.offsets[i]:self.offsets[i + 1]] for a in arrays]
 
-    def check_theta(self, theta, name):
+    def check_theta(self, theta, name, structure=True):
         for (fam, cols), block in zip(self.parts, self.blocks(theta)):
             fam.check_theta(block, f"{name} (the {fam.name} member on columns "
-                                   f"{cols.tolist()})")
+                                   f"{cols.tolist()})", structure)
 
     def check_posterior(self, post, name):
         for i, (fam, cols) in enumerate(self.parts):

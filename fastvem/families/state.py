@@ -86,27 +86,40 @@ def loads(text, what="family", fitted=False):
     if not isinstance(text, str):
         raise ValueError(f"{what} must be a family's saved state (a JSON string), got "
                          f"{type(text).__name__}")
+    if len(text) > _MAX_TEXT:
+        raise ValueError(f"{what}: a saved state of {len(text)} characters (at most "
+                         f"{_MAX_TEXT})")
     try:
         state = json.loads(text)
-    except ValueError:
-        raise ValueError(f"{what} is not a family's saved state (not JSON)") from None
+    except (ValueError, RecursionError):
+        raise ValueError(f"{what} is not a family's saved state (not JSON, or nested too "
+                         "deeply)") from None
     return family_from_state(state, what, fitted=fitted)
 
 
-def _decode(v, what, depth, fitted=False):
+_MAX_TEXT = 1 << 26           # characters of a saved state
+_MAX_LIST_DEPTH = 3           # lists in lists: a product's [[family, columns], ...], a matrix
+_MAX_INT = 2 ** 31 - 1
+_LIMIT = float(np.sqrt(np.finfo(np.float64).max) / 1e4)   # what the kernels' squares hold
+
+
+def _decode(v, what, depth, fitted=False, level=0):
     if v is None or isinstance(v, (bool, str, int, float)):
         return v
     if isinstance(v, list):
-        return [_decode(x, what, depth, fitted) for x in v]
+        if level >= _MAX_LIST_DEPTH:
+            raise ValueError(f"{what}: lists nested too deeply")
+        return [_decode(x, what, depth, fitted, level + 1) for x in v]
     if isinstance(v, dict) and set(v) == {"array", "dtype"}:
         if v["dtype"] not in _DTYPES:
-            raise ValueError(f"{what}: an array of dtype {v['dtype']!r}")
+            raise ValueError(f"{what}: an array of dtype {str(v['dtype'])[:20]!r}")
         try:
             a = np.array(v["array"], dtype=v["dtype"])
-        except (TypeError, ValueError, OverflowError):
+        except (TypeError, ValueError, OverflowError, RecursionError):
             raise ValueError(f"{what}: an array that is not numeric or not rectangular") from None
-        if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
-            raise ValueError(f"{what}: an array with non-finite values")
+        if a.ndim > 2 or (a.dtype.kind == "f" and not np.all(np.isfinite(a))):
+            raise ValueError(f"{what}: an array of {a.ndim} dimensions or with non-finite "
+                             "values")
         return a
     if isinstance(v, dict) and set(v) == {"family"}:
         return family_from_state(v["family"], what, depth + 1, fitted)
@@ -117,13 +130,80 @@ def _finite_vector(value, n, what):
     a = np.asarray(value) if isinstance(value, np.ndarray) else None
     if a is None or a.dtype.kind != "f" or a.shape != (n,) or not np.all(np.isfinite(a)):
         raise ValueError(f"{what} must be {n} finite floats")
+    if np.max(np.abs(a), initial=0.0) > _LIMIT:
+        raise ValueError(f"{what} holds values up to {np.max(np.abs(a)):.3g}, beyond the "
+                         f"{_LIMIT:.3g} the kernels support")
     return np.ascontiguousarray(a, dtype=np.float64)
+
+
+def _count(v, what, name):
+    if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= _MAX_INT:
+        raise ValueError(f"{what}: {name} must be an integer in [1, {_MAX_INT}], got "
+                         f"{str(v)[:40]}")
+    return v
+
+
+def _real(v, what, name, allow_none=True):
+    if v is None and allow_none:
+        return v
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v):
+        raise ValueError(f"{what}: {name} must be a finite number{' or None' * allow_none}, "
+                         f"got {str(v)[:40]}")
+    return float(v)
+
+
+def _prior_array(v, n, what, name):
+    """None, a finite number, or a finite array of n entries (n x n): a prior's or a
+    reference point's argument."""
+    if v is None:
+        return v
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return _real(v, what, name)
+    try:
+        a = np.asarray(v, dtype=np.float64)
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"{what}: {name} must be a number or an array of numbers") from None
+    if a.ndim not in (1, 2) or any(d != n for d in a.shape) or not np.all(np.isfinite(a)):
+        raise ValueError(f"{what}: {name} must be finite, of shape ({n},) or ({n}, {n}), got "
+                         f"shape {a.shape}")
+    return a
+
+
+def _check_args(name, args, what):
+    """The constructor's arguments by kind, before the constructor sees them."""
+    if "n_features" in args:
+        args["n_features"] = _count(args["n_features"], what, "n_features")
+    if "n_categories" in args:
+        cats = args["n_categories"]
+        if not isinstance(cats, list) or not cats or len(cats) > _MAX_INT:
+            raise ValueError(f"{what}: n_categories must be a non-empty list")
+        args["n_categories"] = [_count(c, what, "n_categories") for c in cats]
+        if sum(args["n_categories"]) > _MAX_INT:
+            raise ValueError(f"{what}: n_categories sum beyond {_MAX_INT}")
+    for key in ("alpha", "reg_covar", "mean_precision_prior", "degrees_of_freedom_prior",
+                "binarize"):
+        if key in args:
+            args[key] = _real(args[key], what, key, allow_none=key not in ("alpha",
+                                                                             "reg_covar"))
+    D = args.get("n_features", 1)
+    for key in ("mean_prior", "covariance_prior", "shape_prior", "rate_prior", "reference"):
+        if key in args:
+            args[key] = _prior_array(args[key], D, what, key)
+    if "packed" in args and not isinstance(args["packed"], bool):
+        raise ValueError(f"{what}: packed must be true or false")
+    return args
 
 
 def family_from_state(state, what="family", depth=0, fitted=False):
     """A built-in family from its state, every field checked; ValueError naming
     what otherwise (fitted: as loads)."""
-    required = fitted
+    try:
+        return _from_state(state, what, depth, fitted)
+    except (RecursionError, MemoryError, OverflowError, TypeError) as exc:
+        raise ValueError(f"{what}: not a valid family state ({type(exc).__name__})") from None
+
+
+def _from_state(state, what, depth, required):
     if depth > _MAX_DEPTH:
         raise ValueError(f"{what}: families nested too deeply")
     if not isinstance(state, dict) or set(state) != {"class", "init", "fitted"}:
@@ -138,7 +218,7 @@ def family_from_state(state, what="family", depth=0, fitted=False):
         raise ValueError(f"{what}: {name}'s arguments must be {_init_names(cls)}")
     if not isinstance(fitted, dict):
         raise ValueError(f"{what}: the fitted state must be a mapping")
-    args = {k: _decode(v, what, depth) for k, v in init.items()}
+    args = _check_args(name, {k: _decode(v, what, depth) for k, v in init.items()}, what)
     try:
         fam = cls(**args)
     except (TypeError, ValueError) as exc:
@@ -155,6 +235,11 @@ def family_from_state(state, what="family", depth=0, fitted=False):
             raise ValueError(f"{what}: a {name} has no reference point")
         fam.ref = _finite_vector(_decode(fitted["ref"], what, depth), fam.n_features,
                                  f"{what}'s reference point")
+        if fam.reference is not None and not np.array_equal(
+                np.broadcast_to(np.asarray(fam.reference, dtype=np.float64),
+                                (fam.n_features,)), fam.ref):
+            raise ValueError(f"{what}: the {name}'s reference point differs from its "
+                             "reference argument")
     elif required and hasattr(fam, "ref") and fam.reference is None:
         raise ValueError(f"{what}: the {name}'s reference point is missing")
     if name == "Multinomial" and ("mean_length" in fitted or required):
@@ -162,21 +247,23 @@ def family_from_state(state, what="family", depth=0, fitted=False):
         if isinstance(m, bool) or not isinstance(m, (int, float)) or not np.isfinite(m) \
                 or m <= 0:
             raise ValueError(f"{what}: the multinomial's mean_length must be a positive "
-                             f"finite number, got {m!r}")
+                             f"finite number, got {str(m)[:40]}")
         fam.mean_length = float(m)
     return fam
 
 
 def _product_fitted(fam, fitted, what, depth):
     """A product's resolved members: the same columns as its members, each a
-    built-in family of as many features."""
+    built-in family of as many features in the row driver's sparse form."""
     parts = fitted.get("parts")
     n = fitted.get("n_features")
     if not isinstance(parts, list) or len(parts) != len(fam.members):
         raise ValueError(f"{what}: a product's fitted members must be {len(fam.members)} "
                          "(family, columns) pairs")
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"{what}: a product's n_features must be a positive integer")
+    n = _count(n, what, "a product's n_features")
+    if n != sum(len(cols) for _, cols in fam.members):
+        raise ValueError(f"{what}: a product's n_features ({n}) is not the number of its "
+                         "members' columns")
     fam._check_columns(n)
     resolved = []
     for i, (pair, (member, cols)) in enumerate(zip(parts, fam.members)):
@@ -186,6 +273,9 @@ def _product_fitted(fam, fitted, what, depth):
         c = _decode(pair[1], what, depth)
         if not isinstance(part, Family) or isinstance(part, type(fam)):
             raise ValueError(f"{what}: product member {i} is not a built-in family")
+        if getattr(part, "packed", False) or part.features in (None, "address", "product"):
+            raise ValueError(f"{what}: product member {i} is not in the row driver's sparse "
+                             "form (a packed Bernoulli, say)")
         if not isinstance(c, np.ndarray) or not np.array_equal(c, cols):
             raise ValueError(f"{what}: product member {i}'s columns differ from the "
                              "product's")

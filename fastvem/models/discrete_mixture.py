@@ -1150,7 +1150,7 @@ class Mixture(_DiscreteMixture):
                          f"fastvem.families.ExponentialFamily, got {self.family!r}")
 
     def _family(self, X, fitting=False):
-        from ..families.base import Family
+        from ..families.base import Family, check_row_family
         if self._user_family():
             m = get_method(self.method)
             if m.update != "point" and self.family.conjugate is None:
@@ -1159,7 +1159,7 @@ class Mixture(_DiscreteMixture):
                                  "or crisp")
             return self.family
         if isinstance(self.family, Family):
-            fam = self.family
+            fam = check_row_family(self.family)
         elif isinstance(self.family, str) and self.family in _GAUSSIAN_NAMES:
             fam = _GAUSSIAN_NAMES[self.family](_n_columns(X))
         else:
@@ -1228,6 +1228,8 @@ class Mixture(_DiscreteMixture):
         family's parameter space); component_params_ from them."""
         from ..families.base import Family
         from ..families.state import loads
+        if "family_" not in vars(self):
+            raise ValueError("family_ is missing (a Mixture's saved family)")
         fam = self.family_
         if not isinstance(fam, Family):
             if isinstance(fam, np.ndarray) and fam.ndim == 0:
@@ -1240,7 +1242,8 @@ class Mixture(_DiscreteMixture):
         S = fam.n_statistics()
         if theta.shape != (K, S) or theta.dtype.kind != "f" or not np.all(np.isfinite(theta)):
             raise ValueError(f"params_ must be a finite ({K}, {S}) float array")
-        fam.check_theta(theta, "params_")
+        # a gibbs summary averages draws: a tied covariance need not stay tied there
+        fam.check_theta(theta, "params_", get_method(self.method).update != "sample")
         self.family_ = fam
         self.params_ = theta
         self.component_params_ = fam.describe(theta)

@@ -1831,7 +1831,8 @@ class HMM(_BaseHMM):
     def _make_family(self, X):
         import copy
         if isinstance(self.family, Family):
-            return copy.deepcopy(self.family)
+            from ..families.base import check_row_family
+            return copy.deepcopy(check_row_family(self.family))
         if self.family not in _FAMILIES:
             raise ValueError(f"family must be one of {list(_FAMILIES)} or a Family object, got "
                              f"{self.family!r}")
