@@ -767,3 +767,25 @@ def test_meanfield_default_prior_weighs_the_rows_as_frequencies():
     want = prod.default_prior(prod.prepare(np.repeat(X, reps, axis=0)))
     for g, h in zip(got, want):
         np.testing.assert_allclose(g[1], h[1], rtol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["multinomial", "bernoulli", "poisson"])
+def test_a_saved_stream_continues_partial_fit_as_the_live_one(kind, tmp_path):
+    """partial_fit, save, load, partial_fit: the loaded model's running statistics are
+    rebuilt from its q (mean field) and continue as the live stream does.  The
+    counts come from q(pi): a multinomial's statistics are words, not documents."""
+    import fastvem
+    from fastvem import MultinomialMixture
+    if kind == "multinomial":
+        X = _corpus(n=400)[0].astype(np.float64)
+        make = lambda: MultinomialMixture(3, method="meanfield", random_state=0)
+    else:
+        X = DATA[kind](n=400)[0]
+        make = lambda: DATA_EST[kind](3, method="meanfield", random_state=0)
+    live = make().partial_fit(X[:200])
+    live.save(tmp_path / "m.npz")
+    back = fastvem.load(tmp_path / "m.npz")
+    live.partial_fit(X[200:])
+    back.partial_fit(X[200:])
+    np.testing.assert_allclose(back.weights_, live.weights_, rtol=1e-9)
+    np.testing.assert_allclose(back.posterior_, live.posterior_, rtol=1e-9)

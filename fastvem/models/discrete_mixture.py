@@ -597,7 +597,10 @@ class _DiscreteMixture(MixtureEstimator):
         weights = np.asarray(self.weights_, dtype=np.float64)
         if get_method(self.method).update == "posterior":
             prior = self._prior if self._prior is not None else fam.default_prior(data)
-            S, nk = fam.posterior_statistics(self._q, prior)
+            # the counts from q(pi): a family's statistics need not hold them (a
+            # multinomial's are words, not documents)
+            S, _ = fam.posterior_statistics(self._q, prior)
+            nk = np.maximum(self._wprior.counts(self.weight_concentration_), 0.0)
             params, seen = (self._q, self.weight_concentration_), float(max(nk.sum(), 1.0))
         else:
             prior = None

@@ -61,6 +61,12 @@ class DirichletWeights:
             return (1.0 + nk, self.alpha0 + np.hstack((np.cumsum(nk[::-1])[-2::-1], 0)))
         return self.alpha0 + nk
 
+    def counts(self, conc):
+        """The weighted counts nk whose posterior is conc (posterior's inverse)."""
+        if self.prior_type == "dirichlet_process":
+            return np.asarray(conc[0], dtype=np.float64) - 1.0
+        return np.asarray(conc, dtype=np.float64) - self.alpha0
+
     def expected_log_weights(self, conc):
         from scipy.special import digamma
         if self.prior_type == "dirichlet_process":
