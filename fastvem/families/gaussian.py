@@ -457,7 +457,8 @@ class GaussianFamily(Family):
             return None
         ct, D = self.covariance_type, self.n_features
         if D is None:
-            raise RuntimeError("from_unconstrained needs the family's n_features (prepare)")
+            raise RuntimeError("from_unconstrained needs n_features: "
+                               "GaussianFamily(..., n_features=D)")
         per = {"full": D + D * (D + 1) // 2, "diag": 2 * D, "spherical": D + 1}.get(ct)
         K = (len(vec) - D * (D + 1) // 2) // D if ct == "tied" else len(vec) // per
         means = vec[:K * D].reshape(K, D)
