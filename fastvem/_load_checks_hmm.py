@@ -125,6 +125,9 @@ def _generic(est, attrs, K):
         if isinstance(state, np.ndarray) and state.ndim == 0:
             state = state.item()
         fam = loads(state, "family_state_", fitted=True)
+        if type(fam) is not type(est.family):
+            _fail(f"family_state_ is a {type(fam).__name__}, not the family parameter's "
+                  f"{type(est.family).__name__}")
         if fam.n_features != D:
             _fail(f"family_state_ has {fam.n_features} features, n_features_in_ is {D}")
         theta = _farray("theta_", attrs.need("theta_"), (K, fam.n_statistics()))

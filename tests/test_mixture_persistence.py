@@ -295,3 +295,20 @@ def test_gaussian_mixture_s_own_family_is_refused_by_the_row_driver_models():
                  lambda: Product([(GaussianFamily("full"), [0, 1]), ("poisson", [2, 3])])):
         with pytest.raises(ValueError, match="GaussianFamily"):
             make()
+
+
+def test_the_fitted_family_must_match_the_family_parameter(tmp_path):
+    files = _saved(_fit("poisson", DATA["poisson"], "em"), tmp_path)
+    bernoulli = {"class": "Bernoulli", "init": {"n_features": 3, "alpha": 1.0, "binarize": None,
+                                                "packed": True}, "fitted": {}}
+    np.savez(tmp_path / "bad.npz", **dict(files, attr__family_=np.array(json.dumps(bernoulli))))
+    with pytest.raises(ValueError, match="family_ is a Bernoulli"):
+        fastvem.load(tmp_path / "bad.npz")
+    X, lengths = _hmm_data()
+    est = fastvem.HMM(GaussianDiag(4), 2, n_iter=3, random_state=0).fit(X, lengths)
+    files = _saved(est, tmp_path)
+    state = json.loads(str(files["attr__family_state_"]))
+    state["class"] = "GaussianSpherical"
+    np.savez(tmp_path / "bad.npz", **dict(files, attr__family_state_=np.array(json.dumps(state))))
+    with pytest.raises(ValueError, match="family_state_ is a GaussianSpherical"):
+        fastvem.load(tmp_path / "bad.npz")

@@ -1241,6 +1241,10 @@ class Mixture(_DiscreteMixture):
         if fam.n_features != self.n_features_in_:
             raise ValueError(f"family_ has {fam.n_features} features, n_features_in_ is "
                              f"{self.n_features_in_}")
+        given = self.family
+        if (type(given) is not type(fam)) if isinstance(given, Family) else given != fam.name:
+            raise ValueError(f"family_ is a {type(fam).__name__}, not the family parameter's "
+                             f"{given if isinstance(given, str) else type(given).__name__}")
         theta = np.asarray(getattr(self, "params_", None))
         S = fam.n_statistics()
         if theta.shape != (K, S) or theta.dtype.kind != "f" or not np.all(np.isfinite(theta)):
