@@ -605,6 +605,9 @@ def check_discrete_mixture(est):
     the family's parameters (est._check_theta), the weights, the run, and per
     method the conjugate posterior (meanfield) or the kept draws (gibbs)."""
     from .methods import get_method
+    from .engine import default_n_threads
+    _params(lambda: est._check_params(2 ** 62), lambda: default_n_threads(est.n_threads),
+            lambda: _random_state(est))
     method = get_method(est.method)
     update = method.update
     attrs = _Attrs(est, f"method={method.name!r}")
@@ -613,7 +616,7 @@ def check_discrete_mixture(est):
     est.n_features_in_ = D
     _probabilities("weights_", _farray("weights_", attrs.need("weights_"), (K,)))
     for name in ("probabilities_", "rates_", "n_categories_", "shape_prior_", "rate_prior_",
-                 "mean_length_", "params_", "family_"):     # est._check_theta reads them
+                 "mean_length_", "params_", "family_", "family_prior_"):   # est._check_theta
         attrs.maybe(name)
     est._check_theta(K)
     theta = est._fitted_theta(est._fitted_family())
@@ -633,11 +636,33 @@ def check_discrete_mixture(est):
         n_q, width = fam.n_posterior_arrays, fam.posterior_width()
         post = _farray("posterior_", attrs.need("posterior_"), (n_q, K, width))
         _finite("posterior_", post)
+        _magnitude("posterior_", post)
         fam.check_posterior(post, "posterior_")
         dp = est.weight_concentration_prior_type == "dirichlet_process"
         conc = _positive_floats("weight_concentration_", attrs.need("weight_concentration_"),
                                 (2, K) if dp else (K,))
+        _magnitude("weight_concentration_", conc)
         est.weight_concentration_ = tuple(conc) if dp else conc
+        # what predictions read: q's expected parameters finite, and the fitted
+        # weights_ and parameters q's means (score_samples reads those)
+        q = fam.unpack_posterior(post.astype(np.float64))
+        wprior = est._weights_prior(K)
+        conc64 = (tuple(c.astype(np.float64) for c in conc) if dp
+                  else conc.astype(np.float64))
+        with np.errstate(all="ignore"):
+            W, c = fam.expected_effective(q)
+            elogw = wprior.expected_log_weights(conc64)
+        if not (np.all(np.isfinite(W)) and np.all(np.isfinite(c))
+                and np.all(np.isfinite(elogw))):
+            _fail("posterior_ / weight_concentration_ give non-finite expected parameters")
+        weights = np.asarray(est.weights_, dtype=np.float64)
+        if not np.allclose(weights, wprior.mean_weights(conc64), rtol=0, atol=1e-6):
+            _fail("weights_ does not match the mean of weight_concentration_")
+        mean_theta = fam.posterior_mean(q)
+        if not np.allclose(theta, mean_theta, rtol=1e-6, atol=1e-9 * max(
+                1.0, float(np.max(np.abs(mean_theta), initial=0.0)))):
+            _fail(f"the fitted parameters ({est._theta_attr}) do not match the mean of "
+                  "posterior_")
     if update == "sample":
         _int("n_relabelled_", attrs.need("n_relabelled_"), 0, n_iter)
         draws = attrs.need("posterior_samples_")

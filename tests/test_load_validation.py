@@ -245,9 +245,6 @@ HARMLESS = {
         "the same count for the discrete mixtures (files saved before it load)",
     ("drop", "attr__n_e_steps_", "mix-*"):
         "the same count for the generic Mixture",
-    ("negative", "attr__posterior_", "mix-product*"):
-        "the product's first member is a Gaussian, whose q starts with a posterior mean "
-        "(about the fit's reference point): any real",
     ("drop", "attr__bound_", "lda-*"):
         "the training perplexity, which no method reads; partial_fit models have none",
     ("drop", "param__*", "*"):

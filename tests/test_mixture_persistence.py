@@ -312,3 +312,75 @@ def test_the_fitted_family_must_match_the_family_parameter(tmp_path):
     np.savez(tmp_path / "bad.npz", **dict(files, attr__family_state_=np.array(json.dumps(state))))
     with pytest.raises(ValueError, match="family_state_ is a GaussianSpherical"):
         fastvem.load(tmp_path / "bad.npz")
+
+
+# --------------------------------- a second review's findings (mean field, parameters)
+def _meta_edit(files, **params):
+    meta = json.loads(str(files["__meta__"]))
+    meta["params"].update(params)
+    return dict(files, __meta__=np.array(json.dumps(meta)))
+
+
+@pytest.mark.parametrize("name", ["bernoulli", "categorical", "gaussian_diag"])
+def test_mean_field_files_are_checked_against_what_predictions_read(name, tmp_path):
+    """q's magnitudes, and the fitted weights_ / params_ as q's means: a file where
+    they disagree would predict by q and score by the point parameters."""
+    est = _fit(name, DATA[name], "meanfield")
+    files = _saved(est, tmp_path)
+    post = files["attr__posterior_"]
+    edits = {
+        "weights reversed": dict(attr__weights_=files["attr__weights_"][::-1].copy()),
+        "huge concentration": dict(attr__weight_concentration_=np.full(3, 1e308)),
+        "huge posterior": dict(attr__posterior_=np.where(post > 0, 1e300, post)),
+        "params moved": dict(attr__params_=files["attr__params_"] * 0.9),
+    }
+    for what, edit in edits.items():
+        np.savez(tmp_path / "bad.npz", **dict(files, **edit))
+        with pytest.raises(ValueError):
+            fastvem.load(tmp_path / "bad.npz")
+
+
+@pytest.mark.parametrize("param, value", [("n_threads", "x"), ("n_threads", -5),
+                                          ("random_state", "a"), ("tol", -1.0),
+                                          ("init_params", "bad"), ("n_components", 2.0)])
+def test_discrete_mixture_files_check_their_constructor_parameters(param, value, tmp_path):
+    files = _saved(fastvem.PoissonMixture(3, random_state=0, max_iter=5).fit(DATA["poisson"]),
+                   tmp_path)
+    np.savez(tmp_path / "bad.npz", **_meta_edit(files, **{param: value}))
+    with pytest.raises(ValueError, match="constructor parameter|random_state"):
+        fastvem.load(tmp_path / "bad.npz")
+
+
+def test_pickling_an_hmm_leaves_its_stream_alone():
+    import pickle
+    X, lengths = _hmm_data()
+    m = fastvem.HMM(GaussianDiag(4), 2, random_state=0).partial_fit(X, lengths)
+    assert "_stream" in vars(m)
+    pickle.dumps(m)
+    assert "_stream" in vars(m)
+
+
+@pytest.mark.parametrize("family", ["gaussian_diag", "gaussian", "poisson", "product"])
+def test_a_loaded_mean_field_mixture_continues_with_its_fitted_prior(family, tmp_path):
+    """The prior mean field fitted with (from the data, for Gaussians and Poisson) is
+    saved (family_prior_), so partial_fit after load continues as the fitted model."""
+    fam, data = (_product(), X_MIXED) if family == "product" else (family, DATA[family])
+    est = _fit(fam, data, "meanfield")
+    est.save(tmp_path / "m.npz")
+    back = fastvem.load(tmp_path / "m.npz")
+    chunk = data[::3]
+    est.partial_fit(chunk)
+    back.partial_fit(chunk)
+    np.testing.assert_allclose(back.params_, est.params_, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(back.weights_, est.weights_, rtol=1e-9)
+
+
+def test_a_corrupted_saved_prior_is_refused(tmp_path):
+    files = _saved(_fit("gaussian_diag", DATA["gaussian_diag"], "meanfield"), tmp_path)
+    prior = json.loads(str(files["attr__family_prior_"]))
+    for bad in ([], [prior[0], prior[1]], [prior[0], -1.0, prior[2], prior[3]], "x",
+                [prior[0], float("nan"), prior[2], prior[3]]):
+        text = json.dumps(bad)
+        np.savez(tmp_path / "bad.npz", **dict(files, attr__family_prior_=np.array(text)))
+        with pytest.raises(ValueError, match="family_prior_"):
+            fastvem.load(tmp_path / "bad.npz")

@@ -20,7 +20,7 @@ import numpy as np
 from .base import Family
 
 __all__ = ["family_state", "family_from_state", "dumps", "loads", "saved_family_param",
-           "loaded_family_param"]
+           "loaded_family_param", "prior_dumps", "prior_loads"]
 
 _DTYPES = ("<f8", "<f4", "<i8", "<i4")
 _MAX_DEPTH = 4
@@ -306,3 +306,52 @@ def loaded_family_param(params):
     if isinstance(family, str) and family.startswith("{"):
         params = dict(params, family=loads(family, "the family parameter"))
     return params
+
+
+def prior_dumps(prior):
+    """A family's prior (numbers and arrays, in tuples or lists) as JSON."""
+    return json.dumps(_encode(prior))
+
+
+def prior_loads(text, fam, what="family_prior_"):
+    """The prior prior_dumps wrote, checked against fam: finite, and q = the prior
+    itself (no data) gives finite expected parameters; ValueError naming what."""
+    if isinstance(text, np.ndarray) and text.ndim == 0:
+        text = text.item()
+    if not isinstance(text, str) or len(text) > _MAX_TEXT:
+        raise ValueError(f"{what} must be a prior's saved state (a JSON string)")
+    try:
+        prior = _decode(json.loads(text), what, 0)
+        flat = prior if isinstance(prior, list) else [prior]
+        for v in _leaves(flat):
+            if isinstance(v, (bool, str)) or v is None or not np.all(np.isfinite(v)):
+                raise ValueError(f"{what} holds a value that is not a finite number")
+        S = fam.n_statistics()
+        with np.errstate(all="ignore"):
+            q = fam.posterior(np.zeros((1, S)), np.zeros(1), prior)     # the prior itself
+            W, c = fam.expected_effective(q)
+            kl = fam.kl(q, prior)
+        packed = np.asarray(fam.pack_posterior(q), dtype=np.float64)
+        if not np.all(np.isfinite(packed)):
+            raise ValueError(f"{what} is not finite")
+        fam.check_posterior(packed, what)         # its domain: positive precisions, ...
+        if not (np.all(np.isfinite(W)) and np.all(np.isfinite(c)) and np.isfinite(kl)
+                and abs(kl) < 1e-6):
+            raise ValueError(f"{what} is not a valid prior (its own KL is {kl}, or its "
+                             "expected parameters are not finite)")
+    except ValueError as exc:
+        msg = str(exc)
+        raise ValueError(msg if msg.startswith(what) else f"{what}: {msg}") from None
+    except (TypeError, IndexError, KeyError, RecursionError, MemoryError,
+            OverflowError) as exc:
+        raise ValueError(f"{what} is not a prior of this {type(fam).__name__} "
+                         f"({type(exc).__name__})") from None
+    return prior
+
+
+def _leaves(v):
+    for x in v:
+        if isinstance(x, list):
+            yield from _leaves(x)
+        else:
+            yield x

@@ -1126,7 +1126,11 @@ class Mixture(_DiscreteMixture):
     """
 
     _CONFIG = _DiscreteMixture._CONFIG + ("family",)
-    _fitted_attributes = _DiscreteMixture._fitted_attributes + ("params_", "family_")
+    _theta_attr = "params_"
+    # family_prior_: the family's prior as fitted (mean field, gibbs), written by save
+    # so that a loaded model continues partial_fit with it
+    _fitted_attributes = _DiscreteMixture._fitted_attributes + ("params_", "family_",
+                                                                "family_prior_")
 
     def __init__(self, family="bernoulli", n_components=1, *, method="em", tol=1e-3,
                  max_iter=100, n_init=1, init_params="kmeans", weights_init=None,
@@ -1215,11 +1219,17 @@ class Mixture(_DiscreteMixture):
         return saved_family_param(self.get_params(deep=False))
 
     def _saved_attributes(self):
-        from ..families.state import dumps
+        from ..families.state import dumps, prior_dumps
         out = dict(vars(self))
         out["family_"] = dumps(self.family_)
         out.pop("component_params_", None)        # family_.describe(params_) on load
+        prior = self._fitted_prior()
+        if prior is not None and get_method(self.method).update != "point":
+            out["family_prior_"] = prior_dumps(prior)
         return out
+
+    def _fitted_prior(self):
+        return self.__dict__.get("_prior", self.__dict__.get("_loaded_prior"))
 
     @staticmethod
     def _loaded_params(params):
@@ -1251,6 +1261,9 @@ class Mixture(_DiscreteMixture):
             raise ValueError(f"params_ must be a finite ({K}, {S}) float array")
         # a gibbs summary averages draws: a tied covariance need not stay tied there
         fam.check_theta(theta, "params_", get_method(self.method).update != "sample")
+        if "family_prior_" in vars(self):
+            from ..families.state import prior_loads
+            self._loaded_prior = prior_loads(vars(self).pop("family_prior_"), fam)
         self.family_ = fam
         self.params_ = theta
         self.component_params_ = fam.describe(theta)

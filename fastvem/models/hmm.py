@@ -689,7 +689,7 @@ class _BaseHMM(BaseEstimator):
 
     def __getstate__(self):
         """Pickles leave out partial_fit's running state (its engine and family)."""
-        state = super().__getstate__()
+        state = dict(super().__getstate__())      # a copy: the model keeps its stream
         state.pop("_stream", None)
         return state
 
