@@ -1264,6 +1264,9 @@ class Mixture(_DiscreteMixture):
         if "family_prior_" in vars(self):
             from ..families.state import prior_loads
             self._loaded_prior = prior_loads(vars(self).pop("family_prior_"), fam)
+        elif get_method(self.method).update != "point" and "_prior" not in vars(self):
+            raise ValueError("family_prior_ is missing (the prior a mean-field or gibbs "
+                             "Mixture was fitted with)")
         self.family_ = fam
         self.params_ = theta
         self.component_params_ = fam.describe(theta)
