@@ -164,6 +164,6 @@ def gaussian_m_step(stats, reg_covar=1e-6, scatter=None):
             raise ValueError(f"scatter must be (total, centre (D,), scatter (D, D)) from "
                              f"gaussian_data_scatter: {exc}") from None
         fam.scatter = (total, centre, S)
-    nk = stats.nk + 10 * np.finfo(np.float64).eps
+    nk = stats.nk + fam.count_floor
     theta = fam.point_estimate(stats, nk)
     return nk / nk.sum(), theta["means"], theta["covariances"], theta["precisions_cholesky"]

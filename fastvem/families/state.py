@@ -169,7 +169,7 @@ def _prior_array(v, n, what, name):
     return a
 
 
-def _check_args(name, args, what):
+def _check_args(args, what):
     """The constructor's arguments by kind, before the constructor sees them."""
     if "n_features" in args:
         args["n_features"] = _count(args["n_features"], what, "n_features")
@@ -218,7 +218,7 @@ def _from_state(state, what, depth, required):
         raise ValueError(f"{what}: {name}'s arguments must be {_init_names(cls)}")
     if not isinstance(fitted, dict):
         raise ValueError(f"{what}: the fitted state must be a mapping")
-    args = _check_args(name, {k: _decode(v, what, depth) for k, v in init.items()}, what)
+    args = _check_args({k: _decode(v, what, depth) for k, v in init.items()}, what)
     try:
         fam = cls(**args)
     except (TypeError, ValueError) as exc:

@@ -1228,9 +1228,6 @@ class Mixture(_DiscreteMixture):
             out["family_prior_"] = prior_dumps(prior)
         return out
 
-    def _fitted_prior(self):
-        return self.__dict__.get("_prior", self.__dict__.get("_loaded_prior"))
-
     @staticmethod
     def _loaded_params(params):
         from ..families.state import loaded_family_param
@@ -1263,7 +1260,7 @@ class Mixture(_DiscreteMixture):
         fam.check_theta(theta, "params_", get_method(self.method).update != "sample")
         if "family_prior_" in vars(self):
             from ..families.state import prior_loads
-            self._loaded_prior = prior_loads(vars(self).pop("family_prior_"), fam)
+            self._prior = prior_loads(vars(self).pop("family_prior_"), fam)
         elif get_method(self.method).update != "point" and "_prior" not in vars(self):
             raise ValueError("family_prior_ is missing (the prior a mean-field or gibbs "
                              "Mixture was fitted with)")

@@ -640,7 +640,7 @@ class GaussianMixture(MixtureEstimator):
         weights = means = covs = None
         if weights_init is None or means_init is None or prec_init is None:
             stats = self._initial_statistics(X, sw, family, random_state, n_threads, init)
-            nk = stats.nk + 10 * np.finfo(np.float64).eps
+            nk = stats.nk + family.count_floor
             theta = family.point_estimate(stats, nk)
             means, covs, pc = theta["means"], theta["covariances"], theta["precisions_cholesky"]
             weights = nk / nk.sum()
