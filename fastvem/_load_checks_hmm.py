@@ -17,6 +17,10 @@ helpers it uses:
   categories of a categorical one;
 - the run: n_iter_, lower_bound_ (-inf only without iterations),
   monitor_history_ (n_iter_ finite totals: hmmlearn's monitor_.history), trace_;
+  n_rows_seen_ (> 0) and n_sequences_seen_ (1 .. n_rows_seen_), which partial_fit
+  reads;
+- mean field: family_prior_, the family's prior of the fit (JSON; checked by
+  families.state.prior_loads in the estimator's _check_loaded);
 - mean field: the Dirichlet concentrations startprob_posterior_ (K) and
   transmat_posterior_ (K x K), positive, whose means are startprob_ / transmat_;
   emission_posterior_ (the family's q packed, finite, positive where q's
@@ -354,6 +358,10 @@ def check_hmm(est):
     hist = _farray("monitor_history_", attrs.need("monitor_history_"), (n_iter,))
     _finite("monitor_history_", hist)
     _trace(est, n_iter, nan_objective=False)
+    n_rows = _float("n_rows_seen_", attrs.need("n_rows_seen_"), low=0.0)
+    n_seq = _float("n_sequences_seen_", attrs.need("n_sequences_seen_"), low=1.0, strict=False)
+    if n_seq > n_rows:
+        _fail(f"n_sequences_seen_ ({n_seq}) exceeds n_rows_seen_ ({n_rows})")
     if update == "posterior":
         _posterior(attrs, fam, K, start, trans)
     if update == "sample":

@@ -202,6 +202,18 @@ def _nan_at_0(a):
      "n_trials"),
     ("gaussian-diag-em", lambda f: f.__setitem__("attr__monitor_", np.array("x")),
      "unexpected attribute 'monitor_'"),
+    # what partial_fit continues from: the rows and sequences fitted, mean field's prior
+    ("gaussian-diag-em", lambda f: f.pop("attr__n_rows_seen_"), "n_rows_seen_ is missing"),
+    ("categorical-vem", _set("attr__n_sequences_seen_", lambda a: a * 0.0),
+     "n_sequences_seen_ is 0.0, expected >= 1.0"),
+    ("poisson-crisp", _set("attr__n_sequences_seen_", lambda a: a * 1e6),
+     "n_sequences_seen_ .* exceeds n_rows_seen_"),
+    ("gaussian-full-meanfield", lambda f: f.pop("attr__family_prior_"),
+     "family_prior_ is missing"),
+    ("gaussian-diag-meanfield", _set("attr__family_prior_", lambda a: np.array("[1e400]")),
+     "family_prior_"),
+    ("gaussian-diag-em", lambda f: f.__setitem__("attr__family_prior_", np.array("[]")),
+     "family_prior_ is stored, but a GaussianHMM"),
 ])
 def test_corrupted_files_are_refused(tmp_path, name, change, match):
     path = _rewrite(tmp_path, name, change)

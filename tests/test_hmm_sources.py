@@ -219,10 +219,106 @@ def test_partial_fit_continues_a_fit_and_a_loaded_model(tmp_path):
     loaded = fastvem.load(path)
     loaded.partial_fit(X[:650], L[:2])
     assert np.all(np.isfinite(loaded.means_)) and loaded.n_iter_ == 1
+    assert est.n_rows_seen_ == 2 * X.shape[0] and est.n_sequences_seen_ == 2 * len(L)
     # the stream keeps no rows, and pickles leave it out
     import pickle
     assert est._stream.engine.data is None
     assert "_stream" not in pickle.loads(pickle.dumps(est)).__dict__
+
+
+def _paths(startprob, transmat, L):
+    """Every path of L steps with its probability (brute force)."""
+    import itertools
+    K = len(startprob)
+    for z in itertools.product(range(K), repeat=L):
+        p = startprob[z[0]] * np.prod([transmat[a, b] for a, b in zip(z, z[1:])])
+        yield z, p
+
+
+def test_implied_counts_equal_the_enumerated_expectations():
+    # the statistics a fitted model's parameters stand for: the expected visits,
+    # starts and transitions of n_seq sequences of L steps, by enumeration
+    from fastvem.models.hmm import _implied_counts
+    rs = np.random.RandomState(3)
+    startprob, transmat = rs.dirichlet(np.ones(3)), rs.dirichlet(np.ones(3), size=3)
+    for L in (1, 2, 4):
+        visits, trans = np.zeros(3), np.zeros((3, 3))
+        for z, p in _paths(startprob, transmat, L):
+            for a in z:
+                visits[a] += p
+            for a, b in zip(z, z[1:]):
+                trans[a, b] += p
+        nk, start, tc = _implied_counts(startprob, transmat, 5.0 * L, 5.0)
+        np.testing.assert_allclose(nk, 5 * visits, rtol=1e-12)
+        np.testing.assert_allclose(start, 5 * startprob, rtol=1e-12)
+        np.testing.assert_allclose(tc, 5 * trans, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("make", [
+    lambda m: GaussianHMM(3, random_state=0, n_iter=8, method=m, covariance_type="full"),
+    lambda m: GaussianHMM(3, random_state=0, n_iter=8, method=m, covariance_type="spherical"),
+    lambda m: fastvem.HMM(fastvem.families.GaussianDiag(2), 3, random_state=0, n_iter=8,
+                          method=m),
+], ids=["full", "spherical", "family-object"])
+@pytest.mark.parametrize("method", DETERMINISTIC)
+def test_a_loaded_model_continues_as_the_fitted_one(make, method, tmp_path):
+    # partial_fit after load takes the same steps as partial_fit after fit (the
+    # parameters counted as one earlier step over the rows fitted), and the first
+    # step blends the batch into the fit instead of replacing it
+    X, L, _, _ = _gaussian_data(11)
+    est = make(method).set_params(n_iter=200, tol=1e-9).fit(X, L)
+    est.save(tmp_path / "m.npz")
+    loaded = fastvem.load(tmp_path / "m.npz")
+    batch, bl = X[:650], L[:2]
+    # what the defect did: one step from the fit on the batch's statistics alone
+    replaced = fastvem.load(tmp_path / "m.npz")
+    replaced.__dict__["_fit_config"] = None
+    replaced.__dict__.pop("n_features_in_")
+    replaced.set_params(init_params="").partial_fit(batch, bl)
+    fitted = fastvem.load(tmp_path / "m.npz")
+
+    def moved(m):
+        e = "means_" if hasattr(m, "means_") else "theta_"
+        return np.array([np.abs(m.transmat_ - fitted.transmat_).max(),
+                         np.abs(getattr(m, e) - getattr(fitted, e)).max()])
+    for step in range(2):
+        est.partial_fit(batch, bl)
+        loaded.partial_fit(batch, bl)
+        if step == 0:
+            # the batch blended into the fit moves it less than the batch alone
+            d_cont, d_repl = moved(loaded), moved(replaced)
+            assert np.all(d_cont <= d_repl) and np.any(d_cont < d_repl), (d_cont, d_repl)
+        for name in ("startprob_", "transmat_", "means_", "covars_", "theta_",
+                     "transmat_posterior_", "emission_posterior_"):
+            if hasattr(est, name):
+                np.testing.assert_array_equal(getattr(loaded, name), getattr(est, name))
+        assert loaded.n_rows_seen_ == est.n_rows_seen_ == X.shape[0] + (step + 1) * 650
+
+
+def test_the_parameters_counted_as_a_step_give_themselves_back():
+    # em under flat priors: the update from the statistics the fitted parameters
+    # stand for is those parameters (the chain exactly up to rounding, the means too)
+    from fastvem.models.gmmhmm import GMMHMM
+    X, L, _, _ = _gaussian_data(12)
+    # (no covariance prior: the update is then the moments themselves)
+    for est in (GaussianHMM(3, random_state=0, n_iter=5, covariance_type="diag",
+                            covars_prior=0.0),
+                CategoricalHMM(3, random_state=0, n_iter=5),
+                GMMHMM(2, n_mix=2, random_state=0, n_iter=5, covariance_type="diag",
+                       covars_prior=0.0)):
+        Xe = (np.abs(X[:, :1]) * 2).astype(int) if isinstance(est, CategoricalHMM) else X
+        est.fit(Xe, L)
+        fam, _ = est._prepare_predict(Xe)
+        stream = est._stream_from_fit(fam, est._engine(fam, est._chain(est.n_components),
+                                                        fastvem.methods.get_method("em"),
+                                                        None, None, 1, 0))
+        new, _ = stream.engine.update(stream.stats, 0, stream.params)
+        for a, b in zip(new[:2], stream.params[:2]):
+            np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-13)
+        if isinstance(est, GMMHMM):
+            np.testing.assert_allclose(new[2], stream.params[2], rtol=1e-10, atol=1e-13)
+        else:
+            np.testing.assert_allclose(new[2], stream.params[2], rtol=1e-9, atol=1e-12)
 
 
 def test_partial_fit_refusals_and_fixed_family():

@@ -530,6 +530,17 @@ class GMMHMM(_RealRows, _BaseHMM):
         self.startprob_, self.transmat_ = params[0], params[1]
         self._set_params(fam, params[2], params[3])
 
+    @staticmethod
+    def _implied_chain(params):
+        """The expanded chain's (startprob, transmat) over the K M (state, component)
+        pairs, and theta: what partial_fit's counts from the parameters read."""
+        startprob, transmat, weights, theta = params
+        K, M = weights.shape
+        start = (startprob[:, None] * weights).ravel()
+        trans = np.broadcast_to(transmat[:, None, :, None] * weights[None, None, :, :],
+                                (K, M, K, M)).reshape(K * M, K * M)
+        return start, trans, theta
+
     # ----------------------------------------------------------- predictions
     def _state_log_densities(self, fam, data, weights, theta, n_threads):
         """log p(x_t | state k) = logsumexp_m (log w_km + log N_km(x_t)) (N x K),

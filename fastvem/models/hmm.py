@@ -633,6 +633,33 @@ def _posterior_start(fam, chain, prior, params, n_rows, n_seq):
             chain.initial_posterior(startprob, transmat, n_seq, n_rows - n_seq))
 
 
+# the steps of the chain _implied_counts follows; a longer mean length takes the
+# last step's distribution for the rest (a chain near its limit)
+_IMPLIED_STEPS = 4096
+
+
+def _implied_counts(startprob, transmat, n_rows, n_seq):
+    """(occupancies nk, start counts, transition counts) that (startprob, transmat)
+    imply for n_seq sequences of n_rows rows in all, each of the mean length L:
+    per sequence, the expected visits sum_{t < L} p_t (p_t = startprob A^t) and the
+    transitions out of each state sum_{t < L - 1} p_t times its row of A; scaled so
+    that the occupancies add to n_rows."""
+    K = len(startprob)
+    L = max(int(round(n_rows / max(n_seq, 1.0))), 1)
+    p = np.array(startprob, dtype=np.float64)
+    visits, leaving = np.zeros(K), np.zeros(K)
+    for t in range(min(L, _IMPLIED_STEPS)):
+        visits += p
+        if t < L - 1:
+            leaving += p
+        p = p @ transmat
+    if L > _IMPLIED_STEPS:
+        visits += (L - _IMPLIED_STEPS) * p
+        leaving += (L - _IMPLIED_STEPS) * p
+    scale = n_rows / L
+    return visits * scale, startprob * float(n_seq), (leaving * scale)[:, None] * transmat
+
+
 def _relabel_params(params, perm):
     startprob, transmat, theta = params
     return startprob[perm], transmat[np.ix_(perm, perm)], theta[perm]
@@ -650,7 +677,7 @@ class _BaseHMM(BaseEstimator):
                           "n_features_in_", "monitor_history_", "startprob_posterior_",
                           "transmat_posterior_", "emission_posterior_", "posterior_samples_",
                           "n_relabelled_", "log_joint_", "mixing_", "rhat_", "ess_",
-                          "converged_")
+                          "converged_", "n_rows_seen_", "n_sequences_seen_", "family_prior_")
     _emission_attributes = ()
 
     _fitted_attributes = _common_attributes
@@ -701,12 +728,33 @@ class _BaseHMM(BaseEstimator):
         ExponentialFamily holds the user's numba functions and is refused."""
         save_estimator(self, path)
 
+    def _saved_attributes(self):
+        """What save writes: the fitted attributes, and under mean field the family's
+        prior the model was fitted with (family_prior_, JSON), which partial_fit
+        continues with."""
+        out = dict(vars(self))
+        if out.get("_prior") is not None:
+            from ..families.state import prior_dumps
+            out["family_prior_"] = prior_dumps(out["_prior"])
+        return out
+
     def _check_loaded(self):
         """Every fitted attribute of a loaded model against its schema
         (fastvem/_load_checks_hmm.py), then the state predictions need rebuilt
         (the monitor, the family); ValueError naming the attribute otherwise."""
         from .._load_checks_hmm import check_hmm
+        prior = self.__dict__.pop("family_prior_", None)
         fam = check_hmm(self)
+        if (get_method(self.method).update == "posterior"
+                and getattr(self, "_variational_start", None) is None):
+            if prior is None:
+                raise ValueError("family_prior_ is missing (the prior a mean-field HMM was "
+                                 "fitted with)")
+            from ..families.state import prior_loads
+            self._prior = prior_loads(prior, fam)
+        elif prior is not None:
+            raise ValueError(f"family_prior_ is stored, but a {type(self).__name__}"
+                             f"(method={self.method!r}) keeps none")
         self._restore(fam)
 
     def _loaded_family(self):
@@ -809,6 +857,8 @@ class _BaseHMM(BaseEstimator):
         for name in self._stale_attributes:
             self.__dict__.pop(name, None)       # a previous fit's, by another method
         self._stream = None                     # a later partial_fit continues this fit
+        self._fit_config = self._stream_config()
+        self.__dict__.pop("_prior", None)
         threads = default_n_threads(self.n_threads)
         source = sequence_source(X, lengths)
         if source is None:
@@ -848,6 +898,7 @@ class _BaseHMM(BaseEstimator):
             self._start_params(fam, startprob, transmat)
         seed = int(rs_e.randint(2 ** 31))
         engine = self._engine(fam, chain, m, data, offsets, threads, seed)
+        self.n_rows_seen_, self.n_sequences_seen_ = float(N), float(n_seq)
         if m.update == "sample":
             self._gibbs(engine, fam, chain, data, offsets, params, rs)
             return self
@@ -874,14 +925,49 @@ class _BaseHMM(BaseEstimator):
         else:
             res = run_iterations(step, params, self.n_iter, 0.0, callback=stop)
             res_params, trace = res.params, res.trace
-            # the statistics the last update read: partial_fit continues from them
-            engine.data = None              # the stream keeps no rows
-            self._stream = Stepwise(engine, res_params, engine.last_stats, t=1, seen=float(N))
-            self._stream.extra["config"] = self._stream_config()
+        if engine.posterior and variational is None:
+            # saved (family_prior_): partial_fit continues with it (the Variational*
+            # models keep theirs under hmmlearn's names, and have no partial_fit)
+            self._prior = engine.prior
         trace.objective = [o / N for o in trace.objective]
         self._set_fitted(fam, engine, chain, res_params)
         self._finish(fam, trace)
         return self
+
+    def _stream_from_fit(self, fam, engine):
+        """partial_fit's running state for a model fitted by fit (or loaded), as the
+        mixtures': its parameters counted as the statistics of one earlier step over
+        the rows it was fitted to (n_rows_seen_ rows in n_sequences_seen_ sequences).
+        Point methods: the occupancies, start and transition counts the chain implies
+        for sequences of the fitted mean length (_implied_counts) and the family's
+        statistics at theta with those occupancies; mean field: the counts q holds
+        above the prior it was fitted with.  The same from the fitted attributes
+        whether the model was fitted here or loaded."""
+        seen, n_seq = float(self.n_rows_seen_), float(self.n_sequences_seen_)
+        if engine.posterior:
+            engine.prior = self._prior
+            q = fam.unpack_posterior(np.asarray(self.emission_posterior_, dtype=np.float64))
+            qc = (np.asarray(self.startprob_posterior_, dtype=np.float64),
+                  np.asarray(self.transmat_posterior_, dtype=np.float64))
+            S, nk = fam.posterior_statistics(q, engine.prior)
+            a0, A0 = engine.chain.check_posterior_prior()
+            start, trans = np.maximum(qc[0] - a0, 0.0), np.maximum(qc[1] - A0, 0.0)
+            params = (q, qc)
+        else:
+            params = self._fitted_params(fam)
+            startprob, transmat, theta = self._implied_chain(params)
+            nk, start, trans = _implied_counts(startprob, transmat, seen, n_seq)
+            S = fam.initial_statistics(theta, nk)
+        stats = HMMStats(S, np.asarray(nk, dtype=np.float64), start, trans, np.zeros(3), seen)
+        stream = Stepwise(engine, params, stats, t=1, seen=seen)
+        stream.extra["n_seq"] = n_seq
+        return stream
+
+    @staticmethod
+    def _implied_chain(params):
+        """(startprob, transmat, theta) of the chain the kernel runs (GMMHMM: the
+        expanded one)."""
+        return params
 
     def _set_fitted(self, fam, engine, chain, params):
         """The fitted attributes from the engine's parameters."""
@@ -943,9 +1029,10 @@ class _BaseHMM(BaseEstimator):
         or total_samples rows for meanfield when set) / (the batch's rows), so that
         the priors weigh as in a fit of the rows seen.  The parameters are then the
         method's update from S.  The first call starts as fit does (from this batch;
-        the model's own parameters where init_params leaves them out); after fit
-        the steps continue from the fit's last statistics; a loaded model starts a
-        new stream from its parameters.  The family is fixed by the first batch
+        the model's own parameters where init_params leaves them out); a model
+        fitted by fit, or loaded, continues from its parameters counted as one
+        earlier step over the rows it was fitted to (_stream_from_fit: the same
+        steps in memory and after load).  The family is fixed by the first batch
         (a categorical's symbols: set n_features to the alphabet's size); changing a
         parameter that shapes the statistics (n_components, method,
         covariance_type, ...) between calls is an error ("refit required"), not a
@@ -958,9 +1045,12 @@ class _BaseHMM(BaseEstimator):
         schedule = stepwise_schedule(self)
         stream = self.__dict__.get("_stream")
         threads = default_n_threads(self.n_threads)
-        if stream is not None and stream.extra["config"] != self._stream_config():
+        # the configuration of the running statistics, or of the fit they continue
+        config = stream.extra["config"] if stream is not None else \
+            self.__dict__.get("_fit_config")
+        if config is not None and config != self._stream_config():
             changed = sorted(k for k, v in self._stream_config().items()
-                             if stream.extra["config"].get(k) != v)
+                             if config.get(k) != v)
             raise ValueError(f"{', '.join(changed)} changed since the model's statistics were "
                              "gathered: refit required before partial_fit (call fit)")
         if stream is None:
@@ -968,22 +1058,23 @@ class _BaseHMM(BaseEstimator):
             fam, data = self._prepare_predict(X) if fitted else self._prepare_fit(X)
             N = data.shape[0]
             offsets = _offsets(lengths, N)
-            rs = check_random_state_param(self.random_state)
             chain = self._chain(K)
+            engine = self._engine(fam, chain, m, data, offsets, threads, 0)
             if fitted:
-                params = self._fitted_params(fam)
+                stream = self._stream_from_fit(fam, engine)
             else:
+                rs = check_random_state_param(self.random_state)
                 startprob, transmat = self._chain_params(K, rs)
                 rs_e = check_random_state_param(self.random_state)
                 self._init_emissions(fam, X, data, rs_e)
                 params = self._start_params(fam, startprob, transmat)
-            engine = self._engine(fam, chain, m, data, offsets, threads, 0)
-            if engine.posterior:
-                engine.prior = fam.default_prior(data)
-                chain.check_posterior_prior()
-                params = _posterior_start(fam, chain, engine.prior, params, N,
-                                          len(offsets) - 1)
-            stream = Stepwise(engine, params)
+                if engine.posterior:
+                    engine.prior = fam.default_prior(data)
+                    chain.check_posterior_prior()
+                    params = _posterior_start(fam, chain, engine.prior, params, N,
+                                              len(offsets) - 1)
+                stream = Stepwise(engine, params)
+                stream.extra["n_seq"] = 0.0
             stream.extra["config"] = self._stream_config()
         else:
             engine = stream.engine
@@ -999,6 +1090,10 @@ class _BaseHMM(BaseEstimator):
             + float(np.sum(_row_constants(fam)))
         engine.data = engine.offsets = None     # the stream keeps no rows
         self._stream = stream
+        stream.extra["n_seq"] += len(offsets) - 1
+        self.n_rows_seen_, self.n_sequences_seen_ = stream.seen, stream.extra["n_seq"]
+        if engine.posterior:
+            self._prior = engine.prior
         self._set_fitted(fam, engine, engine.chain, new)
         # the run of partial_fit steps (a fit's own history is not continued): one
         # entry a step in monitor_ and trace_, n_iter_ the steps taken
@@ -1908,7 +2003,7 @@ class HMM(_BaseHMM):
 
     def _saved_attributes(self):
         from ..families.state import dumps
-        out = dict(vars(self))
+        out = super()._saved_attributes()
         if isinstance(self.family, Family):
             out["family_state_"] = dumps(self._family_)
         return out
