@@ -358,11 +358,13 @@ def _max_active(data, int kind, Py_ssize_t D):
     return D
 
 
-def _aligned(Py_ssize_t rows, Py_ssize_t cols):
+def _aligned(Py_ssize_t rows, Py_ssize_t cols, bint zeroed=True):
     """A zeroed rows x cols float64 array whose first entry lies on a 64-byte boundary
     (NumPy aligns to 16): with cols a multiple of 8, every row starts a cache line,
-    so that the vector loads and stores of a row of K values never straddle two."""
-    buf = np.zeros(rows * cols + 8)
+    so that the vector loads and stores of a row of K values never straddle two.
+    zeroed=False: not cleared, for scratch that every reader writes first (a large
+    calloc costs its pages' faults or a memset at every call; malloc reuses them)."""
+    buf = np.zeros(rows * cols + 8) if zeroed else np.empty(rows * cols + 8)
     cdef Py_ssize_t skip = (64 - <Py_ssize_t>(buf.ctypes.data % 64)) % 64 // 8
     return buf[skip:skip + rows * cols].reshape(rows, cols)
 

@@ -89,9 +89,10 @@
 # row; with a single categorical feature the lanes take a row's exps from a table
 # of each code's (computed once per call by the same functions).
 #
-# Determinism: sequences are grouped, consecutively, into partitions of about
+# Determinism: sequences are grouped, consecutively, into partitions of at most
 # SEQ_PART rows (a sequence longer than that is a partition of its own) -- fixed
-# by the offsets alone; threads take partitions dynamically in rounds, each into
+# by the offsets alone; SEQ_PART = LANE_ROWS, so that a partition of short
+# sequences is one group of lanes (up to LANES of them); threads take partitions dynamically in rounds, each into
 # its own slot, and the slots are added in partition order (as _driver.pxd's
 # run_partitions does for rows), so every output is bitwise the same for any
 # n_threads, and (above) for any checkpoint threshold.
@@ -123,7 +124,7 @@ from _common cimport fv_exp, uniform01, clamp_threads, check_len, check_shape
 cnp.import_array()
 
 cdef enum:
-    SEQ_PART = 4096    # rows per partition (whole sequences, grouped until this many)
+    SEQ_PART = 8192    # rows per partition at most (whole sequences; a longer one alone)
     DB = 256           # rows per chunk of a dense features function
     ROUND = 8          # partitions per thread in a round of dynamic scheduling
     H_SOFT = 0
@@ -1232,15 +1233,16 @@ cdef void _run(Hmm *h, Py_ssize_t n_parts, double *slots, Py_ssize_t n_slots,
 
 cdef Py_ssize_t _partitions(const int64_t *off, Py_ssize_t n_seq, Py_ssize_t budget,
                             int64_t *bounds) noexcept nogil:
-    """Consecutive sequences grouped while the group holds fewer than budget rows;
-    bounds[p] .. bounds[p + 1] the sequences of partition p; returns their number."""
+    """Consecutive sequences grouped while the group holds at most budget rows (a
+    longer sequence alone); bounds[p] .. bounds[p + 1] the sequences of partition p;
+    returns their number."""
     cdef Py_ssize_t n = 0, s = 0
     cdef int64_t first
     bounds[0] = 0
     while s < n_seq:
         first = off[s]
         s += 1
-        while s < n_seq and off[s] - first < budget:
+        while s < n_seq and off[s + 1] - first <= budget:
             s += 1
         n += 1
         bounds[n] = s
@@ -1302,7 +1304,8 @@ def scratch_size(offsets, Py_ssize_t K, int mode=H_SOFT):
 
 
 # ------------------------------------------------------------------ validation
-def _check_offsets(str fn, offsets, Py_ssize_t N):
+def _check_offsets(str fn, offsets, Py_ssize_t N, bint longest=False):
+    """offsets validated (returned), or with longest the most rows of a sequence."""
     if (not isinstance(offsets, np.ndarray) or offsets.dtype != np.int64 or offsets.ndim != 1
             or not offsets.flags.c_contiguous):
         raise ValueError(f"{fn}: offsets must be a C-contiguous 1-D int64 array (n_seq + 1), got "
@@ -1317,12 +1320,15 @@ def _check_offsets(str fn, offsets, Py_ssize_t N):
     if offsets[last] != N:
         raise ValueError(f"{fn}: offsets must end at N = {N} (the rows of data), got "
                          f"offsets[-1] = {offsets[last]}")
-    if offsets.shape[0] > 1 and np.any(np.diff(offsets) <= 0):
-        i = int(np.argmax(np.diff(offsets) <= 0))
+    if offsets.shape[0] == 1:
+        return 0 if longest else offsets
+    d = np.diff(offsets)
+    if d.min() <= 0:
+        i = int(np.argmax(d <= 0))
         raise ValueError(f"{fn}: offsets must be strictly increasing (every sequence at least "
                          f"one row): offsets[{i}] = {offsets[i]}, offsets[{i + 1}] = "
                          f"{offsets[i + 1]}")
-    return offsets
+    return int(d.max()) if longest else offsets
 
 
 def _float_array(str fn, str name, a, shape):
@@ -1347,31 +1353,30 @@ def _validate_hmm(str fn, data, aux, int kind, uintptr_t address, Py_ssize_t S, 
         raise ValueError(f"{fn}: W has {K} rows; it needs K >= 1 states")
     _float_array(fn, "W", W, (K, S))
     _float_array(fn, "c", c, (K,))
-    if not np.all(np.isfinite(W)):
+    # (few NumPy calls: each pass of a fit runs these checks; x < inf is False for NaN)
+    if not np.isfinite(W).all():
         raise ValueError(f"{fn}: W must be finite")
-    if not np.all(np.isfinite(c)):
+    if not np.isfinite(c).all():
         raise ValueError(f"{fn}: c must be finite")
     _float_array(fn, "log_start", log_start, (K,))
     _float_array(fn, "log_trans", log_trans, (K, K))
-    if np.any(np.isnan(log_start)) or np.any(log_start == np.inf):
+    if not (log_start < np.inf).all():
         raise ValueError(f"{fn}: log_start must be finite where the probability is positive "
                          "(-inf for a forbidden start; no NaN or +inf)")
-    if not np.any(np.isfinite(log_start)):
+    if not log_start.max() > -np.inf:
         raise ValueError(f"{fn}: log_start gives every state probability 0")
-    if np.any(np.isnan(log_trans)) or np.any(log_trans == np.inf):
+    if not (log_trans < np.inf).all():
         raise ValueError(f"{fn}: log_trans must be finite where the probability is positive "
                          "(-inf for a forbidden transition; no NaN or +inf)")
-    bad = ~np.any(np.isfinite(log_trans), axis=1)
-    if np.any(bad):
+    bad = log_trans.max(axis=1) == -np.inf
+    if bad.any():
         raise ValueError(f"{fn}: log_trans row {int(np.argmax(bad))} gives every transition "
                          "probability 0 (each state needs a successor)")
-    if mode == H_VEM and not np.all(np.isfinite(log_trans)):
+    if mode == H_VEM and not (log_trans > -np.inf).all():
         raise ValueError(f"{fn}: mode 3 (vem) needs every log_trans entry finite: the "
                          "factorised fixed point is not defined with forbidden transitions")
-    _check_offsets(fn, offsets, N)
-    cdef Py_ssize_t n_seq = offsets.shape[0] - 1
-    longest = int(np.max(np.diff(offsets))) if n_seq > 0 else 0
-    return N, D, K, aux, n_seq, longest
+    cdef Py_ssize_t longest = _check_offsets(fn, offsets, N, True)
+    return N, D, K, aux, offsets.shape[0] - 1, longest
 
 
 cdef object _setup(Hmm *h, str fn, data, aux, int kind, uintptr_t address, Py_ssize_t S,
@@ -1427,8 +1432,9 @@ cdef object _setup(Hmm *h, str fn, data, aux, int kind, uintptr_t address, Py_ss
         pipebuf = _aligned(1, PIPE_SETS * _pipe_set_need(Bp, K) + Bp * K)[0]
         keep.append(pipebuf)
         rows = max(T, 2)
-    cdef double[:, ::1] buf = _aligned(rows, (fixd + pool + 7) // 8 * 8 + 8)
-    cdef int32_t[:, ::1] ibuf = np.zeros((rows, (fixi + ni + 15) // 16 * 16 + 16),
+    # each thread's scratch: written before it is read (not cleared: see _aligned)
+    cdef double[:, ::1] buf = _aligned(rows, (fixd + pool + 7) // 8 * 8 + 8, False)
+    cdef int32_t[:, ::1] ibuf = np.empty((rows, (fixi + ni + 15) // 16 * 16 + 16),
                                          dtype=np.int32)
     keep.extend([buf, ibuf])
     cdef const double[:, ::1] Wv = W
