@@ -17,8 +17,8 @@ helpers it uses:
   categories of a categorical one;
 - the run: n_iter_, lower_bound_ (-inf only without iterations),
   monitor_history_ (n_iter_ finite totals: hmmlearn's monitor_.history), trace_;
-  n_rows_seen_ (> 0) and n_sequences_seen_ (1 .. n_rows_seen_), which partial_fit
-  reads;
+  n_rows_seen_ (0 .. 2^53 rows), n_sequences_seen_ (1 .. n_rows_seen_) and
+  n_steps_ (an int >= 0), which partial_fit reads;
 - mean field: family_prior_, the family's prior of the fit (JSON; checked by
   families.state.prior_loads in the estimator's _check_loaded);
 - mean field: the Dirichlet concentrations startprob_posterior_ (K) and
@@ -46,6 +46,7 @@ from ._load_checks import (_Attrs, _bool, _covariances, _farray, _fail, _finite,
 __all__ = ["check_hmm"]
 
 _MEAN_TOL = 1e-6
+_MAX_ROWS = 2.0 ** 53           # rows counted exactly in a float64
 
 
 def _chain(attrs, K):
@@ -359,9 +360,12 @@ def check_hmm(est):
     _finite("monitor_history_", hist)
     _trace(est, n_iter, nan_objective=False)
     n_rows = _float("n_rows_seen_", attrs.need("n_rows_seen_"), low=0.0)
+    if n_rows > _MAX_ROWS:
+        _fail(f"n_rows_seen_ ({n_rows}) exceeds {_MAX_ROWS:.0f} rows (2^53)")
     n_seq = _float("n_sequences_seen_", attrs.need("n_sequences_seen_"), low=1.0, strict=False)
     if n_seq > n_rows:
         _fail(f"n_sequences_seen_ ({n_seq}) exceeds n_rows_seen_ ({n_rows})")
+    _int("n_steps_", attrs.need("n_steps_"), low=0, high=1 << 53)
     if update == "posterior":
         _posterior(attrs, fam, K, start, trans)
     if update == "sample":

@@ -214,6 +214,11 @@ def _nan_at_0(a):
      "family_prior_"),
     ("gaussian-diag-em", lambda f: f.__setitem__("attr__family_prior_", np.array("[]")),
      "family_prior_ is stored, but a GaussianHMM"),
+    ("gaussian-full-meanfield", _set("attr__n_rows_seen_", lambda a: a * 1e300),
+     r"n_rows_seen_ .* exceeds .* rows \(2\^53\)"),
+    ("categorical-em", _set("attr__n_steps_", lambda a: a - 1), r"n_steps_ is -1"),
+    ("gaussian-diag-meanfield", _set("attr__family_prior_", lambda a: np.array(
+        str(a).replace("1.0,", "1e150,", 1))), "family_prior_ holds a value beyond"),
 ])
 def test_corrupted_files_are_refused(tmp_path, name, change, match):
     path = _rewrite(tmp_path, name, change)

@@ -252,6 +252,16 @@ def test_implied_counts_equal_the_enumerated_expectations():
         np.testing.assert_allclose(nk, 5 * visits, rtol=1e-12)
         np.testing.assert_allclose(start, 5 * startprob, rtol=1e-12)
         np.testing.assert_allclose(tc, 5 * trans, rtol=1e-12, atol=1e-15)
+    # past the steps it follows (4,096): L - 1 transitions a sequence, and the long
+    # run of a periodic chain (alternating states) half in each state
+    for L in (4096, 4097, 10 ** 6):
+        nk, _, tc = _implied_counts(startprob, transmat, 2.0 * L, 2.0)
+        assert nk.sum() == pytest.approx(2 * L, rel=1e-12)
+        assert tc.sum() == pytest.approx(2 * (L - 1), rel=1e-12)
+    nk, _, tc = _implied_counts(np.array([1.0, 0.0]), np.array([[0.0, 1.0], [1.0, 0.0]]),
+                                1e6, 1.0)
+    np.testing.assert_allclose(nk, [5e5, 5e5], rtol=1e-12)
+    np.testing.assert_allclose(tc, [[0, 5e5], [5e5 - 1, 0]], rtol=1e-5)     # within a row
 
 
 @pytest.mark.parametrize("make", [
@@ -293,6 +303,39 @@ def test_a_loaded_model_continues_as_the_fitted_one(make, method, tmp_path):
             if hasattr(est, name):
                 np.testing.assert_array_equal(getattr(loaded, name), getattr(est, name))
         assert loaded.n_rows_seen_ == est.n_rows_seen_ == X.shape[0] + (step + 1) * 650
+
+
+def test_a_loaded_stream_keeps_its_step_and_its_checks(tmp_path):
+    # a model saved after k partial_fit steps continues at step k (the same step
+    # sizes as in memory); a fit counts as one step; a changed shape-defining
+    # parameter is refused after load as in memory; a fit refused for its input
+    # leaves the model (and its continuation) as it was
+    X, L, _, _ = _gaussian_data(13)
+    est = GaussianHMM(3, random_state=0, method="meanfield")
+    for _ in range(3):
+        est.partial_fit(X[:650], L[:2])
+    assert est.n_steps_ == 3 and est._stream.t == 3
+    est.save(tmp_path / "m.npz")
+    loaded = fastvem.load(tmp_path / "m.npz")
+    assert loaded.n_steps_ == 3
+    for m in (est, loaded):
+        m.partial_fit(X[650:], L[2:])
+    assert loaded._stream.t == est._stream.t == 4 == loaded.n_steps_
+    fitted = GaussianHMM(3, random_state=0, n_iter=4, method="meanfield").fit(X, L)
+    assert fitted.n_steps_ == 0
+    fitted.save(tmp_path / "f.npz")
+    for m in (fitted, fastvem.load(tmp_path / "f.npz")):
+        for change in (dict(method="em"), dict(n_components=2)):
+            m.set_params(**change)
+            with pytest.raises(ValueError, match="refit required"):
+                m.partial_fit(X, L)
+            m.set_params(method="meanfield", n_components=3)
+        means = m.means_.copy()
+        with pytest.raises(ValueError, match="lengths"):
+            m.fit(X, L[:-1])
+        np.testing.assert_array_equal(m.means_, means)
+        m.partial_fit(X[:650], L[:2])
+        assert m._stream.t == 2 and np.all(np.isfinite(m.means_))
 
 
 def test_the_parameters_counted_as_a_step_give_themselves_back():

@@ -308,6 +308,9 @@ def loaded_family_param(params):
     return params
 
 
+_PRIOR_MAX = 1e100
+
+
 def prior_dumps(prior):
     """A family's prior (numbers and arrays, in tuples or lists) as JSON."""
     return json.dumps(_encode(prior))
@@ -326,6 +329,12 @@ def prior_loads(text, fam, what="family_prior_"):
         for v in _leaves(flat):
             if isinstance(v, (bool, str)) or v is None or not np.all(np.isfinite(v)):
                 raise ValueError(f"{what} holds a value that is not a finite number")
+            a = np.abs(np.asarray(v, dtype=np.float64))
+            if np.any(a > _PRIOR_MAX) or np.any((a > 0) & (a < 1.0 / _PRIOR_MAX)):
+                # a concentration of 1e150 passes the checks below, then a step of
+                # partial_fit overflows (products of three such stay finite)
+                raise ValueError(f"{what} holds a value beyond the range [1e-100, 1e100] "
+                                 "that a prior takes")
         S = fam.n_statistics()
         with np.errstate(all="ignore"):
             q = fam.posterior(np.zeros((1, S)), np.zeros(1), prior)     # the prior itself

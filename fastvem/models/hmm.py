@@ -633,9 +633,11 @@ def _posterior_start(fam, chain, prior, params, n_rows, n_seq):
             chain.initial_posterior(startprob, transmat, n_seq, n_rows - n_seq))
 
 
-# the steps of the chain _implied_counts follows; a longer mean length takes the
-# last step's distribution for the rest (a chain near its limit)
+# the steps of the chain _implied_counts follows; a longer mean length takes, for
+# the rest, the average distribution of the last _IMPLIED_TAIL of them (the chain's
+# long-run occupancy, a periodic chain's included)
 _IMPLIED_STEPS = 4096
+_IMPLIED_TAIL = 1024
 
 
 def _implied_counts(startprob, transmat, n_rows, n_seq):
@@ -643,19 +645,23 @@ def _implied_counts(startprob, transmat, n_rows, n_seq):
     imply for n_seq sequences of n_rows rows in all, each of the mean length L:
     per sequence, the expected visits sum_{t < L} p_t (p_t = startprob A^t) and the
     transitions out of each state sum_{t < L - 1} p_t times its row of A; scaled so
-    that the occupancies add to n_rows."""
+    that the occupancies add to n_rows.  Past _IMPLIED_STEPS steps each row takes
+    the average of p_t over the last _IMPLIED_TAIL steps computed."""
     K = len(startprob)
     L = max(int(round(n_rows / max(n_seq, 1.0))), 1)
     p = np.array(startprob, dtype=np.float64)
-    visits, leaving = np.zeros(K), np.zeros(K)
+    visits, leaving, tail = np.zeros(K), np.zeros(K), np.zeros(K)
     for t in range(min(L, _IMPLIED_STEPS)):
         visits += p
         if t < L - 1:
             leaving += p
+        if t >= _IMPLIED_STEPS - _IMPLIED_TAIL:
+            tail += p
         p = p @ transmat
     if L > _IMPLIED_STEPS:
-        visits += (L - _IMPLIED_STEPS) * p
-        leaving += (L - _IMPLIED_STEPS) * p
+        tail /= _IMPLIED_TAIL
+        visits += (L - _IMPLIED_STEPS) * tail
+        leaving += (L - 1 - _IMPLIED_STEPS) * tail
     scale = n_rows / L
     return visits * scale, startprob * float(n_seq), (leaving * scale)[:, None] * transmat
 
@@ -677,7 +683,8 @@ class _BaseHMM(BaseEstimator):
                           "n_features_in_", "monitor_history_", "startprob_posterior_",
                           "transmat_posterior_", "emission_posterior_", "posterior_samples_",
                           "n_relabelled_", "log_joint_", "mixing_", "rhat_", "ess_",
-                          "converged_", "n_rows_seen_", "n_sequences_seen_", "family_prior_")
+                          "converged_", "n_rows_seen_", "n_sequences_seen_", "n_steps_",
+                          "family_prior_")
     _emission_attributes = ()
 
     _fitted_attributes = _common_attributes
@@ -768,6 +775,7 @@ class _BaseHMM(BaseEstimator):
         m.iter = len(m.history)
         self._monitor = m
         self._fitted_method = self.method
+        self._fit_config = self._stream_config()    # partial_fit's "refit required"
 
     # ------------------------------------------------------------ hooks
     def _prepare_fit(self, X):
@@ -854,11 +862,6 @@ class _BaseHMM(BaseEstimator):
         Gaussians' reference point and mean field's default prior the moments of
         every row; gibbs and the Variational* models need an array."""
         K, m = self._check_common()
-        for name in self._stale_attributes:
-            self.__dict__.pop(name, None)       # a previous fit's, by another method
-        self._stream = None                     # a later partial_fit continues this fit
-        self._fit_config = self._stream_config()
-        self.__dict__.pop("_prior", None)
         threads = default_n_threads(self.n_threads)
         source = sequence_source(X, lengths)
         if source is None:
@@ -881,6 +884,11 @@ class _BaseHMM(BaseEstimator):
             N, n_seq, constant = survey.summary.n, survey.n_seq, survey.log_h
             data = SequenceStream(source, self, fam, N, threads)
             offsets = None
+        # the input validated: a previous fit's state goes (a fit refused leaves the
+        # model as it was, partial_fit's continuation included)
+        for name in self._stale_attributes:
+            self.__dict__.pop(name, None)       # a previous fit's, by another method
+        self._stream = None                     # a later partial_fit continues this fit
         # hmmlearn's random streams: the chain's start from check_random_state(random_state),
         # the emissions' from another (an int seed starts both afresh; k-means takes
         # random_state itself), so that a start equals hmmlearn's for the same seed
@@ -901,6 +909,7 @@ class _BaseHMM(BaseEstimator):
         self.n_rows_seen_, self.n_sequences_seen_ = float(N), float(n_seq)
         if m.update == "sample":
             self._gibbs(engine, fam, chain, data, offsets, params, rs)
+            self._fitted_stream(None, 0)
             return self
         self._monitor = ConvergenceMonitor(self.tol, self.n_iter, self.verbose)
         monitor = self._monitor
@@ -925,10 +934,8 @@ class _BaseHMM(BaseEstimator):
         else:
             res = run_iterations(step, params, self.n_iter, 0.0, callback=stop)
             res_params, trace = res.params, res.trace
-        if engine.posterior and variational is None:
-            # saved (family_prior_): partial_fit continues with it (the Variational*
-            # models keep theirs under hmmlearn's names, and have no partial_fit)
-            self._prior = engine.prior
+        self._fitted_stream(engine.prior if engine.posterior and variational is None
+                            else None, 0)
         trace.objective = [o / N for o in trace.objective]
         self._set_fitted(fam, engine, chain, res_params)
         self._finish(fam, trace)
@@ -959,9 +966,21 @@ class _BaseHMM(BaseEstimator):
             nk, start, trans = _implied_counts(startprob, transmat, seen, n_seq)
             S = fam.initial_statistics(theta, nk)
         stats = HMMStats(S, np.asarray(nk, dtype=np.float64), start, trans, np.zeros(3), seen)
-        stream = Stepwise(engine, params, stats, t=1, seen=seen)
+        # a fit counts as one step; a partial_fit stream continues at its own step
+        stream = Stepwise(engine, params, stats, t=max(int(self.n_steps_), 1), seen=seen)
         stream.extra["n_seq"] = n_seq
         return stream
+
+    def _fitted_stream(self, prior, steps):
+        """What partial_fit reads of a fit or a step that ran: the configuration it
+        ran with, mean field's prior (saved as family_prior_) and the stream's steps
+        (n_steps_: 0 after fit)."""
+        self._fit_config = self._stream_config()
+        if prior is None:
+            self.__dict__.pop("_prior", None)
+        else:
+            self._prior = prior
+        self.n_steps_ = int(steps)
 
     @staticmethod
     def _implied_chain(params):
@@ -1092,8 +1111,7 @@ class _BaseHMM(BaseEstimator):
         self._stream = stream
         stream.extra["n_seq"] += len(offsets) - 1
         self.n_rows_seen_, self.n_sequences_seen_ = stream.seen, stream.extra["n_seq"]
-        if engine.posterior:
-            self._prior = engine.prior
+        self._fitted_stream(engine.prior if engine.posterior else None, stream.t)
         self._set_fitted(fam, engine, engine.chain, new)
         # the run of partial_fit steps (a fit's own history is not continued): one
         # entry a step in monitor_ and trace_, n_iter_ the steps taken
