@@ -1053,9 +1053,9 @@ class _BaseHMM(BaseEstimator):
         the statistics of the rows it was fitted to, at step max(n_steps_, 1)
         (n_steps_ = 0 after fit: _stream_from_fit), so that the first step after
         fit is the same in memory and after load, and a saved stream keeps its step
-        sizes.  The family is fixed by the first batch (a categorical's symbols: set n_features to the alphabet's size); changing a
-        parameter that shapes the statistics (n_components, method,
-        covariance_type, ...) between calls is an error ("refit required"), not a
+        sizes.  The family is fixed by the first batch (a categorical's symbols: set
+        n_features to the alphabet's size); changing a parameter that shapes the
+        statistics (n_components, method, covariance_type, ...) between calls is an error ("refit required"), not a
         silent restart.  Not for gibbs or the Variational* models."""
         K, m = self._check_common()
         if m.update == "sample" or getattr(self, "_variational_start", None) is not None:
