@@ -1055,8 +1055,9 @@ class _BaseHMM(BaseEstimator):
         fit is the same in memory and after load, and a saved stream keeps its step
         sizes.  The family is fixed by the first batch (a categorical's symbols: set
         n_features to the alphabet's size); changing a parameter that shapes the
-        statistics (n_components, method, covariance_type, ...) between calls is an error ("refit required"), not a
-        silent restart.  Not for gibbs or the Variational* models."""
+        statistics (n_components, method, covariance_type, ...) between calls is an
+        error ("refit required"), not a silent restart.  Not for gibbs or the
+        Variational* models."""
         K, m = self._check_common()
         if m.update == "sample" or getattr(self, "_variational_start", None) is not None:
             raise ValueError(f"partial_fit is not available for {type(self).__name__}"
