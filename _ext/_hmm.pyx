@@ -93,9 +93,9 @@
 # SEQ_PART rows (a sequence longer than that is a partition of its own) -- fixed
 # by the offsets alone; SEQ_PART = LANE_ROWS, so that a partition of short
 # sequences is one group of lanes (up to LANES of them); threads take partitions
-# dynamically in rounds, each into its own slot, and the slots are added in partition order (as _driver.pxd's
-# run_partitions does for rows), so every output is bitwise the same for any
-# n_threads, and (above) for any checkpoint threshold.
+# dynamically in rounds, each into its own slot, and the slots are added in
+# partition order (as _driver.pxd's run_partitions does for rows), so every output
+# is bitwise the same for any n_threads, and (above) for any checkpoint threshold.
 #
 # Memory: per thread, for a sequence cut into nb blocks of B rows, 3 (B + 1) K + nb K
 # doubles (lp, alpha, pred -- each with one carry row -- and the checkpoints) and
