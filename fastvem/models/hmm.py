@@ -1066,9 +1066,8 @@ class _BaseHMM(BaseEstimator):
         schedule = stepwise_schedule(self)
         stream = self.__dict__.get("_stream")
         threads = default_n_threads(self.n_threads)
-        # the configuration of the running statistics, or of the fit they continue
-        config = stream.extra["config"] if stream is not None else \
-            self.__dict__.get("_fit_config")
+        # the configuration of the fit or the steps the statistics come from
+        config = self.__dict__.get("_fit_config")
         if config is not None and config != self._stream_config():
             changed = sorted(k for k, v in self._stream_config().items()
                              if config.get(k) != v)
@@ -1096,7 +1095,6 @@ class _BaseHMM(BaseEstimator):
                                               len(offsets) - 1)
                 stream = Stepwise(engine, params)
                 stream.extra["n_seq"] = 0.0
-            stream.extra["config"] = self._stream_config()
         else:
             engine = stream.engine
             fam = engine.family
