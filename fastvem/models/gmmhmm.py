@@ -129,17 +129,26 @@ _LP_LIMIT = 1e150                   # |log-density| the unit family's squares ho
 _CHUNK = 1 << 20                    # doubles of a chunk of component log-densities
 
 
+def _expanded(start, trans, weights, combine):
+    """The expanded chain over the K M states (k, m), k major, from the states'
+    start (K), transitions (K x K) and mixture weights (K x M) combined by
+    `combine` (np.multiply on probabilities, np.add on logs): start[k] o w[k, m]
+    and trans[j, k] o w[k, m'] for the move (j, m) -> (k, m')."""
+    K, M = weights.shape
+    s = combine(start[:, None], weights).reshape(K * M)
+    t = np.broadcast_to(combine(trans[:, None, :, None], weights[None, None, :, :]),
+                        (K, M, K, M))
+    return s, t.reshape(K * M, K * M)
+
+
 def expanded_log_params(startprob, transmat, weights, floor=False):
     """(log_start', log_trans') of the expanded chain over the K M states (k, m),
     k major: log startprob[k] + log weights[k, m] and
     log transmat[j, k] + log weights[k, m'] for the move (j, m) -> (k, m').  -inf
     where a probability is 0, or LOG_FLOOR there when floor (vem)."""
-    K, M = weights.shape
     with np.errstate(divide="ignore"):
         lpi, lA, lw = np.log(startprob), np.log(transmat), np.log(weights)
-    ls = (lpi[:, None] + lw).reshape(K * M)
-    lt = np.broadcast_to(lA[:, None, :, None] + lw[None, None, :, :], (K, M, K, M))
-    lt = lt.reshape(K * M, K * M)
+    ls, lt = _expanded(lpi, lA, lw, np.add)
     if floor:
         ls, lt = np.maximum(ls, LOG_FLOOR), np.maximum(lt, LOG_FLOOR)
     return (np.ascontiguousarray(ls, dtype=np.float64),
@@ -535,11 +544,7 @@ class GMMHMM(_RealRows, _BaseHMM):
         """The expanded chain's (startprob, transmat) over the K M (state, component)
         pairs, and theta: what partial_fit's counts from the parameters read."""
         startprob, transmat, weights, theta = params
-        K, M = weights.shape
-        start = (startprob[:, None] * weights).ravel()
-        trans = np.broadcast_to(transmat[:, None, :, None] * weights[None, None, :, :],
-                                (K, M, K, M)).reshape(K * M, K * M)
-        return start, trans, theta
+        return _expanded(startprob, transmat, weights, np.multiply) + (theta,)
 
     # ----------------------------------------------------------- predictions
     def _state_log_densities(self, fam, data, weights, theta, n_threads):
