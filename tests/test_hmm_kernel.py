@@ -1,5 +1,7 @@
 """The compiled HMM kernel (_ext/_hmm.pyx) against the NumPy oracle
 (tests/oracle_hmm.py), brute-force enumeration and hmmlearn."""
+import zlib
+
 import numpy as np
 import pytest
 from scipy.special import gammaln
@@ -129,6 +131,14 @@ def split(a, off):
     return [a[off[i]:off[i + 1]] for i in range(len(off) - 1)]
 
 
+def _seed(*key):
+    """A seed from the case's key, the same in every process (hash() of a str is
+    salted per process: the data, and so a tolerance-stopped comparison such as
+    vem's -- where about one draw in 300 stops kernel and oracle a sweep apart --,
+    changed from run to run)."""
+    return zlib.crc32(repr(key).encode())
+
+
 def oracle(case, ls, lt, off, sw=None, mode=0, **kw):
     return orc.oracle_pass(split(case.logB, off), split(case.T, off), split(case.logh, off),
                            ls, lt, sw, mode, **kw)
@@ -163,7 +173,7 @@ def test_oracle_matches_enumeration():
 @pytest.mark.parametrize("name,f32", CASES)
 @pytest.mark.parametrize("weighted", [False, True])
 def test_forward_backward_matches_oracle(name, f32, weighted):
-    rng = np.random.default_rng(abs(hash((name, f32, weighted))) % 2**32)
+    rng = np.random.default_rng(_seed(name, f32, weighted))
     off = offsets_of(LENGTHS)
     case = Case(name, off[-1], rng, f32)
     ls, lt = chain(rng, forbid=name == "poisson")
@@ -226,7 +236,7 @@ def _sub_case(case, sl):
 # ---------------------------------------------------------------- argmax (mode 1)
 @pytest.mark.parametrize("name,f32", CASES)
 def test_viterbi_matches_oracle(name, f32):
-    rng = np.random.default_rng(abs(hash((name, f32, "v"))) % 2**32)
+    rng = np.random.default_rng(_seed(name, f32, "v"))
     off = offsets_of(LENGTHS)
     case = Case(name, off[-1], rng, f32)
     ls, lt = chain(rng, forbid=True)
@@ -248,7 +258,7 @@ def test_viterbi_matches_oracle(name, f32):
 # ---------------------------------------------------------------- vem (mode 3)
 @pytest.mark.parametrize("name", ["gaussian_diag", "categorical", "product"])
 def test_vem_matches_oracle_and_bounds_the_likelihood(name):
-    rng = np.random.default_rng(abs(hash((name, "vem"))) % 2**32)
+    rng = np.random.default_rng(_seed(name, "vem"))
     off = offsets_of(LENGTHS)
     case = Case(name, off[-1], rng)
     ls, lt = chain(rng)
