@@ -70,6 +70,9 @@ cdef extern from "fv_lda.h" nogil:
     void fv_lda_gather_t_f(const float *eb, const int32_t *idx, const float *cnt, long n,
                            long npad, long K, float *GT, float *S, float *mx, double *lmax,
                            float *cp)
+    void fv_lda_eexp_d(const double *gA, double ps, double *eA, long nA)
+    unsigned int fv_fp_flush_subnormals()
+    void fv_fp_restore(unsigned int old)
     void fv_lda_add(double *b, const double *a, long K)
     void fv_lda_axpy_d(double *b, double r, const double *e, long K)
     void fv_lda_axpy_f(double *b, double r, const float *e, long K)
@@ -83,12 +86,12 @@ cdef extern from "fv_lda.h" nogil:
     void fv_lda_effective_row_f(const double *S, double a, double b, const double *ps,
                                 float *out, long K, int posterior)
     long fv_lda_sparse_d(const double *GT, const double *c, long n, long K,
-                         const double *alpha, const double *psa, const double *lmax,
-                         double *gamma, long max_iter, double tol, double eps, double *vA,
+                         const double *alpha, const double *psa, const double *lal,
+                         const double *lmax, double *gamma, long max_iter, double tol, double eps, double *vA,
                          double *r, double *dw, int *act, int *on, int *dl, long *n_active)
     long fv_lda_sparse_f(const float *GT, const float *c, long n, long K,
-                         const double *alpha, const double *psa, const double *lmax,
-                         float *gamma, long max_iter, double tol, float eps, float *vA,
+                         const double *alpha, const double *psa, const double *lal,
+                         const double *lmax, float *gamma, long max_iter, double tol, float eps, float *vA,
                          float *r, double *dw, int *act, int *on, int *dl, long *n_active)
 
 cdef enum:
@@ -141,6 +144,14 @@ def digamma_array(const double[::1] x, double[::1] out):
     check_len("digamma_array", "out", out.shape[0], x.shape[0], "the length of x")
     for i in range(x.shape[0]):
         out[i] = digamma(x[i])
+
+
+def exp_digamma_array(const double[::1] x, double ps, double[::1] out):
+    """exp(psi(x) - ps) elementwise, as the active-topic sweep computes its e (exposed
+    for the tests against scipy)."""
+    check_len("exp_digamma_array", "out", out.shape[0], x.shape[0], "the length of x")
+    if x.shape[0] > 0:
+        fv_lda_eexp_d(&x[0], ps, &out[0], x.shape[0])
 
 
 cdef inline double _expect_log(floating *gamma, const double *alpha, floating *e, double *elog,
@@ -207,7 +218,8 @@ cdef int _one_doc(const int32_t *idx, const floating *cnt, Py_ssize_t n,
                   const floating *eb, const double *alpha, floating *gamma, Py_ssize_t K,
                   int hard, int max_iter, double tol, floating eps,
                   floating *e, floating *t, double *elog, floating *G, floating *rb,
-                  floating *cp, const double *psa, const double *lga, double *dw, int *ia,
+                  floating *cp, const double *psa, const double *lal, const double *lga,
+                  double *dw, int *ia,
                   long *nact, double *out) noexcept nogil:
     """The fixed point of one document; gamma (K) is the start and is overwritten.
     out[0] += word term, out[1] += Dirichlet term; elog holds E log theta at exit.
@@ -216,7 +228,7 @@ cdef int _one_doc(const int32_t *idx, const floating *cnt, Py_ssize_t n,
     0, topic rows 0); at exit the active topics are ia[0..nact), and G + np K holds
     norm_j + eps over them (for _doc_r_e).  Otherwise nact = -1.
     Workspace: t (3K), G (2 np K + np + 1), rb, cp (np + 1 each), dw (7K), ia (3K);
-    psa[k] = psi(alpha_k), lga[k] = lgamma(alpha_k).  Returns the number of inner
+    psa[k] = psi(alpha_k), lal[k] = log(alpha_k), lga[k] = lgamma(alpha_k).  Returns the number of inner
     iterations."""
     cdef Py_ssize_t j, k, it, best
     cdef const floating *row
@@ -230,11 +242,11 @@ cdef int _one_doc(const int32_t *idx, const floating *cnt, Py_ssize_t n,
         # the document's topic rows (K x np) and log max_j, gathered once
         if floating is float:
             fv_lda_gather_t_f(eb, idx, cnt, n, np_, K, G, nrm, t, dw + 6 * K, cp)
-            it = fv_lda_sparse_f(G, cp, np_, K, alpha, psa, dw + 6 * K, gamma, max_iter, tol,
+            it = fv_lda_sparse_f(G, cp, np_, K, alpha, psa, lal, dw + 6 * K, gamma, max_iter, tol,
                                  eps, eA, rb, dw, ia, ia + K, ia + 2 * K, nact)
         else:
             fv_lda_gather_t_d(eb, idx, cnt, n, np_, K, G, nrm, t, dw + 6 * K, cp)
-            it = fv_lda_sparse_d(G, cp, np_, K, alpha, psa, dw + 6 * K, gamma, max_iter, tol,
+            it = fv_lda_sparse_d(G, cp, np_, K, alpha, psa, lal, dw + 6 * K, gamma, max_iter, tol,
                                  eps, eA, rb, dw, ia, ia + K, ia + 2 * K, nact)
         _expect_log(gamma, alpha, e, elog, K, hard)
         # the bound terms at the final gamma, the word term over the active topics
@@ -484,9 +496,12 @@ def doc_fixed_point(const cnp.int64_t[::1] indptr, const cnp.int32_t[::1] indice
     cdef int *ia
     cdef double[::1] psa = np.empty(max(K, 1))
     cdef double[::1] lga = np.empty(max(K, 1))
+    cdef double[::1] lal = np.empty(max(K, 1))
     cdef long nact
+    cdef unsigned int csr = 0
     for k in range(K):
         psa[k] = digamma(alpha[k])
+        lal[k] = log(alpha[k])
         lga[k] = lgamma(<double>(<floating>alpha[k]))
     with nogil:
         if soft_stats:
@@ -514,6 +529,8 @@ def doc_fixed_point(const cnp.int64_t[::1] indptr, const cnp.int32_t[::1] indice
                 G = <floating *>malloc((2 * max_np * K + max_np + 1) * sizeof(floating))
                 rb = <floating *>malloc((max_np + 1) * sizeof(floating))
                 cp = <floating *>malloc((max_np + 1) * sizeof(floating))
+                if floating is float:
+                    csr = fv_fp_flush_subnormals()
                 for t in prange(P, schedule='dynamic', chunksize=1):
                     p = wave + t
                     if p >= n_parts:
@@ -537,7 +554,7 @@ def doc_fixed_point(const cnp.int64_t[::1] indptr, const cnp.int32_t[::1] indice
                             pt[2] += _one_doc(&indices[indptr[d]], &data[indptr[d]],
                                               indptr[d + 1] - indptr[d], &eb[0, 0], &alpha[0],
                                               &gamma[d, 0], K, hard, max_iter, tol, eps,
-                                              e, tt, elog, G, rb, cp, &psa[0], &lga[0], dw,
+                                              e, tt, elog, G, rb, cp, &psa[0], &lal[0], &lga[0], dw,
                                               ia, &nact, tmp)
                             _doc_terms(&indices[indptr[d]], &data[indptr[d]],
                                        indptr[d + 1] - indptr[d], &eb[0, 0], &alpha[0],
@@ -552,7 +569,7 @@ def doc_fixed_point(const cnp.int64_t[::1] indptr, const cnp.int32_t[::1] indice
                                                   indptr[d + 1] - indptr[d], &eb[0, 0],
                                                   &alpha[0], &gamma[d, 0], K, hard, max_iter,
                                                   0.0, eps, e, tt, elog, G, rb, cp, &psa[0],
-                                                  &lga[0], dw, ia, &nact, tmp)
+                                                  &lal[0], &lga[0], dw, ia, &nact, tmp)
                             if tmp[2] + tmp[3] > tmp[0] + tmp[1]:
                                 for k in range(K):
                                     gamma[d, k] = g0[k]
@@ -568,7 +585,7 @@ def doc_fixed_point(const cnp.int64_t[::1] indptr, const cnp.int32_t[::1] indice
                             pt[2] += _one_doc(&indices[indptr[d]], &data[indptr[d]],
                                               indptr[d + 1] - indptr[d], &eb[0, 0], &alpha[0],
                                               &gamma[d, 0], K, hard, max_iter, tol, eps,
-                                              e, tt, elog, G, rb, cp, &psa[0], &lga[0], dw,
+                                              e, tt, elog, G, rb, cp, &psa[0], &lal[0], &lga[0], dw,
                                               ia, &nact, pt)
                         for k in range(K):
                             pt[3 + k] += elog[k]
@@ -588,6 +605,8 @@ def doc_fixed_point(const cnp.int64_t[::1] indptr, const cnp.int32_t[::1] indice
                                     n_words[t] += 1
                             _doc_stats(&indices[indptr[d]], &data[indptr[d]],
                                        indptr[d + 1] - indptr[d], &eb[0, 0], K, e, sl, bf)
+                if floating is float:
+                    fv_fp_restore(csr)
                 free(e)
                 free(tt)
                 free(dw)

@@ -10,6 +10,35 @@
 #if defined(__AVX512F__)
 #include <immintrin.h>
 #endif
+#if defined(__SSE__)
+#include <xmmintrin.h>
+#endif
+
+/* float32 fixed points run with subnormals flushed to zero (FTZ and DAZ in the calling
+ * thread's MXCSR; the previous word is returned for fv_fp_restore).  After a few passes
+ * exp(E log beta) of a rare word falls below FLT_MIN (1.2e-38), and every product and
+ * sum with such a value takes a microcode assist: the late passes ran 3.4x slower per
+ * sweep in float32 than in float64.  Only values below 1.2e-38 change, and they are
+ * absorbed anyway: each norm carries + eps (1.2e-7) and each gamma_k + alpha_k. */
+static inline unsigned int fv_fp_flush_subnormals(void)
+{
+#if defined(__SSE__)
+    unsigned int old = _mm_getcsr();
+    _mm_setcsr(old | 0x8040u);
+    return old;
+#else
+    return 0u;
+#endif
+}
+
+static inline void fv_fp_restore(unsigned int old)
+{
+#if defined(__SSE__)
+    _mm_setcsr(old);
+#else
+    (void)old;
+#endif
+}
 
 static inline __attribute__((always_inline)) double fv_digamma(double x)
 {
@@ -434,7 +463,41 @@ static FV_LDA_WIDE void NAME(const double *__restrict gA, double ps,            
     for (long i = 0; i < nA; i++) eA[i] = (T)fv_exp(elogA[i]);                           \
 }
 FV_LDA_ELOG_EXP(fv_lda_elog_exp_d, double)
-FV_LDA_ELOG_EXP(fv_lda_elog_exp_f, float)
+
+/* eA[i] = exp(psi(gA[i]) - ps), i < nA, without the log of psi: with y = x + 6,
+ * psi(x) = log y - h(1/y) - Q'(x)/Q(x) (h the asymptotic series of fv_digamma, Q(x) =
+ * x(x+1)...(x+5)), so exp(psi(x) - ps) = y exp(-(h + Q'/Q + ps)): one exp and one
+ * division per element instead of fv_digamma's three divisions and a log and then
+ * an exp.  The sweep needs only e (its drop test compares e R with exp of the
+ * threshold); the log-domain values are computed once at exit (fv_expect_log_*).
+ * 1/y and Q'/Q share the division: each factor of Q is scaled by 2^-E (y = 2^E u,
+ * u in [1, 2); exact) so that u Q 2^-6E stays of order one for any x > 0.  Relative
+ * accuracy a few ulp of the argument of exp, as exp(fv_digamma(x) - ps). */
+#define FV_LDA_EEXP(NAME, T)                                                              \
+static FV_LDA_WIDE void NAME(const double *__restrict gA, double ps, T *__restrict eA,    \
+                             long nA)                                                     \
+{                                                                                         \
+    _Pragma("omp simd")                                                                   \
+    for (long i = 0; i < nA; i++) {                                                       \
+        double x = gA[i], y = x + 6.0;                                                    \
+        double xq = x < 1e40 ? x : 1e40;        /* Q'/Q < 1e-39 past it */                \
+        double a = xq * (xq + 5.0), b = (xq + 1.0) * (xq + 4.0);                          \
+        double c = (xq + 2.0) * (xq + 3.0);                                               \
+        double q = a * b * c;                                                             \
+        double dq = (2.0 * xq + 5.0) * (b * c + a * c + a * b);                           \
+        double f = 1.0 / y, qq = dq / q;                                                  \
+        double f2 = f * f, p = 1.0 / 12.0;                                                \
+        p = 691.0 / 32760.0 - f2 * p;                                                     \
+        p = 1.0 / 132.0 - f2 * p;                                                         \
+        p = 1.0 / 240.0 - f2 * p;                                                         \
+        p = 1.0 / 252.0 - f2 * p;                                                         \
+        p = 1.0 / 120.0 - f2 * p;                                                         \
+        p = 1.0 / 12.0 - f2 * p;                                                          \
+        eA[i] = (T)(y * fv_exp(-((0.5 * f + f2 * p) + qq + ps)));                         \
+    }                                                                                     \
+}
+FV_LDA_EEXP(fv_lda_eexp_d, double)
+FV_LDA_EEXP(fv_lda_eexp_f, float)
 
 /* elog[k] = psi(gamma_k) - psi(sum gamma); e[k] = exp(elog[k]).  Returns sum gamma. */
 static inline double fv_expect_log_d(const double *gamma, double *e, double *elog, long K)
@@ -471,36 +534,38 @@ static inline double fv_expect_log_d(const double *gamma, double *e, double *elo
  * alA (its alpha) and thA = log tau - margin - log M (its drop threshold), so that the
  * update and the drop test run as vector loops; gamma[act[i]] is written back when a
  * topic is dropped and at exit. */
-#define FV_LDA_SPARSE(NAME, T, PASS, ELOG, ULP)                                           \
+#define FV_LDA_SPARSE(NAME, T, PASS, EEXP, ULP)                                           \
 static inline long NAME(const T *__restrict GT, const T *__restrict c, long n, long K,    \
                         const double *__restrict alpha, const double *__restrict psa,     \
-                        const double *__restrict lmax,                                    \
+                        const double *__restrict lal, const double *__restrict lmax,      \
                         T *__restrict gamma, long max_iter, double tol, T eps,            \
                         T *__restrict vA, T *__restrict r, double *__restrict dw,         \
                         int *__restrict act, int *__restrict on, int *__restrict dl,      \
                         long *n_active)                                                   \
 {                                                                                         \
     T *eA = vA, *tA = vA + K;                                                             \
-    double *elogA = dw, *pin = dw + K, *ltau = dw + 2 * K, *gA = dw + 3 * K;              \
-    double *alA = dw + 4 * K, *thA = dw + 5 * K;                                          \
+    double *pin = dw + K, *ltau = dw + 2 * K, *gA = dw + 3 * K;     /* dw[0, K): free */ \
+    double *alA = dw + 4 * K, *ethA = dw + 5 * K;                                         \
     const double margin = 2.772588722239781;   /* log 16 */                               \
     double cmin = HUGE_VAL, s, ps, change, R, logR, soff = 0.0, H = -HUGE_VAL;            \
     long nA = K, nd = 0, it = 0, i, j, k, m, added;                                       \
     int drop;                                                                             \
     for (j = 0; j < n; j++) if (c[j] > 0 && c[j] < cmin) cmin = c[j];                     \
+    /* log min(alpha_k, cmin / K) = min(log alpha_k, log(cmin / K)): log is monotone */   \
+    const double lc = log(cmin / (double)K);                                              \
     for (k = 0; k < K; k++) {                                                             \
-        double tk = cmin / (double)K;                                                     \
-        ltau[k] = log(alpha[k] < tk ? alpha[k] : tk) - (ULP) * 0.6931471805599453;        \
+        ltau[k] = (lal[k] < lc ? lal[k] : lc) - (ULP) * 0.6931471805599453;               \
         act[k] = (int)k;                                                                  \
         on[k] = 1;                                                                        \
         gA[k] = gamma[k];                                                                 \
         alA[k] = alpha[k];                                                                \
-        thA[k] = ltau[k] - margin - lmax[k];                                              \
     }                                                                                     \
+    _Pragma("omp simd")                                                                   \
+    for (k = 0; k < K; k++) ethA[k] = fv_exp(ltau[k] - margin - lmax[k]);                 \
     s = 0.0;                                                                              \
     for (k = 0; k < K; k++) s += gamma[k];                                                \
     ps = fv_digamma(s);                                                                   \
-    ELOG(gA, ps, elogA, eA, nA);                                                          \
+    EEXP(gA, ps, eA, nA);                                                                 \
     while (it < max_iter) {                                                               \
         it++;                                                                             \
         for (;;) {                                                                        \
@@ -520,9 +585,8 @@ static inline long NAME(const T *__restrict GT, const T *__restrict c, long n, l
                 act[nA] = (int)k;                                                         \
                 gA[nA] = gamma[k];                                                        \
                 alA[nA] = alpha[k];                                                       \
-                thA[nA] = ltau[k] - margin - lmax[k];                                     \
-                elogA[nA] = pin[k] - ps;                                                  \
-                eA[nA] = (T)fv_exp(elogA[nA]);                                            \
+                ethA[nA] = fv_exp(ltau[k] - margin - lmax[k]);                            \
+                eA[nA] = (T)fv_exp(pin[k] - ps);                                          \
                 nA++;                                                                     \
                 added++;                                                                  \
             }                                                                             \
@@ -552,29 +616,28 @@ static inline long NAME(const T *__restrict GT, const T *__restrict c, long n, l
         }                                                                                 \
         s += soff;                                                                        \
         ps = fv_digamma(s);                                                               \
-        ELOG(gA, ps, elogA, eA, nA);                                                      \
+        EEXP(gA, ps, eA, nA);                                                             \
         if (change / K < tol) break;                                                      \
         drop = 0;                                                                         \
         _Pragma("omp simd reduction(|:drop)")                                             \
-        for (i = 0; i < nA; i++) drop |= elogA[i] + logR < thA[i];                        \
+        for (i = 0; i < nA; i++) drop |= (double)eA[i] * R < ethA[i];                     \
         if (!drop) continue;                                                              \
         m = 0;                                                                            \
         for (i = 0; i < nA; i++) {                                                        \
             k = act[i];                                                                   \
-            if (elogA[i] + logR < thA[i]) {                                               \
+            if ((double)eA[i] * R < ethA[i]) {                                            \
                 on[k] = 2;                                                                \
                 dl[nd++] = (int)k;                                                        \
                 gamma[k] = (T)gA[i];                                                      \
-                pin[k] = elogA[i] + ps;                                                   \
+                pin[k] = fv_digamma(gA[i]);                                               \
                 double h = pin[k] + lmax[k] - ltau[k];                                    \
                 H = h > H ? h : H;                                                        \
             } else {                                                                      \
                 act[m] = (int)k;                                                          \
                 eA[m] = eA[i];                                                            \
-                elogA[m] = elogA[i];                                                      \
                 gA[m] = gA[i];                                                            \
                 alA[m] = alA[i];                                                          \
-                thA[m] = thA[i];                                                          \
+                ethA[m] = ethA[i];                                                        \
                 m++;                                                                      \
             }                                                                             \
         }                                                                                 \
@@ -587,8 +650,8 @@ static inline long NAME(const T *__restrict GT, const T *__restrict c, long n, l
     *n_active = nA;                                                                       \
     return it;                                                                            \
 }
-FV_LDA_SPARSE(fv_lda_sparse_d, double, fv_lda_pass_act_d, fv_lda_elog_exp_d, 54)
-FV_LDA_SPARSE(fv_lda_sparse_f, float, fv_lda_pass_act_f, fv_lda_elog_exp_f, 25)
+FV_LDA_SPARSE(fv_lda_sparse_d, double, fv_lda_pass_act_d, fv_lda_eexp_d, 54)
+FV_LDA_SPARSE(fv_lda_sparse_f, float, fv_lda_pass_act_f, fv_lda_eexp_f, 25)
 
 /* A topic row of the online mini-batch: out_k = exp(psi(a S_k + b) - ps_k) (posterior)
  * or (a S_k + b) ps_k with ps_k = 1 / total_k. */

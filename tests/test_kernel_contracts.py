@@ -123,6 +123,8 @@ def lda_args(entry, n_docs=40, V=30, K=3, seed=0):
         wlist, wcnt, wlen, _ = word_topic_lists(nwk)
         return dict(wlist=wlist, wcnt=wcnt, wlen=wlen, acc=np.zeros((V, K)), add=True,
                     eta=0.05, n_threads=2)
+    if entry == "exp_digamma_array":
+        return dict(x=rng.uniform(0.1, 20, 11), ps=1.5, out=np.empty(11))
     assert entry == "digamma_array"
     return dict(x=rng.uniform(0.1, 20, 11), out=np.empty(11))
 
@@ -133,6 +135,7 @@ ENTRIES = {
     "count_histogram": _lda.count_histogram, "local_vocabulary": _lda.local_vocabulary,
     "lazy_effective": _lda.lazy_effective, "lazy_add": _lda.lazy_add,
     "gibbs_word_terms": _lda.gibbs_word_terms, "digamma_array": _lda.digamma_array,
+    "exp_digamma_array": _lda.exp_digamma_array,
 }
 GAUSSIAN = ("fit_pass", "accumulate", "estep")
 
@@ -181,6 +184,7 @@ PERTURBED = {
                  ("eb", (0, 1))],
     "gibbs_word_terms": [("wlist", (0, 1)), ("wcnt", (0, 1)), ("wlen", (0,)), ("acc", (0, 1))],
     "digamma_array": [("x", (0,)), ("out", (0,))],
+    "exp_digamma_array": [("x", (0,)), ("out", (0,))],
 }
 
 

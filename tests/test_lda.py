@@ -142,6 +142,31 @@ def test_digamma_kernel_accuracy():
     assert np.all(np.abs(out - psi(x)) <= 1e-12 * np.maximum(1.0, np.abs(psi(x))))
 
 
+@pytest.mark.parametrize("ps", [-20.0, 0.0, 1.5, 14.0])
+def test_exp_digamma_kernel_accuracy(ps):
+    """The sweep's e = exp(psi(x) - ps), computed without psi's log (y exp(-(h + Q'/Q +
+    ps))), against scipy from tiny gamma (where it underflows) to 1e300 (past the point
+    where Q(x) = x (x+1) ... (x+5) alone would overflow): relative error within the
+    rounding of the terms of its argument, psi(x) and ps."""
+    from scipy.special import psi
+    from fastvem._ext import _lda
+    x = np.concatenate([np.logspace(-8, 4, 3000), np.logspace(4, 300, 300)])
+    out = np.empty_like(x)
+    _lda.exp_digamma_array(x, ps, out)
+    arg = psi(x) - ps
+    with np.errstate(over="ignore"):
+        ref = np.exp(arg)                    # inf past 1.8e308 (ps < 0 only)
+    keep = np.isfinite(ref)
+    assert keep.sum() > 3200
+    x, out, arg, ref = x[keep], out[keep], arg[keep], ref[keep]
+    assert np.all(np.isfinite(out)) and np.all(out >= 0)
+    tiny = ref < 1e-290                      # the kernel's exp flushes there to 0
+    np.testing.assert_array_less(out[tiny], 1e-280)
+    rel = np.abs(out[~tiny] - ref[~tiny]) / ref[~tiny]
+    scale = np.maximum.reduce([np.ones_like(x), np.abs(psi(x)), np.full_like(x, abs(ps))])
+    assert np.all(rel <= 1e-13 * scale[~tiny])
+
+
 # ---------------------------------------------------------------- monotone objectives
 @pytest.mark.parametrize("method,kw", [
     ("vem", {}), ("vem", {"learn_doc_topic_prior": "asymmetric"}),
@@ -260,6 +285,29 @@ def test_float32_and_input_forms(small_corpus):
     f = LDA(n_components=4, max_iter=5, random_state=0).fit(bow)
     np.testing.assert_allclose(f.components_, f64.components_, rtol=1e-12)
     np.testing.assert_allclose(f.transform(bow), f64.transform(X), rtol=1e-12)
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_float32_fit_with_subnormal_topics_restores_the_fp_mode(n_threads):
+    """float32 fixed points flush subnormals to zero (FTZ / DAZ) while they run: with a
+    tiny eta most exp(E log beta) fall below FLT_MIN after a few passes.  The thread that
+    called keeps its own floating-point mode (numpy in it still makes subnormals), and
+    the fit agrees with float64 as closely as float32 fits do."""
+    X, _ = make_lda_corpus(300, 2000, 8, doc_length=60, random_state=4)
+    kw = dict(n_components=8, max_iter=6, random_state=0, topic_word_prior=1e-4,
+              n_threads=n_threads)
+    f32 = LDA(**kw).fit(X.astype(np.float32))
+    assert (f32.exp_dirichlet_component_ < np.finfo(np.float32).tiny).mean() > 0.2
+    sub = np.array([1e-39], dtype=np.float32)
+    assert sub[0] > 0 and (sub * np.float32(1.0))[0] == sub[0]
+    f64 = LDA(**kw).fit(X.astype(np.float64))
+    big = f64.components_ > 1.0
+    rel = np.abs(f32.components_[big] - f64.components_[big]) / f64.components_[big]
+    # float32's own drift (its fixed points stop at tolerance 1e-3 in other sweeps) is
+    # ~4e-4 here, with or without the flush (the float32 fit is bitwise the one made
+    # before the flush was added)
+    assert np.median(rel) < 1e-3, np.median(rel)
+    np.testing.assert_allclose(f32.transform(X[:50]), f64.transform(X[:50]), atol=1e-2)
 
 
 def test_transform_score_perplexity_relations(small_corpus):
