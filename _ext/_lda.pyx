@@ -71,6 +71,7 @@ cdef extern from "fv_lda.h" nogil:
                            long npad, long K, float *GT, float *S, float *mx, double *lmax,
                            float *cp)
     void fv_lda_eexp_d(const double *gA, double ps, double *eA, long nA)
+    void *fv_lda_alloc64(size_t bytes)
     unsigned int fv_fp_flush_subnormals()
     void fv_fp_restore(unsigned int old)
     void fv_lda_add(double *b, const double *a, long K)
@@ -526,9 +527,10 @@ def doc_fixed_point(const cnp.int64_t[::1] indptr, const cnp.int32_t[::1] indice
                 elog = <double *>malloc(K * sizeof(double))
                 g0 = <floating *>malloc(K * sizeof(floating))
                 tmp = <double *>malloc(4 * sizeof(double))
-                G = <floating *>malloc((2 * max_np * K + max_np + 1) * sizeof(floating))
-                rb = <floating *>malloc((max_np + 1) * sizeof(floating))
-                cp = <floating *>malloc((max_np + 1) * sizeof(floating))
+                # 64-byte aligned: the sweeps load whole vectors from G, rb and cp
+                G = <floating *>fv_lda_alloc64((2 * max_np * K + max_np + 1) * sizeof(floating))
+                rb = <floating *>fv_lda_alloc64((max_np + 1) * sizeof(floating))
+                cp = <floating *>fv_lda_alloc64((max_np + 1) * sizeof(floating))
                 if floating is float:
                     csr = fv_fp_flush_subnormals()
                 for t in prange(P, schedule='dynamic', chunksize=1):
