@@ -528,7 +528,8 @@ static inline double fv_expect_log_d(const double *gamma, double *e, double *elo
  * topics: an upper bound on the dense r_j) that contribution is at most e_k M_k R,
  * so topic k may be skipped while
  *     log e_k + log M_k + log R < log tau_k,  tau_k = 2^-ULP min(alpha_k, c_min / K).
- * Active topics are dropped once they satisfy this with a margin of 2^-4 (state 2:
+ * Active topics are dropped once they satisfy this with a margin of 2^-4, tested as
+ * e_k R < exp(log tau_k - margin - log M_k) (the sweep keeps e, not its log; state 2:
  * gamma_k is set to alpha_k in the next sweep, state 0 after).  Skipped topics are
  * checked against the bound after every sweep with that sweep's R, in O(1) through
  * H >= max over them of log e_k + ps + log M_k - log tau_k, and put back (the sweep
@@ -538,11 +539,12 @@ static inline double fv_expect_log_d(const double *gamma, double *e, double *elo
  *
  * GT (K x n, n the padded token count: see fv_lda_norm_act) and lmax (K): from the
  * gather; c: n counts (0 for the padding); vA: 2K; r: n; dw: 6K doubles; act, on,
- * dl: K ints each; psa[k] = psi(alpha_k).  gamma (K) is the start and is overwritten;
+ * dl: K ints each; psa[k] = psi(alpha_k), lal[k] = log alpha_k.  gamma (K) is the
+ * start and is overwritten;
  * act[0..*n_active) are the active topics at exit.  Returns the number of sweeps.
  *
  * Per active slot i (topic act[i]) the sweep reads contiguous copies: gA (its gamma),
- * alA (its alpha) and thA = log tau - margin - log M (its drop threshold), so that the
+ * alA (its alpha) and ethA = exp(log tau - margin - log M) (its drop threshold), so that the
  * update and the drop test run as vector loops; gamma[act[i]] is written back when a
  * topic is dropped and at exit. */
 #define FV_LDA_SPARSE(NAME, T, PASS, EEXP, ULP)                                           \
