@@ -500,6 +500,9 @@ def doc_fixed_point(const cnp.int64_t[::1] indptr, const cnp.int32_t[::1] indice
     cdef double[::1] lal = np.empty(max(K, 1))
     cdef long nact
     cdef unsigned int csr = 0
+    # set by a thread whose work buffers could not be allocated (MemoryError after)
+    cdef int[::1] no_mem = np.zeros(1, dtype=np.intc)
+    cdef bint have
     for k in range(K):
         psa[k] = digamma(alpha[k])
         lal[k] = log(alpha[k])
@@ -531,11 +534,16 @@ def doc_fixed_point(const cnp.int64_t[::1] indptr, const cnp.int32_t[::1] indice
                 G = <floating *>fv_lda_alloc64((2 * max_np * K + max_np + 1) * sizeof(floating))
                 rb = <floating *>fv_lda_alloc64((max_np + 1) * sizeof(floating))
                 cp = <floating *>fv_lda_alloc64((max_np + 1) * sizeof(floating))
+                have = (e != NULL and tt != NULL and dw != NULL and ia != NULL
+                        and elog != NULL and g0 != NULL and tmp != NULL and G != NULL
+                        and rb != NULL and cp != NULL)
+                if not have:
+                    no_mem[0] = 1
                 if floating is float:
                     csr = fv_fp_flush_subnormals()
                 for t in prange(P, schedule='dynamic', chunksize=1):
                     p = wave + t
-                    if p >= n_parts:
+                    if p >= n_parts or not have:
                         continue
                     pt = &ptot[t, 0]
                     sl = &slot[t, 0]
@@ -619,6 +627,8 @@ def doc_fixed_point(const cnp.int64_t[::1] indptr, const cnp.int32_t[::1] indice
                 free(G)
                 free(rb)
                 free(cp)
+            if no_mem[0]:
+                break
             # reduce the round's partitions in partition order: the totals serially, the
             # statistics word by word in parallel (each word adds its partitions in order)
             n_round = min(P, n_parts - wave)
@@ -642,15 +652,21 @@ def doc_fixed_point(const cnp.int64_t[::1] indptr, const cnp.int32_t[::1] indice
                             fv_lda_add(&sstats[w, 0], &pbuf[t, s_ * K], K)
                             slot[t, w] = -1
                     mark[w] = -1
-        if soft_stats:
+        if soft_stats and not no_mem[0]:
             # word by word, in parallel: the sums the partition buffers would hold, added
             # in partition order (the same operations in the same order)
             with parallel(num_threads=T):
                 acc = <double *>malloc(K * sizeof(double))
+                if acc == NULL:
+                    no_mem[0] = 1
                 for w in prange(V, schedule='dynamic', chunksize=64):
-                    _word_stats(wptr[w], wptr[w + 1], &wdoc[0], &wr[0], &Ed[0, 0], K, acc,
-                                &sstats[w, 0])
+                    if acc != NULL:
+                        _word_stats(wptr[w], wptr[w + 1], &wdoc[0], &wr[0], &Ed[0, 0], K,
+                                    acc, &sstats[w, 0])
                 free(acc)
+    if no_mem[0]:
+        raise MemoryError(f"{fn}: could not allocate a thread's work buffers (the longest "
+                          f"document has {max_n} distinct words, K = {K} topics)")
 
 
 cdef inline void _move(int32_t *wl, int32_t *wc, int32_t *wp, int32_t *ln,

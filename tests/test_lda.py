@@ -1,5 +1,9 @@
 """LatentDirichletAllocation: equality with scikit-learn and with a NumPy oracle,
 monotone objectives, ground-truth recovery, real data, determinism, bad input."""
+import subprocess
+import sys
+import textwrap
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -308,6 +312,36 @@ def test_float32_fit_with_subnormal_topics_restores_the_fp_mode(n_threads):
     # before the flush was added)
     assert np.median(rel) < 1e-3, np.median(rel)
     np.testing.assert_allclose(f32.transform(X[:50]), f64.transform(X[:50]), atol=1e-2)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs /proc and RLIMIT_AS")
+def test_fixed_point_work_buffers_out_of_memory_is_a_memory_error():
+    """A document too long for its thread's work buffers (2 x distinct words x K values
+    each) is a MemoryError naming the sizes, not a NULL dereference: run in a child
+    whose address space is capped 300 MB above what it has mapped."""
+    code = textwrap.dedent("""
+        import resource, numpy as np, scipy.sparse as sp
+        from fastvem._ext import _lda
+        V, K = 20000, 2000
+        eb = np.full((V, K), 1e-4)
+        X = sp.csr_matrix((np.ones(V), (np.zeros(V, dtype=np.int64), np.arange(V))),
+                          shape=(1, V))
+        g, st, tot = np.ones((1, K)), np.zeros((1, K)), np.zeros(3 + K)
+        vm = [l for l in open("/proc/self/status") if l.startswith("VmSize")][0]
+        cap = int(vm.split()[1]) * 1024 + (300 << 20)
+        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+        try:
+            _lda.doc_fixed_point(X.indptr.astype(np.int64), X.indices, X.data, eb,
+                                 np.full(K, 0.1), g, st, tot, 0, 2, 1e-3, False, 0, 2)
+            print("ran")
+        except MemoryError as err:
+            print("MemoryError", err)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.startswith("MemoryError"), out.stdout + out.stderr[-2000:]
+    assert "20000 distinct words" in out.stdout and "K = 2000" in out.stdout
 
 
 def test_transform_score_perplexity_relations(small_corpus):
