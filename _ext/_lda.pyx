@@ -88,11 +88,13 @@ cdef extern from "fv_lda.h" nogil:
                                 float *out, long K, int posterior)
     long fv_lda_sparse_d(const double *GT, const double *c, long n, long K,
                          const double *alpha, const double *psa, const double *lal,
-                         const double *lmax, double *gamma, long max_iter, double tol, double eps, double *vA,
+                         const double *lmax, double *gamma, long max_iter, double tol,
+                         double eps, double *vA,
                          double *r, double *dw, int *act, int *on, int *dl, long *n_active)
     long fv_lda_sparse_f(const float *GT, const float *c, long n, long K,
                          const double *alpha, const double *psa, const double *lal,
-                         const double *lmax, float *gamma, long max_iter, double tol, float eps, float *vA,
+                         const double *lmax, float *gamma, long max_iter, double tol,
+                         float eps, float *vA,
                          float *r, double *dw, int *act, int *on, int *dl, long *n_active)
 
 cdef enum:
@@ -229,8 +231,8 @@ cdef int _one_doc(const int32_t *idx, const floating *cnt, Py_ssize_t n,
     0, topic rows 0); at exit the active topics are ia[0..nact), and G + np K holds
     norm_j + eps over them (for _doc_r_e).  Otherwise nact = -1.
     Workspace: t (3K), G (2 np K + np + 1), rb, cp (np + 1 each), dw (7K), ia (3K);
-    psa[k] = psi(alpha_k), lal[k] = log(alpha_k), lga[k] = lgamma(alpha_k).  Returns the number of inner
-    iterations."""
+    psa[k] = psi(alpha_k), lal[k] = log(alpha_k), lga[k] = lgamma(alpha_k).  Returns the
+    number of inner iterations."""
     cdef Py_ssize_t j, k, it, best
     cdef const floating *row
     cdef floating norm, r, bv, v
@@ -564,8 +566,8 @@ def doc_fixed_point(const cnp.int64_t[::1] indptr, const cnp.int32_t[::1] indice
                             pt[2] += _one_doc(&indices[indptr[d]], &data[indptr[d]],
                                               indptr[d + 1] - indptr[d], &eb[0, 0], &alpha[0],
                                               &gamma[d, 0], K, hard, max_iter, tol, eps,
-                                              e, tt, elog, G, rb, cp, &psa[0], &lal[0], &lga[0], dw,
-                                              ia, &nact, tmp)
+                                              e, tt, elog, G, rb, cp, &psa[0], &lal[0],
+                                              &lga[0], dw, ia, &nact, tmp)
                             _doc_terms(&indices[indptr[d]], &data[indptr[d]],
                                        indptr[d + 1] - indptr[d], &eb[0, 0], &alpha[0],
                                        g0, K, hard, eps, e, elog, tmp + 2, 1)
@@ -595,8 +597,8 @@ def doc_fixed_point(const cnp.int64_t[::1] indptr, const cnp.int32_t[::1] indice
                             pt[2] += _one_doc(&indices[indptr[d]], &data[indptr[d]],
                                               indptr[d + 1] - indptr[d], &eb[0, 0], &alpha[0],
                                               &gamma[d, 0], K, hard, max_iter, tol, eps,
-                                              e, tt, elog, G, rb, cp, &psa[0], &lal[0], &lga[0], dw,
-                                              ia, &nact, pt)
+                                              e, tt, elog, G, rb, cp, &psa[0], &lal[0],
+                                              &lga[0], dw, ia, &nact, pt)
                         for k in range(K):
                             pt[3 + k] += elog[k]
                         if soft_stats:

@@ -477,13 +477,13 @@ FV_LDA_ELOG_EXP(fv_lda_elog_exp_d, double)
 
 /* eA[i] = exp(psi(gA[i]) - ps), i < nA, without the log of psi: with y = x + 6,
  * psi(x) = log y - h(1/y) - Q'(x)/Q(x) (h the asymptotic series of fv_digamma, Q(x) =
- * x(x+1)...(x+5)), so exp(psi(x) - ps) = y exp(-(h + Q'/Q + ps)): one exp and one
- * division per element instead of fv_digamma's three divisions and a log and then
- * an exp.  The sweep needs only e (its drop test compares e R with exp of the
- * threshold); the log-domain values are computed once at exit (fv_expect_log_*).
- * 1/y and Q'/Q share the division: each factor of Q is scaled by 2^-E (y = 2^E u,
- * u in [1, 2); exact) so that u Q 2^-6E stays of order one for any x > 0.  Relative
- * accuracy a few ulp of the argument of exp, as exp(fv_digamma(x) - ps). */
+ * x(x+1)...(x+5)), so exp(psi(x) - ps) = y exp(-(h + Q'/Q + ps)): one exp and two
+ * divisions per element instead of fv_digamma's three divisions and log, then an exp.
+ * The sweep needs only e (its drop test compares e R with exp of the threshold); the
+ * log-domain values are computed once at exit (fv_expect_log_*).  Q(x) would overflow
+ * past x ~ 1e51, so Q'/Q takes x capped at 1e40 (Q'/Q < 1e-39 there; the corpus checks
+ * bound every gamma by 1e40 anyway).  Accuracy: the rounding of the argument of exp,
+ * as exp(fv_digamma(x) - ps) (tests/test_lda.py, against scipy up to x = 1e300). */
 #define FV_LDA_EEXP(NAME, T)                                                              \
 static FV_LDA_WIDE void NAME(const double *__restrict gA, double ps, T *__restrict eA,    \
                              long nA)                                                     \
