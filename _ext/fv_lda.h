@@ -32,6 +32,15 @@ static inline unsigned int fv_fp_flush_subnormals(void)
 #endif
 }
 
+static inline void fv_fp_restore(unsigned int old)
+{
+#if defined(__SSE__)
+    _mm_setcsr(old);
+#else
+    (void)old;
+#endif
+}
+
 /* A buffer on a 64-byte boundary (freed with free): the sweeps load whole 64-byte
  * vectors from the document's topic rows, its counts and r, and at malloc's 16-byte
  * alignment three loads in four straddled two cache lines. */
@@ -42,25 +51,21 @@ static inline void *fv_lda_alloc64(size_t bytes)
     return p;
 }
 
-static inline void fv_fp_restore(unsigned int old)
+/* sum_{i<6} 1/(x+i) = Q'(x)/Q(x) with Q(x) = x(x+1)...(x+5): one division instead of
+ * six (psi(x) = psi(x + 6) minus it). */
+static inline __attribute__((always_inline)) double fv_psi_shift(double x)
 {
-#if defined(__SSE__)
-    _mm_setcsr(old);
-#else
-    (void)old;
-#endif
-}
-
-static inline __attribute__((always_inline)) double fv_digamma(double x)
-{
-    /* psi(x) = psi(x + 6) - sum_{i<6} 1/(x+i), and that sum is Q'(x)/Q(x) with
-     * Q(x) = x(x+1)...(x+5): one division instead of six. */
     double a = x * (x + 5.0), b = (x + 1.0) * (x + 4.0), c = (x + 2.0) * (x + 3.0);
     double da = 2.0 * x + 5.0;                 /* a' = b' = c' */
     double q = a * b * c;
     double dq = da * (b * c + a * c + a * b);
-    double y = x + 6.0;
-    double f = 1.0 / y, f2 = f * f;
+    return dq / q;
+}
+
+/* The asymptotic series of psi(y) - log y + 1/(2y) in f2 = 1/y^2, to y^-14:
+ * psi(y) = log y - f/2 - f2 p(f2), f = 1/y. */
+static inline __attribute__((always_inline)) double fv_psi_poly(double f2)
+{
     double p = 1.0 / 12.0;                     /* B14 / 14 */
     p = 691.0 / 32760.0 - f2 * p;
     p = 1.0 / 132.0 - f2 * p;
@@ -68,7 +73,16 @@ static inline __attribute__((always_inline)) double fv_digamma(double x)
     p = 1.0 / 252.0 - f2 * p;
     p = 1.0 / 120.0 - f2 * p;
     p = 1.0 / 12.0 - f2 * p;
-    return fv_log(y) - 0.5 * f - f2 * p - dq / q;
+    return p;
+}
+
+static inline __attribute__((always_inline)) double fv_digamma(double x)
+{
+    double qq = fv_psi_shift(x);
+    double y = x + 6.0;
+    double f = 1.0 / y, f2 = f * f;
+    double p = fv_psi_poly(f2);
+    return fv_log(y) - 0.5 * f - f2 * p - qq;
 }
 
 static inline double fv_dot_d(const double *a, const double *b, long n)
@@ -492,18 +506,8 @@ static FV_LDA_WIDE void NAME(const double *__restrict gA, double ps, T *__restri
     for (long i = 0; i < nA; i++) {                                                       \
         double x = gA[i], y = x + 6.0;                                                    \
         double xq = x < 1e40 ? x : 1e40;        /* Q'/Q < 1e-39 past it */                \
-        double a = xq * (xq + 5.0), b = (xq + 1.0) * (xq + 4.0);                          \
-        double c = (xq + 2.0) * (xq + 3.0);                                               \
-        double q = a * b * c;                                                             \
-        double dq = (2.0 * xq + 5.0) * (b * c + a * c + a * b);                           \
-        double f = 1.0 / y, qq = dq / q;                                                  \
-        double f2 = f * f, p = 1.0 / 12.0;                                                \
-        p = 691.0 / 32760.0 - f2 * p;                                                     \
-        p = 1.0 / 132.0 - f2 * p;                                                         \
-        p = 1.0 / 240.0 - f2 * p;                                                         \
-        p = 1.0 / 252.0 - f2 * p;                                                         \
-        p = 1.0 / 120.0 - f2 * p;                                                         \
-        p = 1.0 / 12.0 - f2 * p;                                                          \
+        double f = 1.0 / y, qq = fv_psi_shift(xq);                                        \
+        double f2 = f * f, p = fv_psi_poly(f2);                                           \
         eA[i] = (T)(y * fv_exp(-((0.5 * f + f2 * p) + qq + ps)));                         \
     }                                                                                     \
 }
